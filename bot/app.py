@@ -1,0 +1,144 @@
+"""The composition root: builds every part from the settings and owns their lifetimes.
+
+``async with BatonApp(settings) as app: await app.wait_stopped()`` is what ``baton run``,
+``baton sandbox``, the end-to-end tests and the benchmarks all use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+import dingtalk_stream
+
+from bot.bootstrap import bootstrap
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.due import DueRunner
+from bot.faults import Faults
+from bot.outbox import OutboxSender
+from bot.router import Dispatcher, Metrics
+from bot.scheduler import Alarm
+from bot.transport.handlers import CardCallbackHandler, RobotMessageHandler
+from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
+from bot.transport.openapi import OpenApiClient
+from bot.transport.stream import BatonStreamClient
+from handlers import build_router, due_handlers
+from storage import migrate
+from storage.db import Database, open_database
+
+log = logging.getLogger(__name__)
+
+
+class NotConfigured(Exception):
+    """Something the app needs is missing; the message says what to do."""
+
+
+async def prepare_database(db: Database) -> None:
+    """Upgrade an empty database; refuse to run on one that is behind (operators migrate)."""
+    current = await migrate.current_revision(db)
+    head = migrate.head_revision()
+    if current == head:
+        return
+    if current is None:
+        log.info("empty database: creating the schema (revision %s)", head)
+        await migrate.upgrade(db)
+        return
+    raise NotConfigured(
+        f"the database is at revision {current} but this Baton needs {head}: "
+        "run `baton db upgrade` first (take a backup before)"
+    )
+
+
+class BatonApp:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 faults: Faults | None = None, run_scheduler: bool = True) -> None:
+        if not settings.dingtalk.has_credentials:
+            raise NotConfigured(
+                "no DingTalk credentials: set DINGTALK_CLIENT_ID and DINGTALK_CLIENT_SECRET "
+                "(the app's AppKey and AppSecret). To try Baton without DingTalk, run "
+                "`baton sandbox`."
+            )
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.faults = faults or Faults()
+        self.run_scheduler = run_scheduler
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopped = asyncio.Event()
+
+    async def __aenter__(self) -> BatonApp:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        s = self.settings
+        self.db = open_database(s.database.url, busy_timeout_ms=s.database.busy_timeout_ms,
+                                pool_size=s.database.pool_size, echo=s.database.echo)
+        self._stack.push_async_callback(self.db.dispose)
+        await prepare_database(self.db)
+        # One shared HTTP session for every outbound call (trust_env off: no proxy surprises).
+        self.http = await self._stack.enter_async_context(
+            aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=64)))
+        self.client = OpenApiClient(self.http, s.dingtalk)
+        await bootstrap(self.db, s, self.clock, self.client)
+        self.outbox = OutboxSender(self.db, self.client, s.outbox, self.clock)
+        self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
+                             on_commit=self.outbox.wake)
+        self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())
+        self.dispatcher = Dispatcher(self.db, s, self.clock, build_router(),
+                                     on_commit=self.outbox.wake, on_schedule=self.alarm.wake,
+                                     metrics=self.metrics,
+                                     client=self.client, faults=self.faults)
+        self.stream = BatonStreamClient(
+            dingtalk_stream.Credential(s.dingtalk.client_id,
+                                       s.dingtalk.client_secret.get_secret_value()),
+            http=self.http, openapi_endpoint=s.dingtalk.openapi_endpoint,
+            settings=s.dingtalk.stream,
+        )
+        self.stream.register_callback_handler(ROBOT_TOPIC, RobotMessageHandler(self.dispatcher))
+        self.stream.register_callback_handler(CARD_TOPIC, CardCallbackHandler(self.dispatcher))
+        self._stack.push_async_callback(self._shutdown)
+        if self.run_scheduler:
+            self.alarm.start()
+        self._tasks = [
+            asyncio.create_task(self.outbox.run(), name="outbox"),
+            asyncio.create_task(self.stream.start(), name="stream"),
+        ]
+        for t in self._tasks:
+            t.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped: %r", task.get_name(), task.exception())
+            self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        await self.stream.stop()
+        await self.alarm.stop()
+        # The sender drains once more and returns; cancel only what overstays its grace.
+        self.outbox.stop()
+        _done, late = await asyncio.wait(self._tasks, timeout=10)
+        for t in late:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def wait_connected(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self.stream.connected.wait(), timeout)

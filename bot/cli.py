@@ -1,0 +1,203 @@
+"""The ``baton`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _settings(path: str | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as e:
+        print("The configuration has problems:", file=sys.stderr)
+        for p in e.problems:
+            print(f"  - {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _run(settings: Settings) -> int:
+    from bot.app import BatonApp, NotConfigured
+    from bot.logs import setup_logging
+
+    setup_logging(settings.log.level, (settings.dingtalk.client_secret.get_secret_value(),))
+    try:
+        app = BatonApp(settings)
+        async with app:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, app.request_stop)
+            await app.wait_stopped()
+    except NotConfigured as e:
+        print(f"baton: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _db_upgrade(settings: Settings) -> int:
+    from storage import migrate
+    from storage.db import open_database
+
+    db = open_database(settings.database.url)
+    try:
+        before = await migrate.current_revision(db)
+        await migrate.upgrade(db)
+        after = await migrate.current_revision(db)
+    finally:
+        await db.dispose()
+    print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
+    return 0
+
+
+async def _init(settings: Settings, owner: str, admins: list[str]) -> int:
+    from bot.app import prepare_database
+    from bot.bootstrap import set_owner
+    from bot.clock import SystemClock
+    from storage.db import open_database
+
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        done = await set_owner(db, settings.org.corp_id, owner, admins, SystemClock(),
+                               source="cli")
+    finally:
+        await db.dispose()
+    if not done:
+        print("baton: this corp already has an owner; use an owner transfer to change it",
+              file=sys.stderr)
+        return 1
+    print(f"owner set to {owner}" + (f", admins: {', '.join(admins)}" if admins else ""))
+    return 0
+
+
+async def _audit_verify(settings: Settings) -> int:
+    from storage.db import open_database
+
+    db = open_database(settings.database.url)
+    try:
+        async with db.uow() as uow:
+            bad = await uow.audit.verify(settings.org.corp_id)
+    finally:
+        await db.dispose()
+    if bad is None:
+        print("audit chain verified")
+        return 0
+    print(f"audit chain broken at entry #{bad}", file=sys.stderr)
+    return 1
+
+
+async def _backup(settings: Settings, snapshot_id: int | None) -> int:
+    import json
+
+    from storage.db import open_database
+    from storage.snapshots import get_snapshot, list_snapshots
+
+    db = open_database(settings.database.url)
+    try:
+        async with db.uow() as uow:
+            if snapshot_id is None:
+                snaps = await list_snapshots(uow, settings.org.corp_id)
+                if not snaps:
+                    print("no backups yet (one is taken before every owner transfer)")
+                for sn in snaps:
+                    owner = next((m["user_id"] for m in sn.data.get("members", [])
+                                  if m.get("level") == "owner"), "-")
+                    req = f"R-{sn.request_id}" if sn.request_id else "-"
+                    print(f"{sn.id}\t{sn.created_at.isoformat(timespec='seconds')}\t"
+                          f"{sn.reason}\t{req}\towner={owner}\t"
+                          f"{len(sn.data.get('members', []))} members, "
+                          f"{len(sn.data.get('grants', []))} grants")
+                return 0
+            snap = await get_snapshot(uow, snapshot_id)
+            if snap is None or snap.corp_id != settings.org.corp_id:
+                print(f"baton: no backup {snapshot_id}; `baton backup list` shows them",
+                      file=sys.stderr)
+                return 1
+            print(json.dumps({"id": snap.id, "created_at": snap.created_at.isoformat(),
+                              "reason": snap.reason, "request_id": snap.request_id,
+                              **snap.data}, ensure_ascii=False, indent=2))
+            return 0
+    finally:
+        await db.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="baton", description="Baton, the DingTalk handover bot")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="connect to DingTalk and serve (needs credentials)")
+    run.add_argument("--config", "-c")
+    sb = sub.add_parser("sandbox", help="a local DingTalk simulator, demo members and a chat")
+    sb.add_argument("--config", "-c")
+    sb.add_argument("--db", default="baton-sandbox.db", help="SQLite file (default %(default)s)")
+    sb.add_argument("--lang", choices=["zh", "en"], default="zh")
+    sb.add_argument("--script", help="read chat lines from this file instead of the terminal")
+    db = sub.add_parser("db", help="database commands")
+    dbs = db.add_subparsers(dest="dbcmd", required=True)
+    up = dbs.add_parser("upgrade", help="migrate the schema to the newest revision")
+    up.add_argument("--config", "-c")
+    ini = sub.add_parser("init", help="set the first owner (and admins) of an empty store")
+    ini.add_argument("--owner", required=True)
+    ini.add_argument("--admin", action="append", default=[])
+    ini.add_argument("--config", "-c")
+    cfg = sub.add_parser("config", help="configuration commands")
+    cfgs = cfg.add_subparsers(dest="cfgcmd", required=True)
+    chk = cfgs.add_parser("check", help="validate a configuration file")
+    chk.add_argument("file", nargs="?")
+    au = sub.add_parser("audit", help="audit trail commands")
+    aus = au.add_subparsers(dest="auditcmd", required=True)
+    ver = aus.add_parser("verify", help="check the hash chain")
+    ver.add_argument("--config", "-c")
+    bk = sub.add_parser("backup", help="snapshots of the permission state")
+    bks = bk.add_subparsers(dest="backupcmd", required=True)
+    bl = bks.add_parser("list", help="list backups, newest first")
+    bl.add_argument("--config", "-c")
+    bsh = bks.add_parser("show", help="print one backup as JSON")
+    bsh.add_argument("id", type=int)
+    bsh.add_argument("--config", "-c")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cmd == "config":
+        try:
+            s = load_settings(args.file)
+        except ConfigError as e:
+            print(f"{args.file or 'configuration'}: {len(e.problems)} problem(s):")
+            for prob in e.problems:
+                print(f"  - {prob}")
+            return 1
+        warn = [] if s.dingtalk.has_credentials else [
+            "no DingTalk credentials in the environment (DINGTALK_CLIENT_ID / "
+            "DINGTALK_CLIENT_SECRET): `baton run` will refuse to start"]
+        print(f"{args.file or 'configuration'}: OK")
+        for w in warn:
+            print(f"  note: {w}")
+        return 0
+    if args.cmd == "sandbox":
+        from bot.sandbox import run_sandbox
+
+        return asyncio.run(run_sandbox(args))
+    settings = _settings(getattr(args, "config", None))
+    if args.cmd == "run":
+        return asyncio.run(_run(settings))
+    if args.cmd == "db":
+        return asyncio.run(_db_upgrade(settings))
+    if args.cmd == "init":
+        return asyncio.run(_init(settings, args.owner, args.admin))
+    if args.cmd == "backup":
+        return asyncio.run(_backup(settings, getattr(args, "id", None)))
+    if args.cmd == "audit":
+        return asyncio.run(_audit_verify(settings))
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

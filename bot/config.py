@@ -1,0 +1,313 @@
+"""Typed configuration: a YAML file, then ``BATON_`` environment overrides, then secrets.
+
+Order of precedence (highest first): ``BATON_*`` environment variables (``__`` between
+levels, e.g. ``BATON_DATABASE__URL``), the YAML file, the defaults below. The DingTalk
+secrets come only from the environment (``DINGTALK_CLIENT_ID``, ``DINGTALK_CLIENT_SECRET``);
+``DINGTALK_OPENAPI_ENDPOINT`` (the SDK's own variable) moves the new-API host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import time, timedelta
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_OPENAPI = "https://api.dingtalk.com"
+DEFAULT_OAPI = "https://oapi.dingtalk.com"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w|秒|分钟|分|小时|时|天|日|周)\s*$", re.I)
+_UNIT_SECONDS = {
+    "s": 1, "sec": 1, "秒": 1,
+    "m": 60, "min": 60, "分钟": 60, "分": 60,
+    "h": 3600, "小时": 3600, "时": 3600,
+    "d": 86400, "天": 86400, "日": 86400,
+    "w": 604800, "周": 604800,
+}
+
+
+def config_duration(value: Any) -> timedelta:
+    """Parse a configuration duration: ``10s``, ``30m``, ``12h``, ``7d``, ``2w``, ``3天`` or seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    raise ValueError(
+        f"{value!r} is not a duration; write a number and a unit, e.g. 10s, 30m, 12h, 7d, 2w"
+    )
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamSettings(_Section):
+    connect_timeout: float = 10.0
+    """Seconds allowed for the gateway call and the websocket handshake."""
+    watchdog: float = 90.0
+    """Reconnect when nothing at all arrived on the socket for this many seconds."""
+    reconnect_max: float = 30.0
+    """Upper bound of the jittered reconnect backoff after failures."""
+
+
+class DingTalkSettings(_Section):
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    robot_code: str = ""
+    """Defaults to client_id (an internal app's robot code is its AppKey)."""
+    openapi_endpoint: str = DEFAULT_OPENAPI
+    oapi_endpoint: str = DEFAULT_OAPI
+    card_template_id: str = "baton-approval.schema"
+    exclusive_accounts: bool = False
+    request_timeout: float = 5.0
+    max_retries: int = 4
+    stream: StreamSettings = StreamSettings()
+
+    @property
+    def effective_robot_code(self) -> str:
+        return self.robot_code or self.client_id
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.client_id and self.client_secret.get_secret_value())
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///baton.db"
+    busy_timeout_ms: int = 5000
+    pool_size: int = 5
+    echo: bool = False
+
+
+class OrgSettings(_Section):
+    corp_id: str = "default"
+    owner: str | None = None
+    admins: list[str] = Field(default_factory=list)
+    admin_conversations: list[str] = Field(default_factory=list)
+    alert_conversation: str | None = None
+    bootstrap_from_dingtalk: bool = True
+
+
+class LocaleSettings(_Section):
+    default: Literal["zh-CN", "en"] = "zh-CN"
+    follow_user: bool = True
+    """Answer a command in the language its command word was written in."""
+
+    @property
+    def lang(self) -> Literal["zh", "en"]:
+        return "zh" if self.default == "zh-CN" else "en"
+
+
+class LocalizedName(_Section):
+    zh: str
+    en: str
+
+
+class CatalogSettings(_Section):
+    permissions: dict[str, LocalizedName] = Field(default_factory=dict)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    sensitive: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogSettings:
+        problems = []
+        for role, perms in self.roles.items():
+            if role in ("owner", "admin"):
+                problems.append(f"roles.{role}: owner and admin are built in; pick another name")
+            for perm in perms:
+                if not any(fnmatchcase(p, perm) for p in self.permissions):
+                    problems.append(f"roles.{role}: {perm!r} matches no permission in the catalog")
+        for name in self.sensitive:
+            if name not in self.roles and name not in self.permissions:
+                problems.append(f"sensitive: {name!r} is neither a role nor a permission")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class PolicySettings(_Section):
+    approvals_required: int = Field(default=1, ge=1)
+    owner_candidates: Literal["admins", "members"] = "admins"
+    previous_owner: Literal["admin", "member"] = "admin"
+    approval_ttl: timedelta = timedelta(hours=24)
+    remind_every: timedelta = timedelta(hours=4)
+    remind_max: timedelta = timedelta(hours=24)
+    escalate_after: timedelta = timedelta(hours=12)
+    post_transfer_review: timedelta = timedelta(days=7)
+    quiet_hours: str | None = "22:00-08:00"
+    timezone: str = "Asia/Shanghai"
+
+    _dur = field_validator(
+        "approval_ttl", "remind_every", "remind_max", "escalate_after", "post_transfer_review",
+        mode="before",
+    )(config_duration)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            start, end = v.split("-")
+            time.fromisoformat(start.strip())
+            time.fromisoformat(end.strip())
+        except ValueError:
+            raise ValueError(f"{v!r} is not a time range; write it as \"22:00-08:00\"") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a known time zone, e.g. Asia/Shanghai") from None
+        return v
+
+
+class ReviewSettings(_Section):
+    cron: str = "0 9 1 1,4,7,10 *"
+    unreviewed: Literal["keep", "revoke"] = "keep"
+    deadline: timedelta = timedelta(days=14)
+    _dur = field_validator("deadline", mode="before")(config_duration)
+
+
+class SchedulerSettings(_Section):
+    poll_interval: timedelta = timedelta(seconds=30)
+    _dur = field_validator("poll_interval", mode="before")(config_duration)
+
+
+class OutboxSettings(_Section):
+    per_conversation_per_minute: int = Field(default=20, ge=1)
+    max_attempts: int = Field(default=8, ge=1)
+    base_backoff: float = 1.0
+    max_backoff: float = 300.0
+
+
+class LogSettings(_Section):
+    level: str = "INFO"
+    json_format: bool = False
+
+
+class Settings(BaseSettings):
+    """All of Baton's configuration. Build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BATON_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    dingtalk: DingTalkSettings = DingTalkSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    org: OrgSettings = OrgSettings()
+    locale: LocaleSettings = LocaleSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    policy: PolicySettings = PolicySettings()
+    review: ReviewSettings = ReviewSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then what load_settings passed in (the YAML file).
+        return (env_settings, init_settings)
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``str(err)`` lists every problem in plain words."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _describe(err: ValidationError) -> list[str]:
+    out = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "is not a known setting (check the spelling against config.example.yaml)"
+        out.append(f"{where}: {msg}")
+    return out
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read ``path`` (YAML) and the environment; raise :class:`ConfigError` on any problem."""
+    environ = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError([f"{p}: no such file"])
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError([f"{p}: not valid YAML: {e}"]) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError([f"{p}: the top level must be a mapping of sections"])
+        data = loaded or {}
+    ding = dict(data.get("dingtalk") or {})
+    if "client_secret" in ding or "client_id" in ding:
+        raise ConfigError([
+            "dingtalk.client_id / client_secret: secrets are read only from the environment "
+            "(DINGTALK_CLIENT_ID, DINGTALK_CLIENT_SECRET); remove them from the file"
+        ])
+    if environ.get("DINGTALK_CLIENT_ID"):
+        ding["client_id"] = environ["DINGTALK_CLIENT_ID"]
+    if environ.get("DINGTALK_CLIENT_SECRET"):
+        ding["client_secret"] = environ["DINGTALK_CLIENT_SECRET"]
+    if environ.get("DINGTALK_OPENAPI_ENDPOINT"):
+        ding["openapi_endpoint"] = environ["DINGTALK_OPENAPI_ENDPOINT"]
+    if ding:
+        data["dingtalk"] = ding
+    sections = {name.upper() for name in Settings.model_fields}
+    stray = sorted(k for k in environ if k.upper().startswith("BATON_") and "__" in k
+                   and k.upper()[6:].split("__", 1)[0] not in sections)
+    if stray:
+        known = ", ".join(sorted(x.lower() for x in sections))
+        raise ConfigError([f"{k[6:].split('__', 1)[0].lower()} (from {k}): no such section; "
+                           f"known sections: {known}" for k in stray])
+    saved = None
+    if env is not None:  # let tests pass an explicit environment
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)

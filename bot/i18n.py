@@ -1,0 +1,231 @@
+"""Every user-visible string outside the command grammar, per language.
+
+(The grammar's own usage lines and parse errors live in ``bot/commands/texts.py``.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Lang = Literal["zh", "en"]
+
+MESSAGES: dict[str, dict[Lang, str]] = {
+    "not_available": {
+        "zh": "「{command}」还未开放，敬请期待。发送 `帮助` 查看现在可用的命令。",
+        "en": "“{command}” is not available yet. Send `help` to see what works today.",
+    },
+    "internal_error": {
+        "zh": "抱歉，处理时出了内部错误，未做任何更改。请稍后重试；"
+              "如需排查，请把事件编号 {event_id} 告诉管理员。",
+        "en": "Sorry, something went wrong inside Baton and nothing was changed. Please try "
+              "again later; if it persists, give your operator the event id {event_id}.",
+    },
+    "mention_unresolved": {
+        "zh": "无法识别你 @ 的第 {n} 个人：他/她不是本企业的成员。Baton 只能处理本企业成员。",
+        "en": "I can't tell who your mention number {n} is: that person is not a member of "
+              "this company. Baton works only with the company's members.",
+    },
+    "admin_conversation_only": {
+        "zh": "管理命令只能在指定的管理群或与我的单聊中使用。",
+        "en": "Admin commands are accepted only in the designated admin groups or in a "
+              "one-to-one chat with me.",
+    },
+    "whoami_title": {"zh": "我的权限", "en": "My permissions"},
+    "whoami_level": {"zh": "**{name}**（{user_id}）：{level}", "en": "**{name}** ({user_id}): {level}"},
+    "level_owner": {"zh": "主管理员", "en": "owner (main administrator)"},
+    "level_admin": {"zh": "子管理员", "en": "admin"},
+    "level_member": {"zh": "成员", "en": "member"},
+    "whoami_role": {"zh": "业务角色：{role}", "en": "Business role: {role}"},
+    "whoami_no_role": {"zh": "业务角色：无", "en": "Business role: none"},
+    "whoami_perms": {"zh": "权限：", "en": "Permissions:"},
+    "whoami_no_perms": {"zh": "暂无业务权限。", "en": "No business permissions."},
+    "whoami_perm_line": {
+        "zh": "- {perm}（来源：{source}{expiry}）", "en": "- {perm} (from {source}{expiry})",
+    },
+    "source_role": {"zh": "角色 {name}", "en": "role {name}"},
+    "source_grant": {"zh": "授权", "en": "a grant"},
+    "source_template": {"zh": "模板 {name}", "en": "template {name}"},
+    "source_admin": {"zh": "管理员身份", "en": "admin status"},
+    "expires": {"zh": "，{at} 到期", "en": ", expires {at}"},
+    "admins_title": {"zh": "管理员", "en": "Administrators"},
+    "admins_owner": {"zh": "主管理员：{who}", "en": "Owner: {who}"},
+    "admins_none_owner": {
+        "zh": "主管理员：尚未设置（运维可运行 `baton init --owner <userId>`）",
+        "en": "Owner: not set yet (an operator can run `baton init --owner <userId>`)",
+    },
+    "admins_admins": {"zh": "子管理员：{who}", "en": "Admins: {who}"},
+    "admins_no_admins": {"zh": "子管理员：无", "en": "Admins: none"},
+    "list_sep": {"zh": "、", "en": ", "},
+    # ---- requests and cards -------------------------------------------------------------
+    "kind_owner_transfer": {"zh": "主管理员转让", "en": "Owner transfer"},
+    "card_title_owner_transfer": {"zh": "主管理员转让 {id}", "en": "Owner transfer {id}"},
+    "card_body_owner_transfer": {
+        "zh": "{requester} 申请将主管理员转让给 **{target}**。需要现任主管理员同意，并由 {target} 接受。",
+        "en": "{requester} asks to transfer the main administrator role to **{target}**. "
+              "The current owner must approve and {target} must accept.",
+    },
+    "card_reason": {"zh": "理由：{reason}", "en": "Reason: {reason}"},
+    "card_progress": {"zh": "{have}/{need} 已同意：{who}", "en": "{have}/{need} agreed: {who}"},
+    "card_progress_none": {"zh": "{have}/{need} 已同意", "en": "{have}/{need} agreed"},
+    "card_waiting": {"zh": "等待：{who}", "en": "Waiting for: {who}"},
+    "card_decided": {"zh": "已由 {who} 于 {at} 处理", "en": "decided by {who} at {at}"},
+    "card_expires": {"zh": "{at} 前有效", "en": "open until {at}"},
+    "state_pending": {"zh": "待审批", "en": "Pending"},
+    "state_approved": {"zh": "已同意", "en": "Approved"},
+    "state_applied": {"zh": "已生效", "en": "Applied"},
+    "state_rejected": {"zh": "已拒绝", "en": "Rejected"},
+    "state_expired": {"zh": "已过期", "en": "Expired"},
+    "state_cancelled": {"zh": "已取消", "en": "Cancelled"},
+    "state_failed": {"zh": "执行失败", "en": "Failed"},
+    "action_approve": {"zh": "同意", "en": "approved"},
+    "action_reject": {"zh": "拒绝", "en": "rejected"},
+    "action_accept": {"zh": "接受", "en": "accepted"},
+    "action_decline": {"zh": "谢绝", "en": "declined"},
+    "click_ok_approve": {"zh": "已记录：你同意了。", "en": "Recorded: you approved."},
+    "click_ok_reject": {"zh": "已记录：你拒绝了。", "en": "Recorded: you rejected."},
+    "click_ok_accept": {"zh": "已记录：你接受了。", "en": "Recorded: you accepted."},
+    "click_ok_decline": {"zh": "已记录：你谢绝了。", "en": "Recorded: you declined."},
+    "click_unknown_card": {
+        "zh": "这张卡片已不再有效，操作未生效。", "en": "This card is no longer active; nothing was changed.",
+    },
+    "refuse_decided_by": {
+        "zh": "此申请已由 {who} 于 {at} 处理（{state}），你的操作未生效。",
+        "en": "This request was already decided by {who} at {at} ({state}); nothing was changed.",
+    },
+    "refuse_decided": {
+        "zh": "此申请已结束（{state}），你的操作未生效。",
+        "en": "This request is already closed ({state}); nothing was changed.",
+    },
+    "refuse_not_a_decider": {
+        "zh": "只有 {who} 本人可以做此操作，你的点击未生效。",
+        "en": "Only {who} can do this; your click changed nothing.",
+    },
+    "refuse_own_request": {
+        "zh": "不能审批自己发起的申请，你的点击未生效。",
+        "en": "You cannot approve your own request; your click changed nothing.",
+    },
+    "refuse_already_voted": {
+        "zh": "你已经{action}过了，每人只能表态一次。",
+        "en": "You already {action}; each person decides once.",
+    },
+    "refuse_already_implied": {
+        "zh": "申请由你发起，你的同意已自动计入。",
+        "en": "You started this request, so your approval is already counted.",
+    },
+    "refuse_expired": {"zh": "此申请已过期，操作未生效。", "en": "This request has expired; nothing was changed."},
+    "refuse_unknown_action": {"zh": "未知的按钮「{action}」。", "en": "Unknown button “{action}”."},
+    "refuse_wrong_button": {"zh": "这个申请没有「{action}」按钮。", "en": "This request has no “{action}” button."},
+    "refuse_not_now": {"zh": "此申请正在处理中（{state}）。", "en": "This request is being processed ({state})."},
+    "refuse_not_expired": {"zh": "尚未过期。", "en": "Not expired yet."},
+    "remind_title": {"zh": "待审批提醒", "en": "Waiting for your decision"},
+    "remind_deciders": {
+        "zh": "提醒：申请 {id} 仍在等待 {who} 处理，{expires} 前有效。",
+        "en": "Reminder: request {id} is still waiting for {who}; it is open until {expires}.",
+    },
+    "pending_none": {"zh": "没有需要你处理或你发起的待审批申请。", "en": "No open requests for you to decide or that you made."},
+    "pending_title": {"zh": "待审批", "en": "Open requests"},
+    "pending_line": {
+        "zh": "- {id} {kind}：{requester} → {target}，{expires} 前有效（{role}）",
+        "en": "- {id} {kind}: {requester} → {target}, open until {expires} ({role})",
+    },
+    "pending_yours_to_decide": {"zh": "待你处理", "en": "yours to decide"},
+    "pending_you_asked": {"zh": "你发起的", "en": "you asked"},
+    "cancel_unknown": {
+        "zh": "找不到申请 {id}。发送 `待审批` 查看你的申请。",
+        "en": "There is no request {id}. Send `pending` to see yours.",
+    },
+    "cancel_not_allowed": {
+        "zh": "只有申请人或主管理员可以取消 {id}。",
+        "en": "Only the requester or the owner can cancel {id}.",
+    },
+    "cancel_not_open": {"zh": "{id} 已结束（{state}），无法取消。", "en": "{id} is already closed ({state}); nothing to cancel."},
+    "cancel_done": {"zh": "已取消 {id}。", "en": "{id} is cancelled."},
+    # ---- owner transfer -----------------------------------------------------------------
+    "transfer_directory_unavailable": {
+        "zh": "暂时无法向钉钉通讯录核实对方身份，未做任何更改，请稍后重试。",
+        "en": "I can't check the person against DingTalk's directory right now; nothing was "
+              "changed. Please try again later.",
+    },
+    "transfer_no_owner": {
+        "zh": "Baton 还不知道谁是主管理员，无法转让。请运维执行 `baton init --owner <userId>`。",
+        "en": "Baton does not know the owner yet, so nothing can be transferred. An operator "
+              "can run `baton init --owner <userId>`.",
+    },
+    "transfer_no_authority": {
+        "zh": "只有主管理员，或拥有 owner.transfer 权限的管理员，才能发起主管理员转让。",
+        "en": "Only the owner, or an admin holding owner.transfer, can start an owner transfer.",
+    },
+    "transfer_target_unknown": {
+        "zh": "钉钉通讯录里没有 {target} 这个成员，只能转让给本企业成员。",
+        "en": "DingTalk's directory has no member {target}; the owner role can only go to a "
+              "member of this company.",
+    },
+    "transfer_target_inactive": {
+        "zh": "{target} 尚未激活钉钉账号（或已停用），不能成为主管理员。",
+        "en": "{target} has not activated a DingTalk account (or it is disabled) and cannot "
+              "become the owner.",
+    },
+    "transfer_target_is_owner": {"zh": "{target} 已经是主管理员了。", "en": "{target} is already the owner."},
+    "transfer_target_not_eligible": {
+        "zh": "按本企业的策略，只有现任子管理员可以成为主管理员；{target} 不是管理员。"
+              "可先 `添加管理员`，或让运维将 policy.owner_candidates 设为 members。",
+        "en": "By this company's policy only a current admin can become the owner, and "
+              "{target} is not one. Add them as an admin first, or ask an operator to set "
+              "policy.owner_candidates to members.",
+    },
+    "transfer_transfer_open": {
+        "zh": "已经有一个进行中的主管理员转让 {id}，请先完成或取消它。",
+        "en": "An owner transfer is already open ({id}); finish or cancel it first.",
+    },
+    "transfer_created": {
+        "zh": "已创建申请 {id}，等待 {who} 在卡片上确认。",
+        "en": "Request {id} created; waiting for {who} to decide on the card.",
+    },
+    "transfer_rejected": {"zh": "主管理员转让 {id} 被拒绝，未做任何更改。", "en": "Owner transfer {id} was rejected; nothing changed."},
+    "transfer_expired": {"zh": "主管理员转让 {id} 已过期，未做任何更改。", "en": "Owner transfer {id} expired; nothing changed."},
+    "transfer_cancelled": {"zh": "主管理员转让 {id} 已取消，未做任何更改。", "en": "Owner transfer {id} was cancelled; nothing changed."},
+    "transfer_failed": {
+        "zh": "主管理员转让 {id} 执行失败，已回滚，主管理员未变。请查看日志后重新发起。",
+        "en": "Owner transfer {id} failed while applying and was rolled back; the owner is "
+              "unchanged. Check the logs, then start it again.",
+    },
+    "transfer_duties_title": {"zh": "主管理员职责", "en": "Owner duties"},
+    "transfer_duties": {
+        "zh": "{name}，你现在是主管理员（{id}）。请完成：\n\n"
+              "1. 在钉钉管理后台完成主管理员转让（原主管理员会收到操作步骤）\n"
+              "2. 发送 `管理员` 核对管理员名单，移除不再需要的管理员\n"
+              "3. 轮换应用密钥（AppSecret）和其他共享凭据\n"
+              "4. 检查敏感权限的授予情况\n\n{review} 天后我会提醒你做一次权限复核。",
+        "en": "{name}, you are now the owner ({id}). Please:\n\n"
+              "1. Finish the main-administrator transfer in DingTalk's admin console (the "
+              "previous owner gets the steps)\n"
+              "2. Send `admins` and remove admins who no longer need the role\n"
+              "3. Rotate the app secret (AppSecret) and other shared credentials\n"
+              "4. Review who holds sensitive permissions\n\n"
+              "I will remind you to review access in {review} days.",
+    },
+    "console_title": {"zh": "完成钉钉主管理员转让 {id}", "en": "Finish the DingTalk transfer {id}"},
+    "console_steps": {
+        "zh": "请在钉钉管理后台完成：管理后台 → 设置 → 主管理员 → 转让，选择 {target}，"
+              "双方完成身份验证。完成后点击「完成」，我会核实。",
+        "en": "In DingTalk's admin console: Settings → Main administrator → Transfer, pick "
+              "{target}; both of you verify your identity. Then press “Done” and I will check.",
+    },
+    "console_checking": {"zh": "好的，我这就去钉钉核实。", "en": "Thanks, checking with DingTalk now."},
+    "verify_ok": {"zh": "钉钉已显示 {name} 为主管理员，转让 {id} 全部完成。", "en": "DingTalk now shows {name} as the main administrator; transfer {id} is complete."},
+    "verify_pending": {
+        "zh": "钉钉仍未显示 {name} 为主管理员（{id}）。请在管理后台完成转让。",
+        "en": "DingTalk does not show {name} as the main administrator yet ({id}). Please "
+              "finish the transfer in the admin console.",
+    },
+    "transfer_review_due": {
+        "zh": "主管理员转让 {id} 已满复核期：请核对管理员名单、轮换凭据、检查敏感权限。",
+        "en": "It's time to review after owner transfer {id}: check the admin list, rotate "
+              "credentials, and review sensitive permissions.",
+    },
+}
+
+
+def t(key: str, lang: Lang, **params: Any) -> str:
+    text = MESSAGES[key][lang]
+    return text.format(**params) if params else text

@@ -1,0 +1,188 @@
+"""The outbox sender: sends what committed transactions wrote, never loses it.
+
+Rows are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), sent, then marked
+sent. A failure is retried with jittered exponential backoff; after ``max_attempts`` the row
+is FAILED and logged as an operator alert, never silently dropped. Messages to one
+conversation respect ``per_conversation_per_minute``: over the budget a row waits (queued,
+not dropped). A restart resumes whatever is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from bot.clock import Clock
+from bot.config import OutboxSettings
+from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
+from storage.db import Database
+from storage.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KINDS = {"reply", "card"}
+
+
+class OutboxSender:
+    def __init__(self, db: Database, client: OpenApiClient, settings: OutboxSettings,
+                 clock: Clock, *, batch: int = 50, lease: timedelta = timedelta(seconds=60),
+                 idle_poll: float = 5.0, rng: random.Random | None = None) -> None:
+        self._db, self._client, self._s, self._clock = db, client, settings, clock
+        self._batch, self._lease, self._idle = batch, lease, idle_poll
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.sent = 0
+        self.failed = 0
+        self.deferred = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send until :meth:`stop`; after a stop, one last drain, then return."""
+        while True:
+            self._wake.clear()
+            try:
+                n = await self.drain_once()
+            except Exception:
+                log.exception("outbox drain failed; will retry")
+                n = 0
+            if self._stopping:
+                return
+            if n >= self._batch:
+                continue
+            timeout = self._idle
+            try:
+                async with self._db.uow() as uow:
+                    nxt = await uow.outbox.next_due_at()
+            except Exception:
+                nxt = None
+            if nxt is not None:
+                timeout = min(timeout, max(0.0, (nxt - self._clock.now()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        now = self._clock.now()
+        async with self._db.uow() as uow:
+            rows = list(await uow.outbox.claim_due(now, self._lease, self._batch))
+            await uow.commit()
+        if not rows:
+            return 0
+        by_conv: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for r in rows:
+            by_conv[r.conversation_key].append(r)
+        await asyncio.gather(*(self._send_conversation(k, v) for k, v in by_conv.items()))
+        return len(rows)
+
+    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage]) -> None:
+        now = self._clock.now()
+        window = timedelta(minutes=1)
+        async with self._db.uow() as uow:
+            recent = list(await uow.outbox.sent_since(key, now - window))
+        sent: list[int] = []
+        for row in rows:
+            counts = row.kind in MESSAGE_KINDS and not (
+                row.kind == "card" and row.payload.get("op") == "update")
+            now = self._clock.now()
+            recent = [t for t in recent if t > now - window]
+            if counts and len(recent) >= self._s.per_conversation_per_minute:
+                at = recent[0] + window
+                self.deferred += 1
+                async with self._db.uow() as uow:
+                    await uow.outbox.reschedule(row.id, at, error=None, count_attempt=False)
+                    await uow.commit()
+                continue
+            if await self._send_row(row):
+                sent.append(row.id)
+                if counts:
+                    recent.append(self._clock.now())
+        if sent:
+            # One transaction marks the conversation's batch sent (a crash before it means
+            # a resend, never a loss).
+            async with self._db.uow() as uow:
+                await uow.outbox.mark_sent(sent, self._clock.now())
+                await uow.commit()
+            self.sent += len(sent)
+
+    async def _send_row(self, row: OutboxMessage) -> bool:
+        try:
+            await self._deliver(row)
+        except DingTalkError as e:
+            await self._failed(row, f"{type(e).__name__}: {e.code} {e.message}", e.retry_after)
+            return False
+        except Exception as e:  # a bug in rendering or sending: keep the row, say so loudly
+            log.exception("outbox row %s could not be sent", row.id)
+            await self._failed(row, f"{type(e).__name__}: {e}", None)
+            return False
+        return True
+
+    async def _failed(self, row: OutboxMessage, error: str, retry_after: float | None) -> None:
+        attempts = row.attempts + 1
+        async with self._db.uow() as uow:
+            if attempts >= self._s.max_attempts:
+                await uow.outbox.mark_failed(row.id, error)
+                self.failed += 1
+                log.error("OPERATOR ALERT: outbox row %s (%s to %s) failed after %d attempts: %s",
+                          row.id, row.kind, row.conversation_key, attempts, error)
+            else:
+                delay = min(self._s.max_backoff, self._s.base_backoff * 2 ** (attempts - 1))
+                delay *= 0.5 + self._rng.random()
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                await uow.outbox.reschedule(row.id, self._clock.now() + timedelta(seconds=delay),
+                                            error=error, count_attempt=True)
+                log.warning("outbox row %s not sent (%s); retry in %.1fs", row.id, error, delay)
+            await uow.commit()
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        p = row.payload
+        if row.kind == "reply":
+            await self._send_reply(row, p)
+        elif row.kind == "card":
+            if p["op"] == "create":
+                await self._client.create_and_deliver_card(p["body"])
+            else:
+                body = p["body"]
+                await self._client.update_card(p["out_track_id"], body.get("params", {}),
+                                               body.get("private"))
+        else:
+            raise ValueError(f"unknown outbox kind {row.kind!r}")
+
+    async def _send_reply(self, row: OutboxMessage, p: dict[str, Any]) -> None:
+        markdown = p.get("format") == "markdown"
+        webhook = row.session_webhook
+        alive = row.webhook_expires_at is None or row.webhook_expires_at > self._clock.now()
+        if webhook and alive:
+            body: dict[str, Any]
+            if markdown:
+                body = {"msgtype": "markdown", "markdown": {"title": p["title"], "text": p["text"]}}
+            else:
+                body = {"msgtype": "text", "text": {"content": p["text"]}}
+            if p.get("at"):
+                body["at"] = {"atUserIds": list(p["at"]), "isAtAll": False}
+            try:
+                await self._client.send_webhook(webhook, body)
+                return
+            except SessionExpired:
+                log.info("session webhook expired for row %s; using the robot API", row.id)
+        key = "sampleMarkdown" if markdown else "sampleText"
+        param = {"title": p["title"], "text": p["text"]} if markdown else {"content": p["text"]}
+        if p["is_group"]:
+            await self._client.group_send(p["conversation_id"], key, param)
+        else:
+            res = await self._client.oto_send([p["user_id"]], key, param)
+            if p["user_id"] in (res.get("flowControlledStaffIdList") or []):
+                raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
+                                     "throttled by DingTalk", retry_after=60.0)

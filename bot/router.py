@@ -1,0 +1,178 @@
+"""The dispatcher: one inbound message or card click, one transaction, exactly once.
+
+For each robot message: inside one database transaction, record its id (a redelivery finds
+it and changes nothing), parse, check who may run it, call the handler inside a savepoint,
+write replies and audit entries to the outbox/audit tables, commit. Only then does the
+transport ack the frame. This is also the one error boundary: a :class:`UserError` or a
+parse error is answered with its message (and the handler's partial work rolled back);
+anything else is logged with an event id that the user is shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from bot.clock import Clock
+from bot.commands import Parsed, ParseError, UserRef, parse
+from bot.config import Settings
+from bot.faults import Faults
+from bot.i18n import Lang, t
+from bot.transport.inbound import CardAction, IncomingMessage
+from bot.transport.openapi import OpenApiClient
+from handlers.base import CommandRouter, Context, UserError
+from handlers.requests import Env, click
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
+
+
+class Metrics:
+    """Counters the operations endpoint exposes."""
+
+    def __init__(self) -> None:
+        self.commands: dict[tuple[str, str], int] = {}
+        self.duplicates = 0
+
+    def count(self, command: str, result: str) -> None:
+        k = (command, result)
+        self.commands[k] = self.commands.get(k, 0) + 1
+
+
+def _user_refs(cmd: Any) -> list[UserRef]:
+    refs: list[UserRef] = []
+    for f in dataclasses.fields(cmd):
+        v = getattr(cmd, f.name)
+        if isinstance(v, UserRef):
+            refs.append(v)
+        elif isinstance(v, tuple):
+            refs += [x for x in v if isinstance(x, UserRef)]
+    return refs
+
+
+class Dispatcher:
+    def __init__(self, db: Database, settings: Settings, clock: Clock, router: CommandRouter,
+                 *, on_commit: Callable[[], None] = lambda: None,
+                 on_schedule: Callable[[], None] = lambda: None,
+                 metrics: Metrics | None = None, client: OpenApiClient | None = None,
+                 faults: Faults | None = None) -> None:
+        self.db, self.settings, self.clock, self.router = db, settings, clock, router
+        self.on_commit = on_commit
+        self.on_schedule = on_schedule
+        self.metrics = metrics or Metrics()
+        self.client = client
+        self.faults = faults or Faults()
+
+    def _lang(self, parsed_lang: Lang | None) -> Lang:
+        loc = self.settings.locale
+        if loc.follow_user and parsed_lang is not None:
+            return parsed_lang
+        return loc.lang
+
+    def _admin_conversation_ok(self, msg: IncomingMessage) -> bool:
+        allowed = self.settings.org.admin_conversations
+        return not msg.is_group or not allowed or msg.conversation_id in allowed
+
+    async def _prepare(self, parsed: Parsed) -> Any:
+        """Run a command's I/O (directory lookups) before its transaction opens."""
+        route = self.router.routes.get(type(parsed.command))
+        if route is None or route.prepare is None:
+            return None
+        try:
+            return await route.prepare(parsed.command, self.client)
+        except Exception:
+            log.exception("preparing %s failed", type(parsed.command).command_name)
+            return {"error": "prepare_failed"}
+
+    async def handle_robot_message(self, msg: IncomingMessage) -> None:
+        # Parse once, outside the transaction (pure); the result or error is used inside.
+        parsed: Parsed | None = None
+        error: ParseError | None = None
+        prepared: Any = None
+        if not msg.from_robot:
+            try:
+                # Text past the cap is cut so the parser refuses it as too long, cheaply.
+                parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
+            except ParseError as e:
+                error = e
+        if parsed is not None:
+            prepared = await self._prepare(parsed)
+        now = self.clock.now()
+        async with self.db.uow() as uow:
+            if not await uow.processed.claim(msg.dedupe_key, "robot", now):
+                self.metrics.duplicates += 1
+                log.info("message %s already handled; acking the redelivery", msg.dedupe_key)
+                return
+            if msg.from_robot:
+                await uow.commit()
+                return
+            sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
+                                              name=msg.sender_nick or None)
+            if error is not None:
+                lang = self._lang(error.lang)
+                ctx = Context(uow, self.settings, now, lang, msg, sender)
+                await ctx.reply(error.render(lang), markdown=True)
+                self.metrics.count("parse_error", error.code)
+            elif parsed is not None:
+                await self._run(parsed, Context(uow, self.settings, now,
+                                                self._lang(parsed.lang), msg, sender,
+                                                self.faults, prepared))
+            self._after(uow)
+            await uow.commit()
+
+    def _after(self, uow: Any) -> None:
+        uow.after_commit(self.on_commit)
+        if uow.due.touched:
+            uow.after_commit(self.on_schedule)
+
+    async def _run(self, parsed: Parsed, ctx: Context) -> None:
+        cmd = parsed.command
+        name = type(cmd).command_name
+        route = self.router.routes.get(type(cmd))
+        try:
+            for i, ref in enumerate(_user_refs(cmd), 1):
+                if not ref.user_id:
+                    raise UserError("mention_unresolved", n=i)
+            if route is None:
+                raise UserError("not_available", command=name)
+            if route.admin_only and not self._admin_conversation_ok(ctx.message):
+                raise UserError("admin_conversation_only")
+            async with ctx.uow.session.begin_nested():
+                await route.handler(cmd, ctx)
+            self.metrics.count(name, "ok")
+        except UserError as e:
+            self.metrics.count(name, "refused")
+            await ctx.reply(e.render(ctx.lang))
+            if e.audit_action:
+                await ctx.audit(e.audit_action, "refused", after={"reason": e.key, **{
+                    k: str(v) for k, v in e.params.items()}})
+        except DBAPIError:
+            raise  # the store is in trouble: no ack, the transport lets it be redelivered
+        except Exception:
+            event_id = uuid.uuid4().hex[:12]
+            log.exception("command %s failed (event %s, message %s, conversation %s)",
+                          name, event_id, ctx.message.message_id, ctx.message.conversation_id)
+            self.metrics.count(name, "error")
+            await ctx.reply(t("internal_error", ctx.lang, event_id=event_id))
+
+    async def handle_card_action(self, action: CardAction) -> dict[str, Any]:
+        """Judge a click by the clicker's userId and the stored request; return the ack body."""
+        now = self.clock.now()
+        async with self.db.uow() as uow:
+            if not await uow.processed.claim(action.dedupe_key, "card", now):
+                self.metrics.duplicates += 1
+                return {}
+            await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
+            env = Env(uow, self.settings, now, self.faults, action.message_id)
+            async with uow.session.begin_nested():
+                response = await click(action, env)
+            self._after(uow)
+            await uow.commit()
+        return response

@@ -1,0 +1,26 @@
+"""Command handlers, one module per command family, included in order by build_router()."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from handlers.base import CommandRouter
+
+if TYPE_CHECKING:
+    from bot.due import DueHandler
+
+
+def build_router() -> CommandRouter:
+    from handlers import approvals, info, transfer
+
+    root = CommandRouter()
+    root.include(info.router)
+    root.include(transfer.router)
+    root.include(approvals.router)
+    return root
+
+
+def due_handlers() -> dict[str, DueHandler]:
+    from handlers import approvals, transfer
+
+    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS}

@@ -1,0 +1,61 @@
+"""Commands and due work shared by every request kind: pending, cancel, expiry, reminders."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.cards import local
+from bot.commands import Cancel, Pending
+from bot.due import DueContext
+from bot.i18n import t
+from handlers.base import CommandRouter, Context, UserError
+from handlers.requests import cancel, expire, open_requests_for, remind
+
+router = CommandRouter()
+
+
+@router.command(Pending)
+async def pending(cmd: Pending, ctx: Context) -> None:
+    env = ctx.env()
+    rows = await open_requests_for(env, ctx.sender.user_id)
+    if not rows:
+        await ctx.reply(ctx.t("pending_none"))
+        return
+    names = await env.names(*{r.requester_id for r, _ in rows}, *{r.target_id or "" for r, _ in rows})
+    lines = [f"### {ctx.t('pending_title')}"]
+    for req, mine_to_decide in rows:
+        lines.append(ctx.t(
+            "pending_line", id=req.public_id, kind=t(f"kind_{req.kind}", ctx.lang),
+            requester=names.get(req.requester_id, req.requester_id),
+            target=names.get(req.target_id or "", req.target_id or ""),
+            expires=local(req.expires_at, ctx.settings.policy.timezone),
+            role=ctx.t("pending_yours_to_decide" if mine_to_decide else "pending_you_asked")))
+    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("pending_title"))
+
+
+@router.command(Cancel)
+async def cancel_request(cmd: Cancel, ctx: Context) -> None:
+    m = re.fullmatch(r"R-(\d+)", cmd.request_id)
+    req = await ctx.uow.requests.find(int(m.group(1)), for_update=True) if m else None
+    if req is None or req.corp_id != ctx.corp_id:
+        raise UserError("cancel_unknown", id=cmd.request_id)
+    owner = await ctx.uow.members.owner_of(ctx.corp_id)
+    if ctx.sender.user_id not in (req.requester_id, owner.user_id if owner else None):
+        raise UserError("cancel_not_allowed", id=req.public_id,
+                        audit_action=f"{req.kind}.cancel_refused")
+    await cancel(req, ctx.env(), ctx.sender.user_id)
+    await ctx.reply(ctx.t("cancel_done", id=req.public_id))
+
+
+async def due_expire(payload: dict[str, Any], dctx: DueContext) -> None:
+    async with dctx.transaction() as env:
+        await expire(int(payload["request_id"]), env)
+
+
+async def due_remind(payload: dict[str, Any], dctx: DueContext) -> None:
+    async with dctx.transaction() as env:
+        await remind(int(payload["request_id"]), env, int(payload.get("n", 1)))
+
+
+DUE_HANDLERS = {"request_expire": due_expire, "request_remind": due_remind}

@@ -1,0 +1,131 @@
+"""What every handler gets: a typed context, a user-facing error, and a router to register on."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bot.config import Settings
+from bot.faults import Faults
+from bot.i18n import Lang, t
+from bot.outbound import CardSpec, Reply
+from bot.transport.inbound import IncomingMessage
+from storage.db import UnitOfWork
+from storage.models import ADMIN, OWNER, Member
+
+if TYPE_CHECKING:
+    from bot.transport.openapi import OpenApiClient
+    from handlers.requests import Env
+
+
+class UserError(Exception):
+    """A refusal the user is told about; nothing the handler did is kept.
+
+    ``audit_action`` set: the refusal is written to the audit trail.
+    """
+
+    def __init__(self, key: str, *, audit_action: str | None = None, **params: Any) -> None:
+        super().__init__(key)
+        self.key, self.params, self.audit_action = key, params, audit_action
+
+    def render(self, lang: Lang) -> str:
+        return t(self.key, lang, **self.params)
+
+
+@dataclass
+class Context:
+    uow: UnitOfWork
+    settings: Settings
+    now: datetime
+    lang: Lang
+    message: IncomingMessage
+    sender: Member
+    faults: Faults = field(default_factory=Faults)
+    prepared: Any = None
+
+    def env(self) -> Env:
+        """The request machinery's view of this context (notices in the user's language)."""
+        from handlers.requests import Env
+
+        return Env(self.uow, self.settings, self.now, self.faults, self.message.message_id,
+                   self.lang)
+
+    @property
+    def corp_id(self) -> str:
+        return self.settings.org.corp_id
+
+    @property
+    def is_admin(self) -> bool:
+        return self.sender.level in (OWNER, ADMIN)
+
+    def t(self, key: str, **params: Any) -> str:
+        return t(key, self.lang, **params)
+
+    async def reply(self, text: str, *, markdown: bool = False, title: str = "Baton",
+                    at: tuple[str, ...] = ()) -> None:
+        """Answer in the conversation the command came from (through the outbox)."""
+        m = self.message
+        r = Reply(text=text, conversation_id=m.conversation_id, is_group=m.is_group,
+                  user_id=m.sender_id, markdown=markdown, title=title, at=at)
+        await self.uow.outbox.add(
+            "reply", r.conversation_key, r.payload(), self.now,
+            session_webhook=m.session_webhook, webhook_expires_at=m.webhook_expires_at,
+            source_message_id=m.message_id,
+        )
+
+    async def send(self, reply: Reply) -> None:
+        """Send a message somewhere else (a group, or a person one-to-one)."""
+        await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
+                                  source_message_id=self.message.message_id)
+
+    async def card(self, spec: CardSpec) -> None:
+        await self.uow.outbox.add("card", spec.conversation_key, spec.payload(), self.now,
+                                  source_message_id=self.message.message_id)
+
+    async def audit(self, action: str, result: str, **kw: Any) -> None:
+        await self.uow.audit.append(self.corp_id, self.now, actor_id=self.sender.user_id,
+                                    action=action, result=result,
+                                    message_id=self.message.message_id, **kw)
+
+
+C = TypeVar("C")
+Handler = Callable[[Any, Context], Awaitable[None]]
+
+
+Prepare = Callable[[Any, "OpenApiClient | None"], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    admin_only: bool
+    prepare: Prepare | None = None
+
+
+class CommandRouter:
+    """One per handler module; the composition root includes them in order."""
+
+    def __init__(self) -> None:
+        self.routes: dict[type[Any], Route] = {}
+
+    def command(self, *types: type[Any], admin_only: bool = False,
+                prepare: Any = None,
+                ) -> Callable[[Callable[[C, Context], Awaitable[None]]],
+                              Callable[[C, Context], Awaitable[None]]]:
+        """Route ``types`` to the handler. ``prepare(cmd, client)`` runs before the
+        transaction (directory lookups and other I/O), its result is ``ctx.prepared``."""
+        def deco(fn: Callable[[C, Context], Awaitable[None]]) -> Callable[[C, Context], Awaitable[None]]:
+            for ty in types:
+                if ty in self.routes:
+                    raise ValueError(f"{ty.__name__} is already routed")
+                self.routes[ty] = Route(fn, admin_only, prepare)
+            return fn
+        return deco
+
+    def include(self, other: CommandRouter) -> None:
+        for ty, route in other.routes.items():
+            if ty in self.routes:
+                raise ValueError(f"{ty.__name__} is routed twice")
+            self.routes[ty] = route

@@ -1,0 +1,376 @@
+"""The request machinery, built once and used by every kind of request.
+
+A request kind (owner transfer here; sensitive grants, admin changes and imports later)
+supplies its requirements, how to apply it and its texts. This module does the rest: create
+the request and its card, judge clicks by the clicker's userId against the stored request
+(re-checked at click time, under a row lock), record votes, apply in the same transaction,
+update the card in place (in the ack and through the card API, so any replica converges),
+audit every transition and every refusal, cancel, expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from bot.cards import CardView, local, out_track_id, render_request_card
+from bot.config import Settings
+from bot.domain.requests import (
+    Decision,
+    Effect,
+    Event,
+    EventKind,
+    RequestView,
+    Requirement,
+    State,
+    Vote,
+    decide,
+    progress,
+    waiting_for,
+    yes_votes,
+)
+from bot.faults import Faults
+from bot.i18n import Lang, t
+from bot.outbound import CardSpec, Reply
+from bot.transport.cards import ack_update, create_and_deliver_body
+from bot.transport.inbound import CardAction
+from storage.db import UnitOfWork
+from storage.models import Member, Request
+from storage.models import Vote as VoteRow
+
+log = logging.getLogger(__name__)
+
+_TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
+
+
+@dataclass
+class Env:
+    """What request code needs besides a unit of work."""
+
+    uow: UnitOfWork
+    settings: Settings
+    now: datetime
+    faults: Faults
+    message_id: str | None = None
+    lang_override: Lang | None = None
+
+    @property
+    def corp_id(self) -> str:
+        return self.settings.org.corp_id
+
+    @property
+    def lang(self) -> Lang:
+        return self.lang_override or self.settings.locale.lang
+
+    def for_request(self, req: Request) -> Env:
+        """The same, speaking the language the request was made in."""
+        lang = req.payload.get("lang")
+        if lang in ("zh", "en") and lang != self.lang:
+            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang)
+        return self
+
+    async def send(self, reply: Reply) -> None:
+        await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
+                                  source_message_id=self.message_id)
+
+    async def card(self, spec: CardSpec) -> None:
+        await self.uow.outbox.add("card", spec.conversation_key, spec.payload(), self.now,
+                                  source_message_id=self.message_id)
+
+    async def audit(self, actor: str, action: str, result: str, **kw: Any) -> None:
+        await self.uow.audit.append(self.corp_id, self.now, actor_id=actor, action=action,
+                                    result=result, message_id=self.message_id, **kw)
+
+    async def names(self, *user_ids: str) -> dict[str, str]:
+        rows = (await self.uow.session.execute(
+            select(Member.user_id, Member.name).where(
+                Member.corp_id == self.corp_id, Member.user_id.in_(set(user_ids)))
+        )).all()
+        found = {u: n for u, n in rows}
+        return {u: f"{found[u]} ({u})" if found.get(u) else u for u in user_ids}
+
+
+class RequestKind(Protocol):
+    kind: str
+
+    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]: ...
+
+    async def apply(self, req: Request, env: Env) -> None:
+        """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
+
+    async def after(self, req: Request, env: Env, state: State) -> None:
+        """Notices and follow-up work once the request reached ``state`` (terminal)."""
+
+
+@dataclass
+class Registry:
+    kinds: dict[str, RequestKind] = field(default_factory=dict)
+    card_actions: dict[str, Callable[[Request, CardAction, Env], Awaitable[dict[str, Any]]]] = \
+        field(default_factory=dict)
+
+    def add(self, kind: RequestKind) -> None:
+        self.kinds[kind.kind] = kind
+
+
+REGISTRY = Registry()
+
+
+async def view_of(req: Request, env: Env) -> RequestView:
+    kind = REGISTRY.kinds[req.kind]
+    votes = (await env.uow.session.execute(
+        select(VoteRow).where(VoteRow.request_id == req.id).order_by(VoteRow.id)
+    )).scalars().all()
+    return RequestView(
+        id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
+        expires_at=req.expires_at, requirements=await kind.requirements(req, env),
+        votes=tuple(Vote(v.voter_id, v.decision, v.created_at) for v in votes),
+    )
+
+
+async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, str]:
+    people = {req.requester_id, req.target_id or "", *(v.voter for v in view.votes)}
+    for r in view.requirements:
+        people |= r.who
+    if req.decided_by:
+        people.add(req.decided_by)
+    names = await env.names(*(p for p in people if p))
+    agreed = [names.get(p, p) for r in view.requirements for p in yes_votes(view, r)]
+    waiting = [names.get(p, p) for p in waiting_for(view)]
+    cv = CardView(
+        request_id=req.public_id, kind=req.kind, state=view.state, lang=env.lang,
+        tz=env.settings.policy.timezone, requester=names.get(req.requester_id, req.requester_id),
+        target=names.get(req.target_id or "", req.target_id or ""), reason=req.reason,
+        expires_at=req.expires_at, progress=progress(view), agreed=tuple(agreed),
+        waiting_for=tuple(waiting),
+        decided_by=names.get(req.decided_by or "", req.decided_by or "") if req.decided_by else "",
+        decided_at=req.decided_at,
+    )
+    return render_request_card(cv)
+
+
+def conversation_key(req: Request) -> str:
+    if req.payload.get("is_group", True):
+        return f"group:{req.conversation_id}"
+    return f"user:{req.requester_id}"
+
+
+async def open_request(env: Env, *, kind: str, requester: str, target: str | None,
+                       conversation_id: str, is_group: bool, reason: str,
+                       payload: dict[str, Any], ttl: timedelta,
+                       mention: dict[str, str] | None = None) -> Request:
+    """Create the request (raises IntegrityError when a constraint forbids a second one)."""
+    req = Request(
+        corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
+        target_id=target, conversation_id=conversation_id, reason=reason,
+        payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
+        expires_at=env.now + ttl, source_message_id=env.message_id,
+    )
+    async with env.uow.session.begin_nested():
+        env.uow.requests.add(req)
+        await env.uow.session.flush()
+    req.card_out_track_id = out_track_id(env.corp_id, req.id)
+    view = await view_of(req, env)
+    params = await card_params(req, view, env)
+    body = create_and_deliver_body(
+        template_id=env.settings.dingtalk.card_template_id,
+        robot_code=env.settings.dingtalk.effective_robot_code,
+        out_track_id=req.card_out_track_id, params=params,
+        group_id=conversation_id if is_group else None,
+        user_id=None if is_group else requester, at=mention,
+    )
+    await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
+    await env.audit(requester, f"{kind}.requested", "pending", target_id=target,
+                    request_id=req.id, after={"state": "pending", "reason": reason, **payload})
+    await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
+                               env.now, dedupe_key=f"expire:{req.id}")
+    remind_at = env.now + min(env.settings.policy.remind_every, ttl / 2)
+    await env.uow.due.schedule("request_remind", remind_at, {"request_id": req.id}, env.now,
+                               dedupe_key=f"remind:{req.id}:1")
+    return req
+
+
+async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
+    before = req.state
+    req.state = d.state.value
+    req.version += 1
+    if d.state is not State.PENDING and d.state is not State.APPROVED:
+        req.decided_at = env.now
+        req.decided_by = actor or None
+    await env.audit(actor or "system", f"{req.kind}.{d.state.value}", d.state.value,
+                    target_id=req.target_id, request_id=req.id,
+                    before={"state": before}, after={"state": d.state.value})
+
+
+async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
+    view = await view_of(req, env)
+    params = await card_params(req, view, env)
+    if req.card_out_track_id:
+        await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
+                                {"params": params}))
+    return params
+
+
+async def finish(req: Request, env: Env, state: State) -> None:
+    kind = REGISTRY.kinds[req.kind]
+    await kind.after(req, env, state)
+    await env.uow.due.cancel(f"expire:{req.id}")
+
+
+async def apply_approved(req: Request, env: Env, actor: str) -> State:
+    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
+    kind = REGISTRY.kinds[req.kind]
+    try:
+        async with env.uow.session.begin_nested():
+            await kind.apply(req, env)
+            env.faults.check(f"{req.kind}.apply")
+            await env.uow.session.flush()
+    except Exception as e:
+        # The savepoint's rollback expired every loaded object; reload before reading.
+        await env.uow.session.refresh(req)
+        log.exception("applying %s failed", req.public_id)
+        d = decide(await view_of(req, env), Event(EventKind.APPLY_FAILED), env.now)
+        await _transition(req, d, env, actor)
+        req.payload = {**req.payload, "error": type(e).__name__}
+        return State.FAILED
+    d = decide(await view_of(req, env), Event(EventKind.APPLIED), env.now)
+    await _transition(req, d, env, actor)
+    return State.APPLIED
+
+
+def request_id_of(track: str, corp_id: str) -> tuple[int, str] | None:
+    m = _TRACK.match(track)
+    if m is None or m.group("corp") != corp_id:
+        return None
+    return int(m.group("id")), m.group("suffix") or ""
+
+
+async def click(action: CardAction, env: Env) -> dict[str, Any]:
+    """Judge one click; return the ack's card update (public params + clicker's notice)."""
+    parsed = request_id_of(action.out_track_id, env.corp_id)
+    req = await env.uow.requests.find(parsed[0], for_update=True) if parsed else None
+    if req is None:
+        return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+    env = env.for_request(req)
+    if parsed and parsed[1]:
+        handler = REGISTRY.card_actions.get(f"{req.kind}:{parsed[1]}")
+        if handler is None:
+            return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+        return await handler(req, action, env)
+    view = await view_of(req, env)
+    d = decide(view, Event(EventKind.VOTE, action.user_id, action.action_id), env.now)
+    if d.refusal is not None:
+        notice = await refusal_text(req, d, env, action.user_id)
+        forged = d.refusal.code in ("not_a_decider", "own_request", "wrong_button")
+        await env.audit(action.user_id, f"{req.kind}.click_refused", "refused",
+                        target_id=req.target_id, request_id=req.id,
+                        after={"reason": d.refusal.code, "action": action.action_id,
+                               "claimed_params": dict(action.params)} if forged else
+                        {"reason": d.refusal.code, "action": action.action_id})
+        return ack_update(None, {"notice": notice})
+    env.uow.session.add(VoteRow(request_id=req.id, voter_id=action.user_id,
+                                decision=action.action_id, created_at=env.now))
+    await env.uow.session.flush()
+    await env.audit(action.user_id, f"{req.kind}.vote", action.action_id,
+                    target_id=req.target_id, request_id=req.id, after={"vote": action.action_id})
+    final: State | None = None
+    if d.state is not State.PENDING:
+        await _transition(req, d, env, action.user_id)
+        final = d.state
+        if d.state is State.APPROVED and Effect.APPLY in d.effects:
+            final = await apply_approved(req, env, action.user_id)
+    if final is not None and final is not State.APPROVED:
+        await finish(req, env, final)
+    params = await _refresh_card(req, env)
+    return ack_update(params, {"notice": t(f"click_ok_{action.action_id}", env.lang)})
+
+
+async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> str:
+    r = d.refusal
+    assert r is not None
+    if r.code == "decided":
+        names = await env.names(req.decided_by or "")
+        at = req.decided_at
+        if req.decided_by and at is not None:
+            return t("refuse_decided_by", env.lang, who=names.get(req.decided_by, ""),
+                     at=local(at, env.settings.policy.timezone, "%m-%d %H:%M"),
+                     state=t(f"state_{req.state}", env.lang))
+        return t("refuse_decided", env.lang, state=t(f"state_{req.state}", env.lang))
+    if r.code == "not_a_decider":
+        view = await view_of(req, env)
+        who = next(x for x in view.requirements if x.key == r.params["requirement"]).who
+        names = await env.names(*who)
+        return t("refuse_not_a_decider", env.lang,
+                 who=t("list_sep", env.lang).join(names[w] for w in sorted(who)))
+    if r.code == "already_voted":
+        return t("refuse_already_voted", env.lang,
+                 action=t(f"action_{r.params['action']}", env.lang))
+    return t(f"refuse_{r.code}", env.lang, **r.params)
+
+
+async def cancel(req: Request, env: Env, actor: str) -> None:
+    env = env.for_request(req)
+    d = decide(await view_of(req, env), Event(EventKind.CANCEL, actor), env.now)
+    if d.refusal is not None:
+        from handlers.base import UserError
+
+        raise UserError("cancel_not_open", id=req.public_id,
+                        state=t(f"state_{req.state}", env.lang))
+    await _transition(req, d, env, actor)
+    await finish(req, env, d.state)
+    await _refresh_card(req, env)
+
+
+async def expire(request_id: int, env: Env) -> bool:
+    req = await env.uow.requests.find(request_id, for_update=True)
+    if req is None:
+        return False
+    env = env.for_request(req)
+    d = decide(await view_of(req, env), Event(EventKind.EXPIRE), env.now)
+    if d.refusal is not None:
+        return False
+    await _transition(req, d, env, "")
+    await finish(req, env, d.state)
+    await _refresh_card(req, env)
+    return True
+
+
+async def remind(request_id: int, env: Env, n: int) -> None:
+    """Remind whoever still has to decide; the next reminder backs off (doubling)."""
+    req = await env.uow.requests.find(request_id)
+    if req is None or req.state != State.PENDING.value or req.expires_at <= env.now:
+        return
+    env = env.for_request(req)
+    view = await view_of(req, env)
+    waiting = waiting_for(view)
+    if waiting:
+        names = await env.names(*waiting)
+        text = t("remind_deciders", env.lang, id=req.public_id,
+                 who=t("list_sep", env.lang).join(f"@{names[w]}" for w in waiting),
+                 expires=local(req.expires_at, env.settings.policy.timezone))
+        await env.send(Reply(text=text, conversation_id=req.conversation_id,
+                             is_group=bool(req.payload.get("is_group", True)),
+                             user_id=req.requester_id, markdown=True,
+                             title=t("remind_title", env.lang), at=tuple(waiting)))
+    p = env.settings.policy
+    gap = min(p.remind_max, p.remind_every * (2 ** n))
+    nxt = env.now + gap
+    if nxt < req.expires_at:
+        await env.uow.due.schedule("request_remind", nxt, {"request_id": req.id, "n": n + 1},
+                                   env.now, dedupe_key=f"remind:{req.id}:{n + 1}")
+
+
+async def open_requests_for(env: Env, user_id: str) -> list[tuple[Request, bool]]:
+    """Open requests ``user_id`` may decide (True) or made (False)."""
+    out: list[tuple[Request, bool]] = []
+    for req in await env.uow.requests.open_for(env.corp_id):
+        may = user_id in waiting_for(await view_of(req, env))
+        if may or req.requester_id == user_id:
+            out.append((req, may))
+    return out
+

@@ -1,0 +1,279 @@
+"""Owner transfer (主管理员转让): the command, the request kind, and what follows it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.commands import TransferOwner
+from bot.domain.requests import Requirement, State
+from bot.domain.transfer import (
+    OWNER_TRANSFER,
+    TRANSFER_PERMISSION,
+    DirectoryEntry,
+    Person,
+    check_transfer,
+    transfer_requirements,
+)
+from bot.due import DueContext
+from bot.i18n import t
+from bot.outbound import CardSpec, Reply
+from bot.transport.cards import ack_update, create_and_deliver_body
+from bot.transport.inbound import CardAction
+from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
+from handlers.base import CommandRouter, Context, UserError
+from handlers.requests import REGISTRY, Env, open_request
+from storage.db import UnitOfWork
+from storage.models import ADMIN, MEMBER, OWNER, Grant, Request
+from storage.snapshots import take_snapshot
+
+log = logging.getLogger(__name__)
+router = CommandRouter()
+
+VERIFY_BACKOFF = (timedelta(minutes=10), timedelta(minutes=30), timedelta(hours=1),
+                  timedelta(hours=2), timedelta(hours=6), timedelta(hours=12), timedelta(hours=24))
+
+
+async def holds(uow: UnitOfWork, corp_id: str, user_id: str, perm: str, now: datetime) -> bool:
+    """A live direct grant of ``perm`` (issue 4 replaces this with effective permissions)."""
+    rows = (await uow.session.execute(
+        select(Grant.expires_at).where(Grant.corp_id == corp_id, Grant.user_id == user_id,
+                                       Grant.name == perm)
+    )).scalars().all()
+    return any(e is None or e > now for e in rows)
+
+
+async def lookup_target(cmd: TransferOwner, client: OpenApiClient | None) -> dict[str, Any]:
+    """Before the transaction: what DingTalk's directory says of the target."""
+    if client is None:
+        return {"error": "no_client"}
+    try:
+        user = await client.user_get(cmd.target.user_id)
+    except NotFound:
+        return {"found": False}
+    except DingTalkError as e:
+        log.warning("directory lookup of %s failed: %s", cmd.target.user_id, e)
+        return {"error": e.code}
+    return {"found": True, "active": bool(user.get("active", True)),
+            "name": str(user.get("name") or "")}
+
+
+@router.command(TransferOwner, admin_only=True, prepare=lookup_target)
+async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
+    corp, me, target_id = ctx.corp_id, ctx.sender, cmd.target.user_id
+    info: dict[str, Any] = ctx.prepared or {}
+    if "error" in info:
+        raise UserError("transfer_directory_unavailable")
+    owner = await ctx.uow.members.owner_of(corp)
+    target = await ctx.uow.members.get(corp, target_id)
+    open_ = [r for r in await ctx.uow.requests.open_for(corp) if r.kind == OWNER_TRANSFER]
+    problem = check_transfer(
+        Person(me.user_id, me.level,
+               await holds(ctx.uow, corp, me.user_id, TRANSFER_PERMISSION, ctx.now)),
+        target_id,
+        Person(target.user_id, target.level) if target else None,
+        DirectoryEntry(info["active"]) if info.get("found") else None,
+        owner.user_id if owner else None,
+        ctx.settings.policy.owner_candidates,
+        open_[0].id if open_ else None,
+    )
+    if problem is not None:
+        raise UserError(f"transfer_{problem.code}", audit_action="owner_transfer.refused",
+                        target=target_id, id=open_[0].public_id if open_ else "")
+    assert owner is not None
+    if target is None:
+        target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))
+    elif info.get("name") and not target.name:
+        target.name = info["name"]
+    env = ctx.env()
+    names = await env.names(owner.user_id, target_id)
+    try:
+        req = await open_request(
+            env, kind=OWNER_TRANSFER, requester=me.user_id, target=target_id,
+            conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,
+            reason=cmd.reason, payload={"owner": owner.user_id},
+            ttl=ctx.settings.policy.approval_ttl,
+            mention={u: names[u] for u in {owner.user_id, target_id} if u != me.user_id},
+        )
+    except IntegrityError:
+        raise UserError("transfer_transfer_open", target=target_id, id="") from None
+    who = names[target_id] if me.user_id == owner.user_id else \
+        f"{names[owner.user_id]}{ctx.t('list_sep')}{names[target_id]}"
+    await ctx.reply(ctx.t("transfer_created", id=req.public_id, who=who), markdown=True)
+
+
+class OwnerTransfer:
+    kind = OWNER_TRANSFER
+
+    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+        # Re-read at click time: the owner is whoever the store says now, not at creation.
+        owner = await env.uow.members.owner_of(env.corp_id)
+        owner_id = owner.user_id if owner else str(req.payload.get("owner", ""))
+        if req.state == State.APPLIED.value:
+            owner_id = str(req.payload.get("owner", owner_id))
+        return transfer_requirements(req.requester_id, owner_id, req.target_id or "")
+
+    async def apply(self, req: Request, env: Env) -> None:
+        corp, target_id = env.corp_id, req.target_id or ""
+        owner = await env.uow.members.owner_of(corp)
+        if owner is None:
+            raise RuntimeError("no owner to transfer from")
+        target = await env.uow.members.get(corp, target_id)
+        if target is None or not target.active:
+            raise RuntimeError("the target is no longer an active member")
+        snap = await take_snapshot(env.uow, corp, env.now, reason="owner_transfer",
+                                   request_id=req.id)
+        before = {"owner": owner.user_id, "target_level": target.level,
+                  "previous_owner_level": owner.level}
+        new_level = ADMIN if env.settings.policy.previous_owner == "admin" else MEMBER
+        owner.level, owner.updated_at = new_level, env.now
+        await env.uow.session.flush()          # demote first: one owner per corp, always
+        target.level, target.updated_at = OWNER, env.now
+        await env.uow.session.flush()
+        req.payload = {**req.payload, "previous_owner": owner.user_id, "snapshot": snap.id}
+        await env.audit("system", "owner_transfer.apply", "applied", target_id=target_id,
+                        request_id=req.id, before=before,
+                        after={"owner": target_id, "previous_owner_level": new_level,
+                               "snapshot": snap.id})
+
+    async def after(self, req: Request, env: Env, state: State) -> None:
+        group = bool(req.payload.get("is_group", True))
+        names = await env.names(req.requester_id, req.target_id or "",
+                                str(req.payload.get("owner", "")))
+        where = Reply(text="", conversation_id=req.conversation_id, is_group=group,
+                      user_id=req.requester_id)
+        if state is State.APPLIED:
+            await self._applied(req, env, names, where)
+            return
+        key = {"failed": "transfer_failed", "rejected": "transfer_rejected",
+               "expired": "transfer_expired", "cancelled": "transfer_cancelled"}[state.value]
+        text = t(key, env.lang, id=req.public_id, target=names[req.target_id or ""])
+        await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
+        owner = str(req.payload.get("owner", ""))
+        if state is State.FAILED and owner and (owner != req.requester_id or group):
+            await env.send(Reply(text, "", False, owner, markdown=True))
+
+    async def _applied(self, req: Request, env: Env, names: dict[str, str], where: Reply) -> None:
+        new, prev = req.target_id or "", str(req.payload.get("previous_owner", ""))
+        s = env.settings
+        duties = t("transfer_duties", env.lang, name=names.get(new, new), id=req.public_id,
+                   review=_days(s.policy.post_transfer_review))
+        await env.send(Reply(duties, req.conversation_id,
+                             where.is_group, req.requester_id, markdown=True,
+                             title=t("transfer_duties_title", env.lang), at=(new,)))
+        if where.is_group or new != req.requester_id:
+            await env.send(Reply(duties, "", False, new, markdown=True,
+                                 title=t("transfer_duties_title", env.lang)))
+        if s.dingtalk.exclusive_accounts:
+            await env.uow.due.schedule("transfer_dingtalk_change", env.now,
+                                       {"request_id": req.id}, env.now,
+                                       dedupe_key=f"dtchange:{req.id}")
+        else:
+            track = f"{req.card_out_track_id}-console"
+            params = {"title": t("console_title", env.lang, id=req.public_id),
+                      "markdown": t("console_steps", env.lang, target=names.get(new, new)),
+                      "status": "pending", "request_id": req.public_id}
+            body = create_and_deliver_body(
+                template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
+                out_track_id=track, params=params, user_id=prev)
+            await env.card(CardSpec("create", track, f"user:{prev}", body))
+        await env.uow.due.schedule("transfer_verify", env.now + VERIFY_BACKOFF[0],
+                                   {"request_id": req.id, "n": 0}, env.now,
+                                   dedupe_key=f"verify:{req.id}:0")
+        await env.uow.due.schedule("transfer_review", env.now + s.policy.post_transfer_review,
+                                   {"request_id": req.id}, env.now,
+                                   dedupe_key=f"review:{req.id}")
+
+
+def _days(d: timedelta) -> str:
+    return str(max(1, round(d.total_seconds() / 86400)))
+
+
+async def console_done(req: Request, action: CardAction, env: Env) -> dict[str, Any]:
+    """The previous owner says the console step is done: check DingTalk now."""
+    prev = str(req.payload.get("previous_owner", ""))
+    if action.user_id != prev:
+        await env.audit(action.user_id, "owner_transfer.click_refused", "refused",
+                        request_id=req.id, after={"reason": "not_previous_owner",
+                                                  "action": action.action_id})
+        names = await env.names(prev)
+        return ack_update(None, {"notice": t("refuse_not_a_decider", env.lang, who=names[prev])})
+    await env.uow.due.schedule("transfer_verify", env.now, {"request_id": req.id, "n": 0},
+                               env.now, dedupe_key=f"verify:{req.id}:done:{action.message_id}")
+    return ack_update({"status": "done"}, {"notice": t("console_checking", env.lang)})
+
+
+async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
+    """Does DingTalk show the new main administrator yet? Remind on a backoff until it does."""
+    listed: list[dict[str, Any]] | None = None
+    if dctx.client is not None:
+        try:
+            listed = await dctx.client.list_admins()
+        except DingTalkError as e:
+            log.warning("cannot read DingTalk's admin list (%s); not verifying", e)
+    async with dctx.transaction() as env:
+        req = await env.uow.requests.find(int(payload["request_id"]))
+        if req is None or req.state != State.APPLIED.value or req.payload.get("verified"):
+            return
+        new, prev = req.target_id or "", str(req.payload.get("previous_owner", ""))
+        if listed is None:
+            return
+        mains = {str(a.get("userid")) for a in listed if int(a.get("sys_level", 0)) == 1}
+        if new in mains:
+            req.payload = {**req.payload, "verified": env.now.isoformat()}
+            await env.audit("system", "owner_transfer.dingtalk_verified", "ok",
+                            target_id=new, request_id=req.id)
+            names = await env.names(new)
+            await env.send(Reply(t("verify_ok", env.lang, id=req.public_id, name=names[new]),
+                                 req.conversation_id, bool(req.payload.get("is_group", True)),
+                                 req.requester_id, markdown=True))
+            return
+        n = int(payload.get("n", 0))
+        names = await env.names(new)
+        await env.send(Reply(t("verify_pending", env.lang, id=req.public_id, name=names[new]),
+                             "", False, prev, markdown=True))
+        gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
+        await env.uow.due.schedule("transfer_verify", env.now + gap,
+                                   {"request_id": req.id, "n": n + 1}, env.now,
+                                   dedupe_key=f"verify:{req.id}:{n + 1}")
+
+
+async def due_dingtalk_change(payload: dict[str, Any], dctx: DueContext) -> None:
+    """Exclusive-account corps: change DingTalk's main administrator through the API."""
+    async with dctx.db.uow() as uow:
+        req = await uow.requests.find(int(payload["request_id"]))
+    if req is None or dctx.client is None:
+        return
+    await dctx.client.change_main_admin(str(req.payload.get("previous_owner", "")),
+                                        req.target_id or "", dctx.settings.org.corp_id)
+    async with dctx.transaction() as env:
+        await env.audit("system", "owner_transfer.dingtalk_changed", "applied",
+                        target_id=req.target_id, request_id=req.id)
+        await env.uow.due.schedule("transfer_verify", env.now, {"request_id": req.id, "n": 0},
+                                   env.now, dedupe_key=f"verify:{req.id}:api")
+
+
+async def due_review(payload: dict[str, Any], dctx: DueContext) -> None:
+    async with dctx.transaction() as env:
+        req = await env.uow.requests.find(int(payload["request_id"]))
+        if req is None or req.state != State.APPLIED.value:
+            return
+        owner = await env.uow.members.owner_of(env.corp_id)
+        who = owner.user_id if owner else req.target_id or ""
+        await env.send(Reply(t("transfer_review_due", env.lang, id=req.public_id), "", False,
+                             who, markdown=True))
+
+
+REGISTRY.add(OwnerTransfer())
+REGISTRY.card_actions[f"{OWNER_TRANSFER}:console"] = console_done
+DUE_HANDLERS = {
+    "transfer_verify": due_verify,
+    "transfer_dingtalk_change": due_dingtalk_change,
+    "transfer_review": due_review,
+}
+
+__all__ = ["DUE_HANDLERS", "router"]

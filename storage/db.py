@@ -1,0 +1,144 @@
+"""Engine and unit of work.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout, and every transaction
+starts with ``BEGIN IMMEDIATE`` so a writer never upgrades a read lock halfway (the classic
+SQLITE_BUSY deadlock). Inside one process, writers also queue on an asyncio lock instead of
+spinning in SQLite's busy handler. PostgreSQL is used as-is, by URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+
+from storage.repositories import (
+    AuditRepo,
+    DueWorkRepo,
+    MemberRepo,
+    OutboxRepo,
+    ProcessedRepo,
+    RequestRepo,
+)
+
+
+@dataclass
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    is_sqlite: bool
+    write_lock: asyncio.Lock | None
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; we issue BEGIN ourselves.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_database(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5,
+                  echo: bool = False) -> Database:
+    u = make_url(url)
+    is_sqlite = u.get_backend_name() == "sqlite"
+    kwargs: dict[str, Any] = {"echo": echo}
+    if is_sqlite:
+        if u.database in (None, "", ":memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared; give a file path")
+        kwargs["poolclass"] = NullPool if u.query.get("nullpool") else None
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    else:
+        kwargs.update(pool_size=pool_size, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if is_sqlite:
+        _sqlite_setup(engine, busy_timeout_ms)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    return Database(engine, sessions, is_sqlite, asyncio.Lock() if is_sqlite else None)
+
+
+class UnitOfWork:
+    """One transaction. Rolls back unless :meth:`commit` was called.
+
+    ``async with db.uow() as uow: ...; await uow.commit()``
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._stack = contextlib.AsyncExitStack()
+        self._after_commit: list[Callable[[], None]] = []
+        self.session: AsyncSession
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    async def __aenter__(self) -> UnitOfWork:
+        if self._db.write_lock is not None:
+            await self._stack.enter_async_context(self._db.write_lock)
+        self.session = await self._stack.enter_async_context(self._db.sessions())
+        await self.session.begin()
+        self.members = MemberRepo(self.session)
+        self.requests = RequestRepo(self.session)
+        self.audit = AuditRepo(self.session)
+        self.outbox = OutboxRepo(self.session)
+        self.processed = ProcessedRepo(self.session)
+        self.due = DueWorkRepo(self.session)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self.session.in_transaction():
+                await self.session.rollback()
+        finally:
+            await self._stack.aclose()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the transaction has committed (e.g. wake the outbox sender)."""
+        self._after_commit.append(fn)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        callbacks, self._after_commit = self._after_commit, []
+        for fn in callbacks:
+            fn()
+
+
+@contextlib.asynccontextmanager
+async def database(url: str, **kw: Any) -> AsyncIterator[Database]:
+    db = open_database(url, **kw)
+    try:
+        yield db
+    finally:
+        await db.dispose()

@@ -1,0 +1,293 @@
+"""The schema: SQLAlchemy 2 declarative models. Invariants live here as constraints too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        from datetime import UTC
+
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        from datetime import UTC
+
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+# Admin levels of a member inside Baton (not DingTalk's own flag).
+OWNER = "owner"
+ADMIN = "admin"
+MEMBER = "member"
+
+
+class Member(Base):
+    """A person of the corp, keyed by DingTalk userId. ``level`` is owner / admin / member."""
+
+    __tablename__ = "members"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "user_id"),
+        # Exactly one owner per corp: a partial unique index.
+        Index(
+            "uq_members_one_owner",
+            "corp_id",
+            unique=True,
+            sqlite_where=text("level = 'owner'"),
+            postgresql_where=text("level = 'owner'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128), default="")
+    level: Mapped[str] = mapped_column(String(16), default=MEMBER)
+    role: Mapped[str | None] = mapped_column(String(64), default=None)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Grant(Base):
+    """A role or permission held by a user through a direct grant, optionally time-bound."""
+
+    __tablename__ = "grants"
+    __table_args__ = (Index("ix_grants_user", "corp_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    batch_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Template(Base):
+    """A named permission set; assignments reference it live."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("corp_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    permissions: Mapped[list[str]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TemplateAssignment(Base):
+    __tablename__ = "template_assignments"
+    __table_args__ = (UniqueConstraint("template_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(64))
+    via_dept: Mapped[str | None] = mapped_column(String(64), default=None)
+    assigned_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Request(Base):
+    """A change that needs approval (owner transfer, sensitive grant, admin change, import)."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_state", "corp_id", "state"),
+        # At most one open owner transfer per corp.
+        Index(
+            "uq_requests_one_open_transfer",
+            "corp_id",
+            unique=True,
+            sqlite_where=text("kind = 'owner_transfer' AND state IN ('pending', 'approved')"),
+            postgresql_where=text("kind = 'owner_transfer' AND state IN ('pending', 'approved')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    requester_id: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    conversation_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    card_out_track_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    source_message_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    @property
+    def public_id(self) -> str:
+        return f"R-{self.id}"
+
+
+class Vote(Base):
+    """One decision by one person on one request."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("request_id", "voter_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    voter_id: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained record of every change and every refusal."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_corp_at", "corp_id", "at"),
+        UniqueConstraint("corp_id", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime]
+    actor_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    request_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    message_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    result: Mapped[str] = mapped_column(String(32))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The tip of each corp's audit chain; locked while appending so the chain stays linear."""
+
+    __tablename__ = "audit_heads"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ProcessedMessage(Base):
+    """Inbound ids already handled; the primary key makes a redelivery a no-op."""
+
+    __tablename__ = "processed_messages"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """Something to send, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_conv_sent", "conversation_key", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    conversation_key: Mapped[str] = mapped_column(String(160))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    session_webhook: Mapped[str | None] = mapped_column(Text, default=None)
+    webhook_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    source_message_id: Mapped[str | None] = mapped_column(String(128), default=None)
+
+
+class DueWork(Base):
+    """Scheduled work (reminders, expiries, reviews); the scheduler only wakes us to look."""
+
+    __tablename__ = "due_work"
+    __table_args__ = (
+        Index("ix_due_work_due", "status", "due_at"),
+        UniqueConstraint("dedupe_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
+class Snapshot(Base):
+    """A backup of a corp's permission state taken before a sensitive change."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]

@@ -1,0 +1,315 @@
+"""Repositories: one per aggregate, named by intent. They never commit; the unit of work does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    ADMIN,
+    MEMBER,
+    OWNER,
+    AuditEntry,
+    AuditHead,
+    DueWork,
+    Member,
+    OutboxMessage,
+    ProcessedMessage,
+    Request,
+)
+
+GENESIS = "0" * 64
+
+
+def _dialect(session: AsyncSession) -> str:
+    bind = session.bind
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    if _dialect(session) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+async def _claim(session: AsyncSession, model: Any, due_col: Any, now: datetime,
+                 lease: timedelta, limit: int, *order: Any) -> Sequence[Any]:
+    """Lease up to ``limit`` pending rows due by ``now`` (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, so replicas never take the same row; SQLite has a single writer)."""
+    q = (
+        select(model)
+        .where(model.status == "pending", due_col <= now,
+               or_(model.claimed_until.is_(None), model.claimed_until <= now))
+        .order_by(*order)
+        .limit(limit)
+    )
+    if _dialect(session) == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = (await session.execute(q)).scalars().all()
+    for r in rows:
+        r.claimed_until = now + lease
+    await session.flush()
+    return rows
+
+
+class MemberRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, corp_id: str, user_id: str) -> Member | None:
+        return (await self.s.execute(
+            select(Member).where(Member.corp_id == corp_id, Member.user_id == user_id)
+        )).scalar_one_or_none()
+
+    async def owner_of(self, corp_id: str) -> Member | None:
+        return (await self.s.execute(
+            select(Member).where(Member.corp_id == corp_id, Member.level == OWNER)
+        )).scalar_one_or_none()
+
+    async def admins_of(self, corp_id: str) -> Sequence[Member]:
+        """The owner first, then admins by userId."""
+        rows = (await self.s.execute(
+            select(Member)
+            .where(Member.corp_id == corp_id, Member.level.in_((OWNER, ADMIN)))
+            .order_by((Member.level == OWNER).desc(), Member.user_id)
+        )).scalars().all()
+        return rows
+
+    async def count(self, corp_id: str) -> int:
+        return int((await self.s.execute(
+            select(func.count()).select_from(Member).where(Member.corp_id == corp_id)
+        )).scalar_one())
+
+    async def upsert(self, corp_id: str, user_id: str, now: datetime, *, name: str | None = None,
+                     level: str | None = None, active: bool | None = None) -> Member:
+        m = await self.get(corp_id, user_id)
+        if m is None:
+            # Concurrent first messages of a new member race here: insert-or-nothing, then read.
+            await self.s.execute(_insert(self.s, Member).values(
+                corp_id=corp_id, user_id=user_id, name=name or "", level=level or MEMBER,
+                active=True if active is None else active, created_at=now, updated_at=now,
+            ).on_conflict_do_nothing(index_elements=["corp_id", "user_id"]))
+            m = await self.get(corp_id, user_id)
+            assert m is not None
+            if level is None or m.level == level:
+                return m
+        changed = False
+        if name and name != m.name:
+            m.name, changed = name, True
+        if level is not None and level != m.level:
+            m.level, changed = level, True
+        if active is not None and active != m.active:
+            m.active, changed = active, True
+        if changed:
+            m.updated_at = now
+            await self.s.flush()
+        return m
+
+
+class RequestRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def find(self, request_id: int, *, for_update: bool = False) -> Request | None:
+        q = select(Request).where(Request.id == request_id)
+        if for_update:
+            q = q.with_for_update()
+        return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def open_for(self, corp_id: str) -> Sequence[Request]:
+        return (await self.s.execute(
+            select(Request)
+            .where(Request.corp_id == corp_id, Request.state.in_(("pending", "approved")))
+            .order_by(Request.id)
+        )).scalars().all()
+
+    def add(self, req: Request) -> None:
+        self.s.add(req)
+
+
+class ProcessedRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def claim(self, key: str, kind: str, now: datetime) -> bool:
+        """Record an inbound id; False when it was already there (a redelivery)."""
+        stmt = _insert(self.s, ProcessedMessage).values(key=key, kind=kind, received_at=now)
+        stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+        res = await self.s.execute(stmt)
+        return bool(getattr(res, "rowcount", 0))
+
+    async def seen(self, key: str) -> bool:
+        return (await self.s.get(ProcessedMessage, key)) is not None
+
+    async def forget_before(self, t: datetime) -> int:
+        res = await self.s.execute(delete(ProcessedMessage).where(ProcessedMessage.received_at < t))
+        return int(getattr(res, "rowcount", 0) or 0)
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def add(self, kind: str, conversation_key: str, payload: dict[str, Any], now: datetime,
+                  *, session_webhook: str | None = None, webhook_expires_at: datetime | None = None,
+                  source_message_id: str | None = None) -> OutboxMessage:
+        row = OutboxMessage(
+            kind=kind, conversation_key=conversation_key, payload=payload,
+            session_webhook=session_webhook, webhook_expires_at=webhook_expires_at,
+            status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            source_message_id=source_message_id,
+        )
+        self.s.add(row)
+        await self.s.flush()
+        return row
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
+        """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
+        return await _claim(self.s, OutboxMessage, OutboxMessage.next_attempt_at, now, lease, limit,
+                            OutboxMessage.id)
+
+    async def next_due_at(self) -> datetime | None:
+        return (await self.s.execute(
+            select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")
+        )).scalar_one_or_none()
+
+    async def sent_since(self, conversation_key: str, since: datetime) -> Sequence[datetime]:
+        rows = (await self.s.execute(
+            select(OutboxMessage.sent_at)
+            .where(OutboxMessage.conversation_key == conversation_key,
+                   OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
+            .order_by(OutboxMessage.sent_at)
+        )).scalars().all()
+        return [r for r in rows if r is not None]
+
+    async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
+        ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
+        await self.s.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(
+                status="sent", sent_at=now, claimed_until=None, session_webhook=None,
+                last_error=None,
+            )
+        )
+
+    async def reschedule(self, row_id: int, at: datetime, *, error: str | None,
+                         count_attempt: bool) -> None:
+        values: dict[str, Any] = {"next_attempt_at": at, "claimed_until": None}
+        if error is not None:
+            values["last_error"] = error[:500]
+        if count_attempt:
+            values["attempts"] = OutboxMessage.attempts + 1
+        await self.s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+    async def mark_failed(self, row_id: int, error: str) -> None:
+        await self.s.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row_id).values(
+                status="failed", claimed_until=None, session_webhook=None, last_error=error[:500],
+                attempts=OutboxMessage.attempts + 1,
+            )
+        )
+
+    async def depth(self) -> int:
+        return int((await self.s.execute(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
+        )).scalar_one())
+
+
+class DueWorkRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+        self.touched = False  # something was scheduled: the alarm should look again
+
+    async def schedule(self, kind: str, due_at: datetime, payload: dict[str, Any], now: datetime,
+                       *, dedupe_key: str | None = None) -> None:
+        stmt = _insert(self.s, DueWork).values(
+            kind=kind, due_at=due_at, payload=payload, dedupe_key=dedupe_key,
+            status="pending", attempts=0, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        await self.s.execute(stmt)
+        self.touched = True
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[DueWork]:
+        return await _claim(self.s, DueWork, DueWork.due_at, now, lease, limit,
+                            DueWork.due_at, DueWork.id)
+
+    async def upcoming(self, limit: int = 20) -> Sequence[DueWork]:
+        return (await self.s.execute(
+            select(DueWork).where(DueWork.status == "pending").order_by(DueWork.due_at).limit(limit)
+        )).scalars().all()
+
+    async def cancel(self, dedupe_key: str) -> None:
+        await self.s.execute(
+            update(DueWork).where(and_(DueWork.dedupe_key == dedupe_key, DueWork.status == "pending"))
+            .values(status="cancelled")
+        )
+
+
+def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    body = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def audit_fields(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": e.seq, "at": e.at.isoformat(), "actor": e.actor_id, "action": e.action,
+        "target": e.target_id, "request": e.request_id, "message": e.message_id,
+        "before": e.before, "after": e.after, "result": e.result,
+    }
+
+
+class AuditRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def append(self, corp_id: str, now: datetime, *, actor_id: str, action: str,
+                     result: str, target_id: str | None = None, request_id: int | None = None,
+                     message_id: str | None = None, before: dict[str, Any] | None = None,
+                     after: dict[str, Any] | None = None) -> AuditEntry:
+        head = (await self.s.execute(
+            select(AuditHead).where(AuditHead.corp_id == corp_id).with_for_update()
+        )).scalar_one_or_none()
+        if head is None:
+            # Two first appends race on the primary key; the loser's transaction fails and retries.
+            head = AuditHead(corp_id=corp_id, seq=0, hash=GENESIS)
+            self.s.add(head)
+        entry = AuditEntry(
+            corp_id=corp_id, seq=head.seq + 1, at=now, actor_id=actor_id, action=action,
+            target_id=target_id, request_id=request_id, message_id=message_id, before=before,
+            after=after, result=result, prev_hash=head.hash, hash="",
+        )
+        entry.hash = chain_hash(head.hash, audit_fields(entry))
+        head.seq, head.hash = entry.seq, entry.hash
+        self.s.add(entry)
+        await self.s.flush()
+        return entry
+
+    async def recent(self, corp_id: str, n: int, *, user_id: str | None = None) -> Sequence[AuditEntry]:
+        q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)
+        if user_id is not None:
+            q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
+        return (await self.s.execute(q.order_by(AuditEntry.seq.desc()).limit(n))).scalars().all()
+
+    async def verify(self, corp_id: str) -> int | None:
+        """The seq of the first entry that breaks the chain, or None when it holds."""
+        prev, expected_seq = GENESIS, 1
+        rows = (await self.s.execute(
+            select(AuditEntry).where(AuditEntry.corp_id == corp_id).order_by(AuditEntry.seq)
+        )).scalars()
+        for e in rows:
+            if e.seq != expected_seq or e.prev_hash != prev or e.hash != chain_hash(prev, audit_fields(e)):
+                return expected_seq
+            prev, expected_seq = e.hash, expected_seq + 1
+        return None
+
+
+__all__ = [
+    "ADMIN", "MEMBER", "OWNER", "AuditRepo", "DueWorkRepo", "MemberRepo", "OutboxRepo",
+    "ProcessedRepo", "RequestRepo",
+]

@@ -1,0 +1,161 @@
+"""The real ``baton`` command in a subprocess: refusal without credentials, migrations, the
+first owner, the audit check, and a full ``baton run`` against the simulator ended by SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import DEMO_GROUP, demo_simulator
+from bot.sim import Simulator
+from storage import migrate
+
+pytestmark = pytest.mark.e2e
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("BATON_", "DINGTALK_"))}
+    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def baton(*args: str, cwd: Path, env: dict[str, str] | None = None,
+          timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd,
+                          env=env or base_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def db_env(path: Path, corp: str = "dingclitest") -> dict[str, str]:
+    env = base_env()
+    env["BATON_DATABASE__URL"] = f"sqlite+aiosqlite:///{path}"
+    env["BATON_ORG__CORP_ID"] = corp
+    return env
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_run_without_credentials_refuses_and_starts_nothing(tmp_path: Path) -> None:
+    r = baton("run", cwd=tmp_path)
+    assert r.returncode != 0
+    assert "DINGTALK_CLIENT_ID" in r.stderr and "DINGTALK_CLIENT_SECRET" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "Sandbox" not in r.stdout and "simulated DingTalk" not in r.stdout
+    assert list(tmp_path.iterdir()) == []  # no store, no sandbox database
+
+
+def test_db_upgrade_creates_the_schema_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.db"
+    head = migrate.head_revision()
+    first = baton("db", "upgrade", cwd=tmp_path, env=db_env(path))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == f"database at revision {head} (was None)"
+    assert {"members", "audit_entries", "outbox", "processed_messages", "alembic_version"} <= (
+        tables(path))
+    second = baton("db", "upgrade", cwd=tmp_path, env=db_env(path))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == f"database at revision {head}"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+
+
+def test_init_sets_the_owner_once_and_audit_verify_checks_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "init.db"
+    env = db_env(path)
+    first = baton("init", "--owner", "zhangsan", "--admin", "lisi", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "owner set to zhangsan, admins: lisi"
+    with sqlite3.connect(path) as conn:
+        members = set(conn.execute("SELECT corp_id, user_id, level FROM members"))
+    assert members == {("dingclitest", "zhangsan", "owner"), ("dingclitest", "lisi", "admin")}
+
+    with ThreadPoolExecutor(2) as pool:  # independent reads: run them side by side
+        again_f = pool.submit(baton, "init", "--owner", "wangwu", cwd=tmp_path, env=env)
+        ok_f = pool.submit(baton, "audit", "verify", cwd=tmp_path, env=env)
+        again, ok = again_f.result(), ok_f.result()
+    assert again.returncode != 0
+    assert "already has an owner" in again.stderr
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT user_id FROM members WHERE level='owner'").fetchall() == [
+            ("zhangsan",)]
+
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "audit chain verified"
+
+    with sqlite3.connect(path) as conn:  # someone edits history behind Baton's back
+        conn.execute("UPDATE audit_entries SET actor_id = 'mallory' WHERE seq = 1")
+    bad = baton("audit", "verify", cwd=tmp_path, env=env)
+    assert bad.returncode == 1
+    assert "audit chain broken at entry #1" in bad.stderr
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    s = demo_simulator()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_run_serves_the_simulator_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env()
+    env.update({
+        "DINGTALK_CLIENT_ID": sim.client_id,
+        "DINGTALK_CLIENT_SECRET": sim.client_secret,
+        "BATON_DINGTALK__OPENAPI_ENDPOINT": sim.base_url,
+        "BATON_DINGTALK__OAPI_ENDPOINT": sim.base_url,
+        "BATON_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+        "BATON_ORG__CORP_ID": sim.corp_id,
+    })
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path,
+                                env=env, stdout=out, stderr=err)
+    try:
+        sim.wait_for(lambda: [c for c in sim.connections() if c.live], timeout=30,
+                     what="baton run to connect")
+        assert proc.poll() is None
+        n = len(sim.messages(DEMO_GROUP))
+        sim.say("zhaoliu", " whoami", conversation_id=DEMO_GROUP)
+        reply = sim.wait_for(
+            lambda: [m.text for m in sim.messages(DEMO_GROUP)[n:] if "zhaoliu" in m.text],
+            timeout=15, what="the answer to whoami")
+        assert "member" in reply[0]
+        # The owner came from the simulated DingTalk admin list on first start.
+        n = len(sim.messages(DEMO_GROUP))
+        sim.say("zhaoliu", " admins", conversation_id=DEMO_GROUP)
+        admins = sim.wait_for(
+            lambda: [m.text for m in sim.messages(DEMO_GROUP)[n:] if "Owner:" in m.text],
+            timeout=15, what="the answer to admins")
+        assert "zhangsan" in admins[0]
+
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+        sim.wait_for(lambda: all(not c.live for c in sim.connections()), timeout=5,
+                     what="the stream socket to close")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    log = err_path.read_text(encoding="utf-8") + out_path.read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    assert sim.client_secret not in log
+    tickets = [r.query.get("ticket", "") for r in sim.requests("/connect")]
+    assert tickets and all(t and t not in log for t in tickets)

@@ -1,0 +1,335 @@
+"""OutboxSender on both backends, against the simulator, on a FakeClock: the per-conversation
+budget defers (never drops), failures back off then end FAILED, a restart resumes, and a dead
+session webhook falls back to the robot send API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from bot.clock import FakeClock
+from bot.config import DingTalkSettings, OutboxSettings
+from bot.outbound import Reply
+from bot.outbox import OutboxSender
+from bot.sandbox import DEMO_GROUP, demo_simulator
+from bot.sim import SimGroup, Simulator
+from bot.sim.state import SESSION_TTL
+from bot.transport.openapi import OpenApiClient
+from storage.db import Database, open_database
+from storage.models import OutboxMessage
+
+WEBHOOK = "/robot/sendBySession"
+GROUP_SEND = "/v1.0/robot/groupMessages/send"
+OTO_SEND = "/v1.0/robot/oToMessages/batchSend"
+SECOND_GROUP = "cidSECONDGROUP"
+CLIENT_RETRIES = 1  # each outbox attempt is at most two HTTP requests
+
+
+async def _no_sleep(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    s = demo_simulator()
+    s.start()
+    s.add_group(SimGroup(SECOND_GROUP, "第二个群"))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        yield session
+
+
+def make_client(sim: Simulator, http: aiohttp.ClientSession) -> OpenApiClient:
+    settings = DingTalkSettings(
+        client_id=sim.client_id, client_secret=SecretStr(sim.client_secret),
+        openapi_endpoint=sim.base_url, oapi_endpoint=sim.base_url, max_retries=CLIENT_RETRIES,
+    )
+    return OpenApiClient(http, settings, sleep=_no_sleep, rng=random.Random(5))
+
+
+@pytest.fixture
+def client(sim: Simulator, http: aiohttp.ClientSession) -> OpenApiClient:
+    return make_client(sim, http)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+def sender(db: Database, client: OpenApiClient, clock: FakeClock, **outbox: Any) -> OutboxSender:
+    return OutboxSender(db, client, OutboxSettings(**outbox), clock, rng=random.Random(11))
+
+
+def session_of(sim: Simulator, user: str = "zhaoliu",
+               conversation: str | None = DEMO_GROUP) -> tuple[str, datetime]:
+    """The sessionWebhook and its expiry, as a message from ``user`` carries them."""
+    d = sim.say(user, " whoami", conversation_id=conversation)
+    data = json.loads(d.frame["data"])
+    expires = datetime.fromtimestamp(data["sessionWebhookExpiredTime"] / 1000, UTC)
+    return str(data["sessionWebhook"]), expires
+
+
+async def add_reply(db: Database, clock: FakeClock, text: str, *,
+                    conversation: str = DEMO_GROUP, is_group: bool = True,
+                    user: str = "zhaoliu", markdown: bool = False,
+                    session: tuple[str, datetime] | None = None) -> int:
+    """An outbox row exactly as handlers.base.Context.reply writes it."""
+    r = Reply(text=text, conversation_id=conversation, is_group=is_group, user_id=user,
+              markdown=markdown, title="Baton", at=(user,) if is_group else ())
+    webhook, expires = session if session else (None, None)
+    async with db.uow() as uow:
+        row = await uow.outbox.add(
+            "reply", r.conversation_key, r.payload(), clock.now(),
+            session_webhook=webhook, webhook_expires_at=expires,
+            source_message_id=f"msg-{text}",
+        )
+        await uow.commit()
+        return row.id
+
+
+async def rows(db: Database) -> list[OutboxMessage]:
+    async with db.uow() as uow:
+        found = list((await uow.session.execute(
+            select(OutboxMessage).order_by(OutboxMessage.id))).scalars().all())
+        uow.session.expunge_all()  # plain values, readable after the transaction
+        return found
+
+
+async def row(db: Database, row_id: int) -> OutboxMessage:
+    return next(r for r in await rows(db) if r.id == row_id)
+
+
+def texts(sim: Simulator, conversation: str | None = None) -> list[str]:
+    return [m.text for m in sim.messages(conversation)]
+
+
+# --- the per-conversation budget ---------------------------------------------------------
+
+
+async def test_budget_defers_the_excess_to_when_the_window_frees(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    session = session_of(sim)
+    want = [f"m{i:02d}" for i in range(25)]
+    for t in want:
+        await add_reply(db, clock, t, session=session)
+    out = sender(db, client, clock, per_conversation_per_minute=20)
+    t0 = clock.now()
+
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP) == want[:20]
+    state = await rows(db)
+    assert [r.status for r in state] == ["sent"] * 20 + ["pending"] * 5
+    for r in state[20:]:  # queued, not dropped, not failed, no attempt spent
+        assert r.attempts == 0 and r.last_error is None
+        assert r.next_attempt_at == t0 + timedelta(seconds=60)
+    assert out.sent == 20 and out.deferred == 5 and out.failed == 0
+
+    await out.drain_once()  # nothing is due yet
+    clock.advance(59)
+    await out.drain_once()
+    assert len(sim.messages(DEMO_GROUP)) == 20
+
+    clock.advance(1)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP) == want  # the rest, in order, none twice
+    assert all(r.status == "sent" for r in await rows(db))
+    clock.advance(600)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP) == want
+
+
+async def test_conversations_do_not_share_a_budget(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    session = session_of(sim)
+    for i in range(21):
+        await add_reply(db, clock, f"a{i}", session=session)
+        if i < 20:  # Context.send: no session webhook, the robot API
+            await add_reply(db, clock, f"b{i}", conversation=SECOND_GROUP)
+    await add_reply(db, clock, "dm", conversation="cidOTOqianqi", is_group=False, user="qianqi")
+    out = sender(db, client, clock, per_conversation_per_minute=20)
+
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP) == [f"a{i}" for i in range(20)]
+    assert texts(sim, SECOND_GROUP) == [f"b{i}" for i in range(20)]
+    assert texts(sim, "cidOTOqianqi") == ["dm"]
+    assert out.deferred == 1
+    clock.advance(60)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP)[-1] == "a20"
+    assert len(sim.messages()) == 42
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+async def test_persistent_failure_backs_off_then_is_marked_failed(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock,
+        caplog: pytest.LogCaptureFixture) -> None:
+    sim.fail_next(WEBHOOK, 500, count=1000)
+    rid = await add_reply(db, clock, "doomed", session=session_of(sim))
+    out = sender(db, client, clock, max_attempts=3, base_backoff=2.0, max_backoff=300.0)
+    per_attempt = CLIENT_RETRIES + 1
+
+    await out.drain_once()
+    r = await row(db, rid)
+    assert r.status == "pending" and r.attempts == 1
+    assert r.last_error and "ServerError" in r.last_error
+    first = (r.next_attempt_at - clock.now()).total_seconds()
+    assert 1.0 <= first < 3.0  # 2 s base, jitter in [0.5, 1.5)
+    assert len(sim.requests(WEBHOOK)) == per_attempt
+
+    await out.drain_once()  # not due: no attempt
+    assert len(sim.requests(WEBHOOK)) == per_attempt
+
+    clock.advance(r.next_attempt_at - clock.now())
+    await out.drain_once()
+    r = await row(db, rid)
+    assert r.status == "pending" and r.attempts == 2
+    second = (r.next_attempt_at - clock.now()).total_seconds()
+    assert 2.0 <= second < 6.0  # doubled
+
+    clock.advance(r.next_attempt_at - clock.now())
+    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+        await out.drain_once()
+    r = await row(db, rid)
+    assert r.status == "failed"  # kept, visible, never silently dropped
+    assert r.attempts == 3 and r.last_error and "ServerError" in r.last_error
+    assert out.failed == 1
+    assert any("OPERATOR ALERT" in rec.getMessage() for rec in caplog.records)
+    assert len(sim.requests(WEBHOOK)) == 3 * per_attempt
+
+    clock.advance(3600)
+    await out.drain_once()  # a failed row is not retried on its own
+    assert len(sim.requests(WEBHOOK)) == 3 * per_attempt
+    assert sim.messages() == []
+
+
+async def test_transient_failures_then_delivered_exactly_once(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    per_attempt = CLIENT_RETRIES + 1
+    sim.fail_next(WEBHOOK, 503, count=2 * per_attempt)  # two whole attempts fail
+    rid = await add_reply(db, clock, "persistent", session=session_of(sim))
+    out = sender(db, client, clock, max_attempts=5)
+    for _ in range(6):
+        await out.drain_once()
+        clock.advance(600)
+    r = await row(db, rid)
+    assert r.status == "sent" and r.attempts == 2 and r.sent_at is not None
+    assert texts(sim) == ["persistent"]
+    assert len(sim.requests(WEBHOOK)) == 2 * per_attempt + 1
+
+
+async def test_retry_after_of_a_rate_limit_is_honoured(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    sim.fail_next(WEBHOOK, 429, headers={"Retry-After": "120"}, count=CLIENT_RETRIES + 1)
+    rid = await add_reply(db, clock, "later", session=session_of(sim))
+    out = sender(db, client, clock, base_backoff=1.0)
+    await out.drain_once()
+    r = await row(db, rid)
+    assert r.status == "pending" and r.attempts == 1
+    assert (r.next_attempt_at - clock.now()).total_seconds() >= 120
+    clock.advance(r.next_attempt_at - clock.now())
+    await out.drain_once()
+    assert texts(sim) == ["later"]
+
+
+# --- restart -----------------------------------------------------------------------------
+
+
+async def test_restart_resumes_pending_and_abandoned_rows(
+        sim: Simulator, db: Database, db_url: str, client: OpenApiClient,
+        http: aiohttp.ClientSession, clock: FakeClock) -> None:
+    session = session_of(sim)
+    want = [f"r{i:02d}" for i in range(22)]
+    for t in want:
+        await add_reply(db, clock, t, session=session)
+    first = sender(db, client, clock, per_conversation_per_minute=20)
+    await first.drain_once()  # 20 sent, 2 deferred
+    # A row a sender claimed and then died with, unsent.
+    await add_reply(db, clock, "claimed-then-crashed", conversation=SECOND_GROUP)
+    async with db.uow() as uow:
+        claimed = await uow.outbox.claim_due(clock.now(), timedelta(seconds=60), 10)
+        await uow.commit()
+    assert [r.payload["text"] for r in claimed] == ["claimed-then-crashed"]
+    del first
+
+    # The restarted process: its own engine, client and sender on the same store.
+    db2 = open_database(db_url)
+    try:
+        second = sender(db2, make_client(sim, http), clock, per_conversation_per_minute=20)
+        await second.drain_once()
+        assert len(sim.messages()) == 20  # deferred rows not yet due; the claim still leased
+        clock.advance(60)
+        await second.drain_once()
+        assert texts(sim, DEMO_GROUP) == want
+        assert texts(sim, SECOND_GROUP) == ["claimed-then-crashed"]
+        assert all(r.status == "sent" for r in await rows(db2))
+    finally:
+        await db2.dispose()
+
+
+# --- session webhook fallback --------------------------------------------------------------
+
+
+async def test_expired_webhook_in_group_uses_group_send(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    webhook, _ = session_of(sim)
+    past = clock.now() - timedelta(seconds=1)
+    await add_reply(db, clock, "plain", session=(webhook, past))
+    await add_reply(db, clock, "**bold**", markdown=True, session=(webhook, past))
+    out = sender(db, client, clock)
+    await out.drain_once()
+    assert sim.requests(WEBHOOK) == []  # a known-dead webhook is not even tried
+    msgs = sim.messages(DEMO_GROUP)
+    assert [(m.via, m.msgtype, m.text) for m in msgs] == [
+        ("group", "sampleText", "plain"), ("group", "sampleMarkdown", "**bold**")]
+    assert msgs[1].title == "Baton"
+    assert all(r.status == "sent" for r in await rows(db))
+
+
+async def test_expired_webhook_one_to_one_uses_batch_send(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    webhook, _ = session_of(sim, "qianqi", conversation=None)
+    await add_reply(db, clock, "just you", conversation="cidOTOqianqi", is_group=False,
+                    user="qianqi", session=(webhook, clock.now() - timedelta(minutes=1)))
+    await sender(db, client, clock).drain_once()
+    [m] = sim.messages()
+    assert (m.via, m.conversation_id, m.text, m.user_ids) == (
+        "oto", "cidOTOqianqi", "just you", ["qianqi"])
+    [req] = sim.requests(OTO_SEND)
+    assert req.json["userIds"] == ["qianqi"] and req.json["robotCode"] == sim.client_id
+
+
+async def test_webhook_answering_300001_falls_back_to_the_robot_api(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    session = session_of(sim)
+    assert session[1] > clock.now()  # our clock still believes in it
+    rid = await add_reply(db, clock, "fallback", session=session)
+    sim.advance(SESSION_TTL + 1)  # DingTalk's clock does not
+    out = sender(db, client, clock)
+    await out.drain_once()
+    assert len(sim.requests(WEBHOOK)) == 1
+    assert [(m.via, m.text) for m in sim.messages()] == [("group", "fallback")]
+    r = await row(db, rid)
+    assert r.status == "sent" and r.attempts == 0
+    clock.advance(600)
+    await out.drain_once()
+    assert len(sim.messages()) == 1
