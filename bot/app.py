@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
@@ -83,7 +85,7 @@ class BatonApp:
         s = self.settings
         self.db = open_database(s.database.url, busy_timeout_ms=s.database.busy_timeout_ms,
                                 pool_size=s.database.pool_size, echo=s.database.echo)
-        self._stack.push_async_callback(self.db.dispose)
+        self._stack.push_async_callback(lambda: bounded(self.db.dispose(), 10, "database close"))
         await prepare_database(self.db)
         # One shared HTTP session for every outbound call (trust_env off: no proxy surprises).
         self.http = await self._stack.enter_async_context(
@@ -122,14 +124,19 @@ class BatonApp:
             self._stopped.set()
 
     async def _shutdown(self) -> None:
-        await self.stream.stop()
-        await self.alarm.stop()
+        # Every step is bounded: a stop that overstays is logged with its stack, never awaited
+        # forever (a stuck driver call must not keep the process from exiting).
+        await bounded(self.stream.stop(), 20, "stream stop")
+        await bounded(self.alarm.stop(), 5, "scheduler stop")
         # The sender drains once more and returns; cancel only what overstays its grace.
         self.outbox.stop()
         _done, late = await asyncio.wait(self._tasks, timeout=10)
         for t in late:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if late:
+            _done, stuck = await asyncio.wait(late, timeout=5)
+            for t in stuck:
+                log.error("%s did not stop after cancel:\n%s", t.get_name(), task_stack(t))
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
@@ -142,3 +149,21 @@ class BatonApp:
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.stream.connected.wait(), timeout)
+
+
+def task_stack(task: asyncio.Task[Any]) -> str:
+    out = io.StringIO()
+    task.print_stack(file=out)
+    return out.getvalue()
+
+
+async def bounded(aw: Awaitable[Any], seconds: float, what: str) -> None:
+    """Await ``aw`` for at most ``seconds``; past that, log what it was stuck on and go on."""
+    task = asyncio.ensure_future(aw)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        task.result()
+        return
+    log.error("%s overstayed %.0fs; abandoning it. It was at:\n%s", what, seconds, task_stack(task))
+    task.cancel()
+    await asyncio.wait({task}, timeout=2)

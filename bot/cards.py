@@ -33,6 +33,7 @@ class CardView:
     waiting_for: tuple[str, ...]       # names still to decide
     decided_by: str = ""
     decided_at: datetime | None = None
+    detail: str = ""                   # what the request changes (markdown, already escaped)
 
 
 def local(at: datetime, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -46,6 +47,8 @@ def render_request_card(v: CardView) -> dict[str, str]:
     lines = [
         t(f"card_body_{v.kind}", lang, requester=literal(v.requester), target=literal(v.target)),
     ]
+    if v.detail:
+        lines.append(v.detail)
     if v.reason:
         lines.append(t("card_reason", lang, reason=literal(v.reason, 500)))
     have, need = v.progress

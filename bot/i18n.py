@@ -225,6 +225,204 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
 }
 
+# ---- business permissions (handlers/permissions.py, handlers/templates.py) ----------------
+MESSAGES.update({
+    "need_admin": {
+        "zh": "「{command}」只有主管理员或子管理员可以使用（你目前是：{level}）。如需权限，请联系管理员。",
+        "en": "Only the owner or an admin may use “{command}” (you are: {level}). Ask an admin "
+              "if you need it.",
+    },
+    "need_owner": {
+        "zh": "「{command}」只有主管理员可以使用（你目前是：{level}）。",
+        "en": "Only the owner (main administrator) may use “{command}” (you are: {level}).",
+    },
+    "unknown_name": {
+        "zh": "权限目录中没有「{name}」。{hint}",
+        "en": "There is no “{name}” in the permission catalog. {hint}",
+    },
+    "unknown_role": {
+        "zh": "没有名为「{name}」的角色。{hint}",
+        "en": "There is no role called “{name}”. {hint}",
+    },
+    "role_is_permission": {
+        "zh": "「{name}」是一项权限，不是角色。授予单项权限请用：`授权 @用户 {name}`。",
+        "en": "“{name}” is a permission, not a role. To give it, write: `grant @user {name}`.",
+    },
+    "did_you_mean": {"zh": "你是不是想写：{names}？", "en": "Did you mean {names}?"},
+    "see_catalog": {
+        "zh": "可用的角色和权限见配置的 catalog，或发送 `帮助 授权`。",
+        "en": "The roles and permissions are listed in the configured catalog; send "
+              "`help grant` for the syntax.",
+    },
+    "builtin_role": {
+        "zh": "「{name}」是内置身份，不能这样授予：主管理员请用 `转让主管理员`，子管理员请用 `添加管理员`。",
+        "en": "“{name}” is built in and cannot be given this way: use `transfer-owner` for the "
+              "owner and `admin add` for admins.",
+    },
+    "source_grant_role": {"zh": "授权（角色 {name}）", "en": "a grant (role {name})"},
+    "directory_unavailable": {
+        "zh": "暂时无法查询钉钉通讯录，未做任何更改。请稍后重试。",
+        "en": "DingTalk's directory cannot be reached right now; nothing was changed. "
+              "Please try again later.",
+    },
+    "user_unknown": {
+        "zh": "钉钉通讯录中找不到成员 {user}，未做任何更改。请 @ 本企业的成员。",
+        "en": "DingTalk's directory has no member {user}; nothing was changed. Mention a "
+              "member of this company.",
+    },
+    "user_inactive": {
+        "zh": "{user} 还未激活钉钉或已离职，不能接收权限。",
+        "en": "{user} has not activated DingTalk or has left, so cannot receive permissions.",
+    },
+    "not_enough_approvers": {
+        "zh": "这项更改需要 {need} 位审批人（主管理员或其他子管理员，不含申请人本人和被变更的人），"
+              "目前只有 {have} 位，无法发起。请先添加管理员，或调整 policy.approvals_required。",
+        "en": "This change needs {need} approvers (the owner or other admins, never the "
+              "requester or the person it is about), but only {have} can approve. Add an admin "
+              "first, or change policy.approvals_required.",
+    },
+    "request_created": {
+        "zh": "已发起审批 **{id}**：{what}\n\n需要 {need} 位主管理员或其他子管理员在卡片上同意后生效。",
+        "en": "Request **{id}** is open: {what}\n\nIt takes effect once {need} of the owner "
+              "and the other admins approve it on the card.",
+    },
+    "request_applied": {"zh": "**{id}** 已生效：{what}", "en": "**{id}** is done: {what}"},
+    "request_rejected": {"zh": "**{id}** 被驳回，未做更改：{what}",
+                         "en": "**{id}** was rejected; nothing changed: {what}"},
+    "request_expired": {"zh": "**{id}** 无人审批已过期，未做更改：{what}",
+                        "en": "**{id}** expired undecided; nothing changed: {what}"},
+    "request_cancelled": {"zh": "**{id}** 已取消，未做更改：{what}",
+                          "en": "**{id}** was cancelled; nothing changed: {what}"},
+    "request_failed": {
+        "zh": "**{id}** 已获批准，但执行失败，未做任何更改（{error}）：{what}。请检查后重新发起。",
+        "en": "**{id}** was approved but could not be applied, so nothing changed ({error}): "
+              "{what}. Check and ask again.",
+    },
+    "until": {"zh": "至 {at}", "en": "until {at}"},
+    "permanently": {"zh": "长期有效", "en": "with no end date"},
+    "for_duration": {"zh": "为期 {d}", "en": "for {d}"},
+    "grant_done": {"zh": "已授予 {who}：{name}，{until}。", "en": "Granted {name} to {who}, {until}."},
+    "grant_unchanged": {
+        "zh": "{who} 已经拥有 {name}（{until}），未做更改。",
+        "en": "{who} already holds {name} ({until}); nothing changed.",
+    },
+    "describe_grant": {"zh": "授予 {who}：{name}，{duration}", "en": "grant {name} to {who}, {duration}"},
+    "revoke_done": {"zh": "已撤销 {who} 的 {name}。", "en": "Revoked {name} from {who}."},
+    "revoke_still_held": {
+        "zh": "注意：该成员仍通过其他来源拥有相关权限：{sources}。",
+        "en": "Note: the member still holds it through: {sources}.",
+    },
+    "revoke_not_direct": {
+        "zh": "{who} 的 {name} 不是直接授权，而是来自：{sources}。请改用 `设置角色` 或调整模板。",
+        "en": "{who} holds {name} not through a grant but through: {sources}. Change the role "
+              "or the template instead.",
+    },
+    "revoke_not_held": {
+        "zh": "{who} 没有 {name} 的授权，无需撤销。",
+        "en": "{who} holds no grant of {name}; there is nothing to revoke.",
+    },
+    "grant_expired_holder": {
+        "zh": "你的临时权限 {name} 已到期，已自动收回。如仍需要，请向管理员重新申请。",
+        "en": "Your time-bound permission {name} has expired and was removed. Ask an admin "
+              "if you still need it.",
+    },
+    "grant_expired_granter": {
+        "zh": "你授予 {who} 的临时权限 {name} 已到期，已自动收回。",
+        "en": "The time-bound {name} you granted to {who} has expired and was removed.",
+    },
+    "role_done": {"zh": "已将 {who} 的业务角色设为 {role}（原为：{before}）。",
+                  "en": "{who}'s business role is now {role} (was: {before})."},
+    "role_unchanged": {"zh": "{who} 的业务角色已经是 {role}，未做更改。",
+                       "en": "{who}'s business role is already {role}; nothing changed."},
+    "none": {"zh": "无", "en": "none"},
+    "describe_role_set": {"zh": "将 {who} 的业务角色设为 {role}", "en": "set {who}'s role to {role}"},
+    "admin_already": {"zh": "{who} 已经是{level}，无需添加。",
+                      "en": "{who} is already {level}; nothing to add."},
+    "admin_added": {"zh": "已将 {who} 添加为子管理员。", "en": "{who} is now an admin."},
+    "admin_not_admin": {"zh": "{who} 不是子管理员，无需移除。",
+                        "en": "{who} is not an admin; nothing to remove."},
+    "admin_remove_owner": {
+        "zh": "不能移除主管理员。如需更换主管理员，请使用 `转让主管理员 @新主管理员`。",
+        "en": "The owner cannot be removed. To hand the role over, use `transfer-owner @user`.",
+    },
+    "admin_removed": {"zh": "已移除 {who} 的子管理员身份。", "en": "{who} is no longer an admin."},
+    "describe_admin_add": {"zh": "将 {who} 添加为子管理员", "en": "make {who} an admin"},
+    "describe_admin_remove": {"zh": "移除 {who} 的子管理员身份", "en": "remove {who} from the admins"},
+    "role_label": {"zh": "角色 {name}", "en": "role {name}"},
+    "who_has_short": {"zh": "谁有", "en": "Who has"},
+    "who_has_title": {"zh": "拥有 {name} 的成员（{n} 人）", "en": "Members holding {name} ({n})"},
+    "who_has_none": {"zh": "目前没有成员拥有 {name}。", "en": "Nobody holds {name} at the moment."},
+    "and_more": {"zh": "……另有 {n} 人", "en": "…and {n} more"},
+    "template_unknown": {"zh": "没有名为「{name}」的模板。{hint}",
+                         "en": "There is no template called “{name}”. {hint}"},
+    "see_template_list": {"zh": "发送 `模板 列表` 查看现有模板。",
+                          "en": "Send `template list` to see the templates."},
+    "template_exists": {
+        "zh": "模板「{name}」已存在。修改请用 `模板 修改 {name} <权限>,...`。",
+        "en": "A template called “{name}” already exists. To change it, write "
+              "`template set {name} <perm>,...`.",
+    },
+    "template_created": {"zh": "已创建模板「{name}」：{items}",
+                         "en": "Template “{name}” created: {items}"},
+    "template_short": {"zh": "权限模板", "en": "Templates"},
+    "template_title": {"zh": "模板「{name}」", "en": "Template “{name}”"},
+    "template_items": {"zh": "包含：{items}", "en": "Contains: {items}"},
+    "template_holders": {"zh": "使用人数：{n}", "en": "Holders: {n}"},
+    "template_none": {
+        "zh": "还没有权限模板。创建：`模板 创建 <名称> <权限>,<权限>`。",
+        "en": "There are no templates yet. Create one: `template create <name> <perm>,<perm>`.",
+    },
+    "template_list_title": {"zh": "权限模板（{n} 个）", "en": "Templates ({n})"},
+    "template_list_line": {"zh": "- **{name}**（{n} 人）：{items}",
+                           "en": "- **{name}** ({n} holders): {items}"},
+    "template_unchanged": {"zh": "模板「{name}」的内容没有变化，未做更改。",
+                           "en": "Template “{name}” already has exactly these; nothing changed."},
+    "template_deleted": {"zh": "已删除模板「{name}」（无人使用）。",
+                         "en": "Template “{name}” deleted (nobody held it)."},
+    "template_apply_nothing": {
+        "zh": "这些成员都已在使用模板「{name}」，未做更改。",
+        "en": "Everyone named already holds template “{name}”; nothing changed.",
+    },
+    "template_applied": {
+        "zh": "已将模板「{name}」应用到 {n} 人（{skipped} 人原本已有）。",
+        "en": "Template “{name}” applied to {n} members ({skipped} already had it).",
+    },
+    "dept_unknown": {
+        "zh": "钉钉通讯录中找不到部门「{name}」。请写部门的完整名称或部门 ID，例如 `dept:销售部`。",
+        "en": "DingTalk's directory has no department “{name}”. Write its full name or its "
+              "id, e.g. `dept:Sales`.",
+    },
+    "impact_none": {"zh": "{n} 位使用者的实际权限不会变化。",
+                    "en": "The effective permissions of its {n} holders do not change."},
+    "impact_gain": {"zh": "{n} 人将新增 {perm}", "en": "{n} will gain {perm}"},
+    "impact_loss": {"zh": "{n} 人将失去 {perm}", "en": "{n} will lose {perm}"},
+    "describe_template_set": {
+        "zh": "修改模板「{name}」：{old} → {new}\n\n{impact}",
+        "en": "change template “{name}”: {old} → {new}\n\n{impact}",
+    },
+    "describe_template_delete": {"zh": "删除模板「{name}」\n\n{impact}",
+                                 "en": "delete template “{name}”\n\n{impact}"},
+    "describe_template_apply": {
+        "zh": "将模板「{name}」（含敏感权限）应用到 {n} 人：{who}",
+        "en": "apply template “{name}” (it has sensitive permissions) to {n}: {who}",
+    },
+})
+for _kind, _zh, _en in (
+    ("grant", "敏感权限授予", "Sensitive grant"),
+    ("role_set", "敏感角色设置", "Sensitive role change"),
+    ("admin_add", "添加子管理员", "Add an admin"),
+    ("admin_remove", "移除子管理员", "Remove an admin"),
+    ("template_set", "修改权限模板", "Template change"),
+    ("template_delete", "删除权限模板", "Template deletion"),
+    ("template_apply", "应用权限模板", "Template assignment"),
+):
+    MESSAGES[f"kind_{_kind}"] = {"zh": _zh, "en": _en}
+    MESSAGES[f"card_title_{_kind}"] = {"zh": f"{_zh} {{id}}", "en": f"{_en} {{id}}"}
+    MESSAGES[f"card_body_{_kind}"] = {
+        "zh": "{requester} 申请以下更改，需要主管理员或其他子管理员审批：",
+        "en": "{requester} asks for this change; the owner or another admin must approve:",
+    }
+
 
 def t(key: str, lang: Lang, **params: Any) -> str:
     text = MESSAGES[key][lang]

@@ -144,6 +144,9 @@ class Dispatcher:
                 raise UserError("not_available", command=name)
             if route.admin_only and not self._admin_conversation_ok(ctx.message):
                 raise UserError("admin_conversation_only")
+            if not _has_authority(ctx.sender.level, route.authority):
+                raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
+                                command=name, level=t(f"level_{ctx.sender.level}", ctx.lang))
             async with ctx.uow.session.begin_nested():
                 await route.handler(cmd, ctx)
             self.metrics.count(name, "ok")
@@ -151,8 +154,11 @@ class Dispatcher:
             self.metrics.count(name, "refused")
             await ctx.reply(e.render(ctx.lang))
             if e.audit_action:
-                await ctx.audit(e.audit_action, "refused", after={"reason": e.key, **{
-                    k: str(v) for k, v in e.params.items()}})
+                target = e.params.get("target")
+                await ctx.audit(e.audit_action, "refused",
+                                target_id=str(target) if target else None,
+                                after={"reason": e.key, **{
+                                    k: str(v) for k, v in e.params.items()}})
         except DBAPIError:
             raise  # the store is in trouble: no ack, the transport lets it be redelivered
         except Exception:
@@ -176,3 +182,11 @@ class Dispatcher:
             self._after(uow)
             await uow.commit()
         return response
+
+
+def _has_authority(level: str, authority: str | None) -> bool:
+    if authority is None:
+        return True
+    if authority == "owner":
+        return level == "owner"
+    return level in ("owner", "admin")

@@ -27,16 +27,36 @@ DEMO_USERS = (
     SimUser("zhangsan", "张三", admin_level=1),
     SimUser("lisi", "李四", admin_level=2),
     SimUser("wangwu", "王五", admin_level=2),
-    SimUser("zhaoliu", "赵六"),
-    SimUser("qianqi", "钱七"),
+    SimUser("zhaoliu", "赵六", dept_ids=[2]),
+    SimUser("qianqi", "钱七", dept_ids=[3]),
     SimUser("sunba", "孙八", active=False),
 )
+# The demo company: root, a sales department (销售部) and a team inside it.
+DEMO_DEPARTMENTS: dict[int, str | tuple[str, int]] = {
+    1: "宝腾示例公司", 2: "销售部", 3: ("华东销售组", 2)}
+# A demo business catalog (the same shape as config.example.yaml's).
+DEMO_CATALOG: dict[str, Any] = {
+    "permissions": {
+        "crm.customer.view": {"zh": "查看客户", "en": "View customers"},
+        "crm.customer.edit": {"zh": "编辑客户", "en": "Edit customers"},
+        "crm.export": {"zh": "导出数据", "en": "Export data"},
+        "crm.report.view": {"zh": "查看报表", "en": "View reports"},
+        "finance.invoice": {"zh": "开具发票", "en": "Issue invoices"},
+    },
+    "roles": {
+        "sales": ["crm.customer.view", "crm.customer.edit"],
+        "analyst": ["crm.customer.view", "crm.report.view"],
+        "crm_admin": ["crm.*"],
+    },
+    "sensitive": ["crm.export", "crm_admin", "finance.invoice"],
+}
 
 
 def demo_simulator(**kw: Any) -> Simulator:
     kw.setdefault("users", DEMO_USERS)
     kw.setdefault("groups", (SimGroup(DEMO_GROUP, "权限交接工作群"),))
     kw.setdefault("corp_id", DEMO_CORP)
+    kw.setdefault("departments", DEMO_DEPARTMENTS)
     return Simulator(**kw)
 
 
@@ -49,6 +69,8 @@ def sim_settings(sim: Simulator, db_url: str, base: Settings | None = None,
                             openapi_endpoint=sim.base_url, oapi_endpoint=sim.base_url)
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = sim.corp_id
+    if not data["catalog"]["permissions"]:
+        data["catalog"] = DEMO_CATALOG
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return Settings.model_validate(data)

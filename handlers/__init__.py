@@ -11,16 +11,18 @@ if TYPE_CHECKING:
 
 
 def build_router() -> CommandRouter:
-    from handlers import approvals, info, transfer
+    from handlers import approvals, info, permissions, templates, transfer
 
     root = CommandRouter()
     root.include(info.router)
     root.include(transfer.router)
     root.include(approvals.router)
+    root.include(permissions.router)
+    root.include(templates.router)
     return root
 
 
 def due_handlers() -> dict[str, DueHandler]:
-    from handlers import approvals, transfer
+    from handlers import approvals, permissions, transfer
 
-    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS}
+    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS, **permissions.DUE_HANDLERS}

@@ -102,6 +102,7 @@ class Route:
     handler: Handler
     admin_only: bool
     prepare: Prepare | None = None
+    authority: str | None = None       # "admin" (owner or admin) or "owner"; None: anyone
 
 
 class CommandRouter:
@@ -111,16 +112,18 @@ class CommandRouter:
         self.routes: dict[type[Any], Route] = {}
 
     def command(self, *types: type[Any], admin_only: bool = False,
-                prepare: Any = None,
+                prepare: Any = None, authority: str | None = None,
                 ) -> Callable[[Callable[[C, Context], Awaitable[None]]],
                               Callable[[C, Context], Awaitable[None]]]:
         """Route ``types`` to the handler. ``prepare(cmd, client)`` runs before the
-        transaction (directory lookups and other I/O), its result is ``ctx.prepared``."""
+        transaction (directory lookups and other I/O), its result is ``ctx.prepared``.
+        ``authority`` ("admin" or "owner") is checked before the handler runs; a sender
+        without it is refused with a message naming it, and the refusal is audited."""
         def deco(fn: Callable[[C, Context], Awaitable[None]]) -> Callable[[C, Context], Awaitable[None]]:
             for ty in types:
                 if ty in self.routes:
                     raise ValueError(f"{ty.__name__} is already routed")
-                self.routes[ty] = Route(fn, admin_only, prepare)
+                self.routes[ty] = Route(fn, admin_only, prepare, authority)
             return fn
         return deco
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.commands import Admins, Help, WhoAmI, render_help
-from bot.i18n import Lang, t
+from bot.domain.permissions import sources_of
+from bot.i18n import t
 from handlers.base import CommandRouter, Context
-from storage.models import ADMIN, OWNER, Grant, Member, Template, TemplateAssignment
+from storage.models import ADMIN, OWNER, Member
 
 router = CommandRouter()
 
@@ -32,39 +30,17 @@ async def help_(cmd: Help, ctx: Context) -> None:
 
 async def permission_lines(ctx: Context, member: Member) -> list[str]:
     """Each permission the member holds, with where it comes from and when it ends."""
-    lang: Lang = ctx.lang
-    catalog = ctx.settings.catalog
-    lines: list[str] = []
+    from handlers.permissions import catalog_of, source_text
 
-    def label(perm: str) -> str:
-        names = catalog.permissions.get(perm)
-        if names is None:
-            return perm
-        return f"{perm} {names.zh if lang == 'zh' else names.en}"
-
-    def line(perm: str, source: str, expires: datetime | None = None) -> None:
-        expiry = t("expires", lang, at=_when(expires, ctx.settings.policy.timezone)) if expires else ""
-        lines.append(t("whoami_perm_line", lang, perm=label(perm), source=source, expiry=expiry))
-
-    if member.role:
-        for perm in catalog.roles.get(member.role, []):
-            line(perm, t("source_role", lang, name=member.role))
-    grants = (await ctx.uow.session.execute(
-        select(Grant).where(Grant.corp_id == ctx.corp_id, Grant.user_id == member.user_id)
-        .order_by(Grant.name)
-    )).scalars()
-    for g in grants:
-        if g.expires_at is None or g.expires_at > ctx.now:
-            line(g.name, t("source_grant", lang), g.expires_at)
-    rows: Any = (await ctx.uow.session.execute(
-        select(Template.name, Template.permissions)
-        .join(TemplateAssignment, TemplateAssignment.template_id == Template.id)
-        .where(Template.corp_id == ctx.corp_id, TemplateAssignment.user_id == member.user_id)
-        .order_by(Template.name)
-    )).all()
-    for name, perms in rows:
-        for perm in perms:
-            line(perm, t("source_template", lang, name=name))
+    cat = catalog_of(ctx.settings)
+    tz = ctx.settings.policy.timezone
+    held = await ctx.uow.perms.holdings(ctx.corp_id, member.user_id, ctx.now)
+    lines = []
+    for perm, srcs in sources_of(held, cat, ctx.now).items():
+        lines.append(t("whoami_perm_line", ctx.lang, perm=cat.label(perm, ctx.lang),
+                       source=t("list_sep", ctx.lang).join(
+                           source_text(s, ctx.lang, tz, cat) for s in srcs),
+                       expiry=""))
     return lines
 
 

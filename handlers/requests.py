@@ -107,6 +107,9 @@ class RequestKind(Protocol):
     async def after(self, req: Request, env: Env, state: State) -> None:
         """Notices and follow-up work once the request reached ``state`` (terminal)."""
 
+    async def describe(self, req: Request, env: Env) -> str:
+        """What the request changes, for its card (markdown; user values escaped)."""
+
 
 @dataclass
 class Registry:
@@ -149,7 +152,7 @@ async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, st
         expires_at=req.expires_at, progress=progress(view), agreed=tuple(agreed),
         waiting_for=tuple(waiting),
         decided_by=names.get(req.decided_by or "", req.decided_by or "") if req.decided_by else "",
-        decided_at=req.decided_at,
+        decided_at=req.decided_at, detail=await REGISTRY.kinds[req.kind].describe(req, env),
     )
     return render_request_card(cv)
 

@@ -6,10 +6,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.commands import TransferOwner
+from bot.config import Settings
+from bot.domain.permissions import effective
 from bot.domain.requests import Requirement, State
 from bot.domain.transfer import (
     OWNER_TRANSFER,
@@ -28,7 +29,7 @@ from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.requests import REGISTRY, Env, open_request
 from storage.db import UnitOfWork
-from storage.models import ADMIN, MEMBER, OWNER, Grant, Request
+from storage.models import ADMIN, MEMBER, OWNER, Request
 from storage.snapshots import take_snapshot
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,13 @@ VERIFY_BACKOFF = (timedelta(minutes=10), timedelta(minutes=30), timedelta(hours=
                   timedelta(hours=2), timedelta(hours=6), timedelta(hours=12), timedelta(hours=24))
 
 
-async def holds(uow: UnitOfWork, corp_id: str, user_id: str, perm: str, now: datetime) -> bool:
-    """A live direct grant of ``perm`` (issue 4 replaces this with effective permissions)."""
-    rows = (await uow.session.execute(
-        select(Grant.expires_at).where(Grant.corp_id == corp_id, Grant.user_id == user_id,
-                                       Grant.name == perm)
-    )).scalars().all()
-    return any(e is None or e > now for e in rows)
+async def holds(uow: UnitOfWork, settings: Settings, user_id: str, perm: str,
+                now: datetime) -> bool:
+    """Whether ``user_id`` effectively holds ``perm`` (role, grant or template)."""
+    from handlers.permissions import catalog_of
+
+    held = await uow.perms.holdings(settings.org.corp_id, user_id, now)
+    return perm in effective(held, catalog_of(settings), now)
 
 
 async def lookup_target(cmd: TransferOwner, client: OpenApiClient | None) -> dict[str, Any]:
@@ -73,7 +74,7 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     open_ = [r for r in await ctx.uow.requests.open_for(corp) if r.kind == OWNER_TRANSFER]
     problem = check_transfer(
         Person(me.user_id, me.level,
-               await holds(ctx.uow, corp, me.user_id, TRANSFER_PERMISSION, ctx.now)),
+               await holds(ctx.uow, ctx.settings, me.user_id, TRANSFER_PERMISSION, ctx.now)),
         target_id,
         Person(target.user_id, target.level) if target else None,
         DirectoryEntry(info["active"]) if info.get("found") else None,
@@ -139,6 +140,9 @@ class OwnerTransfer:
                         request_id=req.id, before=before,
                         after={"owner": target_id, "previous_owner_level": new_level,
                                "snapshot": snap.id})
+
+    async def describe(self, req: Request, env: Env) -> str:
+        return ""
 
     async def after(self, req: Request, env: Env, state: State) -> None:
         group = bool(req.payload.get("is_group", True))

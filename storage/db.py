@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
     DueWorkRepo,
@@ -115,6 +116,7 @@ class UnitOfWork:
         self.outbox = OutboxRepo(self.session)
         self.processed = ProcessedRepo(self.session)
         self.due = DueWorkRepo(self.session)
+        self.perms = PermissionRepo(self.session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

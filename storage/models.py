@@ -73,6 +73,7 @@ class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
         UniqueConstraint("corp_id", "user_id"),
+        Index("ix_members_role", "corp_id", "role"),
         # Exactly one owner per corp: a partial unique index.
         Index(
             "uq_members_one_owner",
@@ -98,7 +99,12 @@ class Grant(Base):
     """A role or permission held by a user through a direct grant, optionally time-bound."""
 
     __tablename__ = "grants"
-    __table_args__ = (Index("ix_grants_user", "corp_id", "user_id"),)
+    __table_args__ = (
+        # One row per user and name: overlapping grants merge into it (longest expiry wins).
+        Index("uq_grants_user_name", "corp_id", "user_id", "name", unique=True),
+        Index("ix_grants_name", "corp_id", "name"),
+        Index("ix_grants_expires", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     corp_id: Mapped[str] = mapped_column(String(64))
@@ -128,7 +134,10 @@ class Template(Base):
 
 class TemplateAssignment(Base):
     __tablename__ = "template_assignments"
-    __table_args__ = (UniqueConstraint("template_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("template_id", "user_id"),
+        Index("ix_template_assignments_user", "user_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"))

@@ -303,6 +303,15 @@ class OpenApiClient:
         data = await self.oapi("/topapi/user/listid", {"dept_id": dept_id})
         return [str(u) for u in (data.get("result") or {}).get("userid_list", [])]
 
+    async def dept_get(self, dept_id: int) -> dict[str, Any]:
+        data = await self.oapi("/topapi/v2/department/get", {"dept_id": dept_id, "language": "zh_CN"})
+        return dict(data.get("result") or {})
+
+    async def dept_children(self, dept_id: int) -> list[dict[str, Any]]:
+        data = await self.oapi("/topapi/v2/department/listsub", {"dept_id": dept_id,
+                                                                 "language": "zh_CN"})
+        return list(data.get("result") or [])
+
     async def download_file(self, download_code: str) -> bytes:
         data = await self.api("POST", "/v1.0/robot/messageFiles/download", {
             "downloadCode": download_code, "robotCode": self._s.effective_robot_code,

@@ -129,7 +129,9 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
         """Stop reading, let in-flight frames finish and ack, then close."""
         self._stopping.set()
         if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=grace)
+            _done, late = await asyncio.wait(set(self._inflight), timeout=grace)
+            for t in late:      # not acked: the gateway redelivers, the dedupe makes it safe
+                t.cancel()
         for t in list(self._readers):
             t.cancel()
         if self._readers:

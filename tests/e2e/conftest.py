@@ -3,6 +3,8 @@ simulator, through the real dingtalk-stream SDK over real sockets on port 0."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -30,11 +32,31 @@ def settings(sim: Simulator, db_url: str) -> Settings:
     return sim_settings(sim, db_url)
 
 
+def dump_tasks() -> str:
+    """Every pending asyncio task with its stack: what a stuck teardown is waiting on."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task!r}", file=out)
+        task.print_stack(file=out)
+    return out.getvalue()
+
+
 @pytest.fixture
 async def bot(settings: Settings) -> AsyncIterator[BatonApp]:
-    async with BatonApp(settings) as app:
+    app = BatonApp(settings)
+    await app.__aenter__()
+    try:
         await app.wait_connected()
         yield app
+    finally:
+        # A shutdown must be bounded; if it is not, fail here and say what it waits on.
+        stop = asyncio.ensure_future(app.__aexit__(None, None, None))
+        done, _ = await asyncio.wait({stop}, timeout=60)
+        if not done:
+            stacks = dump_tasks()
+            stop.cancel()
+            pytest.fail("BatonApp did not stop within 60 s; pending tasks:\n" + stacks)
+        stop.result()
 
 
 async def reply_to(sim: Simulator, conversation: str, contains: str, *, after: int = 0,

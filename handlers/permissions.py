@@ -1,0 +1,497 @@
+"""Business permissions: role set, grant, revoke, admin add/remove, who-has, and the
+request kinds for the changes that need approval (sensitive grants and roles, admin
+changes asked by an admin). Templates live in handlers/templates.py.
+
+Authority is checked by the router (``authority="admin"`` / ``"owner"``); names are checked
+against the catalog here, with a did-you-mean. A change that needs approval becomes a
+request on the shared machinery (handlers/requests.py): approvers are the owner and the
+admins other than the requester (and other than the person the change is about), and
+``policy.approvals_required`` of them must agree. Everything else applies at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.commands import AdminAdd, AdminRemove, Grant, Revoke, RoleSet, UserRef, WhoHas
+from bot.commands.durations import format_duration
+from bot.domain.permissions import (
+    ADMIN_ROLE,
+    BUILTIN_ROLES,
+    OWNER_ROLE,
+    Catalog,
+    Source,
+    sources_of,
+)
+from bot.domain.requests import Requirement, State
+from bot.due import DueContext
+from bot.i18n import Lang, t
+from bot.outbound import Reply
+from bot.text import literal
+from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
+from handlers.base import CommandRouter, Context, UserError
+from handlers.requests import REGISTRY, Env, open_request
+from storage.models import ADMIN, MEMBER, OWNER, Member, Request
+
+log = logging.getLogger(__name__)
+router = CommandRouter()
+
+GRANT = "grant"
+ROLE_SET = "role_set"
+ADMIN_ADD = "admin_add"
+ADMIN_REMOVE = "admin_remove"
+
+_CATALOGS: dict[int, tuple[object, Catalog]] = {}
+
+
+def catalog_of(settings: Any) -> Catalog:
+    """The catalog of these settings, built once (the cached object is kept alive with it)."""
+    c = settings.catalog
+    hit = _CATALOGS.get(id(c))
+    if hit is None or hit[0] is not c:
+        hit = (c, Catalog.from_settings(c))
+        _CATALOGS[id(c)] = hit
+    return hit[1]
+
+
+# ---- names -------------------------------------------------------------------------------
+
+def resolve_name(cat: Catalog, name: str, lang: Lang, *, what: str = "any",
+                 audit_action: str | None = None) -> str:
+    """The catalog's spelling of ``name`` (a permission or role), or a refusal with
+    the closest names. ``what`` narrows it: "role", "permission", "any", or "item"
+    (a template item: also a wildcard that matches at least one permission)."""
+    exact = _exact(cat, name)
+    if exact is not None:
+        ok = {"role": cat.is_role(exact), "permission": cat.is_permission(exact)}.get(what, True)
+        if ok:
+            return exact
+    if what == "item" and cat.is_pattern(name):
+        return name
+    if what == "role" and exact is not None and cat.is_permission(exact):
+        raise UserError("role_is_permission", audit_action=audit_action, name=name)
+    hints = cat.suggest(name, roles=what != "permission")
+    hint = t("did_you_mean", lang, names=t("list_sep", lang).join(f"`{h}`" for h in hints)) \
+        if hints else t("see_catalog", lang)
+    raise UserError(f"unknown_{'role' if what == 'role' else 'name'}", audit_action=audit_action,
+                    name=literal(name, 64), hint=hint)
+
+
+def _exact(cat: Catalog, name: str) -> str | None:
+    if cat.known(name):
+        return name
+    low = name.lower()
+    for n in (*cat.permissions, *cat.roles, *BUILTIN_ROLES):
+        if n.lower() == low:
+            return n
+    return None
+
+
+def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> str:
+    if src.kind == "level":
+        base = t(f"level_{src.name}", lang)
+    elif src.kind == "role":
+        base = t("source_role", lang, name=literal(src.name, 64))
+    elif src.kind == "grant":
+        base = t("source_grant_role", lang, name=literal(src.name, 64)) \
+            if cat.is_role(src.name) else t("source_grant", lang)
+    else:
+        base = t("source_template", lang, name=literal(src.name, 64))
+    if src.expires_at is not None:
+        base += t("expires", lang, at=_local(src.expires_at, tz))
+    return base
+
+
+def _local(at: datetime, tz: str) -> str:
+    from bot.cards import local
+
+    return local(at, tz)
+
+
+# ---- directory (before the transaction) ---------------------------------------------------
+
+async def lookup_users(refs: list[UserRef], client: OpenApiClient | None) -> dict[str, Any]:
+    """What DingTalk's directory says of each target: {user_id: {"found", "active", "name"}}."""
+    out: dict[str, Any] = {}
+    if client is None:
+        return {"error": "no_client"}
+    for ref in refs:
+        try:
+            user = await client.user_get(ref.user_id)
+        except NotFound:
+            out[ref.user_id] = {"found": False}
+            continue
+        except DingTalkError as e:
+            log.warning("directory lookup of %s failed: %s", ref.user_id, e)
+            return {"error": e.code}
+        out[ref.user_id] = {"found": True, "active": bool(user.get("active", True)),
+                            "name": str(user.get("name") or "")}
+    return out
+
+
+async def _lookup_target(cmd: Any, client: OpenApiClient | None) -> dict[str, Any]:
+    return await lookup_users([cmd.target], client)
+
+
+async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Member:
+    """The target as an active member of the corp (per the directory), stored."""
+    info: dict[str, Any] = ctx.prepared or {}
+    if "error" in info:
+        raise UserError("directory_unavailable")
+    entry = info.get(user_id) or {}
+    if not entry.get("found"):
+        raise UserError("user_unknown", audit_action=audit_action, target=user_id,
+                        user=literal(user_id, 64))
+    if not entry.get("active", True):
+        raise UserError("user_inactive", audit_action=audit_action, target=user_id,
+                        user=literal(entry.get("name") or user_id, 64))
+    return await ctx.uow.members.upsert(ctx.corp_id, user_id, ctx.now,
+                                        name=entry.get("name") or None)
+
+
+def who(m: Member) -> str:
+    return f"{literal(m.name, 64)} ({m.user_id})" if m.name else m.user_id
+
+
+# ---- approvals ----------------------------------------------------------------------------
+
+async def approvers_for(env: Env, requester: str, *exclude: str) -> frozenset[str]:
+    """The owner and the admins, minus the requester and anyone the change is about."""
+    people = await env.uow.members.admins_of(env.corp_id)
+    return frozenset(p.user_id for p in people if p.active and p.user_id != requester
+                     and p.user_id not in exclude)
+
+
+def approvals_needed(env: Env) -> int:
+    return env.settings.policy.approvals_required
+
+
+async def check_approvers(ctx: Context, *exclude: str) -> None:
+    """Refuse up front when the policy cannot be met by the people who may approve."""
+    env = ctx.env()
+    pool = await approvers_for(env, ctx.sender.user_id, *exclude)
+    need = approvals_needed(env)
+    if len(pool) < need:
+        raise UserError("not_enough_approvers", need=need, have=len(pool))
+
+
+async def start_request(ctx: Context, kind: str, target: str | None, payload: dict[str, Any],
+                        *exclude: str) -> Request:
+    env = ctx.env()
+    pool = await approvers_for(env, ctx.sender.user_id, *exclude)
+    names = await env.names(*pool)
+    req = await open_request(
+        env, kind=kind, requester=ctx.sender.user_id, target=target,
+        conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,
+        reason="", payload=payload, ttl=ctx.settings.policy.approval_ttl,
+        mention={u: names[u] for u in sorted(pool)} if ctx.message.is_group else None,
+    )
+    await ctx.reply(ctx.t("request_created", id=req.public_id,
+                          what=await REGISTRY.kinds[kind].describe(req, env),
+                          need=approvals_needed(env)), markdown=True)
+    return req
+
+
+class ApprovedChange:
+    """A request kind whose deciders are ``approvals_required`` of the owner and admins."""
+
+    kind = ""
+    exclude_target = False
+
+    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+        exclude = (req.target_id or "",) if self.exclude_target else ()
+        pool = await approvers_for(env, req.requester_id, *exclude)
+        return (Requirement("approvers", pool, "approve", "reject",
+                            int(req.payload.get("need", approvals_needed(env)))),)
+
+    async def apply(self, req: Request, env: Env) -> None:
+        raise NotImplementedError
+
+    async def describe(self, req: Request, env: Env) -> str:
+        raise NotImplementedError
+
+    async def after(self, req: Request, env: Env, state: State) -> None:
+        what = await self.describe(req, env)
+        text = t(f"request_{state.value}", env.lang, id=req.public_id, what=what,
+                 error=str(req.payload.get("error", "")))
+        group = bool(req.payload.get("is_group", True))
+        await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
+
+
+async def target_label(env: Env, req: Request) -> str:
+    names = await env.names(req.target_id or "")
+    return literal(names.get(req.target_id or "", req.target_id or ""), 80)
+
+
+# ---- grants ---------------------------------------------------------------------------------
+
+async def apply_grant(env: Env, *, user_id: str, name: str, by: str,
+                      duration: timedelta | None, request_id: int | None = None,
+                      batch_id: str | None = None) -> tuple[bool, datetime | None]:
+    """Grant (merged), audit, schedule its expiry; (changed?, expiry after)."""
+    expires = env.now + duration if duration else None
+    change = await env.uow.perms.grant(env.corp_id, user_id, name, by=by, now=env.now,
+                                       expires_at=expires, request_id=request_id,
+                                       batch_id=batch_id)
+    after = change.after
+    assert after is not None
+    if not change.changed:
+        return False, after.expires_at
+    before = None if change.before is None else {
+        "name": name, "expires_at": _iso(change.before_expires)}
+    await env.audit(by, "grant.apply", "applied", target_id=user_id, request_id=request_id,
+                    before=before, after={"name": name, "expires_at": _iso(after.expires_at)})
+    if after.expires_at is not None:
+        await env.uow.due.schedule(
+            "grant_expire", after.expires_at, {"grant_id": after.id}, env.now,
+            dedupe_key=f"grant-expire:{after.id}:{int(after.expires_at.timestamp())}")
+    return True, after.expires_at
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+@router.command(Grant, admin_only=True, authority="admin", prepare=_lookup_target)
+async def grant(cmd: Grant, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    name = resolve_name(cat, cmd.name, ctx.lang, audit_action="grant.refused")
+    if name in BUILTIN_ROLES:
+        raise UserError("builtin_role", audit_action="grant.refused", name=name)
+    target = await known_member(ctx, cmd.target.user_id, audit_action="grant.refused")
+    if cat.is_sensitive(name):
+        await check_approvers(ctx)
+        await start_request(ctx, GRANT, target.user_id, {
+            "name": name, "seconds": int(cmd.duration.total_seconds()) if cmd.duration else None,
+            "need": approvals_needed(ctx.env())})
+        return
+    changed, expires = await apply_grant(ctx.env(), user_id=target.user_id, name=name,
+                                         by=ctx.sender.user_id, duration=cmd.duration)
+    until = ctx.t("until", at=_local(expires, ctx.settings.policy.timezone)) if expires \
+        else ctx.t("permanently")
+    key = "grant_done" if changed else "grant_unchanged"
+    await ctx.reply(ctx.t(key, who=who(target), name=cat.label(name, ctx.lang), until=until),
+                    markdown=True)
+
+
+class GrantRequest(ApprovedChange):
+    kind = GRANT
+
+    async def describe(self, req: Request, env: Env) -> str:
+        cat = catalog_of(env.settings)
+        secs = req.payload.get("seconds")
+        dur = t("for_duration", env.lang, d=format_duration(timedelta(seconds=secs), env.lang)) \
+            if secs else t("permanently", env.lang)
+        return t("describe_grant", env.lang, name=cat.label(str(req.payload["name"]), env.lang),
+                 who=await target_label(env, req), duration=dur)
+
+    async def apply(self, req: Request, env: Env) -> None:
+        secs = req.payload.get("seconds")
+        await apply_grant(env, user_id=req.target_id or "", name=str(req.payload["name"]),
+                          by=req.requester_id, request_id=req.id,
+                          duration=timedelta(seconds=secs) if secs else None)
+
+
+@router.command(Revoke, admin_only=True, authority="admin")
+async def revoke(cmd: Revoke, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    uid = cmd.target.user_id
+    name = _exact(cat, cmd.name) or cmd.name
+    row = await ctx.uow.perms.revoke(ctx.corp_id, uid, name)
+    member = await ctx.uow.members.get(ctx.corp_id, uid)
+    label = who(member) if member else literal(uid, 64)
+    tz = ctx.settings.policy.timezone
+    if row is None or (row.expires_at is not None and row.expires_at <= ctx.now):
+        if not cat.known(name):
+            resolve_name(cat, cmd.name, ctx.lang, audit_action="revoke.refused")
+        held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
+        srcs = [s for p in cat.expand(name) for s in sources_of(held, cat, ctx.now).get(p, ())]
+        if srcs:
+            raise UserError("revoke_not_direct", audit_action="revoke.refused", target=uid,
+                            who=label, name=name,
+                            sources=ctx.t("list_sep").join(
+                                sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
+        raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
+                        who=label, name=name)
+    await ctx.audit("grant.revoke", "applied", target_id=uid,
+                    before={"name": name, "expires_at": _iso(row.expires_at)}, after=None)
+    held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
+    left = sources_of(held, cat, ctx.now)
+    still = sorted({source_text(s, ctx.lang, tz, cat) for p in cat.expand(name) for s in left.get(p, ())})
+    text = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
+    if still:
+        text += "\n\n" + ctx.t("revoke_still_held", sources=ctx.t("list_sep").join(still))
+    await ctx.reply(text, markdown=True)
+
+
+async def due_grant_expire(payload: dict[str, Any], dctx: DueContext) -> None:
+    """A time-bound grant ends: remove it (unless it was extended) and tell both sides."""
+    async with dctx.transaction() as env:
+        from storage.models import Grant as GrantRow
+
+        row = await env.uow.session.get(GrantRow, int(payload["grant_id"]))
+        if row is None or row.expires_at is None or row.expires_at > env.now:
+            return          # revoked already, or extended (a later row covers the new expiry)
+        cat = catalog_of(env.settings)
+        await env.uow.session.delete(row)
+        await env.uow.session.flush()
+        await env.audit("system", "grant.expired", "applied", target_id=row.user_id,
+                        before={"name": row.name, "expires_at": _iso(row.expires_at)})
+        label = cat.label(row.name, env.lang)
+        names = await env.names(row.user_id)
+        await env.send(Reply(t("grant_expired_holder", env.lang, name=label), "", False,
+                             row.user_id, markdown=True))
+        if row.granted_by and row.granted_by != row.user_id:
+            await env.send(Reply(t("grant_expired_granter", env.lang, name=label,
+                                   who=literal(names[row.user_id], 80)),
+                                 "", False, row.granted_by, markdown=True))
+
+
+# ---- roles ----------------------------------------------------------------------------------
+
+@router.command(RoleSet, admin_only=True, authority="admin", prepare=_lookup_target)
+async def role_set(cmd: RoleSet, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    role = resolve_name(cat, cmd.role, ctx.lang, what="role", audit_action="role_set.refused")
+    if role in BUILTIN_ROLES:
+        raise UserError("builtin_role", audit_action="role_set.refused", name=role)
+    target = await known_member(ctx, cmd.target.user_id, audit_action="role_set.refused")
+    if target.role == role:
+        await ctx.reply(ctx.t("role_unchanged", who=who(target), role=role), markdown=True)
+        return
+    if cat.is_sensitive(role):
+        await check_approvers(ctx)
+        await start_request(ctx, ROLE_SET, target.user_id,
+                            {"role": role, "need": approvals_needed(ctx.env())})
+        return
+    before = target.role
+    await set_role(ctx.env(), target, role, by=ctx.sender.user_id)
+    await ctx.reply(ctx.t("role_done", who=who(target), role=role,
+                          before=before or ctx.t("none")), markdown=True)
+
+
+async def set_role(env: Env, target: Member, role: str | None, *, by: str,
+                   request_id: int | None = None) -> None:
+    before = target.role
+    target.role, target.updated_at = role, env.now
+    await env.uow.session.flush()
+    await env.audit(by, "role_set.apply", "applied", target_id=target.user_id,
+                    request_id=request_id, before={"role": before}, after={"role": role})
+
+
+class RoleSetRequest(ApprovedChange):
+    kind = ROLE_SET
+
+    async def describe(self, req: Request, env: Env) -> str:
+        return t("describe_role_set", env.lang, who=await target_label(env, req),
+                 role=literal(str(req.payload["role"]), 64))
+
+    async def apply(self, req: Request, env: Env) -> None:
+        target = await env.uow.members.get(env.corp_id, req.target_id or "")
+        if target is None:
+            raise RuntimeError("the member is gone")
+        await set_role(env, target, str(req.payload["role"]), by=req.requester_id,
+                       request_id=req.id)
+
+
+# ---- admins ---------------------------------------------------------------------------------
+
+@router.command(AdminAdd, admin_only=True, authority="admin", prepare=_lookup_target)
+async def admin_add(cmd: AdminAdd, ctx: Context) -> None:
+    target = await known_member(ctx, cmd.target.user_id, audit_action="admin_add.refused")
+    if target.level in (OWNER, ADMIN):
+        raise UserError("admin_already", audit_action="admin_add.refused", target=target.user_id,
+                        who=who(target),
+                        level=ctx.t(f"level_{target.level}"))
+    if ctx.sender.level == OWNER:
+        await set_level(ctx.env(), target, ADMIN, by=ctx.sender.user_id)
+        await ctx.reply(ctx.t("admin_added", who=who(target)), markdown=True)
+        return
+    await check_approvers(ctx, target.user_id)
+    await start_request(ctx, ADMIN_ADD, target.user_id, {"need": approvals_needed(ctx.env())},
+                        target.user_id)
+
+
+@router.command(AdminRemove, admin_only=True, authority="admin")
+async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
+    target = await ctx.uow.members.get(ctx.corp_id, cmd.target.user_id)
+    if target is None or target.level == MEMBER:
+        raise UserError("admin_not_admin", audit_action="admin_remove.refused",
+                        target=cmd.target.user_id,
+                        who=who(target) if target else literal(cmd.target.user_id, 64))
+    if target.level == OWNER:
+        raise UserError("admin_remove_owner", audit_action="admin_remove.refused",
+                        target=target.user_id)
+    if ctx.sender.level == OWNER:
+        await set_level(ctx.env(), target, MEMBER, by=ctx.sender.user_id)
+        await ctx.reply(ctx.t("admin_removed", who=who(target)), markdown=True)
+        return
+    await check_approvers(ctx, target.user_id)
+    await start_request(ctx, ADMIN_REMOVE, target.user_id,
+                        {"need": approvals_needed(ctx.env())}, target.user_id)
+
+
+async def set_level(env: Env, target: Member, level: str, *, by: str,
+                    request_id: int | None = None) -> None:
+    before = target.level
+    target.level, target.updated_at = level, env.now
+    await env.uow.session.flush()
+    action = "admin_add.apply" if level == ADMIN else "admin_remove.apply"
+    await env.audit(by, action, "applied", target_id=target.user_id, request_id=request_id,
+                    before={"level": before}, after={"level": level})
+
+
+class AdminChange(ApprovedChange):
+    exclude_target = True
+
+    def __init__(self, kind: str, level: str) -> None:
+        self.kind, self.level = kind, level
+
+    async def describe(self, req: Request, env: Env) -> str:
+        return t(f"describe_{self.kind}", env.lang, who=await target_label(env, req))
+
+    async def apply(self, req: Request, env: Env) -> None:
+        target = await env.uow.members.get(env.corp_id, req.target_id or "")
+        if target is None or target.level == OWNER:
+            raise RuntimeError("the member is now the owner or gone")
+        wanted_from = MEMBER if self.level == ADMIN else ADMIN
+        if target.level != wanted_from:
+            raise RuntimeError(f"the member is no longer {wanted_from}")
+        await set_level(env, target, self.level, by=req.requester_id, request_id=req.id)
+
+
+# ---- who-has --------------------------------------------------------------------------------
+
+WHO_HAS_LIMIT = 50
+
+
+@router.command(WhoHas, admin_only=True, authority="admin")
+async def who_has(cmd: WhoHas, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    name = resolve_name(cat, cmd.name, ctx.lang)
+    holders = await ctx.uow.perms.who_has(ctx.corp_id, name, cat, ctx.now)
+    title = cat.label(name, ctx.lang) if cat.is_permission(name) else \
+        ctx.t("role_label", name=name)
+    if not holders:
+        await ctx.reply(ctx.t("who_has_none", name=title), markdown=True)
+        return
+    names = await ctx.env().names(*holders)
+    tz = ctx.settings.policy.timezone
+    lines = [f"### {ctx.t('who_has_title', name=title, n=len(holders))}"]
+    for uid in list(holders)[:WHO_HAS_LIMIT]:
+        srcs = ctx.t("list_sep").join(source_text(s, ctx.lang, tz, cat) for s in holders[uid])
+        lines.append(f"- {literal(names[uid], 80)}: {srcs}")
+    if len(holders) > WHO_HAS_LIMIT:
+        lines.append(ctx.t("and_more", n=len(holders) - WHO_HAS_LIMIT))
+    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("who_has_short"))
+
+
+REGISTRY.add(GrantRequest())
+REGISTRY.add(RoleSetRequest())
+REGISTRY.add(AdminChange(ADMIN_ADD, ADMIN))
+REGISTRY.add(AdminChange(ADMIN_REMOVE, MEMBER))
+DUE_HANDLERS = {"grant_expire": due_grant_expire}
+
+__all__ = ["ADMIN_ROLE", "DUE_HANDLERS", "OWNER_ROLE", "catalog_of", "router"]

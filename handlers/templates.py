@@ -1,0 +1,357 @@
+"""Permission templates (权限模板): create, set, show, list, delete, apply.
+
+A template is a live reference: its holders' permissions are read through it, so editing
+it changes every holder at once. That is why an edit (and deleting a template somebody
+holds) first shows its impact ("12 人将新增 crm.export") and goes through approval;
+applying a template that carries a sensitive permission does too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import replace
+from typing import Any
+
+from bot.commands import (
+    TemplateApply,
+    TemplateCreate,
+    TemplateDelete,
+    TemplateList,
+    TemplateSet,
+    TemplateShow,
+)
+from bot.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
+from bot.i18n import Lang, t
+from bot.text import literal
+from bot.transport.openapi import DingTalkError, OpenApiClient
+from handlers.base import CommandRouter, Context, UserError
+from handlers.permissions import (
+    ApprovedChange,
+    approvals_needed,
+    catalog_of,
+    check_approvers,
+    lookup_users,
+    resolve_name,
+    start_request,
+)
+from handlers.requests import REGISTRY, Env
+from storage.models import Request, Template
+
+log = logging.getLogger(__name__)
+router = CommandRouter()
+
+TEMPLATE_SET = "template_set"
+TEMPLATE_DELETE = "template_delete"
+TEMPLATE_APPLY = "template_apply"
+MAX_DEPT_MEMBERS = 5000
+SHOW_HOLDERS = 20
+
+
+def _items(cat: Catalog, raw: tuple[str, ...], lang: Lang, action: str) -> list[str]:
+    return [resolve_name(cat, p, lang, what="item", audit_action=action) for p in raw]
+
+
+def _items_text(items: list[str], cat: Catalog, lang: Lang) -> str:
+    return t("list_sep", lang).join(
+        f"`{i}`" if not cat.is_permission(i) else cat.label(i, lang) for i in items)
+
+
+async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> Template:
+    uow = ctx.uow
+    tpl: Template | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
+    if tpl is None:
+        names = [t_.name for t_, _ in await uow.perms.templates(ctx.corp_id)]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = t("did_you_mean", lang, names=t("list_sep", lang).join(f"`{c}`" for c in close)) \
+            if close else t("see_template_list", lang)
+        raise UserError("template_unknown", audit_action=action, name=literal(name, 64),
+                        hint=hint)
+    return tpl
+
+
+async def template_impact(env: Env | Context, tpl: Template, new_items: list[str] | None,
+                          cat: Catalog) -> Impact:
+    """Who gains and who loses what if ``tpl`` held ``new_items`` (None: deleted)."""
+    holders = await env.uow.perms.holders(tpl.id)
+    held = await env.uow.perms.holdings_many(env.corp_id, holders, env.now)
+    before: dict[str, frozenset[str]] = {}
+    after: dict[str, frozenset[str]] = {}
+    for uid, h in held.items():
+        before[uid] = effective(h, cat, env.now)
+        others = tuple(x for x in h.templates if x.name != tpl.name)
+        mine = (TemplateIn(tpl.name, tuple(new_items)),) if new_items is not None else ()
+        after[uid] = effective(replace(h, templates=others + mine), cat, env.now)
+    return impact(before, after)
+
+
+def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int) -> str:
+    if imp.empty:
+        return t("impact_none", lang, n=holders)
+    lines = [t("impact_gain", lang, n=len(us), perm=cat.label(p, lang)) for p, us in imp.gains.items()]
+    lines += [t("impact_loss", lang, n=len(us), perm=cat.label(p, lang))
+              for p, us in imp.losses.items()]
+    return "\n".join(f"- {line}" for line in lines)
+
+
+@router.command(TemplateCreate, admin_only=True, authority="admin")
+async def template_create(cmd: TemplateCreate, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    items = _items(cat, cmd.perms, ctx.lang, "template_create.refused")
+    if await ctx.uow.perms.template(ctx.corp_id, cmd.name) is not None:
+        raise UserError("template_exists", name=literal(cmd.name, 64))
+    ctx.uow.session.add(Template(corp_id=ctx.corp_id, name=cmd.name, permissions=items,
+                                 created_by=ctx.sender.user_id, created_at=ctx.now,
+                                 updated_at=ctx.now))
+    await ctx.uow.session.flush()
+    await ctx.audit("template.create", "applied", after={"template": cmd.name, "items": items})
+    await ctx.reply(ctx.t("template_created", name=literal(cmd.name, 64),
+                          items=_items_text(items, cat, ctx.lang)), markdown=True)
+
+
+@router.command(TemplateShow, admin_only=True, authority="admin")
+async def template_show(cmd: TemplateShow, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    tpl = await _template(ctx, cmd.name, "", ctx.lang)
+    holders = await ctx.uow.perms.holders(tpl.id)
+    names = await ctx.env().names(*holders[:SHOW_HOLDERS]) if holders else {}
+    lines = [f"### {ctx.t('template_title', name=literal(tpl.name, 64))}",
+             ctx.t("template_items", items=_items_text(list(tpl.permissions), cat, ctx.lang)),
+             ctx.t("template_holders", n=len(holders))]
+    if holders:
+        shown = ctx.t("list_sep").join(literal(names[u], 80) for u in holders[:SHOW_HOLDERS])
+        if len(holders) > SHOW_HOLDERS:
+            shown += " " + ctx.t("and_more", n=len(holders) - SHOW_HOLDERS)
+        lines.append(shown)
+    await ctx.reply("\n\n".join(lines), markdown=True, title=ctx.t("template_short"))
+
+
+@router.command(TemplateList, admin_only=True, authority="admin")
+async def template_list(cmd: TemplateList, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    rows = await ctx.uow.perms.templates(ctx.corp_id)
+    if not rows:
+        await ctx.reply(ctx.t("template_none"))
+        return
+    lines = [f"### {ctx.t('template_list_title', n=len(rows))}"]
+    for tpl, n in rows:
+        lines.append(ctx.t("template_list_line", name=literal(tpl.name, 64), n=n,
+                           items=_items_text(list(tpl.permissions), cat, ctx.lang)))
+    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("template_short"))
+
+
+@router.command(TemplateSet, admin_only=True, authority="admin")
+async def template_set(cmd: TemplateSet, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    items = _items(cat, cmd.perms, ctx.lang, "template_set.refused")
+    tpl = await _template(ctx, cmd.name, "template_set.refused", ctx.lang)
+    if list(tpl.permissions) == items:
+        await ctx.reply(ctx.t("template_unchanged", name=literal(tpl.name, 64)))
+        return
+    await check_approvers(ctx)
+    imp = await template_impact(ctx, tpl, items, cat)
+    holders = len(await ctx.uow.perms.holders(tpl.id))
+    await start_request(ctx, TEMPLATE_SET, None, {
+        "template": tpl.name, "old": list(tpl.permissions), "new": items,
+        "impact": impact_text(imp, cat, ctx.lang, holders), "holders": holders,
+        "need": approvals_needed(ctx.env())})
+
+
+@router.command(TemplateDelete, admin_only=True, authority="admin")
+async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    tpl = await _template(ctx, cmd.name, "template_delete.refused", ctx.lang)
+    holders = await ctx.uow.perms.holders(tpl.id)
+    if not holders:
+        await delete_template(ctx.env(), tpl, by=ctx.sender.user_id)
+        await ctx.reply(ctx.t("template_deleted", name=literal(tpl.name, 64)))
+        return
+    await check_approvers(ctx)
+    imp = await template_impact(ctx, tpl, None, cat)
+    await start_request(ctx, TEMPLATE_DELETE, None, {
+        "template": tpl.name, "old": list(tpl.permissions),
+        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders),
+        "need": approvals_needed(ctx.env())})
+
+
+async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
+    holders = await env.uow.perms.holders(tpl.id)
+    await env.uow.perms.delete_template(tpl)
+    await env.audit(by, "template.delete", "applied", request_id=request_id,
+                    before={"template": tpl.name, "items": list(tpl.permissions),
+                            "holders": holders}, after=None)
+
+
+# ---- apply ----------------------------------------------------------------------------------
+
+async def find_dept(client: OpenApiClient, key: str) -> int | None:
+    """A department by id, or by exact name anywhere in the tree (breadth first)."""
+    if key.isdigit():
+        try:
+            await client.dept_get(int(key))
+        except DingTalkError:
+            return None
+        return int(key)
+    queue, seen = [1], {1}
+    root = await client.dept_get(1)
+    if str(root.get("name")) == key:
+        return 1
+    while queue:
+        for child in await client.dept_children(queue.pop(0)):
+            did = int(child["dept_id"])
+            if str(child.get("name")) == key:
+                return did
+            if did not in seen:
+                seen.add(did)
+                queue.append(did)
+    return None
+
+
+async def dept_members(client: OpenApiClient, dept_id: int) -> list[str]:
+    """Members of a department and of every department inside it."""
+    out: dict[str, None] = {}
+    queue = [dept_id]
+    seen = {dept_id}
+    while queue and len(out) < MAX_DEPT_MEMBERS:
+        d = queue.pop(0)
+        for u in await client.dept_user_ids(d):
+            out[u] = None
+        for child in await client.dept_children(d):
+            cid = int(child["dept_id"])
+            if cid not in seen:
+                seen.add(cid)
+                queue.append(cid)
+    return list(out)
+
+
+async def prepare_apply(cmd: TemplateApply, client: OpenApiClient | None) -> dict[str, Any]:
+    """Before the transaction: the users in the directory, and each department's members."""
+    users = await lookup_users(list(cmd.users), client)
+    if "error" in users or client is None:
+        return {"error": users.get("error", "no_client")}
+    depts: dict[str, Any] = {}
+    try:
+        for ref in cmd.depts:
+            did = await find_dept(client, ref.key)
+            depts[ref.key] = None if did is None else {
+                "id": did, "members": await dept_members(client, did)}
+    except DingTalkError as e:
+        log.warning("department lookup failed: %s", e)
+        return {"error": e.code}
+    return {"users": users, "depts": depts}
+
+
+@router.command(TemplateApply, admin_only=True, authority="admin", prepare=prepare_apply)
+async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
+    cat = catalog_of(ctx.settings)
+    info: dict[str, Any] = ctx.prepared or {}
+    if "error" in info:
+        raise UserError("directory_unavailable")
+    tpl = await _template(ctx, cmd.name, "template_apply.refused", ctx.lang)
+    targets: dict[str, str | None] = {}
+    for ref in cmd.users:
+        entry = info["users"].get(ref.user_id) or {}
+        if not entry.get("found") or not entry.get("active", True):
+            raise UserError("user_unknown", audit_action="template_apply.refused",
+                            target=ref.user_id, user=literal(ref.user_id, 64))
+        await ctx.uow.members.upsert(ctx.corp_id, ref.user_id, ctx.now,
+                                     name=entry.get("name") or None)
+        targets[ref.user_id] = None
+    for dref in cmd.depts:
+        dept = info["depts"].get(dref.key)
+        if dept is None:
+            raise UserError("dept_unknown", audit_action="template_apply.refused",
+                            name=literal(dref.key, 64))
+        for uid in dept["members"]:
+            targets.setdefault(uid, str(dept["id"]))
+            await ctx.uow.members.upsert(ctx.corp_id, uid, ctx.now)
+    holders = set(await ctx.uow.perms.holders(tpl.id))
+    new = {u: d for u, d in targets.items() if u not in holders}
+    if not new:
+        await ctx.reply(ctx.t("template_apply_nothing", name=literal(tpl.name, 64)))
+        return
+    sensitive = cat.sensitive_in(tpl.permissions)
+    if sensitive:
+        await check_approvers(ctx)
+        await start_request(ctx, TEMPLATE_APPLY, None, {
+            "template": tpl.name, "users": new, "need": approvals_needed(ctx.env())})
+        return
+    n = await assign(ctx.env(), tpl, new, by=ctx.sender.user_id)
+    await ctx.reply(ctx.t("template_applied", name=literal(tpl.name, 64), n=n,
+                          skipped=len(targets) - len(new)), markdown=True)
+
+
+async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: str,
+                 request_id: int | None = None) -> int:
+    n = 0
+    for uid, dept in users.items():
+        if await env.uow.perms.assign(tpl, uid, by=by, now=env.now, via_dept=dept):
+            n += 1
+            await env.audit(by, "template.assign", "applied", target_id=uid,
+                            request_id=request_id, before=None,
+                            after={"template": tpl.name, "via_dept": dept})
+    return n
+
+
+# ---- request kinds --------------------------------------------------------------------------
+
+class TemplateSetRequest(ApprovedChange):
+    kind = TEMPLATE_SET
+
+    async def describe(self, req: Request, env: Env) -> str:
+        cat = catalog_of(env.settings)
+        p = req.payload
+        return t("describe_template_set", env.lang, name=literal(str(p["template"]), 64),
+                 old=_items_text(list(p["old"]), cat, env.lang),
+                 new=_items_text(list(p["new"]), cat, env.lang), impact=str(p.get("impact", "")))
+
+    async def apply(self, req: Request, env: Env) -> None:
+        p = req.payload
+        tpl = await _template(env, str(p["template"]), "", env.lang)
+        if list(tpl.permissions) != list(p["old"]):
+            raise RuntimeError("the template changed since the request was made")
+        tpl.permissions, tpl.updated_at = list(p["new"]), env.now
+        await env.uow.session.flush()
+        await env.audit(req.requester_id, "template.set", "applied", request_id=req.id,
+                        before={"template": tpl.name, "items": list(p["old"])},
+                        after={"template": tpl.name, "items": list(p["new"]),
+                               "holders": await env.uow.perms.holders(tpl.id)})
+
+
+class TemplateDeleteRequest(ApprovedChange):
+    kind = TEMPLATE_DELETE
+
+    async def describe(self, req: Request, env: Env) -> str:
+        p = req.payload
+        return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
+                 impact=str(p.get("impact", "")))
+
+    async def apply(self, req: Request, env: Env) -> None:
+        tpl = await _template(env, str(req.payload["template"]), "", env.lang)
+        await delete_template(env, tpl, by=req.requester_id, request_id=req.id)
+
+
+class TemplateApplyRequest(ApprovedChange):
+    kind = TEMPLATE_APPLY
+
+    async def describe(self, req: Request, env: Env) -> str:
+        p = req.payload
+        users = list(p["users"])
+        names = await env.names(*users[:10])
+        who = t("list_sep", env.lang).join(literal(names[u], 80) for u in users[:10])
+        if len(users) > 10:
+            who += " " + t("and_more", env.lang, n=len(users) - 10)
+        return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
+                 n=len(users), who=who)
+
+    async def apply(self, req: Request, env: Env) -> None:
+        tpl = await _template(env, str(req.payload["template"]), "", env.lang)
+        await assign(env, tpl, dict(req.payload["users"]), by=req.requester_id,
+                     request_id=req.id)
+
+
+REGISTRY.add(TemplateSetRequest())
+REGISTRY.add(TemplateDeleteRequest())
+REGISTRY.add(TemplateApplyRequest())
+
+__all__ = ["router"]

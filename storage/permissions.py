@@ -1,0 +1,239 @@
+"""Permission rows: grants (merged per user and name), templates and their assignments.
+
+Reads return the pure domain's :class:`Holdings`, so effective permissions are computed in
+one place (``bot.domain.permissions``) for whoami, who-has, template impact and exports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.permissions import (
+    OWNER_ROLE,
+    Catalog,
+    GrantIn,
+    Holdings,
+    Source,
+    TemplateIn,
+    longest,
+    sources_of,
+)
+from storage.models import OWNER, Grant, Member, Template, TemplateAssignment
+
+
+@dataclass(frozen=True)
+class GrantChange:
+    """A grant as it was before a write and as it is after (None: no row)."""
+
+    before: Grant | None
+    before_expires: datetime | None
+    after: Grant | None
+
+    @property
+    def changed(self) -> bool:
+        if self.before is None or self.after is None:
+            return self.before is not self.after
+        return self.before_expires != self.after.expires_at
+
+
+class PermissionRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    # ---- reads -------------------------------------------------------------------------
+    async def holdings(self, corp_id: str, user_id: str, now: datetime) -> Holdings:
+        return (await self.holdings_many(corp_id, [user_id], now))[user_id]
+
+    async def holdings_many(self, corp_id: str, user_ids: Iterable[str],
+                            now: datetime) -> dict[str, Holdings]:
+        """Holdings of each user (members not in the store hold nothing)."""
+        ids = sorted(set(user_ids))
+        base: dict[str, tuple[str, str | None]] = {u: ("member", None) for u in ids}
+        grants: dict[str, list[GrantIn]] = {u: [] for u in ids}
+        templates: dict[str, list[TemplateIn]] = {u: [] for u in ids}
+        for chunk in _chunks(ids, 500):
+            for uid, level, role in (await self.s.execute(
+                select(Member.user_id, Member.level, Member.role)
+                .where(Member.corp_id == corp_id, Member.user_id.in_(chunk))
+            )).all():
+                base[uid] = (level, role)
+            for uid, name, exp in (await self.s.execute(
+                select(Grant.user_id, Grant.name, Grant.expires_at)
+                .where(Grant.corp_id == corp_id, Grant.user_id.in_(chunk),
+                       or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+                .order_by(Grant.name)
+            )).all():
+                grants[uid].append(GrantIn(name, exp))
+            for uid, tname, items in (await self.s.execute(
+                select(TemplateAssignment.user_id, Template.name, Template.permissions)
+                .join(Template, TemplateAssignment.template_id == Template.id)
+                .where(Template.corp_id == corp_id, TemplateAssignment.user_id.in_(chunk))
+                .order_by(Template.name)
+            )).all():
+                templates[uid].append(TemplateIn(tname, tuple(items)))
+        return {u: Holdings(base[u][0], base[u][1], tuple(grants[u]), tuple(templates[u]))
+                for u in ids}
+
+    async def grant_row(self, corp_id: str, user_id: str, name: str) -> Grant | None:
+        return (await self.s.execute(
+            select(Grant).where(Grant.corp_id == corp_id, Grant.user_id == user_id,
+                                Grant.name == name)
+        )).scalar_one_or_none()
+
+    async def who_has(self, corp_id: str, name: str, catalog: Catalog,
+                      now: datetime) -> dict[str, tuple[Source, ...]]:
+        """Members holding ``name`` (a permission, or a role) with the sources that give it."""
+        if catalog.is_role(name) and not catalog.is_permission(name):
+            return await self._who_has_role(corp_id, name, now)
+        # Every name that can carry the permission: itself, the roles that include it, and
+        # wildcards; then compute exactly, on the candidates only.
+        carriers = {name} | {r for r in catalog.roles if name in catalog.expand(r)}
+        candidates: set[str] = set()
+        if name in catalog.expand(OWNER_ROLE):
+            candidates |= set((await self.s.execute(
+                select(Member.user_id).where(Member.corp_id == corp_id, Member.level == OWNER)
+            )).scalars())
+        candidates |= set((await self.s.execute(
+            select(Member.user_id).where(Member.corp_id == corp_id,
+                                         Member.role.in_(carriers))
+        )).scalars())
+        candidates |= set((await self.s.execute(
+            select(Grant.user_id).where(Grant.corp_id == corp_id, Grant.name.in_(carriers),
+                                        or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+        )).scalars())
+        tpl_ids = [tid for tid, items in (await self.s.execute(
+            select(Template.id, Template.permissions).where(Template.corp_id == corp_id)
+        )).all() if any(name in catalog.expand(i) for i in items)]
+        if tpl_ids:
+            candidates |= set((await self.s.execute(
+                select(TemplateAssignment.user_id)
+                .where(TemplateAssignment.template_id.in_(tpl_ids))
+            )).scalars())
+        held = await self.holdings_many(corp_id, candidates, now)
+        out: dict[str, tuple[Source, ...]] = {}
+        for uid in sorted(held):
+            srcs = sources_of(held[uid], catalog, now).get(name)
+            if srcs:
+                out[uid] = srcs
+        return out
+
+    async def _who_has_role(self, corp_id: str, role: str,
+                            now: datetime) -> dict[str, tuple[Source, ...]]:
+        out: dict[str, list[Source]] = {}
+        if role in (OWNER_ROLE, "admin"):
+            for uid in (await self.s.execute(
+                select(Member.user_id).where(Member.corp_id == corp_id, Member.level == role)
+            )).scalars():
+                out.setdefault(uid, []).append(Source("level", role))
+        for uid in (await self.s.execute(
+            select(Member.user_id).where(Member.corp_id == corp_id, Member.role == role)
+        )).scalars():
+            out.setdefault(uid, []).append(Source("role", role))
+        for uid, exp in (await self.s.execute(
+            select(Grant.user_id, Grant.expires_at).where(
+                Grant.corp_id == corp_id, Grant.name == role,
+                or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+        )).all():
+            out.setdefault(uid, []).append(Source("grant", role, exp))
+        return {u: tuple(s) for u, s in sorted(out.items())}
+
+    # ---- grants --------------------------------------------------------------------------
+    async def grant(self, corp_id: str, user_id: str, name: str, *, by: str, now: datetime,
+                    expires_at: datetime | None, request_id: int | None = None,
+                    batch_id: str | None = None) -> GrantChange:
+        """Add a grant, merging with an existing one of the same name (longest expiry)."""
+        row = await self.grant_row(corp_id, user_id, name)
+        if row is not None and row.expires_at is not None and row.expires_at <= now:
+            # An expired row the scheduler has not reached yet: it no longer counts.
+            await self.s.delete(row)
+            await self.s.flush()
+            row = None
+        if row is None:
+            new = Grant(corp_id=corp_id, user_id=user_id, name=name, granted_by=by,
+                        request_id=request_id, batch_id=batch_id, created_at=now,
+                        expires_at=expires_at)
+            self.s.add(new)
+            await self.s.flush()
+            return GrantChange(None, None, new)
+        before = row.expires_at
+        merged = longest(row.expires_at, expires_at)
+        if merged != row.expires_at:
+            row.expires_at, row.granted_by, row.request_id = merged, by, request_id
+            row.batch_id = batch_id
+            await self.s.flush()
+        return GrantChange(row, before, row)
+
+    async def revoke(self, corp_id: str, user_id: str, name: str) -> Grant | None:
+        row = await self.grant_row(corp_id, user_id, name)
+        if row is not None:
+            await self.s.delete(row)
+            await self.s.flush()
+        return row
+
+    async def grants_of(self, corp_id: str, user_id: str) -> Sequence[Grant]:
+        return (await self.s.execute(
+            select(Grant).where(Grant.corp_id == corp_id, Grant.user_id == user_id)
+            .order_by(Grant.name)
+        )).scalars().all()
+
+    # ---- templates -----------------------------------------------------------------------
+    async def template(self, corp_id: str, name: str, *, for_update: bool = False) -> Template | None:
+        stmt = select(Template).where(Template.corp_id == corp_id, Template.name == name)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.s.execute(stmt)).scalar_one_or_none()
+
+    async def templates(self, corp_id: str) -> list[tuple[Template, int]]:
+        """Every template with its number of holders, by name."""
+        rows = (await self.s.execute(
+            select(Template).where(Template.corp_id == corp_id).order_by(Template.name)
+        )).scalars().all()
+        counts = await self._holder_counts([t.id for t in rows])
+        return [(t, counts.get(t.id, 0)) for t in rows]
+
+    async def _holder_counts(self, ids: list[int]) -> dict[int, int]:
+        from sqlalchemy import func
+
+        if not ids:
+            return {}
+        return {tid: int(n) for tid, n in (await self.s.execute(
+            select(TemplateAssignment.template_id, func.count())
+            .where(TemplateAssignment.template_id.in_(ids))
+            .group_by(TemplateAssignment.template_id)
+        )).all()}
+
+    async def holders(self, template_id: int) -> list[str]:
+        return list((await self.s.execute(
+            select(TemplateAssignment.user_id).where(TemplateAssignment.template_id == template_id)
+            .order_by(TemplateAssignment.user_id)
+        )).scalars())
+
+    async def assign(self, template: Template, user_id: str, *, by: str, now: datetime,
+                     via_dept: str | None = None) -> bool:
+        """Assign ``template`` to ``user_id``; False when it already was."""
+        exists = (await self.s.execute(
+            select(TemplateAssignment.id).where(TemplateAssignment.template_id == template.id,
+                                                TemplateAssignment.user_id == user_id)
+        )).first()
+        if exists:
+            return False
+        self.s.add(TemplateAssignment(template_id=template.id, user_id=user_id,
+                                      via_dept=via_dept, assigned_by=by, created_at=now))
+        await self.s.flush()
+        return True
+
+    async def delete_template(self, template: Template) -> None:
+        await self.s.execute(delete(TemplateAssignment)
+                             .where(TemplateAssignment.template_id == template.id))
+        await self.s.delete(template)
+        await self.s.flush()
+
+
+def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

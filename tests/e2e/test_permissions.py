@@ -1,0 +1,286 @@
+"""Business permissions end to end: role set, grant, revoke, admin add/remove, who-has,
+whoami, templates; approvals on cards; time-bound grants expiring through due work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import BatonApp
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.sandbox import sim_settings
+from bot.sim import Simulator
+from storage.models import AuditEntry, Grant, Member, Request, TemplateAssignment
+from tests.e2e.conftest import GROUP, reply_to
+from tests.e2e.test_transfer import CARD, card_status, click
+
+pytestmark = pytest.mark.e2e
+
+
+async def say(sim: Simulator, user: str, text: str, expect: str, at: tuple[str, ...] = (),
+              conversation: str = GROUP) -> str:
+    n = len(sim.messages(conversation))
+    sim.say(user, f" {text}", conversation_id=conversation, at=at)
+    return await reply_to(sim, conversation, expect, after=n)
+
+
+async def member(app: BatonApp, user_id: str) -> Member:
+    async with app.db.uow() as uow:
+        m = await uow.members.get(app.settings.org.corp_id, user_id)
+        assert m is not None
+        uow.session.expunge(m)      # keep the loaded values after the transaction ends
+        return m
+
+
+async def grants(app: BatonApp, user_id: str) -> dict[str, datetime | None]:
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(Grant).where(Grant.user_id == user_id))).scalars()
+        return {g.name: g.expires_at for g in rows}
+
+
+async def audit_actions(app: BatonApp) -> list[tuple[str, str, str | None]]:
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars()
+        return [(a.action, a.result, a.target_id) for a in rows]
+
+
+async def verify_chain(app: BatonApp) -> None:
+    async with app.db.uow() as uow:
+        assert await uow.audit.verify(app.settings.org.corp_id) is None
+
+
+# ---- role set, grant, revoke, whoami, who-has ---------------------------------------------
+
+async def test_role_grant_revoke_whoami_in_chinese(sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    assert "赵六" in text and "原为：无" in text
+    assert (await member(bot, "zhaoliu")).role == "sales"
+    text = await say(sim, "lisi", "授权 @赵六 crm.report.view 7天", "已授予", ("zhaoliu",))
+    assert "查看报表" in text and "至 " in text
+    g = await grants(bot, "zhaoliu")
+    assert set(g) == {"crm.report.view"} and g["crm.report.view"] is not None
+    text = await say(sim, "zhaoliu", "我的权限", "我的权限")
+    assert "crm.customer.view 查看客户（来源：角色 sales）" in text
+    assert "crm.report.view 查看报表（来源：授权，" in text and "到期" in text
+    # The same grant again, shorter: merged, nothing changes.
+    text = await say(sim, "lisi", "授权 @赵六 crm.report.view 1天", "未做更改", ("zhaoliu",))
+    assert len(await grants(bot, "zhaoliu")) == 1
+    text = await say(sim, "wangwu", "谁有 crm.customer.view", "拥有")
+    assert "赵六" in text and "角色 sales" in text
+    text = await say(sim, "lisi", "撤销 @赵六 crm.report.view", "已撤销", ("zhaoliu",))
+    assert await grants(bot, "zhaoliu") == {}
+    # A permission from the role cannot be revoked as a grant: the reply names the source.
+    text = await say(sim, "lisi", "撤销 @赵六 crm.customer.view", "不是直接授权", ("zhaoliu",))
+    assert "角色 sales" in text
+    actions = await audit_actions(bot)
+    assert ("role_set.apply", "applied", "zhaoliu") in actions
+    assert ("grant.apply", "applied", "zhaoliu") in actions
+    assert ("grant.revoke", "applied", "zhaoliu") in actions
+    assert ("revoke.refused", "refused", "zhaoliu") in actions
+    await verify_chain(bot)
+
+
+async def test_english_forms_and_overlapping_sources(sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "role set @qianqi analyst", "role is now analyst", ("qianqi",))
+    await say(sim, "lisi", "grant @qianqi crm.customer.view for 2h", "Granted", ("qianqi",))
+    text = await say(sim, "qianqi", "whoami", "My permissions")
+    assert "crm.customer.view View customers (from role analyst, a grant, expires" in text
+    # Revoking the grant keeps what the role still justifies, and says so.
+    text = await say(sim, "lisi", "revoke @qianqi crm.customer.view", "Revoked", ("qianqi",))
+    assert "still holds it through: role analyst" in text
+    text = await say(sim, "qianqi", "whoami", "My permissions")
+    assert "crm.customer.view View customers (from role analyst)" in text
+    text = await say(sim, "wangwu", "who-has analyst", "Members holding")
+    assert "钱七" in text
+
+
+async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "zhaoliu", "grant @qianqi crm.report.view", "Only the owner or an admin",
+                     ("qianqi",))
+    assert "you are: member" in text
+    text = await say(sim, "zhaoliu", "授权 @钱七 crm.report.view", "只有主管理员或子管理员",
+                     ("qianqi",))
+    text = await say(sim, "lisi", "grant @qianqi crm.exprot", "Did you mean", ("qianqi",))
+    assert "`crm.export`" in text
+    text = await say(sim, "lisi", "设置角色 @钱七 sale", "没有名为「sale」的角色", ("qianqi",))
+    assert "`sales`" in text
+    text = await say(sim, "lisi", "role set @qianqi crm.export", "is a permission, not a role",
+                     ("qianqi",))
+    text = await say(sim, "lisi", "grant uid:nobody42 crm.report.view", "directory has no member")
+    text = await say(sim, "lisi", "grant @sunba crm.report.view", "has not activated", ("sunba",))
+    text = await say(sim, "lisi", "role set @qianqi admin", "built in", ("qianqi",))
+    assert await grants(bot, "qianqi") == {}
+    async with bot.db.uow() as uow:
+        stored = await uow.members.get(bot.settings.org.corp_id, "qianqi")
+        assert stored is None or stored.role is None
+    refused = [a for a in await audit_actions(bot) if a[1] == "refused"]
+    assert ("grant.refused", "refused", None) in refused          # not an admin
+    assert len(refused) >= 6
+
+
+# ---- approvals ----------------------------------------------------------------------------
+
+async def test_sensitive_grant_needs_another_admin_and_no_self_approval(
+        sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "lisi", "授权 @钱七 crm.export 3天", "已发起审批", ("qianqi",))
+    assert "R-1" in text and "导出数据" in text
+    card = CARD.format(1)
+    params = await card_status(sim, card, "pending")
+    assert "0/1" in params["progress"] and "导出数据" in params["markdown"]
+    assert await grants(bot, "qianqi") == {}
+    notice = await click(sim, "lisi", card, "approve")          # the requester: refused
+    assert "自己" in notice
+    notice = await click(sim, "qianqi", card, "approve")        # not an approver
+    assert notice
+    await click(sim, "wangwu", card, "approve")
+    params = await card_status(sim, card, "applied")
+    g = await grants(bot, "qianqi")
+    assert set(g) == {"crm.export"} and g["crm.export"] is not None
+    await reply_to(sim, GROUP, "R-1** 已生效")
+    actions = await audit_actions(bot)
+    assert ("grant.click_refused", "refused", "qianqi") in actions
+    assert ("grant.apply", "applied", "qianqi") in actions
+    await verify_chain(bot)
+
+
+@pytest.fixture
+def two_of_m(sim: Simulator, db_url: str) -> Settings:
+    return sim_settings(sim, db_url, policy={"approvals_required": 2})
+
+
+@pytest.fixture
+async def bot2(two_of_m: Settings) -> AsyncIterator[BatonApp]:
+    async with BatonApp(two_of_m) as app:
+        await app.wait_connected()
+        yield app
+
+
+async def test_two_of_m_admin_add_by_an_admin(sim: Simulator, bot2: BatonApp) -> None:
+    # Approvers for lisi's request: zhangsan (owner) and wangwu; both must agree.
+    text = await say(sim, "lisi", "admin add @qianqi", "Request **R-1** is open", ("qianqi",))
+    assert "once 2 of" in text
+    card = CARD.format(1)
+    await click(sim, "zhangsan", card, "approve")
+    params = await card_status(sim, card, "pending")
+    assert params["progress"].startswith("1/2")
+    assert (await member(bot2, "qianqi")).level == "member"
+    await click(sim, "wangwu", card, "approve")
+    await card_status(sim, card, "applied")
+    assert (await member(bot2, "qianqi")).level == "admin"
+    # The owner removes an admin at once, without a card.
+    await say(sim, "zhangsan", "移除管理员 @钱七", "已移除", ("qianqi",))
+    assert (await member(bot2, "qianqi")).level == "member"
+
+
+async def test_two_of_m_refused_when_too_few_approvers(sim: Simulator, bot2: BatonApp) -> None:
+    # For an admin change about wangwu asked by lisi, only zhangsan may approve: 1 < 2.
+    text = await say(sim, "lisi", "admin remove @wangwu", "needs 2 approvers", ("wangwu",))
+    assert "only 1 can approve" in text
+    async with bot2.db.uow() as uow:
+        assert (await uow.session.execute(select(Request))).first() is None
+
+
+async def test_owner_adds_admin_at_once_and_rejected_request_changes_nothing(
+        sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "zhangsan", "添加管理员 @赵六", "已将", ("zhaoliu",))
+    assert (await member(bot, "zhaoliu")).level == "admin"
+    await say(sim, "zhaoliu", "设置角色 @钱七 crm_admin", "已发起审批", ("qianqi",))
+    card = CARD.format(1)
+    await click(sim, "wangwu", card, "reject")
+    await card_status(sim, card, "rejected")
+    await reply_to(sim, GROUP, "被驳回")
+    assert (await member(bot, "qianqi")).role is None
+
+
+# ---- templates ----------------------------------------------------------------------------
+
+async def test_templates_create_apply_dept_edit_with_impact_and_delete(
+        sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "lisi", "模板 创建 销售基础 crm.customer.view,crm.report.view", "已创建模板")
+    assert "查看客户" in text
+    # dept:销售部 takes its members and its sub-team's (赵六 in 销售部, 钱七 in 华东销售组).
+    text = await say(sim, "lisi", "模板 应用 销售基础 dept:销售部", "应用到 2 人")
+    async with bot.db.uow() as uow:
+        rows = (await uow.session.execute(select(TemplateAssignment))).scalars().all()
+        assert {(r.user_id, r.via_dept) for r in rows} == {("zhaoliu", "2"), ("qianqi", "2")}
+    text = await say(sim, "zhaoliu", "我的权限", "我的权限")
+    assert "crm.report.view 查看报表（来源：模板 销售基础）" in text
+    text = await say(sim, "lisi", "模板 列表", "权限模板")
+    assert "**销售基础**（2 人）" in text
+    # Editing shows the impact and needs approval; holders change only once approved.
+    text = await say(sim, "lisi", "模板 修改 销售基础 crm.customer.view,crm.customer.edit",
+                     "已发起审批")
+    assert "2 人将新增 crm.customer.edit" in text and "2 人将失去 crm.report.view" in text
+    card = CARD.format(1)
+    params = await card_status(sim, card, "pending")
+    assert "2 人将新增 crm.customer.edit" in params["markdown"]
+    await click(sim, "zhangsan", card, "approve")
+    await card_status(sim, card, "applied")
+    text = await say(sim, "qianqi", "whoami", "My permissions")
+    assert "crm.customer.edit Edit customers (from template 销售基础)" in text
+    assert "crm.report.view" not in text
+    text = await say(sim, "lisi", "template show 销售基础", "Template")
+    assert "Holders: 2" in text
+    # Deleting a template people hold is a request too.
+    await say(sim, "lisi", "template delete 销售基础", "Request **R-2** is open")
+    await click(sim, "wangwu", CARD.format(2), "approve")
+    await card_status(sim, CARD.format(2), "applied")
+    text = await say(sim, "qianqi", "whoami", "My permissions")
+    assert "No business permissions" in text
+    await verify_chain(bot)
+
+
+async def test_template_refusals(sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "template create base crm.customer.view", "created")
+    await say(sim, "lisi", "template create base crm.report.view", "already exists")
+    await say(sim, "lisi", "template show bsae", "Did you mean `base`")
+    await say(sim, "lisi", "template create other crm.nope", "no “crm.nope”")
+    await say(sim, "lisi", "template apply base dept:Nowhere", "no department “Nowhere”")
+    await say(sim, "zhaoliu", "template list", "Only the owner or an admin")
+    # A template with a sensitive permission needs approval to be applied.
+    await say(sim, "lisi", "template create exporters crm.export", "created")
+    await say(sim, "lisi", "template apply exporters @qianqi", "Request **R-1** is open",
+              ("qianqi",))
+
+
+# ---- time-bound grants ----------------------------------------------------------------------
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+async def clocked(settings: Settings, clock: FakeClock) -> AsyncIterator[BatonApp]:
+    async with BatonApp(settings, clock=clock) as app:
+        await app.wait_connected()
+        yield app
+
+
+async def test_time_bound_grant_expires_with_notices(sim: Simulator, clocked: BatonApp,
+                                                     clock: FakeClock) -> None:
+    await say(sim, "lisi", "grant @qianqi crm.report.view for 2h", "Granted", ("qianqi",))
+    # Extending it (a longer overlapping grant) merges into one row with the later expiry.
+    await say(sim, "lisi", "grant @qianqi crm.report.view for 3h", "Granted", ("qianqi",))
+    g = await grants(clocked, "qianqi")
+    assert g == {"crm.report.view": clock.now() + timedelta(hours=3)}
+    clock.advance(timedelta(hours=2, minutes=1))
+    assert await clocked.due.run_once() >= 1
+    assert await grants(clocked, "qianqi") != {}          # the 2h expiry was superseded
+    clock.advance(timedelta(hours=1))
+    assert await clocked.due.run_once() >= 1
+    assert await grants(clocked, "qianqi") == {}
+
+    def notices() -> Any:
+        # Scheduled notices speak the configured default language (zh-CN).
+        holder = [m for m in sim.messages() if m.user_ids == ["qianqi"] and "已到期" in m.text]
+        granter = [m for m in sim.messages() if m.user_ids == ["lisi"] and "已到期" in m.text]
+        return holder and granter and (holder, granter)
+    holder, granter = await sim.until(notices, what="expiry notices to holder and granter")
+    assert "crm.report.view" in holder[0].text and "钱七" in granter[0].text
+    assert ("grant.expired", "applied", "qianqi") in await audit_actions(clocked)
