@@ -284,3 +284,27 @@ async def test_time_bound_grant_expires_with_notices(sim: Simulator, clocked: Ba
     holder, granter = await sim.until(notices, what="expiry notices to holder and granter")
     assert "crm.report.view" in holder[0].text and "钱七" in granter[0].text
     assert ("grant.expired", "applied", "qianqi") in await audit_actions(clocked)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_template_commands_in_both_languages(sim: Simulator, bot: BatonApp,
+                                                   lang: str) -> None:
+    w = {
+        "zh": ("模板 创建 t1 crm.customer.view", "已创建模板", "模板 查看 t1", "使用人数：0",
+               "模板 修改 t1 crm.customer.view,crm.report.view", "已发起审批",
+               "模板 删除 t1", "已删除模板", "谁有 sales", "目前没有成员拥有"),
+        "en": ("template create t1 crm.customer.view", "created", "template show t1", "Holders: 0",
+               "template set t1 crm.customer.view,crm.report.view", "Request **R-1** is open",
+               "template delete t1", "deleted (nobody held it)", "who-has sales", "Nobody holds"),
+    }[lang]
+    await say(sim, "lisi", w[0], w[1])
+    await say(sim, "lisi", w[2], w[3])
+    text = await say(sim, "lisi", w[4], w[5])
+    assert ("0 位使用者" if lang == "zh" else "its 0 holders") in text
+    await click(sim, "zhangsan", CARD.format(1), "approve")
+    await card_status(sim, CARD.format(1), "applied")
+    async with bot.db.uow() as uow:
+        tpl = await uow.perms.template(bot.settings.org.corp_id, "t1")
+        assert tpl is not None and tpl.permissions == ["crm.customer.view", "crm.report.view"]
+    await say(sim, "lisi", w[6], w[7])
+    await say(sim, "lisi", w[8], w[9])
