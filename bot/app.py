@@ -29,6 +29,7 @@ from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
 from bot.transport.openapi import OpenApiClient
 from bot.transport.stream import BatonStreamClient
 from handlers import build_router, due_handlers
+from handlers.audit import schedule_retention
 from storage import migrate
 from storage.db import Database, open_database
 
@@ -92,7 +93,9 @@ class BatonApp:
             aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=64)))
         self.client = OpenApiClient(self.http, s.dingtalk)
         await bootstrap(self.db, s, self.clock, self.client)
-        self.outbox = OutboxSender(self.db, self.client, s.outbox, self.clock)
+        await schedule_retention(self.db, s, self.clock.now())
+        self.outbox = OutboxSender(self.db, self.client, s.outbox, self.clock,
+                                   alert_window=s.limits.alert_window)
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
                              on_commit=self.outbox.wake)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())

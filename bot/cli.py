@@ -8,6 +8,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from bot.config import ConfigError, Settings, load_settings
 
@@ -93,6 +94,40 @@ async def _audit_verify(settings: Settings) -> int:
     return 1
 
 
+def _iso_time(value: str) -> datetime:
+    """An ISO 8601 date or time for --since / --until; without an offset it is UTC."""
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO date or time, e.g. 2026-03-01 or 2026-03-01T08:00+08:00"
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.audit_export import Format, write_audit
+    from storage.db import open_database
+
+    fmt: Format = args.format or ("csv" if str(args.file).lower().endswith(".csv") else "xlsx")
+    db = open_database(settings.database.url)
+    try:
+        async with db.uow() as uow:
+            entries = await uow.audit.between(
+                settings.org.corp_id, user_id=args.user, action_prefix=args.action,
+                since=args.since, until=args.until)
+            uow.session.expunge_all()   # keep the loaded rows; write after the transaction
+    finally:
+        await db.dispose()
+    try:
+        n = write_audit(args.file, entries, fmt)
+    except OSError as e:
+        print(f"baton: cannot write {args.file}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"wrote {n} audit entries to {args.file} ({fmt})")
+    return 0
+
+
 async def _backup(settings: Settings, snapshot_id: int | None) -> int:
     import json
 
@@ -154,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     aus = au.add_subparsers(dest="auditcmd", required=True)
     ver = aus.add_parser("verify", help="check the hash chain")
     ver.add_argument("--config", "-c")
+    exp = aus.add_parser("export", help="write the audit trail to an .xlsx or .csv file")
+    exp.add_argument("file", help="where to write (the format follows a .csv/.xlsx name)")
+    exp.add_argument("--format", choices=["xlsx", "csv"])
+    exp.add_argument("--user", help="only entries where this userId is actor or target")
+    exp.add_argument("--action", help="only actions starting with this, e.g. grant.")
+    exp.add_argument("--since", type=_iso_time, help="from this ISO time on (UTC if no offset)")
+    exp.add_argument("--until", type=_iso_time, help="before this ISO time (UTC if no offset)")
+    exp.add_argument("--config", "-c")
     bk = sub.add_parser("backup", help="snapshots of the permission state")
     bks = bk.add_subparsers(dest="backupcmd", required=True)
     bl = bks.add_parser("list", help="list backups, newest first")
@@ -194,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_init(settings, args.owner, args.admin))
     if args.cmd == "backup":
         return asyncio.run(_backup(settings, getattr(args, "id", None)))
+    if args.cmd == "audit" and args.auditcmd == "export":
+        return asyncio.run(_audit_export(settings, args))
     if args.cmd == "audit":
         return asyncio.run(_audit_verify(settings))
     return 2

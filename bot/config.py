@@ -71,6 +71,8 @@ class StreamSettings(_Section):
     """Reconnect when nothing at all arrived on the socket for this many seconds."""
     reconnect_max: float = 30.0
     """Upper bound of the jittered reconnect backoff after failures."""
+    max_frame_bytes: int = Field(default=256 * 1024, ge=4096)
+    """Frames larger than this are acked and dropped (the socket stays up)."""
 
 
 class DingTalkSettings(_Section):
@@ -207,6 +209,36 @@ class OutboxSettings(_Section):
     max_backoff: float = 300.0
 
 
+class LimitsSettings(_Section):
+    """Abuse limits, per replica (each process counts what it receives)."""
+
+    user_per_minute: int = Field(default=20, ge=1)
+    """Commands one member may send per minute before being asked to slow down."""
+    conversation_per_minute: int = Field(default=60, ge=1)
+    """Commands one conversation may carry per minute."""
+    alert_window: timedelta = timedelta(seconds=30)
+    """Alerts to org.alert_conversation that fall within this window go out as one message."""
+
+    _dur = field_validator("alert_window", mode="before")(config_duration)
+
+
+AUDIT_MIN_RETENTION = timedelta(days=180)
+
+
+class AuditSettings(_Section):
+    retention: timedelta = AUDIT_MIN_RETENTION
+    """Audit entries older than this are removed daily (the chain stays verifiable)."""
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _at_least(cls, v: Any) -> timedelta:
+        d = config_duration(v)
+        if d < AUDIT_MIN_RETENTION:
+            raise ValueError(f"{v!r} is too short: the audit trail is kept at least 180 days "
+                             "(write 180d or more, e.g. 26w or 365d)")
+        return d
+
+
 class LogSettings(_Section):
     level: str = "INFO"
     json_format: bool = False
@@ -228,6 +260,8 @@ class Settings(BaseSettings):
     review: ReviewSettings = ReviewSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     outbox: OutboxSettings = OutboxSettings()
+    limits: LimitsSettings = LimitsSettings()
+    audit: AuditSettings = AuditSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -407,6 +407,23 @@ MESSAGES.update({
         "en": "apply template “{name}” (it has sensitive permissions) to {n}: {who}",
     },
 })
+MESSAGES.update({
+    "alert_title": {"zh": "Baton 安全提醒", "en": "Baton security alert"},
+    "alert_click": {"zh": "在 {id} 的卡片上点击了 {action}", "en": "pressed {action} on {id}'s card"},
+    "alert_line": {"zh": "- {at} {who}：{what}（{why}）", "en": "- {at} {who}: {what} ({why})"},
+    "alert_header": {"zh": "### Baton 安全提醒（{n} 条）", "en": "### Baton security alerts ({n})"},
+    "alert_more": {"zh": "……另有 {n} 条，详见 `审计`。", "en": "…and {n} more; see `audit`."},
+    "rate_limited": {
+        "zh": "你发送命令太频繁了，请 {seconds} 秒后再试。这段时间里多发的命令不会执行。",
+        "en": "You are sending commands too fast; please wait {seconds} s. The extra commands "
+              "sent meanwhile were not run.",
+    },
+    "rate_limited_conversation": {
+        "zh": "这个会话里的命令太多了，请 {seconds} 秒后再试。这段时间里多发的命令不会执行。",
+        "en": "This conversation is sending too many commands; please wait {seconds} s. The "
+              "extra commands were not run.",
+    },
+})
 for _kind, _zh, _en in (
     ("grant", "敏感权限授予", "Sensitive grant"),
     ("role_set", "敏感角色设置", "Sensitive role change"),

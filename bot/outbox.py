@@ -20,6 +20,8 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import OutboxSettings
+from bot.i18n import Lang, t
+from bot.logs import redact
 from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
 from storage.db import Database
 from storage.models import OutboxMessage
@@ -32,8 +34,10 @@ MESSAGE_KINDS = {"reply", "card"}
 class OutboxSender:
     def __init__(self, db: Database, client: OpenApiClient, settings: OutboxSettings,
                  clock: Clock, *, batch: int = 50, lease: timedelta = timedelta(seconds=60),
-                 idle_poll: float = 5.0, rng: random.Random | None = None) -> None:
+                 idle_poll: float = 5.0, rng: random.Random | None = None,
+                 alert_window: timedelta = timedelta(seconds=30)) -> None:
         self._db, self._client, self._s, self._clock = db, client, settings, clock
+        self._alert_window = alert_window
         self._batch, self._lease, self._idle = batch, lease, idle_poll
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
@@ -92,6 +96,15 @@ class OutboxSender:
         async with self._db.uow() as uow:
             recent = list(await uow.outbox.sent_since(key, now - window))
         sent: list[int] = []
+        if any(r.kind == "reply" and r.payload.get("merge") == "alert" for r in rows):
+            # Alerts raised within the window after this one ride along in one message.
+            async with self._db.uow() as uow:
+                more = await uow.outbox.claim_alerts(key, now + self._alert_window, now,
+                                                     self._lease)
+                await uow.commit()
+            have = {r.id for r in rows}
+            rows = [*rows, *(r for r in more if r.id not in have)]
+        rows, merged = merge_alerts(rows)
         for row in rows:
             counts = row.kind in MESSAGE_KINDS and not (
                 row.kind == "card" and row.payload.get("op") == "update")
@@ -104,8 +117,9 @@ class OutboxSender:
                     await uow.outbox.reschedule(row.id, at, error=None, count_attempt=False)
                     await uow.commit()
                 continue
-            if await self._send_row(row):
-                sent.append(row.id)
+            payload, riders = merged.get(row.id, (row.payload, []))
+            if await self._send_row(row, payload):
+                sent += [row.id, *riders]
                 if counts:
                     recent.append(self._clock.now())
         if sent:
@@ -116,9 +130,9 @@ class OutboxSender:
                 await uow.commit()
             self.sent += len(sent)
 
-    async def _send_row(self, row: OutboxMessage) -> bool:
+    async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
         try:
-            await self._deliver(row)
+            await self._deliver(row, payload)
         except DingTalkError as e:
             await self._failed(row, f"{type(e).__name__}: {e.code} {e.message}", e.retry_after)
             return False
@@ -128,8 +142,16 @@ class OutboxSender:
             return False
         return True
 
+    async def _forget_webhook(self, row: OutboxMessage) -> None:
+        """A dead sessionWebhook is of no use and still a secret: drop it from the row."""
+        async with self._db.uow() as uow:
+            await uow.outbox.forget_webhook(row.id)
+            await uow.commit()
+
     async def _failed(self, row: OutboxMessage, error: str, retry_after: float | None) -> None:
         attempts = row.attempts + 1
+        # The error is stored and logged: keep the webhook, tokens and tickets out of it.
+        error = redact(error, (row.session_webhook,) if row.session_webhook else ())
         async with self._db.uow() as uow:
             if attempts >= self._s.max_attempts:
                 await uow.outbox.mark_failed(row.id, error)
@@ -146,8 +168,8 @@ class OutboxSender:
                 log.warning("outbox row %s not sent (%s); retry in %.1fs", row.id, error, delay)
             await uow.commit()
 
-    async def _deliver(self, row: OutboxMessage) -> None:
-        p = row.payload
+    async def _deliver(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> None:
+        p = payload if payload is not None else row.payload
         if row.kind == "reply":
             await self._send_reply(row, p)
         elif row.kind == "card":
@@ -164,6 +186,8 @@ class OutboxSender:
         markdown = p.get("format") == "markdown"
         webhook = row.session_webhook
         alive = row.webhook_expires_at is None or row.webhook_expires_at > self._clock.now()
+        if webhook and not alive:
+            await self._forget_webhook(row)
         if webhook and alive:
             body: dict[str, Any]
             if markdown:
@@ -177,6 +201,7 @@ class OutboxSender:
                 return
             except SessionExpired:
                 log.info("session webhook expired for row %s; using the robot API", row.id)
+                await self._forget_webhook(row)
         key = "sampleMarkdown" if markdown else "sampleText"
         param = {"title": p["title"], "text": p["text"]} if markdown else {"content": p["text"]}
         if p["is_group"]:
@@ -186,3 +211,36 @@ class OutboxSender:
             if p["user_id"] in (res.get("flowControlledStaffIdList") or []):
                 raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
                                      "throttled by DingTalk", retry_after=60.0)
+
+
+MERGE_CAP = 30
+
+
+def merge_alerts(rows: Sequence[OutboxMessage],
+                 ) -> tuple[list[OutboxMessage], dict[int, tuple[dict[str, Any], list[int]]]]:
+    """Collapse one conversation's due alert rows into the first of them.
+
+    Returns the rows to send and, for the row that carries a merged text, its payload and
+    the ids of the rows it stands for (marked sent with it, so a crash resends all or none).
+    """
+    keep: list[OutboxMessage] = []
+    first: OutboxMessage | None = None
+    texts: list[str] = []
+    riders: list[int] = []
+    for r in rows:
+        if r.kind == "reply" and r.payload.get("merge") == "alert":
+            texts.append(str(r.payload.get("text", "")))
+            if first is None:
+                first = r
+                keep.append(r)
+            else:
+                riders.append(r.id)
+        else:
+            keep.append(r)
+    if first is None:
+        return keep, {}
+    lang: Lang = "en" if first.payload.get("lang") == "en" else "zh"
+    body = [t("alert_header", lang, n=len(texts)), *texts[:MERGE_CAP]]
+    if len(texts) > MERGE_CAP:
+        body.append(t("alert_more", lang, n=len(texts) - MERGE_CAP))
+    return keep, {first.id: ({**first.payload, "text": "\n".join(body)}, riders)}

@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.alerts import raise_alert
 from bot.clock import Clock
 from bot.commands import Parsed, ParseError, UserRef, parse
 from bot.config import Settings
 from bot.faults import Faults
 from bot.i18n import Lang, t
+from bot.limits import RateLimiter, Verdict
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
-from handlers.base import CommandRouter, Context, UserError
+from handlers.base import CommandRouter, Context, Localized, UserError
 from handlers.requests import Env, click
 from storage.db import Database
 
@@ -69,6 +73,8 @@ class Dispatcher:
         self.metrics = metrics or Metrics()
         self.client = client
         self.faults = faults or Faults()
+        lim = settings.limits
+        self.limiter = RateLimiter(lim.user_per_minute, lim.conversation_per_minute)
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
         loc = self.settings.locale
@@ -97,6 +103,10 @@ class Dispatcher:
         error: ParseError | None = None
         prepared: Any = None
         if not msg.from_robot:
+            verdict = self.limiter.check(msg.sender_id, msg.conversation_id, time.monotonic())
+            if not verdict.allowed:
+                await self._throttled(msg, verdict)
+                return
             try:
                 # Text past the cap is cut so the parser refuses it as too long, cheaply.
                 parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
@@ -127,6 +137,26 @@ class Dispatcher:
             self._after(uow)
             await uow.commit()
 
+    async def _throttled(self, msg: IncomingMessage, verdict: Verdict) -> None:
+        """Over a rate limit: the command is not run; the first refusal of a window is
+        answered and audited, the rest are only recorded as handled (so not redelivered)."""
+        now = self.clock.now()
+        self.metrics.count("rate_limited", verdict.scope)
+        async with self.db.uow() as uow:
+            if not await uow.processed.claim(msg.dedupe_key, "robot", now):
+                return
+            if verdict.tell:
+                sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
+                                                  name=msg.sender_nick or None)
+                lang = self._lang(_guess_lang(msg.text))
+                ctx = Context(uow, self.settings, now, lang, msg, sender)
+                key = "rate_limited" if verdict.scope == "user" else "rate_limited_conversation"
+                await ctx.reply(t(key, lang, seconds=max(1, math.ceil(verdict.retry_after))))
+                await ctx.audit("rate_limited", "refused",
+                                after={"scope": verdict.scope, "conversation": msg.conversation_id})
+                self._after(uow)
+            await uow.commit()
+
     def _after(self, uow: Any) -> None:
         uow.after_commit(self.on_commit)
         if uow.due.touched:
@@ -146,7 +176,8 @@ class Dispatcher:
                 raise UserError("admin_conversation_only")
             if not _has_authority(ctx.sender.level, route.authority):
                 raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
-                                command=name, level=t(f"level_{ctx.sender.level}", ctx.lang))
+                                alert=True, command=name,
+                                level=Localized(f"level_{ctx.sender.level}"))
             async with ctx.uow.session.begin_nested():
                 await route.handler(cmd, ctx)
             self.metrics.count(name, "ok")
@@ -159,6 +190,10 @@ class Dispatcher:
                                 target_id=str(target) if target else None,
                                 after={"reason": e.key, **{
                                     k: str(v) for k, v in e.params.items()}})
+            if e.alert:
+                await raise_alert(ctx.uow, self.settings, ctx.now, actor=ctx.sender.user_id,
+                                  what=(ctx.message.text or "").strip(),
+                                  why=e.render(self.settings.locale.lang))
         except DBAPIError:
             raise  # the store is in trouble: no ack, the transport lets it be redelivered
         except Exception:
@@ -190,3 +225,8 @@ def _has_authority(level: str, authority: str | None) -> bool:
     if authority == "owner":
         return level == "owner"
     return level in ("owner", "admin")
+
+
+def _guess_lang(text: str) -> Lang | None:
+    """The language of a message we will not parse: Chinese if it has any CJK character."""
+    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"

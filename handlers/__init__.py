@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def build_router() -> CommandRouter:
-    from handlers import approvals, info, permissions, templates, transfer
+    from handlers import approvals, audit, info, permissions, templates, transfer
 
     root = CommandRouter()
     root.include(info.router)
@@ -19,10 +19,12 @@ def build_router() -> CommandRouter:
     root.include(approvals.router)
     root.include(permissions.router)
     root.include(templates.router)
+    root.include(audit.router)
     return root
 
 
 def due_handlers() -> dict[str, DueHandler]:
-    from handlers import approvals, permissions, transfer
+    from handlers import approvals, audit, permissions, transfer
 
-    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS, **permissions.DUE_HANDLERS}
+    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS, **permissions.DUE_HANDLERS,
+            **audit.DUE_HANDLERS}

@@ -23,15 +23,32 @@ if TYPE_CHECKING:
 class UserError(Exception):
     """A refusal the user is told about; nothing the handler did is kept.
 
-    ``audit_action`` set: the refusal is written to the audit trail.
+    ``audit_action`` set: the refusal is written to the audit trail; ``alert``: it is
+    a refused sensitive attempt, also posted to ``org.alert_conversation``.
     """
 
-    def __init__(self, key: str, *, audit_action: str | None = None, **params: Any) -> None:
+    def __init__(self, key: str, *, audit_action: str | None = None, alert: bool = False,
+                 **params: Any) -> None:
         super().__init__(key)
         self.key, self.params, self.audit_action = key, params, audit_action
+        self.alert = alert          # also post it to org.alert_conversation
 
     def render(self, lang: Lang) -> str:
-        return t(self.key, lang, **self.params)
+        return t(self.key, lang, **{k: v.render(lang) if isinstance(v, Localized) else v
+                                    for k, v in self.params.items()})
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A message parameter that is itself a text key, rendered in the reader's language."""
+
+    key: str
+
+    def render(self, lang: Lang) -> str:
+        return t(self.key, lang)
+
+    def __str__(self) -> str:
+        return self.key
 
 
 @dataclass

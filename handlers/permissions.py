@@ -71,7 +71,7 @@ def resolve_name(cat: Catalog, name: str, lang: Lang, *, what: str = "any",
     if what == "item" and cat.is_pattern(name):
         return name
     if what == "role" and exact is not None and cat.is_permission(exact):
-        raise UserError("role_is_permission", audit_action=audit_action, name=name)
+        raise UserError("role_is_permission", audit_action=audit_action, name=literal(name, 64))
     hints = cat.suggest(name, roles=what != "permission")
     hint = t("did_you_mean", lang, names=t("list_sep", lang).join(f"`{h}`" for h in hints)) \
         if hints else t("see_catalog", lang)
@@ -259,7 +259,7 @@ async def grant(cmd: Grant, ctx: Context) -> None:
     cat = catalog_of(ctx.settings)
     name = resolve_name(cat, cmd.name, ctx.lang, audit_action="grant.refused")
     if name in BUILTIN_ROLES:
-        raise UserError("builtin_role", audit_action="grant.refused", name=name)
+        raise UserError("builtin_role", audit_action="grant.refused", name=literal(name, 64))
     target = await known_member(ctx, cmd.target.user_id, audit_action="grant.refused")
     if cat.is_sensitive(name):
         await check_approvers(ctx)
@@ -310,11 +310,11 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
         srcs = [s for p in cat.expand(name) for s in sources_of(held, cat, ctx.now).get(p, ())]
         if srcs:
             raise UserError("revoke_not_direct", audit_action="revoke.refused", target=uid,
-                            who=label, name=name,
+                            who=label, name=literal(name, 64),
                             sources=ctx.t("list_sep").join(
                                 sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
         raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
-                        who=label, name=name)
+                        who=label, name=literal(name, 64))
     await ctx.audit("grant.revoke", "applied", target_id=uid,
                     before={"name": name, "expires_at": _iso(row.expires_at)}, after=None)
     held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
@@ -473,7 +473,7 @@ async def who_has(cmd: WhoHas, ctx: Context) -> None:
     name = resolve_name(cat, cmd.name, ctx.lang)
     holders = await ctx.uow.perms.who_has(ctx.corp_id, name, cat, ctx.now)
     title = cat.label(name, ctx.lang) if cat.is_permission(name) else \
-        ctx.t("role_label", name=name)
+        ctx.t("role_label", name=literal(name, 64))
     if not holders:
         await ctx.reply(ctx.t("who_has_none", name=title), markdown=True)
         return

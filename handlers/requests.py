@@ -38,6 +38,7 @@ from bot.domain.requests import (
 from bot.faults import Faults
 from bot.i18n import Lang, t
 from bot.outbound import CardSpec, Reply
+from bot.text import literal
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from storage.db import UnitOfWork
@@ -93,7 +94,9 @@ class Env:
                 Member.corp_id == self.corp_id, Member.user_id.in_(set(user_ids)))
         )).all()
         found = {u: n for u, n in rows}
-        return {u: f"{found[u]} ({u})" if found.get(u) else u for u in user_ids}
+        # Directory names are user-controlled: escaped once here, for chat and cards alike.
+        return {u: f"{literal(found[u], 64)} ({literal(u, 64)})" if found.get(u)
+                else literal(u, 64) for u in user_ids}
 
 
 class RequestKind(Protocol):
@@ -275,6 +278,13 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
                         after={"reason": d.refusal.code, "action": action.action_id,
                                "claimed_params": dict(action.params)} if forged else
                         {"reason": d.refusal.code, "action": action.action_id})
+        if forged:
+            from bot.alerts import raise_alert
+
+            await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
+                              what=t("alert_click", env.settings.locale.lang,
+                                     action=action.action_id, id=req.public_id),
+                              why=notice)
         return ack_update(None, {"notice": notice})
     env.uow.session.add(VoteRow(request_id=req.id, voter_id=action.user_id,
                                 decision=action.action_id, created_at=env.now))

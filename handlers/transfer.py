@@ -84,7 +84,8 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     )
     if problem is not None:
         raise UserError(f"transfer_{problem.code}", audit_action="owner_transfer.refused",
-                        target=target_id, id=open_[0].public_id if open_ else "")
+                        alert=problem.code == "no_authority", target=target_id,
+                        id=open_[0].public_id if open_ else "")
     assert owner is not None
     if target is None:
         target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))

@@ -224,13 +224,19 @@ class AuditEntry(Base):
 
 
 class AuditHead(Base):
-    """The tip of each corp's audit chain; locked while appending so the chain stays linear."""
+    """The tip of each corp's audit chain; locked while appending so the chain stays linear.
+
+    ``anchor_seq`` / ``anchor_hash``: the last entry removed by retention (None until the
+    first purge); the chain that is kept starts from it.
+    """
 
     __tablename__ = "audit_heads"
 
     corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    anchor_seq: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    anchor_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class ProcessedMessage(Base):

@@ -159,11 +159,13 @@ class OutboxRepo:
 
     async def add(self, kind: str, conversation_key: str, payload: dict[str, Any], now: datetime,
                   *, session_webhook: str | None = None, webhook_expires_at: datetime | None = None,
-                  source_message_id: str | None = None) -> OutboxMessage:
+                  source_message_id: str | None = None,
+                  not_before: datetime | None = None) -> OutboxMessage:
+        """Queue a send; ``not_before`` holds it back (alerts wait so a burst merges)."""
         row = OutboxMessage(
             kind=kind, conversation_key=conversation_key, payload=payload,
             session_webhook=session_webhook, webhook_expires_at=webhook_expires_at,
-            status="pending", attempts=0, next_attempt_at=now, created_at=now,
+            status="pending", attempts=0, next_attempt_at=not_before or now, created_at=now,
             source_message_id=source_message_id,
         )
         self.s.add(row)
@@ -174,6 +176,23 @@ class OutboxRepo:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
         return await _claim(self.s, OutboxMessage, OutboxMessage.next_attempt_at, now, lease, limit,
                             OutboxMessage.id)
+
+    async def claim_alerts(self, conversation_key: str, until: datetime, now: datetime,
+                           lease: timedelta) -> Sequence[OutboxMessage]:
+        """Pending alert rows of one conversation due by ``until`` (not held by anyone):
+        the sender merges them into the alert it is about to send."""
+        stmt = select(OutboxMessage).where(
+            OutboxMessage.conversation_key == conversation_key,
+            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= until,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        ).order_by(OutboxMessage.id)
+        if _dialect(self.s) == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        picked = [r for r in (await self.s.execute(stmt)).scalars() if r.payload.get("merge") == "alert"]
+        for r in picked:
+            r.claimed_until = now + lease
+        await self.s.flush()
+        return picked
 
     async def next_due_at(self) -> datetime | None:
         return (await self.s.execute(
@@ -206,6 +225,12 @@ class OutboxRepo:
         if count_attempt:
             values["attempts"] = OutboxMessage.attempts + 1
         await self.s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+    async def forget_webhook(self, row_id: int) -> None:
+        """Drop a row's sessionWebhook (a bearer secret) once it is past its life; the row
+        then goes through the robot API."""
+        await self.s.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row_id).values(session_webhook=None))
 
     async def mark_failed(self, row_id: int, error: str) -> None:
         await self.s.execute(
@@ -296,17 +321,83 @@ class AuditRepo:
             q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
         return (await self.s.execute(q.order_by(AuditEntry.seq.desc()).limit(n))).scalars().all()
 
-    async def verify(self, corp_id: str) -> int | None:
-        """The seq of the first entry that breaks the chain, or None when it holds."""
+    async def between(self, corp_id: str, *, user_id: str | None = None,
+                      action_prefix: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None) -> Sequence[AuditEntry]:
+        """Entries in chain order, optionally only those where ``user_id`` is actor or target,
+        whose action starts with ``action_prefix``, at or after ``since``, before ``until``."""
+        q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)
+        if user_id is not None:
+            q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
+        if action_prefix:
+            q = q.where(AuditEntry.action.startswith(action_prefix, autoescape=True))
+        if since is not None:
+            q = q.where(AuditEntry.at >= since)
+        if until is not None:
+            q = q.where(AuditEntry.at < until)
+        return (await self.s.execute(q.order_by(AuditEntry.seq))).scalars().all()
+
+    async def verify(self, corp_id: str, *, upto: int | None = None) -> int | None:
+        """The seq of the first entry that breaks the chain, or None when it holds.
+
+        The chain starts at the anchor that retention left (or at the genesis) and must end
+        at the head: an edited, removed or reordered entry is named, and so is the first
+        missing one when entries were cut off the end. ``upto``: check only that far.
+        """
+        # A shared lock on the head: no append slips in between reading it and the entries.
+        head = (await self.s.execute(
+            select(AuditHead).where(AuditHead.corp_id == corp_id).with_for_update(read=True)
+        )).scalar_one_or_none()
         prev, expected_seq = GENESIS, 1
-        rows = (await self.s.execute(
-            select(AuditEntry).where(AuditEntry.corp_id == corp_id).order_by(AuditEntry.seq)
-        )).scalars()
+        if head is not None and head.anchor_seq is not None and head.anchor_hash is not None:
+            prev, expected_seq = head.anchor_hash, head.anchor_seq + 1
+        q = select(AuditEntry).where(AuditEntry.corp_id == corp_id, AuditEntry.seq >= expected_seq)
+        if upto is not None:
+            q = q.where(AuditEntry.seq <= upto)
+        rows = (await self.s.execute(q.order_by(AuditEntry.seq))).scalars()
         for e in rows:
             if e.seq != expected_seq or e.prev_hash != prev or e.hash != chain_hash(prev, audit_fields(e)):
                 return expected_seq
             prev, expected_seq = e.hash, expected_seq + 1
+        end = upto if upto is not None else (head.seq if head is not None else None)
+        if end is not None and expected_seq - 1 < end:
+            return expected_seq         # entries are missing at the end
+        if upto is None and head is not None:
+            if expected_seq - 1 > head.seq:
+                return head.seq + 1     # entries written past the head, around the lock
+            if head.hash != prev:
+                return head.seq         # the last entry disagrees with the head
         return None
+
+    async def purge_before(self, corp_id: str, cutoff: datetime) -> tuple[int, int | None]:
+        """Remove the oldest entries dated before ``cutoff`` and anchor the chain on the last
+        one removed: (how many, the new anchor seq). Only a prefix of the chain goes (an entry
+        older than cutoff behind a newer one stays), and never past the first bad entry, so
+        a purge cannot erase evidence of tampering."""
+        head = (await self.s.execute(
+            select(AuditHead).where(AuditHead.corp_id == corp_id).with_for_update()
+        )).scalar_one_or_none()
+        if head is None:
+            return 0, None
+        start = head.anchor_seq or 0
+        first_kept = (await self.s.execute(
+            select(func.min(AuditEntry.seq)).where(
+                AuditEntry.corp_id == corp_id, AuditEntry.seq > start, AuditEntry.at >= cutoff)
+        )).scalar_one_or_none()
+        last = head.seq if first_kept is None else first_kept - 1
+        bad = await self.verify(corp_id, upto=last)
+        if bad is not None:
+            last = bad - 1
+        if last <= start:
+            return 0, None
+        anchor = (await self.s.execute(
+            select(AuditEntry).where(AuditEntry.corp_id == corp_id, AuditEntry.seq == last)
+        )).scalar_one()
+        gone = await self.s.execute(
+            delete(AuditEntry).where(AuditEntry.corp_id == corp_id, AuditEntry.seq <= last))
+        head.anchor_seq, head.anchor_hash = anchor.seq, anchor.hash
+        await self.s.flush()
+        return int(getattr(gone, "rowcount", 0) or 0), anchor.seq
 
 
 __all__ = [

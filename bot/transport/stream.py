@@ -56,6 +56,7 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.frames_received = 0
+        self.frames_refused = 0
         self.on_state: Callable[[str], None] = lambda _state: None
 
     # ---- connection ---------------------------------------------------------------------
@@ -94,6 +95,9 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
                 ws = await websockets.connect(
                     uri, open_timeout=self._settings.connect_timeout, proxy=None,
                     max_queue=256,
+                    # The hard cap (a bigger frame would close the socket with 1009); frames
+                    # between max_frame_bytes and this are acked and dropped in _serve.
+                    max_size=max(16 * self._settings.max_frame_bytes, 4 * 1024 * 1024),
                 )
             except (OSError, TimeoutError, aiohttp.ClientError, ValueError,
                     websockets.exceptions.WebSocketException) as e:
@@ -164,6 +168,9 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
                 except ValueError as e:
                     log.warning("skipping a malformed frame (%s)", e)
                     continue
+                if len(raw) > self._settings.max_frame_bytes:
+                    await self._refuse_oversized(ws, frame, len(raw))
+                    continue
                 topic = (frame.get("headers") or {}).get("topic")
                 if frame.get("type") == SystemMessage.TYPE and topic == SystemMessage.TOPIC_DISCONNECT:
                     await self._ack_system(ws, frame)
@@ -183,6 +190,20 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
                 await asyncio.wait(set(mine), timeout=10)
             with contextlib.suppress(Exception):
                 await ws.close()
+
+    async def _refuse_oversized(self, ws: Any, frame: dict[str, Any], size: int) -> None:
+        """Ack a frame over the size limit without handling it: it is not retried, and the
+        connection (and every other message on it) carries on."""
+        self.frames_refused += 1
+        mid = str((frame.get("headers") or {}).get("messageId") or "")
+        log.warning("refusing a %d-byte frame %s (limit %d bytes)", size, mid,
+                    self._settings.max_frame_bytes)
+        ack = AckMessage()
+        ack.code = AckMessage.STATUS_BAD_REQUEST
+        ack.headers.message_id = mid
+        ack.headers.content_type = "application/json"
+        ack.message = "frame too large"
+        await self._send_ack(ws, ack)
 
     async def _ack_system(self, ws: Any, frame: dict[str, Any]) -> None:
         ack = await self.system_handler.raw_process(SystemMessage.from_dict(frame))

@@ -1,0 +1,119 @@
+"""Abuse limits and alerts end to end: a flooding member is throttled politely while others
+are served; refused sensitive attempts and forged card clicks reach the alert group merged;
+an oversized frame is refused without dropping the connection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import BatonApp
+from bot.config import Settings
+from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
+from bot.sim import SimGroup, Simulator
+from storage.models import AuditEntry
+from tests.e2e.conftest import GROUP, reply_to
+from tests.e2e.test_transfer import CARD, card_status, click
+
+pytestmark = pytest.mark.e2e
+
+ALERTS = "cidSECURITYALERTS"
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    s = demo_simulator(groups=(SimGroup(DEMO_GROUP, "权限交接工作群"), SimGroup(ALERTS, "安全提醒")))
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def settings(sim: Simulator, db_url: str) -> Settings:
+    s = sim_settings(sim, db_url, limits={"user_per_minute": 5, "alert_window": "2s"})
+    return sim_settings(sim, db_url, s, org={"alert_conversation": ALERTS},
+                        dingtalk={"stream": {**s.dingtalk.stream.model_dump(),
+                                             "max_frame_bytes": 8192}})
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[BatonApp]:
+    async with BatonApp(settings) as a:
+        await a.wait_connected()
+        yield a
+
+
+async def test_a_flood_is_throttled_politely_while_others_are_served(
+        sim: Simulator, app: BatonApp) -> None:
+    sent = [sim.say("zhaoliu", " 我的权限", conversation_id=GROUP) for _ in range(8)]
+    # Every frame is acked (handled or throttled), none is left to be redelivered.
+    for d in sent:
+        await sim.until(lambda d=d: sim.acks(d.message_id), what="each flood frame acked")
+    text = await reply_to(sim, GROUP, "太频繁")
+    assert "秒后再试" in text
+    n = len(sim.messages(GROUP))
+    sim.say("qianqi", " whoami", conversation_id=GROUP)
+    await reply_to(sim, GROUP, "My permissions", after=n)
+    answered = [m for m in sim.messages(GROUP) if "我的权限" in m.text]
+    slow = [m for m in sim.messages(GROUP) if "太频繁" in m.text]
+    assert len(answered) == 5 and len(slow) == 1        # told once, not once per message
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "rate_limited"))).scalars().all()
+        assert [(r.actor_id, r.result) for r in rows] == [("zhaoliu", "refused")]
+
+
+async def test_refused_sensitive_attempts_are_alerted_merged(sim: Simulator, app: BatonApp) -> None:
+    # A burst: three refused sensitive attempts within the alert window.
+    for text, at in (("grant @钱七 crm.export", ("qianqi",)), ("admin add @钱七", ("qianqi",)),
+                     ("transfer-owner @李四", ("lisi",))):
+        sim.say("zhaoliu", f" {text}", conversation_id=GROUP, at=at)
+    await sim.until(lambda: len([m for m in sim.messages(GROUP) if "Only" in m.text]) == 3,
+                    what="three refusals")
+    msgs = await sim.until(lambda: sim.messages(ALERTS), what="the alert message")
+    assert len(msgs) == 1
+    text = msgs[0].text
+    assert "(3)" in text or "3 条" in text
+    assert text.count("赵六 (zhaoliu)") == 3 and "crm.export" in text
+    assert "member" not in text and "成员" in text         # rendered in the alert's language
+    async with app.db.uow() as uow:
+        refused = (await uow.session.execute(
+            select(AuditEntry.action).where(AuditEntry.result == "refused"))).scalars().all()
+        assert {"grant.refused", "admin add.refused", "owner_transfer.refused"} <= set(refused)
+
+
+async def test_a_forged_card_click_is_alerted(sim: Simulator, app: BatonApp) -> None:
+    n = len(sim.messages(GROUP))
+    sim.say("lisi", " grant @钱七 crm.export", conversation_id=GROUP, at=("qianqi",))
+    await reply_to(sim, GROUP, "R-1", after=n)
+    card = CARD.format(1)
+    await card_status(sim, card, "pending")
+    notice = await click(sim, "zhaoliu", card, "approve", {"request_id": "R-1", "as": "zhangsan"})
+    assert notice
+    msgs = await sim.until(lambda: sim.messages(ALERTS), what="the click alert")
+    assert "R-1" in msgs[0].text and "zhaoliu" in msgs[0].text
+
+
+async def test_an_oversized_frame_is_refused_and_the_connection_stays(
+        sim: Simulator, app: BatonApp) -> None:
+    d = sim.say("qianqi", " whoami", conversation_id=GROUP)
+    await reply_to(sim, GROUP, "My permissions")
+    frame = json.loads(json.dumps(d.frame))
+    frame["headers"]["messageId"] = "oversized-1"
+    data = json.loads(frame["data"])
+    data["msgId"] = "msgOVERSIZED"
+    data["text"] = {"content": " whoami " + "x" * 20000}
+    frame["data"] = json.dumps(data)
+    sim.push_raw(json.dumps(frame))
+    [ack] = await sim.until(lambda: sim.acks("oversized-1"), what="the oversized frame's ack")
+    assert ack.code == 400
+    assert app.stream.frames_refused == 1 and app.stream.reconnects == 0
+    n = len(sim.messages(GROUP))
+    sim.say("qianqi", " whoami", conversation_id=GROUP)
+    await reply_to(sim, GROUP, "My permissions", after=n)
+    assert app.stream.reconnects == 0

@@ -1,0 +1,190 @@
+"""The audit trail end to end: `audit` / `审计` in chat (both languages, by user, capped,
+refused to members, hostile values shown literally, reading not audited), and
+`baton audit export` in a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from bot.app import BatonApp
+from bot.sim import Simulator
+from bot.text import literal
+from storage.db import open_database
+from tests.e2e.test_cli import baton, db_env
+from tests.e2e.test_permissions import audit_actions, say, verify_chain
+
+pytestmark = pytest.mark.e2e
+
+LINE = re.compile(r"^- \d{4}-\d\d-\d\d \d\d:\d\d · ")
+EVIL = "[x](dingtalk://evil) **bold**\n- 伪造的一行"
+
+
+def lines(text: str) -> list[str]:
+    """The entry lines of an audit reply (each one starts with a local time)."""
+    return [ln for ln in text.split("\n") if ln.startswith("- ")]
+
+
+async def append(app: BatonApp, n: int, **kw: Any) -> None:
+    async with app.db.uow() as uow:
+        for _ in range(n):
+            await uow.audit.append(app.settings.org.corp_id, app.clock.now(), **kw)
+        await uow.commit()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+async def test_audit_lists_the_newest_entries_in_both_languages(sim: Simulator, bot: BatonApp,
+                                                                 lang: str) -> None:
+    await say(sim, "lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await say(sim, "lisi", "grant @qianqi crm.report.view", "Granted", ("qianqi",))
+    await say(sim, "zhaoliu", "grant @qianqi crm.report.view", "Only the owner or an admin",
+              ("qianqi",))
+    before = await audit_actions(bot)
+    if lang == "zh":
+        text = await say(sim, "wangwu", "审计", "审计记录（最近 4 条）")
+        got = lines(text)
+        assert len(got) == 4 and all(LINE.match(ln) for ln in got)
+        assert "赵六 (zhaoliu) · grant.refused · 已拒绝 · – → reason=need_admin" in got[0]
+        assert "李四 (lisi) · grant.apply · 对象 钱七 (qianqi) · 已生效 · – → " \
+               "name=crm.report.view, expires_at=–" in got[1]
+        assert "李四 (lisi) · role_set.apply · 对象 赵六 (zhaoliu) · 已生效 · " \
+               "role=– → role=sales" in got[2]
+        assert "system:dingtalk · bootstrap · 对象 张三 (zhangsan) · 已生效" in got[3]
+    else:
+        text = await say(sim, "wangwu", "audit", "Audit log (newest 4)")
+        got = lines(text)
+        assert len(got) == 4
+        assert "赵六 (zhaoliu) · grant.refused · refused · – → reason=need_admin" in got[0]
+        assert "role_set.apply · on 赵六 (zhaoliu) · applied" in got[2]
+    # The times are local (policy.timezone, Asia/Shanghai).
+    async with bot.db.uow() as uow:
+        newest = (await uow.audit.recent(bot.settings.org.corp_id, 1))[0].at
+    assert got[0].startswith(f"- {newest.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M} · ")
+    # Reading the trail is not a change: nothing was audited.
+    assert await audit_actions(bot) == before
+    await verify_chain(bot)
+
+
+async def test_audit_for_one_user_and_a_count(sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await say(sim, "lisi", "grant @qianqi crm.report.view", "Granted", ("qianqi",))
+    await say(sim, "lisi", "revoke @qianqi crm.report.view", "Revoked", ("qianqi",))
+    text = await say(sim, "lisi", "audit @qianqi", "Audit log involving 钱七 (qianqi) (newest 2)",
+                     ("qianqi",))
+    got = lines(text)
+    assert len(got) == 2 and all("钱七 (qianqi)" in ln for ln in got)
+    assert "grant.revoke" in got[0] and "grant.apply" in got[1]
+    text = await say(sim, "lisi", "审计 @钱七 1", "与 钱七 (qianqi) 相关的审计记录（最近 1 条）",
+                     ("qianqi",))
+    assert len(lines(text)) == 1 and "grant.revoke" in lines(text)[0]
+    # As actor too: lisi did all three.
+    text = await say(sim, "lisi", "audit @lisi", "Audit log involving 李四 (lisi)", ("lisi",))
+    assert len(lines(text)) == 3
+    text = await say(sim, "lisi", "audit @sunba", "No audit entries involve", ("sunba",))
+    assert "sunba" in text
+
+
+async def test_audit_caps_at_50_and_says_so(sim: Simulator, bot: BatonApp) -> None:
+    await append(bot, 60, actor_id="system", action="test.fill", result="applied")
+    text = await say(sim, "lisi", "audit 80", "Audit log (newest 50)")
+    assert "You asked for 80; at most 50 are shown at once" in text
+    assert "baton audit export" in text
+    assert len(lines(text)) == 50
+    text = await say(sim, "lisi", "审计 60", "审计记录（最近 50 条）")
+    assert "每次最多显示 50 条" in text and len(lines(text)) == 50
+    text = await say(sim, "lisi", "audit 3", "Audit log (newest 3)")
+    assert len(lines(text)) == 3 and "at most" not in text
+
+
+async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(
+        sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "zhaoliu", "audit", "Only the owner or an admin may use “audit”")
+    assert "you are: member" in text
+    await say(sim, "qianqi", "审计 @李四", "「audit」只有主管理员或子管理员可以使用", ("lisi",))
+    refused = [a for a in await audit_actions(bot) if a[0] == "audit.refused"]
+    assert refused == [("audit.refused", "refused", None)] * 2
+    await verify_chain(bot)
+
+
+async def test_hostile_stored_values_are_shown_literally(sim: Simulator, bot: BatonApp) -> None:
+    corp = bot.settings.org.corp_id
+    async with bot.db.uow() as uow:
+        await uow.members.upsert(corp, "mallory", bot.clock.now(), name=EVIL)
+        await uow.commit()
+    await append(bot, 1, actor_id="mallory", action="transfer.**start**", result="`refused`",
+                 target_id="<b>x</b>", after={"reason": EVIL, "**k**": "# h\r\n1. x"})
+    text = await say(sim, "lisi", "audit 2", "Audit log (newest 2)")
+    got = lines(text)
+    assert len(got) == 2 and all(LINE.match(ln) for ln in got)       # no forged line
+    assert text.count("\n- ") == 2
+    for bad in ("[x]", "](", "dingtalk://", "**", "`refused`", "<b>", "\n1. ", "\n# ", "\r"):
+        assert bad not in text, bad
+    assert f"{literal(EVIL, 40)} (mallory)" in got[0]
+    assert f"{literal('transfer.**start**')} · on {literal('<b>x</b>')}" in got[0]
+
+
+# ---- baton audit export ---------------------------------------------------------------------
+
+async def _seed(url: str, corp: str) -> None:
+    db = open_database(url)
+    at = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    try:
+        async with db.uow() as uow:
+            for i, (actor, action, target) in enumerate([
+                ("lisi", "grant.apply", "zhaoliu"), ("=HYPERLINK(\"http://x\")", "grant.refused",
+                                                     "qianqi"),
+                ("lisi", "role_set.apply", "qianqi"), ("wangwu", "grant.revoke", "zhaoliu"),
+            ]):
+                await uow.audit.append(corp, at + timedelta(days=i), actor_id=actor, action=action,
+                                       result="applied", target_id=target, request_id=i + 1,
+                                       after={"note": "@SUM(1)", "name": "-2+3"})
+            await uow.commit()
+    finally:
+        await db.dispose()
+
+
+def test_cli_audit_export_writes_filtered_xlsx_and_csv(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    env = db_env(path)
+    assert baton("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    asyncio.run(_seed(f"sqlite+aiosqlite:///{path}", "dingclitest"))
+
+    r = baton("audit", "export", "all.xlsx", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "wrote 4 audit entries to all.xlsx (xlsx)"
+    ws = load_workbook(tmp_path / "all.xlsx").active
+    assert ws is not None
+    rows = [[c.value for c in row] for row in ws.iter_rows()]
+    assert rows[0] == ["seq", "at", "actor", "action", "target", "request", "message_id",
+                       "result", "before", "after", "hash"]
+    assert [r[0] for r in rows[1:]] == [1, 2, 3, 4]
+    assert rows[1][1] == "2026-03-01T08:00:00+00:00" and rows[1][5] == "R-1"
+    assert rows[2][2] == "'=HYPERLINK(\"http://x\")"
+    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+
+    r = baton("audit", "export", "out.txt", "--format", "csv", "--user", "zhaoliu",
+              "--action", "grant.", "--since", "2026-03-01", "--until", "2026-03-05T00:00+00:00",
+              cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "wrote 2 audit entries to out.txt (csv)"
+    with (tmp_path / "out.txt").open(encoding="utf-8-sig", newline="") as f:
+        got = list(csv.DictReader(f))
+    assert [(g["seq"], g["actor"], g["action"]) for g in got] == [
+        ("1", "lisi", "grant.apply"), ("4", "wangwu", "grant.revoke")]
+    assert got[0]["after"] == '{"name":"-2+3","note":"@SUM(1)"}'
+
+    r = baton("audit", "export", "x.csv", "--since", "2026-03-03", cwd=tmp_path, env=env)
+    assert r.stdout.strip() == "wrote 2 audit entries to x.csv (csv)"
+    r = baton("audit", "export", "x.csv", "--since", "yesterday", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "'yesterday' is not an ISO date or time" in r.stderr
+    r = baton("audit", "export", str(tmp_path / "no" / "such" / "dir.csv"), cwd=tmp_path, env=env)
+    assert r.returncode == 1 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+    assert baton("audit", "verify", cwd=tmp_path, env=env).returncode == 0
