@@ -22,7 +22,7 @@ _LOOKALIKE = str.maketrans({"[": "［", "]": "］", "*": "＊", "`": "ˋ", "#": 
                             "@": "＠"})
 # Link openers: ``scheme://`` of any scheme, the schemes that run or dial without ``//``,
 # and the ``www.`` that autolinks bare.
-_SCHEME = re.compile(r"(?i)(?<![a-z0-9+.\-])(javascript|vbscript|data|file|mailto|tel|sms|dingtalk|dtmd|"
+_SCHEME = re.compile(r"(?i)(?<![a-z0-9+.])(javascript|vbscript|data|file|mailto|tel|sms|dingtalk|dtmd|"
                      r"intent)\s*:")
 _WWW = re.compile(r"(?i)(?<![a-z0-9])(www)\.")
 # An HTML entity (``&#x202E;``, ``&lt;``) would decode into what the rest of this removed.
