@@ -30,6 +30,7 @@ from bot.transport.openapi import OpenApiClient
 from bot.transport.stream import BatonStreamClient
 from handlers import build_router, due_handlers
 from handlers.audit import schedule_retention
+from handlers.bulk import send_export
 from storage import migrate
 from storage.db import Database, open_database
 
@@ -94,8 +95,10 @@ class BatonApp:
         self.client = OpenApiClient(self.http, s.dingtalk)
         await bootstrap(self.db, s, self.clock, self.client)
         await schedule_retention(self.db, s, self.clock.now())
-        self.outbox = OutboxSender(self.db, self.client, s.outbox, self.clock,
-                                   alert_window=s.limits.alert_window)
+        self.outbox = OutboxSender(
+            self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
+            deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
+                                                        self.clock.now())})
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
                              on_commit=self.outbox.wake)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())

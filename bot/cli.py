@@ -197,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--since", type=_iso_time, help="from this ISO time on (UTC if no offset)")
     exp.add_argument("--until", type=_iso_time, help="before this ISO time (UTC if no offset)")
     exp.add_argument("--config", "-c")
+    ex = sub.add_parser("export", help="write the permission table to an .xlsx or .csv file")
+    ex.add_argument("file")
+    ex.add_argument("--format", choices=["xlsx", "csv"])
+    ex.add_argument("--config", "-c")
+    im = sub.add_parser("import", help="apply a permission table file (all or nothing)")
+    im.add_argument("file")
+    im.add_argument("--mode", choices=["add", "replace"], default="add")
+    im.add_argument("--dry-run", action="store_true", help="show what would change; apply nothing")
+    im.add_argument("--config", "-c")
     bk = sub.add_parser("backup", help="snapshots of the permission state")
     bks = bk.add_subparsers(dest="backupcmd", required=True)
     bl = bks.add_parser("list", help="list backups, newest first")
@@ -235,6 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_db_upgrade(settings))
     if args.cmd == "init":
         return asyncio.run(_init(settings, args.owner, args.admin))
+    if args.cmd == "export":
+        from bot.cli_bulk import export_file
+
+        return asyncio.run(export_file(settings, args.file, args.format))
+    if args.cmd == "import":
+        from bot.cli_bulk import import_file
+
+        return asyncio.run(import_file(settings, args.file, args.mode, args.dry_run))
     if args.cmd == "backup":
         return asyncio.run(_backup(settings, getattr(args, "id", None)))
     if args.cmd == "audit" and args.auditcmd == "export":

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -28,16 +28,20 @@ from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-MESSAGE_KINDS = {"reply", "card"}
+MESSAGE_KINDS = {"reply", "card", "export"}
+Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class OutboxSender:
     def __init__(self, db: Database, client: OpenApiClient, settings: OutboxSettings,
                  clock: Clock, *, batch: int = 50, lease: timedelta = timedelta(seconds=60),
                  idle_poll: float = 5.0, rng: random.Random | None = None,
-                 alert_window: timedelta = timedelta(seconds=30)) -> None:
+                 alert_window: timedelta = timedelta(seconds=30),
+                 deliverers: dict[str, Deliverer] | None = None) -> None:
         self._db, self._client, self._s, self._clock = db, client, settings, clock
         self._alert_window = alert_window
+        # Other kinds of rows (e.g. "export": build a file, upload it, send it), same retries.
+        self._deliverers = deliverers or {}
         self._batch, self._lease, self._idle = batch, lease, idle_poll
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
@@ -179,6 +183,8 @@ class OutboxSender:
                 body = p["body"]
                 await self._client.update_card(p["out_track_id"], body.get("params", {}),
                                                body.get("private"))
+        elif row.kind in self._deliverers:
+            await self._deliverers[row.kind](p)
         else:
             raise ValueError(f"unknown outbox kind {row.kind!r}")
 

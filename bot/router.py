@@ -107,11 +107,17 @@ class Dispatcher:
             if not verdict.allowed:
                 await self._throttled(msg, verdict)
                 return
-            try:
-                # Text past the cap is cut so the parser refuses it as too long, cheaply.
-                parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
-            except ParseError as e:
-                error = e
+            if msg.file is not None:
+                # A file sent to Baton is an import (DingTalk delivers files one-to-one only).
+                from handlers.bulk import ImportFile
+
+                parsed = Parsed(ImportFile(msg.file), self.settings.locale.lang)  # type: ignore[arg-type]
+            else:
+                try:
+                    # Text past the cap is cut so the parser refuses it as too long, cheaply.
+                    parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
+                except ParseError as e:
+                    error = e
         if parsed is not None:
             prepared = await self._prepare(parsed)
         now = self.clock.now()

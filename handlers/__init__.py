@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def build_router() -> CommandRouter:
-    from handlers import approvals, audit, info, permissions, templates, transfer
+    from handlers import approvals, audit, bulk, info, permissions, templates, transfer
 
     root = CommandRouter()
     root.include(info.router)
@@ -19,6 +19,7 @@ def build_router() -> CommandRouter:
     root.include(approvals.router)
     root.include(permissions.router)
     root.include(templates.router)
+    root.include(bulk.router)
     root.include(audit.router)
     return root
 

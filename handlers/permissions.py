@@ -178,7 +178,7 @@ async def check_approvers(ctx: Context, *exclude: str) -> None:
 
 
 async def start_request(ctx: Context, kind: str, target: str | None, payload: dict[str, Any],
-                        *exclude: str) -> Request:
+                        *exclude: str, twin_group: str | None = None) -> Request:
     env = ctx.env()
     pool = await approvers_for(env, ctx.sender.user_id, *exclude)
     names = await env.names(*pool)
@@ -187,6 +187,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
         conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,
         reason="", payload=payload, ttl=ctx.settings.policy.approval_ttl,
         mention={u: names[u] for u in sorted(pool)} if ctx.message.is_group else None,
+        twin_group=twin_group,
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
                           what=await REGISTRY.kinds[kind].describe(req, env),

@@ -47,6 +47,7 @@ from storage.models import Vote as VoteRow
 
 log = logging.getLogger(__name__)
 
+TWIN = "group"     # the suffix of a request card's twin in an admin group
 _TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
@@ -169,8 +170,14 @@ def conversation_key(req: Request) -> str:
 async def open_request(env: Env, *, kind: str, requester: str, target: str | None,
                        conversation_id: str, is_group: bool, reason: str,
                        payload: dict[str, Any], ttl: timedelta,
-                       mention: dict[str, str] | None = None) -> Request:
-    """Create the request (raises IntegrityError when a constraint forbids a second one)."""
+                       mention: dict[str, str] | None = None,
+                       twin_group: str | None = None) -> Request:
+    """Create the request (raises IntegrityError when a constraint forbids a second one).
+
+    ``twin_group``: also put the card in that group (a request made one-to-one, such as an
+    import, so the approvers see it); both cards update together and both take clicks."""
+    if twin_group:
+        payload = {**payload, "twin": twin_group}
     req = Request(
         corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
         target_id=target, conversation_id=conversation_id, reason=reason,
@@ -191,6 +198,13 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
         user_id=None if is_group else requester, at=mention,
     )
     await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
+    if twin_group:
+        twin = f"{req.card_out_track_id}-{TWIN}"
+        body = create_and_deliver_body(
+            template_id=env.settings.dingtalk.card_template_id,
+            robot_code=env.settings.dingtalk.effective_robot_code,
+            out_track_id=twin, params=params, group_id=twin_group, user_id=None, at=mention)
+        await env.card(CardSpec("create", twin, f"group:{twin_group}", body))
     await env.audit(requester, f"{kind}.requested", "pending", target_id=target,
                     request_id=req.id, after={"state": "pending", "reason": reason, **payload})
     await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
@@ -219,6 +233,9 @@ async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
     if req.card_out_track_id:
         await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
                                 {"params": params}))
+        if req.payload.get("twin"):
+            twin = f"{req.card_out_track_id}-{TWIN}"
+            await env.card(CardSpec("update", twin, f"card:{twin}", {"params": params}))
     return params
 
 
@@ -263,7 +280,7 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
     if req is None:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     env = env.for_request(req)
-    if parsed and parsed[1]:
+    if parsed and parsed[1] and parsed[1] != TWIN:
         handler = REGISTRY.card_actions.get(f"{req.kind}:{parsed[1]}")
         if handler is None:
             return ack_update(None, {"notice": t("click_unknown_card", env.lang)})

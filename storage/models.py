@@ -91,6 +91,9 @@ class Member(Base):
     level: Mapped[str] = mapped_column(String(16), default=MEMBER)
     role: Mapped[str | None] = mapped_column(String(64), default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # ``import replace`` arms the member's next file for replace mode (until it expires).
+    import_mode: Mapped[str | None] = mapped_column(String(16), default=None)
+    import_mode_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -130,6 +130,12 @@ class RequestRepo:
             .order_by(Request.id)
         )).scalars().all()
 
+    async def by_kind(self, corp_id: str, kind: str) -> Sequence[Request]:
+        return (await self.s.execute(
+            select(Request).where(Request.corp_id == corp_id, Request.kind == kind)
+            .order_by(Request.id.desc())
+        )).scalars().all()
+
     def add(self, req: Request) -> None:
         self.s.add(req)
 
@@ -314,6 +320,32 @@ class AuditRepo:
         self.s.add(entry)
         await self.s.flush()
         return entry
+
+    async def append_many(self, corp_id: str, now: datetime,
+                          entries: Sequence[dict[str, Any]]) -> None:
+        """Append several entries in order with one head read and one flush (bulk paths);
+        each dict holds ``append``'s keyword arguments."""
+        if not entries:
+            return
+        head = (await self.s.execute(
+            select(AuditHead).where(AuditHead.corp_id == corp_id).with_for_update()
+        )).scalar_one_or_none()
+        if head is None:
+            head = AuditHead(corp_id=corp_id, seq=0, hash=GENESIS)
+            self.s.add(head)
+        seq, prev = head.seq, head.hash
+        rows = []
+        for kw in entries:
+            seq += 1
+            fields: dict[str, Any] = {"target_id": None, "request_id": None,
+                                      "message_id": None, "before": None, "after": None, **kw}
+            entry = AuditEntry(corp_id=corp_id, seq=seq, at=now, prev_hash=prev, hash="",
+                               **fields)
+            entry.hash = prev = chain_hash(prev, audit_fields(entry))
+            rows.append(entry)
+        head.seq, head.hash = seq, prev
+        self.s.add_all(rows)
+        await self.s.flush()
 
     async def recent(self, corp_id: str, n: int, *, user_id: str | None = None) -> Sequence[AuditEntry]:
         q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)

@@ -1,0 +1,130 @@
+"""``baton export FILE`` and ``baton import FILE [--mode add|replace] [--dry-run]``.
+
+The operator's way to move the permission table: the same file format, validation and dry
+run as the chat import, applied all or nothing in one transaction. An operator import is
+recorded as an applied import request (requester ``operator``), so ``import undo <batch>``
+works on it like on any other batch; every change is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import Settings
+from bot.domain.bulk import Mode, change_to_json, plan, read_rows
+from bot.i18n import t
+
+OPERATOR = "operator"
+
+
+def _progress(label: str, total: int) -> Callable[[int], None]:
+    """A one-line progress bar on stderr (only on a terminal; silent in logs and CI)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int) -> None:
+        if not tty or total <= 0:
+            return
+        width = 30
+        fill = int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
+    from bot.app import prepare_database
+    from handlers.bulk import build_export
+    from storage.db import open_database
+
+    fmt = fmt or ("csv" if path.lower().endswith(".csv") else "xlsx")
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
+                                         template=False, lang=settings.locale.lang)
+    finally:
+        await db.dispose()
+    tmp = Path(path + ".part")
+    await asyncio.to_thread(tmp.write_bytes, data)
+    await asyncio.to_thread(tmp.replace, path)
+    print(f"wrote {path} ({len(data)} bytes, {fmt})")
+    return 0
+
+
+async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:
+    from bot.app import prepare_database
+    from bot.bulk.sheet import FileRefused, read_table
+    from handlers.bulk import dry_run_lines
+    from handlers.permissions import catalog_of
+    from storage import bulk as store
+    from storage.db import open_database
+    from storage.models import Request
+
+    lang = settings.locale.lang
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as e:
+        print(f"baton: cannot read {path}: {e.strerror}", file=sys.stderr)
+        return 1
+    try:
+        table = await asyncio.to_thread(read_table, data, Path(path).name)
+    except FileRefused as e:
+        print("baton: " + t(f"import_refused_{e.code}", lang,
+                            **{**e.params, "name": Path(path).name}), file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    corp = settings.org.corp_id
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        async with db.uow() as uow:
+            levels = {m.user_id: m.level for m in await store.members(uow, corp)}
+            templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
+            good, errors = read_rows(((r.row, r.cells) for r in table.rows),
+                                     catalog=catalog_of(settings), members=levels,
+                                     templates=templates, now=now)
+            current, _ = await store.entries(uow, corp, now)
+            p = plan(good, errors, current, mode)
+            for line in dry_run_lines(p, lang):
+                print(line)
+            print(f"rows {len(p.rows)}: create {p.count('create')}, update {p.count('update')}, "
+                  f"unchanged {p.count('unchanged')}, errors {len(p.errors)}, "
+                  f"remove {p.removals} ({mode} mode)")
+            if p.errors:
+                print("baton: the file has errors; nothing was applied", file=sys.stderr)
+                return 1
+            if dry_run or not p.changes:
+                print("dry run: nothing applied" if dry_run else "nothing to change")
+                return 0
+            req = Request(corp_id=corp, kind="import", state="applied", requester_id=OPERATOR,
+                          conversation_id="", reason="baton import",
+                          payload={"file": Path(path).name, "mode": mode, "is_group": False,
+                                   "changes": [change_to_json(c) for c in p.changes]},
+                          created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
+            uow.requests.add(req)
+            await uow.session.flush()
+            batch = f"B-{req.id}"
+            req.payload = {**req.payload, "batch": batch}
+            show = _progress("applying", len(p.changes))
+            done = await store.apply_changes(uow, corp, p.changes, by=OPERATOR, batch=batch,
+                                             now=now, strict=True, progress=show)
+            await uow.audit.append_many(corp, now, [
+                {"actor_id": OPERATOR, "action": "import.change", "result": "applied",
+                 "target_id": c.entry.user_id, "request_id": req.id,
+                 "after": {"op": c.op, "kind": c.entry.kind, "value": c.entry.value,
+                           "batch": batch}} for c in done])
+            await uow.audit.append(corp, now, actor_id=OPERATOR, action="import.apply",
+                                   result="applied", request_id=req.id,
+                                   after={"batch": batch, "changes": len(done),
+                                          "file": Path(path).name})
+            await uow.commit()
+        print(f"applied {len(done)} changes as batch {batch} (undo: `import undo {batch}`)")
+        return 0
+    finally:
+        await db.dispose()

@@ -1,0 +1,471 @@
+"""Bulk import and export of the permission table (Excel or CSV), safe by construction.
+
+* ``export [xlsx|csv]`` / ``导出``: queued to the outbox (kind ``export``); the sender builds
+  the file outside any transaction, uploads it through the media API and sends it to the
+  requester one-to-one (never to a group). ``export template`` sends the empty, versioned
+  import template.
+* A file sent one-to-one is an import: downloaded and read (bot/bulk/sheet.py refuses
+  oversized, zip-bomb, macro, non-workbook and hostile files before parsing) before the
+  transaction; then a dry run (per row: create / update / unchanged / error, and who gains
+  or loses what). Any error row: nothing applies. A clean file becomes a request whose card
+  goes to the importer and to the first admin conversation; another admin approves; it
+  applies all or nothing under one batch id, and only if the store is still what the dry run
+  saw. ``import undo <batch>`` / ``导入 撤销`` is a request that rolls the batch back.
+* ``import replace`` / ``导入 替换`` arms the sender's next file for replace mode (1 hour).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.bulk.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.commands import Export, ExportTemplate, ImportMode, ImportUndo
+from bot.domain.bulk import (
+    Change,
+    Entry,
+    Mode,
+    Plan,
+    RowResult,
+    change_from_json,
+    change_to_json,
+    inverse,
+    plan,
+    read_rows,
+)
+from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
+from bot.domain.requests import State
+from bot.i18n import MESSAGES, Lang, t
+from bot.text import literal
+from bot.transport.inbound import FileRef
+from bot.transport.openapi import DingTalkError, OpenApiClient
+from handlers.base import CommandRouter, Context, UserError
+from handlers.permissions import ApprovedChange, approvals_needed, catalog_of, check_approvers, start_request
+from handlers.requests import REGISTRY, Env
+from handlers.templates import impact_text
+from storage import bulk as store
+from storage.db import Database, UnitOfWork
+from storage.models import Request
+
+log = logging.getLogger(__name__)
+router = CommandRouter()
+
+IMPORT = "import"
+IMPORT_UNDO = "import_undo"
+ARM_FOR = timedelta(hours=1)
+SHOW_ROWS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFile:
+    """Not typed by anyone: a file message sent to Baton one-to-one."""
+
+    command_name = "import file"
+    file: FileRef
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+@router.command(Export, ExportTemplate, admin_only=True, authority="admin")
+async def export(cmd: Export | ExportTemplate, ctx: Context) -> None:
+    fmt = cmd.fmt if isinstance(cmd, Export) else "xlsx"
+    await ctx.uow.outbox.add("export", f"user:{ctx.sender.user_id}", {
+        "user_id": ctx.sender.user_id, "fmt": fmt, "lang": ctx.lang,
+        "template": isinstance(cmd, ExportTemplate)}, ctx.now,
+        source_message_id=ctx.message.message_id)
+    await ctx.audit("export.requested", "ok", after={"format": fmt,
+                                                     "template": isinstance(cmd, ExportTemplate)})
+    key = "export_template_queued" if isinstance(cmd, ExportTemplate) else "export_queued"
+    await ctx.reply(ctx.t(key, fmt=fmt))
+
+
+async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
+                       template: bool, lang: Lang) -> tuple[bytes, str]:
+    """The file (bytes, name): the full table, or the empty import template."""
+    stamp = now.strftime("%Y%m%d-%H%M")
+    if template:
+        rows: list[list[object]] = []
+        example = [["zhangsan", "张三", "grant", "crm.customer.view", "2026-12-31T00:00:00+00:00", ""]]
+        data = await asyncio.to_thread(write_xlsx, [
+            ("permissions", COLUMNS, rows), ("example", COLUMNS, example),
+            ("about", ("key", "value"), [("format", FORMAT_VERSION), ("kind", "import template")]),
+        ])
+        return data, f"baton-import-template-{FORMAT_VERSION}.xlsx"
+    cat = catalog_of(settings)
+    corp = settings.org.corp_id
+    async with db.uow() as uow:
+        entries, source = await store.entries(uow, corp, now)
+        people = {m.user_id: m.name for m in await store.members(uow, corp)}
+        tpls = [(tp.name, list(tp.permissions)) for tp, _ in await uow.perms.templates(corp)]
+        held = await uow.perms.holdings_many(corp, people, now)
+    table = [[e.user_id, people.get(e.user_id, ""), e.kind, e.value,
+              e.expires_at.isoformat() if e.expires_at else "", source.get(e.key, "")]
+             for e in entries]
+    if fmt == "csv":
+        return await asyncio.to_thread(write_csv, COLUMNS, table), f"baton-permissions-{stamp}.csv"
+    eff: list[list[object]] = []
+    for uid in sorted(held):
+        for perm, srcs in sources_of(held[uid], cat, now).items():
+            eff.append([uid, people.get(uid, ""), perm, cat.label(perm, lang),
+                        "; ".join(f"{s.kind}:{s.name}" + (f"@{s.expires_at.isoformat()}"
+                                                          if s.expires_at else "") for s in srcs)])
+    data = await asyncio.to_thread(write_xlsx, [
+        ("permissions", COLUMNS, table),
+        ("effective", ("user_id", "name", "permission", "label", "sources"), eff),
+        ("templates", ("template", "items"), [(n, ", ".join(i)) for n, i in tpls]),
+        ("about", ("key", "value"), [("format", FORMAT_VERSION), ("exported_at", now.isoformat()),
+                                     ("corp_id", corp)]),
+    ])
+    return data, f"baton-permissions-{stamp}.xlsx"
+
+
+async def send_export(db: Database, settings: Any, client: OpenApiClient,
+                      payload: dict[str, Any], now: datetime) -> None:
+    """The outbox's delivery of an ``export`` row: build, upload, send one-to-one."""
+    lang: Lang = "en" if payload.get("lang") == "en" else "zh"
+    data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
+                                    template=bool(payload.get("template")), lang=lang)
+    media = await client.upload_media(data, name)
+    ext = name.rsplit(".", 1)[-1]
+    await client.oto_send([str(payload["user_id"])], "sampleFile",
+                          {"mediaId": media, "fileName": name, "fileType": ext})
+
+
+# ---- import: arming replace mode ----------------------------------------------------------------
+
+@router.command(ImportMode, admin_only=True, authority="admin")
+async def import_mode(cmd: ImportMode, ctx: Context) -> None:
+    ctx.sender.import_mode = cmd.mode
+    ctx.sender.import_mode_until = ctx.now + ARM_FOR
+    await ctx.uow.session.flush()
+    note = ctx.t("import_replace_note") if cmd.mode == "replace" else ""
+    await ctx.reply(ctx.t("import_armed", mode=ctx.t(f"import_mode_{cmd.mode}"), note=note))
+
+
+# ---- import: the file ---------------------------------------------------------------------------
+
+async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str, Any]:
+    """Before the transaction: download and read the file (parsing off the event loop)."""
+    if client is None:
+        return {"error": "no_client"}
+    try:
+        data = await client.download_file(cmd.file.download_code)
+    except DingTalkError as e:
+        log.warning("downloading import file failed: %s", e)
+        return {"error": e.code}
+    try:
+        table = await asyncio.to_thread(read_table, data, cmd.file.file_name)
+    except FileRefused as e:
+        return {"refused": e.code, "params": dict(e.params)}
+    return {"table": table}
+
+
+@router.command(ImportFile, authority="admin", prepare=fetch_file)
+async def import_file(cmd: ImportFile, ctx: Context) -> None:
+    info: dict[str, Any] = ctx.prepared or {}
+    name = literal(cmd.file.file_name, 80)
+    if "error" in info:
+        raise UserError("import_download_failed", name=name)
+    if "refused" in info:
+        params: dict[str, Any] = {k: literal(str(v), 80) for k, v in info["params"].items()}
+        raise UserError(f"import_refused_{info['refused']}", audit_action="import.refused",
+                        **{**params, "name": name})
+    table: Table = info["table"]
+    me = ctx.sender
+    mode: Mode = "add"
+    if me.import_mode == "replace" and me.import_mode_until and me.import_mode_until > ctx.now:
+        mode = "replace"
+    me.import_mode, me.import_mode_until = None, None
+    cat = catalog_of(ctx.settings)
+    corp = ctx.corp_id
+    levels = {m.user_id: m.level for m in await store.members(ctx.uow, corp)}
+    templates = {tp.name: list(tp.permissions) for tp, _ in await ctx.uow.perms.templates(corp)}
+    good, errors = read_rows(((r.row, r.cells) for r in table.rows), catalog=cat,
+                             members=levels, templates=set(templates), now=ctx.now)
+    current, _src = await store.entries(ctx.uow, corp, ctx.now)
+    p = plan(good, errors, current, mode)
+    lines = dry_run_lines(p, ctx.lang)
+    if p.errors:
+        await ctx.audit("import.refused", "refused", after={
+            "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})
+        await ctx.reply("\n".join([ctx.t("import_has_errors", name=name, n=len(p.errors),
+                                         rows=len(p.rows)), *lines]), markdown=True,
+                        title=ctx.t("import_title"))
+        return
+    if not p.changes:
+        await ctx.reply(ctx.t("import_no_changes", name=name, rows=len(p.rows)))
+        return
+    await check_approvers(ctx)
+    imp = await change_impact(ctx.uow, corp, p.changes, cat, templates, ctx.now)
+    summary = ctx.t("import_summary", name=name, mode=ctx.t(f"import_mode_{mode}"),
+                    create=p.count("create"), update=p.count("update"),
+                    unchanged=p.count("unchanged"), remove=p.removals)
+    conv = ctx.settings.org.admin_conversations
+    env = ctx.env()
+    await start_request(ctx, IMPORT, None, {
+        "file": cmd.file.file_name, "mode": mode, "summary": summary,
+        "impact": impact_text(imp, cat, ctx.lang, imp.people()),
+        "changes": [change_to_json(c) for c in p.changes],
+        "need": approvals_needed(env)}, twin_group=conv[0] if conv else None)
+    await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines]),
+                    markdown=True, title=ctx.t("import_title"))
+
+
+def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
+    """Per-row results worth reading: errors first, then changes (capped)."""
+    shown: list[RowResult] = p.errors + [r for r in p.rows if r.status in ("create", "update")]
+    out = []
+    for r in shown[:SHOW_ROWS]:
+        if r.error is not None:
+            why = t(f"import_row_{r.error.code}", lang,
+                    **{k: literal(v, 64) for k, v in r.error.params.items()})
+            out.append(t("import_row_error", lang, row=r.row, why=why))
+        elif r.entry is not None:
+            out.append(t(f"import_row_{r.status}", lang, row=r.row,
+                         what=_entry_text(r.entry, lang)))
+    if len(shown) > SHOW_ROWS:
+        out.append(t("and_more_rows", lang, n=len(shown) - SHOW_ROWS))
+    if p.removals and not p.errors:
+        out.append(t("import_removals", lang, n=p.removals))
+    return [f"- {line}" for line in out]
+
+
+def _entry_text(e: Entry, lang: Lang) -> str:
+    until = f" → {e.expires_at.strftime('%Y-%m-%d %H:%M')} UTC" if e.expires_at else ""
+    return f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}"
+
+
+async def change_impact(uow: UnitOfWork, corp: str, changes: Sequence[Change], cat: Catalog,
+                        templates: dict[str, list[str]], now: datetime) -> Any:
+    """Who gains and who loses which permissions if ``changes`` applied."""
+    users = sorted({c.entry.user_id for c in changes})
+    held = await uow.perms.holdings_many(corp, users, now)
+    before = {u: effective(h, cat, now) for u, h in held.items()}
+    after_h: dict[str, Holdings] = dict(held)
+    for c in changes:
+        h, e = after_h[c.entry.user_id], c.entry
+        if e.kind == "role":
+            h = replace(h, role=None if c.op == "remove" else e.value)
+        elif e.kind == "grant":
+            grants = tuple(g for g in h.grants if g.name != e.value)
+            if c.op != "remove":
+                grants += (GrantIn(e.value, e.expires_at),)
+            h = replace(h, grants=grants)
+        elif e.kind == "template":
+            tps = tuple(x for x in h.templates if x.name != e.value)
+            if c.op != "remove":
+                tps += (TemplateIn(e.value, tuple(templates.get(e.value, ()))),)
+            h = replace(h, templates=tps)
+        after_h[c.entry.user_id] = h
+    return impact(before, {u: effective(h, cat, now) for u, h in after_h.items()})
+
+
+async def apply_batch(env: Env, req: Request, changes: list[Change], *, batch: str,
+                      action: str) -> None:
+    """All or nothing: any conflict raises, the savepoint rolls back, the request FAILS."""
+    try:
+        done = await store.apply_changes(env.uow, env.corp_id, changes, by=req.requester_id,
+                                         batch=batch, now=env.now, strict=True)
+    except store.Conflict as e:
+        raise RuntimeError(f"the table changed since the dry run ({e})") from None
+    await env.uow.audit.append_many(env.corp_id, env.now, [
+        {"actor_id": req.requester_id, "action": action, "result": "applied",
+         "target_id": c.entry.user_id, "request_id": req.id, "message_id": env.message_id,
+         "before": _state(c.before) if c.op != "create" else None,
+         "after": {**(_state(c.entry) if c.op != "remove" else {}), "op": c.op, "batch": batch}}
+        for c in done])
+
+
+def _state(e: Entry | None) -> dict[str, Any]:
+    if e is None:
+        return {}
+    return {"kind": e.kind, "value": e.value,
+            "expires_at": e.expires_at.isoformat() if e.expires_at else None}
+
+
+class ImportRequest(ApprovedChange):
+    kind = IMPORT
+
+    async def describe(self, req: Request, env: Env) -> str:
+        p = req.payload
+        extra = f"\n\n{t('import_batch', env.lang, batch=p['batch'])}" if p.get("batch") else ""
+        return f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}"
+
+    async def apply(self, req: Request, env: Env) -> None:
+        batch = f"B-{req.id}"
+        changes = [change_from_json(c) for c in req.payload["changes"]]
+        await apply_batch(env, req, changes, batch=batch, action="import.change")
+        req.payload = {**req.payload, "batch": batch}
+        await env.audit(req.requester_id, "import.apply", "applied", request_id=req.id,
+                        after={"batch": batch, "changes": len(changes),
+                               "file": str(req.payload.get("file", ""))})
+
+
+@router.command(ImportUndo, admin_only=True, authority="admin")
+async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
+    batch = cmd.batch.upper() if cmd.batch.lower().startswith("b-") else f"B-{cmd.batch}"
+    done = [r for r in await ctx.uow.requests.by_kind(ctx.corp_id, IMPORT)
+            if r.payload.get("batch") == batch and r.state == State.APPLIED.value]
+    if not done:
+        raise UserError("import_undo_unknown", batch=literal(cmd.batch, 64))
+    source = done[0]
+    undone = [r for r in await ctx.uow.requests.by_kind(ctx.corp_id, IMPORT_UNDO)
+              if r.payload.get("batch") == batch and r.state in ("pending", "approved", "applied")]
+    if undone:
+        raise UserError("import_undo_twice", batch=batch, id=undone[0].public_id)
+    await check_approvers(ctx)
+    changes = inverse(change_from_json(c) for c in source.payload["changes"])
+    await start_request(ctx, IMPORT_UNDO, None, {
+        "batch": batch, "source": source.id, "changes": [change_to_json(c) for c in changes],
+        "need": approvals_needed(ctx.env())})
+
+
+class ImportUndoRequest(ApprovedChange):
+    kind = IMPORT_UNDO
+
+    async def describe(self, req: Request, env: Env) -> str:
+        return t("describe_import_undo", env.lang, batch=str(req.payload["batch"]),
+                 n=len(req.payload["changes"]))
+
+    async def apply(self, req: Request, env: Env) -> None:
+        changes = [change_from_json(c) for c in req.payload["changes"]]
+        await apply_batch(env, req, changes, batch=f"{req.payload['batch']}-undo",
+                          action="import.undo_change")
+
+
+REGISTRY.add(ImportRequest())
+REGISTRY.add(ImportUndoRequest())
+
+MESSAGES.update({
+    "export_queued": {
+        "zh": "正在生成权限表（{fmt}），稍后会私聊发给你。",
+        "en": "Building the permission table ({fmt}); I will send it to you one-to-one.",
+    },
+    "export_template_queued": {
+        "zh": "正在生成导入模板，稍后会私聊发给你。",
+        "en": "Building the import template; I will send it to you one-to-one.",
+    },
+    "import_mode_add": {"zh": "追加", "en": "add"},
+    "import_mode_replace": {"zh": "替换", "en": "replace"},
+    "import_armed": {
+        "zh": "好的：你接下来 1 小时内发给我的导入文件将以「{mode}」模式处理。{note}",
+        "en": "OK: the next import file you send me within an hour is read in “{mode}” "
+              "mode.{note}",
+    },
+    "import_replace_note": {
+        "zh": "文件未列出的角色、授权和模板将被移除。",
+        "en": " Roles, grants and templates the file does not list will be removed.",
+    },
+    "import_title": {"zh": "导入预览", "en": "Import dry run"},
+    "import_download_failed": {
+        "zh": "无法从钉钉下载文件 {name}，未做任何更改。请稍后重新发送。",
+        "en": "I could not download {name} from DingTalk; nothing changed. Please send it again later.",
+    },
+    "import_has_errors": {
+        "zh": "文件 {name} 共 {rows} 行，其中 {n} 行有错误，因此**没有应用任何更改**。请修改后重新发送：",
+        "en": "{name} has {n} bad rows out of {rows}, so **nothing was applied**. Fix them and "
+              "send the file again:",
+    },
+    "import_no_changes": {
+        "zh": "文件 {name}（{rows} 行）与当前权限完全一致，无需更改。",
+        "en": "{name} ({rows} rows) matches the current permissions exactly; nothing to change.",
+    },
+    "import_summary": {
+        "zh": "文件 {name}（{mode}模式）：新增 {create}，更新 {update}，不变 {unchanged}，移除 {remove}。",
+        "en": "{name} ({mode} mode): {create} to create, {update} to update, {unchanged} "
+              "unchanged, {remove} to remove.",
+    },
+    "import_batch": {"zh": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
+                     "en": "Batch: {batch} (undo: `import undo {batch}`)"},
+    "import_removals": {"zh": "替换模式：将移除文件中未列出的 {n} 项",
+                        "en": "replace mode: {n} assignments the file does not list will be removed"},
+    "import_row_error": {"zh": "第 {row} 行：错误，{why}", "en": "row {row}: error, {why}"},
+    "import_row_create": {"zh": "第 {row} 行：新增 {what}", "en": "row {row}: create {what}"},
+    "import_row_update": {"zh": "第 {row} 行：更新 {what}", "en": "row {row}: update {what}"},
+    "and_more_rows": {"zh": "……另有 {n} 行", "en": "…and {n} more rows"},
+    "import_row_no_user": {"zh": "缺少 user_id", "en": "user_id is empty"},
+    "import_row_bad_user": {"zh": "user_id「{user}」格式不对", "en": "user_id “{user}” is malformed"},
+    "import_row_unknown_user": {
+        "zh": "Baton 不认识成员 {user}（请先让其给 Baton 发一条消息）",
+        "en": "Baton does not know member {user} (have them send Baton a message first)",
+    },
+    "import_row_bad_type": {
+        "zh": "type「{type}」应为 role、grant、template 或 level（角色、授权、模板、身份）",
+        "en": "type “{type}” must be role, grant, template or level",
+    },
+    "import_row_no_value": {"zh": "value 为空", "en": "value is empty"},
+    "import_row_bad_time": {
+        "zh": "expires_at「{time}」不是日期时间，应写作 2026-12-31 或 2026-12-31T08:00:00+08:00",
+        "en": "expires_at “{time}” is not a date; write 2026-12-31 or 2026-12-31T08:00:00+08:00",
+    },
+    "import_row_expiry_not_grant": {"zh": "只有 grant 行可以有 expires_at",
+                                    "en": "only grant rows may have an expires_at"},
+    "import_row_expired": {"zh": "expires_at「{time}」已经过去", "en": "expires_at “{time}” is in the past"},
+    "import_row_builtin_role": {"zh": "「{value}」是内置身份，不能导入",
+                                "en": "“{value}” is built in and cannot be imported"},
+    "import_row_unknown_role": {"zh": "没有角色「{value}」", "en": "there is no role “{value}”"},
+    "import_row_unknown_permission": {"zh": "权限目录中没有「{value}」",
+                                      "en": "there is no “{value}” in the catalog"},
+    "import_row_unknown_template": {"zh": "没有模板「{value}」", "en": "there is no template “{value}”"},
+    "import_row_level_differs": {
+        "zh": "身份「{value}」与当前不符；身份只能通过 添加管理员/移除管理员/转让主管理员 更改",
+        "en": "level “{value}” differs from the store; levels change only through admin add/remove "
+              "and transfer-owner",
+    },
+    "import_row_duplicate": {"zh": "与第 {other} 行重复", "en": "duplicates row {other}"},
+    "import_row_two_roles": {"zh": "与第 {other} 行冲突：每人只能有一个角色",
+                             "en": "conflicts with row {other}: one role per member"},
+    "import_undo_unknown": {"zh": "找不到已生效的导入批次「{batch}」。",
+                            "en": "There is no applied import batch “{batch}”."},
+    "import_undo_twice": {"zh": "批次 {batch} 已有撤销申请 {id}。",
+                          "en": "Batch {batch} already has an undo request, {id}."},
+    "describe_import_undo": {"zh": "撤销导入批次 {batch}（{n} 项更改）",
+                             "en": "undo import batch {batch} ({n} changes)"},
+    "import_refused_too_large": {
+        "zh": "文件 {name} 太大（{size} 字节，上限 {max}），未读取。请拆分后分批导入。",
+        "en": "{name} is too large ({size} bytes; the limit is {max}); not read. Split it.",
+    },
+    "import_refused_not_workbook": {"zh": "文件 {name} 不是有效的 Excel 工作簿，未读取。",
+                                    "en": "{name} is not a valid Excel workbook; not read."},
+    "import_refused_macro": {
+        "zh": "文件 {name} 含有宏（.xlsm 或 vbaProject），出于安全原因拒绝。请另存为 .xlsx。",
+        "en": "{name} contains macros (.xlsm or a VBA project) and is refused; save it as .xlsx.",
+    },
+    "import_refused_zip_bomb": {
+        "zh": "文件 {name} 解压后异常巨大（疑似压缩炸弹），拒绝读取。",
+        "en": "{name} expands to an abnormal size (a zip bomb?) and is refused.",
+    },
+    "import_refused_too_many_rows": {
+        "zh": "文件 {name} 超过 {max} 行，拒绝读取。请拆分后分批导入。",
+        "en": "{name} has more than {max} rows and is refused; split it.",
+    },
+    "import_refused_too_many_columns": {"zh": "文件 {name} 列数过多，请使用导入模板的列。",
+                                        "en": "{name} has too many columns; use the template's columns."},
+    "import_refused_bad_header": {
+        "zh": "文件 {name} 的表头不对。需要列：user_id, name, type, value, expires_at, source"
+              "（发送 `导出 模板` 获取模板）。",
+        "en": "{name} has the wrong header. Columns: user_id, name, type, value, expires_at, "
+              "source (send `export template` for the template).",
+    },
+    "import_refused_unreadable": {"zh": "文件 {name} 无法安全读取，未做任何更改。",
+                                  "en": "{name} cannot be read safely; nothing changed."},
+    "import_refused_bad_encoding": {"zh": "CSV 文件 {name} 的编码无法识别，请保存为 UTF-8。",
+                                    "en": "CSV file {name} is not UTF-8 (or GB18030); save it as UTF-8."},
+    "import_refused_empty": {"zh": "文件 {name} 是空的。", "en": "{name} is empty."},
+    "import_refused_wrong_type": {"zh": "只能导入 .xlsx 或 .csv 文件，{name} 不是。",
+                                  "en": "Only .xlsx and .csv files can be imported; {name} is neither."},
+    "import_in_group": {"zh": "请在与我的单聊中发送导入文件。", "en": "Send import files to me one-to-one."},
+})
+for _k, _zh, _en in (("import", "批量导入", "Bulk import"), ("import_undo", "撤销导入", "Undo an import")):
+    MESSAGES[f"kind_{_k}"] = {"zh": _zh, "en": _en}
+    MESSAGES[f"card_title_{_k}"] = {"zh": f"{_zh} {{id}}", "en": f"{_en} {{id}}"}
+    MESSAGES[f"card_body_{_k}"] = {
+        "zh": "{requester} 申请以下批量更改，需要另一位管理员审批：",
+        "en": "{requester} asks for these bulk changes; another admin must approve:",
+    }
+
+__all__ = ["ImportFile", "build_export", "router", "send_export"]
