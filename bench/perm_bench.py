@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import os
 import random
@@ -55,10 +54,8 @@ import re
 import resource
 import sqlite3
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from math import ceil
@@ -66,6 +63,7 @@ from typing import Any
 
 from sqlalchemy import event, func, insert, select
 
+from bench.common import pg_admin, postgres_url, sqlite_url
 from bot.commands import WhoAmI
 from bot.config import Settings
 from bot.domain.permissions import Catalog, sources_of
@@ -465,31 +463,6 @@ async def explain(db: Database, users: Sequence[str], runs: int = 300, batch: in
 # --- databases ------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def sqlite_url() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory(prefix="baton-perm-bench-") as tmp:
-        yield f"sqlite+aiosqlite:///{tmp}/baton.db"
-
-
-async def _pg_admin(pg_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def postgres_url(pg_url: str) -> AsyncIterator[str]:
-    """A fresh database on the server of ``pg_url``, dropped afterwards."""
-    name = f"baton_perm_bench_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(pg_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{pg_url.rpartition('/')[0]}/{name}"
-    finally:
-        await _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def bench_one(db_name: str, url: str, args: argparse.Namespace) -> Result:
@@ -519,7 +492,7 @@ async def bench_all(args: argparse.Namespace) -> list[Result]:
             results.append(await bench_one("sqlite", url, args))
     if args.db in ("postgresql", "both"):
         try:
-            await _pg_admin(args.pg_url, "SELECT 1")
+            await pg_admin(args.pg_url, "SELECT 1")
         except Exception as e:  # no server or no rights: say so, measure the rest
             print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
         else:

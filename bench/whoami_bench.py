@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import logging
 import os
 import resource
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -49,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 import dingtalk_stream
 from dingtalk_stream.frames import AckMessage
 
+from bench.common import pg_admin, postgres_url, sqlite_url
 from bot.app import BatonApp
 from bot.logs import setup_logging
 from bot.sandbox import DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
@@ -291,31 +289,6 @@ def bench_sdk_echo(args: argparse.Namespace) -> Result:
 # --- databases ---------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def sqlite_url() -> AsyncIterator[str]:
-    with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
-        yield f"sqlite+aiosqlite:///{tmp}/baton.db"
-
-
-async def _pg_admin(pg_url: str, sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.asynccontextmanager
-async def postgres_url(pg_url: str) -> AsyncIterator[str]:
-    """A fresh database on the server of ``pg_url``, dropped afterwards."""
-    name = f"baton_bench_{uuid.uuid4().hex[:10]}"
-    await _pg_admin(pg_url, f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{pg_url.rpartition('/')[0]}/{name}"
-    finally:
-        await _pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def bench_baton_all(args: argparse.Namespace) -> list[Result]:
@@ -325,7 +298,7 @@ async def bench_baton_all(args: argparse.Namespace) -> list[Result]:
             results.append(await bench_baton("sqlite", url, args))
     if args.db in ("postgresql", "both"):
         try:
-            await _pg_admin(args.pg_url, "SELECT 1")
+            await pg_admin(args.pg_url, "SELECT 1")
         except Exception as e:  # no server or no rights: say so, measure the rest
             print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
         else:

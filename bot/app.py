@@ -21,6 +21,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.due import DueRunner
 from bot.faults import Faults
+from bot.ops import Ops
 from bot.outbox import OutboxSender
 from bot.router import Dispatcher, Metrics
 from bot.scheduler import Alarm
@@ -31,6 +32,7 @@ from bot.transport.stream import BatonStreamClient
 from handlers import build_router, due_handlers
 from handlers.audit import schedule_retention
 from handlers.bulk import send_export
+from handlers.review import schedule_review
 from storage import migrate
 from storage.db import Database, open_database
 
@@ -95,6 +97,7 @@ class BatonApp:
         self.client = OpenApiClient(self.http, s.dingtalk)
         await bootstrap(self.db, s, self.clock, self.client)
         await schedule_retention(self.db, s, self.clock.now())
+        await schedule_review(self.db, s, self.clock.now())
         self.outbox = OutboxSender(
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
@@ -115,6 +118,10 @@ class BatonApp:
         self.stream.register_callback_handler(ROBOT_TOPIC, RobotMessageHandler(self.dispatcher))
         self.stream.register_callback_handler(CARD_TOPIC, CardCallbackHandler(self.dispatcher))
         self._stack.push_async_callback(self._shutdown)
+        self.ops = Ops(self)
+        self.stream.on_ack = self.ops.observe_ack
+        await self.ops.start()
+        self._stack.push_async_callback(self.ops.stop)
         if self.run_scheduler:
             self.alarm.start()
         self._tasks = [

@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     bsh = bks.add_parser("show", help="print one backup as JSON")
     bsh.add_argument("id", type=int)
     bsh.add_argument("--config", "-c")
+    sc = sub.add_parser("schedule", help="what is due next, overdue and failed (due work)")
+    sc.add_argument("--limit", type=int, default=20, help="rows to list (default %(default)s)")
+    sc.add_argument("--config", "-c")
     return p
 
 
@@ -252,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.cli_bulk import import_file
 
         return asyncio.run(import_file(settings, args.file, args.mode, args.dry_run))
+    if args.cmd == "schedule":
+        from bot.cli_schedule import show_schedule
+
+        return asyncio.run(show_schedule(settings, args.limit))
     if args.cmd == "backup":
         return asyncio.run(_backup(settings, getattr(args, "id", None)))
     if args.cmd == "audit" and args.auditcmd == "export":

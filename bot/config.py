@@ -239,6 +239,19 @@ class AuditSettings(_Section):
         return d
 
 
+class OpsSettings(_Section):
+    """The operations endpoint (/healthz, /metrics). Off unless ``port`` is set."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+    max_outbox_age: timedelta = timedelta(minutes=5)
+    """Unhealthy when the oldest pending outbound message is older than this."""
+    max_schedule_lag: timedelta = timedelta(minutes=5)
+    """Unhealthy when due work is this late."""
+
+    _dur = field_validator("max_outbox_age", "max_schedule_lag", mode="before")(config_duration)
+
+
 class LogSettings(_Section):
     level: str = "INFO"
     json_format: bool = False
@@ -261,6 +274,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = SchedulerSettings()
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()
+    ops: OpsSettings = OpsSettings()
     audit: AuditSettings = AuditSettings()
     log: LogSettings = LogSettings()
 

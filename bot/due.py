@@ -27,6 +27,7 @@ from storage.db import Database
 from storage.models import DueWork
 
 log = logging.getLogger(__name__)
+LATE_AFTER = timedelta(seconds=60)   # schedule lag over this is logged at WARNING
 
 
 @dataclass
@@ -45,7 +46,9 @@ class DueContext:
         async with self.db.uow() as uow:
             env = Env(uow, self.settings, self.clock.now(), self.faults)
             yield env
-            await uow.session.execute(update(DueWork).where(DueWork.id == self.row_id).values(
+            # A row another handler already did (merged into its work) stays as that left it.
+            await uow.session.execute(update(DueWork).where(
+                DueWork.id == self.row_id, DueWork.status == "pending").values(
                 status="done", done_at=env.now, claimed_until=None))
             uow.after_commit(self.on_commit)
             await uow.commit()
@@ -65,7 +68,9 @@ class DueRunner:
         self.lease, self.batch, self.max_attempts = lease, batch, max_attempts
         self.done = 0
         self.failures = 0
-        self.last_lag = 0.0
+        self.last_lag = 0.0     # seconds the last row ran after its due time
+        self.max_lag = 0.0
+        self.late = 0           # rows run more than LATE_AFTER after their due time
 
     async def run_once(self) -> int:
         """Claim and run everything due now; returns how many rows ran."""
@@ -82,7 +87,13 @@ class DueRunner:
                 return total
 
     async def _run(self, row: DueWork, now: datetime) -> None:
-        self.last_lag = max(0.0, (now - row.due_at).total_seconds())
+        # Per row, at the moment it runs: a long batch makes its last rows later than its first.
+        lag = max(0.0, (self.clock.now() - row.due_at).total_seconds())
+        self.last_lag, self.max_lag = lag, max(self.max_lag, lag)
+        if lag > LATE_AFTER.total_seconds():
+            self.late += 1
+            log.warning("due work %s (%s) ran %.0f s after its due time %s", row.id, row.kind,
+                        lag, row.due_at.isoformat())
         handler = self.handlers.get(row.kind)
         ctx = DueContext(self.db, self.settings, self.clock, self.client, self.faults, row.id,
                          self.on_commit)

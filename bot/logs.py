@@ -92,3 +92,7 @@ def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = ()) -> None:
     root.handlers[:] = [make_handler(secrets)]
     # The SDK logs the whole gateway answer (ticket included) at INFO; keep it quiet.
     logging.getLogger("dingtalk_stream").setLevel(logging.WARNING)
+    # APScheduler is only the alarm clock: its per-tick INFO lines and "skipped: already
+    # running" (a wake-up while a tick runs; the tick covers it) are noise, not news.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

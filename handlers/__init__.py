@@ -11,9 +11,10 @@ if TYPE_CHECKING:
 
 
 def build_router() -> CommandRouter:
-    from handlers import approvals, audit, bulk, info, permissions, templates, transfer
+    from handlers import approvals, audit, bulk, info, permissions, review, templates, transfer
 
     root = CommandRouter()
+    root.include(review.router)
     root.include(info.router)
     root.include(transfer.router)
     root.include(approvals.router)
@@ -25,7 +26,7 @@ def build_router() -> CommandRouter:
 
 
 def due_handlers() -> dict[str, DueHandler]:
-    from handlers import approvals, audit, permissions, transfer
+    from handlers import approvals, audit, permissions, review, transfer
 
     return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS, **permissions.DUE_HANDLERS,
-            **audit.DUE_HANDLERS}
+            **audit.DUE_HANDLERS, **review.DUE_HANDLERS}

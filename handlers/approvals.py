@@ -10,7 +10,8 @@ from bot.commands import Cancel, Pending
 from bot.due import DueContext
 from bot.i18n import t
 from handlers.base import CommandRouter, Context, UserError
-from handlers.requests import cancel, expire, open_requests_for, remind
+from handlers.reminders import remind_due
+from handlers.requests import cancel, expire, open_requests_for
 
 router = CommandRouter()
 
@@ -55,7 +56,7 @@ async def due_expire(payload: dict[str, Any], dctx: DueContext) -> None:
 
 async def due_remind(payload: dict[str, Any], dctx: DueContext) -> None:
     async with dctx.transaction() as env:
-        await remind(int(payload["request_id"]), env, int(payload.get("n", 1)))
+        await remind_due(dctx.row_id, payload, env)
 
 
 DUE_HANDLERS = {"request_expire": due_expire, "request_remind": due_remind}

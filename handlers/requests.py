@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from bot.cards import CardView, local, out_track_id, render_request_card
 from bot.config import Settings
+from bot.domain.reminders import next_allowed, next_reminder_at
 from bot.domain.requests import (
     Decision,
     Effect,
@@ -209,7 +210,8 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
                     request_id=req.id, after={"state": "pending", "reason": reason, **payload})
     await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
                                env.now, dedupe_key=f"expire:{req.id}")
-    remind_at = env.now + min(env.settings.policy.remind_every, ttl / 2)
+    p = env.settings.policy
+    remind_at = next_allowed(env.now + min(p.remind_every, ttl / 2), p.quiet_hours, p.timezone)
     await env.uow.due.schedule("request_remind", remind_at, {"request_id": req.id}, env.now,
                                dedupe_key=f"remind:{req.id}:1")
     return req
@@ -370,26 +372,10 @@ async def expire(request_id: int, env: Env) -> bool:
     return True
 
 
-async def remind(request_id: int, env: Env, n: int) -> None:
-    """Remind whoever still has to decide; the next reminder backs off (doubling)."""
-    req = await env.uow.requests.find(request_id)
-    if req is None or req.state != State.PENDING.value or req.expires_at <= env.now:
-        return
-    env = env.for_request(req)
-    view = await view_of(req, env)
-    waiting = waiting_for(view)
-    if waiting:
-        names = await env.names(*waiting)
-        text = t("remind_deciders", env.lang, id=req.public_id,
-                 who=t("list_sep", env.lang).join(f"@{names[w]}" for w in waiting),
-                 expires=local(req.expires_at, env.settings.policy.timezone))
-        await env.send(Reply(text=text, conversation_id=req.conversation_id,
-                             is_group=bool(req.payload.get("is_group", True)),
-                             user_id=req.requester_id, markdown=True,
-                             title=t("remind_title", env.lang), at=tuple(waiting)))
+async def schedule_next_reminder(req: Request, env: Env, n: int) -> None:
+    """Reminder ``n`` went out now: the next one backs off (doubling), outside quiet hours."""
     p = env.settings.policy
-    gap = min(p.remind_max, p.remind_every * (2 ** n))
-    nxt = env.now + gap
+    nxt = next_reminder_at(env.now, n, p.remind_every, p.remind_max, p.quiet_hours, p.timezone)
     if nxt < req.expires_at:
         await env.uow.due.schedule("request_remind", nxt, {"request_id": req.id, "n": n + 1},
                                    env.now, dedupe_key=f"remind:{req.id}:{n + 1}")

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote_plus
@@ -57,6 +58,7 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
         self.reconnects = 0
         self.frames_received = 0
         self.frames_refused = 0
+        self.on_ack: Callable[[float], None] | None = None   # ack latency, seconds
         self.on_state: Callable[[str], None] = lambda _state: None
 
     # ---- connection ---------------------------------------------------------------------
@@ -210,6 +212,7 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
         await self._send_ack(ws, ack)
 
     async def _dispatch(self, ws: Any, frame: dict[str, Any]) -> None:
+        arrived = time.monotonic()
         kind = frame.get("type")
         ack: AckMessage | None = None
         try:
@@ -236,6 +239,8 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
             return
         if ack is not None:
             await self._send_ack(ws, ack)
+            if self.on_ack is not None and kind == CallbackMessage.TYPE:
+                self.on_ack(time.monotonic() - arrived)
 
     @staticmethod
     async def _send_ack(ws: Any, ack: AckMessage) -> None:

@@ -41,8 +41,8 @@ async def test_unknown_text_names_the_closest_command(sim: Simulator, bot: Baton
     assert "help" in text
 
 
-async def test_not_yet_built_command_says_so(sim: Simulator, bot: BatonApp) -> None:
-    await roundtrip(sim, "lisi", " review status", "not available yet")
+async def test_owner_only_command_refuses_an_admin(sim: Simulator, bot: BatonApp) -> None:
+    await roundtrip(sim, "lisi", " review status", "Only the owner")
 
 
 async def test_one_to_one_chat_is_answered_there(sim: Simulator, bot: BatonApp) -> None:

@@ -219,7 +219,9 @@ async def test_failure_while_applying_leaves_old_owner(sim: Simulator, bot: Bato
 
 async def test_expiry_with_an_injected_clock(sim: Simulator, db_url: str) -> None:
     clock = FakeClock(datetime.now(UTC))
-    settings = sim_settings(sim, db_url, policy={"approval_ttl": timedelta(hours=24)})
+    # The wall clock starts this test: no quiet hours, so the 4h reminder is never moved.
+    settings = sim_settings(sim, db_url, policy={"approval_ttl": timedelta(hours=24),
+                                                 "quiet_hours": None})
     async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
         await app.wait_connected()
         await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")

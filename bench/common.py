@@ -1,0 +1,35 @@
+"""Throw-away databases for the benchmarks (SQLite in a temp dir, or a fresh PostgreSQL one)."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+
+
+@contextlib.asynccontextmanager
+async def sqlite_url(prefix: str = "baton-bench-") -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield f"sqlite+aiosqlite:///{tmp}/baton.db"
+
+
+async def pg_admin(pg_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_url(pg_url: str, prefix: str = "baton_bench_") -> AsyncIterator[str]:
+    """A fresh database on the server of ``pg_url``, dropped afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    await pg_admin(pg_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{pg_url.rpartition('/')[0]}/{name}"
+    finally:
+        await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,151 @@
+"""Reminders to the people who still have to decide an open request.
+
+One ``request_remind`` due row per request and reminder number. The handler of one row also
+takes the other reminders due now for requests in the same conversation (marking their rows
+done in the same transaction) and sends one message listing them all; each request keeps its
+own next reminder (doubling up to ``policy.remind_max``, outside ``policy.quiet_hours``).
+A request open for ``policy.escalate_after`` also @-mentions the owner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.cards import local
+from bot.commands.durations import format_duration
+from bot.domain.requests import State, waiting_for
+from bot.i18n import MESSAGES, t
+from bot.outbound import Reply
+from handlers.requests import Env, conversation_key, schedule_next_reminder, view_of
+from storage.models import DueWork, Request
+from storage.repositories import _dialect
+
+KIND = "request_remind"
+MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one
+
+MESSAGES.update({
+    "remind_merged_header": {
+        "zh": "提醒：以下 {n} 个申请仍在等待处理：",
+        "en": "Reminder: {n} requests are still waiting for a decision:",
+    },
+    "remind_merged_line": {
+        "zh": "- {id} 等待 {who}，{expires} 前有效",
+        "en": "- {id} waiting for {who}, open until {expires}",
+    },
+    "remind_escalate": {
+        "zh": "⚠️ 升级提醒：{ids} 已等待超过 {after}，请主管理员 {owner} 关注。",
+        "en": "⚠️ Escalation: {ids} has been open for more than {after}; {owner} (owner), "
+              "please follow up.",
+    },
+})
+
+
+def _open(req: Request | None, env: Env) -> bool:
+    return req is not None and req.state == State.PENDING.value and req.expires_at > env.now
+
+
+async def _lock_own(row_id: int, env: Env) -> bool:
+    """Still ours to send? (Another handler may have merged this row into its message.)"""
+    q = select(DueWork.status).where(DueWork.id == row_id)
+    if _dialect(env.uow.session) == "postgresql":
+        q = q.with_for_update()
+    return (await env.uow.session.execute(q)).scalar_one_or_none() == "pending"
+
+
+async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork, Request]]:
+    """Other pending reminder rows due now for open requests in ``req``'s conversation."""
+    s = env.uow.session
+    rows = (await s.execute(
+        select(DueWork).where(DueWork.kind == KIND, DueWork.status == "pending",
+                              DueWork.due_at <= env.now, DueWork.id != row_id)
+        .order_by(DueWork.due_at, DueWork.id)
+    )).scalars().all()
+    ids = {int(r.payload["request_id"]) for r in rows if "request_id" in r.payload}
+    if not ids:
+        return []
+    reqs = {r.id: r for r in (await s.execute(
+        select(Request).where(Request.id.in_(ids), Request.corp_id == req.corp_id)
+    )).scalars()}
+    key = conversation_key(req)
+    chosen: list[tuple[DueWork, Request]] = []
+    seen = {req.id}
+    for r in rows:
+        other = reqs.get(int(r.payload.get("request_id", 0)))
+        if other is None or not _open(other, env) or conversation_key(other) != key:
+            continue
+        if other.id in seen:
+            continue    # two rows for one request: the next run sends the later one
+        seen.add(other.id)
+        chosen.append((r, other))
+        if len(chosen) >= MERGE_MAX - 1:
+            break
+    if not chosen:
+        return []
+    # Take them for real: still pending, and (on PostgreSQL) not held by another replica.
+    q = select(DueWork.id).where(DueWork.id.in_([r.id for r, _ in chosen]),
+                                 DueWork.status == "pending")
+    if _dialect(s) == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    held = set((await s.execute(q)).scalars())
+    chosen = [(r, o) for r, o in chosen if r.id in held]
+    if chosen:
+        await s.execute(update(DueWork).where(DueWork.id.in_([r.id for r, _ in chosen])).values(
+            status="done", done_at=env.now, claimed_until=None))
+    return chosen
+
+
+async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
+    """Run one reminder row (and merge the others due now in the same conversation)."""
+    if not await _lock_own(row_id, env):
+        return
+    req = await env.uow.requests.find(int(payload["request_id"]))
+    if req is None or not _open(req, env):
+        return
+    env = env.for_request(req)
+    batch = [(int(payload.get("n", 1)), req)]
+    batch += [(int(r.payload.get("n", 1)), other) for r, other in await _merge_rows(row_id, req, env)]
+    batch.sort(key=lambda x: x[1].id)
+    policy = env.settings.policy
+    owner = await env.uow.members.owner_of(env.corp_id)
+    owner_id = owner.user_id if owner and owner.active else None
+    entries: list[tuple[Request, list[str]]] = []
+    escalated: list[Request] = []
+    for n, r in batch:
+        waiting = list(waiting_for(await view_of(r, env)))
+        if waiting:
+            entries.append((r, waiting))
+            if (owner_id and owner_id not in waiting
+                    and env.now - r.created_at >= policy.escalate_after):
+                escalated.append(r)
+        await schedule_next_reminder(r, env, n)
+    if not entries:
+        return
+    people = {w for _, ws in entries for w in ws} | ({owner_id} if escalated and owner_id else set())
+    names = await env.names(*people)
+    sep = t("list_sep", env.lang)
+
+    def who(ws: list[str]) -> str:
+        return sep.join(f"@{names[w]}" for w in ws)
+
+    def expires(r: Request) -> str:
+        return local(r.expires_at, policy.timezone)
+
+    if len(entries) == 1:
+        r, ws = entries[0]
+        lines = [t("remind_deciders", env.lang, id=r.public_id, who=who(ws), expires=expires(r))]
+    else:
+        lines = [t("remind_merged_header", env.lang, n=len(entries))]
+        lines += [t("remind_merged_line", env.lang, id=r.public_id, who=who(ws), expires=expires(r))
+                  for r, ws in entries]
+    at = list(dict.fromkeys(w for _, ws in entries for w in ws))
+    if escalated and owner_id:
+        lines.append(t("remind_escalate", env.lang, ids=sep.join(r.public_id for r in escalated),
+                       after=format_duration(policy.escalate_after, env.lang),
+                       owner=f"@{names[owner_id]}"))
+        at.append(owner_id)
+    await env.send(Reply(text="\n\n".join(lines), conversation_id=req.conversation_id,
+                         is_group=bool(req.payload.get("is_group", True)),
+                         user_id=req.requester_id, markdown=True,
+                         title=t("remind_title", env.lang), at=tuple(at)))

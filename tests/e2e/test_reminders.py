@@ -1,0 +1,198 @@
+"""Reminders end to end with an injected clock: on time, never in quiet hours, escalated to the
+owner, merged per conversation; a restart sends what fell due while stopped, exactly once;
+``baton schedule`` lists the due work."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import BatonApp
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.sandbox import sim_settings
+from bot.sim import Simulator
+from bot.sim.model import SentMessage
+from storage.db import open_database
+from storage.models import DueWork, OutboxMessage, Request
+from tests.e2e.conftest import GROUP, reply_to
+from tests.e2e.test_cli import baton, db_env
+
+pytestmark = pytest.mark.e2e
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)     # 10:00 in Asia/Shanghai
+POLICY: dict[str, Any] = {
+    "quiet_hours": "22:00-08:00", "timezone": "Asia/Shanghai", "remind_every": "4h",
+    "remind_max": "24h", "escalate_after": "12h", "approval_ttl": "72h"}
+IDS = re.compile(r"R-(\d+)")
+
+
+def reminders(sim: Simulator) -> list[SentMessage]:
+    return [m for m in sim.messages(GROUP) if m.text.startswith(("提醒：", "Reminder:"))]
+
+
+async def say(sim: Simulator, user: str, text: str, at: tuple[str, ...], expect: str) -> None:
+    n = len(sim.messages(GROUP))
+    sim.say(user, f" {text}", conversation_id=GROUP, at=at)
+    await reply_to(sim, GROUP, expect, after=n)
+
+
+async def pending_reminders(app: BatonApp) -> list[tuple[datetime, dict[str, Any]]]:
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(DueWork).where(
+            DueWork.kind == "request_remind", DueWork.status == "pending")
+            .order_by(DueWork.due_at, DueWork.id))).scalars()
+        return [(r.due_at, dict(r.payload)) for r in rows]
+
+
+async def reminder_at(app: BatonApp) -> list[list[str]]:
+    """The at lists of the reminder replies Baton queued, oldest first."""
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(OutboxMessage).where(
+            OutboxMessage.kind == "reply").order_by(OutboxMessage.id))).scalars()
+        return [list(r.payload.get("at", [])) for r in rows
+                if str(r.payload.get("text", "")).startswith("提醒：")]
+
+
+async def test_reminders_on_time_quiet_hours_escalation_and_merging(sim: Simulator,
+                                                                    db_url: str) -> None:
+    clock = FakeClock(T0)
+    settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()                               # start-up work (retention)
+        # Two requests by the owner, both waiting (among others) for 李四, in one group.
+        await say(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-2")
+        assert [d for d, _ in await pending_reminders(app)] == [T0 + timedelta(hours=4)] * 2
+
+        clock.advance(timedelta(hours=4) - timedelta(seconds=1))
+        assert await app.due.run_once() == 0                  # not before its time
+        clock.advance(timedelta(seconds=2))
+        assert await app.due.run_once() == 2                  # 14:00 local: on time
+        first = await sim.until(lambda: reminders(sim), what="the first reminder")
+        assert len(first) == 1                                 # merged: one message ...
+        assert set(IDS.findall(first[0].text)) == {"1", "2"}   # ... naming both requests
+        # Group sends through the robot API carry no at list (the simulator records none, as
+        # DingTalk ignores it there); the mention is in the text and in what Baton asked for.
+        assert "@李四 (lisi)" in first[0].text and "@王五 (wangwu)" in first[0].text
+        assert (await reminder_at(app))[0] == ["lisi", "wangwu"]
+        assert "张三" not in first[0].text                      # not yet escalated
+        assert "升级" not in first[0].text
+
+        # The next ones (8h later) would fall at 22:00 local: moved to 08:00 the next day.
+        nxt = T0 + timedelta(hours=22)
+        assert [d for d, _ in await pending_reminders(app)] == [nxt, nxt]
+        clock.advance(timedelta(hours=8))                      # 22:00 local
+        assert await app.due.run_once() == 0
+        clock.advance(nxt - clock.now())
+        assert await app.due.run_once() >= 1
+        msgs = await sim.until(lambda: len(reminders(sim)) == 2 and reminders(sim),
+                               what="the second reminder")
+        second = msgs[1]
+        assert set(IDS.findall(second.text.split("升级")[0])) == {"1", "2"}
+        # Open 22h > escalate_after: the owner (no decider of either) is @-mentioned.
+        assert (await reminder_at(app))[1] == ["lisi", "wangwu", "zhangsan"]
+        assert "升级提醒" in second.text and "@张三 (zhangsan)" in second.text
+        await asyncio.sleep(0.3)
+        assert len(reminders(sim)) == 2                        # each went out once
+        # Backoff continues per request: 16h later is 00:00 local -> 08:00 the day after.
+        assert [d for d, _ in await pending_reminders(app)] == [T0 + timedelta(hours=46)] * 2
+
+
+async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulator,
+                                                                   db_url: str) -> None:
+    clock = FakeClock(T0)
+    settings: Settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()                               # start-up work (retention)
+        async with app.db.uow() as uow:
+            for i in range(200):
+                req = Request(corp_id=settings.org.corp_id, kind="grant", state="pending",
+                              requester_id="zhangsan", target_id="qianqi",
+                              conversation_id=GROUP, reason=f"bulk {i}",
+                              payload={"name": "crm.export", "is_group": True, "lang": "zh",
+                                       "need": 1},
+                              created_at=T0, expires_at=T0 + timedelta(hours=72))
+                uow.session.add(req)
+                await uow.session.flush()
+                await uow.due.schedule("request_remind", T0 + timedelta(hours=4),
+                                       {"request_id": req.id}, T0, dedupe_key=f"remind:{req.id}:1")
+            await uow.commit()
+    # Down for 5 hours; a new process on the same store.
+    clock.advance(timedelta(hours=5))
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        assert await app.due.run_once() == 200
+        assert await app.due.run_once() == 0
+
+        def all_sent() -> list[SentMessage] | None:
+            msgs = reminders(sim)
+            seen = {i for m in msgs for i in IDS.findall(m.text)}
+            return msgs if len(seen) == 200 else None
+        await sim.until(all_sent, timeout=60, what="every request in a reminder")
+        await asyncio.sleep(0.5)
+        msgs = reminders(sim)
+        counts = Counter(i for m in msgs for i in IDS.findall(m.text))
+        assert len(counts) == 200 and set(counts.values()) == {1}   # each exactly once
+        assert len(msgs) == 10                                     # merged, 20 a message
+        assert app.due.late == 200 and app.due.max_lag >= 3600
+        # Each request keeps its own next reminder (16:00 local + 8h is quiet -> 08:00).
+        nxt = await pending_reminders(app)
+        assert len(nxt) == 200 and {d for d, _ in nxt} == {T0 + timedelta(hours=22)}
+        assert {p["n"] for _, p in nxt} == {2}
+
+
+def test_baton_schedule_lists_due_overdue_and_failures(tmp_path: Path) -> None:
+    path = tmp_path / "schedule.db"
+    env = db_env(path)
+    assert baton("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    async def seed() -> None:
+        db = open_database(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with db.uow() as uow:
+                await uow.due.schedule("request_remind", now - timedelta(hours=1),
+                                       {"request_id": 3, "n": 2}, now, dedupe_key="a")
+                await uow.due.schedule("grant_expire", now + timedelta(hours=2),
+                                       {"grant_id": 5}, now, dedupe_key="b")
+                await uow.due.schedule("request_expire", now + timedelta(days=1),
+                                       {"request_id": 4}, now, dedupe_key="c")
+                await uow.session.flush()
+                uow.session.add(DueWork(kind="transfer_verify", due_at=now - timedelta(days=1),
+                                        payload={"request_id": 9, "last_error": "Boom: no"},
+                                        status="failed", attempts=10, created_at=now))
+                await uow.commit()
+        finally:
+            await db.dispose()
+    asyncio.run(seed())
+    r = baton("schedule", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "3 pending, 1 overdue, 1 failing or failed" in out
+    assert "(Asia/Shanghai)" in out
+    lines = out.splitlines()
+    due = [ln for ln in lines if ln.startswith("  ") and "OVERDUE" in ln]
+    assert len(due) == 1 and "request_remind" in due[0] and "R-3 (#2)" in due[0]
+    local_due = (now - timedelta(hours=1)).astimezone(
+        ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert local_due in due[0]
+    assert any("grant_expire" in ln and "grant 5" in ln for ln in lines)
+    assert out.index("R-3") < out.index("grant 5") < out.index("R-4")    # soonest first
+    fail = out.split("failures:")[1]
+    assert "transfer_verify R-9: failed, 10 attempt(s)" in fail and "Boom: no" in fail
+    empty_env = db_env(tmp_path / "empty.db")
+    assert baton("db", "upgrade", cwd=tmp_path, env=empty_env).returncode == 0
+    empty = baton("schedule", cwd=tmp_path, env=empty_env)
+    assert empty.returncode == 0 and "0 pending, 0 overdue" in empty.stdout
+    assert "nothing scheduled" in empty.stdout and "failures:" not in empty.stdout

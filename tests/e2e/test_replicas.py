@@ -1,0 +1,162 @@
+"""Two Baton processes (`baton run`) on one PostgreSQL database and one simulator, each with
+its own Stream connection: reminders due every second are sent once each, none is missed,
+and a card click that lands on the other replica (the first one is stopped) still works."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from bot.sandbox import DEMO_CATALOG, demo_simulator
+from bot.sim import Simulator
+from storage.db import open_database
+from storage.models import DueWork, Request
+from tests.conftest import _pg_database, _pg_state, _reset_pg
+from tests.e2e.conftest import GROUP, reply_to
+from tests.e2e.test_transfer import CARD, card_status, click
+
+pytestmark = [pytest.mark.e2e, pytest.mark.pg]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = _pg_database()
+    if url is None:
+        pytest.skip(str(_pg_state.get("why")))
+    asyncio.run(_reset_pg(url))
+    return url
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    s = demo_simulator()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def config(tmp: Path, sim: Simulator, url: str) -> Path:
+    cfg = {
+        "database": {"url": url},
+        "org": {"corp_id": sim.corp_id},
+        "dingtalk": {"openapi_endpoint": sim.base_url, "oapi_endpoint": sim.base_url},
+        "catalog": DEMO_CATALOG,
+        "policy": {"remind_every": "1s", "remind_max": "1s", "quiet_hours": None,
+                   "approval_ttl": "60s", "escalate_after": "1h"},
+        "scheduler": {"poll_interval": "1s"},
+        # Reminders every second far exceed DingTalk's 20 a minute per group; this test is
+        # about the schedule, so lift the outbox's per-group budget.
+        "outbox": {"per_conversation_per_minute": 10000},
+    }
+    path = tmp / "baton.yaml"
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def start_replica(cfg: Path, sim: Simulator, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "DINGTALK_"))}
+    env.update(DINGTALK_CLIENT_ID=sim.client_id, DINGTALK_CLIENT_SECRET=sim.client_secret,
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+               PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+async def replicas(tmp_path: Path, sim: Simulator,
+                   pg_url: str) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    cfg = config(tmp_path, sim, pg_url)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        # One at a time: the first migrates the empty database, the second finds it ready.
+        for i in range(2):
+            procs.append(start_replica(cfg, sim, tmp_path / f"replica{i}.log"))
+            await sim.until(lambda n=i + 1: len([c for c in sim.connections() if c.live]) >= n,
+                            timeout=30, what=f"replica {i} connected")
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        for i in range(len(procs)):
+            print(f"--- replica {i} log ---\n" + (tmp_path / f"replica{i}.log").read_text(
+                errors="replace")[-3000:])
+
+
+def reminders_for(sim: Simulator, rid: str) -> int:
+    """How many reminder messages named request ``rid`` (a merged one counts once)."""
+    return sum(1 for m in sim.messages(GROUP)
+               if m.title in ("待审批提醒", "Waiting for your decision")
+               and re.search(rf"\b{rid}\b", m.text))
+
+
+async def test_two_replicas_send_each_reminder_once_and_take_clicks(
+        sim: Simulator, replicas: list[subprocess.Popen[bytes]], pg_url: str) -> None:
+    for perm in ("crm.export", "finance.invoice", "crm_admin"):
+        n = len(sim.messages(GROUP))
+        sim.say("lisi", f" grant @钱七 {perm}", conversation_id=GROUP, at=("qianqi",))
+        await reply_to(sim, GROUP, "is open", after=n, timeout=20)
+    ids = ["R-1", "R-2", "R-3"]
+    # Reminders every second for each open request, from whichever replica claims them.
+    await sim.until(lambda: all(reminders_for(sim, r) >= 4 for r in ids), timeout=40,
+                    what="four reminders for each request")
+    # Stop the first replica; the click can only land on the second.
+    first = replicas[0]
+    first.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(first.wait, 30)
+    await sim.until(lambda: len([c for c in sim.connections() if c.live]) == 1, timeout=30,
+                    what="one live connection")
+    await click(sim, "wangwu", CARD.format(1), "approve")
+    await card_status(sim, CARD.format(1), "applied")
+    # Let the survivor send a few more, then stop it and compare the store with the chat.
+    got = {r: reminders_for(sim, r) for r in ids[1:]}
+    try:
+        await sim.until(lambda: all(reminders_for(sim, r) >= got[r] + 2 for r in ids[1:]),
+                        timeout=30, what="reminders from the surviving replica")
+    except TimeoutError:
+        print("GOT", got, {r: reminders_for(sim, r) for r in ids})
+        for m in sim.messages(GROUP)[-8:]:
+            print("MSG", m.title, m.text[:160].replace("\n", " | "))
+        raise
+    second = replicas[1]
+    second.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(second.wait, 30)
+    db = open_database(pg_url)
+    try:
+        async with db.uow() as uow:
+            rows = (await uow.session.execute(
+                select(DueWork).where(DueWork.kind == "request_remind"))).scalars().all()
+            reqs = {r.id: r.state for r in (await uow.session.execute(select(Request))).scalars()}
+            rows = [(r.payload.get("request_id"), r.status, r.attempts, r.dedupe_key)
+                    for r in rows]
+    finally:
+        await db.dispose()
+    assert reqs[1] == "applied"
+    for rid in (1, 2, 3):
+        mine = [r for r in rows if r[0] == rid]
+        done = [r for r in mine if r[1] == "done"]
+        # None missed: no row failed or had to be retried, and the chain went on each second.
+        assert not [r for r in mine if r[1] == "failed" or r[2] > 0]
+        # None twice: each done row became exactly one message naming the request (R-1's
+        # rows after its approval send nothing: it no longer waits for anyone).
+        sent = reminders_for(sim, f"R-{rid}")
+        assert sent == len(done) if rid != 1 else 4 <= sent <= len(done), (rid, sent, len(done))
+        assert len({r[3] for r in done}) == len(done)

@@ -1,0 +1,58 @@
+"""Access review: the cron's next fire time and who reviews which grant (pure parts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from handlers.requests import request_id_of
+from handlers.review import LiveGrant, assign_items, card_suffix, next_fire
+
+CRON = "0 9 1 1,4,7,10 *"
+
+
+@pytest.mark.parametrize(("now", "expected"), [
+    (datetime(2026, 1, 5, 2, 0, tzinfo=UTC), datetime(2026, 4, 1, 1, 0, tzinfo=UTC)),
+    # exactly at a fire time: the next one (the row for this one is being run)
+    (datetime(2026, 4, 1, 1, 0, tzinfo=UTC), datetime(2026, 7, 1, 1, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 31, 23, 0, tzinfo=UTC), datetime(2026, 4, 1, 1, 0, tzinfo=UTC)),
+    (datetime(2026, 11, 2, 0, 0, tzinfo=UTC), datetime(2027, 1, 1, 1, 0, tzinfo=UTC)),
+])
+def test_next_fire_in_the_policy_time_zone(now: datetime, expected: datetime) -> None:
+    at = next_fire(CRON, "Asia/Shanghai", now)
+    assert at == expected and at.utcoffset() is not None
+
+
+def test_next_fire_other_zone_and_bad_expression() -> None:
+    at = next_fire("30 8 * * mon", "UTC", datetime(2026, 1, 5, 9, 0, tzinfo=UTC))  # a Monday
+    assert at == datetime(2026, 1, 12, 8, 30, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        next_fire("not a cron", "UTC", datetime(2026, 1, 5, tzinfo=UTC))
+
+
+def test_items_go_to_their_granter_if_still_an_admin_else_the_owner() -> None:
+    grants = [
+        LiveGrant(3, "zhaoliu", "sales", "lisi", None),
+        LiveGrant(1, "qianqi", "crm.report.view", "wangwu", datetime(2026, 2, 1, tzinfo=UTC)),
+        LiveGrant(2, "qianqi", "analyst", "former_admin", None),
+        LiveGrant(4, "zhaoliu", "crm.export", "zhangsan", None),
+    ]
+    order, items = assign_items(grants, ["zhangsan", "lisi", "wangwu"], "zhangsan")
+    assert [(it["i"], it["user"], it["name"], it["admin"]) for it in items] == [
+        (0, "qianqi", "analyst", "zhangsan"),            # the granter is no longer an admin
+        (1, "qianqi", "crm.report.view", "wangwu"),
+        (2, "zhaoliu", "crm.export", "zhangsan"),        # the owner granted it
+        (3, "zhaoliu", "sales", "lisi"),
+    ]
+    assert order == ["zhangsan", "lisi", "wangwu"]       # the owner's card first
+    assert items[1]["expires_at"] == "2026-02-01T00:00:00+00:00"
+    assert all(it["decision"] is None for it in items)
+    assert assign_items([], ["lisi"], "zhangsan") == ([], [])
+
+
+def test_card_suffixes_are_letters_the_request_machinery_reads() -> None:
+    suffixes = [card_suffix(n) for n in range(26 * 26)]
+    assert len(set(suffixes)) == len(suffixes)
+    assert suffixes[:2] == ["rva", "rvb"] and suffixes[26] == "rvba"
+    assert request_id_of("baton-corp-R12-rvba", "corp") == (12, "rvba")
