@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.app import BatonApp
 from bot.clock import FakeClock
@@ -140,7 +140,11 @@ async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulato
             seen = {i for m in msgs for i in IDS.findall(m.text)}
             return msgs if len(seen) == 200 else None
         await sim.until(all_sent, timeout=60, what="every request in a reminder")
-        await asyncio.sleep(0.5)
+        # Barrier: once no outbox row is pending, nothing more (no duplicate) can arrive.
+        while await outbox_pending(app):
+            seen = len(sim.messages())
+            await sim.until(lambda seen=seen: len(sim.messages()) > seen, timeout=10,
+                            what="the outbox to drain")
         msgs = reminders(sim)
         counts = Counter(i for m in msgs for i in IDS.findall(m.text))
         assert len(counts) == 200 and set(counts.values()) == {1}   # each exactly once
@@ -196,3 +200,10 @@ def test_baton_schedule_lists_due_overdue_and_failures(tmp_path: Path) -> None:
     empty = baton("schedule", cwd=tmp_path, env=empty_env)
     assert empty.returncode == 0 and "0 pending, 0 overdue" in empty.stdout
     assert "nothing scheduled" in empty.stdout and "failures:" not in empty.stdout
+
+
+async def outbox_pending(app: BatonApp) -> int:
+    async with app.db.uow() as uow:
+        return int((await uow.session.execute(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.status == "pending"))).scalar_one())
