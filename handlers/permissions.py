@@ -182,6 +182,10 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     env = ctx.env()
     pool = await approvers_for(env, ctx.sender.user_id, *exclude)
     names = await env.names(*pool)
+    admin_groups = ctx.settings.org.admin_conversations
+    if twin_group is None and not ctx.message.is_group and admin_groups:
+        # Asked one-to-one: the approvers see the card in the admin group too.
+        twin_group = admin_groups[0]
     req = await open_request(
         env, kind=kind, requester=ctx.sender.user_id, target=target,
         conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,

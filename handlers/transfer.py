@@ -100,6 +100,9 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
             reason=cmd.reason, payload={"owner": owner.user_id},
             ttl=ctx.settings.policy.approval_ttl,
             mention={u: names[u] for u in {owner.user_id, target_id} if u != me.user_id},
+            # Asked one-to-one: the owner and the target see the card in the admin group too.
+            twin_group=next(iter(ctx.settings.org.admin_conversations), None)
+            if not ctx.message.is_group else None,
         )
     except IntegrityError:
         raise UserError("transfer_transfer_open", target=target_id, id="") from None

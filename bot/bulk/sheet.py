@@ -45,6 +45,7 @@ FORMAT_VERSION = "baton-permissions-v1"
 MAX_BYTES = 5 * 1024 * 1024          # the file as downloaded
 MAX_UNCOMPRESSED = 50 * 1024 * 1024  # sum of zip members
 MAX_RATIO = 100                      # per zip member, uncompressed/compressed
+MAX_SHARED_STRINGS = 8 * 1024 * 1024  # xl/sharedStrings.xml, uncompressed
 MAX_ROWS = 50_000                    # data rows
 MAX_COLS = 20
 MAX_ENTRIES = 1000                   # zip members
@@ -293,6 +294,13 @@ def _check_zip(data: bytes) -> None:
                 raise FileRefused("zip_bomb", {"reason": "size", "size": str(total),
                                                "max": str(MAX_UNCOMPRESSED)})
             for i in infos:
+                # The shared-string table is parsed whole, by defusedxml's slow parser: a
+                # few MB of tiny strings cost seconds and hundreds of MB, so cap it alone.
+                if i.filename.lower().endswith("sharedstrings.xml") and \
+                        i.file_size > MAX_SHARED_STRINGS:
+                    raise FileRefused("zip_bomb", {"reason": "shared strings",
+                                                   "size": str(i.file_size),
+                                                   "max": str(MAX_SHARED_STRINGS)})
                 if i.file_size > MAX_RATIO * max(i.compress_size, 1) or (
                         i.compress_size == 0 and i.file_size > 0):
                     raise FileRefused("zip_bomb", {"reason": "ratio", "max": str(MAX_RATIO)})

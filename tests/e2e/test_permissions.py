@@ -308,3 +308,30 @@ async def test_template_commands_in_both_languages(sim: Simulator, bot: BatonApp
         assert tpl is not None and tpl.permissions == ["crm.customer.view", "crm.report.view"]
     await say(sim, "lisi", w[6], w[7])
     await say(sim, "lisi", w[8], w[9])
+
+
+@pytest.fixture
+def admin_group(sim: Simulator, db_url: str) -> Settings:
+    return sim_settings(sim, db_url, org={"admin_conversations": [GROUP]})
+
+
+@pytest.fixture
+async def bot_ag(admin_group: Settings) -> AsyncIterator[BatonApp]:
+    async with BatonApp(admin_group) as app:
+        await app.wait_connected()
+        yield app
+
+
+async def test_a_request_asked_one_to_one_reaches_the_admin_group(
+        sim: Simulator, bot_ag: BatonApp) -> None:
+    n = len(sim.messages("cidOTOlisi"))
+    sim.say("lisi", "grant uid:qianqi crm.export")                    # one-to-one with Baton
+    await reply_to(sim, "cidOTOlisi", "Request **R-1** is open", after=n)
+    await card_status(sim, CARD.format(1), "pending")                 # in lisi's chat
+    twin = await card_status(sim, CARD.format(1) + "-group", "pending")
+    assert "crm.export" in twin["markdown"]
+    assert sim.cards()[CARD.format(1) + "-group"].spaces == [f"dtv1.card//IM_GROUP.{GROUP}"]
+    await click(sim, "wangwu", CARD.format(1) + "-group", "approve")
+    await card_status(sim, CARD.format(1), "applied")                  # both update together
+    await card_status(sim, CARD.format(1) + "-group", "applied")
+    assert set(await grants(bot_ag, "qianqi")) == {"crm.export"}

@@ -505,3 +505,27 @@ def test_empty(data: bytes, name: str) -> None:
 
 def test_a_workbook_with_an_empty_sheet_is_empty() -> None:
     assert refused(write_xlsx([("permissions", (), [])]), "a.xlsx").code == "empty"
+
+
+def test_an_oversized_shared_string_table_is_refused_unread() -> None:
+    import io as _io
+    import zipfile as _zipfile
+
+    from bot.bulk.sheet import MAX_SHARED_STRINGS, FileRefused, read_table, write_xlsx
+
+    good = write_xlsx([("permissions", ("user_id", "type", "value"), [("a", "grant", "p")])])
+    src = _zipfile.ZipFile(_io.BytesIO(good))
+    out = _io.BytesIO()
+    # About 9 MB of tiny distinct strings: within the ratio limit, over the table's own cap.
+    strings = "".join(f"<si><t>{i:x}</t></si>" for i in range(500_000))
+    with _zipfile.ZipFile(out, "w", _zipfile.ZIP_STORED) as z:
+        for item in src.infolist():
+            z.writestr(item.filename, src.read(item.filename))
+        z.writestr("xl/sharedStrings.xml", f"<sst>{strings}</sst>")
+    assert len(strings) > MAX_SHARED_STRINGS
+    try:
+        read_table(out.getvalue(), "strings.xlsx", max_bytes=64 * 1024 * 1024)
+    except FileRefused as e:
+        assert e.code == "zip_bomb" and e.params["reason"] == "shared strings"
+    else:
+        raise AssertionError("an oversized shared-string table was read")
