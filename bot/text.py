@@ -22,7 +22,7 @@ _LOOKALIKE = str.maketrans({"[": "［", "]": "］", "*": "＊", "`": "ˋ", "#": 
                             "@": "＠"})
 # Link openers: ``scheme://`` of any scheme, the schemes that run or dial without ``//``,
 # and the ``www.`` that autolinks bare.
-_SCHEME = re.compile(r"(?i)(?<![a-z0-9+.])(javascript|vbscript|data|file|mailto|tel|sms|dingtalk|dtmd|"
+_SCHEME = re.compile(r"(?i)(?<![a-z0-9])(javascript|vbscript|data|file|mailto|tel|sms|dingtalk|dtmd|"
                      r"intent)\s*:")
 _WWW = re.compile(r"(?i)(?<![a-z0-9])(www)\.")
 # An HTML entity (``&#x202E;``, ``&lt;``) would decode into what the rest of this removed.
@@ -48,3 +48,8 @@ def literal(value: str, limit: int = 200) -> str:
     v = _UNDERSCORE.sub("＿", v)
     v = _LEADING.sub(lambda m: m.group(0).translate(_LEADING_SWAP), v)
     return v.translate(_LOOKALIKE)
+
+
+def person(name: str | None, user_id: str, limit: int = 64) -> str:
+    """A member as shown everywhere: "name (userId)", or the userId alone; both escaped."""
+    return f"{literal(name, limit)} ({literal(user_id, 64)})" if name else literal(user_id, 64)
