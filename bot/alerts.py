@@ -13,7 +13,7 @@ from datetime import datetime
 from bot.config import Settings
 from bot.i18n import t
 from bot.outbound import Reply
-from bot.text import literal
+from bot.text import literal, person
 from storage.db import UnitOfWork
 
 
@@ -25,7 +25,7 @@ async def raise_alert(uow: UnitOfWork, settings: Settings, now: datetime, *, act
         return False
     lang = settings.locale.lang
     names = await uow.members.get(settings.org.corp_id, actor)
-    who = f"{literal(names.name, 64)} ({actor})" if names and names.name else literal(actor, 64)
+    who = person(names.name if names else None, actor)
     from bot.cards import local
 
     line = t("alert_line", lang, at=local(now, settings.policy.timezone, "%m-%d %H:%M:%S"),

@@ -27,6 +27,7 @@ from bot.config import Settings
 from bot.due import DueContext
 from bot.i18n import MESSAGES, Lang, t
 from bot.text import literal
+from bot.text import person as text_person
 from handlers.base import CommandRouter, Context
 from storage.db import Database
 from storage.models import AuditEntry, Member
@@ -93,8 +94,7 @@ def change_summary(before: dict[str, Any] | None, after: dict[str, Any] | None,
 def person(user_id: str | None, names: dict[str, str]) -> str:
     if not user_id:
         return "–"
-    name = names.get(user_id)
-    return f"{literal(name, 40)} ({literal(user_id, 64)})" if name else literal(user_id, 64)
+    return text_person(names.get(user_id), user_id, 40)
 
 
 def result_text(result: str, lang: Lang) -> str:

@@ -44,7 +44,7 @@ from bot.text import literal
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
-from handlers.permissions import ApprovedChange, approvals_needed, catalog_of, check_approvers, start_request
+from handlers.permissions import ApprovedChange, catalog_of, start_request
 from handlers.requests import REGISTRY, Env
 from handlers.templates import impact_text
 from storage import bulk as store
@@ -199,18 +199,14 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     if not p.changes:
         await ctx.reply(ctx.t("import_no_changes", name=name, rows=len(p.rows)))
         return
-    await check_approvers(ctx)
     imp = await change_impact(ctx.uow, corp, p.changes, cat, templates, ctx.now)
     summary = ctx.t("import_summary", name=name, mode=ctx.t(f"import_mode_{mode}"),
                     create=p.count("create"), update=p.count("update"),
                     unchanged=p.count("unchanged"), remove=p.removals)
-    conv = ctx.settings.org.admin_conversations
-    env = ctx.env()
     await start_request(ctx, IMPORT, None, {
         "file": cmd.file.file_name, "mode": mode, "summary": summary,
         "impact": impact_text(imp, cat, ctx.lang, imp.people()),
-        "changes": [change_to_json(c) for c in p.changes],
-        "need": approvals_needed(env)}, twin_group=conv[0] if conv else None)
+        "changes": [change_to_json(c) for c in p.changes]})
     await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines]),
                     markdown=True, title=ctx.t("import_title"))
 
@@ -317,11 +313,9 @@ async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
               if r.payload.get("batch") == batch and r.state in ("pending", "approved", "applied")]
     if undone:
         raise UserError("import_undo_twice", batch=batch, id=undone[0].public_id)
-    await check_approvers(ctx)
     changes = inverse(change_from_json(c) for c in source.payload["changes"])
     await start_request(ctx, IMPORT_UNDO, None, {
-        "batch": batch, "source": source.id, "changes": [change_to_json(c) for c in changes],
-        "need": approvals_needed(ctx.env())})
+        "batch": batch, "source": source.id, "changes": [change_to_json(c) for c in changes]})
 
 
 class ImportUndoRequest(ApprovedChange):

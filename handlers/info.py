@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from bot.commands import Admins, Help, WhoAmI, render_help
 from bot.domain.permissions import sources_of
 from bot.i18n import t
+from bot.text import person
 from handlers.base import CommandRouter, Context
 from storage.models import ADMIN, OWNER, Member
 
 router = CommandRouter()
 
 
-def _when(at: datetime, tz: str) -> str:
-    return at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
 def _who(m: Member) -> str:
-    return f"{m.name} ({m.user_id})" if m.name else m.user_id
+    return person(m.name, m.user_id)
 
 
 @router.command(Help)

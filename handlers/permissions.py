@@ -15,6 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.cards import local
 from bot.commands import AdminAdd, AdminRemove, Grant, Revoke, RoleSet, UserRef, WhoHas
 from bot.commands.durations import format_duration
 from bot.domain.permissions import (
@@ -29,11 +30,12 @@ from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import Lang, t
 from bot.outbound import Reply
-from bot.text import literal
+from bot.text import literal, person
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.requests import REGISTRY, Env, open_request
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
+from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -100,14 +102,8 @@ def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> str:
     else:
         base = t("source_template", lang, name=literal(src.name, 64))
     if src.expires_at is not None:
-        base += t("expires", lang, at=_local(src.expires_at, tz))
+        base += t("expires", lang, at=local(src.expires_at, tz))
     return base
-
-
-def _local(at: datetime, tz: str) -> str:
-    from bot.cards import local
-
-    return local(at, tz)
 
 
 # ---- directory (before the transaction) ---------------------------------------------------
@@ -152,7 +148,7 @@ async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Memb
 
 
 def who(m: Member) -> str:
-    return f"{literal(m.name, 64)} ({m.user_id})" if m.name else m.user_id
+    return person(m.name, m.user_id)
 
 
 # ---- approvals ----------------------------------------------------------------------------
@@ -168,19 +164,16 @@ def approvals_needed(env: Env) -> int:
     return env.settings.policy.approvals_required
 
 
-async def check_approvers(ctx: Context, *exclude: str) -> None:
-    """Refuse up front when the policy cannot be met by the people who may approve."""
+async def start_request(ctx: Context, kind: str, target: str | None, payload: dict[str, Any],
+                        *exclude: str, twin_group: str | None = None) -> Request:
+    """Open a request approved by ``policy.approvals_required`` of the owner and admins
+    (never the requester nor anyone in ``exclude``); refused up front when fewer can."""
     env = ctx.env()
     pool = await approvers_for(env, ctx.sender.user_id, *exclude)
     need = approvals_needed(env)
     if len(pool) < need:
         raise UserError("not_enough_approvers", need=need, have=len(pool))
-
-
-async def start_request(ctx: Context, kind: str, target: str | None, payload: dict[str, Any],
-                        *exclude: str, twin_group: str | None = None) -> Request:
-    env = ctx.env()
-    pool = await approvers_for(env, ctx.sender.user_id, *exclude)
+    payload = {**payload, "need": need}
     names = await env.names(*pool)
     admin_groups = ctx.settings.org.admin_conversations
     if twin_group is None and not ctx.message.is_group and admin_groups:
@@ -195,7 +188,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
                           what=await REGISTRY.kinds[kind].describe(req, env),
-                          need=approvals_needed(env)), markdown=True)
+                          need=need), markdown=True)
     return req
 
 
@@ -248,10 +241,7 @@ async def apply_grant(env: Env, *, user_id: str, name: str, by: str,
         "name": name, "expires_at": _iso(change.before_expires)}
     await env.audit(by, "grant.apply", "applied", target_id=user_id, request_id=request_id,
                     before=before, after={"name": name, "expires_at": _iso(after.expires_at)})
-    if after.expires_at is not None:
-        await env.uow.due.schedule(
-            "grant_expire", after.expires_at, {"grant_id": after.id}, env.now,
-            dedupe_key=f"grant-expire:{after.id}:{int(after.expires_at.timestamp())}")
+    await schedule_expiry(env.uow, after, env.now)
     return True, after.expires_at
 
 
@@ -267,14 +257,12 @@ async def grant(cmd: Grant, ctx: Context) -> None:
         raise UserError("builtin_role", audit_action="grant.refused", name=literal(name, 64))
     target = await known_member(ctx, cmd.target.user_id, audit_action="grant.refused")
     if cat.is_sensitive(name):
-        await check_approvers(ctx)
         await start_request(ctx, GRANT, target.user_id, {
-            "name": name, "seconds": int(cmd.duration.total_seconds()) if cmd.duration else None,
-            "need": approvals_needed(ctx.env())})
+            "name": name, "seconds": int(cmd.duration.total_seconds()) if cmd.duration else None})
         return
     changed, expires = await apply_grant(ctx.env(), user_id=target.user_id, name=name,
                                          by=ctx.sender.user_id, duration=cmd.duration)
-    until = ctx.t("until", at=_local(expires, ctx.settings.policy.timezone)) if expires \
+    until = ctx.t("until", at=local(expires, ctx.settings.policy.timezone)) if expires \
         else ctx.t("permanently")
     key = "grant_done" if changed else "grant_unchanged"
     await ctx.reply(ctx.t(key, who=who(target), name=cat.label(name, ctx.lang), until=until),
@@ -367,9 +355,8 @@ async def role_set(cmd: RoleSet, ctx: Context) -> None:
         await ctx.reply(ctx.t("role_unchanged", who=who(target), role=role), markdown=True)
         return
     if cat.is_sensitive(role):
-        await check_approvers(ctx)
         await start_request(ctx, ROLE_SET, target.user_id,
-                            {"role": role, "need": approvals_needed(ctx.env())})
+                            {"role": role})
         return
     before = target.role
     await set_role(ctx.env(), target, role, by=ctx.sender.user_id)
@@ -414,8 +401,7 @@ async def admin_add(cmd: AdminAdd, ctx: Context) -> None:
         await set_level(ctx.env(), target, ADMIN, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_added", who=who(target)), markdown=True)
         return
-    await check_approvers(ctx, target.user_id)
-    await start_request(ctx, ADMIN_ADD, target.user_id, {"need": approvals_needed(ctx.env())},
+    await start_request(ctx, ADMIN_ADD, target.user_id, {},
                         target.user_id)
 
 
@@ -433,9 +419,8 @@ async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
         await set_level(ctx.env(), target, MEMBER, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_removed", who=who(target)), markdown=True)
         return
-    await check_approvers(ctx, target.user_id)
     await start_request(ctx, ADMIN_REMOVE, target.user_id,
-                        {"need": approvals_needed(ctx.env())}, target.user_id)
+                        {}, target.user_id)
 
 
 async def set_level(env: Env, target: Member, level: str, *, by: str,

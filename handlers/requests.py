@@ -39,7 +39,7 @@ from bot.domain.requests import (
 from bot.faults import Faults
 from bot.i18n import Lang, t
 from bot.outbound import CardSpec, Reply
-from bot.text import literal
+from bot.text import person
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from storage.db import UnitOfWork
@@ -97,8 +97,7 @@ class Env:
         )).all()
         found = {u: n for u, n in rows}
         # Directory names are user-controlled: escaped once here, for chat and cards alike.
-        return {u: f"{literal(found[u], 64)} ({literal(u, 64)})" if found.get(u)
-                else literal(u, 64) for u in user_ids}
+        return {u: person(found.get(u), u) for u in user_ids}
 
 
 class RequestKind(Protocol):

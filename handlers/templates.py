@@ -28,9 +28,7 @@ from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import (
     ApprovedChange,
-    approvals_needed,
     catalog_of,
-    check_approvers,
     lookup_users,
     resolve_name,
     start_request,
@@ -148,13 +146,11 @@ async def template_set(cmd: TemplateSet, ctx: Context) -> None:
     if list(tpl.permissions) == items:
         await ctx.reply(ctx.t("template_unchanged", name=literal(tpl.name, 64)))
         return
-    await check_approvers(ctx)
     imp = await template_impact(ctx, tpl, items, cat)
     holders = len(await ctx.uow.perms.holders(tpl.id))
     await start_request(ctx, TEMPLATE_SET, None, {
         "template": tpl.name, "old": list(tpl.permissions), "new": items,
-        "impact": impact_text(imp, cat, ctx.lang, holders), "holders": holders,
-        "need": approvals_needed(ctx.env())})
+        "impact": impact_text(imp, cat, ctx.lang, holders), "holders": holders})
 
 
 @router.command(TemplateDelete, admin_only=True, authority="admin")
@@ -166,12 +162,10 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
         await delete_template(ctx.env(), tpl, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("template_deleted", name=literal(tpl.name, 64)))
         return
-    await check_approvers(ctx)
     imp = await template_impact(ctx, tpl, None, cat)
     await start_request(ctx, TEMPLATE_DELETE, None, {
         "template": tpl.name, "old": list(tpl.permissions),
-        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders),
-        "need": approvals_needed(ctx.env())})
+        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders)})
 
 
 async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
@@ -272,9 +266,8 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
         return
     sensitive = cat.sensitive_in(tpl.permissions)
     if sensitive:
-        await check_approvers(ctx)
         await start_request(ctx, TEMPLATE_APPLY, None, {
-            "template": tpl.name, "users": new, "need": approvals_needed(ctx.env())})
+            "template": tpl.name, "users": new})
         return
     n = await assign(ctx.env(), tpl, new, by=ctx.sender.user_id)
     await ctx.reply(ctx.t("template_applied", name=literal(tpl.name, 64), n=n,

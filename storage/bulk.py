@@ -10,6 +10,7 @@ from sqlalchemy import delete, or_, select
 from bot.domain.bulk import Change, Entry
 from storage.db import UnitOfWork
 from storage.models import ADMIN, OWNER, Grant, Member, Template, TemplateAssignment
+from storage.permissions import schedule_expiry
 
 
 class Conflict(Exception):
@@ -128,10 +129,8 @@ async def apply_changes(uow: UnitOfWork, corp_id: str, changes: Iterable[Change]
     # Time-bound grants end through the scheduler, like any other grant.
     for c in done:
         gr = grants.get((c.entry.user_id, c.entry.value)) if c.entry.kind == "grant" else None
-        if gr is not None and c.op != "remove" and gr.expires_at is not None:
-            await uow.due.schedule(
-                "grant_expire", gr.expires_at, {"grant_id": gr.id}, now,
-                dedupe_key=f"grant-expire:{gr.id}:{int(gr.expires_at.timestamp())}")
+        if gr is not None and c.op != "remove":
+            await schedule_expiry(uow, gr, now)
     return done
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,9 @@ from bot.domain.permissions import (
     sources_of,
 )
 from storage.models import OWNER, Grant, Member, Template, TemplateAssignment
+
+if TYPE_CHECKING:
+    from storage.db import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -238,3 +242,12 @@ class PermissionRepo:
 def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
+
+
+async def schedule_expiry(uow: UnitOfWork, grant: Grant, now: datetime) -> None:
+    """The due row that ends a time-bound grant (one per grant and expiry, so an extended
+    grant outlives its earlier row, which then finds it still live and does nothing)."""
+    if grant.expires_at is not None:
+        await uow.due.schedule(
+            "grant_expire", grant.expires_at, {"grant_id": grant.id}, now,
+            dedupe_key=f"grant-expire:{grant.id}:{int(grant.expires_at.timestamp())}")
