@@ -241,7 +241,9 @@ async def bench_baton(db: str, db_url: str, args: argparse.Namespace) -> Result:
     sim.start()
     try:
         settings = sim_settings(sim, db_url,
-                                outbox={"per_conversation_per_minute": args.outbox_per_minute})
+                                outbox={"per_conversation_per_minute": args.outbox_per_minute},
+                                limits={"user_per_minute": 1_000_000,
+                                        "conversation_per_minute": 1_000_000})
         async with BatonApp(settings) as app:
             await app.wait_connected()
             # The client may see the handshake done before the simulator has registered it.

@@ -20,16 +20,23 @@ from storage.db import UnitOfWork
 async def raise_alert(uow: UnitOfWork, settings: Settings, now: datetime, *, actor: str,
                       what: str, why: str) -> bool:
     """Queue one alert line (False when no alert conversation is configured)."""
+    if not settings.org.alert_conversation:
+        return False
+    names = await uow.members.get(settings.org.corp_id, actor)
+    return await queue_alert(uow, settings, now, who=person(names.name if names else None, actor),
+                             what=what, why=why)
+
+
+async def queue_alert(uow: UnitOfWork, settings: Settings, now: datetime, *, who: str,
+                      what: str, why: str, what_cap: int = 120) -> bool:
     conv = settings.org.alert_conversation
     if not conv:
         return False
     lang = settings.locale.lang
-    names = await uow.members.get(settings.org.corp_id, actor)
-    who = person(names.name if names else None, actor)
     from bot.cards import local
 
     line = t("alert_line", lang, at=local(now, settings.policy.timezone, "%m-%d %H:%M:%S"),
-             who=who, what=literal(what, 120), why=literal(why, 200))
+             who=who, what=literal(what, what_cap), why=literal(why, 200))
     reply = Reply(text=line, conversation_id=conv, is_group=True, markdown=True,
                   title=t("alert_title", lang))
     await uow.outbox.add("reply", reply.conversation_key, {**reply.payload(), "merge": "alert", "lang": lang},

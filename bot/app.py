@@ -16,11 +16,13 @@ from typing import Any
 import aiohttp
 import dingtalk_stream
 
+from bot.alerts import queue_alert
 from bot.bootstrap import bootstrap
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.due import DueRunner
 from bot.faults import Faults
+from bot.i18n import t
 from bot.ops import Ops
 from bot.outbox import OutboxSender
 from bot.router import Dispatcher, Metrics
@@ -101,7 +103,8 @@ class BatonApp:
         self.outbox = OutboxSender(
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
-                                                        self.clock.now())})
+                                                        self.clock.now())},
+            on_give_up=self._outbox_gave_up)
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
                              on_commit=self.outbox.wake)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())
@@ -131,6 +134,15 @@ class BatonApp:
         for t in self._tasks:
             t.add_done_callback(self._task_done)
 
+    async def _outbox_gave_up(self, uow: Any, row: Any, attempts: int, error: str) -> None:
+        lang = self.settings.locale.lang
+        kind = t(f"outbox_kind_{row.kind}" if row.kind in ("reply", "card", "export")
+                 else "outbox_kind_reply", lang)
+        await queue_alert(uow, self.settings, self.clock.now(), who="Baton",
+                          what=t("alert_outbox_failed", lang, to=row.conversation_key, kind=kind,
+                                 attempts=attempts, error=error[:120], id=row.id),
+                          why="outbox", what_cap=400)
+
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s stopped: %r", task.get_name(), task.exception())
@@ -143,6 +155,8 @@ class BatonApp:
         await bounded(self.alarm.stop(), 5, "scheduler stop")
         # The sender drains once more and returns; cancel only what overstays its grace.
         self.outbox.stop()
+        if not self._tasks:  # the start failed before the tasks were made
+            return
         _done, late = await asyncio.wait(self._tasks, timeout=10)
         for t in late:
             t.cancel()

@@ -409,6 +409,22 @@ MESSAGES.update({
 })
 MESSAGES.update({
     "alert_title": {"zh": "Baton 安全提醒", "en": "Baton security alert"},
+    "alert_outbox_failed": {
+        "zh": "一条发往 {to} 的{kind}在 {attempts} 次尝试后仍未送达，已放弃（最后错误：{error}）。"
+              "可在数据库 outbox 表 id={id} 查看。",
+        "en": "a {kind} to {to} was given up after {attempts} attempts (last error: {error}); "
+              "see outbox row id={id}.",
+    },
+    "outbox_kind_reply": {"zh": "消息", "en": "message"},
+    "outbox_kind_card": {"zh": "卡片", "en": "card"},
+    "outbox_kind_export": {"zh": "导出文件", "en": "export file"},
+    "db_unavailable": {
+        "zh": "抱歉，数据库暂时不可用，这条命令**没有执行**，也没有做任何更改。请稍后重新发送同一条命令；"
+              "如需排查，请把事件编号 {event_id} 告诉管理员。",
+        "en": "Sorry, the database is unavailable right now, so this command was **not applied** "
+              "and nothing was changed. Please send the same command again in a moment; for "
+              "support, quote event id {event_id}.",
+    },
     "alert_click": {"zh": "在 {id} 的卡片上点击了 {action}", "en": "pressed {action} on {id}'s card"},
     "alert_line": {"zh": "- {at} {who}：{what}（{why}）", "en": "- {at} {who}: {what} ({why})"},
     "alert_header": {"zh": "### Baton 安全提醒（{n} 条）", "en": "### Baton security alerts ({n})"},

@@ -9,6 +9,8 @@ app's own (never the process-global one), so several apps in one process do not 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -28,6 +30,46 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class LoopLag:
+    """Event-loop lag: how late a timer of ``interval`` seconds fires. Anything that blocks
+    the loop (a sync call, a long CPU step) shows here as lag; ``max`` is the worst since
+    start, ``reset()`` starts a new observation window (tests and benchmarks)."""
+
+    def __init__(self, interval: float = 0.02, histogram: Histogram | None = None) -> None:
+        self.interval = interval
+        self.histogram = histogram
+        self.max = 0.0
+        self.last = 0.0
+        self.samples = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loop-lag")
+
+    def reset(self) -> None:
+        self.max, self.samples = 0.0, 0
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval)
+            lag = max(0.0, loop.time() - start - self.interval)
+            self.last, self.samples = lag, self.samples + 1
+            self.max = max(self.max, lag)
+            if self.histogram is not None:
+                self.histogram.observe(lag)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class Snapshot:
@@ -95,6 +137,13 @@ class AppCollector(Collector):
         yield GaugeMetricFamily("baton_due_last_lag_seconds",
                                 "How late the last due row ran (reminder lag)",
                                 value=app.due.last_lag)
+        yield GaugeMetricFamily("baton_loop_lag_max_seconds",
+                                "Worst event-loop lag since start",
+                                value=ops.loop_lag.max if (ops := getattr(app, "ops", None))
+                                else 0.0)
+        yield CounterMetricFamily("baton_outbox_given_up", "Messages FAILED after the retry "
+                                  "limit (each raised an operator alert)",
+                                  value=app.outbox.failed)
         s = self.last
         if s is not None:
             now = app.clock.now()
@@ -121,6 +170,9 @@ class Ops:
         self.ack_latency = Histogram("baton_ack_latency_seconds",
                                      "From a frame's arrival to its ack", buckets=ACK_BUCKETS,
                                      registry=self.registry)
+        self.loop_lag = LoopLag(histogram=Histogram(
+            "baton_loop_lag_seconds", "How late a 20 ms event-loop timer fired",
+            buckets=LAG_BUCKETS, registry=self.registry))
         self.collector = AppCollector(app)
         self.registry.register(self.collector)
         self._runner: web.AppRunner | None = None
@@ -147,6 +199,7 @@ class Ops:
                 "schedule": {"overdue": s.due_overdue, "lag_seconds": round(lag, 1),
                              "last_run_lag_seconds": round(app.due.last_lag, 3)},
                 "stream": {"reconnects": app.stream.reconnects},
+                "loop_lag_max_seconds": round(self.loop_lag.max, 4),
                 "database_error": s.db_error or None}
         return bool(body["ok"]), body
 
@@ -161,6 +214,7 @@ class Ops:
 
     async def start(self) -> None:
         cfg = self.app.settings.ops
+        self.loop_lag.start()
         if cfg.port is None:
             return
         web_app = web.Application()
@@ -176,6 +230,7 @@ class Ops:
         log.info("operations endpoint on http://%s:%d (/healthz, /metrics)", cfg.host, self.port)
 
     async def stop(self) -> None:
+        await self.loop_lag.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

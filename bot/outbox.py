@@ -23,13 +23,14 @@ from bot.config import OutboxSettings
 from bot.i18n import Lang, t
 from bot.logs import redact
 from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
-from storage.db import Database
+from storage.db import Database, UnitOfWork
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
+GiveUp = Callable[[UnitOfWork, OutboxMessage, int, str], Awaitable[None]]
 
 
 class OutboxSender:
@@ -37,11 +38,14 @@ class OutboxSender:
                  clock: Clock, *, batch: int = 50, lease: timedelta = timedelta(seconds=60),
                  idle_poll: float = 5.0, rng: random.Random | None = None,
                  alert_window: timedelta = timedelta(seconds=30),
-                 deliverers: dict[str, Deliverer] | None = None) -> None:
+                 deliverers: dict[str, Deliverer] | None = None,
+                 on_give_up: GiveUp | None = None) -> None:
         self._db, self._client, self._s, self._clock = db, client, settings, clock
         self._alert_window = alert_window
         # Other kinds of rows (e.g. "export": build a file, upload it, send it), same retries.
         self._deliverers = deliverers or {}
+        # Called in the transaction that marks a row FAILED (the operator alert).
+        self._on_give_up = on_give_up
         self._batch, self._lease, self._idle = batch, lease, idle_poll
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
@@ -162,6 +166,9 @@ class OutboxSender:
                 self.failed += 1
                 log.error("OPERATOR ALERT: outbox row %s (%s to %s) failed after %d attempts: %s",
                           row.id, row.kind, row.conversation_key, attempts, error)
+                if self._on_give_up is not None and row.payload.get("merge") != "alert":
+                    # Not for an alert itself: a dead alert channel must not feed itself.
+                    await self._on_give_up(uow, row, attempts, error)
             else:
                 delay = min(self._s.max_backoff, self._s.base_backoff * 2 ** (attempts - 1))
                 delay *= 0.5 + self._rng.random()
