@@ -418,10 +418,17 @@ MESSAGES.update({
     "outbox_kind_reply": {"zh": "消息", "en": "message"},
     "outbox_kind_card": {"zh": "卡片", "en": "card"},
     "outbox_kind_export": {"zh": "导出文件", "en": "export file"},
-    "db_unavailable": {
-        "zh": "抱歉，数据库暂时不可用，这条命令**没有执行**，也没有做任何更改。请稍后重新发送同一条命令；"
+    "db_unavailable_click": {
+        "zh": "抱歉，数据库暂时不可用，你刚才在卡片上的点击没有生效。请稍后再点一次；"
               "如需排查，请把事件编号 {event_id} 告诉管理员。",
-        "en": "Sorry, the database is unavailable right now, so this command was **not applied** "
+        "en": "Sorry, the database is unavailable right now, so your click on the card was "
+              "not applied. Please click again in a moment; for support, quote event id "
+              "{event_id}.",
+    },
+    "db_unavailable": {
+        "zh": "抱歉，数据库暂时不可用，这条命令没有执行，也没有做任何更改。请稍后重新发送同一条命令；"
+              "如需排查，请把事件编号 {event_id} 告诉管理员。",
+        "en": "Sorry, the database is unavailable right now, so this command was not applied "
               "and nothing was changed. Please send the same command again in a moment; for "
               "support, quote event id {event_id}.",
     },

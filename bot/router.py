@@ -31,7 +31,7 @@ from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from handlers.base import CommandRouter, Context, Localized, UserError
 from handlers.requests import Env, click
-from storage.db import Database
+from storage.db import CommitOutcomeUnknown, Database, store_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ class Dispatcher:
         self.faults = faults or Faults()
         lim = settings.limits
         self.limiter = RateLimiter(lim.user_per_minute, lim.conversation_per_minute)
+        # Messages whose COMMIT failed: until one attempt settles them, never say "not applied".
+        self._uncertain: set[str] = set()
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
         loc = self.settings.locale
@@ -98,6 +100,54 @@ class Dispatcher:
             return {"error": "prepare_failed"}
 
     async def handle_robot_message(self, msg: IncomingMessage) -> None:
+        """Handle one message; when the store is down, tell the sender it was not applied.
+
+        A failure before COMMIT rolled everything back: the sender is told so directly (the
+        outbox lives in the store) with an event id, and the frame is acked, so the same
+        command sent again later is a new command. A failed COMMIT may have applied: no word
+        and no ack, so the redelivery finds out through the dedupe record.
+        """
+        try:
+            await self._handle_robot_message(msg)
+            self._uncertain.discard(msg.dedupe_key)
+        except CommitOutcomeUnknown:
+            self._uncertain.add(msg.dedupe_key)
+            log.error("commit failed for message %s: outcome unknown; not acking it, so the "
+                      "redelivery settles it", msg.dedupe_key)
+            raise
+        except Exception as e:
+            if not store_unavailable(e) or msg.dedupe_key in self._uncertain:
+                raise
+            await self._store_down(msg, e)
+
+    async def _store_down(self, msg: IncomingMessage, exc: BaseException) -> None:
+        event_id = uuid.uuid4().hex[:12]
+        log.error("database unavailable; message %s not applied (event %s): %s: %s",
+                  msg.dedupe_key, event_id, type(exc).__name__, str(exc).splitlines()[0][:300])
+        self.metrics.count("store", "unavailable")
+        if msg.from_robot:
+            return
+        lang = self._lang(_guess_lang(msg.text) if msg.file is None else None)
+        await self._tell_directly(msg, t("db_unavailable", lang, event_id=event_id))
+
+    async def _tell_directly(self, msg: IncomingMessage, text: str) -> None:
+        """Send ``text`` now, not through the outbox (which is in the store): best effort."""
+        if self.client is None:
+            return
+        try:
+            alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
+            if msg.session_webhook and alive:
+                await self.client.send_webhook(
+                    msg.session_webhook, {"msgtype": "text", "text": {"content": text}})
+            elif msg.is_group:
+                await self.client.group_send(msg.conversation_id, "sampleText", {"content": text})
+            else:
+                await self.client.oto_send([msg.sender_id], "sampleText", {"content": text})
+        except Exception:
+            log.exception("could not tell %s that the database is unavailable",
+                          msg.conversation_key)
+
+    async def _handle_robot_message(self, msg: IncomingMessage) -> None:
         # Parse once, outside the transaction (pure); the result or error is used inside.
         parsed: Parsed | None = None
         error: ParseError | None = None
@@ -210,7 +260,29 @@ class Dispatcher:
             await ctx.reply(t("internal_error", ctx.lang, event_id=event_id))
 
     async def handle_card_action(self, action: CardAction) -> dict[str, Any]:
-        """Judge a click by the clicker's userId and the stored request; return the ack body."""
+        """Judge a click by the clicker's userId and the stored request; return the ack body.
+
+        With the store down before COMMIT, nothing was decided: the clicker is told directly
+        to click again later, and the frame is acked."""
+        try:
+            return await self._handle_card_action(action)
+        except Exception as e:
+            if not store_unavailable(e):
+                raise
+            event_id = uuid.uuid4().hex[:12]
+            log.error("database unavailable; click %s not applied (event %s): %s",
+                      action.dedupe_key, event_id, type(e).__name__)
+            self.metrics.count("store", "unavailable")
+            if self.client is not None:
+                text = t("db_unavailable_click", self.settings.locale.lang, event_id=event_id)
+                try:
+                    await self.client.oto_send([action.user_id], "sampleText", {"content": text})
+                except Exception:
+                    log.exception("could not tell %s that the database is unavailable",
+                                  action.user_id)
+            return {}
+
+    async def _handle_card_action(self, action: CardAction) -> dict[str, Any]:
         now = self.clock.now()
         async with self.db.uow() as uow:
             if not await uow.processed.claim(action.dedupe_key, "card", now):

@@ -35,6 +35,24 @@ from storage.repositories import (
 )
 
 
+class CommitOutcomeUnknown(Exception):
+    """COMMIT raised: the transaction may or may not have been applied."""
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """True for a failure of the store itself (down, unreachable, locked past busy_timeout,
+    pool exhausted), as opposed to a statement that is wrong or a constraint that failed."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, CommitOutcomeUnknown):
+        return False
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return bool(exc.connection_invalidated)
+    return isinstance(exc, (OSError, TimeoutError))
+
+
 @dataclass
 class Database:
     engine: AsyncEngine
@@ -131,7 +149,12 @@ class UnitOfWork:
         self._after_commit.append(fn)
 
     async def commit(self) -> None:
-        await self.session.commit()
+        try:
+            await self.session.commit()
+        except Exception as e:
+            # The server may have committed before the connection broke: the outcome is
+            # unknown, which callers must not report as "nothing changed".
+            raise CommitOutcomeUnknown(f"commit failed: {type(e).__name__}: {e}") from e
         callbacks, self._after_commit = self._after_commit, []
         for fn in callbacks:
             fn()
