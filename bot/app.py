@@ -73,7 +73,7 @@ class BatonApp:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.metrics = Metrics()
-        self.faults = faults or Faults()
+        self.faults = faults or Faults.from_env()
         self.run_scheduler = run_scheduler
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -104,7 +104,7 @@ class BatonApp:
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
                                                         self.clock.now())},
-            on_give_up=self._outbox_gave_up)
+            on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease)
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
                              on_commit=self.outbox.wake)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())

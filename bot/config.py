@@ -207,6 +207,12 @@ class OutboxSettings(_Section):
     max_attempts: int = Field(default=8, ge=1)
     base_backoff: float = 1.0
     max_backoff: float = 300.0
+    lease: timedelta = timedelta(seconds=60)
+    """How long a claimed row is reserved for the sender that claimed it. A replica that dies
+    mid-send leaves its rows to the others (or to itself after a restart) once this passes;
+    keep it well above the HTTP timeout, or a slow send may be sent twice."""
+
+    _lease = field_validator("lease", mode="before")(config_duration)
 
 
 class LimitsSettings(_Section):

@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import OutboxSettings
+from bot.faults import Faults
 from bot.i18n import Lang, t
 from bot.logs import redact
 from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
@@ -39,13 +40,14 @@ class OutboxSender:
                  idle_poll: float = 5.0, rng: random.Random | None = None,
                  alert_window: timedelta = timedelta(seconds=30),
                  deliverers: dict[str, Deliverer] | None = None,
-                 on_give_up: GiveUp | None = None) -> None:
+                 on_give_up: GiveUp | None = None, faults: Faults | None = None) -> None:
         self._db, self._client, self._s, self._clock = db, client, settings, clock
         self._alert_window = alert_window
         # Other kinds of rows (e.g. "export": build a file, upload it, send it), same retries.
         self._deliverers = deliverers or {}
         # Called in the transaction that marks a row FAILED (the operator alert).
         self._on_give_up = on_give_up
+        self._faults = faults or Faults()
         self._batch, self._lease, self._idle = batch, lease, idle_poll
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
@@ -127,6 +129,7 @@ class OutboxSender:
                 continue
             payload, riders = merged.get(row.id, (row.payload, []))
             if await self._send_row(row, payload):
+                self._faults.crash("send.before_mark")
                 sent += [row.id, *riders]
                 if counts:
                     recent.append(self._clock.now())
@@ -139,6 +142,7 @@ class OutboxSender:
             self.sent += len(sent)
 
     async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
+        self._faults.crash("ack.before_send")
         try:
             await self._deliver(row, payload)
         except DingTalkError as e:

@@ -192,6 +192,7 @@ class Dispatcher:
                                                 self.faults, prepared))
             self._after(uow)
             await uow.commit()
+            self.faults.crash("commit.before_ack")
 
     async def _throttled(self, msg: IncomingMessage, verdict: Verdict) -> None:
         """Over a rate limit: the command is not run; the first refusal of a window is
