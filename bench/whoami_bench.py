@@ -1,8 +1,22 @@
-"""Throughput and latency of ``whoami``: Baton versus a bare SDK echo bot, through the simulator.
+"""Throughput and latency of ``whoami``: Baton versus a bare SDK echo bot and a raw websocket echo.
 
     python -m bench.whoami_bench [--n 2000] [--k 32] [--db sqlite|postgresql|both]
                                  [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-                                 [--outbox-per-minute N] [--cold-members]
+                                 [--outbox-per-minute N] [--cold-members] [--in-process]
+                                 [--systems sdk,raw,baton]
+
+Three systems under test:
+
+* ``sdk-echo``: the dingtalk-stream SDK's README bot (``reply_text``, ack OK);
+* ``raw-echo``: the floor, no SDK and no database (bench/sut.py ``RawEchoBot``): the Stream
+  handshake by hand, each robot message acked at once on the socket and its reply POSTed to
+  the sessionWebhook through one shared aiohttp session;
+* ``baton``: ``baton run`` (``python -m bot.cli run --config FILE``) on SQLite and/or
+  PostgreSQL.
+
+By default each runs in a child process, so none shares the GIL with the simulator (which
+runs on a thread of this process, beside the driver); ``--in-process`` runs them on threads
+of this process instead (as the first version of this bench did).
 
 Each system under test gets a fresh loopback simulator. One driver pushes N ``whoami``
 commands (round-robin over the active demo members, in the demo group, with ``sim.say``)
@@ -35,21 +49,26 @@ import json
 import logging
 import os
 import resource
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dingtalk_stream
 from dingtalk_stream.frames import AckMessage
 
+from bench import sut
 from bench.common import pg_admin, postgres_url, sqlite_url
 from bot.app import BatonApp
 from bot.logs import setup_logging
-from bot.sandbox import DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
+from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
 from bot.sim import Simulator
 
 GROUP = DEMO_GROUP
@@ -106,12 +125,14 @@ def _push(sim: Simulator, user: str) -> Push:
 
 def _replies_at_least(sim: Simulator, base: int, need: int, pushes: Sequence[Push]) -> int:
     """Block until at least ``need`` replies after ``base`` were recorded; return how many."""
+    need = max(1, need)  # a count of 0 is falsy: wait_for would never see it as done
+
     def count() -> int | None:
         got = len(sim.messages(GROUP)) - base
         return got if got >= need else None
 
     try:
-        return sim.wait_for(count, timeout=STALL, what=f"{need} replies")
+        return int(sim.wait_for(count, timeout=STALL, what=f"{need} replies") or 0)
     except TimeoutError:
         got = len(sim.messages(GROUP)) - base
         acked = {a.message_id for a in sim.acks()}
@@ -236,14 +257,53 @@ def _one_connection(sim: Simulator) -> None:
 # --- systems under test ------------------------------------------------------------------------
 
 
+def _baton_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """What Baton needs lifted to be measured at all (one group, five members, k in flight)."""
+    return {"outbox": {"per_conversation_per_minute": args.outbox_per_minute},
+            "limits": {"user_per_minute": UNLIMITED, "conversation_per_minute": UNLIMITED}}
+
+
+def _measure_child(sim: Simulator, proc: subprocess.Popen[bytes], log_path: Path, system: str,
+                   db: str, args: argparse.Namespace) -> Result:
+    """Wait for the child's connection, measure, stop it; its log is shown if anything fails."""
+    try:
+        try:
+            sim.wait_for(lambda: _live_connections(sim) or proc.poll() is not None,
+                         timeout=60, what=f"{system}'s connection")
+        except TimeoutError:
+            raise BenchError(f"{system}/{db}: no connection to the simulator within 60 s") from None
+        if proc.poll() is not None:
+            raise BenchError(f"{system}/{db}: the child exited ({proc.returncode}) before connecting")
+        _one_connection(sim)
+        result = measure(sim, system, db, args.n, args.k, cold=args.cold_members)
+        result = replace(result, rss_mb=sut.peak_rss_mb(proc.pid))
+    except BaseException:
+        sut.stop_child(proc)
+        print(f"--- {system}/{db} child log (tail) ---\n{sut.tail(log_path)}", file=sys.stderr)
+        raise
+    code = sut.stop_child(proc)
+    if code not in (0, -signal.SIGTERM):
+        print(f"warning: {system}/{db} child exited with {code}; log tail:\n{sut.tail(log_path)}",
+              file=sys.stderr)
+    return result
+
+
 async def bench_baton(db: str, db_url: str, args: argparse.Namespace) -> Result:
     sim = demo_simulator()
     sim.start()
     try:
-        settings = sim_settings(sim, db_url,
-                                outbox={"per_conversation_per_minute": args.outbox_per_minute},
-                                limits={"user_per_minute": 1_000_000,
-                                        "conversation_per_minute": 1_000_000})
+        if not args.in_process:
+            with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
+                extra = {**_baton_overrides(args), "log": {"level": "WARNING"}}
+                cfg = sut.baton_config(Path(tmp, "baton.yaml"), sim_base_url=sim.base_url,
+                                       corp_id=sim.corp_id, db_url=db_url,
+                                       catalog=DEMO_CATALOG, extra=extra)
+                log_path = Path(tmp, "baton.log")
+                proc = sut.start_baton(cfg, sim.client_id, sim.client_secret, log_path)
+                return await asyncio.to_thread(_measure_child, sim, proc, log_path, "baton", db,
+                                               args)
+        lifted = _baton_overrides(args)
+        settings = sim_settings(sim, db_url, outbox=lifted["outbox"], limits=lifted["limits"])
         async with BatonApp(settings) as app:
             await app.wait_connected()
             # The client may see the handshake done before the simulator has registered it.
@@ -255,25 +315,26 @@ async def bench_baton(db: str, db_url: str, args: argparse.Namespace) -> Result:
         sim.stop()
 
 
-class EchoHandler(dingtalk_stream.ChatbotHandler):  # type: ignore[misc]
-    """What the SDK's README has a developer write: reply with ``reply_text``, ack OK."""
-
-    async def process(self, callback: dingtalk_stream.CallbackMessage) -> tuple[int, str]:
-        incoming = dingtalk_stream.ChatbotMessage.from_dict(callback.data)
-        text = incoming.text.content.strip()
-        self.reply_text(f"{incoming.sender_staff_id}: {text}", incoming)
-        return AckMessage.STATUS_OK, "OK"
-
-
-def bench_sdk_echo(args: argparse.Namespace) -> Result:
+def _bench_echo_child(kind: str, system: str, args: argparse.Namespace) -> Result:
     sim = demo_simulator()
     sim.start()
     try:
-        dingtalk_stream.DingTalkStreamClient.OPEN_CONNECTION_API = sim.open_connection_url
-        client = dingtalk_stream.DingTalkStreamClient(
-            dingtalk_stream.Credential(sim.client_id, sim.client_secret),
-            logger=logging.getLogger("dingtalk_stream.client"))
-        client.register_callback_handler(dingtalk_stream.ChatbotMessage.TOPIC, EchoHandler())
+        with tempfile.TemporaryDirectory(prefix="baton-bench-") as tmp:
+            log_path = Path(tmp, f"{kind}.log")
+            proc = sut.start_echo(kind, sim.open_connection_url, sim.client_id,
+                                  sim.client_secret, log_path)
+            return _measure_child(sim, proc, log_path, system, "-", args)
+    finally:
+        sim.stop()
+
+
+def bench_sdk_echo(args: argparse.Namespace) -> Result:
+    if not args.in_process:
+        return _bench_echo_child("sdk", "sdk-echo", args)
+    sim = demo_simulator()
+    sim.start()
+    try:
+        client = sut.sdk_echo_client(sim.open_connection_url, sim.client_id, sim.client_secret)
         threading.Thread(target=asyncio.run, args=(client.start(),), name="sdk-echo",
                          daemon=True).start()
         sim.wait_for(lambda: _live_connections(sim), timeout=10, what="the SDK's connection")
@@ -288,9 +349,24 @@ def bench_sdk_echo(args: argparse.Namespace) -> Result:
         sim.stop()
 
 
+def bench_raw_echo(args: argparse.Namespace) -> Result:
+    if not args.in_process:
+        return _bench_echo_child("raw", "raw-echo", args)
+    sim = demo_simulator()
+    sim.start()
+    bot = sut.RawEchoBot(sim.open_connection_url, sim.client_id, sim.client_secret)
+    runner = sut.LoopThread(bot.run(), "raw-echo")
+    runner.start()
+    try:
+        sim.wait_for(lambda: _live_connections(sim), timeout=10, what="the raw echo's connection")
+        _one_connection(sim)
+        return measure(sim, "raw-echo", "-", args.n, args.k, cold=args.cold_members)
+    finally:
+        runner.stop()
+        sim.stop()
+
+
 # --- databases ---------------------------------------------------------------------------------
-
-
 
 
 async def bench_baton_all(args: argparse.Namespace) -> list[Result]:
@@ -312,8 +388,19 @@ async def bench_baton_all(args: argparse.Namespace) -> list[Result]:
 # --- report -------------------------------------------------------------------------------------
 
 
+TARGET_VS_SDK = 4.0  # the issue's targets for Baton's read commands
+TARGET_VS_RAW = 0.5
+TARGET_ACK_P99_MS = 50.0
+TARGET_K = 32
+
+
+def _ratio(r: Result, base: Result | None) -> str:
+    return f"{r.per_s / base.per_s:.2f}x" if base else "-"
+
+
 def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
     sdk = next((r for r in results if r.system == "sdk-echo"), None)
+    raw = next((r for r in results if r.system == "raw-echo"), None)
     cols: list[tuple[str, Callable[[Result], str]]] = [
         ("system", lambda r: r.system),
         ("db", lambda r: r.db),
@@ -323,7 +410,8 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         ("ack p50/p99 ms", lambda r: f"{r.ack_ms[0]:.1f} / {r.ack_ms[1]:.1f}"),
         ("reply p50/p99 ms", lambda r: f"{r.reply_ms[0]:.1f} / {r.reply_ms[1]:.1f}"),
         ("peak RSS MB", lambda r: f"{r.rss_mb:.0f}"),
-        ("vs sdk-echo", lambda r: f"{r.per_s / sdk.per_s:.2f}x" if sdk else "-"),
+        ("vs sdk-echo", lambda r: _ratio(r, sdk)),
+        ("vs raw", lambda r: _ratio(r, raw)),
     ]
     rows = [[h for h, _ in cols]] + [[f(r) for _, f in cols] for r in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
@@ -334,6 +422,11 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
+    print_targets(results, sdk, raw, args)
+    print()
+    where = ("in this process (sharing the GIL with the simulator's thread)" if args.in_process
+             else "each in its own child process (the simulator and the driver stay here)")
+    print(f"Systems under test ran {where}.")
     print("Latency clock: push = the frame's headers.time, stamped by the simulator on its loop just")
     print("before the socket write (sim clock, ms resolution: figures can read up to 1 ms high);")
     print("ack = AckRecord.at; reply = HttpRecord.at of the sendBySession request (same clock).")
@@ -341,15 +434,46 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
     for r in results:
         print(f"  {r.system}/{r.db}: ack p50/p99 {r.ack_ms_say[0]:.1f} / {r.ack_ms_say[1]:.1f} ms, "
               f"reply p50/p99 {r.reply_ms_say[0]:.1f} / {r.reply_ms_say[1]:.1f} ms")
-    print("cmd/s = n / (last reply received - first push). Peak RSS is the process high-water mark")
-    print("after that system's run (ru_maxrss; cumulative, systems run in the order listed).")
+    print("cmd/s = n / (last reply received - first push).")
+    if args.in_process:
+        print("Peak RSS is this process's high-water mark after that system's run (ru_maxrss;")
+        print("cumulative, systems run in the order listed, and it includes the simulator).")
+    else:
+        print("Peak RSS is the child's own high-water mark (VmHWM), read before it was stopped.")
     limit = ("lifted" if args.outbox_per_minute >= UNLIMITED
              else f"{args.outbox_per_minute}/min")
     intro = "" if args.cold_members else f"{len(MEMBERS)} first contacts one at a time, then "
     print(f"Baton: outbox.per_conversation_per_minute {limit} (the default 20/min caps one group at")
-    print(f"0.33 cmd/s). Warm-up per system, not measured: {intro}{WARMUP} commands at k={args.k}.")
+    print("0.33 cmd/s), limits.user_per_minute and conversation_per_minute lifted.")
+    print(f"Warm-up per system, not measured: {intro}{WARMUP} commands at k={args.k}.")
     print("Every reply checked: exactly one per command, in the group, naming the sender's userId;")
     print("every frame acked 200.")
+
+
+def print_targets(results: Sequence[Result], sdk: Result | None, raw: Result | None,
+                  args: argparse.Namespace) -> None:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT MET"
+
+    print(f"Targets (the issue's): Baton read commands >= {TARGET_VS_SDK:g}x sdk-echo and "
+          f">= {TARGET_VS_RAW:g}x raw-echo; ack p99 < {TARGET_ACK_P99_MS:g} ms at k={TARGET_K}.")
+    for r in results:
+        if r.system != "baton":
+            continue
+        parts = []
+        if sdk:
+            x = r.per_s / sdk.per_s
+            parts.append(f"{x:.2f}x sdk-echo (>= {TARGET_VS_SDK:g}x): {verdict(x >= TARGET_VS_SDK)}")
+        if raw:
+            x = r.per_s / raw.per_s
+            parts.append(f"{x:.2f}x raw (>= {TARGET_VS_RAW:g}x): {verdict(x >= TARGET_VS_RAW)}")
+        if args.k == TARGET_K:
+            ok = r.ack_ms[1] < TARGET_ACK_P99_MS
+            parts.append(f"ack p99 {r.ack_ms[1]:.1f} ms (< {TARGET_ACK_P99_MS:g}): {verdict(ok)}")
+        else:
+            parts.append(f"ack p99 {r.ack_ms[1]:.1f} ms at k={args.k}: not comparable "
+                         f"(target is at k={TARGET_K})")
+        print(f"  baton/{r.db}: " + "; ".join(parts))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -365,7 +489,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-members", action="store_true",
                    help="skip the one-at-a-time first message of each member before the "
                         "concurrent warm-up (first contacts then race each other)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run every system under test in this process, on a thread beside the "
+                        "simulator (they share the GIL); default: each in a child process")
+    p.add_argument("--systems", default="sdk,raw,baton",
+                   help="comma-separated subset of sdk,raw,baton (default: all three)")
     args = p.parse_args(argv)
+    args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
+    if not args.systems or args.systems - {"sdk", "raw", "baton"}:
+        p.error("--systems takes a comma-separated subset of sdk,raw,baton")
     if args.n < 1 or args.k < 1:
         p.error("--n and --k must be at least 1")
     return args
@@ -376,14 +508,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
     setup_logging("WARNING")
+    mode = "in-process" if args.in_process else "child processes"
     print(f"whoami bench: n={args.n} k={args.k} db={args.db} members={','.join(MEMBERS)} "
-          f"group={GROUP} cpus={os.cpu_count()} baseline RSS {peak_rss_mb():.0f} MB", flush=True)
+          f"group={GROUP} cpus={os.cpu_count()} mode={mode} "
+          f"baseline RSS {peak_rss_mb():.0f} MB", flush=True)
     started = time.monotonic()
+    results: list[Result] = []
     try:
-        # The SDK bot first: its daemon thread outlives its simulator (parked, muted), and
-        # its RSS figure is not hidden under Baton's high-water mark.
-        results = [bench_sdk_echo(args)]
-        results += asyncio.run(bench_baton_all(args))
+        # In-process, the SDK bot first: its daemon thread outlives its simulator (parked,
+        # muted), and its RSS figure is not hidden under the others' high-water mark.
+        if "sdk" in args.systems:
+            results.append(bench_sdk_echo(args))
+        if "raw" in args.systems:
+            results.append(bench_raw_echo(args))
+        if "baton" in args.systems:
+            results += asyncio.run(bench_baton_all(args))
     except BenchError as e:
         print(f"ABORTED: {e}", file=sys.stderr)
         return 1

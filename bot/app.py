@@ -16,13 +16,13 @@ from typing import Any
 import aiohttp
 import dingtalk_stream
 
+from bot import i18n
 from bot.alerts import queue_alert
 from bot.bootstrap import bootstrap
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.due import DueRunner
 from bot.faults import Faults
-from bot.i18n import t
 from bot.ops import Ops
 from bot.outbox import OutboxSender
 from bot.router import Dispatcher, Metrics
@@ -136,10 +136,10 @@ class BatonApp:
 
     async def _outbox_gave_up(self, uow: Any, row: Any, attempts: int, error: str) -> None:
         lang = self.settings.locale.lang
-        kind = t(f"outbox_kind_{row.kind}" if row.kind in ("reply", "card", "export")
+        kind = i18n.t(f"outbox_kind_{row.kind}" if row.kind in ("reply", "card", "export")
                  else "outbox_kind_reply", lang)
         await queue_alert(uow, self.settings, self.clock.now(), who="Baton",
-                          what=t("alert_outbox_failed", lang, to=row.conversation_key, kind=kind,
+                          what=i18n.t("alert_outbox_failed", lang, to=row.conversation_key, kind=kind,
                                  attempts=attempts, error=error[:120], id=row.id),
                           why="outbox", what_cap=400)
 

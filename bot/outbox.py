@@ -15,7 +15,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import Clock
@@ -115,17 +115,18 @@ class OutboxSender:
             have = {r.id for r in rows}
             rows = [*rows, *(r for r in more if r.id not in have)]
         rows, merged = merge_alerts(rows)
+        limit = self._s.per_conversation_per_minute
+        deferred: list[tuple[int, datetime]] = []
         for row in rows:
             counts = row.kind in MESSAGE_KINDS and not (
                 row.kind == "card" and row.payload.get("op") == "update")
             now = self._clock.now()
             recent = [t for t in recent if t > now - window]
-            if counts and len(recent) >= self._s.per_conversation_per_minute:
-                at = recent[0] + window
-                self.deferred += 1
-                async with self._db.uow() as uow:
-                    await uow.outbox.reschedule(row.id, at, error=None, count_attempt=False)
-                    await uow.commit()
+            if counts and (deferred or len(recent) >= limit):
+                # Over the budget: the k-th waiting row takes the k-th slot to free up, so
+                # only as many rows fall due as can be sent, and a busy group's backlog is
+                # not claimed and put back again and again ahead of other conversations.
+                deferred.append((row.id, slot(recent, len(deferred), limit, window, now)))
                 continue
             payload, riders = merged.get(row.id, (row.payload, []))
             if await self._send_row(row, payload):
@@ -133,6 +134,11 @@ class OutboxSender:
                 sent += [row.id, *riders]
                 if counts:
                     recent.append(self._clock.now())
+        if deferred:
+            self.deferred += len(deferred)
+            async with self._db.uow() as uow:
+                await uow.outbox.defer_many(deferred)
+                await uow.commit()
         if sent:
             # One transaction marks the conversation's batch sent (a crash before it means
             # a resend, never a loss).
@@ -228,6 +234,16 @@ class OutboxSender:
             if p["user_id"] in (res.get("flowControlledStaffIdList") or []):
                 raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
                                      "throttled by DingTalk", retry_after=60.0)
+
+
+def slot(recent: Sequence[datetime], k: int, limit: int, window: timedelta,
+         now: datetime) -> datetime:
+    """When the k-th (0-based) message waiting for a full budget may go: budget slots free
+    up a window after each recent send, oldest first, then a window after those."""
+    base = sorted(recent)[-limit:] if recent else []
+    if not base:
+        return now
+    return base[k % len(base)] + window * (1 + k // len(base))
 
 
 MERGE_CAP = 30

@@ -235,8 +235,11 @@ class Dispatcher:
                 raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
                                 alert=True, command=name,
                                 level=Localized(f"level_{ctx.sender.level}"))
-            async with ctx.uow.session.begin_nested():
+            if route.reads_only:
                 await route.handler(cmd, ctx)
+            else:
+                async with ctx.uow.session.begin_nested():
+                    await route.handler(cmd, ctx)
             self.metrics.count(name, "ok")
         except UserError as e:
             self.metrics.count(name, "refused")

@@ -120,6 +120,7 @@ class Route:
     admin_only: bool
     prepare: Prepare | None = None
     authority: str | None = None       # "admin" (owner or admin) or "owner"; None: anyone
+    reads_only: bool = False           # writes nothing but its replies: no savepoint needed
 
 
 class CommandRouter:
@@ -129,7 +130,7 @@ class CommandRouter:
         self.routes: dict[type[Any], Route] = {}
 
     def command(self, *types: type[Any], admin_only: bool = False,
-                prepare: Any = None, authority: str | None = None,
+                prepare: Any = None, authority: str | None = None, reads_only: bool = False,
                 ) -> Callable[[Callable[[C, Context], Awaitable[None]]],
                               Callable[[C, Context], Awaitable[None]]]:
         """Route ``types`` to the handler. ``prepare(cmd, client)`` runs before the
@@ -140,7 +141,7 @@ class CommandRouter:
             for ty in types:
                 if ty in self.routes:
                     raise ValueError(f"{ty.__name__} is already routed")
-                self.routes[ty] = Route(fn, admin_only, prepare, authority)
+                self.routes[ty] = Route(fn, admin_only, prepare, authority, reads_only)
             return fn
         return deco
 

@@ -16,7 +16,7 @@ def _who(m: Member) -> str:
     return person(m.name, m.user_id)
 
 
-@router.command(Help)
+@router.command(Help, reads_only=True)
 async def help_(cmd: Help, ctx: Context) -> None:
     await ctx.reply(render_help(cmd.topic, ctx.lang), markdown=True,
                     title="Baton 帮助" if ctx.lang == "zh" else "Baton help")
@@ -38,7 +38,7 @@ async def permission_lines(ctx: Context, member: Member) -> list[str]:
     return lines
 
 
-@router.command(WhoAmI)
+@router.command(WhoAmI, reads_only=True)
 async def whoami(cmd: WhoAmI, ctx: Context) -> None:
     m = ctx.sender
     out = [f"### {ctx.t('whoami_title')}",

@@ -457,7 +457,7 @@ class AdminChange(ApprovedChange):
 WHO_HAS_LIMIT = 50
 
 
-@router.command(WhoHas, admin_only=True, authority="admin")
+@router.command(WhoHas, admin_only=True, authority="admin", reads_only=True)
 async def who_has(cmd: WhoHas, ctx: Context) -> None:
     cat = catalog_of(ctx.settings)
     name = resolve_name(cat, cmd.name, ctx.lang)

@@ -124,10 +124,17 @@ class UnitOfWork:
         return self._db.dialect
 
     async def __aenter__(self) -> UnitOfWork:
+        self._locked = False
         if self._db.write_lock is not None:
-            await self._stack.enter_async_context(self._db.write_lock)
-        self.session = await self._stack.enter_async_context(self._db.sessions())
-        await self.session.begin()
+            await self._db.write_lock.acquire()
+            self._locked = True
+        try:
+            self.session = await self._stack.enter_async_context(self._db.sessions())
+            await self.session.begin()
+        except BaseException:
+            self._unlock()
+            await self._stack.aclose()
+            raise
         self.members = MemberRepo(self.session)
         self.requests = RequestRepo(self.session)
         self.audit = AuditRepo(self.session)
@@ -137,11 +144,20 @@ class UnitOfWork:
         self.perms = PermissionRepo(self.session)
         return self
 
+    def _unlock(self) -> None:
+        # The SQLite writer's turn ends with its COMMIT or ROLLBACK, not when the session has
+        # been closed and its connection reset: the next writer need not wait for that.
+        if self._locked:
+            self._locked = False
+            assert self._db.write_lock is not None
+            self._db.write_lock.release()
+
     async def __aexit__(self, *exc: object) -> None:
         try:
             if self.session.in_transaction():
                 await self.session.rollback()
         finally:
+            self._unlock()
             await self._stack.aclose()
 
     def after_commit(self, fn: Callable[[], None]) -> None:
@@ -149,8 +165,10 @@ class UnitOfWork:
         self._after_commit.append(fn)
 
     async def commit(self) -> None:
+        await self.session.flush()   # a constraint failing here is not a COMMIT failure
         try:
             await self.session.commit()
+            self._unlock()
         except Exception as e:
             # The server may have committed before the connection broke: the outcome is
             # unknown, which callers must not report as "nothing changed".

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,17 +166,16 @@ class OutboxRepo:
     async def add(self, kind: str, conversation_key: str, payload: dict[str, Any], now: datetime,
                   *, session_webhook: str | None = None, webhook_expires_at: datetime | None = None,
                   source_message_id: str | None = None,
-                  not_before: datetime | None = None) -> OutboxMessage:
-        """Queue a send; ``not_before`` holds it back (alerts wait so a burst merges)."""
-        row = OutboxMessage(
+                  not_before: datetime | None = None) -> int:
+        """Queue a send; ``not_before`` holds it back (alerts wait so a burst merges).
+        A Core INSERT: one statement, no identity-map bookkeeping (it is on every command).
+        Returns the row's id."""
+        return int((await self.s.execute(insert(OutboxMessage).values(
             kind=kind, conversation_key=conversation_key, payload=payload,
             session_webhook=session_webhook, webhook_expires_at=webhook_expires_at,
             status="pending", attempts=0, next_attempt_at=not_before or now, created_at=now,
             source_message_id=source_message_id,
-        )
-        self.s.add(row)
-        await self.s.flush()
-        return row
+        ).returning(OutboxMessage.id))).scalar_one())
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
@@ -231,6 +230,16 @@ class OutboxRepo:
         if count_attempt:
             values["attempts"] = OutboxMessage.attempts + 1
         await self.s.execute(update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values))
+
+    async def defer_many(self, when: Sequence[tuple[int, datetime]]) -> None:
+        """Put claimed rows back, each due at its own time (one executemany)."""
+        if not when:
+            return
+        await self.s.execute(
+            update(OutboxMessage.__table__).where(  # type: ignore[arg-type]
+                OutboxMessage.__table__.c.id == bindparam("row_id"))
+            .values(next_attempt_at=bindparam("at"), claimed_until=None),
+            [{"row_id": i, "at": at} for i, at in when])
 
     async def forget_webhook(self, row_id: int) -> None:
         """Drop a row's sessionWebhook (a bearer secret) once it is past its life; the row

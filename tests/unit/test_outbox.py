@@ -96,13 +96,13 @@ async def add_reply(db: Database, clock: FakeClock, text: str, *,
               markdown=markdown, title="Baton", at=(user,) if is_group else ())
     webhook, expires = session if session else (None, None)
     async with db.uow() as uow:
-        row = await uow.outbox.add(
+        row_id = await uow.outbox.add(
             "reply", r.conversation_key, r.payload(), clock.now(),
             session_webhook=webhook, webhook_expires_at=expires,
             source_message_id=f"msg-{text}",
         )
         await uow.commit()
-        return row.id
+        return row_id
 
 
 async def rows(db: Database) -> list[OutboxMessage]:
