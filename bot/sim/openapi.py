@@ -128,6 +128,11 @@ class OpenApi:
         delay = state.take_delay(request.path, request.method)
         if delay is not None:
             await asyncio.sleep(delay.seconds)
+            transport = request.transport
+            if delay.abandon and (transport is None or transport.is_closing()):
+                log.info("%s %s: client gone during the delay; dropped", request.method,
+                         request.path)
+                return web.Response(status=504)  # nobody reads it
         fail = state.take_fail(request.path, request.method)
         if fail is not None:
             log.info("%s %s: injected failure %d", request.method, request.path, fail.status)

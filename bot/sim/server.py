@@ -323,10 +323,21 @@ class Simulator:
         self._state.add_fail(path, rule)
 
     def delay_next(
-        self, path: str, seconds: float, count: int = 1, *, method: str | None = None
+        self,
+        path: str,
+        seconds: float,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        abandon: bool = False,
     ) -> None:
-        """The next ``count`` calls to ``path`` wait ``seconds`` (real time) first."""
-        self._state.add_delay(path, DelayRule(seconds, method, count))
+        """The next ``count`` calls to ``path`` wait ``seconds`` (real time) first.
+
+        By default a delayed call is then handled even if its client has hung up meanwhile
+        (a slow server that still does the work). ``abandon=True`` models a call lost in the
+        hang instead: if the client is gone when the delay ends, it is dropped unhandled.
+        """
+        self._state.add_delay(path, DelayRule(seconds, method, count, abandon))
 
     def expire_tokens(self) -> None:
         """Every access token issued so far becomes invalid."""

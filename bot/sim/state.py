@@ -76,6 +76,7 @@ class DelayRule:
     seconds: float
     method: str | None
     remaining: int
+    abandon: bool = False  # a call whose client hung up during the delay is dropped
 
 
 @dataclass

@@ -118,9 +118,20 @@ class Run:
     def dead(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
 
+    async def until(self, predicate: Any, timeout: float, what: str) -> Any:
+        """``sim.until``, re-checked at least every 0.2 s: a process's death is not something
+        the simulator records (its socket may close before the exit can be reaped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return await self.sim.until(predicate, timeout=0.2, what=what)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     async def connected(self) -> None:
         try:
-            await self.sim.until(
+            await self.until(
                 lambda: any(c.live for c in self.sim.connections()) or self.dead(),
                 timeout=30, what="Baton connected")
         except TimeoutError:
@@ -143,7 +154,7 @@ class Run:
         self.deliveries.append(self.sim.say(user, " " + text, conversation_id=GROUP, at=at))
         while True:
             try:
-                state = await self.sim.until(
+                state = await self.until(
                     lambda: "dead" if self.dead() else
                     "ok" if len(self.sim.messages(GROUP)) > n else None,
                     timeout=30, what=f"an answer to {text!r}")
