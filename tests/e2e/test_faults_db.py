@@ -92,8 +92,10 @@ async def test_sqlite_locked_past_busy_timeout(sim: Simulator, app_sqlite: Baton
     before = await counts(sqlite_url)
 
     # Another process holds the write lock far longer than Baton's busy_timeout (300 ms).
-    holder = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    # (Off the event loop: Baton shares it, and may be mid-write when the holder asks.)
+    holder = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None, timeout=10,
+                             check_same_thread=False)
+    await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")
     try:
         n = len(sim.messages(GROUP))
         d = sim.say("lisi", GRANT, conversation_id=GROUP, at=("zhaoliu",))
