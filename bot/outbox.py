@@ -238,12 +238,17 @@ class OutboxSender:
 
 def slot(recent: Sequence[datetime], k: int, limit: int, window: timedelta,
          now: datetime) -> datetime:
-    """When the k-th (0-based) message waiting for a full budget may go: budget slots free
-    up a window after each recent send, oldest first, then a window after those."""
-    base = sorted(recent)[-limit:] if recent else []
-    if not base:
-        return now
-    return base[k % len(base)] + window * (1 + k // len(base))
+    """When the k-th (0-based) message held back in a conversation may go, given the sends
+    ``recent``ly made there: budget still free now, then as each recent send leaves the
+    window (oldest first), then a window after each of those. Only a hint: the budget is
+    checked again at send time."""
+    times = sorted(t for t in recent if t > now - window)[-limit:]
+    free = limit - len(times)
+    # Slot r of each round is one window after slot r of the round before, so any minute
+    # holds at most one send per slot: ``limit`` in all, the recent ones included.
+    r, rounds = k % limit, k // limit
+    first = now if r < free else times[r - free] + window
+    return first + window * rounds
 
 
 MERGE_CAP = 30

@@ -14,6 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -333,3 +335,37 @@ async def test_webhook_answering_300001_falls_back_to_the_robot_api(
     clock.advance(600)
     await out.drain_once()
     assert len(sim.messages()) == 1
+
+
+# --- where held-back rows are put (a pure hint; the budget is checked again at send) ------
+
+_NOW = datetime(2026, 1, 1, tzinfo=UTC)
+_W = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(("recent_ago", "limit", "expect"), [
+    ((), 3, [0, 0, 0, 60, 60, 60, 120]),                    # nothing sent: free now
+    ((59, 58, 57), 3, [1, 2, 3, 61, 62, 63, 121]),          # full: as each send leaves
+    ((59,), 3, [0, 0, 1, 60, 60, 61, 120]),                 # two free, then the one leaving
+    ((70, 65, 30), 3, [0, 0, 30, 60, 60, 90, 120]),         # older sends no longer count
+])
+def test_slot_table(recent_ago: tuple[int, ...], limit: int, expect: list[int]) -> None:
+    from bot.outbox import slot
+
+    recent = [_NOW - timedelta(seconds=s) for s in recent_ago]
+    got = [(slot(recent, k, limit, _W, _NOW) - _NOW).total_seconds() for k in range(len(expect))]
+    assert got == expect
+
+
+@given(st.lists(st.integers(0, 59_999), max_size=12), st.integers(1, 6))
+def test_slots_never_overfill_a_window(recent_ms: list[int], limit: int) -> None:
+    """Sends at the recent times plus one at each slot never put more than ``limit`` sends
+    in any minute, and the slots come in order."""
+    from bot.outbox import slot
+
+    recent = sorted(_NOW - timedelta(milliseconds=ms) for ms in recent_ms)[-limit:]
+    slots = [slot(recent, k, limit, _W, _NOW) for k in range(3 * limit)]
+    assert slots == sorted(slots) and all(s >= _NOW for s in slots)
+    sends = [*recent, *slots]
+    for start in sends:
+        assert sum(1 for s in sends if start <= s < start + _W) <= limit
