@@ -30,6 +30,7 @@ from storage.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
+CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxMessage, int, str], Awaitable[None]]
 
@@ -195,7 +196,16 @@ class OutboxSender:
             await self._send_reply(row, p)
         elif row.kind == "card":
             if p["op"] == "create":
-                await self._client.create_and_deliver_card(p["body"])
+                try:
+                    await self._client.create_and_deliver_card(p["body"])
+                except DingTalkError as e:
+                    if e.code != CARD_EXISTS:
+                        raise
+                    # Our outTrackIds are ours alone (one per request): the card exists
+                    # because an earlier attempt created it and died before marking the
+                    # row sent. That is this row, delivered.
+                    log.info("card %s already exists: outbox row %s was delivered before",
+                             p["body"].get("outTrackId"), row.id)
             else:
                 body = p["body"]
                 await self._client.update_card(p["out_track_id"], body.get("params", {}),

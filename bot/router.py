@@ -298,6 +298,7 @@ class Dispatcher:
                 response = await click(action, env)
             self._after(uow)
             await uow.commit()
+            self.faults.crash("commit.before_ack")
         return response
 
 

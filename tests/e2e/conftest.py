@@ -13,18 +13,25 @@ from bot.app import BatonApp
 from bot.config import Settings
 from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.sim import Simulator
+from tests.conftest import _pg_database, _pg_state, _reset_pg
 
 GROUP = DEMO_GROUP
 
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator()
-    s.start()
-    try:
+    with demo_simulator() as s:
         yield s
-    finally:
-        s.stop()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """This session's PostgreSQL database, emptied; skips, saying why, without a server."""
+    url = _pg_database()
+    if url is None:
+        pytest.skip(str(_pg_state.get("why")))
+    asyncio.run(_reset_pg(url))
+    return url
 
 
 @pytest.fixture

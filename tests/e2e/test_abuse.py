@@ -25,12 +25,8 @@ ALERTS = "cidSECURITYALERTS"
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator(groups=(SimGroup(DEMO_GROUP, "权限交接工作群"), SimGroup(ALERTS, "安全提醒")))
-    s.start()
-    try:
+    with demo_simulator(groups=(SimGroup(DEMO_GROUP, "权限交接工作群"), SimGroup(ALERTS, "安全提醒"))) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

@@ -104,12 +104,8 @@ def test_init_sets_the_owner_once_and_audit_verify_checks_the_chain(tmp_path: Pa
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator()
-    s.start()
-    try:
+    with demo_simulator() as s:
         yield s
-    finally:
-        s.stop()
 
 
 def test_run_serves_the_simulator_and_stops_on_sigterm(sim: Simulator, tmp_path: Path) -> None:

@@ -44,13 +44,9 @@ def sim() -> Iterator[Simulator]:
     # auth_error_status=401: a stale token is refused with HTTP 401 (the live service says
     # 400 InvalidAuthentication, which tests/unit/test_openapi.py covers); ALERTS is the
     # operators' group.
-    s = demo_simulator(groups=(SimGroup(GROUP, "权限交接工作群"), SimGroup(ALERTS, "运维提醒")),
-                       auth_error_status=401)
-    s.start()
-    try:
+    with demo_simulator(groups=(SimGroup(GROUP, "权限交接工作群"), SimGroup(ALERTS, "运维提醒")),
+                        auth_error_status=401) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from bot.app import BatonApp
 from bot.sandbox import sim_settings
 from bot.sim import Simulator
 from storage.models import AuditEntry, Grant, ProcessedMessage
-from tests.conftest import _pg_database, _pg_state, _reset_pg
 from tests.e2e.conftest import GROUP, reply_to
 from tests.tcp_proxy import TcpProxy
 
@@ -113,15 +112,6 @@ async def test_sqlite_locked_past_busy_timeout(sim: Simulator, app_sqlite: Baton
 
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
-
-@pytest.fixture
-def pg_url() -> str:
-    url = _pg_database()
-    if url is None:
-        pytest.skip(str(_pg_state.get("why")))
-    asyncio.run(_reset_pg(url))
-    return url
-
 
 @pytest.fixture
 def proxy(pg_url: str) -> Iterator[TcpProxy]:

@@ -53,13 +53,9 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def sim() -> Iterator[Simulator]:
     # disconnect_close_after: after a `disconnect` frame the gateway goes silent and never
     # closes the socket itself (Baton must not wait for it to).
-    s = demo_simulator(ping_interval=PING_EVERY, robot_redelivery_after=REDELIVER,
-                       disconnect_close_after=3600.0)
-    s.start()
-    try:
+    with demo_simulator(ping_interval=PING_EVERY, robot_redelivery_after=REDELIVER,
+                       disconnect_close_after=3600.0) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from bot.sandbox import DEMO_CATALOG, demo_simulator
 from bot.sim import Simulator
 from storage.db import open_database
 from storage.models import DueWork, Request
-from tests.conftest import _pg_database, _pg_state, _reset_pg
 from tests.e2e.conftest import GROUP, reply_to
 from tests.e2e.test_transfer import CARD, card_status, click
 
@@ -30,22 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def pg_url() -> str:
-    url = _pg_database()
-    if url is None:
-        pytest.skip(str(_pg_state.get("why")))
-    asyncio.run(_reset_pg(url))
-    return url
-
-
-@pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator()
-    s.start()
-    try:
+    with demo_simulator() as s:
         yield s
-    finally:
-        s.stop()
 
 
 def config(tmp: Path, sim: Simulator, url: str) -> Path:

@@ -68,12 +68,8 @@ def own(name: str) -> bool:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator(client_secret=SECRET)
-    s.start()
-    try:
+    with demo_simulator(client_secret=SECRET) as s:
         yield s
-    finally:
-        s.stop()
 
 
 # ---- capture ------------------------------------------------------------------------------

@@ -31,12 +31,8 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator(ping_interval=PING_EVERY)
-    s.start()
-    try:
+    with demo_simulator(ping_interval=PING_EVERY) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def stream_settings(sim: Simulator, settings: Settings, **stream: float) -> Settings:

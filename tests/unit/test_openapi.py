@@ -57,12 +57,8 @@ class FakeMonotonic:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    s = demo_simulator()
-    s.start()
-    try:
+    with demo_simulator() as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture
