@@ -369,3 +369,26 @@ def test_slots_never_overfill_a_window(recent_ms: list[int], limit: int) -> None
     sends = [*recent, *slots]
     for start in sends:
         assert sum(1 for s in sends if start <= s < start + _W) <= limit
+
+
+async def test_a_card_created_by_an_attempt_that_died_unmarked_counts_as_delivered(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """A crash between createAndDeliver and the mark leaves the row pending; the resend gets
+    outTrackIdDuplicate. The card is there: the row is delivered, not retried to FAILED."""
+    from bot.transport.cards import create_and_deliver_body
+
+    body = create_and_deliver_body(template_id="tpl", robot_code=sim.client_id,
+                                   out_track_id="baton-x-R1", params={"status": "pending"},
+                                   group_id=DEMO_GROUP, user_id=None, at={})
+    ids = []
+    for _ in range(2):   # the second row is the first one as the restart finds it again
+        async with db.uow() as uow:
+            ids.append(await uow.outbox.add(
+                "card", f"group:{DEMO_GROUP}",
+                {"op": "create", "out_track_id": "baton-x-R1", "body": body}, clock.now()))
+            await uow.commit()
+    out = sender(db, client, clock, max_attempts=2)
+    await out.drain_once()
+    assert [(await row(db, i)).status for i in ids] == ["sent", "sent"]
+    assert out.failed == 0 and list(sim.cards()) == ["baton-x-R1"]
+    assert len(sim.requests("/v1.0/card/instances/createAndDeliver")) == 2
