@@ -33,3 +33,14 @@ async def postgres_url(pg_url: str, prefix: str = "baton_bench_") -> AsyncIterat
         yield f"{pg_url.rpartition('/')[0]}/{name}"
     finally:
         await pg_admin(pg_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def pg_reachable(pg_url: str) -> bool:
+    """True when the server of ``pg_url`` answers; otherwise say why (the benchmark then
+    measures the rest without PostgreSQL)."""
+    try:
+        await pg_admin(pg_url, "SELECT 1")
+    except Exception as e:  # no server or no rights
+        print(f"PostgreSQL skipped: not reachable at {pg_url}: {type(e).__name__}: {e}")
+        return False
+    return True

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 import aiohttp
 from sqlalchemy import func, select
 
-from bench.common import pg_admin, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.logs import setup_logging
@@ -289,14 +289,9 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
     if args.db in ("sqlite", "both"):
         async with sqlite_url() as url:
             results.append(await run_one("sqlite", url, args))
-    if args.db in ("postgresql", "both"):
-        try:
-            await pg_admin(args.pg_url, "SELECT 1")
-        except Exception as e:
-            print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
-        else:
-            async with postgres_url(args.pg_url) as url:
-                results.append(await run_one("postgresql", url, args))
+    if args.db in ("postgresql", "both") and await pg_reachable(args.pg_url):
+        async with postgres_url(args.pg_url) as url:
+            results.append(await run_one("postgresql", url, args))
     return results
 
 

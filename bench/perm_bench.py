@@ -63,7 +63,7 @@ from typing import Any
 
 from sqlalchemy import event, func, insert, select
 
-from bench.common import pg_admin, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, sqlite_url
 from bot.commands import WhoAmI
 from bot.config import Settings
 from bot.domain.permissions import Catalog, sources_of
@@ -490,14 +490,9 @@ async def bench_all(args: argparse.Namespace) -> list[Result]:
     if args.db in ("sqlite", "both"):
         async with sqlite_url() as url:
             results.append(await bench_one("sqlite", url, args))
-    if args.db in ("postgresql", "both"):
-        try:
-            await pg_admin(args.pg_url, "SELECT 1")
-        except Exception as e:  # no server or no rights: say so, measure the rest
-            print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
-        else:
-            async with postgres_url(args.pg_url) as url:
-                results.append(await bench_one("postgresql", url, args))
+    if args.db in ("postgresql", "both") and await pg_reachable(args.pg_url):
+        async with postgres_url(args.pg_url) as url:
+            results.append(await bench_one("postgresql", url, args))
     return results
 
 

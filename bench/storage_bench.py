@@ -47,7 +47,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 
-from bench.common import pg_admin, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -308,13 +308,8 @@ async def run_all(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     if args.db in ("sqlite", "both"):
         results += await run_sqlite(args)
-    if args.db in ("postgresql", "both"):
-        try:
-            await pg_admin(args.pg_url, "SELECT 1")
-        except Exception as e:
-            print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
-        else:
-            results += await run_postgres(args)
+    if args.db in ("postgresql", "both") and await pg_reachable(args.pg_url):
+        results += await run_postgres(args)
     return results
 
 

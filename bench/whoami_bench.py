@@ -65,7 +65,7 @@ import dingtalk_stream
 from dingtalk_stream.frames import AckMessage
 
 from bench import sut
-from bench.common import pg_admin, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, sqlite_url
 from bot.app import BatonApp
 from bot.logs import setup_logging
 from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
@@ -374,14 +374,9 @@ async def bench_baton_all(args: argparse.Namespace) -> list[Result]:
     if args.db in ("sqlite", "both"):
         async with sqlite_url() as url:
             results.append(await bench_baton("sqlite", url, args))
-    if args.db in ("postgresql", "both"):
-        try:
-            await pg_admin(args.pg_url, "SELECT 1")
-        except Exception as e:  # no server or no rights: say so, measure the rest
-            print(f"PostgreSQL skipped: not reachable at {args.pg_url}: {type(e).__name__}: {e}")
-        else:
-            async with postgres_url(args.pg_url) as url:
-                results.append(await bench_baton("postgresql", url, args))
+    if args.db in ("postgresql", "both") and await pg_reachable(args.pg_url):
+        async with postgres_url(args.pg_url) as url:
+            results.append(await bench_baton("postgresql", url, args))
     return results
 
 

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import func, select
 
+from bench.sut import baton_config
 from bot.faults import CRASH_ENV, CRASH_POINTS
 from bot.sandbox import DEMO_CATALOG, demo_simulator
 from bot.sim import Simulator
@@ -103,18 +103,12 @@ def script(seed: int, n: int = 8) -> list[Step]:
 
 
 def config(tmp: Path, sim: Simulator, url: str) -> Path:
-    cfg = {
-        "database": {"url": url},
-        "org": {"corp_id": sim.corp_id},
-        "dingtalk": {"openapi_endpoint": sim.base_url, "oapi_endpoint": sim.base_url},
-        "catalog": DEMO_CATALOG,
+    return baton_config(tmp / "baton.yaml", sim_base_url=sim.base_url, corp_id=sim.corp_id,
+                        db_url=url, catalog=DEMO_CATALOG, extra={
         "limits": {"user_per_minute": 1000, "conversation_per_minute": 1000},
         # A dead process's claimed rows go back to the queue after a second.
         "outbox": {"per_conversation_per_minute": 1000, "lease": "1s"},
-    }
-    path = tmp / "baton.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
+    })
 
 
 @dataclass

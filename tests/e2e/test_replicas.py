@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import select
 
+from bench.sut import baton_config
 from bot.sandbox import DEMO_CATALOG, demo_simulator
 from bot.sim import Simulator
 from storage.db import open_database
@@ -35,21 +35,15 @@ def sim() -> Iterator[Simulator]:
 
 
 def config(tmp: Path, sim: Simulator, url: str) -> Path:
-    cfg = {
-        "database": {"url": url},
-        "org": {"corp_id": sim.corp_id},
-        "dingtalk": {"openapi_endpoint": sim.base_url, "oapi_endpoint": sim.base_url},
-        "catalog": DEMO_CATALOG,
+    return baton_config(tmp / "baton.yaml", sim_base_url=sim.base_url, corp_id=sim.corp_id,
+                        db_url=url, catalog=DEMO_CATALOG, extra={
         "policy": {"remind_every": "1s", "remind_max": "1s", "quiet_hours": None,
                    "approval_ttl": "60s", "escalate_after": "1h"},
         "scheduler": {"poll_interval": "1s"},
         # Reminders every second far exceed DingTalk's 20 a minute per group; this test is
         # about the schedule, so lift the outbox's per-group budget.
         "outbox": {"per_conversation_per_minute": 10000},
-    }
-    path = tmp / "baton.yaml"
-    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
-    return path
+    })
 
 
 def start_replica(cfg: Path, sim: Simulator, log: Path) -> subprocess.Popen[bytes]:
