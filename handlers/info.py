@@ -28,7 +28,7 @@ async def permission_lines(ctx: Context, member: Member) -> list[str]:
 
     cat = catalog_of(ctx.settings)
     tz = ctx.settings.policy.timezone
-    held = await ctx.uow.perms.holdings(ctx.corp_id, member.user_id, ctx.now)
+    held = await ctx.uow.perms.holdings_of(member, ctx.now)
     lines = []
     for perm, srcs in sources_of(held, cat, ctx.now).items():
         lines.append(t("whoami_perm_line", ctx.lang, perm=cat.label(perm, ctx.lang),
