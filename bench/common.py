@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from typing import Any, Protocol
+
+
+class BenchError(Exception):
+    """The run could not be measured, or measured something wrong; the message says why."""
+
+
+class Checked(Protocol):
+    ok: bool
+
+
+def run_bench(runs: Coroutine[Any, Any, Sequence[Checked]],
+              print_table: Callable[[Sequence[Any]], None]) -> int:
+    """Run ``runs``, print its table and the wall time; 1 if aborted or any result not ok."""
+    started = time.monotonic()
+    try:
+        results = asyncio.run(runs)
+    except BenchError as e:
+        print(f"ABORTED: {e}", file=sys.stderr)
+        return 1
+    print_table(results)
+    print(f"total wall time {time.monotonic() - started:.1f}s")
+    return 0 if all(r.ok for r in results) else 1
 
 
 @contextlib.asynccontextmanager

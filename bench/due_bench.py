@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bench.common import pg_reachable, postgres_url, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, run_bench, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -56,10 +56,6 @@ from storage.models import DueWork
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 KIND = "bench_noop"
-
-
-class BenchError(Exception):
-    """The run could not be measured; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -293,15 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(f"due bench: n={args.n} workers={','.join(map(str, args.workers))} db={args.db} "
           f"cpus={os.cpu_count()}", flush=True)
-    started = time.monotonic()
-    try:
-        results = asyncio.run(run_all(args))
-    except BenchError as e:
-        print(f"ABORTED: {e}", file=sys.stderr)
-        return 1
-    print_table(results)
-    print(f"total wall time {time.monotonic() - started:.1f}s")
-    return 0 if all(r.ok for r in results) else 1
+    return run_bench(run_all(args), print_table)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 import aiohttp
 from sqlalchemy import func, select
 
-from bench.common import pg_reachable, postgres_url, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, run_bench, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.logs import setup_logging
@@ -69,10 +69,6 @@ GROUP_SEND = "/v1.0/robot/groupMessages/send"
 WINDOW = 60.0
 TARGET = 0.95
 STALL = 30.0  # seconds past the ideal drain time before the run is declared stuck
-
-
-class BenchError(Exception):
-    """The run could not be measured; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -303,15 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"outbox bench: limit {args.per_minute}/min, {rows} rows to {DEMO_GROUP} + "
           f"{args.others} elsewhere, db={args.db}, ~{args.windows * 60 + 2} s per database",
           flush=True)
-    started = time.monotonic()
-    try:
-        results = asyncio.run(run_all(args))
-    except BenchError as e:
-        print(f"ABORTED: {e}", file=sys.stderr)
-        return 1
-    print_table(results)
-    print(f"total wall time {time.monotonic() - started:.1f}s")
-    return 0 if all(r.ok for r in results) else 1
+    return run_bench(run_all(args), print_table)
 
 
 if __name__ == "__main__":

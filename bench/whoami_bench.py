@@ -65,7 +65,7 @@ import dingtalk_stream
 from dingtalk_stream.frames import AckMessage
 
 from bench import sut
-from bench.common import pg_reachable, postgres_url, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, sqlite_url
 from bot.app import BatonApp
 from bot.logs import setup_logging
 from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
@@ -79,10 +79,6 @@ WARMUP = 50
 STALL = 30.0  # seconds without a single new reply before the run is declared stuck
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 UNLIMITED = 1_000_000_000
-
-
-class BenchError(Exception):
-    """The run measured something other than correct replies; the message says what."""
 
 
 # --- one run: push, wait, check, measure -----------------------------------------------------

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -120,32 +120,31 @@ class Dispatcher:
                 raise
             await self._store_down(msg, e)
 
-    async def _store_down(self, msg: IncomingMessage, exc: BaseException) -> None:
+    def _store_down_event(self, key: str, exc: BaseException) -> str:
+        """Log and count an inbound frame the store could not take; its event id."""
         event_id = uuid.uuid4().hex[:12]
-        log.error("database unavailable; message %s not applied (event %s): %s: %s",
-                  msg.dedupe_key, event_id, type(exc).__name__, str(exc).splitlines()[0][:300])
+        log.error("database unavailable; %s not applied (event %s): %s: %s", key, event_id,
+                  type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
         self.metrics.count("store", "unavailable")
-        if msg.from_robot:
+        return event_id
+
+    async def _store_down(self, msg: IncomingMessage, exc: BaseException) -> None:
+        event_id = self._store_down_event(msg.dedupe_key, exc)
+        client = self.client
+        if msg.from_robot or client is None:
             return
         lang = self._lang(_guess_lang(msg.text) if msg.file is None else None)
-        await self._tell_directly(msg, t("db_unavailable", lang, event_id=event_id))
-
-    async def _tell_directly(self, msg: IncomingMessage, text: str) -> None:
-        """Send ``text`` now, not through the outbox (which is in the store): best effort."""
-        if self.client is None:
-            return
-        try:
-            alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
-            if msg.session_webhook and alive:
-                await self.client.send_webhook(
-                    msg.session_webhook, {"msgtype": "text", "text": {"content": text}})
-            elif msg.is_group:
-                await self.client.group_send(msg.conversation_id, "sampleText", {"content": text})
-            else:
-                await self.client.oto_send([msg.sender_id], "sampleText", {"content": text})
-        except Exception:
-            log.exception("could not tell %s that the database is unavailable",
-                          msg.conversation_key)
+        text = t("db_unavailable", lang, event_id=event_id)
+        alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
+        send: Awaitable[Any]
+        if msg.session_webhook and alive:
+            send = client.send_webhook(msg.session_webhook,
+                                       {"msgtype": "text", "text": {"content": text}})
+        elif msg.is_group:
+            send = client.group_send(msg.conversation_id, "sampleText", {"content": text})
+        else:
+            send = client.oto_send([msg.sender_id], "sampleText", {"content": text})
+        await _tell_directly(msg.conversation_key, send)
 
     async def _handle_robot_message(self, msg: IncomingMessage) -> None:
         # Parse once, outside the transaction (pure); the result or error is used inside.
@@ -273,17 +272,11 @@ class Dispatcher:
         except Exception as e:
             if not store_unavailable(e):
                 raise
-            event_id = uuid.uuid4().hex[:12]
-            log.error("database unavailable; click %s not applied (event %s): %s",
-                      action.dedupe_key, event_id, type(e).__name__)
-            self.metrics.count("store", "unavailable")
+            event_id = self._store_down_event(action.dedupe_key, e)
             if self.client is not None:
                 text = t("db_unavailable_click", self.settings.locale.lang, event_id=event_id)
-                try:
-                    await self.client.oto_send([action.user_id], "sampleText", {"content": text})
-                except Exception:
-                    log.exception("could not tell %s that the database is unavailable",
-                                  action.user_id)
+                await _tell_directly(f"user:{action.user_id}", self.client.oto_send(
+                    [action.user_id], "sampleText", {"content": text}))
             return {}
 
     async def _handle_card_action(self, action: CardAction) -> dict[str, Any]:
@@ -300,6 +293,15 @@ class Dispatcher:
             await uow.commit()
             self.faults.crash("commit.before_ack")
         return response
+
+
+async def _tell_directly(who: str, send: Awaitable[Any]) -> None:
+    """Await a send made now, not through the outbox (which is in the store that is down):
+    best effort, a failure is logged."""
+    try:
+        await send
+    except Exception:
+        log.exception("could not tell %s that the database is unavailable", who)
 
 
 def _has_authority(level: str, authority: str | None) -> bool:

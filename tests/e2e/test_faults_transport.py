@@ -131,6 +131,11 @@ class Traffic:
                 d = await off_loop(self.sim.say, user, "whoami")
             self.sent.append((user, conv, d))
 
+    async def acked(self) -> None:
+        """Wait until every command pushed so far is acked."""
+        await self.sim.until(lambda: all(self.sim.acks(d.message_id) for _, _, d in self.sent),
+                             what="the commands so far acked")
+
     def replies(self, user: str, conv: str) -> list[str]:
         return [m.text for m in self.sim.messages(conv)
                 if "My permissions" in m.text and f"({user})" in m.text]
@@ -238,8 +243,7 @@ async def test_zombie_socket_replaced_within_the_watchdog(
     traffic = Traffic(sim)
     [first] = live(sim)
     await traffic.push(2)                 # before
-    await sim.until(lambda: all(sim.acks(d.message_id) for _, _, d in traffic.sent),
-                    what="the first commands acked")
+    await traffic.acked()
     started = time.monotonic()
     await off_loop(sim.set_zombie, True)  # websocket pings answered, every frame lost
     await traffic.push(4)                 # lost on the zombie; DingTalk pushes them again
@@ -262,8 +266,7 @@ async def test_hanging_connections_open_is_timed_out_and_retried(
     traffic = Traffic(sim)
     [first] = live(sim)
     await traffic.push(2)                 # before
-    await sim.until(lambda: all(sim.acks(d.message_id) for _, _, d in traffic.sent),
-                    what="the first commands acked")
+    await traffic.acked()
     opens = len(sim.requests(OPEN))
     sim.hang_gateway(5.0)                 # the next connections/open call does not answer
     started = time.monotonic()
