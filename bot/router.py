@@ -10,13 +10,14 @@ anything else is logged with an event id that the user is shown.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
@@ -36,6 +37,7 @@ from storage.db import CommitOutcomeUnknown, Database, store_unavailable
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
+T = TypeVar("T")
 
 
 class Metrics:
@@ -66,7 +68,7 @@ class Dispatcher:
                  *, on_commit: Callable[[], None] = lambda: None,
                  on_schedule: Callable[[], None] = lambda: None,
                  metrics: Metrics | None = None, client: OpenApiClient | None = None,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, read_batch: int = 64) -> None:
         self.db, self.settings, self.clock, self.router = db, settings, clock, router
         self.on_commit = on_commit
         self.on_schedule = on_schedule
@@ -77,6 +79,7 @@ class Dispatcher:
         self.limiter = RateLimiter(lim.user_per_minute, lim.conversation_per_minute)
         # Messages whose COMMIT failed: until one attempt settles them, never say "not applied".
         self._uncertain: set[str] = set()
+        self._reads = Batcher(self._read_batch, limit=read_batch)
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
         loc = self.settings.locale
@@ -150,7 +153,6 @@ class Dispatcher:
         # Parse once, outside the transaction (pure); the result or error is used inside.
         parsed: Parsed | None = None
         error: ParseError | None = None
-        prepared: Any = None
         if not msg.from_robot:
             verdict = self.limiter.check(msg.sender_id, msg.conversation_id, time.monotonic())
             if not verdict.allowed:
@@ -167,8 +169,68 @@ class Dispatcher:
                     parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
                 except ParseError as e:
                     error = e
-        if parsed is not None:
-            prepared = await self._prepare(parsed)
+        batched = self._batchable(parsed, error)
+        if batched and await self._reads.submit(_Read(msg, parsed, error)):
+            return
+        # Not a read, or its batch failed before COMMIT: it goes alone, as any other would.
+        prepared = await self._prepare(parsed) if parsed is not None else None
+        await self._handle_one(msg, parsed, error, prepared)
+
+    def _batchable(self, parsed: Parsed | None, error: ParseError | None) -> bool:
+        """Read commands (and parse errors) write nothing but their dedupe record and their
+        reply, so concurrent ones share one transaction (see :meth:`_read_batch`)."""
+        if error is not None:
+            return True
+        if parsed is None:
+            return False
+        route = self.router.routes.get(type(parsed.command))
+        return route is not None and route.reads_only and route.prepare is None
+
+    async def _read_batch(self, items: list[_Read]) -> None:
+        """Run read commands that arrived together in one transaction: one statement
+        records all their ids, one reads their senders, the holdings they ask for are read
+        together, one multi-row INSERT queues their replies, one COMMIT. Each is still
+        judged on its own (a refusal, an unknown command, a bug answer only that message);
+        a redelivered id is skipped as a duplicate. A failure before COMMIT raises and each
+        message is then retried alone."""
+        now = self.clock.now()
+        async with self.db.uow() as uow:
+            fresh = await uow.processed.claim_many([it.msg.dedupe_key for it in items],
+                                                   "robot", now)
+            todo: list[_Read] = []
+            for it in items:
+                key = it.msg.dedupe_key
+                if key not in fresh:
+                    self.metrics.duplicates += 1
+                    log.info("message %s already handled; acking the redelivery", key)
+                    continue
+                fresh.discard(key)   # the same id twice in one batch: the second is a repeat
+                todo.append(it)
+            if todo:
+                senders = await uow.members.upsert_many(
+                    self.settings.org.corp_id,
+                    [(it.msg.sender_id, it.msg.sender_nick or None) for it in todo], now)
+                uow.perms.expect(senders.values(), now)
+                replies: list[dict[str, Any]] = []
+                for it in todo:
+                    sender = senders[it.msg.sender_id]
+                    if it.error is not None:
+                        lang = self._lang(it.error.lang)
+                        ctx = Context(uow, self.settings, now, lang, it.msg, sender,
+                                      replies=replies)
+                        await ctx.reply(it.error.render(lang), markdown=True)
+                        self.metrics.count("parse_error", it.error.code)
+                    elif it.parsed is not None:
+                        await self._run(it.parsed, Context(
+                            uow, self.settings, now, self._lang(it.parsed.lang), it.msg,
+                            sender, self.faults, replies=replies))
+                await uow.outbox.add_many(replies, now)
+                self._after(uow)
+            await uow.commit()
+            self.faults.crash("commit.before_ack")
+
+    async def _handle_one(self, msg: IncomingMessage, parsed: Parsed | None,
+                          error: ParseError | None, prepared: Any) -> None:
         now = self.clock.now()
         async with self.db.uow() as uow:
             if not await uow.processed.claim(msg.dedupe_key, "robot", now):
@@ -293,6 +355,68 @@ class Dispatcher:
             await uow.commit()
             self.faults.crash("commit.before_ack")
         return response
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    msg: IncomingMessage
+    parsed: Parsed | None
+    error: ParseError | None
+
+
+class Batcher(Generic[T]):
+    """Group commit: items submitted while a batch is being processed form the next batch
+    (up to ``limit``); nothing waits on a timer, a lone item goes at once.
+
+    ``submit`` returns True once the item's batch has committed and False when the batch
+    failed before COMMIT (the caller then handles the item alone, where the failure is
+    dealt with as usual); an unknown COMMIT outcome is raised to every item of the batch.
+    """
+
+    def __init__(self, run: Callable[[list[T]], Awaitable[None]], *, limit: int) -> None:
+        self._run, self._limit = run, max(1, limit)
+        self._queue: list[tuple[T, asyncio.Future[bool]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def submit(self, item: T) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._limit]
+                del self._queue[: self._limit]
+                outcome: bool | BaseException
+                try:
+                    await self._run([item for item, _ in batch])
+                    outcome = True
+                except CommitOutcomeUnknown as e:
+                    outcome = e
+                except Exception:
+                    log.warning("a batch of %d failed before COMMIT; each goes alone",
+                                len(batch), exc_info=True)
+                    outcome = False
+                except BaseException as e:   # cancelled: none of them is acked
+                    for _, fut in batch + self._queue:
+                        if not fut.done():
+                            fut.set_exception(e)
+                    self._queue.clear()
+                    raise
+                self.batches += 1
+                for _, fut in batch:
+                    if fut.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        fut.set_exception(outcome)
+                    else:
+                        fut.set_result(outcome)
+        finally:
+            self._task = None
 
 
 async def _tell_directly(who: str, send: Awaitable[Any]) -> None:

@@ -61,6 +61,9 @@ class Context:
     sender: Member
     faults: Faults = field(default_factory=Faults)
     prepared: Any = None
+    # Set by the dispatcher for a batch of read commands: replies are collected here and
+    # written with one multi-row INSERT when the batch is done (same transaction).
+    replies: list[dict[str, Any]] | None = None
 
     def env(self) -> Env:
         """The request machinery's view of this context (notices in the user's language)."""
@@ -86,11 +89,15 @@ class Context:
         m = self.message
         r = Reply(text=text, conversation_id=m.conversation_id, is_group=m.is_group,
                   user_id=m.sender_id, markdown=markdown, title=title, at=at)
-        await self.uow.outbox.add(
-            "reply", r.conversation_key, r.payload(), self.now,
-            session_webhook=m.session_webhook, webhook_expires_at=m.webhook_expires_at,
-            source_message_id=m.message_id,
-        )
+        row: dict[str, Any] = {
+            "kind": "reply", "conversation_key": r.conversation_key, "payload": r.payload(),
+            "session_webhook": m.session_webhook, "webhook_expires_at": m.webhook_expires_at,
+            "source_message_id": m.message_id}
+        if self.replies is not None:
+            self.replies.append(row)
+            return
+        await self.uow.outbox.add(row.pop("kind"), row.pop("conversation_key"),
+                                  row.pop("payload"), self.now, **row)
 
     async def send(self, reply: Reply) -> None:
         """Send a message somewhere else (a group, or a person one-to-one)."""

@@ -48,6 +48,27 @@ class GrantChange:
 class PermissionRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+        # Members of a batch of read commands whose holdings are read together, lazily:
+        # the first holdings_of() for one of them reads them all (see :meth:`expect`).
+        self._expected: dict[tuple[str, str], Member] = {}
+        self._primed: dict[tuple[str, str], Holdings] = {}
+        self._primed_at: datetime | None = None
+
+    def expect(self, members: Iterable[Member], now: datetime) -> None:
+        """Say whose holdings this transaction may ask for at ``now``: the first
+        :meth:`holdings_of` for any of them reads all of them (two queries in all), the rest
+        answer from memory. Only for a transaction that changes no permission (a batch of
+        read commands)."""
+        self._expected = {(m.corp_id, m.user_id): m for m in members}
+        self._primed, self._primed_at = {}, now
+
+    async def _prime(self, now: datetime) -> None:
+        by_corp: dict[str, dict[str, tuple[str, str | None]]] = {}
+        for (corp_id, uid), m in self._expected.items():
+            by_corp.setdefault(corp_id, {})[uid] = (m.level, m.role)
+        for corp_id, known in by_corp.items():
+            got = await self.holdings_many(corp_id, known, now, known=known)
+            self._primed.update({(corp_id, u): h for u, h in got.items()})
 
     # ---- reads -------------------------------------------------------------------------
     async def holdings(self, corp_id: str, user_id: str, now: datetime) -> Holdings:
@@ -55,6 +76,11 @@ class PermissionRepo:
 
     async def holdings_of(self, member: Member, now: datetime) -> Holdings:
         """Holdings of a member row this transaction already loaded (one query fewer)."""
+        key = (member.corp_id, member.user_id)
+        if now == self._primed_at and key in self._expected:
+            if key not in self._primed:
+                await self._prime(now)
+            return self._primed[key]
         return (await self.holdings_many(member.corp_id, [member.user_id], now,
                                          known={member.user_id: (member.level, member.role)})
                 )[member.user_id]

@@ -112,6 +112,27 @@ class MemberRepo:
             await self.s.flush()
         return m
 
+    async def upsert_many(self, corp_id: str, people: Sequence[tuple[str, str | None]],
+                          now: datetime) -> dict[str, Member]:
+        """:meth:`upsert` for several senders at once (userId, nickname): one SELECT for
+        those already known (the usual case), the rest one by one."""
+        names: dict[str, str | None] = {}
+        for uid, name in people:
+            names[uid] = name or names.get(uid)
+        found = {m.user_id: m for m in (await self.s.execute(
+            select(Member).where(Member.corp_id == corp_id, Member.user_id.in_(list(names)))
+        )).scalars()}
+        changed = False
+        for uid, name in names.items():
+            m = found.get(uid)
+            if m is None:
+                found[uid] = await self.upsert(corp_id, uid, now, name=name)
+            elif name and name != m.name:
+                m.name, m.updated_at, changed = name, now, True
+        if changed:
+            await self.s.flush()
+        return found
+
 
 class RequestRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -151,6 +172,15 @@ class ProcessedRepo:
         res = await self.s.execute(stmt)
         return bool(getattr(res, "rowcount", 0))
 
+    async def claim_many(self, keys: Sequence[str], kind: str, now: datetime) -> set[str]:
+        """:meth:`claim` for several ids in one statement: the ones that were new."""
+        if not keys:
+            return set()
+        stmt = _insert(self.s, ProcessedMessage).values(
+            [{"key": k, "kind": kind, "received_at": now} for k in dict.fromkeys(keys)])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
+        return set((await self.s.execute(stmt.returning(ProcessedMessage.key))).scalars())
+
     async def seen(self, key: str) -> bool:
         return (await self.s.get(ProcessedMessage, key)) is not None
 
@@ -176,6 +206,19 @@ class OutboxRepo:
             status="pending", attempts=0, next_attempt_at=not_before or now, created_at=now,
             source_message_id=source_message_id,
         ).returning(OutboxMessage.id))).scalar_one())
+
+    async def add_many(self, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Queue several sends in one multi-row INSERT; each row holds :meth:`add`'s
+        keyword arguments (kind, conversation_key, payload, optional webhook and source)."""
+        if not rows:
+            return
+        await self.s.execute(insert(OutboxMessage).values([{
+            "kind": r["kind"], "conversation_key": r["conversation_key"],
+            "payload": r["payload"], "session_webhook": r.get("session_webhook"),
+            "webhook_expires_at": r.get("webhook_expires_at"), "status": "pending",
+            "attempts": 0, "next_attempt_at": r.get("not_before") or now, "created_at": now,
+            "source_message_id": r.get("source_message_id"),
+        } for r in rows]))
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
