@@ -104,8 +104,6 @@ class OutboxSender:
     async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage]) -> None:
         now = self._clock.now()
         window = timedelta(minutes=1)
-        async with self._db.uow() as uow:
-            recent = list(await uow.outbox.sent_since(key, now - window))
         sent: list[int] = []
         if any(r.kind == "reply" and r.payload.get("merge") == "alert" for r in rows):
             # Alerts raised within the window after this one ride along in one message.
@@ -117,24 +115,43 @@ class OutboxSender:
             rows = [*rows, *(r for r in more if r.id not in have)]
         rows, merged = merge_alerts(rows)
         limit = self._s.per_conversation_per_minute
+        counting = sum(map(_counts, rows))
+        now = self._clock.now()
+        # The budget: sends in the last minute, counted only as far as the limit; their
+        # times are read (the latest ``limit``, for the slots) only if some row must wait.
+        recent: list[datetime] = []
+        async with self._db.uow() as uow:
+            used = await uow.outbox.count_sent_since(key, now - window, cap=limit)
+            if used + counting > limit:
+                recent = list(await uow.outbox.sent_since(key, now - window, limit=limit))
+                used = len(recent)
         deferred: list[tuple[int, datetime]] = []
+        go: list[OutboxMessage] = []
         for row in rows:
-            counts = row.kind in MESSAGE_KINDS and not (
-                row.kind == "card" and row.payload.get("op") == "update")
-            now = self._clock.now()
-            recent = [t for t in recent if t > now - window]
-            if counts and (deferred or len(recent) >= limit):
+            if _counts(row) and (deferred or used >= limit):
                 # Over the budget: the k-th waiting row takes the k-th slot to free up, so
                 # only as many rows fall due as can be sent, and a busy group's backlog is
                 # not claimed and put back again and again ahead of other conversations.
                 deferred.append((row.id, slot(recent, len(deferred), limit, window, now)))
                 continue
+            go.append(row)
+            if _counts(row):
+                used += 1   # budget taken when planned (a failed send gives none back)
+                recent.append(now)
+
+        async def send(row: OutboxMessage) -> list[int]:
             payload, riders = merged.get(row.id, (row.payload, []))
             if await self._send_row(row, payload):
                 self._faults.crash("send.before_mark")
-                sent += [row.id, *riders]
-                if counts:
-                    recent.append(self._clock.now())
+                return [row.id, *riders]
+            return []
+
+        for wave in waves(go):
+            if len(wave) == 1:
+                sent += await send(wave[0])
+            else:
+                for ids in await asyncio.gather(*(send(r) for r in wave)):
+                    sent += ids
         if deferred:
             self.deferred += len(deferred)
             async with self._db.uow() as uow:
@@ -244,6 +261,34 @@ class OutboxSender:
             if p["user_id"] in (res.get("flowControlledStaffIdList") or []):
                 raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
                                      "throttled by DingTalk", retry_after=60.0)
+
+
+def _counts(row: OutboxMessage) -> bool:
+    """Whether a row is a message that counts against a conversation's budget."""
+    return row.kind in MESSAGE_KINDS and not (
+        row.kind == "card" and row.payload.get("op") == "update")
+
+
+def waves(rows: Sequence[OutboxMessage]) -> list[list[OutboxMessage]]:
+    """Split one conversation's rows (in id order) into waves sent one after another, the
+    rows of a wave at the same time: consecutive replies to different people share a wave;
+    a second reply to the same person, and any other row (a card, an alert, an export),
+    start a new one. So each person still gets their replies in order, and a card never
+    overtakes or is overtaken by what was written before or after it."""
+    out: list[list[OutboxMessage]] = []
+    people: set[str] = set()
+    open_wave = False
+    for r in rows:
+        who = r.payload.get("user_id") if r.kind == "reply" and not r.payload.get("merge") \
+            else None
+        if who and open_wave and who not in people:
+            out[-1].append(r)
+            people.add(who)
+            continue
+        out.append([r])
+        people = {who} if who else set()
+        open_wave = bool(who)
+    return out
 
 
 def slot(recent: Sequence[datetime], k: int, limit: int, window: timedelta,

@@ -247,14 +247,27 @@ class OutboxRepo:
             select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")
         )).scalar_one_or_none()
 
-    async def sent_since(self, conversation_key: str, since: datetime) -> Sequence[datetime]:
-        rows = (await self.s.execute(
-            select(OutboxMessage.sent_at)
-            .where(OutboxMessage.conversation_key == conversation_key,
-                   OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
-            .order_by(OutboxMessage.sent_at)
-        )).scalars().all()
-        return [r for r in rows if r is not None]
+    async def sent_since(self, conversation_key: str, since: datetime, *,
+                         limit: int | None = None) -> Sequence[datetime]:
+        """When messages were sent to a conversation after ``since``, oldest first; with
+        ``limit``, only the latest ``limit`` of them."""
+        q = (select(OutboxMessage.sent_at)
+             .where(OutboxMessage.conversation_key == conversation_key,
+                    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
+             .order_by(OutboxMessage.sent_at.desc()))
+        if limit is not None:
+            q = q.limit(limit)
+        rows = (await self.s.execute(q)).scalars().all()
+        return [r for r in reversed(rows) if r is not None]
+
+    async def count_sent_since(self, conversation_key: str, since: datetime, *, cap: int) -> int:
+        """How many messages were sent to a conversation after ``since``, counting no
+        further than ``cap`` (an index range scan that stops there)."""
+        inner = (select(OutboxMessage.id)
+                 .where(OutboxMessage.conversation_key == conversation_key,
+                        OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
+                 .limit(cap).subquery())
+        return int((await self.s.execute(select(func.count()).select_from(inner))).scalar_one())
 
     async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
