@@ -15,6 +15,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,15 @@ MESSAGE_KINDS = {"reply", "card", "export"}
 CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxMessage, int, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A conversation's sends in the last minute: how many (up to the limit), and their
+    times when some row may have to wait for a slot."""
+
+    used: int
+    recent: list[datetime]
 
 
 class OutboxSender:
@@ -56,23 +66,34 @@ class OutboxSender:
         self.sent = 0
         self.failed = 0
         self.deferred = 0
+        # Sent but not yet marked (ids, when), and held back but not yet put back: written
+        # by the next cycle's transaction (or :meth:`_settle`).
+        self._unmarked: list[tuple[list[int], datetime]] = []
+        self._undeferred: list[tuple[int, datetime]] = []
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        """Send until :meth:`stop`; after a stop, one last drain, then return."""
+        """Send until :meth:`stop`; after a stop, one last drain, then return.
+
+        Pipelined: what one cycle sent is marked sent by the next cycle's transaction,
+        together with its claim, so a busy sender spends one transaction per cycle."""
         while True:
             self._wake.clear()
             try:
-                n = await self.drain_once()
+                n = await self._cycle()
             except Exception:
                 log.exception("outbox drain failed; will retry")
                 n = 0
             if self._stopping:
+                try:
+                    await self._settle()
+                except Exception:
+                    log.exception("outbox: could not mark the last sends; they may be resent")
                 return
-            if n >= self._batch:
-                continue
+            if n > 0:
+                continue   # the next cycle marks these and takes what came meanwhile
             timeout = self._idle
             try:
                 async with self._db.uow() as uow:
@@ -89,22 +110,73 @@ class OutboxSender:
         self._wake.set()
 
     async def drain_once(self) -> int:
+        """Claim what is due, send it, mark it sent; the number of rows claimed."""
+        n = await self._cycle()
+        await self._settle()
+        return n
+
+    async def _apply(self, uow: UnitOfWork) -> None:
+        """Write what earlier cycles left: sends to mark, held-back rows to put back."""
+        for ids, at in self._unmarked:
+            # A crash before this commits means a resend, never a loss.
+            await uow.outbox.mark_sent(ids, at)
+        if self._undeferred:
+            await uow.outbox.defer_many(self._undeferred)
+
+    def _applied(self) -> None:
+        self.sent += sum(len(ids) for ids, _ in self._unmarked)
+        self.deferred += len(self._undeferred)
+        self._unmarked, self._undeferred = [], []
+
+    async def _settle(self) -> None:
+        if self._unmarked or self._undeferred:
+            async with self._db.uow() as uow:
+                await self._apply(uow)
+                await uow.commit()
+            self._applied()
+
+    async def _cycle(self) -> int:
+        """One transaction (earlier sends marked, due rows claimed, each conversation's
+        budget read), then the sends; their marks wait for the next transaction."""
         now = self._clock.now()
+        budgets: dict[str, Budget] = {}
         async with self._db.uow() as uow:
+            await self._apply(uow)
             rows = list(await uow.outbox.claim_due(now, self._lease, self._batch))
+            by_conv: dict[str, list[OutboxMessage]] = defaultdict(list)
+            for r in rows:
+                by_conv[r.conversation_key].append(r)
+            for key, conv_rows in by_conv.items():
+                budgets[key] = await self._budget(uow, key, conv_rows, now)
             await uow.commit()
+        self._applied()
         if not rows:
             return 0
-        by_conv: dict[str, list[OutboxMessage]] = defaultdict(list)
-        for r in rows:
-            by_conv[r.conversation_key].append(r)
-        await asyncio.gather(*(self._send_conversation(k, v) for k, v in by_conv.items()))
+        for sent, deferred in await asyncio.gather(
+                *(self._send_conversation(k, v, budgets[k]) for k, v in by_conv.items())):
+            if sent:
+                self._unmarked.append((sent, self._clock.now()))
+            self._undeferred += deferred
         return len(rows)
 
-    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage]) -> None:
-        now = self._clock.now()
+    async def _budget(self, uow: UnitOfWork, key: str, rows: Sequence[OutboxMessage],
+                      now: datetime) -> Budget:
+        """Sends to a conversation in the last minute, counted only as far as the limit;
+        their times (the latest ``limit``, for the slots) are read only if a row must wait."""
+        limit = self._s.per_conversation_per_minute
+        since = now - timedelta(minutes=1)
+        used = await uow.outbox.count_sent_since(key, since, cap=limit)
+        if used + sum(map(_counts, rows)) <= limit:
+            return Budget(used, [])
+        recent = list(await uow.outbox.sent_since(key, since, limit=limit))
+        return Budget(len(recent), recent)
+
+    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage], budget: Budget,
+                                 ) -> tuple[list[int], list[tuple[int, datetime]]]:
+        """Send one conversation's rows within its budget: the ids sent, and the rows held
+        back with the time each may go."""
         window = timedelta(minutes=1)
-        sent: list[int] = []
+        now = self._clock.now()
         if any(r.kind == "reply" and r.payload.get("merge") == "alert" for r in rows):
             # Alerts raised within the window after this one ride along in one message.
             async with self._db.uow() as uow:
@@ -115,16 +187,7 @@ class OutboxSender:
             rows = [*rows, *(r for r in more if r.id not in have)]
         rows, merged = merge_alerts(rows)
         limit = self._s.per_conversation_per_minute
-        counting = sum(map(_counts, rows))
-        now = self._clock.now()
-        # The budget: sends in the last minute, counted only as far as the limit; their
-        # times are read (the latest ``limit``, for the slots) only if some row must wait.
-        recent: list[datetime] = []
-        async with self._db.uow() as uow:
-            used = await uow.outbox.count_sent_since(key, now - window, cap=limit)
-            if used + counting > limit:
-                recent = list(await uow.outbox.sent_since(key, now - window, limit=limit))
-                used = len(recent)
+        used, recent = budget.used, list(budget.recent)
         deferred: list[tuple[int, datetime]] = []
         go: list[OutboxMessage] = []
         for row in rows:
@@ -146,24 +209,14 @@ class OutboxSender:
                 return [row.id, *riders]
             return []
 
+        sent: list[int] = []
         for wave in waves(go):
             if len(wave) == 1:
                 sent += await send(wave[0])
             else:
                 for ids in await asyncio.gather(*(send(r) for r in wave)):
                     sent += ids
-        if deferred:
-            self.deferred += len(deferred)
-            async with self._db.uow() as uow:
-                await uow.outbox.defer_many(deferred)
-                await uow.commit()
-        if sent:
-            # One transaction marks the conversation's batch sent (a crash before it means
-            # a resend, never a loss).
-            async with self._db.uow() as uow:
-                await uow.outbox.mark_sent(sent, self._clock.now())
-                await uow.commit()
-            self.sent += len(sent)
+        return sent, deferred
 
     async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
         self._faults.crash("ack.before_send")
