@@ -100,7 +100,11 @@ def open_database(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5,
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
     else:
         kwargs.update(pool_size=pool_size, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
+    if is_sqlite and u.get_driver_name() == "aiosqlite":
+        import storage.sqlite_driver as one_trip
+
+        u = u.set(drivername=one_trip.NAME)   # aiosqlite, one thread trip per statement
+    engine = create_async_engine(u, **kwargs)
     if is_sqlite:
         _sqlite_setup(engine, busy_timeout_ms)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
