@@ -6,9 +6,9 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,10 +176,13 @@ class ProcessedRepo:
         """:meth:`claim` for several ids in one statement: the ones that were new."""
         if not keys:
             return set()
-        stmt = _insert(self.s, ProcessedMessage).values(
-            [{"key": k, "kind": kind, "received_at": now} for k in dict.fromkeys(keys)])
-        stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
-        return set((await self.s.execute(stmt.returning(ProcessedMessage.key))).scalars())
+        # One cached statement run for many parameter sets (SQLAlchemy batches them into
+        # multi-row INSERTs); building a new multi-row VALUES each time costs more than it.
+        stmt = _insert(self.s, ProcessedMessage.__table__).on_conflict_do_nothing(
+            index_elements=["key"]).returning(ProcessedMessage.key)
+        res = await self.s.execute(stmt, [{"key": k, "kind": kind, "received_at": now}
+                                          for k in dict.fromkeys(keys)])
+        return set(res.scalars())
 
     async def seen(self, key: str) -> bool:
         return (await self.s.get(ProcessedMessage, key)) is not None
@@ -212,13 +215,13 @@ class OutboxRepo:
         keyword arguments (kind, conversation_key, payload, optional webhook and source)."""
         if not rows:
             return
-        await self.s.execute(insert(OutboxMessage).values([{
+        await self.s.execute(insert(cast(Table, OutboxMessage.__table__)), [{
             "kind": r["kind"], "conversation_key": r["conversation_key"],
             "payload": r["payload"], "session_webhook": r.get("session_webhook"),
             "webhook_expires_at": r.get("webhook_expires_at"), "status": "pending",
             "attempts": 0, "next_attempt_at": r.get("not_before") or now, "created_at": now,
             "source_message_id": r.get("source_message_id"),
-        } for r in rows]))
+        } for r in rows])
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
