@@ -97,6 +97,9 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
                 ws = await websockets.connect(
                     uri, open_timeout=self._settings.connect_timeout, proxy=None,
                     max_queue=256,
+                    # No permessage-deflate: frames are small JSON, and inflating each one
+                    # and deflating each ack cost more CPU than the bytes they save.
+                    compression=None,
                     # The hard cap (a bigger frame would close the socket with 1009); frames
                     # between max_frame_bytes and this are acked and dropped in _serve.
                     max_size=max(16 * self._settings.max_frame_bytes, 4 * 1024 * 1024),
