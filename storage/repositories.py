@@ -26,6 +26,7 @@ from storage.models import (
 )
 
 GENESIS = "0" * 64
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -215,7 +216,7 @@ class OutboxRepo:
         keyword arguments (kind, conversation_key, payload, optional webhook and source)."""
         if not rows:
             return
-        await self.s.execute(insert(cast(Table, OutboxMessage.__table__)), [{
+        await self.s.execute(insert(_OUTBOX), [{
             "kind": r["kind"], "conversation_key": r["conversation_key"],
             "payload": r["payload"], "session_webhook": r.get("session_webhook"),
             "webhook_expires_at": r.get("webhook_expires_at"), "status": "pending",
@@ -225,8 +226,19 @@ class OutboxRepo:
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
-        return await _claim(self.s, OutboxMessage, OutboxMessage.next_attempt_at, now, lease, limit,
-                            OutboxMessage.id)
+        # One UPDATE ... RETURNING (no load-then-flush): it is on every cycle of the sender.
+        t = _OUTBOX
+        pick = (select(t.c.id)
+                .where(t.c.status == "pending", t.c.next_attempt_at <= now,
+                       or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now))
+                .order_by(t.c.id).limit(limit))
+        if _dialect(self.s) == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        rows = (await self.s.scalars(
+            update(OutboxMessage).where(OutboxMessage.id.in_(pick.scalar_subquery()))
+            .values(claimed_until=now + lease).returning(OutboxMessage),
+            execution_options={"synchronize_session": False})).all()
+        return sorted(rows, key=lambda r: r.id)
 
     async def claim_alerts(self, conversation_key: str, until: datetime, now: datetime,
                            lease: timedelta) -> Sequence[OutboxMessage]:
@@ -275,7 +287,7 @@ class OutboxRepo:
     async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
         await self.s.execute(
-            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(
+            update(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).values(
                 status="sent", sent_at=now, claimed_until=None, session_webhook=None,
                 last_error=None,
             )
