@@ -85,7 +85,13 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        from storage.sqlite_driver import OneTripConnection
+
+        dbapi_conn = conn.connection.dbapi_connection
+        if isinstance(dbapi_conn, OneTripConnection):
+            dbapi_conn.begin_with_first_statement("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_database(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5,
