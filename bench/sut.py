@@ -267,6 +267,12 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return _status_kb(pid, "VmHWM") / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user plus system, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tail(path: Path, chars: int = 3000) -> str:
     try:
         return path.read_text(errors="replace")[-chars:]

@@ -105,6 +105,7 @@ class Result:
     ack_ms_say: tuple[float, float]  # p50, p99 from time.time() before sim.say
     reply_ms_say: tuple[float, float]
     rss_mb: float
+    cpu_ms: float | None = None  # CPU time (user + system, all threads) per command, measured run
 
 
 def _session_of(url: str) -> str:
@@ -217,7 +218,8 @@ def check_and_measure(sim: Simulator, pushes: Sequence[Push], sent_before: int,
                   _percentiles(ack_say), _percentiles(reply_say), peak_rss_mb())
 
 
-def measure(sim: Simulator, system: str, db: str, n: int, k: int, *, cold: bool) -> Result:
+def measure(sim: Simulator, system: str, db: str, n: int, k: int, *, cold: bool,
+            pid: int | None = None) -> Result:
     """Warm up, then the measured run (blocking: call it off the bot's event loop).
 
     Unless ``cold``, each member first speaks once on their own, so the concurrent runs
@@ -230,8 +232,11 @@ def measure(sim: Simulator, system: str, db: str, n: int, k: int, *, cold: bool)
     check_and_measure(sim, drive(sim, WARMUP, k), before, system, db, k)
     gc.collect()
     before = len(sim.messages(GROUP))
+    cpu0 = sut.cpu_seconds(pid) if pid is not None else None
     pushes = drive(sim, n, k)
-    return check_and_measure(sim, pushes, before, system, db, k)
+    cpu = sut.cpu_seconds(pid) - cpu0 if pid is not None and cpu0 is not None else None
+    result = check_and_measure(sim, pushes, before, system, db, k)
+    return replace(result, cpu_ms=cpu * 1000 / n if cpu is not None else None)
 
 
 def peak_rss_mb() -> float:
@@ -271,7 +276,7 @@ def _measure_child(sim: Simulator, proc: subprocess.Popen[bytes], log_path: Path
         if proc.poll() is not None:
             raise BenchError(f"{system}/{db}: the child exited ({proc.returncode}) before connecting")
         _one_connection(sim)
-        result = measure(sim, system, db, args.n, args.k, cold=args.cold_members)
+        result = measure(sim, system, db, args.n, args.k, cold=args.cold_members, pid=proc.pid)
         result = replace(result, rss_mb=sut.peak_rss_mb(proc.pid))
     except BaseException:
         sut.stop_child(proc)
@@ -401,6 +406,7 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         ("ack p50/p99 ms", lambda r: f"{r.ack_ms[0]:.1f} / {r.ack_ms[1]:.1f}"),
         ("reply p50/p99 ms", lambda r: f"{r.reply_ms[0]:.1f} / {r.reply_ms[1]:.1f}"),
         ("peak RSS MB", lambda r: f"{r.rss_mb:.0f}"),
+        ("CPU ms/cmd", lambda r: f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "-"),
         ("vs sdk-echo", lambda r: _ratio(r, sdk)),
         ("vs raw", lambda r: _ratio(r, raw)),
     ]
@@ -431,6 +437,8 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         print("cumulative, systems run in the order listed, and it includes the simulator).")
     else:
         print("Peak RSS is the child's own high-water mark (VmHWM), read before it was stopped.")
+        print("CPU ms/cmd: the child's CPU time (user + system, every thread, /proc/PID/stat)")
+        print("over the measured run, divided by n: the cost of one command, whatever the rate.")
     limit = ("lifted" if args.outbox_per_minute >= UNLIMITED
              else f"{args.outbox_per_minute}/min")
     intro = "" if args.cold_members else f"{len(MEMBERS)} first contacts one at a time, then "
