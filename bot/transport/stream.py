@@ -161,7 +161,9 @@ class BatonStreamClient(dingtalk_stream.DingTalkStreamClient):  # type: ignore[m
         try:
             while True:
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), self._settings.watchdog)
+                    # asyncio.timeout, not wait_for: no extra task for every frame.
+                    async with asyncio.timeout(self._settings.watchdog):
+                        raw = await ws.recv()
                 except TimeoutError:
                     log.warning("no frame for %.0fs; replacing the connection", self._settings.watchdog)
                     break
