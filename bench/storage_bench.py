@@ -186,12 +186,11 @@ def count_statements(db: Database) -> tuple[Counter[str], Callable[[], None]]:
     def on_begin(_conn: Any) -> None:
         seen["BEGIN"] += 1
 
-    # SQLite: Baton's own "begin" listener issues BEGIN IMMEDIATE as a statement (counted
-    # above); asyncpg begins in the driver, so count the event instead.
+    # Baton's BEGIN is not a statement SQLAlchemy sees on either database (SQLite: it rides
+    # in the first statement's trip, storage/sqlite_driver.py; asyncpg: the driver begins),
+    # so count the "begin" event.
     listeners: list[tuple[str, Callable[..., None]]] = [
-        ("before_cursor_execute", on_execute), ("commit", on_commit)]
-    if not db.is_sqlite:
-        listeners.append(("begin", on_begin))
+        ("before_cursor_execute", on_execute), ("commit", on_commit), ("begin", on_begin)]
     for name, fn in listeners:
         event.listen(engine, name, fn)
 
@@ -332,7 +331,8 @@ def print_table(results: Sequence[Result]) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
-    print("Statements per operation, by first word (SQLAlchemy before_cursor_execute + commit):")
+    print("Statements per operation, by first word (SQLAlchemy before_cursor_execute, and its"
+          " begin and commit events):")
     for r in results:
         n = len(r.times_ms)
         parts = ", ".join(f"{k} {v / n:.2f}" for k, v in sorted(r.statements.items()))
