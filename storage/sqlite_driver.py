@@ -7,7 +7,8 @@ transaction of six statements took over ten milliseconds of wall time while hold
 SQLite's single write turn. This dialect is SQLAlchemy's own aiosqlite dialect with two
 changes: a statement is opened, executed, fetched and closed in one function run on
 aiosqlite's thread, and the rows come back with it (as the adapter buffers them anyway);
-and a transaction's ``BEGIN IMMEDIATE`` goes in the same trip as its first statement.
+and a transaction's ``BEGIN IMMEDIATE`` goes in the same trip as its first statement, so
+a transaction of n statements costs n + 1 trips (its COMMIT), and none if it ran nothing.
 
 Nothing runs on the event loop thread that could block it; connections, transactions,
 errors and pooling are SQLAlchemy's and aiosqlite's, unchanged. The URL keeps its usual
@@ -26,6 +27,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.util import EMPTY_DICT
@@ -37,8 +39,9 @@ _Outcome = tuple[Any, list[Any], int, int | None]
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool,
-         begin: str | None = None) -> _Outcome:
-    """On aiosqlite's thread: the whole life of one cursor (after ``begin``, if given)."""
+         begin: str | None, state: list[bool]) -> _Outcome:
+    """On aiosqlite's thread: the whole life of one cursor (after ``begin``, if given).
+    ``state`` gets whether a transaction is open afterwards, even if the statement failed."""
     cur = conn.cursor()
     try:
         if begin is not None:
@@ -54,6 +57,7 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool,
         return description, rows, cur.rowcount, cur.lastrowid
     finally:
         cur.close()
+        state.append(conn.in_transaction)
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -113,23 +117,51 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
         aconn = self._connection
         adapt = self._adapt_connection
+        state: list[bool] = []
         async with adapt._execute_mutex:
             begin = adapt.take_begin() if isinstance(adapt, OneTripConnection) else None
-            outcome: _Outcome = await aconn._execute(  # aiosqlite's own queue to its thread
-                lambda: _run(aconn._conn, operation, parameters, many, begin))
+            try:
+                outcome: _Outcome = await aconn._execute(  # aiosqlite's queue to its thread
+                    lambda: _run(aconn._conn, operation, parameters, many, begin, state))
+            finally:
+                if state and isinstance(adapt, OneTripConnection):
+                    adapt.in_transaction = state[0]
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
 
-class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """A connection whose BEGIN can ride with the transaction's first statement."""
+class OneTripSSCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """The server-side (streaming) cursor, sending a pending BEGIN before its statement."""
 
-    __slots__ = ("_pending_begin",)
+    __slots__ = ()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        adapt = self._adapt_connection
+        async with adapt._execute_mutex:
+            if isinstance(adapt, OneTripConnection):
+                begin = adapt.take_begin()
+                if begin is not None:
+                    await self._cursor.execute(begin)
+                    adapt.in_transaction = True
+            if parameters is None:
+                return await self._cursor.execute(operation)
+            return await self._cursor.execute(operation, parameters)
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """A connection whose BEGIN rides with the transaction's first statement, and which
+    knows (from SQLite, after each trip) whether a transaction is open, so COMMIT and
+    ROLLBACK make a trip only when there is one: the pool's reset of a returned
+    connection after COMMIT costs nothing."""
+
+    __slots__ = ("_pending_begin", "in_transaction")
     _cursor_cls = OneTripCursor
+    _ss_cursor_cls = OneTripSSCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._pending_begin: str | None = None
+        self.in_transaction = False
 
     def begin_with_first_statement(self, begin: str) -> None:
         """Open the transaction with ``begin`` in the same trip as its first statement
@@ -141,12 +173,15 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         return begin
 
     def commit(self) -> None:
-        if self.take_begin() is None:   # else nothing was begun: nothing to commit
+        # A BEGIN still pending: nothing was begun, nothing to commit.
+        if self.take_begin() is None and self.in_transaction:
             super().commit()
+            self.in_transaction = False   # a failed COMMIT leaves it open (rolled back next)
 
     def rollback(self) -> None:
-        if self.take_begin() is None:
+        if self.take_begin() is None and self.in_transaction:
             super().rollback()
+            self.in_transaction = False
 
     def close(self) -> None:
         self.take_begin()
