@@ -470,11 +470,11 @@ async def test_claim_due_returns_rows_with_their_fields(db: Database) -> None:
         assert [m.next_attempt_at for m in got] == [NOW - timedelta(minutes=1), NOW]
 
 
+@pytest.mark.pg
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 async def test_claim_due_skips_rows_another_open_transaction_holds(db: Database) -> None:
     """PostgreSQL: a concurrent claimer skips locked rows; if the holder rolls back, the
-    rows are free again (SQLite has one writer at a time: nothing to skip)."""
-    if db.dialect != "postgresql":
-        pytest.skip("concurrent writers: PostgreSQL only")
+    rows are free again (SQLite has one writer at a time: nothing to skip there)."""
     r = await _queue_for_claims(db)
     async with db.uow() as first:
         held = [m.id for m in await first.outbox.claim_due(NOW, LEASE, 2)]
