@@ -9,9 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, delete, literal, null, or_, select, text, type_coerce, union_all
+from sqlalchemy import (
+    JSON,
+    bindparam,
+    delete,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.permissions import (
@@ -43,6 +54,29 @@ class GrantChange:
         if self.before is None or self.after is None:
             return self.before is not self.after
         return self.before_expires != self.after.expires_at
+
+
+_HELD: list[Any] = []
+
+
+def _held() -> Any:
+    """Grants (unexpired at :now) and template assignments of the users :ids in company
+    :corp, in one UNION ALL by user, kind and name; built once (its cache key is kept)."""
+    if not _HELD:
+        corp: Any = bindparam("corp")
+        ids: Any = bindparam("ids", expanding=True)
+        now = bindparam("now", type_=UTCDateTime())
+        _HELD.append(union_all(
+            select(Grant.user_id, literal("g").label("kind"), Grant.name, Grant.expires_at,
+                   type_coerce(null(), JSON).label("items"))
+            .where(Grant.corp_id == corp, Grant.user_id.in_(ids),
+                   or_(Grant.expires_at.is_(None), Grant.expires_at > now)),
+            select(TemplateAssignment.user_id, literal("t"), Template.name,
+                   type_coerce(null(), UTCDateTime()), Template.permissions)
+            .join(Template, TemplateAssignment.template_id == Template.id)
+            .where(Template.corp_id == corp, TemplateAssignment.user_id.in_(ids)),
+        ).order_by(text("1, 2, 3")))
+    return _HELD[0]
 
 
 class PermissionRepo:
@@ -105,17 +139,8 @@ class PermissionRepo:
         for chunk in _chunks(ids, 500):
             # Grants and template assignments in one round trip (a UNION ALL), by user
             # and name: the order each was read in before.
-            held = union_all(
-                select(Grant.user_id, literal("g").label("kind"), Grant.name, Grant.expires_at,
-                       type_coerce(null(), JSON).label("items"))
-                .where(Grant.corp_id == corp_id, Grant.user_id.in_(chunk),
-                       or_(Grant.expires_at.is_(None), Grant.expires_at > now)),
-                select(TemplateAssignment.user_id, literal("t"), Template.name,
-                       type_coerce(null(), UTCDateTime()), Template.permissions)
-                .join(Template, TemplateAssignment.template_id == Template.id)
-                .where(Template.corp_id == corp_id, TemplateAssignment.user_id.in_(chunk)),
-            ).order_by(text("1, 2, 3"))
-            for uid, kind, name, exp, items in (await self.s.execute(held)).all():
+            params = {"corp": corp_id, "ids": chunk, "now": now}
+            for uid, kind, name, exp, items in (await self.s.execute(_held(), params)).all():
                 if kind == "g":
                     grants[uid].append(GrantIn(name, exp))
                 else:

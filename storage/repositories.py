@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -32,6 +32,19 @@ _OUTBOX = cast(Table, OutboxMessage.__table__)
 def _dialect(session: AsyncSession) -> str:
     bind = session.bind
     return bind.dialect.name if bind is not None else "sqlite"
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _built(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """A statement built once and kept: its parameters are bound at execute time, and
+    SQLAlchemy memoises a kept statement's cache key (a hot statement built anew on each
+    call pays for its construction and its cache key every time)."""
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -120,9 +133,11 @@ class MemberRepo:
         names: dict[str, str | None] = {}
         for uid, name in people:
             names[uid] = name or names.get(uid)
+        stmt = _built(("members_in",), lambda: select(Member).where(
+            Member.corp_id == bindparam("corp"),
+            Member.user_id.in_(bindparam("ids", expanding=True))))
         found = {m.user_id: m for m in (await self.s.execute(
-            select(Member).where(Member.corp_id == corp_id, Member.user_id.in_(list(names)))
-        )).scalars()}
+            stmt, {"corp": corp_id, "ids": list(names)})).scalars()}
         changed = False
         for uid, name in names.items():
             m = found.get(uid)
@@ -179,8 +194,9 @@ class ProcessedRepo:
             return set()
         # One cached statement run for many parameter sets (SQLAlchemy batches them into
         # multi-row INSERTs); building a new multi-row VALUES each time costs more than it.
-        stmt = _insert(self.s, ProcessedMessage.__table__).on_conflict_do_nothing(
-            index_elements=["key"]).returning(ProcessedMessage.key)
+        stmt = _built(("claim_many", _dialect(self.s)), lambda: _insert(
+            self.s, ProcessedMessage.__table__).on_conflict_do_nothing(
+            index_elements=["key"]).returning(ProcessedMessage.key))
         res = await self.s.execute(stmt, [{"key": k, "kind": kind, "received_at": now}
                                           for k in dict.fromkeys(keys)])
         return set(res.scalars())
@@ -216,7 +232,7 @@ class OutboxRepo:
         keyword arguments (kind, conversation_key, payload, optional webhook and source)."""
         if not rows:
             return
-        await self.s.execute(insert(_OUTBOX), [{
+        await self.s.execute(_built(("outbox_insert",), lambda: insert(_OUTBOX)), [{
             "kind": r["kind"], "conversation_key": r["conversation_key"],
             "payload": r["payload"], "session_webhook": r.get("session_webhook"),
             "webhook_expires_at": r.get("webhook_expires_at"), "status": "pending",
@@ -227,16 +243,23 @@ class OutboxRepo:
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
         """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
         # One UPDATE ... RETURNING (no load-then-flush): it is on every cycle of the sender.
-        t = _OUTBOX
-        pick = (select(t.c.id)
-                .where(t.c.status == "pending", t.c.next_attempt_at <= now,
-                       or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now))
-                .order_by(t.c.id).limit(limit))
-        if _dialect(self.s) == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
+        dialect = _dialect(self.s)
+
+        def build() -> Any:
+            t = _OUTBOX
+            now_ = bindparam("now", type_=t.c.next_attempt_at.type)
+            pick = (select(t.c.id)
+                    .where(t.c.status == "pending", t.c.next_attempt_at <= now_,
+                           or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now_))
+                    .order_by(t.c.id).limit(limit))
+            if dialect == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            return (update(OutboxMessage).where(OutboxMessage.id.in_(pick.scalar_subquery()))
+                    .values(claimed_until=bindparam("until", type_=t.c.claimed_until.type))
+                    .returning(OutboxMessage))
+
         rows = (await self.s.scalars(
-            update(OutboxMessage).where(OutboxMessage.id.in_(pick.scalar_subquery()))
-            .values(claimed_until=now + lease).returning(OutboxMessage),
+            _built(("outbox_claim", dialect, limit), build), {"now": now, "until": now + lease},
             execution_options={"synchronize_session": False})).all()
         return sorted(rows, key=lambda r: r.id)
 
@@ -278,20 +301,24 @@ class OutboxRepo:
     async def count_sent_since(self, conversation_key: str, since: datetime, *, cap: int) -> int:
         """How many messages were sent to a conversation after ``since``, counting no
         further than ``cap`` (an index range scan that stops there)."""
-        inner = (select(OutboxMessage.id)
-                 .where(OutboxMessage.conversation_key == conversation_key,
-                        OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
-                 .limit(cap).subquery())
-        return int((await self.s.execute(select(func.count()).select_from(inner))).scalar_one())
+        def build() -> Any:
+            t = _OUTBOX
+            inner = (select(t.c.id)
+                     .where(t.c.conversation_key == bindparam("key"), t.c.sent_at.is_not(None),
+                            t.c.sent_at > bindparam("since", type_=t.c.sent_at.type))
+                     .limit(cap).subquery())
+            return select(func.count()).select_from(inner)
+
+        return int((await self.s.execute(_built(("count_sent", cap), build),
+                                         {"key": conversation_key, "since": since})).scalar_one())
 
     async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
-        await self.s.execute(
-            update(_OUTBOX).where(_OUTBOX.c.id.in_(ids)).values(
-                status="sent", sent_at=now, claimed_until=None, session_webhook=None,
-                last_error=None,
-            )
-        )
+        stmt = _built(("mark_sent",), lambda: update(_OUTBOX).where(
+            _OUTBOX.c.id.in_(bindparam("ids", expanding=True))).values(
+                status="sent", sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
+                claimed_until=None, session_webhook=None, last_error=None))
+        await self.s.execute(stmt, {"ids": ids, "at": now})
 
     async def reschedule(self, row_id: int, at: datetime, *, error: str | None,
                          count_attempt: bool) -> None:
