@@ -210,7 +210,9 @@ class OutboxSettings(_Section):
     lease: timedelta = timedelta(seconds=60)
     """How long a claimed row is reserved for the sender that claimed it. A replica that dies
     mid-send leaves its rows to the others (or to itself after a restart) once this passes;
-    keep it well above the HTTP timeout, or a slow send may be sent twice."""
+    keep it well above the HTTP timeout, or a slow send may be sent twice. Sends are marked
+    by the sender's next transaction, or by the conversation itself once a third of the lease
+    has passed since its cycle began."""
 
     _lease = field_validator("lease", mode="before")(config_duration)
 

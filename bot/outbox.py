@@ -70,6 +70,7 @@ class OutboxSender:
         # by the next cycle's transaction (or :meth:`_settle`).
         self._unmarked: list[tuple[list[int], datetime]] = []
         self._undeferred: list[tuple[int, datetime]] = []
+        self._settling = asyncio.Lock()   # one writer of those two lists' marks at a time
 
     def wake(self) -> None:
         self._wake.set()
@@ -115,33 +116,40 @@ class OutboxSender:
         await self._settle()
         return n
 
-    async def _apply(self, uow: UnitOfWork) -> None:
-        """Write what earlier cycles left: sends to mark, held-back rows to put back."""
-        for ids, at in self._unmarked:
+    async def _apply(self, uow: UnitOfWork) -> tuple[int, int]:
+        """Write what earlier sends left: rows to mark sent, held-back rows to put back.
+        Returns how many entries of each it wrote, so :meth:`_applied` drops only those
+        (sends still finishing may add more meanwhile)."""
+        marks, defers = len(self._unmarked), len(self._undeferred)
+        for ids, at in self._unmarked[:marks]:
             # A crash before this commits means a resend, never a loss.
             await uow.outbox.mark_sent(ids, at)
-        if self._undeferred:
-            await uow.outbox.defer_many(self._undeferred)
+        if defers:
+            await uow.outbox.defer_many(self._undeferred[:defers])
+        return marks, defers
 
-    def _applied(self) -> None:
-        self.sent += sum(len(ids) for ids, _ in self._unmarked)
-        self.deferred += len(self._undeferred)
-        self._unmarked, self._undeferred = [], []
+    def _applied(self, written: tuple[int, int]) -> None:
+        marks, defers = written
+        self.sent += sum(len(ids) for ids, _ in self._unmarked[:marks])
+        self.deferred += defers
+        del self._unmarked[:marks]
+        del self._undeferred[:defers]
 
     async def _settle(self) -> None:
-        if self._unmarked or self._undeferred:
-            async with self._db.uow() as uow:
-                await self._apply(uow)
-                await uow.commit()
-            self._applied()
+        async with self._settling:
+            if self._unmarked or self._undeferred:
+                async with self._db.uow() as uow:
+                    written = await self._apply(uow)
+                    await uow.commit()
+                self._applied(written)
 
     async def _cycle(self) -> int:
         """One transaction (earlier sends marked, due rows claimed, each conversation's
         budget read), then the sends; their marks wait for the next transaction."""
         now = self._clock.now()
         budgets: dict[str, Budget] = {}
-        async with self._db.uow() as uow:
-            await self._apply(uow)
+        async with self._settling, self._db.uow() as uow:
+            written = await self._apply(uow)
             rows = list(await uow.outbox.claim_due(now, self._lease, self._batch))
             by_conv: dict[str, list[OutboxMessage]] = defaultdict(list)
             for r in rows:
@@ -149,14 +157,18 @@ class OutboxSender:
             for key, conv_rows in by_conv.items():
                 budgets[key] = await self._budget(uow, key, conv_rows, now)
             await uow.commit()
-        self._applied()
+            self._applied(written)
         if not rows:
             return 0
-        for sent, deferred in await asyncio.gather(
-                *(self._send_conversation(k, v, budgets[k]) for k, v in by_conv.items())):
-            if sent:
-                self._unmarked.append((sent, self._clock.now()))
-            self._undeferred += deferred
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(
+            *(self._send_conversation(k, v, budgets[k], started) for k, v in by_conv.items()),
+            return_exceptions=True)
+        for key, res in zip(by_conv, results, strict=True):
+            if isinstance(res, BaseException):
+                # What it sent is recorded already; the rest keep their lease and go again.
+                log.error("outbox: sending to %s failed midway: %s: %s", key,
+                          type(res).__name__, res)
         return len(rows)
 
     async def _budget(self, uow: UnitOfWork, key: str, rows: Sequence[OutboxMessage],
@@ -172,9 +184,11 @@ class OutboxSender:
         return Budget(len(recent), recent)
 
     async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage], budget: Budget,
-                                 ) -> tuple[list[int], list[tuple[int, datetime]]]:
-        """Send one conversation's rows within its budget: the ids sent, and the rows held
-        back with the time each may go."""
+                                 started: float) -> None:
+        """Send one conversation's rows within its budget. Rows held back, and each wave's
+        sends, are recorded as soon as known (marked by the next transaction), so a failure
+        elsewhere loses none of them; a slow conversation (past a third of the lease since
+        the cycle began) writes the marks itself, before any lease can run out."""
         window = timedelta(minutes=1)
         now = self._clock.now()
         if any(r.kind == "reply" and r.payload.get("merge") == "alert" for r in rows):
@@ -201,6 +215,7 @@ class OutboxSender:
             if _counts(row):
                 used += 1   # budget taken when planned (a failed send gives none back)
                 recent.append(now)
+        self._undeferred += deferred
 
         async def send(row: OutboxMessage) -> list[int]:
             payload, riders = merged.get(row.id, (row.payload, []))
@@ -209,27 +224,38 @@ class OutboxSender:
                 return [row.id, *riders]
             return []
 
-        sent: list[int] = []
         for wave in waves(go):
+            sent: list[int] = []
             if len(wave) == 1:
                 sent += await send(wave[0])
             else:
                 for ids in await asyncio.gather(*(send(r) for r in wave)):
                     sent += ids
-        return sent, deferred
+            if sent:
+                self._unmarked.append((sent, self._clock.now()))
+        if asyncio.get_running_loop().time() - started > self._lease.total_seconds() / 3:
+            await self._settle()
 
     async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
         self._faults.crash("ack.before_send")
         try:
             await self._deliver(row, payload)
         except DingTalkError as e:
-            await self._failed(row, f"{type(e).__name__}: {e.code} {e.message}", e.retry_after)
+            await self._record_failure(row, f"{type(e).__name__}: {e.code} {e.message}",
+                                       e.retry_after)
             return False
         except Exception as e:  # a bug in rendering or sending: keep the row, say so loudly
             log.exception("outbox row %s could not be sent", row.id)
-            await self._failed(row, f"{type(e).__name__}: {e}", None)
+            await self._record_failure(row, f"{type(e).__name__}: {e}", None)
             return False
         return True
+
+    async def _record_failure(self, row: OutboxMessage, error: str,
+                              retry_after: float | None) -> None:
+        try:
+            await self._failed(row, error, retry_after)
+        except Exception:   # the store is in trouble: the row keeps its lease, then goes again
+            log.exception("outbox row %s: could not record the failed send", row.id)
 
     async def _forget_webhook(self, row: OutboxMessage) -> None:
         """A dead sessionWebhook is of no use and still a secret: drop it from the row."""

@@ -392,3 +392,30 @@ async def test_a_card_created_by_an_attempt_that_died_unmarked_counts_as_deliver
     assert [(await row(db, i)).status for i in ids] == ["sent", "sent"]
     assert out.failed == 0 and list(sim.cards()) == ["baton-x-R1"]
     assert len(sim.requests("/v1.0/card/instances/createAndDeliver")) == 2
+
+
+async def test_a_store_error_recording_one_failure_keeps_the_other_sends_marked(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """Two conversations in one cycle: the group's replies go out; the other's send fails
+    and the store fails while recording that (injected). The group's sends are still
+    marked, so after the lease they are not sent again."""
+    ok = [await add_reply(db, clock, f"ok-{i}", user=u, session=session_of(sim, u))
+          for i, u in enumerate(("zhaoliu", "qianqi"))]
+    await add_reply(db, clock, "other", conversation=SECOND_GROUP)
+    sim.fail_next(GROUP_SEND, 500, count=1000)
+    out = sender(db, client, clock)
+    real_failed = out._failed
+
+    async def store_down(*_a: Any, **_k: Any) -> None:
+        from sqlalchemy.exc import OperationalError
+        raise OperationalError("UPDATE outbox_messages ...", {}, Exception("database is locked"))
+
+    out._failed = store_down  # type: ignore[method-assign]
+    await out.drain_once()
+    assert [(await row(db, i)).status for i in ok] == ["sent", "sent"]
+    assert sorted(m.text for m in sim.messages(DEMO_GROUP)) == ["ok-0", "ok-1"]
+
+    out._failed = real_failed  # type: ignore[method-assign]
+    clock.advance(timedelta(seconds=61))  # past the lease of the row whose failure was lost
+    await out.drain_once()
+    assert sorted(m.text for m in sim.messages(DEMO_GROUP)) == ["ok-0", "ok-1"]
