@@ -124,8 +124,14 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
                 outcome: _Outcome = await aconn._execute(  # aiosqlite's queue to its thread
                     lambda: _run(aconn._conn, operation, parameters, many, begin, state))
             finally:
-                if state and isinstance(adapt, OneTripConnection):
-                    adapt.in_transaction = state[0]
+                if isinstance(adapt, OneTripConnection):
+                    if state:
+                        adapt.in_transaction = state[0]
+                    if begin is not None and not (state and state[0]):
+                        # BEGIN itself failed (e.g. busy past busy_timeout): the transaction
+                        # SQLAlchemy thinks it opened must still begin before its next
+                        # statement, not let that one run outside any transaction.
+                        adapt.begin_with_first_statement(begin)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
@@ -141,7 +147,11 @@ class OneTripSSCursor(AsyncAdapt_aiosqlite_ss_cursor):
             if isinstance(adapt, OneTripConnection):
                 begin = adapt.take_begin()
                 if begin is not None:
-                    await self._cursor.execute(begin)
+                    try:
+                        await self._cursor.execute(begin)
+                    except BaseException:
+                        adapt.begin_with_first_statement(begin)
+                        raise
                     adapt.in_transaction = True
             if parameters is None:
                 return await self._cursor.execute(operation)

@@ -520,3 +520,28 @@ async def test_concurrent_reads_each_get_their_own_rows(db: Database) -> None:
 
     results = await asyncio.wait_for(asyncio.gather(*(read(i) for i in range(20))), 10)
     assert results == [[f"r{i}"] for i in range(20)]
+
+
+async def test_a_begin_that_failed_is_sent_again_with_the_next_statement(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE busy past busy_timeout: the transaction SQLAlchemy thinks it opened
+    must still begin before its next statement, or that statement would run in autocommit
+    and survive the rollback."""
+    path = tmp_path / "busy.db"
+    db = open_database(f"sqlite+aiosqlite:///{path}", busy_timeout_ms=100)
+    try:
+        async with db.engine.begin() as c:
+            await c.execute(text("create table t (x int)"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        async with db.sessions() as s:
+            await s.begin()
+            with pytest.raises(Exception, match="locked") as first:
+                await s.execute(text("insert into t values (1)"))
+            assert store_unavailable(first.value)
+            other.execute("COMMIT")
+            await s.execute(text("insert into t values (2)"))   # retried in the same transaction
+            await s.rollback()
+        assert other.execute("select x from t").fetchall() == []
+        other.close()
+    finally:
+        await db.dispose()
