@@ -240,27 +240,43 @@ class OutboxRepo:
             "source_message_id": r.get("source_message_id"),
         } for r in rows])
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[OutboxMessage]:
-        """Take up to ``limit`` due rows for ``lease``; on PostgreSQL skip rows others hold."""
-        # One UPDATE ... RETURNING (no load-then-flush): it is on every cycle of the sender.
+    async def claim_due(self, now: datetime, lease_for: timedelta,
+                        limit: int) -> Sequence[OutboxMessage]:
+        """Take up to ``limit`` due rows for ``lease_for``; on PostgreSQL skip rows others
+        hold."""
+        # Leased with UPDATE ... RETURNING (no load-then-flush): it is on every sender cycle.
         dialect = _dialect(self.s)
+        t = _OUTBOX
 
-        def build() -> Any:
-            t = _OUTBOX
+        def pick() -> Any:
             now_ = bindparam("now", type_=t.c.next_attempt_at.type)
-            pick = (select(t.c.id)
+            return (select(t.c.id)
                     .where(t.c.status == "pending", t.c.next_attempt_at <= now_,
                            or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now_))
                     .order_by(t.c.id).limit(limit))
-            if dialect == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            return (update(OutboxMessage).where(OutboxMessage.id.in_(pick.scalar_subquery()))
+
+        def lease(ids: Any) -> Any:
+            return (update(OutboxMessage).where(OutboxMessage.id.in_(ids))
                     .values(claimed_until=bindparam("until", type_=t.c.claimed_until.type))
                     .returning(OutboxMessage))
 
-        rows = (await self.s.scalars(
-            _built(("outbox_claim", dialect, limit), build), {"now": now, "until": now + lease},
-            execution_options={"synchronize_session": False})).all()
+        opts = {"synchronize_session": False}
+        if dialect == "postgresql":
+            # Lock the rows in a top-level SELECT ... SKIP LOCKED, then lease them: in a
+            # subquery of the UPDATE, LIMIT is not reliably honoured under concurrency.
+            ids = list((await self.s.execute(
+                _built(("outbox_pick", limit), lambda: pick().with_for_update(skip_locked=True)),
+                {"now": now})).scalars())
+            if not ids:
+                return []
+            rows = (await self.s.scalars(
+                _built(("outbox_lease",), lambda: lease(bindparam("ids", expanding=True))),
+                {"ids": ids, "until": now + lease_for}, execution_options=opts)).all()
+        else:
+            # One statement: SQLite has a single writer, nothing to skip.
+            rows = (await self.s.scalars(
+                _built(("outbox_claim", limit), lambda: lease(pick().scalar_subquery())),
+                {"now": now, "until": now + lease_for}, execution_options=opts)).all()
         return sorted(rows, key=lambda r: r.id)
 
     async def claim_alerts(self, conversation_key: str, until: datetime, now: datetime,
