@@ -80,6 +80,7 @@ class Dispatcher:
         # Messages whose COMMIT failed: until one attempt settles them, never say "not applied".
         self._uncertain: set[str] = set()
         self._reads = Batcher(self._read_batch, limit=read_batch)
+        self._turns = SenderTurns()
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
         loc = self.settings.locale
@@ -170,11 +171,21 @@ class Dispatcher:
                 except ParseError as e:
                     error = e
         batched = self._batchable(parsed, error)
-        if batched and await self._reads.submit(_Read(msg, parsed, error)):
+        if msg.from_robot:
+            await self._handle_one(msg, parsed, error, None)
             return
-        # Not a read, or its batch failed before COMMIT: it goes alone, as any other would.
-        prepared = await self._prepare(parsed) if parsed is not None else None
-        await self._handle_one(msg, parsed, error, prepared)
+        prepared = None if batched or parsed is None else await self._prepare(parsed)
+        before, done = self._turns.take(msg.sender_id, read=batched)
+        try:
+            if before:
+                await asyncio.wait(before)
+            if batched and await self._reads.submit(_Read(msg, parsed, error)):
+                return
+            # Not a read, or its batch failed before COMMIT: it goes alone, as any other would
+            # (a read has nothing to prepare).
+            await self._handle_one(msg, parsed, error, prepared)
+        finally:
+            done.set_result(None)
 
     def _batchable(self, parsed: Parsed | None, error: ParseError | None) -> bool:
         """Read commands (and parse errors) write nothing but their dedupe record and their
@@ -357,6 +368,45 @@ class Dispatcher:
         return response
 
 
+class SenderTurns:
+    """Each sender's messages take effect in the order they arrived: a change waits for
+    everything the sender sent before it, a read waits for the sender's last change (reads
+    of one sender may share a batch). Different senders do not wait for each other."""
+
+    def __init__(self) -> None:
+        self._last_change: dict[str, asyncio.Future[None]] = {}
+        self._reads: dict[str, list[asyncio.Future[None]]] = {}
+
+    def take(self, sender: str, *, read: bool,
+             ) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
+        """What this message must wait for, and the future to resolve when it is done."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        change = self._last_change.get(sender)
+        reads = self._reads.setdefault(sender, [])
+        if read:
+            before = [change] if change is not None and not change.done() else []
+            reads.append(done)
+        else:
+            before = [f for f in (change, *reads) if f is not None and not f.done()]
+            self._last_change[sender] = done
+            reads.clear()
+        done.add_done_callback(lambda _f: self._forget(sender))
+        return before, done
+
+    def _forget(self, sender: str) -> None:
+        reads = [f for f in self._reads.get(sender, ()) if not f.done()]
+        change = self._last_change.get(sender)
+        if reads:
+            self._reads[sender] = reads
+            return
+        self._reads.pop(sender, None)
+        if change is None or change.done():
+            self._last_change.pop(sender, None)
+
+    def __len__(self) -> int:
+        return len(set(self._reads) | set(self._last_change))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Read:
     msg: IncomingMessage
@@ -384,7 +434,12 @@ class Batcher(Generic[T]):
         self._queue.append((item, fut))
         if self._task is None:
             self._task = asyncio.create_task(self._drain())
+            self._task.add_done_callback(self._drained)
         return await fut
+
+    def _drained(self, task: asyncio.Task[None]) -> None:
+        if self._task is task:
+            self._task = None
 
     async def _drain(self) -> None:
         try:
@@ -416,7 +471,7 @@ class Batcher(Generic[T]):
                     else:
                         fut.set_result(outcome)
         finally:
-            self._task = None
+            self._task = None   # (also cleared by _drained, should this never have run)
 
 
 async def _tell_directly(who: str, send: Awaitable[Any]) -> None:
