@@ -121,9 +121,12 @@ class OutboxSender:
         Returns how many entries of each it wrote, so :meth:`_applied` drops only those
         (sends still finishing may add more meanwhile)."""
         marks, defers = len(self._unmarked), len(self._undeferred)
-        for ids, at in self._unmarked[:marks]:
-            # A crash before this commits means a resend, never a loss.
-            await uow.outbox.mark_sent(ids, at)
+        if marks:
+            # One UPDATE, stamped with the latest send (a budget errs on the safe side by
+            # the milliseconds between waves). A crash before it commits means a resend,
+            # never a loss.
+            await uow.outbox.mark_sent([i for ids, _ in self._unmarked[:marks] for i in ids],
+                                       max(at for _, at in self._unmarked[:marks]))
         if defers:
             await uow.outbox.defer_many(self._undeferred[:defers])
         return marks, defers
