@@ -122,11 +122,10 @@ class OutboxSender:
         (sends still finishing may add more meanwhile)."""
         marks, defers = len(self._unmarked), len(self._undeferred)
         if marks:
-            # One UPDATE, stamped with the latest send (a budget errs on the safe side by
-            # the milliseconds between waves). A crash before it commits means a resend,
-            # never a loss.
-            await uow.outbox.mark_sent([i for ids, _ in self._unmarked[:marks] for i in ids],
-                                       max(at for _, at in self._unmarked[:marks]))
+            # One statement, each row with the time it went (the budget counts from it). A
+            # crash before it commits means a resend, never a loss.
+            await uow.outbox.mark_sent_each(
+                [(i, at) for ids, at in self._unmarked[:marks] for i in ids])
         if defers:
             await uow.outbox.defer_many(self._undeferred[:defers])
         return marks, defers
@@ -148,7 +147,11 @@ class OutboxSender:
 
     async def _cycle(self) -> int:
         """One transaction (earlier sends marked, due rows claimed, each conversation's
-        budget read), then the sends; their marks wait for the next transaction."""
+        budget read), then the sends; their marks wait for the next transaction, or are
+        written every third of the lease while the sends go on (a slow conversation must
+        not keep others' sends unmarked until their leases run out)."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()   # the leases below run from about now
         now = self._clock.now()
         budgets: dict[str, Budget] = {}
         async with self._settling, self._db.uow() as uow:
@@ -163,11 +166,23 @@ class OutboxSender:
             self._applied(written)
         if not rows:
             return 0
-        started = asyncio.get_running_loop().time()
-        results = await asyncio.gather(
-            *(self._send_conversation(k, v, budgets[k], started) for k, v in by_conv.items()),
-            return_exceptions=True)
-        for key, res in zip(by_conv, results, strict=True):
+        sending = asyncio.ensure_future(asyncio.gather(
+            *(self._send_conversation(k, v, budgets[k]) for k, v in by_conv.items()),
+            return_exceptions=True))
+        period = self._lease.total_seconds() / 3
+        deadline = began + period
+        try:
+            while not (await asyncio.wait({sending}, timeout=max(0.0, deadline - loop.time()))
+                       )[0]:
+                try:
+                    await self._settle()
+                except Exception:
+                    log.exception("outbox: could not mark sends while others go on")
+                deadline += period
+        finally:
+            if not sending.done():
+                sending.cancel()
+        for key, res in zip(by_conv, sending.result(), strict=True):
             if isinstance(res, BaseException):
                 # What it sent is recorded already; the rest keep their lease and go again.
                 log.error("outbox: sending to %s failed midway: %s: %s", key,
@@ -186,12 +201,11 @@ class OutboxSender:
         recent = list(await uow.outbox.sent_since(key, since, limit=limit))
         return Budget(len(recent), recent)
 
-    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage], budget: Budget,
-                                 started: float) -> None:
+    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage],
+                                 budget: Budget) -> None:
         """Send one conversation's rows within its budget. Rows held back, and each wave's
-        sends, are recorded as soon as known (marked by the next transaction), so a failure
-        elsewhere loses none of them; a slow conversation (past a third of the lease since
-        the cycle began) writes the marks itself, before any lease can run out."""
+        sends, are recorded as soon as known (and marked by the next transaction), so a
+        failure elsewhere loses none of them."""
         window = timedelta(minutes=1)
         now = self._clock.now()
         if any(r.kind == "reply" and r.payload.get("merge") == "alert" for r in rows):
@@ -236,8 +250,6 @@ class OutboxSender:
                     sent += ids
             if sent:
                 self._unmarked.append((sent, self._clock.now()))
-        if asyncio.get_running_loop().time() - started > self._lease.total_seconds() / 3:
-            await self._settle()
 
     async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
         self._faults.crash("ack.before_send")

@@ -79,7 +79,7 @@ class Dispatcher:
         self.limiter = RateLimiter(lim.user_per_minute, lim.conversation_per_minute)
         # Messages whose COMMIT failed: until one attempt settles them, never say "not applied".
         self._uncertain: set[str] = set()
-        self._reads = Batcher(self._read_batch, limit=read_batch)
+        self._reads = Batcher(self._read_batch, limit=read_batch, alone=self._read_alone)
         self._turns = SenderTurns()
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
@@ -174,15 +174,14 @@ class Dispatcher:
         if msg.from_robot:
             await self._handle_one(msg, parsed, error, None)
             return
-        prepared = None if batched or parsed is None else await self._prepare(parsed)
+        # The turn is taken on arrival; a change's lookups (prepare) overlap the wait for it.
         before, done = self._turns.take(msg.sender_id, read=batched)
         try:
+            prepared = None if batched or parsed is None else await self._prepare(parsed)
             if before:
                 await asyncio.wait(before)
             if batched and await self._reads.submit(_Read(msg, parsed, error)):
                 return
-            # Not a read, or its batch failed before COMMIT: it goes alone, as any other would
-            # (a read has nothing to prepare).
             await self._handle_one(msg, parsed, error, prepared)
         finally:
             done.set_result(None)
@@ -239,6 +238,11 @@ class Dispatcher:
                 self._after(uow)
             await uow.commit()
             self.faults.crash("commit.before_ack")
+
+    async def _read_alone(self, it: _Read) -> None:
+        """A read whose batch failed before COMMIT, handled alone (a read has nothing to
+        prepare); the batcher runs these one by one, in arrival order."""
+        await self._handle_one(it.msg, it.parsed, it.error, None)
 
     async def _handle_one(self, msg: IncomingMessage, parsed: Parsed | None,
                           error: ParseError | None, prepared: Any) -> None:
@@ -418,13 +422,16 @@ class Batcher(Generic[T]):
     """Group commit: items submitted while a batch is being processed form the next batch
     (up to ``limit``); nothing waits on a timer, a lone item goes at once.
 
-    ``submit`` returns True once the item's batch has committed and False when the batch
-    failed before COMMIT (the caller then handles the item alone, where the failure is
-    dealt with as usual); an unknown COMMIT outcome is raised to every item of the batch.
+    ``submit`` returns True once the item's batch has committed. When the batch failed
+    before COMMIT, each of its items is handled by ``alone``, one at a time and in order,
+    before the next batch starts (``submit`` returns True, or raises what ``alone`` raised
+    for that item); without ``alone`` it returns False and the caller handles the item
+    itself. An unknown COMMIT outcome is raised to every item of the batch.
     """
 
-    def __init__(self, run: Callable[[list[T]], Awaitable[None]], *, limit: int) -> None:
-        self._run, self._limit = run, max(1, limit)
+    def __init__(self, run: Callable[[list[T]], Awaitable[None]], *, limit: int,
+                 alone: Callable[[T], Awaitable[None]] | None = None) -> None:
+        self._run, self._limit, self._alone = run, max(1, limit), alone
         self._queue: list[tuple[T, asyncio.Future[bool]]] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -440,6 +447,28 @@ class Batcher(Generic[T]):
     def _drained(self, task: asyncio.Task[None]) -> None:
         if self._task is task:
             self._task = None
+        if task.cancelled():   # (even before its first step): nobody is left waiting
+            for _, fut in self._queue:
+                if not fut.done():
+                    fut.cancel()
+            self._queue.clear()
+
+    async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[bool]]]) -> None:
+        assert self._alone is not None
+        for n, (item, fut) in enumerate(batch):
+            try:
+                await self._alone(item)
+            except Exception as e:
+                if not fut.done():
+                    fut.set_exception(e)
+            except BaseException as e:   # cancelled: the rest are not acked either
+                for _, rest in batch[n:]:
+                    if not rest.done():
+                        rest.set_exception(e)
+                raise
+            else:
+                if not fut.done():
+                    fut.set_result(True)
 
     async def _drain(self) -> None:
         try:
@@ -463,6 +492,9 @@ class Batcher(Generic[T]):
                     self._queue.clear()
                     raise
                 self.batches += 1
+                if outcome is False and self._alone is not None:
+                    await self._one_by_one(batch)
+                    continue
                 for _, fut in batch:
                     if fut.done():
                         continue

@@ -336,6 +336,16 @@ class OutboxRepo:
                 claimed_until=None, session_webhook=None, last_error=None))
         await self.s.execute(stmt, {"ids": ids, "at": now})
 
+    async def mark_sent_each(self, sent: Sequence[tuple[int, datetime]]) -> None:
+        """Mark rows sent, each at its own time: one statement, many parameter sets."""
+        if not sent:
+            return
+        stmt = _built(("mark_sent_each",), lambda: update(_OUTBOX).where(
+            _OUTBOX.c.id == bindparam("rid")).values(
+                status="sent", sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
+                claimed_until=None, session_webhook=None, last_error=None))
+        await self.s.execute(stmt, [{"rid": i, "at": at} for i, at in sent])
+
     async def reschedule(self, row_id: int, at: datetime, *, error: str | None,
                          count_attempt: bool) -> None:
         values: dict[str, Any] = {"next_attempt_at": at, "claimed_until": None}

@@ -318,3 +318,40 @@ def test_every_item_runs_once_in_order_and_no_batch_exceeds_limit(
         data: st.DataObject, groups: list[int], limit: int) -> None:
     turns = data.draw(st.lists(st.integers(0, 3), min_size=len(groups), max_size=len(groups)))
     asyncio.run(_scenario(groups, limit, turns))
+
+
+async def test_with_alone_a_failed_batch_is_handled_item_by_item_in_order_first() -> None:
+    """With ``alone``: a batch that failed before COMMIT has its items handled one by one,
+    in submission order, before the next batch starts; each submitter gets True, or what
+    ``alone`` raised for its own item."""
+    run = GatedRun()
+    handled: list[int] = []
+    gate = asyncio.get_running_loop().create_future()
+
+    async def alone(item: int) -> None:
+        if item == 1:
+            await gate            # the first item's lone run is slow
+        handled.append(item)
+        if item == 2:
+            raise ValueError("store down for this one")
+
+    b = Batcher(run, limit=8, alone=alone)
+    first = await spawn(b, [0])
+    await run.entered(0)
+    failing = await spawn(b, [1, 2, 3])
+    run.release(0)
+    await run.entered(1)
+    later = await spawn(b, [4])
+    run.fail(1, RuntimeError("batch failed before COMMIT"))
+    for _ in range(5):
+        await turn()
+    assert handled == [] and len(run.batches) == 2, "the next batch did not wait for them"
+    gate.set_result(None)
+    await within_turns(lambda: handled == [1, 2, 3], "the failed batch handled one by one")
+    assert await settled(failing[0]) == [True]
+    assert isinstance(await raised(failing[1], ValueError), ValueError)
+    assert await settled(failing[2]) == [True]
+    await run.entered(2)
+    assert run.batches[2] == [4]
+    run.release(2)
+    assert await settled(*first, *later) == [True, True]

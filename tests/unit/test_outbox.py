@@ -419,3 +419,23 @@ async def test_a_store_error_recording_one_failure_keeps_the_other_sends_marked(
     clock.advance(timedelta(seconds=61))  # past the lease of the row whose failure was lost
     await out.drain_once()
     assert sorted(m.text for m in sim.messages(DEMO_GROUP)) == ["ok-0", "ok-1"]
+
+
+async def test_sends_are_marked_while_a_slow_conversation_still_sends(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """Every third of the lease the sender writes the marks it has: a conversation whose
+    sends are slow does not keep another's delivered rows unmarked until their lease runs
+    out (when another replica could claim and send them again)."""
+    fast = await add_reply(db, clock, "fast", session=session_of(sim))
+    for i in range(3):   # one person, so three waves in a row, each slow
+        await add_reply(db, clock, f"slow-{i}", conversation=SECOND_GROUP)
+    sim.delay_next(GROUP_SEND, 0.5, count=3)
+    out = OutboxSender(db, client, OutboxSettings(), clock, rng=random.Random(11),
+                       lease=timedelta(seconds=0.6))
+    drain = asyncio.create_task(out.drain_once())
+    await sim.until(lambda: out.sent >= 1, timeout=5, what="the fast row marked")
+    assert not drain.done(), "the slow conversation was not still sending"
+    assert (await row(db, fast)).status == "sent"
+    await drain
+    assert [r.status for r in await rows(db)] == ["sent"] * 4
+    assert sorted(m.text for m in sim.messages(SECOND_GROUP)) == ["slow-0", "slow-1", "slow-2"]

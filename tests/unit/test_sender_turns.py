@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -87,3 +88,35 @@ async def test_one_senders_replies_are_queued_in_arrival_order(
             .order_by(OutboxMessage.id))).all()
     p_order = [mid for mid, payload in rows if payload["user_id"] == "p"]
     assert p_order == [f"m{i}" for i, (u, _) in enumerate(texts) if u == "p"]
+
+
+async def test_a_change_with_a_slow_lookup_keeps_its_place(db: Database, db_url: str) -> None:
+    """A change's lookups (prepare) run after it has taken its turn: a later message from
+    the same sender waits for it, however long the lookup takes."""
+    settings = Settings.model_validate({
+        "database": {"url": db_url}, "catalog": DEMO_CATALOG,
+        "org": {"corp_id": "corp", "bootstrap_from_dingtalk": False}})
+    gate = asyncio.get_running_loop().create_future()
+    looking_up = asyncio.Event()
+
+    class SlowLookup(Dispatcher):
+        async def _prepare(self, parsed: Any) -> Any:   # stands in for a directory lookup
+            if not looking_up.is_set():
+                looking_up.set()
+                await gate
+            return await super()._prepare(parsed)
+
+    dispatcher = SlowLookup(db, settings, FakeClock(datetime.now(UTC)), build_router())
+    first = asyncio.create_task(dispatcher.handle_robot_message(_msg(0, "p", "admins")))
+    await looking_up.wait()
+    rest = [asyncio.create_task(dispatcher.handle_robot_message(_msg(i, "p", t)))
+            for i, t in ((1, "admins"), (2, "whoami"))]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not any(t.done() for t in rest), "a later message went before the slow change"
+    gate.set_result(None)
+    await asyncio.gather(first, *rest)
+    async with db.uow() as uow:
+        order = list((await uow.session.execute(
+            select(OutboxMessage.source_message_id).order_by(OutboxMessage.id))).scalars())
+    assert order == ["m0", "m1", "m2"]
