@@ -26,14 +26,14 @@ from bot.i18n import Lang, t
 from bot.logs import redact
 from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
 from storage.db import Database, UnitOfWork
-from storage.models import OutboxMessage
+from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
 CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
-GiveUp = Callable[[UnitOfWork, OutboxMessage, int, str], Awaitable[None]]
+GiveUp = Callable[[UnitOfWork, OutboxRow, int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class OutboxSender:
         async with self._settling, self._db.uow() as uow:
             written = await self._apply(uow)
             rows = list(await uow.outbox.claim_due(now, self._lease, self._batch))
-            by_conv: dict[str, list[OutboxMessage]] = defaultdict(list)
+            by_conv: dict[str, list[OutboxRow]] = defaultdict(list)
             for r in rows:
                 by_conv[r.conversation_key].append(r)
             for key, conv_rows in by_conv.items():
@@ -189,7 +189,7 @@ class OutboxSender:
                           type(res).__name__, res)
         return len(rows)
 
-    async def _budget(self, uow: UnitOfWork, key: str, rows: Sequence[OutboxMessage],
+    async def _budget(self, uow: UnitOfWork, key: str, rows: Sequence[OutboxRow],
                       now: datetime) -> Budget:
         """Sends to a conversation in the last minute, counted only as far as the limit;
         their times (the latest ``limit``, for the slots) are read only if a row must wait."""
@@ -201,7 +201,7 @@ class OutboxSender:
         recent = list(await uow.outbox.sent_since(key, since, limit=limit))
         return Budget(len(recent), recent)
 
-    async def _send_conversation(self, key: str, rows: Sequence[OutboxMessage],
+    async def _send_conversation(self, key: str, rows: Sequence[OutboxRow],
                                  budget: Budget) -> None:
         """Send one conversation's rows within its budget. Rows held back, and each wave's
         sends, are recorded as soon as known (and marked by the next transaction), so a
@@ -220,7 +220,7 @@ class OutboxSender:
         limit = self._s.per_conversation_per_minute
         used, recent = budget.used, list(budget.recent)
         deferred: list[tuple[int, datetime]] = []
-        go: list[OutboxMessage] = []
+        go: list[OutboxRow] = []
         for row in rows:
             if _counts(row) and (deferred or used >= limit):
                 # Over the budget: the k-th waiting row takes the k-th slot to free up, so
@@ -234,7 +234,7 @@ class OutboxSender:
                 recent.append(now)
         self._undeferred += deferred
 
-        async def send(row: OutboxMessage) -> list[int]:
+        async def send(row: OutboxRow) -> list[int]:
             payload, riders = merged.get(row.id, (row.payload, []))
             if await self._send_row(row, payload):
                 self._faults.crash("send.before_mark")
@@ -251,7 +251,7 @@ class OutboxSender:
             if sent:
                 self._unmarked.append((sent, self._clock.now()))
 
-    async def _send_row(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> bool:
+    async def _send_row(self, row: OutboxRow, payload: dict[str, Any] | None = None) -> bool:
         self._faults.crash("ack.before_send")
         try:
             await self._deliver(row, payload)
@@ -265,20 +265,20 @@ class OutboxSender:
             return False
         return True
 
-    async def _record_failure(self, row: OutboxMessage, error: str,
+    async def _record_failure(self, row: OutboxRow, error: str,
                               retry_after: float | None) -> None:
         try:
             await self._failed(row, error, retry_after)
         except Exception:   # the store is in trouble: the row keeps its lease, then goes again
             log.exception("outbox row %s: could not record the failed send", row.id)
 
-    async def _forget_webhook(self, row: OutboxMessage) -> None:
+    async def _forget_webhook(self, row: OutboxRow) -> None:
         """A dead sessionWebhook is of no use and still a secret: drop it from the row."""
         async with self._db.uow() as uow:
             await uow.outbox.forget_webhook(row.id)
             await uow.commit()
 
-    async def _failed(self, row: OutboxMessage, error: str, retry_after: float | None) -> None:
+    async def _failed(self, row: OutboxRow, error: str, retry_after: float | None) -> None:
         attempts = row.attempts + 1
         # The error is stored and logged: keep the webhook, tokens and tickets out of it.
         error = redact(error, (row.session_webhook,) if row.session_webhook else ())
@@ -301,7 +301,7 @@ class OutboxSender:
                 log.warning("outbox row %s not sent (%s); retry in %.1fs", row.id, error, delay)
             await uow.commit()
 
-    async def _deliver(self, row: OutboxMessage, payload: dict[str, Any] | None = None) -> None:
+    async def _deliver(self, row: OutboxRow, payload: dict[str, Any] | None = None) -> None:
         p = payload if payload is not None else row.payload
         if row.kind == "reply":
             await self._send_reply(row, p)
@@ -326,7 +326,7 @@ class OutboxSender:
         else:
             raise ValueError(f"unknown outbox kind {row.kind!r}")
 
-    async def _send_reply(self, row: OutboxMessage, p: dict[str, Any]) -> None:
+    async def _send_reply(self, row: OutboxRow, p: dict[str, Any]) -> None:
         markdown = p.get("format") == "markdown"
         webhook = row.session_webhook
         alive = row.webhook_expires_at is None or row.webhook_expires_at > self._clock.now()
@@ -357,19 +357,19 @@ class OutboxSender:
                                      "throttled by DingTalk", retry_after=60.0)
 
 
-def _counts(row: OutboxMessage) -> bool:
+def _counts(row: OutboxRow) -> bool:
     """Whether a row is a message that counts against a conversation's budget."""
     return row.kind in MESSAGE_KINDS and not (
         row.kind == "card" and row.payload.get("op") == "update")
 
 
-def waves(rows: Sequence[OutboxMessage]) -> list[list[OutboxMessage]]:
+def waves(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
     """Split one conversation's rows (in id order) into waves sent one after another, the
     rows of a wave at the same time: consecutive replies to different people share a wave;
     a second reply to the same person, and any other row (a card, an alert, an export),
     start a new one. So each person still gets their replies in order, and a card never
     overtakes or is overtaken by what was written before or after it."""
-    out: list[list[OutboxMessage]] = []
+    out: list[list[OutboxRow]] = []
     people: set[str] = set()
     open_wave = False
     for r in rows:
@@ -403,15 +403,15 @@ def slot(recent: Sequence[datetime], k: int, limit: int, window: timedelta,
 MERGE_CAP = 30
 
 
-def merge_alerts(rows: Sequence[OutboxMessage],
-                 ) -> tuple[list[OutboxMessage], dict[int, tuple[dict[str, Any], list[int]]]]:
+def merge_alerts(rows: Sequence[OutboxRow],
+                 ) -> tuple[list[OutboxRow], dict[int, tuple[dict[str, Any], list[int]]]]:
     """Collapse one conversation's due alert rows into the first of them.
 
     Returns the rows to send and, for the row that carries a merged text, its payload and
     the ids of the rows it stands for (marked sent with it, so a crash resends all or none).
     """
-    keep: list[OutboxMessage] = []
-    first: OutboxMessage | None = None
+    keep: list[OutboxRow] = []
+    first: OutboxRow | None = None
     texts: list[str] = []
     riders: list[int] = []
     for r in rows:

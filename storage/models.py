@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -276,6 +277,28 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     source_message_id: Mapped[str | None] = mapped_column(String(128), default=None)
 
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """An outbox row as the sender claims it: plain values read with Core (no ORM identity
+    map or instrumentation; a claim is on every cycle of the sender). Same fields as
+    :class:`OutboxMessage`."""
+
+    id: int
+    kind: str
+    conversation_key: str
+    payload: dict[str, Any]
+    session_webhook: str | None
+    webhook_expires_at: datetime | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    source_message_id: str | None
 
 class DueWork(Base):
     """Scheduled work (reminders, expiries, reviews); the scheduler only wakes us to look."""

@@ -21,6 +21,7 @@ from storage.models import (
     DueWork,
     Member,
     OutboxMessage,
+    OutboxRow,
     ProcessedMessage,
     Request,
 )
@@ -241,12 +242,12 @@ class OutboxRepo:
         } for r in rows])
 
     async def claim_due(self, now: datetime, lease_for: timedelta,
-                        limit: int) -> Sequence[OutboxMessage]:
-        """Take up to ``limit`` due rows for ``lease_for``; on PostgreSQL skip rows others
-        hold."""
-        # Leased with UPDATE ... RETURNING (no load-then-flush): it is on every sender cycle.
-        dialect = _dialect(self.s)
+                        limit: int) -> list[OutboxRow]:
+        """Take up to ``limit`` due rows for ``lease_for``, oldest first; on PostgreSQL skip
+        rows others hold. Leased with UPDATE ... RETURNING, read as plain rows (no ORM
+        load-then-flush: this is on every cycle of the sender)."""
         t = _OUTBOX
+        until = bindparam("until", type_=t.c.claimed_until.type)
 
         def pick() -> Any:
             now_ = bindparam("now", type_=t.c.next_attempt_at.type)
@@ -255,13 +256,7 @@ class OutboxRepo:
                            or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now_))
                     .order_by(t.c.id).limit(limit))
 
-        def lease(ids: Any) -> Any:
-            return (update(OutboxMessage).where(OutboxMessage.id.in_(ids))
-                    .values(claimed_until=bindparam("until", type_=t.c.claimed_until.type))
-                    .returning(OutboxMessage))
-
-        opts = {"synchronize_session": False}
-        if dialect == "postgresql":
+        if _dialect(self.s) == "postgresql":
             # Lock the rows in a top-level SELECT ... SKIP LOCKED, then lease them: in a
             # subquery of the UPDATE, LIMIT is not reliably honoured under concurrency.
             ids = list((await self.s.execute(
@@ -269,31 +264,36 @@ class OutboxRepo:
                 {"now": now})).scalars())
             if not ids:
                 return []
-            rows = (await self.s.scalars(
-                _built(("outbox_lease",), lambda: lease(bindparam("ids", expanding=True))),
-                {"ids": ids, "until": now + lease_for}, execution_options=opts)).all()
+            stmt = _built(("outbox_lease",), lambda: update(t).where(
+                t.c.id.in_(bindparam("ids", expanding=True))).values(claimed_until=until)
+                .returning(*t.c))
+            res = await self.s.execute(stmt, {"ids": ids, "until": now + lease_for})
         else:
             # One statement: SQLite has a single writer, nothing to skip.
-            rows = (await self.s.scalars(
-                _built(("outbox_claim", limit), lambda: lease(pick().scalar_subquery())),
-                {"now": now, "until": now + lease_for}, execution_options=opts)).all()
-        return sorted(rows, key=lambda r: r.id)
+            stmt = _built(("outbox_claim", limit), lambda: update(t).where(
+                t.c.id.in_(pick().scalar_subquery())).values(claimed_until=until)
+                .returning(*t.c))
+            res = await self.s.execute(stmt, {"now": now, "until": now + lease_for})
+        return sorted((OutboxRow(**r._mapping) for r in res), key=lambda r: r.id)
 
     async def claim_alerts(self, conversation_key: str, until: datetime, now: datetime,
-                           lease: timedelta) -> Sequence[OutboxMessage]:
+                           lease: timedelta) -> list[OutboxRow]:
         """Pending alert rows of one conversation due by ``until`` (not held by anyone):
         the sender merges them into the alert it is about to send."""
-        stmt = select(OutboxMessage).where(
-            OutboxMessage.conversation_key == conversation_key,
-            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= until,
-            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-        ).order_by(OutboxMessage.id)
+        t = _OUTBOX
+        stmt = select(*t.c).where(
+            t.c.conversation_key == conversation_key,
+            t.c.status == "pending", t.c.next_attempt_at <= until,
+            or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+        ).order_by(t.c.id)
         if _dialect(self.s) == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
-        picked = [r for r in (await self.s.execute(stmt)).scalars() if r.payload.get("merge") == "alert"]
-        for r in picked:
-            r.claimed_until = now + lease
-        await self.s.flush()
+        held = now + lease
+        picked = [OutboxRow(**{**r._mapping, "claimed_until": held})
+                  for r in await self.s.execute(stmt) if r.payload.get("merge") == "alert"]
+        if picked:
+            await self.s.execute(update(t).where(t.c.id.in_([r.id for r in picked]))
+                                 .values(claimed_until=held))
         return picked
 
     async def next_due_at(self) -> datetime | None:
