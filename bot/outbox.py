@@ -370,18 +370,16 @@ def waves(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
     start a new one. So each person still gets their replies in order, and a card never
     overtakes or is overtaken by what was written before or after it."""
     out: list[list[OutboxRow]] = []
-    people: set[str] = set()
-    open_wave = False
+    people: set[str] = set()   # of the last wave, while it is open to more replies
     for r in rows:
         who = r.payload.get("user_id") if r.kind == "reply" and not r.payload.get("merge") \
             else None
-        if who and open_wave and who not in people:
+        if who and people and who not in people:
             out[-1].append(r)
             people.add(who)
             continue
         out.append([r])
         people = {who} if who else set()
-        open_wave = bool(who)
     return out
 
 

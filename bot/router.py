@@ -17,6 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -33,6 +34,7 @@ from bot.transport.openapi import OpenApiClient
 from handlers.base import CommandRouter, Context, Localized, UserError
 from handlers.requests import Env, click
 from storage.db import CommitOutcomeUnknown, Database, store_unavailable
+from storage.models import Member
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +213,7 @@ class Dispatcher:
             for it in items:
                 key = it.msg.dedupe_key
                 if key not in fresh:
-                    self.metrics.duplicates += 1
-                    log.info("message %s already handled; acking the redelivery", key)
+                    self._duplicate(key)
                     continue
                 fresh.discard(key)   # the same id twice in one batch: the second is a repeat
                 todo.append(it)
@@ -223,21 +224,29 @@ class Dispatcher:
                 uow.perms.expect(senders.values(), now)
                 replies: list[dict[str, Any]] = []
                 for it in todo:
-                    sender = senders[it.msg.sender_id]
-                    if it.error is not None:
-                        lang = self._lang(it.error.lang)
-                        ctx = Context(uow, self.settings, now, lang, it.msg, sender,
-                                      replies=replies)
-                        await ctx.reply(it.error.render(lang), markdown=True)
-                        self.metrics.count("parse_error", it.error.code)
-                    elif it.parsed is not None:
-                        await self._run(it.parsed, Context(
-                            uow, self.settings, now, self._lang(it.parsed.lang), it.msg,
-                            sender, self.faults, replies=replies))
+                    await self._answer(uow, now, it.msg, senders[it.msg.sender_id],
+                                       it.parsed, it.error, replies=replies)
                 await uow.outbox.add_many(replies, now)
                 self._after(uow)
             await uow.commit()
             self.faults.crash("commit.before_ack")
+
+    def _duplicate(self, key: str) -> None:
+        self.metrics.duplicates += 1
+        log.info("message %s already handled; acking the redelivery", key)
+
+    async def _answer(self, uow: Any, now: datetime, msg: IncomingMessage, sender: Member,
+                      parsed: Parsed | None, error: ParseError | None, *, prepared: Any = None,
+                      replies: list[dict[str, Any]] | None = None) -> None:
+        """Answer one message inside the transaction: its parse error, or its command."""
+        if error is not None:
+            lang = self._lang(error.lang)
+            ctx = Context(uow, self.settings, now, lang, msg, sender, replies=replies)
+            await ctx.reply(error.render(lang), markdown=True)
+            self.metrics.count("parse_error", error.code)
+        elif parsed is not None:
+            await self._run(parsed, Context(uow, self.settings, now, self._lang(parsed.lang),
+                                            msg, sender, self.faults, prepared, replies))
 
     async def _read_alone(self, it: _Read) -> None:
         """A read whose batch failed before COMMIT, handled alone (a read has nothing to
@@ -249,23 +258,14 @@ class Dispatcher:
         now = self.clock.now()
         async with self.db.uow() as uow:
             if not await uow.processed.claim(msg.dedupe_key, "robot", now):
-                self.metrics.duplicates += 1
-                log.info("message %s already handled; acking the redelivery", msg.dedupe_key)
+                self._duplicate(msg.dedupe_key)
                 return
             if msg.from_robot:
                 await uow.commit()
                 return
             sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
                                               name=msg.sender_nick or None)
-            if error is not None:
-                lang = self._lang(error.lang)
-                ctx = Context(uow, self.settings, now, lang, msg, sender)
-                await ctx.reply(error.render(lang), markdown=True)
-                self.metrics.count("parse_error", error.code)
-            elif parsed is not None:
-                await self._run(parsed, Context(uow, self.settings, now,
-                                                self._lang(parsed.lang), msg, sender,
-                                                self.faults, prepared))
+            await self._answer(uow, now, msg, sender, parsed, error, prepared=prepared)
             self._after(uow)
             await uow.commit()
             self.faults.crash("commit.before_ack")

@@ -36,6 +36,7 @@ from bot.domain.permissions import (
     sources_of,
 )
 from storage.models import OWNER, Grant, Member, Template, TemplateAssignment, UTCDateTime
+from storage.repositories import built_once
 
 if TYPE_CHECKING:
     from storage.db import UnitOfWork
@@ -56,17 +57,14 @@ class GrantChange:
         return self.before_expires != self.after.expires_at
 
 
-_HELD: list[Any] = []
-
-
 def _held() -> Any:
     """Grants (unexpired at :now) and template assignments of the users :ids in company
     :corp, in one UNION ALL by user, kind and name; built once (its cache key is kept)."""
-    if not _HELD:
+    def build() -> Any:
         corp: Any = bindparam("corp")
         ids: Any = bindparam("ids", expanding=True)
         now = bindparam("now", type_=UTCDateTime())
-        _HELD.append(union_all(
+        return union_all(
             select(Grant.user_id, literal("g").label("kind"), Grant.name, Grant.expires_at,
                    type_coerce(null(), JSON).label("items"))
             .where(Grant.corp_id == corp, Grant.user_id.in_(ids),
@@ -75,8 +73,9 @@ def _held() -> Any:
                    type_coerce(null(), UTCDateTime()), Template.permissions)
             .join(Template, TemplateAssignment.template_id == Template.id)
             .where(Template.corp_id == corp, TemplateAssignment.user_id.in_(ids)),
-        ).order_by(text("1, 2, 3")))
-    return _HELD[0]
+        ).order_by(text("1, 2, 3"))
+
+    return built_once(("holdings_union",), build)
 
 
 class PermissionRepo:

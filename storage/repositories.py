@@ -38,7 +38,7 @@ def _dialect(session: AsyncSession) -> str:
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _built(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+def built_once(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     """A statement built once and kept: its parameters are bound at execute time, and
     SQLAlchemy memoises a kept statement's cache key (a hot statement built anew on each
     call pays for its construction and its cache key every time)."""
@@ -134,7 +134,7 @@ class MemberRepo:
         names: dict[str, str | None] = {}
         for uid, name in people:
             names[uid] = name or names.get(uid)
-        stmt = _built(("members_in",), lambda: select(Member).where(
+        stmt = built_once(("members_in",), lambda: select(Member).where(
             Member.corp_id == bindparam("corp"),
             Member.user_id.in_(bindparam("ids", expanding=True))))
         found = {m.user_id: m for m in (await self.s.execute(
@@ -195,7 +195,7 @@ class ProcessedRepo:
             return set()
         # One cached statement run for many parameter sets (SQLAlchemy batches them into
         # multi-row INSERTs); building a new multi-row VALUES each time costs more than it.
-        stmt = _built(("claim_many", _dialect(self.s)), lambda: _insert(
+        stmt = built_once(("claim_many", _dialect(self.s)), lambda: _insert(
             self.s, ProcessedMessage.__table__).on_conflict_do_nothing(
             index_elements=["key"]).returning(ProcessedMessage.key))
         res = await self.s.execute(stmt, [{"key": k, "kind": kind, "received_at": now}
@@ -233,7 +233,7 @@ class OutboxRepo:
         keyword arguments (kind, conversation_key, payload, optional webhook and source)."""
         if not rows:
             return
-        await self.s.execute(_built(("outbox_insert",), lambda: insert(_OUTBOX)), [{
+        await self.s.execute(built_once(("outbox_insert",), lambda: insert(_OUTBOX)), [{
             "kind": r["kind"], "conversation_key": r["conversation_key"],
             "payload": r["payload"], "session_webhook": r.get("session_webhook"),
             "webhook_expires_at": r.get("webhook_expires_at"), "status": "pending",
@@ -260,17 +260,17 @@ class OutboxRepo:
             # Lock the rows in a top-level SELECT ... SKIP LOCKED, then lease them: in a
             # subquery of the UPDATE, LIMIT is not reliably honoured under concurrency.
             ids = list((await self.s.execute(
-                _built(("outbox_pick", limit), lambda: pick().with_for_update(skip_locked=True)),
+                built_once(("outbox_pick", limit), lambda: pick().with_for_update(skip_locked=True)),
                 {"now": now})).scalars())
             if not ids:
                 return []
-            stmt = _built(("outbox_lease",), lambda: update(t).where(
+            stmt = built_once(("outbox_lease",), lambda: update(t).where(
                 t.c.id.in_(bindparam("ids", expanding=True))).values(claimed_until=until)
                 .returning(*t.c))
             res = await self.s.execute(stmt, {"ids": ids, "until": now + lease_for})
         else:
             # One statement: SQLite has a single writer, nothing to skip.
-            stmt = _built(("outbox_claim", limit), lambda: update(t).where(
+            stmt = built_once(("outbox_claim", limit), lambda: update(t).where(
                 t.c.id.in_(pick().scalar_subquery())).values(claimed_until=until)
                 .returning(*t.c))
             res = await self.s.execute(stmt, {"now": now, "until": now + lease_for})
@@ -325,22 +325,18 @@ class OutboxRepo:
                      .limit(cap).subquery())
             return select(func.count()).select_from(inner)
 
-        return int((await self.s.execute(_built(("count_sent", cap), build),
+        return int((await self.s.execute(built_once(("count_sent", cap), build),
                                          {"key": conversation_key, "since": since})).scalar_one())
 
     async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
-        stmt = _built(("mark_sent",), lambda: update(_OUTBOX).where(
-            _OUTBOX.c.id.in_(bindparam("ids", expanding=True))).values(
-                status="sent", sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
-                claimed_until=None, session_webhook=None, last_error=None))
-        await self.s.execute(stmt, {"ids": ids, "at": now})
+        await self.mark_sent_each([(i, now) for i in ids])
 
     async def mark_sent_each(self, sent: Sequence[tuple[int, datetime]]) -> None:
         """Mark rows sent, each at its own time: one statement, many parameter sets."""
         if not sent:
             return
-        stmt = _built(("mark_sent_each",), lambda: update(_OUTBOX).where(
+        stmt = built_once(("mark_sent_each",), lambda: update(_OUTBOX).where(
             _OUTBOX.c.id == bindparam("rid")).values(
                 status="sent", sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
                 claimed_until=None, session_webhook=None, last_error=None))
