@@ -3,7 +3,7 @@
     python -m bench.whoami_bench [--n 2000] [--k 32] [--db sqlite|postgresql|both]
                                  [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
                                  [--outbox-per-minute N] [--cold-members] [--in-process]
-                                 [--systems sdk,raw,baton]
+                                 [--systems sdk,raw,baton] [--rounds R]
 
 Three systems under test:
 
@@ -34,6 +34,11 @@ A figure is printed only when every reply arrived exactly once, in the right con
 naming the sender's userId, and every frame was acked with code 200; otherwise the run
 aborts and says what was wrong.
 
+``--rounds R`` runs every system R times, interleaved (sdk, raw, Baton; sdk, raw, Baton; ...),
+and ends with a summary: each round's ratios are taken between systems measured minutes
+apart, and the verdict is on the median round, since on a shared machine one run's ratio
+can move by 20% with the machine's phase.
+
 Baton runs with ``outbox.per_conversation_per_minute`` lifted (its default, 20 a minute per
 conversation, would hold one group to 0.33 commands/s); ``--outbox-per-minute`` sets it.
 Before the concurrent warm-up each member speaks once on their own, so first contacts do not
@@ -50,6 +55,7 @@ import logging
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -394,7 +400,7 @@ def _ratio(r: Result, base: Result | None) -> str:
     return f"{r.per_s / base.per_s:.2f}x" if base else "-"
 
 
-def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
+def print_table(results: Sequence[Result], args: argparse.Namespace, *, brief: bool = False) -> None:
     sdk = next((r for r in results if r.system == "sdk-echo"), None)
     raw = next((r for r in results if r.system == "raw-echo"), None)
     cols: list[tuple[str, Callable[[Result], str]]] = [
@@ -419,8 +425,14 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
         if i == 0:
             print("  ".join("-" * w for w in widths))
     print()
+    if brief:
+        return
     print_targets(results, sdk, raw, args)
     print()
+    print_notes(results, args)
+
+
+def print_notes(results: Sequence[Result], args: argparse.Namespace) -> None:
     where = ("in this process (sharing the GIL with the simulator's thread)" if args.in_process
              else "each in its own child process (the simulator and the driver stay here)")
     print(f"Systems under test ran {where}.")
@@ -475,6 +487,77 @@ def print_targets(results: Sequence[Result], sdk: Result | None, raw: Result | N
         print(f"  baton/{r.db}: " + "; ".join(parts))
 
 
+def _spread(values: Sequence[float], fmt: str, unit: str = "") -> str:
+    """``median (min-max)`` of ``values``, each formatted with ``fmt``."""
+    lo, mid, hi = min(values), statistics.median(values), max(values)
+    return f"{mid:{fmt}}{unit} ({lo:{fmt}}-{hi:{fmt}})"
+
+
+def print_summary(rounds: Sequence[Sequence[Result]], args: argparse.Namespace) -> None:
+    """Medians over interleaved rounds; ratios are taken within a round, then summarised."""
+    keys = list(dict.fromkeys((r.system, r.db) for rs in rounds for r in rs))
+    print(f"Summary of {len(rounds)} interleaved rounds: median (lowest-highest). A ratio is "
+          "taken between systems of the same round.")
+    cols = ["system", "db", "cmd/s", "CPU ms/cmd", "ack p99 ms", "peak RSS MB",
+            "vs sdk-echo", "vs raw"]
+    rows = [cols]
+    ratios: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for key in keys:
+        mine = [r for rs in rounds for r in rs if (r.system, r.db) == key]
+        got: dict[str, list[float]] = {"sdk-echo": [], "raw-echo": []}
+        for rs in rounds:
+            me = next((r for r in rs if (r.system, r.db) == key), None)
+            for name, xs in got.items():
+                base = next((r for r in rs if r.system == name), None)
+                if me and base:
+                    xs.append(me.per_s / base.per_s)
+        ratios[key] = got
+        cpu = [r.cpu_ms for r in mine if r.cpu_ms is not None]
+        rows.append([
+            key[0], key[1],
+            _spread([r.per_s for r in mine], ".0f"),
+            _spread(cpu, ".3f") if cpu else "-",
+            _spread([r.ack_ms[1] for r in mine], ".1f"),
+            f"{max(r.rss_mb for r in mine):.0f}",
+            _spread(got["sdk-echo"], ".2f", "x") if got["sdk-echo"] else "-",
+            _spread(got["raw-echo"], ".2f", "x") if got["raw-echo"] else "-",
+        ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    print()
+    for i, row in enumerate(rows):
+        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w)
+                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print(f"Targets (the issue's), judged on the median round: Baton read commands >= "
+          f"{TARGET_VS_SDK:g}x sdk-echo and >= {TARGET_VS_RAW:g}x raw-echo; ack p99 < "
+          f"{TARGET_ACK_P99_MS:g} ms at k={TARGET_K}.")
+    for key in keys:
+        if key[0] != "baton":
+            continue
+        mine = [r for rs in rounds for r in rs if (r.system, r.db) == key]
+        parts = []
+        for name, target in (("sdk-echo", TARGET_VS_SDK), ("raw-echo", TARGET_VS_RAW)):
+            xs = ratios[key][name]
+            if xs:
+                mid = statistics.median(xs)
+                met = sum(x >= target for x in xs)
+                parts.append(f"{mid:.2f}x {name} (>= {target:g}x): "
+                             f"{'met' if mid >= target else 'NOT MET'}, "
+                             f"{met} of {len(xs)} rounds at or above")
+        if args.k == TARGET_K:
+            p99 = [r.ack_ms[1] for r in mine]
+            mid = statistics.median(p99)
+            met = sum(x < TARGET_ACK_P99_MS for x in p99)
+            parts.append(f"ack p99 {mid:.1f} ms (< {TARGET_ACK_P99_MS:g}): "
+                         f"{'met' if mid < TARGET_ACK_P99_MS else 'NOT MET'}, "
+                         f"{met} of {len(p99)} rounds below")
+        print(f"  baton/{key[1]}: " + "; ".join(parts))
+    print()
+    print_notes([r for rs in rounds for r in rs], args)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.whoami_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -491,14 +574,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--in-process", action="store_true",
                    help="run every system under test in this process, on a thread beside the "
                         "simulator (they share the GIL); default: each in a child process")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every system this many times, interleaved, and summarise the "
+                        "rounds (medians; the verdict is on the median round)")
     p.add_argument("--systems", default="sdk,raw,baton",
                    help="comma-separated subset of sdk,raw,baton (default: all three)")
     args = p.parse_args(argv)
     args.systems = {s.strip() for s in args.systems.split(",") if s.strip()}
     if not args.systems or args.systems - {"sdk", "raw", "baton"}:
         p.error("--systems takes a comma-separated subset of sdk,raw,baton")
-    if args.n < 1 or args.k < 1:
-        p.error("--n and --k must be at least 1")
+    if args.n < 1 or args.k < 1 or args.rounds < 1:
+        p.error("--n, --k and --rounds must be at least 1")
     return args
 
 
@@ -512,22 +598,36 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"group={GROUP} cpus={os.cpu_count()} mode={mode} "
           f"baseline RSS {peak_rss_mb():.0f} MB", flush=True)
     started = time.monotonic()
-    results: list[Result] = []
+    rounds: list[list[Result]] = []
     try:
-        # In-process, the SDK bot first: its daemon thread outlives its simulator (parked,
-        # muted), and its RSS figure is not hidden under the others' high-water mark.
-        if "sdk" in args.systems:
-            results.append(bench_sdk_echo(args))
-        if "raw" in args.systems:
-            results.append(bench_raw_echo(args))
-        if "baton" in args.systems:
-            results += asyncio.run(bench_baton_all(args))
+        for i in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {i + 1} of {args.rounds}", flush=True)
+            rounds.append(run_round(args))
+            if args.rounds > 1:
+                print_table(rounds[-1], args, brief=True)
     except BenchError as e:
         print(f"ABORTED: {e}", file=sys.stderr)
         return 1
-    print_table(results, args)
+    if args.rounds == 1:
+        print_table(rounds[0], args)
+    else:
+        print_summary(rounds, args)
     print(f"total wall time {time.monotonic() - started:.1f}s")
     return 0
+
+
+def run_round(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    # In-process, the SDK bot first: its daemon thread outlives its simulator (parked,
+    # muted), and its RSS figure is not hidden under the others' high-water mark.
+    if "sdk" in args.systems:
+        results.append(bench_sdk_echo(args))
+    if "raw" in args.systems:
+        results.append(bench_raw_echo(args))
+    if "baton" in args.systems:
+        results += asyncio.run(bench_baton_all(args))
+    return results
 
 
 if __name__ == "__main__":
