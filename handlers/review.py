@@ -9,8 +9,9 @@ a click is judged only by the clicker's userId against the stored item.
 
 Due work: ``review_start`` (the ``review.cron`` schedule: APScheduler's CronTrigger only
 computes the next fire time; the row is the truth, one per fire time), ``review_remind``
-(every 3 days to admins with undecided items) and ``review_close`` (the deadline: undecided
-items follow ``review.unreviewed``, the owner gets the summary).
+(every 3 days to admins with undecided items, never inside ``policy.quiet_hours``) and
+``review_close`` (the deadline: undecided items follow ``review.unreviewed``, the owner gets
+the summary).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.alerts import raise_alert
 from bot.cards import local
 from bot.commands import ReviewStart, ReviewStatus
 from bot.config import Settings
+from bot.domain.reminders import next_allowed
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
@@ -162,11 +164,17 @@ async def open_campaign(env: Env, requester: str) -> Request | None:
                            "deadline": deadline.isoformat()})
     await env.uow.due.schedule("review_close", deadline, {"request_id": req.id}, env.now,
                                dedupe_key=f"access-review-close:{req.id}")
-    if env.now + REMIND_EVERY < deadline:
-        await env.uow.due.schedule("review_remind", env.now + REMIND_EVERY,
-                                   {"request_id": req.id, "n": 1}, env.now,
-                                   dedupe_key=f"access-review-remind:{req.id}:1")
+    first = _remind_at(env.now, s)
+    if first < deadline:
+        await env.uow.due.schedule("review_remind", first, {"request_id": req.id, "n": 1},
+                                   env.now, dedupe_key=f"access-review-remind:{req.id}:1")
     return req
+
+
+def _remind_at(now: datetime, settings: Settings) -> datetime:
+    """The next reminder to reviewers: ``REMIND_EVERY`` on, moved out of quiet hours."""
+    p = settings.policy
+    return next_allowed(now + REMIND_EVERY, p.quiet_hours, p.timezone)
 
 
 async def open_campaign_row(env: Env) -> Request | None:
@@ -419,7 +427,7 @@ async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
                                      "", False, a, markdown=True,
                                      title=t("review_title", env.lang)))
         n = int(payload.get("n", 1))
-        nxt = env.now + REMIND_EVERY
+        nxt = _remind_at(env.now, env.settings)
         if nxt < req.expires_at:
             await env.uow.due.schedule("review_remind", nxt, {"request_id": req.id, "n": n + 1},
                                        env.now, dedupe_key=f"access-review-remind:{req.id}:{n + 1}")

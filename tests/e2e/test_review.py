@@ -36,7 +36,8 @@ async def setup_grants(sim: Simulator) -> None:
 
 @pytest.mark.parametrize("policy", ["keep", "revoke"])
 async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy: str) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    # 10:00 in Asia/Shanghai: three days on is outside the default quiet hours.
+    clock = FakeClock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))
     settings = sim_settings(sim, db_url, review={"unreviewed": policy},
                             org={"alert_conversation": "cidALERTS"})
     async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
@@ -119,6 +120,38 @@ async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy
         assert "已结束" in await click(sim, "lisi", LISI_CARD, "keep", {"item": "2"})
         await say(sim, "zhangsan", "权限审核 状态", "已结束")
         await verify_chain(app)
+
+
+async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str) -> None:
+    # Started at 23:00 in Asia/Shanghai: three days on falls in quiet hours (22:00-08:00).
+    start = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    settings = sim_settings(sim, db_url, policy={"quiet_hours": "22:00-08:00",
+                                                 "timezone": "Asia/Shanghai"})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await setup_grants(sim)
+        await say(sim, "zhangsan", "权限审核 开始", "R-1")
+
+        async def reminders() -> list[tuple[str, datetime]]:
+            async with app.db.uow() as uow:
+                rows = (await uow.session.execute(select(DueWork).where(
+                    DueWork.kind == "review_remind").order_by(DueWork.due_at))).scalars().all()
+                return [(r.status, r.due_at) for r in rows]
+
+        morning = datetime(2026, 11, 6, 0, 0, tzinfo=UTC)  # 08:00 local, the quiet hours' end
+        assert await reminders() == [("pending", morning)]
+        # Three days on, 23:00 local: nothing goes out.
+        clock.advance(timedelta(days=3, seconds=1))
+        await app.due.run_once()
+        assert not one_to_one(sim, "lisi", "还有") and not one_to_one(sim, "wangwu", "还有")
+        # At the end of the quiet hours it does, and the next one is three days on (08:00).
+        clock.advance(morning + timedelta(seconds=1) - clock.now())
+        await app.due.run_once()
+        await sim.until(lambda: one_to_one(sim, "lisi", "还有 2 项"), what="reminder to lisi")
+        await sim.until(lambda: one_to_one(sim, "wangwu", "还有 1 项"), what="reminder to wangwu")
+        assert await reminders() == [("done", morning),
+                                     ("pending", morning + timedelta(days=3, seconds=1))]
 
 
 async def test_keep_all_and_cron_planned_at_start(sim: Simulator, db_url: str) -> None:
