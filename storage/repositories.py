@@ -284,7 +284,7 @@ class OutboxRepo:
         stmt = select(*t.c).where(
             t.c.conversation_key == conversation_key,
             t.c.status == "pending", t.c.next_attempt_at <= until,
-            or_(t.c.claimed_until.is_(None), t.c.claimed_until < now),
+            or_(t.c.claimed_until.is_(None), t.c.claimed_until <= now),
         ).order_by(t.c.id)
         if _dialect(self.s) == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
