@@ -66,9 +66,9 @@ class OutboxSender:
         self.sent = 0
         self.failed = 0
         self.deferred = 0
-        # Sent but not yet marked (ids, when), and held back but not yet put back: written
-        # by the next cycle's transaction (or :meth:`_settle`).
-        self._unmarked: list[tuple[list[int], datetime]] = []
+        # Sent but not yet marked ((id, took a budget slot), when), and held back but not yet
+        # put back: written by the next cycle's transaction (or :meth:`_settle`).
+        self._unmarked: list[tuple[list[tuple[int, bool]], datetime]] = []
         self._undeferred: list[tuple[int, datetime]] = []
         self._settling = asyncio.Lock()   # one writer of those two lists' marks at a time
 
@@ -125,7 +125,7 @@ class OutboxSender:
             # One statement, each row with the time it went (the budget counts from it). A
             # crash before it commits means a resend, never a loss.
             await uow.outbox.mark_sent_each(
-                [(i, at) for ids, at in self._unmarked[:marks] for i in ids])
+                [(i, at, counted) for ids, at in self._unmarked[:marks] for i, counted in ids])
         if defers:
             await uow.outbox.defer_many(self._undeferred[:defers])
         return marks, defers
@@ -234,15 +234,16 @@ class OutboxSender:
                 recent.append(now)
         self._undeferred += deferred
 
-        async def send(row: OutboxRow) -> list[int]:
+        async def send(row: OutboxRow) -> list[tuple[int, bool]]:
             payload, riders = merged.get(row.id, (row.payload, []))
             if await self._send_row(row, payload):
                 self._faults.crash("send.before_mark")
-                return [row.id, *riders]
+                # Alerts merged into this one went in its message: they take no budget slot.
+                return [(row.id, _counts(row)), *((r, False) for r in riders)]
             return []
 
         for wave in waves(go):
-            sent: list[int] = []
+            sent: list[tuple[int, bool]] = []
             if len(wave) == 1:
                 sent += await send(wave[0])
             else:

@@ -259,7 +259,7 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
-        Index("ix_outbox_conv_sent", "conversation_key", "sent_at"),
+        Index("ix_outbox_conv_counted", "conversation_key", "counted_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -274,6 +274,9 @@ class OutboxMessage(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When it was sent, if it took a slot of its conversation's per-minute budget (a message
+    # the conversation sees: not a card update, not an alert merged into another message).
+    counted_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     source_message_id: Mapped[str | None] = mapped_column(String(128), default=None)
 
@@ -297,6 +300,7 @@ class OutboxRow:
     claimed_until: datetime | None
     created_at: datetime
     sent_at: datetime | None
+    counted_at: datetime | None
     last_error: str | None
     source_message_id: str | None
 

@@ -303,44 +303,50 @@ class OutboxRepo:
 
     async def sent_since(self, conversation_key: str, since: datetime, *,
                          limit: int | None = None) -> Sequence[datetime]:
-        """When messages were sent to a conversation after ``since``, oldest first; with
-        ``limit``, only the latest ``limit`` of them."""
-        q = (select(OutboxMessage.sent_at)
+        """When messages that took a budget slot were sent to a conversation after ``since``
+        (``counted_at``), oldest first; with ``limit``, only the latest ``limit`` of them."""
+        q = (select(OutboxMessage.counted_at)
              .where(OutboxMessage.conversation_key == conversation_key,
-                    OutboxMessage.sent_at.is_not(None), OutboxMessage.sent_at > since)
-             .order_by(OutboxMessage.sent_at.desc()))
+                    OutboxMessage.counted_at.is_not(None), OutboxMessage.counted_at > since)
+             .order_by(OutboxMessage.counted_at.desc()))
         if limit is not None:
             q = q.limit(limit)
         rows = (await self.s.execute(q)).scalars().all()
         return [r for r in reversed(rows) if r is not None]
 
     async def count_sent_since(self, conversation_key: str, since: datetime, *, cap: int) -> int:
-        """How many messages were sent to a conversation after ``since``, counting no
-        further than ``cap`` (an index range scan that stops there)."""
+        """How many messages that took a budget slot were sent to a conversation after
+        ``since``, counting no further than ``cap`` (an index range scan that stops there)."""
         def build() -> Any:
             t = _OUTBOX
             inner = (select(t.c.id)
-                     .where(t.c.conversation_key == bindparam("key"), t.c.sent_at.is_not(None),
-                            t.c.sent_at > bindparam("since", type_=t.c.sent_at.type))
+                     .where(t.c.conversation_key == bindparam("key"),
+                            t.c.counted_at.is_not(None),
+                            t.c.counted_at > bindparam("since", type_=t.c.counted_at.type))
                      .limit(cap).subquery())
             return select(func.count()).select_from(inner)
 
         return int((await self.s.execute(built_once(("count_sent", cap), build),
                                          {"key": conversation_key, "since": since})).scalar_one())
 
-    async def mark_sent(self, row_ids: int | Sequence[int], now: datetime) -> None:
+    async def mark_sent(self, row_ids: int | Sequence[int], now: datetime, *,
+                        counted: bool = True) -> None:
         ids = [row_ids] if isinstance(row_ids, int) else list(row_ids)
-        await self.mark_sent_each([(i, now) for i in ids])
+        await self.mark_sent_each([(i, now, counted) for i in ids])
 
-    async def mark_sent_each(self, sent: Sequence[tuple[int, datetime]]) -> None:
-        """Mark rows sent, each at its own time: one statement, many parameter sets."""
+    async def mark_sent_each(self, sent: Sequence[tuple[int, datetime, bool]]) -> None:
+        """Mark rows sent, each at its own time, and whether it took a slot of its
+        conversation's per-minute budget (``counted_at``; a card update or an alert merged
+        into another message takes none): one statement, many parameter sets."""
         if not sent:
             return
         stmt = built_once(("mark_sent_each",), lambda: update(_OUTBOX).where(
             _OUTBOX.c.id == bindparam("rid")).values(
                 status="sent", sent_at=bindparam("at", type_=_OUTBOX.c.sent_at.type),
+                counted_at=bindparam("counted", type_=_OUTBOX.c.counted_at.type),
                 claimed_until=None, session_webhook=None, last_error=None))
-        await self.s.execute(stmt, [{"rid": i, "at": at} for i, at in sent])
+        await self.s.execute(stmt, [{"rid": i, "at": at, "counted": at if counted else None}
+                                    for i, at, counted in sent])
 
     async def reschedule(self, row_id: int, at: datetime, *, error: str | None,
                          count_attempt: bool) -> None:

@@ -179,6 +179,45 @@ async def test_conversations_do_not_share_a_budget(
     assert len(sim.messages()) == 42
 
 
+async def test_card_updates_and_merged_alerts_take_no_budget_slot(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """DingTalk's per-group limit counts messages the group sees: a card update edits a
+    message in place, and alerts merged into one alert are one message. With a budget of 3,
+    a card, four updates of it and three merged alerts leave room for exactly one reply."""
+    from bot.transport.cards import create_and_deliver_body
+
+    conv = f"group:{DEMO_GROUP}"
+    body = create_and_deliver_body(template_id="tpl", robot_code=sim.client_id,
+                                   out_track_id="baton-x-R1", params={"status": "pending"},
+                                   group_id=DEMO_GROUP, user_id=None, at={})
+    async with db.uow() as uow:
+        await uow.outbox.add("card", conv, {"op": "create", "out_track_id": "baton-x-R1",
+                                            "body": body}, clock.now())
+        for i in range(4):
+            await uow.outbox.add("card", conv, {"op": "update", "out_track_id": "baton-x-R1",
+                                                "body": {"params": {"status": f"s{i}"}}},
+                                 clock.now())
+        for i in range(3):
+            r = Reply(text=f"alert {i}", conversation_id=DEMO_GROUP, is_group=True)
+            await uow.outbox.add("reply", conv, {**r.payload(), "merge": "alert"}, clock.now())
+        await uow.commit()
+    out = sender(db, client, clock, per_conversation_per_minute=3)
+    await out.drain_once()
+    assert out.sent == 8 and out.deferred == 0
+    assert len(sim.requests("/v1.0/card/instances")) == 4   # the updates (PUT)
+    assert len(sim.messages(DEMO_GROUP)) == 1               # the three alerts as one
+    state = await rows(db)
+    assert sum(r.counted_at is not None for r in state) == 2  # the card and the alert
+
+    session = session_of(sim)
+    one = await add_reply(db, clock, "fits", session=session)
+    two = await add_reply(db, clock, "waits", session=session)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP)[-1] == "fits"
+    assert (await row(db, one)).status == "sent" and (await row(db, two)).status == "pending"
+    assert out.deferred == 1
+
+
 # --- failures ----------------------------------------------------------------------------
 
 

@@ -126,3 +126,40 @@ async def test_members_admins_listing_owner_first(db: Database) -> None:
         bob = (await uow.session.execute(select(Base.metadata.tables["members"]).where(
             Base.metadata.tables["members"].c.user_id == "bob"))).one()
         assert bob.name == "Bob"
+
+
+async def test_0005_counts_rows_sent_before_it_and_downgrades(db_url: str) -> None:
+    """Rows sent before ``outbox.counted_at`` existed keep counting against the budget (for
+    the minute that matters); pending rows do not; the revision downgrades cleanly."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from storage.models import OutboxMessage, UTCDateTime
+
+    database = open_database(db_url)
+    try:
+        await migrate.upgrade(database, "0004")
+        old = sa.table("outbox", sa.column("id", sa.Integer), sa.column("kind", sa.String),
+                       sa.column("conversation_key", sa.String), sa.column("payload", sa.JSON()),
+                       sa.column("status", sa.String), sa.column("attempts", sa.Integer),
+                       sa.column("next_attempt_at", UTCDateTime()),
+                       sa.column("created_at", UTCDateTime()), sa.column("sent_at", UTCDateTime()))
+        async with database.engine.begin() as conn:
+            await conn.execute(sa.insert(old), [
+                {"id": 1, "kind": "reply", "conversation_key": "group:g", "payload": {},
+                 "status": "sent", "attempts": 0, "next_attempt_at": NOW, "created_at": NOW,
+                 "sent_at": NOW + timedelta(seconds=5)},
+                {"id": 2, "kind": "reply", "conversation_key": "group:g", "payload": {},
+                 "status": "pending", "attempts": 0, "next_attempt_at": NOW, "created_at": NOW,
+                 "sent_at": None}])
+        await migrate.upgrade(database)
+        async with database.uow() as uow:
+            got = (await uow.session.execute(select(OutboxMessage.id, OutboxMessage.counted_at)
+                                             .order_by(OutboxMessage.id))).all()
+            assert [tuple(r) for r in got] == [(1, NOW + timedelta(seconds=5)), (2, None)]
+            assert await uow.outbox.count_sent_since("group:g", NOW, cap=20) == 1
+        async with database.engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0004"))
+        assert await migrate.current_revision(database) == "0004"
+    finally:
+        await database.dispose()
