@@ -181,6 +181,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "已创建申请 {id}，等待 {who} 在卡片上确认。",
         "en": "Request {id} created; waiting for {who} to decide on the card.",
     },
+    "transfer_not_applied": {
+        "zh": "主管理员转让 {id} 已获同意，但未执行，主管理员未变：{why}",
+        "en": "Owner transfer {id} was agreed but not applied, and the owner is unchanged: {why}",
+    },
     "transfer_rejected": {"zh": "主管理员转让 {id} 被拒绝，未做任何更改。", "en": "Owner transfer {id} was rejected; nothing changed."},
     "transfer_expired": {"zh": "主管理员转让 {id} 已过期，未做任何更改。", "en": "Owner transfer {id} expired; nothing changed."},
     "transfer_cancelled": {"zh": "主管理员转让 {id} 已取消，未做任何更改。", "en": "Owner transfer {id} was cancelled; nothing changed."},

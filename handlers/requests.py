@@ -49,6 +49,16 @@ from storage.models import Vote as VoteRow
 log = logging.getLogger(__name__)
 
 TWIN = "group"     # the suffix of a request card's twin in an admin group
+
+
+class NoLongerAllowed(Exception):
+    """Raised by a kind's ``apply``: a prerequisite checked when the request was made no
+    longer holds (say, the target of an owner transfer lost admin meanwhile). The request
+    ends FAILED with nothing changed, and ``code`` (kept as the payload's ``error``) says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 _TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
@@ -257,10 +267,14 @@ async def apply_approved(req: Request, env: Env, actor: str) -> State:
     except Exception as e:
         # The savepoint's rollback expired every loaded object; reload before reading.
         await env.uow.session.refresh(req)
-        log.exception("applying %s failed", req.public_id)
+        if isinstance(e, NoLongerAllowed):
+            log.info("%s not applied: %s", req.public_id, e.code)
+        else:
+            log.exception("applying %s failed", req.public_id)
         d = decide(await view_of(req, env), Event(EventKind.APPLY_FAILED), env.now)
         await _transition(req, d, env, actor)
-        req.payload = {**req.payload, "error": type(e).__name__}
+        error = e.code if isinstance(e, NoLongerAllowed) else type(e).__name__
+        req.payload = {**req.payload, "error": error}
         return State.FAILED
     d = decide(await view_of(req, env), Event(EventKind.APPLIED), env.now)
     await _transition(req, d, env, actor)

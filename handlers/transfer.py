@@ -21,13 +21,13 @@ from bot.domain.transfer import (
     transfer_requirements,
 )
 from bot.due import DueContext
-from bot.i18n import t
+from bot.i18n import MESSAGES, t
 from bot.outbound import CardSpec, Reply
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
-from handlers.requests import REGISTRY, Env, open_request
+from handlers.requests import REGISTRY, Env, NoLongerAllowed, open_request
 from storage.db import UnitOfWork
 from storage.models import ADMIN, MEMBER, OWNER, Request
 from storage.snapshots import take_snapshot
@@ -128,8 +128,13 @@ class OwnerTransfer:
         if owner is None:
             raise RuntimeError("no owner to transfer from")
         target = await env.uow.members.get(corp, target_id)
+        # What was checked when it was asked, again: days may have passed.
         if target is None or not target.active:
-            raise RuntimeError("the target is no longer an active member")
+            raise NoLongerAllowed("target_inactive")
+        if target.level == OWNER:
+            raise NoLongerAllowed("target_is_owner")
+        if env.settings.policy.owner_candidates == "admins" and target.level != ADMIN:
+            raise NoLongerAllowed("target_not_eligible")
         snap = await take_snapshot(env.uow, corp, env.now, reason="owner_transfer",
                                    request_id=req.id)
         before = {"owner": owner.user_id, "target_level": target.level,
@@ -159,7 +164,12 @@ class OwnerTransfer:
             return
         key = {"failed": "transfer_failed", "rejected": "transfer_rejected",
                "expired": "transfer_expired", "cancelled": "transfer_cancelled"}[state.value]
-        text = t(key, env.lang, id=req.public_id, target=names[req.target_id or ""])
+        target = names[req.target_id or ""]
+        text = t(key, env.lang, id=req.public_id, target=target)
+        why = f"transfer_{req.payload.get('error', '')}"
+        if state is State.FAILED and why in MESSAGES:
+            text = t("transfer_not_applied", env.lang, id=req.public_id,
+                     why=t(why, env.lang, target=target, id=req.public_id))
         await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
         owner = str(req.payload.get("owner", ""))
         if state is State.FAILED and owner and (owner != req.requester_id or group):

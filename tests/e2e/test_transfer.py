@@ -217,6 +217,24 @@ async def test_failure_while_applying_leaves_old_owner(sim: Simulator, bot: Bato
                              and "执行失败" in m.text], what="the owner told 1:1")
 
 
+async def test_target_no_longer_eligible_when_it_applies(sim: Simulator, bot: BatonApp) -> None:
+    """Prerequisites are checked again when the request applies: lisi, no longer an admin
+    by the time she accepts, does not become owner, and everyone is told why."""
+    await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+    await start(sim, "zhangsan", "移除管理员 @李四", ("lisi",), "已移除")
+    await click(sim, "lisi", CARD.format(1), "accept")
+    await card_status(sim, CARD.format(1), "failed")
+    assert await owner_of(bot) == "zhangsan"
+    async with bot.db.uow() as uow:
+        lisi = await uow.members.get(bot.settings.org.corp_id, "lisi")
+        assert lisi is not None and lisi.level == "member"
+        req = await uow.requests.find(1)
+        assert req is not None and req.payload["error"] == "target_not_eligible"
+    assert await count(bot, select(func.count()).select_from(Snapshot)) == 0
+    text = await reply_to(sim, GROUP, "未执行")
+    assert "只有现任子管理员可以成为主管理员" in text and "李四" in text
+
+
 async def test_expiry_with_an_injected_clock(sim: Simulator, db_url: str) -> None:
     clock = FakeClock(datetime.now(UTC))
     # The wall clock starts this test: no quiet hours, so the 4h reminder is never moved.
