@@ -283,8 +283,15 @@ def _state(e: Entry | None) -> dict[str, Any]:
             "expires_at": e.expires_at.isoformat() if e.expires_at else None}
 
 
+def _people_in(changes: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(change_from_json(c).entry.user_id for c in changes))
+
+
 class ImportRequest(ApprovedChange):
     kind = IMPORT
+
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        return _people_in(payload["changes"])
 
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload
@@ -320,6 +327,9 @@ async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
 
 class ImportUndoRequest(ApprovedChange):
     kind = IMPORT_UNDO
+
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        return _people_in(payload["changes"])
 
     async def describe(self, req: Request, env: Env) -> str:
         return t("describe_import_undo", env.lang, batch=str(req.payload["batch"]),

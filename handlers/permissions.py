@@ -165,11 +165,14 @@ def approvals_needed(env: Env) -> int:
 
 
 async def start_request(ctx: Context, kind: str, target: str | None, payload: dict[str, Any],
-                        *exclude: str, twin_group: str | None = None) -> Request:
+                        *, twin_group: str | None = None) -> Request:
     """Open a request approved by ``policy.approvals_required`` of the owner and admins
-    (never the requester nor anyone in ``exclude``); refused up front when fewer can."""
+    (never the requester nor anyone the change is about, :meth:`ApprovedChange.affected`);
+    refused up front when fewer can."""
     env = ctx.env()
-    pool = await approvers_for(env, ctx.sender.user_id, *exclude)
+    kind_ = REGISTRY.kinds[kind]
+    about = kind_.affected(target, payload) if isinstance(kind_, ApprovedChange) else ()
+    pool = await approvers_for(env, ctx.sender.user_id, *about)
     need = approvals_needed(env)
     if len(pool) < need:
         raise UserError("not_enough_approvers", need=need, have=len(pool))
@@ -193,14 +196,19 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
 
 
 class ApprovedChange:
-    """A request kind whose deciders are ``approvals_required`` of the owner and admins."""
+    """A request kind whose deciders are ``approvals_required`` of the owner and admins,
+    never the requester and never anyone the change is about (no one approves their own
+    grant, role, admin rights, template or import rows)."""
 
     kind = ""
-    exclude_target = False
+
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        """Whose permissions or rights the change is about: none of them may approve it."""
+        return (target,) if target else ()
 
     async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
-        exclude = (req.target_id or "",) if self.exclude_target else ()
-        pool = await approvers_for(env, req.requester_id, *exclude)
+        pool = await approvers_for(env, req.requester_id,
+                                   *self.affected(req.target_id, req.payload))
         return (Requirement("approvers", pool, "approve", "reject",
                             int(req.payload.get("need", approvals_needed(env)))),)
 
@@ -401,8 +409,7 @@ async def admin_add(cmd: AdminAdd, ctx: Context) -> None:
         await set_level(ctx.env(), target, ADMIN, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_added", who=who(target)), markdown=True)
         return
-    await start_request(ctx, ADMIN_ADD, target.user_id, {},
-                        target.user_id)
+    await start_request(ctx, ADMIN_ADD, target.user_id, {})
 
 
 @router.command(AdminRemove, admin_only=True, authority="admin")
@@ -419,8 +426,7 @@ async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
         await set_level(ctx.env(), target, MEMBER, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_removed", who=who(target)), markdown=True)
         return
-    await start_request(ctx, ADMIN_REMOVE, target.user_id,
-                        {}, target.user_id)
+    await start_request(ctx, ADMIN_REMOVE, target.user_id, {})
 
 
 async def set_level(env: Env, target: Member, level: str, *, by: str,
@@ -434,7 +440,6 @@ async def set_level(env: Env, target: Member, level: str, *, by: str,
 
 
 class AdminChange(ApprovedChange):
-    exclude_target = True
 
     def __init__(self, kind: str, level: str) -> None:
         self.kind, self.level = kind, level

@@ -327,6 +327,9 @@ class TemplateDeleteRequest(ApprovedChange):
 class TemplateApplyRequest(ApprovedChange):
     kind = TEMPLATE_APPLY
 
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(payload["users"])
+
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload
         users = list(p["users"])

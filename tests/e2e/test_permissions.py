@@ -125,6 +125,32 @@ async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: B
 
 # ---- approvals ----------------------------------------------------------------------------
 
+async def test_no_one_approves_a_change_about_themselves(sim: Simulator, bot: BatonApp) -> None:
+    """product.md §4: no one approves their own request. wangwu, an admin, may not approve
+    a sensitive grant to himself, nor a sensitive template applied to him; the owner may."""
+    await say(sim, "lisi", "授权 @王五 crm.export", "已发起审批", ("wangwu",))
+    card = CARD.format(1)
+    await card_status(sim, card, "pending")
+    notice = await click(sim, "wangwu", card, "approve")
+    assert "张三" in notice and "王五" not in notice        # who may decide: not him
+    assert (await card_status(sim, card, "pending"))["progress"].startswith("0/1")
+    assert await grants(bot, "wangwu") == {}
+    await click(sim, "zhangsan", card, "approve")
+    await card_status(sim, card, "applied")
+    assert set(await grants(bot, "wangwu")) == {"crm.export"}
+    assert ("grant.click_refused", "refused", "wangwu") in await audit_actions(bot)
+
+    await say(sim, "lisi", "模板 创建 exporters crm.export", "已创建")
+    await say(sim, "lisi", "模板 应用 exporters @王五 @赵六", "已发起审批", ("wangwu", "zhaoliu"))
+    card = CARD.format(2)
+    await card_status(sim, card, "pending")
+    notice = await click(sim, "wangwu", card, "approve")
+    assert "张三" in notice
+    assert (await card_status(sim, card, "pending"))["progress"].startswith("0/1")
+    await click(sim, "zhangsan", card, "approve")
+    await card_status(sim, card, "applied")
+
+
 async def test_sensitive_grant_needs_another_admin_and_no_self_approval(
         sim: Simulator, bot: BatonApp) -> None:
     text = await say(sim, "lisi", "授权 @钱七 crm.export 3天", "已发起审批", ("qianqi",))

@@ -126,3 +126,16 @@ def test_plan_reaches_the_file_and_inverse_restores(current: list[Entry], wanted
     _apply(state, inverse(back))
     assert {k: (v, v.expires_at) for k, v in state.items()} == \
         {e.key: (e, e.expires_at) for e in current}
+
+
+def test_an_import_is_about_everyone_whose_rows_it_changes() -> None:
+    """No one approves an import (or its undo) that changes their own rows (product.md §4)."""
+    from bot.domain.bulk import Change, Entry, change_to_json
+    from handlers.bulk import ImportRequest, ImportUndoRequest
+
+    changes = [change_to_json(c) for c in (
+        Change("create", Entry("lisi", "grant", "crm.export")),
+        Change("remove", Entry("wangwu", "role", "sales")),
+        Change("update", Entry("lisi", "level", "admin"), Entry("lisi", "level", "member")))]
+    for kind in (ImportRequest(), ImportUndoRequest()):
+        assert kind.affected(None, {"changes": changes}) == ("lisi", "wangwu")
