@@ -188,6 +188,8 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
         reason="", payload=payload, ttl=ctx.settings.policy.approval_ttl,
         mention={u: names[u] for u in sorted(pool)} if ctx.message.is_group else None,
         twin_group=twin_group,
+        # Asked one-to-one with no admin group: each approver gets the card one-to-one.
+        copies_to=sorted(pool) if not ctx.message.is_group and not twin_group else (),
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
                           what=await REGISTRY.kinds[kind].describe(req, env),

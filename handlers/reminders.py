@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from bot.cards import local
 from bot.commands.durations import format_duration
+from bot.domain.reminders import in_quiet, next_allowed
 from bot.domain.requests import State, waiting_for
 from bot.i18n import MESSAGES, t
 from bot.outbound import Reply
@@ -103,6 +104,15 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
     req = await env.uow.requests.find(int(payload["request_id"]))
     if req is None or not _open(req, env):
         return
+    p = env.settings.policy
+    if in_quiet(env.now, p.quiet_hours, p.timezone):
+        # Due before the quiet hours but run inside them (Baton was down, or behind): it goes
+        # when they end, never inside (the others due now each come here too).
+        later = next_allowed(env.now, p.quiet_hours, p.timezone)
+        await env.uow.due.schedule(
+            KIND, later, payload, env.now,
+            dedupe_key=f"remind:{req.id}:{payload.get('n', 1)}:{later.isoformat()}")
+        return
     env = env.for_request(req)
     batch = [(int(payload.get("n", 1)), req)]
     batch += [(int(r.payload.get("n", 1)), other) for r, other in await _merge_rows(row_id, req, env)]
@@ -132,20 +142,38 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
     def expires(r: Request) -> str:
         return local(r.expires_at, policy.timezone)
 
-    if len(entries) == 1:
-        r, ws = entries[0]
-        lines = [t("remind_deciders", env.lang, id=r.public_id, who=who(ws), expires=expires(r))]
-    else:
-        lines = [t("remind_merged_header", env.lang, n=len(entries))]
-        lines += [t("remind_merged_line", env.lang, id=r.public_id, who=who(ws), expires=expires(r))
-                  for r, ws in entries]
+    def text(entries: list[tuple[Request, list[str]]], escalated: list[Request]) -> str:
+        if len(entries) == 1:
+            r, ws = entries[0]
+            lines = [t("remind_deciders", env.lang, id=r.public_id, who=who(ws),
+                       expires=expires(r))]
+        else:
+            lines = [t("remind_merged_header", env.lang, n=len(entries))]
+            lines += [t("remind_merged_line", env.lang, id=r.public_id, who=who(ws),
+                        expires=expires(r)) for r, ws in entries]
+        if escalated and owner_id:
+            lines.append(t("remind_escalate", env.lang,
+                           ids=sep.join(r.public_id for r in escalated),
+                           after=format_duration(policy.escalate_after, env.lang),
+                           owner=f"@{names[owner_id]}"))
+        return "\n\n".join(lines)
+
     at = list(dict.fromkeys(w for _, ws in entries for w in ws))
     if escalated and owner_id:
-        lines.append(t("remind_escalate", env.lang, ids=sep.join(r.public_id for r in escalated),
-                       after=format_duration(policy.escalate_after, env.lang),
-                       owner=f"@{names[owner_id]}"))
         at.append(owner_id)
-    await env.send(Reply(text="\n\n".join(lines), conversation_id=req.conversation_id,
-                         is_group=bool(req.payload.get("is_group", True)),
-                         user_id=req.requester_id, markdown=True,
-                         title=t("remind_title", env.lang), at=tuple(at)))
+    title = t("remind_title", env.lang)
+    if req.payload.get("is_group", True):
+        await env.send(Reply(text=text(entries, escalated), conversation_id=req.conversation_id,
+                             is_group=True, markdown=True, title=title, at=tuple(at)))
+    elif twin := req.payload.get("twin"):
+        # Asked one-to-one: remind where the deciders see the card, the admin group.
+        await env.send(Reply(text=text(entries, escalated), conversation_id=str(twin),
+                             is_group=True, markdown=True, title=title, at=tuple(at)))
+    else:
+        # Asked one-to-one, the card sent to each decider: each is reminded one-to-one of
+        # what waits for them.
+        for person in at:
+            mine = [(r, ws) for r, ws in entries if person in ws]
+            up = escalated if person == owner_id else []
+            await env.send(Reply(text=text(mine or entries, up), conversation_id="",
+                                 is_group=False, user_id=person, markdown=True, title=title))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -59,6 +59,8 @@ class NoLongerAllowed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+COPY = "dm"        # the prefix of the suffixes of one-to-one copies of a request card
+MAX_COPIES = 26 * 26
 _TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
@@ -171,6 +173,25 @@ async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, st
     return render_request_card(cv)
 
 
+def copy_suffix(n: int) -> str:
+    """``dm`` and ``n`` in base-26 letters (0 -> dma, 26 -> dmba): track suffixes are letters."""
+    digits = ""
+    while True:
+        n, r = divmod(n, 26)
+        digits = chr(ord("a") + r) + digits
+        if n == 0:
+            return COPY + digits
+
+
+def copy_tracks(req: Request) -> list[tuple[str, str]]:
+    """(outTrackId, userId) of every copy of the request's card: the admin-group twin
+    (userId empty) and the one-to-one copies to deciders."""
+    base = req.card_out_track_id or ""
+    out = [(f"{base}-{TWIN}", "")] if req.payload.get("twin") else []
+    out += [(f"{base}-{copy_suffix(i)}", str(u)) for i, u in enumerate(req.payload.get("copies", []))]
+    return out
+
+
 def conversation_key(req: Request) -> str:
     if req.payload.get("is_group", True):
         return f"group:{req.conversation_id}"
@@ -181,13 +202,18 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
                        conversation_id: str, is_group: bool, reason: str,
                        payload: dict[str, Any], ttl: timedelta,
                        mention: dict[str, str] | None = None,
-                       twin_group: str | None = None) -> Request:
+                       twin_group: str | None = None,
+                       copies_to: Sequence[str] = ()) -> Request:
     """Create the request (raises IntegrityError when a constraint forbids a second one).
 
     ``twin_group``: also put the card in that group (a request made one-to-one, such as an
-    import, so the approvers see it); both cards update together and both take clicks."""
+    import, so the approvers see it). ``copies_to``: also send the card one-to-one to each of
+    these deciders (a request made one-to-one with no admin group to put it in). Every copy
+    updates with the card and takes clicks."""
     if twin_group:
         payload = {**payload, "twin": twin_group}
+    if copies_to:
+        payload = {**payload, "copies": list(dict.fromkeys(copies_to))[:MAX_COPIES]}
     req = Request(
         corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
         target_id=target, conversation_id=conversation_id, reason=reason,
@@ -208,13 +234,14 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
         user_id=None if is_group else requester, at=mention,
     )
     await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
-    if twin_group:
-        twin = f"{req.card_out_track_id}-{TWIN}"
+    for track, user in copy_tracks(req):
         body = create_and_deliver_body(
             template_id=env.settings.dingtalk.card_template_id,
             robot_code=env.settings.dingtalk.effective_robot_code,
-            out_track_id=twin, params=params, group_id=twin_group, user_id=None, at=mention)
-        await env.card(CardSpec("create", twin, f"group:{twin_group}", body))
+            out_track_id=track, params=params, group_id=None if user else twin_group,
+            user_id=user or None, at=None if user else mention)
+        await env.card(CardSpec("create", track, f"user:{user}" if user else f"group:{twin_group}",
+                                body))
     await env.audit(requester, f"{kind}.requested", "pending", target_id=target,
                     request_id=req.id, after={"state": "pending", "reason": reason, **payload})
     await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
@@ -244,9 +271,8 @@ async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
     if req.card_out_track_id:
         await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
                                 {"params": params}))
-        if req.payload.get("twin"):
-            twin = f"{req.card_out_track_id}-{TWIN}"
-            await env.card(CardSpec("update", twin, f"card:{twin}", {"params": params}))
+        for track, _user in copy_tracks(req):
+            await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 
@@ -295,7 +321,7 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
     if req is None:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     env = env.for_request(req)
-    if parsed and parsed[1] and parsed[1] != TWIN:
+    if parsed and parsed[1] and parsed[1] != TWIN and not parsed[1].startswith(COPY):
         handler = REGISTRY.card_actions.get(f"{req.kind}:{parsed[1]}")
         if handler is None:
             return ack_update(None, {"notice": t("click_unknown_card", env.lang)})

@@ -30,7 +30,7 @@ from bot.alerts import raise_alert
 from bot.cards import local
 from bot.commands import ReviewStart, ReviewStatus
 from bot.config import Settings
-from bot.domain.reminders import next_allowed
+from bot.domain.reminders import in_quiet, next_allowed
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
@@ -415,6 +415,14 @@ async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]))
         if req is None or req.state != State.PENDING.value or tx.now >= req.expires_at:
+            return
+        p = tx.settings.policy
+        if in_quiet(tx.now, p.quiet_hours, p.timezone):
+            # Run late, inside the quiet hours: it goes when they end.
+            at = next_allowed(tx.now, p.quiet_hours, p.timezone)
+            await tx.uow.due.schedule("review_remind", at, payload, tx.now,
+                                      dedupe_key=f"access-review-remind:{req.id}:"
+                                                 f"{payload.get('n', 1)}:{at.isoformat()}")
             return
         env = tx.for_request(req)
         items = _items(req)

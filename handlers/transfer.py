@@ -93,6 +93,8 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
         target.name = info["name"]
     env = ctx.env()
     names = await env.names(owner.user_id, target_id)
+    twin = next(iter(ctx.settings.org.admin_conversations), None) \
+        if not ctx.message.is_group else None
     try:
         req = await open_request(
             env, kind=OWNER_TRANSFER, requester=me.user_id, target=target_id,
@@ -100,9 +102,11 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
             reason=cmd.reason, payload={"owner": owner.user_id},
             ttl=ctx.settings.policy.approval_ttl,
             mention={u: names[u] for u in {owner.user_id, target_id} if u != me.user_id},
-            # Asked one-to-one: the owner and the target see the card in the admin group too.
-            twin_group=next(iter(ctx.settings.org.admin_conversations), None)
-            if not ctx.message.is_group else None,
+            # Asked one-to-one: the owner and the target see the card in the admin group
+            # too, or, with no admin group, each of them one-to-one.
+            twin_group=twin,
+            copies_to=[u for u in (owner.user_id, target_id) if u != me.user_id]
+            if not ctx.message.is_group and not twin else (),
         )
     except IntegrityError:
         raise UserError("transfer_transfer_open", target=target_id, id="") from None

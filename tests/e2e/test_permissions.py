@@ -348,6 +348,28 @@ async def bot_ag(admin_group: Settings) -> AsyncIterator[BatonApp]:
         yield app
 
 
+async def test_a_request_asked_one_to_one_without_an_admin_group_reaches_each_approver(
+        sim: Simulator, bot: BatonApp) -> None:
+    """No admin group to put the card in: each approver gets it one-to-one, any copy
+    takes the decision, and every copy shows the outcome."""
+    assert not bot.settings.org.admin_conversations
+    n = len(sim.messages("cidOTOlisi"))
+    sim.say("lisi", "grant uid:qianqi crm.export")                    # one-to-one with Baton
+    await reply_to(sim, "cidOTOlisi", "Request **R-1** is open", after=n)
+    card = CARD.format(1)
+    await card_status(sim, card, "pending")                           # in lisi's chat
+    copies = {f"{card}-dma": "wangwu", f"{card}-dmb": "zhangsan"}     # the approvers, sorted
+    for track, user in copies.items():
+        params = await card_status(sim, track, "pending")
+        assert "crm.export" in params["markdown"]
+        assert sim.cards()[track].spaces == [f"dtv1.card//IM_ROBOT.{user}"]
+    assert "own request" in await click(sim, "lisi", card, "approve")
+    await click(sim, "wangwu", f"{card}-dma", "approve")
+    for track in (card, *copies):
+        await card_status(sim, track, "applied")
+    assert set(await grants(bot, "qianqi")) == {"crm.export"}
+
+
 async def test_a_request_asked_one_to_one_reaches_the_admin_group(
         sim: Simulator, bot_ag: BatonApp) -> None:
     n = len(sim.messages("cidOTOlisi"))

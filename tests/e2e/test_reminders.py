@@ -108,6 +108,52 @@ async def test_reminders_on_time_quiet_hours_escalation_and_merging(sim: Simulat
         assert [d for d, _ in await pending_reminders(app)] == [T0 + timedelta(hours=46)] * 2
 
 
+def one_to_one(sim: Simulator, user: str) -> list[SentMessage]:
+    """Reminders ``user`` got one-to-one."""
+    return [m for m in sim.messages(f"cidOTO{user}") if m.text.startswith(("提醒", "Reminder"))]
+
+
+async def test_a_request_asked_one_to_one_reminds_each_decider_one_to_one(
+        sim: Simulator, db_url: str) -> None:
+    """No admin group: the card went to each approver one-to-one, and so does the reminder
+    (not to the requester's own chat, where no decider would see it)."""
+    clock = FakeClock(T0)
+    settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        n = len(sim.messages("cidOTOlisi"))
+        sim.say("lisi", "授权 uid:qianqi crm.export")              # one-to-one with Baton
+        await reply_to(sim, "cidOTOlisi", "已发起审批", after=n)
+        clock.advance(timedelta(hours=4, seconds=1))
+        assert await app.due.run_once() == 1
+        for user in ("wangwu", "zhangsan"):
+            got = await sim.until(lambda u=user: one_to_one(sim, u), what=f"{user} reminded")
+            assert len(got) == 1 and "R-1" in got[0].text
+        assert not [m for m in sim.messages("cidOTOlisi")[n:] if m.text.startswith("提醒")]
+
+
+async def test_a_reminder_due_before_quiet_hours_waits_for_their_end(
+        sim: Simulator, db_url: str) -> None:
+    """Due at 14:00 local but Baton was down until 23:30: not sent then, but at 08:00."""
+    clock = FakeClock(T0)
+    settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-1")
+        clock.advance(timedelta(hours=13, minutes=30))            # 23:30 local
+        await app.due.run_once()
+        morning = T0 + timedelta(hours=22)                         # 08:00 local, next day
+        assert [d for d, _ in await pending_reminders(app)] == [morning]
+        assert await reminder_at(app) == []                        # nothing queued to send
+        clock.advance(morning - clock.now())
+        assert await app.due.run_once() >= 1                      # (and the daily retention)
+        got = await sim.until(lambda: reminders(sim), what="the reminder at 08:00")
+        assert len(got) == 1 and "R-1" in got[0].text
+        assert len(await reminder_at(app)) == 1
+
+
 async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulator,
                                                                    db_url: str) -> None:
     clock = FakeClock(T0)

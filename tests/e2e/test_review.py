@@ -154,6 +154,31 @@ async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str
                                      ("pending", morning + timedelta(days=3, seconds=1))]
 
 
+async def test_a_review_reminder_run_late_waits_out_quiet_hours(sim: Simulator,
+                                                                 db_url: str) -> None:
+    # Started at 10:00 local; the first reminder falls at 10:00 three days on, but Baton only
+    # looks at 23:30 local (down, or behind): it goes at 08:00 the next morning.
+    start = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    settings = sim_settings(sim, db_url, policy={"quiet_hours": "22:00-08:00",
+                                                 "timezone": "Asia/Shanghai"})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await setup_grants(sim)
+        await say(sim, "zhangsan", "权限审核 开始", "R-1")
+        clock.advance(timedelta(days=3, hours=13, minutes=30))
+        await app.due.run_once()
+        async with app.db.uow() as uow:
+            rows = (await uow.session.execute(select(DueWork).where(
+                DueWork.kind == "review_remind", DueWork.status == "pending"))).scalars().all()
+            assert [r.due_at for r in rows] == [datetime(2026, 11, 6, 0, 0, tzinfo=UTC)]
+            queued = (await uow.session.execute(select(OutboxMessage))).scalars().all()
+            assert not [m for m in queued if "还有" in str(m.payload.get("text", ""))]
+        clock.advance(datetime(2026, 11, 6, 0, 0, 1, tzinfo=UTC) - clock.now())
+        await app.due.run_once()
+        await sim.until(lambda: one_to_one(sim, "lisi", "还有 2 项"), what="reminder to lisi")
+
+
 async def test_keep_all_and_cron_planned_at_start(sim: Simulator, db_url: str) -> None:
     clock = FakeClock(datetime(2026, 3, 31, 0, 0, tzinfo=UTC))
     settings = sim_settings(sim, db_url)

@@ -217,6 +217,22 @@ async def test_failure_while_applying_leaves_old_owner(sim: Simulator, bot: Bato
                              and "执行失败" in m.text], what="the owner told 1:1")
 
 
+async def test_asked_one_to_one_the_target_gets_the_card_one_to_one(
+        sim: Simulator, bot: BatonApp) -> None:
+    """No admin group: the owner's transfer asked in the robot chat reaches the target in
+    theirs; the target accepts there; both cards show the outcome."""
+    n = len(sim.messages("cidOTOzhangsan"))
+    sim.say("zhangsan", "转让主管理员 uid:lisi")                    # one-to-one with Baton
+    await reply_to(sim, "cidOTOzhangsan", "R-1", after=n)
+    card, copy = CARD.format(1), CARD.format(1) + "-dma"
+    await card_status(sim, copy, "pending")
+    assert sim.cards()[copy].spaces == ["dtv1.card//IM_ROBOT.lisi"]
+    await click(sim, "lisi", copy, "accept")
+    await card_status(sim, card, "applied")
+    await card_status(sim, copy, "applied")
+    assert await owner_of(bot) == "lisi"
+
+
 async def test_target_no_longer_eligible_when_it_applies(sim: Simulator, bot: BatonApp) -> None:
     """Prerequisites are checked again when the request applies: lisi, no longer an admin
     by the time she accepts, does not become owner, and everyone is told why."""
