@@ -230,31 +230,52 @@ async def console_done(req: Request, action: CardAction, env: Env) -> dict[str, 
 
 
 async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
-    """Does DingTalk show the new main administrator yet? Remind on a backoff until it does."""
+    """Does DingTalk show the new main administrator yet? Remind on a backoff until it does.
+
+    Where the app may not read the admin list (no client, a permission or request error),
+    there is nothing to check: verification ends, audited. A failure that may pass (5xx,
+    rate limit, timeout) is checked again at the next backoff step, without a reminder."""
     listed: list[dict[str, Any]] | None = None
+    failure: DingTalkError | None = None
     if dctx.client is not None:
         try:
             listed = await dctx.client.list_admins()
         except DingTalkError as e:
-            log.warning("cannot read DingTalk's admin list (%s); not verifying", e)
+            failure = e
+            log.warning("cannot read DingTalk's admin list (%s)", e)
+    n = int(payload.get("n", 0))
     async with dctx.transaction() as env:
         req = await env.uow.requests.find(int(payload["request_id"]))
         if req is None or req.state != State.APPLIED.value or req.payload.get("verified"):
             return
         new, prev = req.target_id or "", str(req.payload.get("previous_owner", ""))
         if listed is None:
+            if failure is not None and failure.retryable:
+                gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
+                await env.uow.due.schedule("transfer_verify", env.now + gap,
+                                           {"request_id": req.id, "n": n + 1}, env.now,
+                                           dedupe_key=f"verify:{req.id}:{n + 1}")
+                return
+            await env.audit("system", "owner_transfer.dingtalk_unverifiable", "skipped",
+                            target_id=new, request_id=req.id,
+                            after={"why": f"{type(failure).__name__}: {failure.code}"
+                                   if failure else "no DingTalk client"})
             return
         mains = {str(a.get("userid")) for a in listed if int(a.get("sys_level", 0)) == 1}
         if new in mains:
             req.payload = {**req.payload, "verified": env.now.isoformat()}
             await env.audit("system", "owner_transfer.dingtalk_verified", "ok",
                             target_id=new, request_id=req.id)
+            if not env.settings.dingtalk.exclusive_accounts:
+                # The console-steps card: its "done" button has nothing left to do.
+                track = f"{req.card_out_track_id}-console"
+                await env.card(CardSpec("update", track, f"card:{track}",
+                                        {"params": {"status": "done"}}))
             names = await env.names(new)
             await env.send(Reply(t("verify_ok", env.lang, id=req.public_id, name=names[new]),
                                  req.conversation_id, bool(req.payload.get("is_group", True)),
                                  req.requester_id, markdown=True))
             return
-        n = int(payload.get("n", 0))
         names = await env.names(new)
         await env.send(Reply(t("verify_pending", env.lang, id=req.public_id, name=names[new]),
                              "", False, prev, markdown=True))

@@ -322,6 +322,10 @@ class Simulator:
         )
         self._state.add_fail(path, rule)
 
+    def clear_failures(self, path: str | None = None) -> None:
+        """Forget the failures :meth:`fail_next` armed and not yet used (of ``path``, or all)."""
+        self._state.clear_fails(path)
+
     def delay_next(
         self,
         path: str,

@@ -345,6 +345,13 @@ class SimState:
         with self.lock:
             self.fail_rules.setdefault(path, deque()).append(rule)
 
+    def clear_fails(self, path: str | None = None) -> None:
+        with self.lock:
+            if path is None:
+                self.fail_rules.clear()
+            else:
+                self.fail_rules.pop(path, None)
+
     def add_delay(self, path: str, rule: DelayRule) -> None:
         with self.lock:
             self.delay_rules.setdefault(path, deque()).append(rule)

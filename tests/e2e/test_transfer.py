@@ -13,7 +13,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.sandbox import sim_settings
 from bot.sim import Simulator
-from storage.models import AuditEntry, Grant, Request, Snapshot, Vote
+from storage.models import AuditEntry, DueWork, Grant, Request, Snapshot, Vote
 from tests.e2e.conftest import GROUP, reply_to
 
 pytestmark = pytest.mark.e2e
@@ -280,6 +280,61 @@ async def test_dingtalk_verification_after_console_step(sim: Simulator, bot: Bat
     sim.console_transfer_main_admin("zhangsan", "lisi")
     await click(sim, "zhangsan", console, "done")
     await reply_to(sim, GROUP, "钉钉已显示")
+
+
+async def test_verification_outlives_a_failed_read_and_closes_the_console_card(
+        sim: Simulator, db_url: str) -> None:
+    """DingTalk's admin list unreadable for a while (503): verification is tried again at the
+    next backoff step, without reminding anyone of a step they may have done. Once DingTalk
+    agrees, the console card's button is retired, though nobody clicked it."""
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    settings = sim_settings(sim, db_url, policy={"quiet_hours": None})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+        await click(sim, "lisi", CARD.format(1), "accept")
+        console = CARD.format(1) + "-console"
+        await card_status(sim, console, "pending")
+
+        async def verify_rows() -> list[tuple[str, int]]:
+            async with app.db.uow() as uow:
+                rows = (await uow.session.execute(select(DueWork).where(
+                    DueWork.kind == "transfer_verify").order_by(DueWork.id))).scalars().all()
+                return [(r.status, int(r.payload["n"])) for r in rows]
+
+        sim.fail_next("/topapi/user/listadmin", 503, count=100)
+        clock.advance(timedelta(minutes=10, seconds=1))
+        await app.due.run_once()
+        assert await verify_rows() == [("done", 0), ("pending", 1)]
+        assert not [m for m in sim.messages("cidOTOzhangsan") if "仍未显示" in m.text]
+        sim.clear_failures()
+        sim.console_transfer_main_admin("zhangsan", "lisi")
+        clock.advance(timedelta(minutes=30))
+        await app.due.run_once()
+        await reply_to(sim, GROUP, "钉钉已显示")
+        await card_status(sim, console, "done")
+        assert await verify_rows() == [("done", 0), ("done", 1)]
+
+
+async def test_verification_ends_audited_where_the_admin_list_is_forbidden(
+        sim: Simulator, db_url: str) -> None:
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    settings = sim_settings(sim, db_url, policy={"quiet_hours": None})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+        await click(sim, "lisi", CARD.format(1), "accept")
+        await card_status(sim, CARD.format(1), "applied")
+        sim.fail_next("/topapi/user/listadmin", 403, code="60011", count=5)
+        clock.advance(timedelta(minutes=10, seconds=1))
+        await app.due.run_once()
+        async with app.db.uow() as uow:
+            pending = (await uow.session.execute(select(func.count()).select_from(DueWork).where(
+                DueWork.kind == "transfer_verify", DueWork.status == "pending"))).scalar_one()
+            assert pending == 0
+            entry = (await uow.session.execute(select(AuditEntry).where(
+                AuditEntry.action == "owner_transfer.dingtalk_unverifiable"))).scalar_one()
+            assert "PermissionDenied" in entry.after["why"]
 
 
 async def test_pending_lists_what_i_decide_and_what_i_asked(sim: Simulator, bot: BatonApp) -> None:
