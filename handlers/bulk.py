@@ -31,6 +31,7 @@ from bot.domain.bulk import (
     Mode,
     Plan,
     RowResult,
+    basis,
     change_from_json,
     change_to_json,
     inverse,
@@ -45,7 +46,7 @@ from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import ApprovedChange, catalog_of, start_request
-from handlers.requests import REGISTRY, Env
+from handlers.requests import REGISTRY, Env, NoLongerAllowed
 from handlers.templates import impact_text
 from storage import bulk as store
 from storage.db import Database, UnitOfWork
@@ -179,7 +180,6 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     mode: Mode = "add"
     if me.import_mode == "replace" and me.import_mode_until and me.import_mode_until > ctx.now:
         mode = "replace"
-    me.import_mode, me.import_mode_until = None, None
     cat = catalog_of(ctx.settings)
     corp = ctx.corp_id
     levels = {m.user_id: m.level for m in await store.members(ctx.uow, corp)}
@@ -192,21 +192,31 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     if p.errors:
         await ctx.audit("import.refused", "refused", after={
             "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})
+        still = [ctx.t("import_replace_still_armed")] if mode == "replace" else []
         await ctx.reply("\n".join([ctx.t("import_has_errors", name=name, n=len(p.errors),
-                                         rows=len(p.rows)), *lines]), markdown=True,
+                                         rows=len(p.rows)), *lines, *still]), markdown=True,
                         title=ctx.t("import_title"))
         return
     if not p.changes:
+        me.import_mode, me.import_mode_until = None, None
         await ctx.reply(ctx.t("import_no_changes", name=name, rows=len(p.rows)))
         return
     imp = await change_impact(ctx.uow, corp, p.changes, cat, templates, ctx.now)
     summary = ctx.t("import_summary", name=name, mode=ctx.t(f"import_mode_{mode}"),
                     create=p.count("create"), update=p.count("update"),
                     unchanged=p.count("unchanged"), remove=p.removals)
+    # What the dry run saw: everyone's entries in replace mode, the file's people's in add
+    # mode. Applying checks it again, so the approved preview is what happens.
+    people = None if mode == "replace" else {e.user_id for _, e in good}
     await start_request(ctx, IMPORT, None, {
         "file": cmd.file.file_name, "mode": mode, "summary": summary,
         "impact": impact_text(imp, cat, ctx.lang, imp.people()),
-        "changes": [change_to_json(c) for c in p.changes]})
+        "changes": [change_to_json(c) for c in p.changes],
+        "basis": basis(current, people),
+        "people": None if people is None else sorted(people)})
+    # The armed replace mode is used up by the file that became a request (a file refused
+    # for errors, or with nothing to change, leaves it armed for the corrected file).
+    me.import_mode, me.import_mode_until = None, None
     await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines]),
                     markdown=True, title=ctx.t("import_title"))
 
@@ -300,6 +310,11 @@ class ImportRequest(ApprovedChange):
 
     async def apply(self, req: Request, env: Env) -> None:
         batch = f"B-{req.id}"
+        if "basis" in req.payload:
+            current, _src = await store.entries(env.uow, env.corp_id, env.now)
+            people = req.payload.get("people")
+            if basis(current, people) != req.payload["basis"]:
+                raise NoLongerAllowed("import_store_changed")
         changes = [change_from_json(c) for c in req.payload["changes"]]
         await apply_batch(env, req, changes, batch=batch, action="import.change")
         req.payload = {**req.payload, "batch": batch}
@@ -373,6 +388,15 @@ MESSAGES.update({
         "zh": "文件 {name} 共 {rows} 行，其中 {n} 行有错误，因此**没有应用任何更改**。请修改后重新发送：",
         "en": "{name} has {n} bad rows out of {rows}, so **nothing was applied**. Fix them and "
               "send the file again:",
+    },
+    "not_applied_import_store_changed": {
+        "zh": "预览之后权限已被他人修改，为免覆盖这些修改，导入未执行。请重新导出、核对后再发送文件",
+        "en": "the permissions changed after the preview; so as not to overwrite those changes, "
+              "nothing was imported. Export again, check, and send the file again",
+    },
+    "import_replace_still_armed": {
+        "zh": "\n替换模式仍然有效：改正后直接重新发送文件即可。",
+        "en": "\nReplace mode is still on: correct the file and send it again.",
     },
     "import_no_changes": {
         "zh": "文件 {name}（{rows} 行）与当前权限完全一致，无需更改。",

@@ -28,7 +28,7 @@ from bot.domain.permissions import (
 )
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
-from bot.i18n import Lang, t
+from bot.i18n import MESSAGES, Lang, t
 from bot.outbound import Reply
 from bot.text import literal, person
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
@@ -222,8 +222,10 @@ class ApprovedChange:
 
     async def after(self, req: Request, env: Env, state: State) -> None:
         what = await self.describe(req, env)
-        text = t(f"request_{state.value}", env.lang, id=req.public_id, what=what,
-                 error=str(req.payload.get("error", "")))
+        error = str(req.payload.get("error", ""))
+        if f"not_applied_{error}" in MESSAGES:      # a NoLongerAllowed code: say it in words
+            error = t(f"not_applied_{error}", env.lang)
+        text = t(f"request_{state.value}", env.lang, id=req.public_id, what=what, error=error)
         group = bool(req.payload.get("is_group", True))
         await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
 

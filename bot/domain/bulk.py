@@ -210,6 +210,19 @@ def inverse(changes: Iterable[Change]) -> list[Change]:
 
 # ---- (de)serialising plans into a request's payload ---------------------------------------
 
+def basis(current: Iterable[Entry], users: Iterable[str] | None = None) -> str:
+    """A digest of the store's entries an import was planned against (only ``users``'
+    entries, when given): equal digests mean the dry run still describes what applying does.
+    Admin levels are left out (an import does not change them)."""
+    import hashlib
+    import json
+
+    only = None if users is None else set(users)
+    rows = sorted(json.dumps(entry_to_json(e), ensure_ascii=False) for e in current
+                  if e.kind != "level" and (only is None or e.user_id in only))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 def entry_to_json(e: Entry) -> list[str | None]:
     return [e.user_id, e.kind, e.value, e.expires_at.isoformat() if e.expires_at else None]
 

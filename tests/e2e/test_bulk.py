@@ -186,3 +186,35 @@ async def test_replace_mode_removes_what_the_file_omits(sim: Simulator, app: Bat
     await click(sim, "zhangsan", CARD.format(1) + "-group", "approve")
     await card_status(sim, CARD.format(1), "applied")
     assert not [e for e in await table(app) if e[0] == "qianqi"]
+
+
+async def test_replace_import_fails_when_the_store_changed_after_its_preview(
+        sim: Simulator, app: BatonApp) -> None:
+    """The preview is what gets approved: a permission changed between the dry run and the
+    approval fails the request, nothing applied, and the importer is told why."""
+    await seed(sim)
+    _name, data = await exported(sim, "lisi")
+    await say(sim, "lisi", "import replace", "replace")
+    n = len(sim.messages(dm("lisi")))
+    sim.send_file("lisi", "trimmed.xlsx", edit(data, drop_user="qianqi"))
+    await reply_to(sim, dm("lisi"), "导入预览", after=n)
+    # Meanwhile, outside the file's view: a new grant for zhaoliu, which the file omits.
+    await say(sim, "wangwu", "grant @zhaoliu crm.customer.view", "Granted", ("zhaoliu",))
+    before = await table(app)
+    await click(sim, "zhangsan", CARD.format(1) + "-group", "approve")
+    await card_status(sim, CARD.format(1), "failed")
+    assert await table(app) == before                       # the new grant survives
+    text = await reply_to(sim, dm("lisi"), "未做任何更改")
+    assert "预览之后权限已被他人修改" in text
+
+
+async def test_a_refused_file_leaves_replace_mode_armed_for_the_corrected_one(
+        sim: Simulator, app: BatonApp) -> None:
+    await seed(sim)
+    _name, data = await exported(sim, "lisi")
+    await say(sim, "lisi", "import replace", "replace")
+    bad = edit(data, drop_user="qianqi", add=[["qianqi", "", "grant", "crm.nope", "", ""]])
+    text = await send_file(sim, "lisi", "bad.xlsx", bad, "没有应用任何更改")
+    assert "替换模式仍然有效" in text
+    text = await send_file(sim, "lisi", "fixed.xlsx", edit(data, drop_user="qianqi"), "导入预览")
+    assert "替换模式" in text and "移除 1" in text

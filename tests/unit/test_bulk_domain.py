@@ -139,3 +139,20 @@ def test_an_import_is_about_everyone_whose_rows_it_changes() -> None:
         Change("update", Entry("lisi", "level", "admin"), Entry("lisi", "level", "member")))]
     for kind in (ImportRequest(), ImportUndoRequest()):
         assert kind.affected(None, {"changes": changes}) == ("lisi", "wangwu")
+
+
+def test_basis_digests_what_an_import_was_planned_against() -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain.bulk import Entry, basis
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    a = [Entry("lisi", "grant", "crm.export", at), Entry("wangwu", "role", "sales"),
+         Entry("lisi", "level", "admin")]
+    assert basis(a) == basis(list(reversed(a)))                            # order: none
+    assert basis(a) == basis(a[:2])                                        # levels: none
+    moved = [Entry("lisi", "grant", "crm.export", at.replace(day=2)), *a[1:]]
+    assert basis(a) != basis(moved)                                        # an expiry: counts
+    assert basis(a) != basis(a[1:])                                        # a removal: counts
+    assert basis(a, ["wangwu"]) == basis(moved, ["wangwu"])                # others: ignored
+    assert basis(a, ["wangwu"]) != basis([], ["wangwu"])
