@@ -305,12 +305,14 @@ class Dispatcher:
                     raise UserError("mention_unresolved", n=i)
             if route is None:
                 raise UserError("not_available", command=name)
-            if route.admin_only and not self._admin_conversation_ok(ctx.message):
-                raise UserError("admin_conversation_only")
+            # Authority first: a member's attempt is refused (audited, alerted) as such
+            # wherever it is made, not just sent to the admin group.
             if not _has_authority(ctx.sender.level, route.authority):
                 raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
                                 alert=True, command=name,
                                 level=Localized(f"level_{ctx.sender.level}"))
+            if route.admin_only and not self._admin_conversation_ok(ctx.message):
+                raise UserError("admin_conversation_only", audit_action=f"{name}.refused")
             if route.reads_only:
                 await route.handler(cmd, ctx)
             else:

@@ -370,6 +370,28 @@ async def test_a_request_asked_one_to_one_without_an_admin_group_reaches_each_ap
     assert set(await grants(bot, "qianqi")) == {"crm.export"}
 
 
+async def test_outside_the_admin_groups_a_member_is_refused_for_authority_and_audited(
+        sim: Simulator, bot_ag: BatonApp) -> None:
+    """product.md §2: a command a sender may not run gets a refusal naming the missing
+    authority, audited and alerted, wherever it is sent; an admin outside the admin groups
+    is told where to go, and that refusal is audited too."""
+    from bot.sim import SimGroup
+
+    other = "cidOTHERGROUP"
+    sim.add_group(SimGroup(other, "销售群"))
+    text = await say(sim, "zhaoliu", "授权 @钱七 crm.export", "只有主管理员或子管理员", ("qianqi",),
+                     conversation=other)
+    assert "管理群" not in text
+    text = await say(sim, "lisi", "授权 @钱七 crm.export", "指定的管理群", ("qianqi",),
+                     conversation=other)
+    assert await grants(bot_ag, "qianqi") == {}
+    async with bot_ag.db.uow() as uow:
+        refused = (await uow.session.execute(select(AuditEntry).where(
+            AuditEntry.action == "grant.refused").order_by(AuditEntry.seq))).scalars().all()
+        assert [(a.actor_id, a.after["reason"]) for a in refused] == [
+            ("zhaoliu", "need_admin"), ("lisi", "admin_conversation_only")]
+
+
 async def test_a_request_asked_one_to_one_reaches_the_admin_group(
         sim: Simulator, bot_ag: BatonApp) -> None:
     n = len(sim.messages("cidOTOlisi"))
