@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
 CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
+CARD_MISSING = "param.outTrackIdNotExist"   # an update of a card not (yet) created
+AFTER_CREATION = timedelta(seconds=1)      # an update waiting for its card goes this long after
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxRow, int, str], Awaitable[None]]
 
@@ -257,6 +259,8 @@ class OutboxSender:
         try:
             await self._deliver(row, payload)
         except DingTalkError as e:
+            if e.code == CARD_MISSING and await self._wait_for_creation(row):
+                return False
             await self._record_failure(row, f"{type(e).__name__}: {e.code} {e.message}",
                                        e.retry_after)
             return False
@@ -264,6 +268,23 @@ class OutboxSender:
             log.exception("outbox row %s could not be sent", row.id)
             await self._record_failure(row, f"{type(e).__name__}: {e}", None)
             return False
+        return True
+
+    async def _wait_for_creation(self, row: OutboxRow) -> bool:
+        """An update of a card whose creation is still queued (say, held back by its group's
+        budget) goes after it, spending no attempt: otherwise the update could fail for good
+        and the card, created later, would show its first state (live buttons) forever."""
+        track = str(row.payload.get("out_track_id", ""))
+        try:
+            async with self._db.uow() as uow:
+                due = await uow.outbox.pending_creation(track)
+        except Exception:
+            log.exception("outbox row %s: could not look for its card's creation", row.id)
+            return False
+        if due is None:
+            return False
+        self._undeferred.append((row.id, max(due, self._clock.now()) + AFTER_CREATION))
+        log.info("outbox row %s: card %s not created yet; the update waits for it", row.id, track)
         return True
 
     async def _record_failure(self, row: OutboxRow, error: str,

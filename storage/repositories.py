@@ -296,6 +296,17 @@ class OutboxRepo:
                                  .values(claimed_until=held))
         return picked
 
+    async def pending_creation(self, out_track_id: str) -> datetime | None:
+        """When the still unsent creation of card ``out_track_id`` is due (None: there is
+        none; the card was created, failed for good, or never queued)."""
+        t = OutboxMessage
+        return (await self.s.execute(
+            select(func.min(t.next_attempt_at)).where(
+                t.kind == "card", t.status == "pending",
+                t.payload["op"].as_string() == "create",
+                t.payload["out_track_id"].as_string() == out_track_id)
+        )).scalar_one_or_none()
+
     async def next_due_at(self) -> datetime | None:
         return (await self.s.execute(
             select(func.min(OutboxMessage.next_attempt_at)).where(OutboxMessage.status == "pending")

@@ -218,6 +218,36 @@ async def test_card_updates_and_merged_alerts_take_no_budget_slot(
     assert out.deferred == 1
 
 
+async def test_a_card_update_waits_for_its_held_back_creation(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """The group's budget holds the card's creation back; its update (another queue) must
+    not fail for good meanwhile, or the card would show its first state forever."""
+    from bot.transport.cards import create_and_deliver_body
+
+    track, conv = "baton-x-R1", f"group:{DEMO_GROUP}"
+    await add_reply(db, clock, "first", session=session_of(sim))    # takes the only slot
+    body = create_and_deliver_body(template_id="tpl", robot_code=sim.client_id,
+                                   out_track_id=track, params={"status": "pending"},
+                                   group_id=DEMO_GROUP, user_id=None, at={})
+    async with db.uow() as uow:
+        await uow.outbox.add("card", conv, {"op": "create", "out_track_id": track,
+                                            "body": body}, clock.now())
+        upd = await uow.outbox.add("card", f"card:{track}", {
+            "op": "update", "out_track_id": track, "body": {"params": {"status": "applied"}}},
+            clock.now())
+        await uow.commit()
+    out = sender(db, client, clock, per_conversation_per_minute=1, max_attempts=2)
+    await out.drain_once()
+    r = await row(db, upd)
+    assert r.status == "pending" and r.attempts == 0 and r.last_error is None
+    assert track not in sim.cards()
+    for _ in range(3):                       # the creation's slot frees, then the update
+        clock.advance(31)
+        await out.drain_once()
+    assert sim.cards()[track].params["status"] == "applied"
+    assert [x.status for x in await rows(db)] == ["sent"] * 3 and out.failed == 0
+
+
 # --- failures ----------------------------------------------------------------------------
 
 
