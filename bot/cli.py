@@ -28,7 +28,8 @@ async def _run(settings: Settings) -> int:
     from bot.app import BatonApp, NotConfigured
     from bot.logs import setup_logging
 
-    setup_logging(settings.log.level, (settings.dingtalk.client_secret.get_secret_value(),))
+    setup_logging(settings.log.level, (settings.dingtalk.client_secret.get_secret_value(),),
+                  json_format=settings.log.json_format)
     try:
         app = BatonApp(settings)
         async with app:

@@ -167,11 +167,12 @@ class PolicySettings(_Section):
         mode="before",
     )(config_duration)
 
-    @field_validator("quiet_hours")
+    @field_validator("quiet_hours", mode="before")
     @classmethod
     def _quiet(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
+        # null in YAML; from the environment (BATON_POLICY__QUIET_HOURS) "", "null" or "none".
+        if v is None or (isinstance(v, str) and v.strip().lower() in ("", "null", "none", "off")):
+            return None
         try:
             start, end = v.split("-")
             time.fromisoformat(start.strip())
@@ -195,6 +196,22 @@ class ReviewSettings(_Section):
     unreviewed: Literal["keep", "revoke"] = "keep"
     deadline: timedelta = timedelta(days=14)
     _dur = field_validator("deadline", mode="before")(config_duration)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from datetime import UTC, datetime
+
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            trigger = CronTrigger.from_crontab(v, timezone=UTC)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
+                             f"e.g. \"0 9 1 1,4,7,10 *\"): {e}") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise ValueError(f"{v!r} never fires")
+        return v
 
 
 class SchedulerSettings(_Section):
@@ -263,6 +280,13 @@ class OpsSettings(_Section):
 class LogSettings(_Section):
     level: str = "INFO"
     json_format: bool = False
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("is not a log level (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+        return v.upper()
 
 
 class Settings(BaseSettings):

@@ -78,18 +78,38 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def make_handler(secrets: tuple[str, ...] = (), stream: TextIO | None = None) -> logging.Handler:
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (``log.json_format``): ts (UTC, ISO 8601), level, logger,
+    msg, and exc when there is a traceback. Runs after the redacting filter."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        out = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+               "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False)
+
+
+def make_handler(secrets: tuple[str, ...] = (), stream: TextIO | None = None, *,
+                 json_format: bool = False) -> logging.Handler:
     """The one log handler: one line a record, secrets masked (stderr unless ``stream``)."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_format else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
     return handler
 
 
-def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = ()) -> None:
+def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = (), *,
+                  json_format: bool = False) -> None:
     root = logging.getLogger()
     root.setLevel(level.upper())
-    root.handlers[:] = [make_handler(secrets)]
+    root.handlers[:] = [make_handler(secrets, json_format=json_format)]
     # The SDK logs the whole gateway answer (ticket included) at INFO; keep it quiet.
     logging.getLogger("dingtalk_stream").setLevel(logging.WARNING)
     # APScheduler is only the alarm clock: its per-tick INFO lines and "skipped: already

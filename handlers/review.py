@@ -24,7 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.alerts import raise_alert
 from bot.cards import local
@@ -42,7 +42,7 @@ from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import catalog_of
 from handlers.requests import REGISTRY, Env
 from storage.db import Database
-from storage.models import ADMIN, OWNER, Grant, Request
+from storage.models import ADMIN, OWNER, DueWork, Grant, Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -368,22 +368,30 @@ def _start_key(corp_id: str, at: datetime) -> str:
     return f"access-review-start:{corp_id}:{at.isoformat()}"
 
 
-async def _schedule_next(uow: Any, settings: Settings, now: datetime) -> None:
+async def _schedule_next(uow: Any, settings: Settings, now: datetime) -> datetime | None:
     try:
         at = next_fire(settings.review.cron, settings.policy.timezone, now)
     except ValueError as e:
         log.error("review.cron %r is not usable (%s); no periodic access review is planned",
                   settings.review.cron, e)
-        return
+        return None
     corp = settings.org.corp_id
     await uow.due.schedule("review_start", at, {"corp_id": corp, "fire": at.isoformat()}, now,
                            dedupe_key=_start_key(corp, at))
+    return at
 
 
 async def schedule_review(db: Database, settings: Settings, now: datetime) -> None:
-    """On start: the next ``review.cron`` fire as a due row (one per fire time)."""
+    """On start: the next ``review.cron`` fire as a due row (one per fire time), and any
+    pending fire of an earlier ``review.cron`` that this one no longer has is cancelled."""
     async with db.uow() as uow:
-        await _schedule_next(uow, settings, now)
+        at = await _schedule_next(uow, settings, now)
+        if at is not None:
+            corp = settings.org.corp_id
+            await uow.session.execute(update(DueWork).where(
+                DueWork.kind == "review_start", DueWork.status == "pending",
+                DueWork.dedupe_key.startswith(f"access-review-start:{corp}:", autoescape=True),
+                DueWork.dedupe_key != _start_key(corp, at)).values(status="cancelled"))
         await uow.commit()
 
 

@@ -205,6 +205,23 @@ async def test_keep_all_and_cron_planned_at_start(sim: Simulator, db_url: str) -
                 ("pending", datetime(2026, 7, 1, 1, 0, tzinfo=UTC))]
 
 
+async def test_a_changed_cron_replaces_the_planned_review(sim: Simulator, db_url: str) -> None:
+    """An operator moves review.cron: on restart the fire planned by the old one is cancelled,
+    not left to start a review nobody asked for."""
+    clock = FakeClock(datetime(2026, 3, 31, 0, 0, tzinfo=UTC))
+    async with BatonApp(sim_settings(sim, db_url), clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+    settings = sim_settings(sim, db_url, review={"cron": "0 9 1 6 *"})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        async with app.db.uow() as uow:
+            rows = (await uow.session.execute(select(DueWork).where(
+                DueWork.kind == "review_start").order_by(DueWork.due_at))).scalars().all()
+            assert [(r.status, r.due_at) for r in rows] == [
+                ("cancelled", datetime(2026, 4, 1, 1, 0, tzinfo=UTC)),
+                ("pending", datetime(2026, 6, 1, 1, 0, tzinfo=UTC))]
+
+
 async def test_status_without_campaign_and_english(sim: Simulator, db_url: str) -> None:
     settings = sim_settings(sim, db_url)
     async with BatonApp(settings, run_scheduler=False) as app:

@@ -190,6 +190,9 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
     ({"catalog": {"permissions": {"a.b": {"zh": "甲", "en": "A"}}, "roles": {"owner": ["a.b"]}}},
      "catalog: roles.owner: owner and admin are built in"),
     ({"catalog": {"sensitive": ["zz"]}}, "catalog: sensitive: 'zz' is neither a role nor a permission"),
+    ({"review": {"cron": "every quarter"}}, "review.cron: 'every quarter' is not a crontab line"),
+    ({"review": {"cron": "0 9 31 2 *"}}, "review.cron: '0 9 31 2 *' never fires"),
+    ({"log": {"level": "LOUD"}}, "log.level: is not a log level"),
 ])
 def test_each_problem_names_its_key(tmp_path: Path, data: dict[str, Any], expect: str) -> None:
     problems = problems_of(write(tmp_path, data))
@@ -285,3 +288,14 @@ def test_config_check_without_a_file_checks_the_environment(
     monkeypatch.setenv("BATON_POLICY__TIMEZONE", "Nowhere/City")
     assert main(["config", "check"]) == 1
     assert "policy.timezone: 'Nowhere/City' is not a known time zone" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("off", ["", "null", "None", "off"])
+def test_quiet_hours_can_be_turned_off_from_the_environment(off: str) -> None:
+    s = load_settings(None, env={"BATON_POLICY__QUIET_HOURS": off})
+    assert s.policy.quiet_hours is None
+    assert load_settings(None, env={}).policy.quiet_hours == "22:00-08:00"
+
+
+def test_log_level_is_case_insensitive() -> None:
+    assert load_settings(None, env={"BATON_LOG__LEVEL": "debug"}).log.level == "DEBUG"

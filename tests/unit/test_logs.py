@@ -135,3 +135,30 @@ def test_setup_logging_installs_the_filter(capsys: pytest.CaptureFixture[str]) -
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         logging.getLogger("dingtalk_stream").setLevel(saved_sdk)
+
+
+def test_json_format_writes_one_object_a_line_with_secrets_masked() -> None:
+    import io
+
+    from bot.logs import make_handler
+
+    out = io.StringIO()
+    logger = logging.getLogger("baton.test.json")
+    logger.propagate = False
+    logger.handlers[:] = [make_handler((SECRET,), out, json_format=True)]
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("two\nlines with %s", SECRET)
+        try:
+            raise RuntimeError(f"boom {SECRET}")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.handlers.clear()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(x) for x in lines)
+    assert first["level"] == "INFO" and first["logger"] == "baton.test.json"
+    assert first["msg"] == "two\\nlines with ***" and first["ts"].endswith("+00:00")
+    assert second["msg"] == "failed" and "RuntimeError: boom ***" in second["exc"]
+    assert SECRET not in out.getvalue()
