@@ -102,14 +102,22 @@ async def _audit_verify(settings: Settings) -> int:
 
 
 def _iso_time(value: str) -> datetime:
-    """An ISO 8601 date or time for --since / --until; without an offset it is UTC."""
+    """An ISO 8601 date or time for --since / --until (naive: local, see :func:`_zoned`)."""
     try:
-        at = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO date or time, e.g. 2026-03-01 or 2026-03-01T08:00+08:00"
         ) from None
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _zoned(at: datetime | None, tz: str) -> datetime | None:
+    """A time without an offset is read in ``policy.timezone``, as the company reads its clock."""
+    from zoneinfo import ZoneInfo
+
+    if at is None or at.tzinfo is not None:
+        return at
+    return at.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -120,9 +128,12 @@ async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     db = open_database(settings.database.url)
     try:
         async with db.uow() as uow:
+            tz = settings.policy.timezone
             entries = await uow.audit.between(
-                settings.org.corp_id, user_id=args.user, action_prefix=args.action,
-                since=args.since, until=args.until)
+                settings.org.corp_id, user_id=args.user,
+                # Actions are lower case; PostgreSQL's LIKE, unlike SQLite's, minds case.
+                action_prefix=args.action.lower() if args.action else None,
+                since=_zoned(args.since, tz), until=_zoned(args.until, tz))
             uow.session.expunge_all()   # keep the loaded rows; write after the transaction
     finally:
         await db.dispose()
@@ -201,8 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=["xlsx", "csv"])
     exp.add_argument("--user", help="only entries where this userId is actor or target")
     exp.add_argument("--action", help="only actions starting with this, e.g. grant.")
-    exp.add_argument("--since", type=_iso_time, help="from this ISO time on (UTC if no offset)")
-    exp.add_argument("--until", type=_iso_time, help="before this ISO time (UTC if no offset)")
+    exp.add_argument("--since", type=_iso_time,
+                     help="from this ISO date or time on (policy.timezone if no offset)")
+    exp.add_argument("--until", type=_iso_time,
+                     help="before this ISO date or time (policy.timezone if no offset)")
     exp.add_argument("--config", "-c")
     ex = sub.add_parser("export", help="write the permission table to an .xlsx or .csv file")
     ex.add_argument("file")

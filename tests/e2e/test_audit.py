@@ -183,6 +183,12 @@ def test_cli_audit_export_writes_filtered_xlsx_and_csv(tmp_path: Path) -> None:
 
     r = baton("audit", "export", "x.csv", "--since", "2026-03-03", cwd=tmp_path, env=env)
     assert r.stdout.strip() == "wrote 2 audit entries to x.csv (csv)"
+    # Without an offset, a time is read in policy.timezone (Asia/Shanghai): 15:00 there is
+    # 07:00 UTC, before the entry of 03-03 08:00 UTC.
+    r = baton("audit", "export", "x.csv", "--since", "2026-03-03T15:00", cwd=tmp_path, env=env)
+    assert r.stdout.strip() == "wrote 2 audit entries to x.csv (csv)"
+    r = baton("audit", "export", "x.csv", "--action", "GRANT.", cwd=tmp_path, env=env)
+    assert r.stdout.strip() == "wrote 3 audit entries to x.csv (csv)"   # case: not minded
     r = baton("audit", "export", "x.csv", "--since", "yesterday", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "'yesterday' is not an ISO date or time" in r.stderr
     r = baton("audit", "export", str(tmp_path / "no" / "such" / "dir.csv"), cwd=tmp_path, env=env)
