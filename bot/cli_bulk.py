@@ -60,7 +60,7 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
 async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:
     from bot.app import prepare_database
     from bot.bulk.sheet import FileRefused, read_table
-    from handlers.bulk import dry_run_lines
+    from handlers.bulk import change_audit_rows, dry_run_lines
     from handlers.permissions import catalog_of
     from storage import bulk as store
     from storage.db import open_database
@@ -114,11 +114,8 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
             show = _progress("applying", len(p.changes))
             done = await store.apply_changes(uow, corp, p.changes, by=OPERATOR, batch=batch,
                                              now=now, strict=True, progress=show)
-            await uow.audit.append_many(corp, now, [
-                {"actor_id": OPERATOR, "action": "import.change", "result": "applied",
-                 "target_id": c.entry.user_id, "request_id": req.id,
-                 "after": {"op": c.op, "kind": c.entry.kind, "value": c.entry.value,
-                           "batch": batch}} for c in done])
+            await uow.audit.append_many(corp, now, change_audit_rows(
+                done, actor=OPERATOR, request_id=req.id, batch=batch, action="import.change"))
             await uow.audit.append(corp, now, actor_id=OPERATOR, action="import.apply",
                                    result="applied", request_id=req.id,
                                    after={"batch": batch, "changes": len(done),

@@ -277,13 +277,22 @@ async def apply_batch(env: Env, req: Request, changes: list[Change], *, batch: s
         done = await store.apply_changes(env.uow, env.corp_id, changes, by=req.requester_id,
                                          batch=batch, now=env.now, strict=True)
     except store.Conflict as e:
-        raise RuntimeError(f"the table changed since the dry run ({e})") from None
-    await env.uow.audit.append_many(env.corp_id, env.now, [
-        {"actor_id": req.requester_id, "action": action, "result": "applied",
-         "target_id": c.entry.user_id, "request_id": req.id, "message_id": env.message_id,
+        log.info("%s: the table changed since the dry run (%s)", req.public_id, e)
+        raise NoLongerAllowed("import_store_changed") from None
+    await env.uow.audit.append_many(env.corp_id, env.now, change_audit_rows(
+        done, actor=req.requester_id, request_id=req.id, batch=batch, action=action,
+        message_id=env.message_id))
+
+
+def change_audit_rows(done: list[Change], *, actor: str, request_id: int, batch: str,
+                      action: str, message_id: str | None = None) -> list[dict[str, Any]]:
+    """One audit entry per applied change, with the state before and after (chat and CLI)."""
+    return [
+        {"actor_id": actor, "action": action, "result": "applied",
+         "target_id": c.entry.user_id, "request_id": request_id, "message_id": message_id,
          "before": _state(c.before) if c.op != "create" else None,
          "after": {**(_state(c.entry) if c.op != "remove" else {}), "op": c.op, "batch": batch}}
-        for c in done])
+        for c in done]
 
 
 def _state(e: Entry | None) -> dict[str, Any]:

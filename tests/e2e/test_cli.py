@@ -11,7 +11,9 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +157,64 @@ def test_run_serves_the_simulator_and_stops_on_sigterm(sim: Simulator, tmp_path:
     assert sim.client_secret not in log
     tickets = [r.query.get("ticket", "") for r in sim.requests("/connect")]
     assert tickets and all(t and t not in log for t in tickets)
+
+
+def test_cli_import_audits_each_change_with_before_and_after(tmp_path: Path) -> None:
+    """`baton import` records, like a chat import, what each entry was and became."""
+    import asyncio
+    import csv as csv_mod
+
+    import yaml
+    from sqlalchemy import select
+
+    from bot.sandbox import DEMO_CATALOG
+    from storage.db import open_database
+    from storage.models import AuditEntry
+
+    path = tmp_path / "cli.db"
+    env = db_env(path)
+    cfg = tmp_path / "baton.yaml"
+    cfg.write_text(yaml.safe_dump({"catalog": DEMO_CATALOG}, allow_unicode=True), encoding="utf-8")
+    assert baton("db", "upgrade", "-c", str(cfg), cwd=tmp_path, env=env).returncode == 0
+    until = datetime(2027, 1, 1, tzinfo=UTC)
+
+    async def seed() -> None:
+        db = open_database(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with db.uow() as uow:
+                now = datetime(2026, 12, 1, tzinfo=UTC)
+                await uow.members.upsert("dingclitest", "alice", now, name="Alice")
+                m = await uow.members.get("dingclitest", "alice")
+                assert m is not None
+                m.role = "sales"
+                await uow.perms.grant("dingclitest", "alice", "crm.export", by="ops", now=now,
+                                      expires_at=until)
+                await uow.commit()
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    table = tmp_path / "t.csv"
+    with table.open("w", encoding="utf-8", newline="") as f:
+        w = csv_mod.writer(f)
+        w.writerow(["user_id", "name", "type", "value", "expires_at", "source"])
+        w.writerow(["alice", "Alice", "role", "analyst", "", ""])
+    r = baton("import", str(table), "--mode", "replace", "-c", str(cfg), cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+
+    async def changes() -> list[tuple[Any, Any]]:
+        db = open_database(f"sqlite+aiosqlite:///{path}")
+        try:
+            async with db.uow() as uow:
+                rows = (await uow.session.execute(select(AuditEntry).where(
+                    AuditEntry.action == "import.change").order_by(AuditEntry.seq))).scalars()
+                return sorted(((a.before, a.after) for a in rows), key=repr)
+        finally:
+            await db.dispose()
+
+    got = asyncio.run(changes())
+    assert ({"kind": "grant", "value": "crm.export", "expires_at": until.isoformat()},
+            {"op": "remove", "batch": "B-1"}) in got
+    assert ({"kind": "role", "value": "sales", "expires_at": None},
+            {"kind": "role", "value": "analyst", "expires_at": None, "op": "update",
+             "batch": "B-1"}) in got
