@@ -285,6 +285,11 @@ MESSAGES.update({
               "requester or the person it is about), but only {have} can approve. Add an admin "
               "first, or change policy.approvals_required.",
     },
+    "request_already_open": {
+        "zh": "同样的申请 **{id}** 已在等待审批，无需重新发起；可发送 `待审批` 查看。",
+        "en": "The same request **{id}** is already waiting for approval; no need to ask again. "
+              "Send `pending` to see it.",
+    },
     "request_created": {
         "zh": "已发起审批 **{id}**：{what}\n\n需要 {need} 位主管理员或其他子管理员在卡片上同意后生效。",
         "en": "Request **{id}** is open: {what}\n\nIt takes effect once {need} of the owner "

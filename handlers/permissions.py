@@ -170,6 +170,13 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     (never the requester nor anyone the change is about, :meth:`ApprovedChange.affected`);
     refused up front when fewer can."""
     env = ctx.env()
+    for open_ in await ctx.uow.requests.open_for(ctx.corp_id):
+        if (open_.kind == kind and open_.requester_id == ctx.sender.user_id
+                and open_.target_id == target
+                and all(open_.payload.get(k) == v for k, v in payload.items())):
+            # The same change asked again (no answer seen, a resend): one request is enough.
+            await ctx.reply(ctx.t("request_already_open", id=open_.public_id), markdown=True)
+            return open_
     kind_ = REGISTRY.kinds[kind]
     about = kind_.affected(target, payload) if isinstance(kind_, ApprovedChange) else ()
     pool = await approvers_for(env, ctx.sender.user_id, *about)

@@ -151,6 +151,20 @@ async def test_no_one_approves_a_change_about_themselves(sim: Simulator, bot: Ba
     await card_status(sim, card, "applied")
 
 
+async def test_the_same_request_asked_again_is_not_opened_twice(sim: Simulator,
+                                                                bot: BatonApp) -> None:
+    """A resend (no answer seen) of a change that needs approval points at the open request
+    instead of opening a second one that would fail once the first applied."""
+    await say(sim, "lisi", "添加管理员 @赵六", "已发起审批", ("zhaoliu",))
+    text = await say(sim, "lisi", "添加管理员 @赵六", "已在等待审批", ("zhaoliu",))
+    assert "R-1" in text
+    await say(sim, "lisi", "授权 @钱七 crm.export", "R-2", ("qianqi",))  # another change: opens
+    async with bot.db.uow() as uow:
+        kinds = [r.kind for r in (await uow.session.execute(
+            select(Request).order_by(Request.id))).scalars()]
+    assert kinds == ["admin_add", "grant"]
+
+
 async def test_sensitive_grant_needs_another_admin_and_no_self_approval(
         sim: Simulator, bot: BatonApp) -> None:
     text = await say(sim, "lisi", "授权 @钱七 crm.export 3天", "已发起审批", ("qianqi",))
