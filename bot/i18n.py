@@ -156,21 +156,21 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Only the owner, or an admin holding owner.transfer, can start an owner transfer.",
     },
     "transfer_target_unknown": {
-        "zh": "钉钉通讯录里没有 {target} 这个成员，只能转让给本企业成员。",
-        "en": "DingTalk's directory has no member {target}; the owner role can only go to a "
+        "zh": "钉钉通讯录里没有 {who} 这个成员，只能转让给本企业成员。",
+        "en": "DingTalk's directory has no member {who}; the owner role can only go to a "
               "member of this company.",
     },
     "transfer_target_inactive": {
-        "zh": "{target} 尚未激活钉钉账号（或已停用），不能成为主管理员。",
-        "en": "{target} has not activated a DingTalk account (or it is disabled) and cannot "
+        "zh": "{who} 尚未激活钉钉账号（或已停用），不能成为主管理员。",
+        "en": "{who} has not activated a DingTalk account (or it is disabled) and cannot "
               "become the owner.",
     },
-    "transfer_target_is_owner": {"zh": "{target} 已经是主管理员了。", "en": "{target} is already the owner."},
+    "transfer_target_is_owner": {"zh": "{who} 已经是主管理员了。", "en": "{who} is already the owner."},
     "transfer_target_not_eligible": {
-        "zh": "按本企业的策略，只有现任子管理员可以成为主管理员；{target} 不是管理员。"
+        "zh": "按本企业的策略，只有现任子管理员可以成为主管理员；{who} 不是管理员。"
               "可先 `添加管理员`，或让运维将 policy.owner_candidates 设为 members。",
         "en": "By this company's policy only a current admin can become the owner, and "
-              "{target} is not one. Add them as an admin first, or ask an operator to set "
+              "{who} is not one. Add them as an admin first, or ask an operator to set "
               "policy.owner_candidates to members.",
     },
     "transfer_transfer_open": {

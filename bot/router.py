@@ -309,7 +309,7 @@ class Dispatcher:
             # wherever it is made, not just sent to the admin group.
             if not _has_authority(ctx.sender.level, route.authority):
                 raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
-                                alert=True, command=name,
+                                alert=True, command=_word(name, ctx.lang),
                                 level=Localized(f"level_{ctx.sender.level}"))
             if route.admin_only and not self._admin_conversation_ok(ctx.message):
                 raise UserError("admin_conversation_only", audit_action=f"{name}.refused")
@@ -515,6 +515,16 @@ async def _tell_directly(who: str, send: Awaitable[Any]) -> None:
         await send
     except Exception:
         log.exception("could not tell %s that the database is unavailable", who)
+
+
+def _word(name: str, lang: Lang) -> str:
+    """The command word a reply in ``lang`` names (授权 for grant in Chinese)."""
+    from bot.commands.words import primary
+
+    try:
+        return primary(name, lang)
+    except KeyError:
+        return name
 
 
 def _has_authority(level: str, authority: str | None) -> bool:

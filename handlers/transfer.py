@@ -23,6 +23,7 @@ from bot.domain.transfer import (
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
 from bot.outbound import CardSpec, Reply
+from bot.text import person
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
@@ -85,6 +86,8 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     if problem is not None:
         raise UserError(f"transfer_{problem.code}", audit_action="owner_transfer.refused",
                         alert=problem.code == "no_authority", target=target_id,
+                        who=person(info.get("name") or (target.name if target else None),
+                                   target_id),
                         id=open_[0].public_id if open_ else "")
     assert owner is not None
     if target is None:
@@ -173,7 +176,7 @@ class OwnerTransfer:
         why = f"transfer_{req.payload.get('error', '')}"
         if state is State.FAILED and why in MESSAGES:
             text = t("transfer_not_applied", env.lang, id=req.public_id,
-                     why=t(why, env.lang, target=target, id=req.public_id))
+                     why=t(why, env.lang, who=target, id=req.public_id))
         await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
         owner = str(req.payload.get("owner", ""))
         if state is State.FAILED and owner and (owner != req.requester_id or group):

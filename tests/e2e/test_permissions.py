@@ -393,8 +393,8 @@ async def test_outside_the_admin_groups_a_member_is_refused_for_authority_and_au
 
     other = "cidOTHERGROUP"
     sim.add_group(SimGroup(other, "销售群"))
-    text = await say(sim, "zhaoliu", "授权 @钱七 crm.export", "只有主管理员或子管理员", ("qianqi",),
-                     conversation=other)
+    text = await say(sim, "zhaoliu", "授权 @钱七 crm.export", "「授权」只有主管理员或子管理员",
+                     ("qianqi",), conversation=other)
     assert "管理群" not in text
     text = await say(sim, "lisi", "授权 @钱七 crm.export", "指定的管理群", ("qianqi",),
                      conversation=other)

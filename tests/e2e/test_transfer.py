@@ -106,9 +106,9 @@ async def test_admin_with_owner_transfer_starts_owner_approves_target_accepts(
     ("zhaoliu", "转让主管理员 @李四", ("lisi",), "只有主管理员"),           # no authority
     ("lisi", "转让主管理员 @王五", ("wangwu",), "只有主管理员"),            # admin without owner.transfer
     ("zhangsan", "转让主管理员 uid:nobody", (), "通讯录里没有"),            # not in the directory
-    ("zhangsan", "转让主管理员 @孙八", ("sunba",), "尚未激活"),             # inactive
-    ("zhangsan", "转让主管理员 @张三", ("zhangsan",), "已经是主管理员"),     # already the owner
-    ("zhangsan", "转让主管理员 @赵六", ("zhaoliu",), "只有现任子管理员"),     # not eligible (admins)
+    ("zhangsan", "转让主管理员 @孙八", ("sunba",), "孙八 (sunba) 尚未激活"),   # inactive
+    ("zhangsan", "转让主管理员 @张三", ("zhangsan",), "张三 (zhangsan) 已经是主管理员"),
+    ("zhangsan", "转让主管理员 @赵六", ("zhaoliu",), "赵六 (zhaoliu) 不是管理员"),  # not eligible
     ("zhangsan", "transfer-owner @Zhao", ("zhaoliu",), "only a current admin"),
 ])
 async def test_each_prerequisite_has_its_own_message(sim: Simulator, bot: BatonApp, user: str,
