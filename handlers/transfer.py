@@ -183,7 +183,7 @@ class OwnerTransfer:
             await env.send(Reply(text, "", False, owner, markdown=True))
 
     async def _applied(self, req: Request, env: Env, names: dict[str, str], where: Reply) -> None:
-        new, prev = req.target_id or "", str(req.payload.get("previous_owner", ""))
+        new = req.target_id or ""
         s = env.settings
         duties = t("transfer_duties", env.lang, name=names.get(new, new), id=req.public_id,
                    review=_days(s.policy.post_transfer_review))
@@ -198,20 +198,27 @@ class OwnerTransfer:
                                        {"request_id": req.id}, env.now,
                                        dedupe_key=f"dtchange:{req.id}")
         else:
-            track = f"{req.card_out_track_id}-console"
-            params = {"title": t("console_title", env.lang, id=req.public_id),
-                      "markdown": t("console_steps", env.lang, target=names.get(new, new)),
-                      "status": "pending", "request_id": req.public_id}
-            body = create_and_deliver_body(
-                template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
-                out_track_id=track, params=params, user_id=prev)
-            await env.card(CardSpec("create", track, f"user:{prev}", body))
+            await _console_card(req, env, names.get(new, new))
         await env.uow.due.schedule("transfer_verify", env.now + VERIFY_BACKOFF[0],
                                    {"request_id": req.id, "n": 0}, env.now,
                                    dedupe_key=f"verify:{req.id}:0")
         await env.uow.due.schedule("transfer_review", env.now + s.policy.post_transfer_review,
                                    {"request_id": req.id}, env.now,
                                    dedupe_key=f"review:{req.id}")
+
+
+async def _console_card(req: Request, env: Env, new_name: str) -> None:
+    """The console steps, with a "done" button, one-to-one to the previous owner."""
+    s, prev = env.settings, str(req.payload.get("previous_owner", ""))
+    track = f"{req.card_out_track_id}-console"
+    params = {"title": t("console_title", env.lang, id=req.public_id),
+              "markdown": t("console_steps", env.lang, target=new_name),
+              "status": "pending", "request_id": req.public_id}
+    body = create_and_deliver_body(
+        template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
+        out_track_id=track, params=params, user_id=prev)
+    await env.card(CardSpec("create", track, f"user:{prev}", body))
+    req.payload = {**req.payload, "console": True}
 
 
 def _days(d: timedelta) -> str:
@@ -269,7 +276,7 @@ async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
             req.payload = {**req.payload, "verified": env.now.isoformat()}
             await env.audit("system", "owner_transfer.dingtalk_verified", "ok",
                             target_id=new, request_id=req.id)
-            if not env.settings.dingtalk.exclusive_accounts:
+            if req.payload.get("console") or not env.settings.dingtalk.exclusive_accounts:
                 # The console-steps card: its "done" button has nothing left to do.
                 track = f"{req.card_out_track_id}-console"
                 await env.card(CardSpec("update", track, f"card:{track}",
@@ -289,18 +296,38 @@ async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
 
 
 async def due_dingtalk_change(payload: dict[str, Any], dctx: DueContext) -> None:
-    """Exclusive-account corps: change DingTalk's main administrator through the API."""
+    """Exclusive-account corps: change DingTalk's main administrator through the API. Where
+    DingTalk refuses (no permission, a bad request), the previous owner gets the console
+    steps instead, as in other corps; a failure that may pass is retried by the runner."""
     async with dctx.db.uow() as uow:
-        req = await uow.requests.find(int(payload["request_id"]))
-    if req is None or dctx.client is None:
+        found = await uow.requests.find(int(payload["request_id"]))
+        # Read while the session holds it (after the block the row is detached and expired).
+        who = (str(found.payload.get("previous_owner", "")), found.target_id or "") \
+            if found is not None else None
+    if who is None or dctx.client is None:
         return
-    await dctx.client.change_main_admin(str(req.payload.get("previous_owner", "")),
-                                        req.target_id or "", dctx.settings.org.corp_id)
+    try:
+        await dctx.client.change_main_admin(*who, dctx.settings.org.corp_id)
+    except DingTalkError as e:
+        if e.retryable:
+            raise
+        async with dctx.transaction() as tx:
+            req = await tx.uow.requests.find(int(payload["request_id"]))
+            if req is None:
+                return
+            env = tx.for_request(req)
+            await env.audit("system", "owner_transfer.dingtalk_change_refused", "refused",
+                            target_id=req.target_id, request_id=req.id,
+                            after={"error": f"{type(e).__name__}: {e.code}"})
+            names = await env.names(req.target_id or "")
+            await _console_card(req, env, names[req.target_id or ""])
+        return
+    rid = int(payload["request_id"])
     async with dctx.transaction() as env:
         await env.audit("system", "owner_transfer.dingtalk_changed", "applied",
-                        target_id=req.target_id, request_id=req.id)
-        await env.uow.due.schedule("transfer_verify", env.now, {"request_id": req.id, "n": 0},
-                                   env.now, dedupe_key=f"verify:{req.id}:api")
+                        target_id=who[1], request_id=rid)
+        await env.uow.due.schedule("transfer_verify", env.now, {"request_id": rid, "n": 0},
+                                   env.now, dedupe_key=f"verify:{rid}:api")
 
 
 async def due_review(payload: dict[str, Any], dctx: DueContext) -> None:

@@ -337,6 +337,45 @@ async def test_verification_ends_audited_where_the_admin_list_is_forbidden(
             assert "PermissionDenied" in entry.after["why"]
 
 
+@pytest.mark.parametrize("api_allowed", [True, False])
+async def test_exclusive_accounts_change_through_the_api_or_fall_back_to_the_console(
+        db_url: str, api_allowed: bool) -> None:
+    """dingtalk.exclusive_accounts: Baton changes DingTalk's main administrator itself; where
+    DingTalk refuses (the app lacks the permission: 403), the previous owner gets the
+    console steps instead, and the refusal is audited."""
+    from bot.sandbox import demo_simulator
+
+    sim = demo_simulator(exclusive_accounts=api_allowed)
+    sim.start()
+    try:
+        clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+        settings = sim_settings(sim, db_url, dingtalk={"exclusive_accounts": True},
+                                policy={"quiet_hours": None})
+        async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+            await app.wait_connected()
+            await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+            await click(sim, "lisi", CARD.format(1), "accept")
+            await card_status(sim, CARD.format(1), "applied")
+            await app.due.run_once()              # the change
+            await app.due.run_once()              # the check it schedules at once
+            console = CARD.format(1) + "-console"
+            async with app.db.uow() as uow:
+                actions = [a.action for a in (await uow.session.execute(
+                    select(AuditEntry).order_by(AuditEntry.seq))).scalars()]
+            if api_allowed:
+                assert sim.user("lisi").admin_level == 1
+                assert "owner_transfer.dingtalk_changed" in actions
+                await reply_to(sim, GROUP, "钉钉已显示")
+                assert console not in sim.cards()
+            else:
+                assert sim.user("zhangsan").admin_level == 1      # DingTalk unchanged
+                assert "owner_transfer.dingtalk_change_refused" in actions
+                await card_status(sim, console, "pending")
+                assert sim.cards()[console].spaces == ["dtv1.card//IM_ROBOT.zhangsan"]
+    finally:
+        sim.stop()
+
+
 async def test_pending_lists_what_i_decide_and_what_i_asked(sim: Simulator, bot: BatonApp) -> None:
     await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
     text = await start(sim, "lisi", "待审批", (), "R-1")
