@@ -92,6 +92,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "此申请已由 {who} 于 {at} 处理（{state}），你的操作未生效。",
         "en": "This request was already decided by {who} at {at} ({state}); nothing was changed.",
     },
+    "refuse_decided_at": {
+        "zh": "此申请已于 {at} 结束（{state}），你的操作未生效。",
+        "en": "This request closed at {at} ({state}); nothing was changed.",
+    },
     "refuse_decided": {
         "zh": "此申请已结束（{state}），你的操作未生效。",
         "en": "This request is already closed ({state}); nothing was changed.",

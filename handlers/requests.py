@@ -371,6 +371,9 @@ async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> str:
             return t("refuse_decided_by", env.lang, who=names.get(req.decided_by, ""),
                      at=local(at, env.settings.policy.timezone, "%m-%d %H:%M"),
                      state=t(f"state_{req.state}", env.lang))
+        if at is not None:      # ended by no one: expired (or a system step), at a time
+            return t("refuse_decided_at", env.lang, state=t(f"state_{req.state}", env.lang),
+                     at=local(at, env.settings.policy.timezone, "%m-%d %H:%M"))
         return t("refuse_decided", env.lang, state=t(f"state_{req.state}", env.lang))
     if r.code == "not_a_decider":
         view = await view_of(req, env)

@@ -108,7 +108,7 @@ async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(
         sim: Simulator, bot: BatonApp) -> None:
     text = await say(sim, "zhaoliu", "audit", "Only the owner or an admin may use “audit”")
     assert "you are: member" in text
-    await say(sim, "qianqi", "审计 @李四", "「audit」只有主管理员或子管理员可以使用", ("lisi",))
+    await say(sim, "qianqi", "审计 @李四", "「审计」只有主管理员或子管理员可以使用", ("lisi",))
     refused = [a for a in await audit_actions(bot) if a[0] == "audit.refused"]
     assert refused == [("audit.refused", "refused", None)] * 2
     await verify_chain(bot)

@@ -267,7 +267,10 @@ async def test_expiry_with_an_injected_clock(sim: Simulator, db_url: str) -> Non
         clock.advance(timedelta(hours=20))
         await app.due.run_once()
         await card_status(sim, CARD.format(1), "expired")
-        assert "过期" in await click(sim, "lisi", CARD.format(1), "accept")
+        notice = await click(sim, "lisi", CARD.format(1), "accept")
+        assert "过期" in notice
+        from bot.cards import local
+        assert f"已于 {local(clock.now(), 'Asia/Shanghai', '%m-%d %H:%M')} 结束" in notice
         assert await owner_of(app) == "zhangsan"
 
 
