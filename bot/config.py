@@ -169,10 +169,14 @@ class PolicySettings(_Section):
 
     @field_validator("quiet_hours", mode="before")
     @classmethod
-    def _quiet(cls, v: str | None) -> str | None:
-        # null in YAML; from the environment (BATON_POLICY__QUIET_HOURS) "", "null" or "none".
-        if v is None or (isinstance(v, str) and v.strip().lower() in ("", "null", "none", "off")):
+    def _quiet(cls, v: object) -> str | None:
+        # null (or off, which YAML reads as false); from the environment
+        # (BATON_POLICY__QUIET_HOURS) "", "null", "none" or "off".
+        if v is None or v is False or (
+                isinstance(v, str) and v.strip().lower() in ("", "null", "none", "off")):
             return None
+        if not isinstance(v, str):
+            raise ValueError(f"{v!r} is not a time range; write it as \"22:00-08:00\", or null")
         try:
             start, end = v.split("-")
             time.fromisoformat(start.strip())

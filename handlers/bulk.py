@@ -37,6 +37,7 @@ from bot.domain.bulk import (
     inverse,
     plan,
     read_rows,
+    same_basis,
 )
 from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
 from bot.domain.requests import State
@@ -278,7 +279,9 @@ async def apply_batch(env: Env, req: Request, changes: list[Change], *, batch: s
                                          batch=batch, now=env.now, strict=True)
     except store.Conflict as e:
         log.info("%s: the table changed since the dry run (%s)", req.public_id, e)
-        raise NoLongerAllowed("import_store_changed") from None
+        undo = action == "import.undo_change"
+        raise NoLongerAllowed("import_undo_store_changed" if undo else "import_store_changed") \
+            from None
     await env.uow.audit.append_many(env.corp_id, env.now, change_audit_rows(
         done, actor=req.requester_id, request_id=req.id, batch=batch, action=action,
         message_id=env.message_id))
@@ -322,7 +325,7 @@ class ImportRequest(ApprovedChange):
         if "basis" in req.payload:
             current, _src = await store.entries(env.uow, env.corp_id, env.now)
             people = req.payload.get("people")
-            if basis(current, people) != req.payload["basis"]:
+            if not same_basis(req.payload["basis"], current, people, env.now):
                 raise NoLongerAllowed("import_store_changed")
         changes = [change_from_json(c) for c in req.payload["changes"]]
         await apply_batch(env, req, changes, batch=batch, action="import.change")
@@ -397,6 +400,11 @@ MESSAGES.update({
         "zh": "文件 {name} 共 {rows} 行，其中 {n} 行有错误，因此**没有应用任何更改**。请修改后重新发送：",
         "en": "{name} has {n} bad rows out of {rows}, so **nothing was applied**. Fix them and "
               "send the file again:",
+    },
+    "not_applied_import_undo_store_changed": {
+        "zh": "该批次之后这些权限又被修改过，撤销会覆盖那些修改，因此未执行。请逐项核对后手动调整",
+        "en": "those permissions changed again after the batch, and undoing it would overwrite "
+              "those changes, so nothing was undone. Check them and adjust by hand",
     },
     "not_applied_import_store_changed": {
         "zh": "预览之后权限已被他人修改，为免覆盖这些修改，导入未执行。请重新导出、核对后再发送文件",

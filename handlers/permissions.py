@@ -172,7 +172,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     env = ctx.env()
     for open_ in await ctx.uow.requests.open_for(ctx.corp_id):
         if (open_.kind == kind and open_.requester_id == ctx.sender.user_id
-                and open_.target_id == target
+                and open_.target_id == target and open_.expires_at > ctx.now
                 and all(open_.payload.get(k) == v for k, v in payload.items())):
             # The same change asked again (no answer seen, a resend): one request is enough.
             await ctx.reply(ctx.t("request_already_open", id=open_.public_id), markdown=True)

@@ -171,8 +171,11 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
                              is_group=True, markdown=True, title=title, at=tuple(at)))
     else:
         # Asked one-to-one, the card sent to each decider: each is reminded one-to-one of
-        # what waits for them.
+        # what waits for them (not an admin added since, who has no card to click).
+        copies = {str(u) for u in req.payload.get("copies", [])}
         for person in at:
+            if copies and person not in copies and person != owner_id:
+                continue
             mine = [(r, ws) for r, ws in entries if person in ws]
             up = escalated if person == owner_id else []
             await env.send(Reply(text=text(mine or entries, up), conversation_id="",

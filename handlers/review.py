@@ -388,8 +388,10 @@ async def schedule_review(db: Database, settings: Settings, now: datetime) -> No
         at = await _schedule_next(uow, settings, now)
         if at is not None:
             corp = settings.org.corp_id
+            # Only fires still ahead: one that fell due while Baton was down still runs.
             await uow.session.execute(update(DueWork).where(
                 DueWork.kind == "review_start", DueWork.status == "pending",
+                DueWork.due_at > now,
                 DueWork.dedupe_key.startswith(f"access-review-start:{corp}:", autoescape=True),
                 DueWork.dedupe_key != _start_key(corp, at)).values(status="cancelled"))
         await uow.commit()

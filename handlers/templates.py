@@ -147,10 +147,11 @@ async def template_set(cmd: TemplateSet, ctx: Context) -> None:
         await ctx.reply(ctx.t("template_unchanged", name=literal(tpl.name, 64)))
         return
     imp = await template_impact(ctx, tpl, items, cat)
-    holders = len(await ctx.uow.perms.holders(tpl.id))
+    held_by = sorted(await ctx.uow.perms.holders(tpl.id))
     await start_request(ctx, TEMPLATE_SET, None, {
         "template": tpl.name, "old": list(tpl.permissions), "new": items,
-        "impact": impact_text(imp, cat, ctx.lang, holders), "holders": holders})
+        "impact": impact_text(imp, cat, ctx.lang, len(held_by)), "holders": len(held_by),
+        "holder_ids": held_by})
 
 
 @router.command(TemplateDelete, admin_only=True, authority="admin")
@@ -165,7 +166,8 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
     imp = await template_impact(ctx, tpl, None, cat)
     await start_request(ctx, TEMPLATE_DELETE, None, {
         "template": tpl.name, "old": list(tpl.permissions),
-        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders)})
+        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders),
+        "holder_ids": sorted(holders)})
 
 
 async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
@@ -291,6 +293,9 @@ async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: s
 class TemplateSetRequest(ApprovedChange):
     kind = TEMPLATE_SET
 
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(payload.get("holder_ids", ()))     # editing it changes every holder
+
     async def describe(self, req: Request, env: Env) -> str:
         cat = catalog_of(env.settings)
         p = req.payload
@@ -313,6 +318,9 @@ class TemplateSetRequest(ApprovedChange):
 
 class TemplateDeleteRequest(ApprovedChange):
     kind = TEMPLATE_DELETE
+
+    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(payload.get("holder_ids", ()))
 
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload

@@ -210,17 +210,30 @@ def inverse(changes: Iterable[Change]) -> list[Change]:
 
 # ---- (de)serialising plans into a request's payload ---------------------------------------
 
-def basis(current: Iterable[Entry], users: Iterable[str] | None = None) -> str:
-    """A digest of the store's entries an import was planned against (only ``users``'
-    entries, when given): equal digests mean the dry run still describes what applying does.
-    Admin levels are left out (an import does not change them)."""
+def basis(current: Iterable[Entry], users: Iterable[str] | None = None) -> dict[str, Any]:
+    """What an import was planned against (only ``users``' entries, when given): a digest of
+    the entries without an expiry, and the time-bound ones themselves, so that one lapsing
+    before the approval is not taken for an edit (:func:`same_basis`). Admin levels are
+    left out (an import does not change them)."""
     import hashlib
     import json
 
     only = None if users is None else set(users)
-    rows = sorted(json.dumps(entry_to_json(e), ensure_ascii=False) for e in current
-                  if e.kind != "level" and (only is None or e.user_id in only))
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    kept = [e for e in current if e.kind != "level" and (only is None or e.user_id in only)]
+    lasting = sorted(json.dumps(entry_to_json(e), ensure_ascii=False)
+                     for e in kept if e.expires_at is None)
+    return {"digest": hashlib.sha256("\n".join(lasting).encode()).hexdigest(),
+            "timed": sorted(entry_to_json(e) for e in kept
+                            if e.expires_at is not None)}
+
+
+def same_basis(saved: Mapping[str, Any], current: Iterable[Entry], users: Iterable[str] | None,
+               now: datetime) -> bool:
+    """Whether the store (``current``, read at ``now``) is still what :func:`basis` saw,
+    but for time-bound entries that have lapsed since (they end by themselves)."""
+    mine = basis(current, users)
+    still = sorted(v for v in saved["timed"] if datetime.fromisoformat(str(v[3])) > now)
+    return bool(mine["digest"] == saved["digest"] and mine["timed"] == still)
 
 
 def entry_to_json(e: Entry) -> list[str | None]:

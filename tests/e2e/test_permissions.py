@@ -149,6 +149,12 @@ async def test_no_one_approves_a_change_about_themselves(sim: Simulator, bot: Ba
     assert (await card_status(sim, card, "pending"))["progress"].startswith("0/1")
     await click(sim, "zhangsan", card, "approve")
     await card_status(sim, card, "applied")
+    # Editing a template wangwu holds changes his permissions: he may not approve that either.
+    await say(sim, "lisi", "模板 修改 exporters crm.export,crm.customer.edit", "已发起审批")
+    card = CARD.format(3)
+    await card_status(sim, card, "pending")
+    assert "张三" in await click(sim, "wangwu", card, "approve")
+    assert (await card_status(sim, card, "pending"))["progress"].startswith("0/1")
 
 
 async def test_the_same_request_asked_again_is_not_opened_twice(sim: Simulator,

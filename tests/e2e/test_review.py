@@ -222,6 +222,22 @@ async def test_a_changed_cron_replaces_the_planned_review(sim: Simulator, db_url
                 ("pending", datetime(2026, 6, 1, 1, 0, tzinfo=UTC))]
 
 
+async def test_a_fire_missed_while_down_still_runs_after_a_restart(sim: Simulator,
+                                                                   db_url: str) -> None:
+    """Down over the 1 April fire, up at 09:30: the review still starts (it is not taken
+    for a fire of an old review.cron)."""
+    clock = FakeClock(datetime(2026, 3, 31, 0, 0, tzinfo=UTC))
+    async with BatonApp(sim_settings(sim, db_url), clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await setup_grants(sim)
+    clock.advance(timedelta(days=1, hours=1, minutes=30))      # 1 April 09:30 local
+    async with BatonApp(sim_settings(sim, db_url), clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        await sim.until(lambda: one_to_one(sim, "zhangsan", "已发起权限审核 R-1"),
+                        what="the missed review started")
+
+
 async def test_status_without_campaign_and_english(sim: Simulator, db_url: str) -> None:
     settings = sim_settings(sim, db_url)
     async with BatonApp(settings, run_scheduler=False) as app:

@@ -141,18 +141,27 @@ def test_an_import_is_about_everyone_whose_rows_it_changes() -> None:
         assert kind.affected(None, {"changes": changes}) == ("lisi", "wangwu")
 
 
-def test_basis_digests_what_an_import_was_planned_against() -> None:
-    from datetime import UTC, datetime
+def test_basis_is_what_an_import_was_planned_against_but_for_lapses() -> None:
+    from datetime import UTC, datetime, timedelta
 
-    from bot.domain.bulk import Entry, basis
+    from bot.domain.bulk import Entry, basis, same_basis
 
     at = datetime(2026, 12, 1, tzinfo=UTC)
-    a = [Entry("lisi", "grant", "crm.export", at), Entry("wangwu", "role", "sales"),
-         Entry("lisi", "level", "admin")]
-    assert basis(a) == basis(list(reversed(a)))                            # order: none
-    assert basis(a) == basis(a[:2])                                        # levels: none
-    moved = [Entry("lisi", "grant", "crm.export", at.replace(day=2)), *a[1:]]
-    assert basis(a) != basis(moved)                                        # an expiry: counts
-    assert basis(a) != basis(a[1:])                                        # a removal: counts
-    assert basis(a, ["wangwu"]) == basis(moved, ["wangwu"])                # others: ignored
-    assert basis(a, ["wangwu"]) != basis([], ["wangwu"])
+    soon, later = at + timedelta(hours=2), at + timedelta(days=30)
+    a = [Entry("lisi", "grant", "crm.export", soon), Entry("lisi", "grant", "crm.x", later),
+         Entry("wangwu", "role", "sales"), Entry("lisi", "level", "admin")]
+    saved = basis(a)
+    assert saved == basis(list(reversed(a))) == basis(a[:3])          # order, levels: none
+    assert same_basis(saved, a, None, at)
+    # Three hours on the 2-hour grant has lapsed: the store reads without it. Same basis.
+    assert same_basis(saved, a[1:], None, at + timedelta(hours=3))
+    # But removed before it lapsed, it is an edit.
+    assert not same_basis(saved, a[1:], None, at + timedelta(hours=1))
+    moved = [Entry("lisi", "grant", "crm.x", later + timedelta(days=1)), *a[2:]]
+    assert not same_basis(saved, [a[0], *moved], None, at)           # an expiry changed
+    assert not same_basis(saved, a[:2], None, at)                    # a role removed
+    assert not same_basis(saved, [*a, Entry("wangwu", "grant", "crm.y")], None, at)  # added
+    # With users: others' entries do not count.
+    mine = basis(a, ["wangwu"])
+    assert same_basis(mine, [*a, Entry("zhaoliu", "role", "sales")], ["wangwu"], at)
+    assert not same_basis(mine, a[:2], ["wangwu"], at)

@@ -299,3 +299,11 @@ def test_quiet_hours_can_be_turned_off_from_the_environment(off: str) -> None:
 
 def test_log_level_is_case_insensitive() -> None:
     assert load_settings(None, env={"BATON_LOG__LEVEL": "debug"}).log.level == "DEBUG"
+
+
+def test_quiet_hours_off_in_yaml_is_read_as_none(tmp_path: Path) -> None:
+    """YAML reads an unquoted off as false."""
+    s = load_settings(write(tmp_path, "policy:\n  quiet_hours: off\n"), env={})
+    assert s.policy.quiet_hours is None
+    problems = problems_of(write(tmp_path, "policy:\n  quiet_hours: 22\n"))
+    assert problems[0].startswith("policy.quiet_hours: 22 is not a time range")
