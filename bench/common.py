@@ -8,8 +8,21 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Coroutine, Sequence
 from typing import Any, Protocol
+
+
+def print_rows(rows: Sequence[Sequence[str]], left: Container[int] = (0,)) -> None:
+    """A text table: the first row is the header (underlined); the columns in ``left`` are
+    left-aligned, the others right-aligned. Blank lines before and after."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print()
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) if j in left else c.rjust(w)
+                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
 
 
 class BenchError(Exception):

@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bench.common import BenchError, pg_reachable, postgres_url, run_bench, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, print_rows, run_bench, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -244,14 +244,7 @@ def print_table(results: Sequence[Result]) -> None:
     rows = [head] + [[r.db, str(r.workers), r.engines, str(r.n), f"{r.seconds:.2f}",
                       f"{r.per_s:.0f}", str(r.double), str(r.missed), str(r.failed),
                       "/".join(map(str, r.split))] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    print()
-    for i, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if j in (0, 2, 9) else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0, 2, 9))
     print("rows/s = n / wall time of the concurrent run_once calls; double = rows whose handler")
     print("ran more than once; missed = rows never run or not 'done' in the store; split = rows")
     print("done by each worker. engines: own = one Database (engine, pool) per worker, all in")

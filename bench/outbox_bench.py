@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 import aiohttp
 from sqlalchemy import func, select
 
-from bench.common import BenchError, pg_reachable, postgres_url, run_bench, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, print_rows, run_bench, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.logs import setup_logging
@@ -241,14 +241,7 @@ def print_table(results: Sequence[Result]) -> None:
         "refused": lambda r: str(r.refused),
     }
     rows = [[h for h, _ in cols]] + [[fmt[k](r) for _, k in cols] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-    print()
-    for i, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0,))
     for r in results:
         print(f"{r.db}: reuse gap t[k+L]-t[k] over {r.group_rows - r.limit} slots: "
               f"min {r.gap_min:.3f} s, p50 {r.gap_p50:.3f} s, max {r.gap_max:.3f} s "

@@ -63,7 +63,7 @@ from typing import Any
 
 from sqlalchemy import event, func, insert, select
 
-from bench.common import pg_reachable, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.commands import WhoAmI
 from bot.config import Settings
 from bot.domain.permissions import Catalog, sources_of
@@ -512,14 +512,7 @@ def print_table(results: Sequence[Result], args: argparse.Namespace) -> None:
                         (f"who-has {r.who_has_name}", r.who_has)):
             rows.append([r.db, path, str(s.n), f"{s.p50:.2f}", f"{s.p95:.2f}", f"{s.p99:.2f}",
                          f"{s.max:.2f}", f"{s.mean:.2f}"])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    print()
-    for i, row in enumerate(rows):
-        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0, 1))
     for r in results:
         verdict = "MEETS" if r.whoami.p99 < TARGET_P99_MS else "MISSES"
         print(f"{r.db}: whoami p99 {r.whoami.p99:.2f} ms {verdict} the {TARGET_P99_MS:.0f} ms target; "

@@ -47,7 +47,7 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 
-from bench.common import pg_reachable, postgres_url, sqlite_url
+from bench.common import pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.app import prepare_database
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -323,14 +323,7 @@ def print_table(results: Sequence[Result]) -> None:
                      f"{r.mean:.3f}", f"{1000 / r.mean:.0f}", f"{r.per_op:.1f}",
                      f"{r.pct(0.50) / b.pct(0.50):.1f}x" if b else "-",
                      f"{r.mean / b.mean:.1f}x" if b else "-"])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    print()
-    for i, row in enumerate(rows):
-        print("  ".join(c.ljust(w) if j < 2 else c.rjust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0, 1))
     print("Statements per operation, by first word (SQLAlchemy before_cursor_execute, and its"
           " begin and commit events):")
     for r in results:

@@ -71,7 +71,7 @@ import dingtalk_stream
 from dingtalk_stream.frames import AckMessage
 
 from bench import sut
-from bench.common import BenchError, pg_reachable, postgres_url, sqlite_url
+from bench.common import BenchError, pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.app import BatonApp
 from bot.logs import setup_logging
 from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
@@ -417,14 +417,7 @@ def print_table(results: Sequence[Result], args: argparse.Namespace, *, brief: b
         ("vs raw", lambda r: _ratio(r, raw)),
     ]
     rows = [[h for h, _ in cols]] + [[f(r) for _, f in cols] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-    print()
-    for i, row in enumerate(rows):
-        cells = zip(row, widths, strict=True)
-        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w) for j, (c, w) in enumerate(cells)))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0, 1))
     if brief:
         return
     print_targets(results, sdk, raw, args)
@@ -522,14 +515,7 @@ def print_summary(rounds: Sequence[Sequence[Result]], args: argparse.Namespace) 
             _spread(got["sdk-echo"], ".2f", "x") if got["sdk-echo"] else "-",
             _spread(got["raw-echo"], ".2f", "x") if got["raw-echo"] else "-",
         ])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-    print()
-    for i, row in enumerate(rows):
-        print("  ".join(c.rjust(w) if j >= 2 else c.ljust(w)
-                        for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-    print()
+    print_rows(rows, left=(0, 1))
     print(f"Targets (the issue's), judged on the median round: Baton read commands >= "
           f"{TARGET_VS_SDK:g}x sdk-echo and >= {TARGET_VS_RAW:g}x raw-echo; ack p99 < "
           f"{TARGET_ACK_P99_MS:g} ms at k={TARGET_K}.")

@@ -3,6 +3,8 @@ click, status, reminders and the deadline under both ``review.unreviewed`` polic
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -122,9 +124,11 @@ async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy
         await verify_chain(app)
 
 
-async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str) -> None:
-    # Started at 23:00 in Asia/Shanghai: three days on falls in quiet hours (22:00-08:00).
-    start = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+@contextlib.asynccontextmanager
+async def review_started_at(sim: Simulator, db_url: str, start: datetime,
+                            ) -> AsyncIterator[tuple[BatonApp, FakeClock]]:
+    """Baton on a FakeClock at ``start`` (quiet hours 22:00-08:00 Asia/Shanghai), the three
+    grants of :func:`setup_grants`, and access review R-1 started by the owner."""
     clock = FakeClock(start)
     settings = sim_settings(sim, db_url, policy={"quiet_hours": "22:00-08:00",
                                                  "timezone": "Asia/Shanghai"})
@@ -132,6 +136,13 @@ async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str
         await app.wait_connected()
         await setup_grants(sim)
         await say(sim, "zhangsan", "权限审核 开始", "R-1")
+        yield app, clock
+
+
+async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str) -> None:
+    # Started at 23:00 in Asia/Shanghai: three days on falls in quiet hours (22:00-08:00).
+    async with review_started_at(sim, db_url, datetime(2026, 11, 2, 15, 0, tzinfo=UTC)) \
+            as (app, clock):
 
         async def reminders() -> list[tuple[str, datetime]]:
             async with app.db.uow() as uow:
@@ -158,14 +169,8 @@ async def test_a_review_reminder_run_late_waits_out_quiet_hours(sim: Simulator,
                                                                  db_url: str) -> None:
     # Started at 10:00 local; the first reminder falls at 10:00 three days on, but Baton only
     # looks at 23:30 local (down, or behind): it goes at 08:00 the next morning.
-    start = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)
-    clock = FakeClock(start)
-    settings = sim_settings(sim, db_url, policy={"quiet_hours": "22:00-08:00",
-                                                 "timezone": "Asia/Shanghai"})
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await setup_grants(sim)
-        await say(sim, "zhangsan", "权限审核 开始", "R-1")
+    async with review_started_at(sim, db_url, datetime(2026, 11, 2, 2, 0, tzinfo=UTC)) \
+            as (app, clock):
         clock.advance(timedelta(days=3, hours=13, minutes=30))
         await app.due.run_once()
         async with app.db.uow() as uow:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -285,17 +287,26 @@ async def test_dingtalk_verification_after_console_step(sim: Simulator, bot: Bat
     await reply_to(sim, GROUP, "钉钉已显示")
 
 
+@contextlib.asynccontextmanager
+async def applied_transfer(sim: Simulator, db_url: str, **sections: dict[str, Any],
+                           ) -> AsyncIterator[tuple[BatonApp, FakeClock]]:
+    """Baton on a FakeClock (no quiet hours), zhangsan's transfer to lisi accepted: APPLIED."""
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    settings = sim_settings(sim, db_url, policy={"quiet_hours": None}, **sections)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+        await click(sim, "lisi", CARD.format(1), "accept")
+        await card_status(sim, CARD.format(1), "applied")
+        yield app, clock
+
+
 async def test_verification_outlives_a_failed_read_and_closes_the_console_card(
         sim: Simulator, db_url: str) -> None:
     """DingTalk's admin list unreadable for a while (503): verification is tried again at the
     next backoff step, without reminding anyone of a step they may have done. Once DingTalk
     agrees, the console card's button is retired, though nobody clicked it."""
-    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
-    settings = sim_settings(sim, db_url, policy={"quiet_hours": None})
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
-        await click(sim, "lisi", CARD.format(1), "accept")
+    async with applied_transfer(sim, db_url) as (app, clock):
         console = CARD.format(1) + "-console"
         await card_status(sim, console, "pending")
 
@@ -321,13 +332,7 @@ async def test_verification_outlives_a_failed_read_and_closes_the_console_card(
 
 async def test_verification_ends_audited_where_the_admin_list_is_forbidden(
         sim: Simulator, db_url: str) -> None:
-    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
-    settings = sim_settings(sim, db_url, policy={"quiet_hours": None})
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
-        await click(sim, "lisi", CARD.format(1), "accept")
-        await card_status(sim, CARD.format(1), "applied")
+    async with applied_transfer(sim, db_url) as (app, clock):
         sim.fail_next("/topapi/user/listadmin", 403, code="60011", count=5)
         clock.advance(timedelta(minutes=10, seconds=1))
         await app.due.run_once()
@@ -351,14 +356,8 @@ async def test_exclusive_accounts_change_through_the_api_or_fall_back_to_the_con
     sim = demo_simulator(exclusive_accounts=api_allowed)
     sim.start()
     try:
-        clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
-        settings = sim_settings(sim, db_url, dingtalk={"exclusive_accounts": True},
-                                policy={"quiet_hours": None})
-        async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-            await app.wait_connected()
-            await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
-            await click(sim, "lisi", CARD.format(1), "accept")
-            await card_status(sim, CARD.format(1), "applied")
+        async with applied_transfer(sim, db_url, dingtalk={"exclusive_accounts": True}) \
+                as (app, _clock):
             await app.due.run_once()              # the change
             await app.due.run_once()              # the check it schedules at once
             console = CARD.format(1) + "-console"
