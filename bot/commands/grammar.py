@@ -98,7 +98,7 @@ def parse(text: str, mentions: Sequence[str] = ()) -> Parsed:
             _lang_of(text[:MAX_LENGTH]),
             params={"length": str(len(text)), "max": str(MAX_LENGTH)},
         )
-    raw = _normalise(text)
+    raw = _normalise(_join_mentions(text))
     folded = raw.translate(_FULLWIDTH)  # same length as raw, same spaces
     if folded.startswith("/"):
         raw, folded = raw[1:].lstrip(" "), folded[1:].lstrip(" ")
@@ -118,6 +118,17 @@ def parse(text: str, mentions: Sequence[str] = ()) -> Parsed:
     if word.kind == "group":
         _fail_group(word, raw[:n], args)
     return Parsed(_PARSERS[word.name](args), word.lang)
+
+
+# DingTalk ends each @-mention in a message's text with U+2005 (FOUR-PER-EM SPACE), so a
+# display name with spaces ("@Tom Lee") is still one mention. Without it, a space ends it.
+_MENTION_END = re.compile("@([^@\u2005\r\n]{1,64})\u2005")
+
+
+def _join_mentions(text: str) -> str:
+    """Each ``@Display Name<U+2005>`` as one token (the name's spaces joined by U+2060, a
+    format character :func:`_normalise` drops), followed by a plain space."""
+    return _MENTION_END.sub(lambda m: "@" + "\u2060".join(m.group(1).split()) + " ", text)
 
 
 def _normalise(text: str) -> str:

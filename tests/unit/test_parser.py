@@ -686,3 +686,29 @@ def test_round_trip(
         command = RoleSet(target, name)
     text = _write(command, who, lang, for_word)
     assert parse(text, mentions) == Parsed(command, lang)
+
+
+# ---- display names with spaces: DingTalk ends each mention with U+2005 --------------------
+
+END = "\u2005"
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    (f"grant @Tom Lee{END}crm.export", Grant(UserRef("u1"), "crm.export")),
+    (f"grant @Tom Lee{END} crm.export for 3d",
+     Grant(UserRef("u1"), "crm.export", timedelta(days=3))),
+    (f"授权 @张 三{END}crm.export", Grant(UserRef("u1"), "crm.export")),
+    (f"transfer-owner @Mary Ann Smith{END}going on leave",
+     TransferOwner(UserRef("u1"), "going on leave")),
+    ("grant @Tom crm.export", Grant(UserRef("u1"), "crm.export")),   # no U+2005: as before
+])
+def test_a_mention_ends_at_its_four_per_em_space(text: str, want: object) -> None:
+    assert parse(text, ["u1"]).command == want
+
+
+@given(st.lists(st.text(alphabet=st.characters(whitelist_categories=("L",)), min_size=1,
+                        max_size=8), min_size=1, max_size=4))
+def test_any_display_name_is_one_mention(words: list[str]) -> None:
+    name = " ".join(words)
+    got = parse(f"revoke @{name}{END}crm.export", ["u1"]).command
+    assert got == Revoke(UserRef("u1"), "crm.export")
