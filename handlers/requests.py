@@ -49,6 +49,9 @@ from storage.models import Vote as VoteRow
 log = logging.getLogger(__name__)
 
 TWIN = "group"     # the suffix of a request card's twin in an admin group
+COPY = "dm"        # the prefix of the suffixes of one-to-one copies of a request card
+MAX_COPIES = 26 * 26
+_TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
 class NoLongerAllowed(Exception):
@@ -59,9 +62,6 @@ class NoLongerAllowed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-COPY = "dm"        # the prefix of the suffixes of one-to-one copies of a request card
-MAX_COPIES = 26 * 26
-_TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
 @dataclass
@@ -173,14 +173,20 @@ async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, st
     return render_request_card(cv)
 
 
-def copy_suffix(n: int) -> str:
-    """``dm`` and ``n`` in base-26 letters (0 -> dma, 26 -> dmba): track suffixes are letters."""
+def letter_suffix(prefix: str, n: int) -> str:
+    """``prefix`` and ``n`` in base-26 letters (0 -> a, 26 -> ba): card outTrackId suffixes
+    are letters only (:data:`_TRACK`)."""
     digits = ""
     while True:
         n, r = divmod(n, 26)
         digits = chr(ord("a") + r) + digits
         if n == 0:
-            return COPY + digits
+            return prefix + digits
+
+
+def copy_suffix(n: int) -> str:
+    """The suffix of the ``n``-th one-to-one copy of a request card: dma, dmb, ..."""
+    return letter_suffix(COPY, n)
 
 
 def copy_tracks(req: Request) -> list[tuple[str, str]]:

@@ -40,7 +40,7 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import catalog_of
-from handlers.requests import REGISTRY, Env
+from handlers.requests import REGISTRY, Env, letter_suffix
 from storage.db import Database
 from storage.models import ADMIN, OWNER, DueWork, Grant, Request
 
@@ -94,12 +94,7 @@ def assign_items(grants: Iterable[LiveGrant], admins: Iterable[str], owner: str
 
 def card_suffix(n: int) -> str:
     """``rv`` and the admin's index in base 26 letters (0 → rva, 26 → rvba)."""
-    s = ""
-    while True:
-        s = chr(ord("a") + n % 26) + s
-        n //= 26
-        if n == 0:
-            return "rv" + s
+    return letter_suffix("rv", n)
 
 
 def counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
