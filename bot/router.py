@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.alerts import raise_alert
 from bot.clock import Clock
 from bot.commands import Parsed, ParseError, UserRef, parse
+from bot.commands.words import primary
 from bot.config import Settings
 from bot.faults import Faults
 from bot.i18n import Lang, t
@@ -519,8 +520,6 @@ async def _tell_directly(who: str, send: Awaitable[Any]) -> None:
 
 def _word(name: str, lang: Lang) -> str:
     """The command word a reply in ``lang`` names (授权 for grant in Chinese)."""
-    from bot.commands.words import primary
-
     try:
         return primary(name, lang)
     except KeyError:

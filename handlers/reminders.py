@@ -15,11 +15,16 @@ from sqlalchemy import select, update
 
 from bot.cards import local
 from bot.commands.durations import format_duration
-from bot.domain.reminders import in_quiet, next_allowed
 from bot.domain.requests import State, waiting_for
 from bot.i18n import MESSAGES, t
 from bot.outbound import Reply
-from handlers.requests import Env, conversation_key, schedule_next_reminder, view_of
+from handlers.requests import (
+    Env,
+    conversation_key,
+    held_for_quiet_hours,
+    schedule_next_reminder,
+    view_of,
+)
 from storage.models import DueWork, Request
 from storage.repositories import _dialect
 
@@ -104,14 +109,8 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
     req = await env.uow.requests.find(int(payload["request_id"]))
     if req is None or not _open(req, env):
         return
-    p = env.settings.policy
-    if in_quiet(env.now, p.quiet_hours, p.timezone):
-        # Due before the quiet hours but run inside them (Baton was down, or behind): it goes
-        # when they end, never inside (the others due now each come here too).
-        later = next_allowed(env.now, p.quiet_hours, p.timezone)
-        await env.uow.due.schedule(
-            KIND, later, payload, env.now,
-            dedupe_key=f"remind:{req.id}:{payload.get('n', 1)}:{later.isoformat()}")
+    # (The others due now, merged below otherwise, each come here too.)
+    if await held_for_quiet_hours(env, KIND, payload, f"remind:{req.id}:{payload.get('n', 1)}"):
         return
     env = env.for_request(req)
     batch = [(int(payload.get("n", 1)), req)]

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from bot.cards import CardView, local, out_track_id, render_request_card
 from bot.config import Settings
-from bot.domain.reminders import next_allowed, next_reminder_at
+from bot.domain.reminders import in_quiet, next_allowed, next_reminder_at
 from bot.domain.requests import (
     Decision,
     Effect,
@@ -417,6 +417,19 @@ async def expire(request_id: int, env: Env) -> bool:
     await _transition(req, d, env, "")
     await finish(req, env, d.state)
     await _refresh_card(req, env)
+    return True
+
+
+async def held_for_quiet_hours(env: Env, kind: str, payload: dict[str, Any], key: str) -> bool:
+    """A reminder due before the quiet hours but run inside them (Baton was down, or behind)
+    is not sent now: it is due again at their end (``key`` and that time name the new row).
+    True when it was held."""
+    p = env.settings.policy
+    if not in_quiet(env.now, p.quiet_hours, p.timezone):
+        return False
+    later = next_allowed(env.now, p.quiet_hours, p.timezone)
+    await env.uow.due.schedule(kind, later, payload, env.now,
+                               dedupe_key=f"{key}:{later.isoformat()}")
     return True
 
 

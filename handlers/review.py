@@ -30,7 +30,7 @@ from bot.alerts import raise_alert
 from bot.cards import local
 from bot.commands import ReviewStart, ReviewStatus
 from bot.config import Settings
-from bot.domain.reminders import in_quiet, next_allowed
+from bot.domain.reminders import next_allowed
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
@@ -40,7 +40,7 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import catalog_of
-from handlers.requests import REGISTRY, Env, letter_suffix
+from handlers.requests import REGISTRY, Env, held_for_quiet_hours, letter_suffix
 from storage.db import Database
 from storage.models import ADMIN, OWNER, DueWork, Grant, Request
 
@@ -421,13 +421,8 @@ async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
         req = await tx.uow.requests.find(int(payload["request_id"]))
         if req is None or req.state != State.PENDING.value or tx.now >= req.expires_at:
             return
-        p = tx.settings.policy
-        if in_quiet(tx.now, p.quiet_hours, p.timezone):
-            # Run late, inside the quiet hours: it goes when they end.
-            at = next_allowed(tx.now, p.quiet_hours, p.timezone)
-            await tx.uow.due.schedule("review_remind", at, payload, tx.now,
-                                      dedupe_key=f"access-review-remind:{req.id}:"
-                                                 f"{payload.get('n', 1)}:{at.isoformat()}")
+        if await held_for_quiet_hours(tx, "review_remind", payload,
+                                      f"access-review-remind:{req.id}:{payload.get('n', 1)}"):
             return
         env = tx.for_request(req)
         items = _items(req)

@@ -261,10 +261,7 @@ async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
         new, prev = req.target_id or "", str(req.payload.get("previous_owner", ""))
         if listed is None:
             if failure is not None and failure.retryable:
-                gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
-                await env.uow.due.schedule("transfer_verify", env.now + gap,
-                                           {"request_id": req.id, "n": n + 1}, env.now,
-                                           dedupe_key=f"verify:{req.id}:{n + 1}")
+                await _verify_again(env, req.id, n)
                 return
             await env.audit("system", "owner_transfer.dingtalk_unverifiable", "skipped",
                             target_id=new, request_id=req.id,
@@ -289,10 +286,15 @@ async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
         names = await env.names(new)
         await env.send(Reply(t("verify_pending", env.lang, id=req.public_id, name=names[new]),
                              "", False, prev, markdown=True))
-        gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
-        await env.uow.due.schedule("transfer_verify", env.now + gap,
-                                   {"request_id": req.id, "n": n + 1}, env.now,
-                                   dedupe_key=f"verify:{req.id}:{n + 1}")
+        await _verify_again(env, req.id, n)
+
+
+async def _verify_again(env: Env, request_id: int, n: int) -> None:
+    """Check #``n`` did not settle it: the next one, one step further along the backoff."""
+    gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
+    await env.uow.due.schedule("transfer_verify", env.now + gap,
+                               {"request_id": request_id, "n": n + 1}, env.now,
+                               dedupe_key=f"verify:{request_id}:{n + 1}")
 
 
 async def due_dingtalk_change(payload: dict[str, Any], dctx: DueContext) -> None:
