@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shlex
 import sys
@@ -81,19 +80,69 @@ class ChatState:
     sim: Simulator
     user: str = "zhangsan"
     conversation: str = DEMO_GROUP
+    lang: str = "zh"
     seen_messages: int = 0
     seen_cards: dict[str, int] = field(default_factory=dict)
     seen_notices: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
 
-HELP = """Sandbox chat. Lines you type:
+REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
+
+HELP = {
+    "en": """Sandbox chat. Lines you type:
   <text>              say it as the current member in the current conversation
                       (@名字 mentions a demo member by name, e.g. 转让主管理员 @李四)
   /as <user>          speak as another member (userId or name)
   /in group|dm        the admin group, or your one-to-one chat with Baton
   /click <action> [card]   click a button (approve, reject, accept, decline...) on the
                       newest card, or on the card whose id you give
-  /users  /cards  /help  /quit"""
+  /users  /cards  /help  /quit""",
+    "zh": """沙盒聊天。可以输入：
+  <文字>              以当前成员的身份在当前会话里说这句话
+                      （@名字 按名字提及示例成员，例如 转让主管理员 @李四）
+  /as <成员>          换成另一位成员说话（userId 或名字）
+  /in group|dm        管理群，或你与 Baton 的单聊
+  /click <动作> [卡片]   点击最新卡片（或给出编号的卡片）上的按钮
+                      （approve、reject、accept、decline……）
+  /users  /cards  /help  /quit""",
+}
+
+# The sandbox's own answers (Baton's replies come from the bot), per --lang.
+SAY: dict[str, dict[str, str]] = {
+    "failed": {
+        "zh": "  沙盒无法执行「{line}」：{error}。沙盒继续运行；/help 列出可用的输入。",
+        "en": "  The sandbox could not do “{line}”: {error}. It carries on; /help lists "
+              "what you can type.",
+    },
+    "unknown_command": {
+        "zh": "  沙盒没有 {cmd} 这个命令。/help 列出可用的输入；要对 Baton 说的话不要以 / 开头。",
+        "en": "  The sandbox has no command {cmd}. /help lists what you can type; what you "
+              "say to Baton does not start with /.",
+    },
+    "bad_quotes": {
+        "zh": "  无法读取这一行：{error}。请检查引号是否成对。",
+        "en": "  This line cannot be read: {error}. Check that its quotes are paired.",
+    },
+    "no_user": {"zh": "  没有这位示例成员；/users 列出所有成员",
+                "en": "  no such demo member; /users lists them"},
+    "as_usage": {"zh": "  用法：/as <成员>（userId 或名字）；/users 列出所有成员",
+                 "en": "  usage: /as <user> (userId or name); /users lists them"},
+    "now_as": {"zh": "  现在以 {name}（{user_id}）的身份说话",
+               "en": "  now speaking as {name} ({user_id})"},
+    "click_usage": {"zh": "  用法：/click <动作> [卡片编号]，例如 /click approve",
+                    "en": "  usage: /click <action> [card id], e.g. /click approve"},
+    "click_no_card": {"zh": "  还没有卡片可以点击。", "en": "  There is no card to click yet."},
+    "click_unknown_card": {
+        "zh": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
+        "en": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
+    },
+    "no_answer": {"zh": "  （Baton 在 {seconds} 秒内没有回应）",
+                  "en": "  (Baton did not answer within {seconds} s)"},
+}
+
+
+def _say(state: ChatState, key: str, **params: Any) -> str:
+    return SAY[key]["en" if state.lang == "en" else "zh"].format(**params)
 
 
 def _find_user(key: str) -> SimUser | None:
@@ -132,60 +181,95 @@ def _show_new(state: ChatState) -> Iterator[str]:
                    f" · {params.get('progress', '')}\n{params.get('markdown', '')}")
 
 
-async def _chat(state: ChatState, lines: Any) -> None:
+def _click(state: ChatState, args: list[str]) -> bool:
+    """Click a button; False (having said why) when there is nothing to click."""
+    cards = state.sim.cards()
+    if not args:
+        print(_say(state, "click_usage"))
+        return False
+    if not cards:
+        print(_say(state, "click_no_card"))
+        return False
+    target = args[1] if len(args) > 1 else list(cards)[-1]
+    card = cards.get(target)
+    if card is None:
+        print(_say(state, "click_unknown_card", card=target, cards=", ".join(cards)))
+        return False
+    params = {k: v for k, v in card.params.items() if k == "request_id"}
+    state.sim.click(state.user, target, args[0], params)
+    return True
+
+
+async def _line(state: ChatState, line: str) -> bool:
+    """Act on one typed line; False to end the chat."""
     sim = state.sim
-    print(HELP)
+    before_msgs = len(sim.messages())
+    before_cards = sum(len(c.history) for c in sim.cards().values())
+    if line.startswith("/"):
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            print(_say(state, "bad_quotes", error=e))
+            return True
+        cmd, args = words[0], words[1:]
+        if cmd in ("/quit", "/exit"):
+            return False
+        if cmd == "/help":
+            print(HELP["en" if state.lang == "en" else "zh"])
+            return True
+        if cmd == "/users":
+            for u in DEMO_USERS:
+                print(f"  {u.user_id:10} {u.name}  sys_level={u.admin_level} active={u.active}")
+            return True
+        if cmd == "/cards":
+            for tid, c in sim.cards().items():
+                print(f"  {tid}: {c.params.get('title', '')} status={c.params.get('status', '')}")
+            return True
+        if cmd == "/as":
+            who = _find_user(" ".join(args)) if args else None
+            if who is None:
+                print(_say(state, "no_user" if args else "as_usage"))
+            else:
+                state.user = who.user_id
+                print(_say(state, "now_as", name=who.name, user_id=who.user_id))
+            return True
+        if cmd == "/in":
+            state.conversation = DEMO_GROUP if " ".join(args) == "group" else ""
+            print("  in the admin group" if state.conversation else "  in your one-to-one chat")
+            return True
+        if cmd != "/click":
+            print(_say(state, "unknown_command", cmd=cmd))
+            return True
+        if not _click(state, args):
+            return True
+    else:
+        sim.say(state.user, line, conversation_id=state.conversation or None,
+                at=_mentions(line))
+
+    def changed(b: int = before_msgs, c: int = before_cards) -> bool:
+        return len(sim.messages()) > b or sum(len(x.history) for x in sim.cards().values()) > c
+
+    try:
+        await sim.until(changed, timeout=REPLY_WAIT, what="a reply")
+    except TimeoutError:
+        print(_say(state, "no_answer", seconds=REPLY_WAIT))
+    for out in _show_new(state):
+        print(out)
+    return True
+
+
+
+async def _chat(state: ChatState, lines: Any) -> None:
+    print(HELP["en" if state.lang == "en" else "zh"])
     async for raw in lines:
         line = raw.strip()
         if not line:
             continue
-        before_msgs = len(sim.messages())
-        before_cards = sum(len(c.history) for c in sim.cards().values())
-        if line in ("/quit", "/exit"):
-            return
-        if line == "/help":
-            print(HELP)
-            continue
-        if line == "/users":
-            for u in DEMO_USERS:
-                print(f"  {u.user_id:10} {u.name}  sys_level={u.admin_level} active={u.active}")
-            continue
-        if line == "/cards":
-            for tid, c in sim.cards().items():
-                print(f"  {tid}: {c.params.get('title', '')} status={c.params.get('status', '')}")
-            continue
-        if line.startswith("/as "):
-            who = _find_user(line[4:].strip())
-            if who is None:
-                print("  no such demo member; /users lists them")
-            else:
-                state.user = who.user_id
-                print(f"  now speaking as {who.name} ({who.user_id})")
-            continue
-        if line.startswith("/in "):
-            state.conversation = DEMO_GROUP if line[4:].strip() == "group" else ""
-            print("  in the admin group" if state.conversation else "  in your one-to-one chat")
-            continue
-        if line.startswith("/click"):
-            parts = shlex.split(line)[1:]
-            cards = list(sim.cards())
-            if not parts or not cards:
-                print("  usage: /click <action> [card id]; no card yet" if not cards else
-                      "  usage: /click <action> [card id]")
-                continue
-            target = parts[1] if len(parts) > 1 else cards[-1]
-            params = {k: v for k, v in sim.cards()[target].params.items() if k == "request_id"}
-            sim.click(state.user, target, parts[0], params)
-        else:
-            sim.say(state.user, line, conversation_id=state.conversation or None,
-                    at=_mentions(line))
-        def changed(b: int = before_msgs, c: int = before_cards) -> bool:
-            return len(sim.messages()) > b or sum(len(x.history) for x in sim.cards().values()) > c
-
-        with contextlib.suppress(TimeoutError):
-            await sim.until(changed, timeout=3, what="a reply")
-        for out in _show_new(state):
-            print(out)
+        try:  # one boundary per line: whatever a line does, the chat goes on
+            if not await _line(state, line):
+                return
+        except Exception as e:
+            print(_say(state, "failed", line=line, error=f"{type(e).__name__}: {e}"))
 
 
 async def _stdin_lines(prompt: str) -> Any:
@@ -225,7 +309,7 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
         async with BatonApp(settings) as app:
             await app.wait_connected()
-            state = ChatState(sim)
+            state = ChatState(sim, lang=args.lang)
             lines = _file_lines(args.script) if args.script else _stdin_lines(
                 "你> " if args.lang == "zh" else "you> ")
             await _chat(state, lines)

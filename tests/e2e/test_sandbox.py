@@ -1,0 +1,88 @@
+"""``baton sandbox`` driven by scripted lines: as the real command (``--script``) in a
+subprocess, and in-process (the chat loop fed by a generator that waits, with deadlines, for
+the simulator before its next line) on each storage backend."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import BatonApp
+from bot.sandbox import ChatState, _chat, sim_settings
+from bot.sim import Simulator
+from tests.e2e.test_cli import baton
+
+pytestmark = pytest.mark.e2e
+
+CARD = "baton-dingsandboxcorp-R{}"
+Step = str | Callable[[], Any]
+
+
+def sandbox(tmp_path: Path, lines: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``baton sandbox --script`` over ``lines``, in ``tmp_path``."""
+    script = tmp_path / "script.txt"
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return baton("sandbox", "--db", str(tmp_path / "sandbox.db"), "--script", str(script),
+                 *args, cwd=tmp_path, timeout=120)
+
+
+async def feed(sim: Simulator, steps: Sequence[Step]) -> AsyncIterator[str]:
+    """Yield the lines; a callable step is a condition to wait for (30 s) before the next."""
+    for step in steps:
+        if callable(step):
+            await sim.until(step, timeout=30, what=getattr(step, "__doc__", None) or "a step")
+        else:
+            print(f"> {step}")
+            yield step
+
+
+async def chat(app: BatonApp, state: ChatState, steps: Sequence[Step]) -> None:
+    await app.wait_connected()
+    await _chat(state, feed(state.sim, steps))
+
+
+@pytest.fixture
+async def app(sim: Simulator, db_url: str) -> AsyncIterator[BatonApp]:
+    async with BatonApp(sim_settings(sim, db_url, locale={"default": "en"})) as a:
+        yield a
+
+
+def test_bad_input_gets_a_message_and_the_sandbox_goes_on(tmp_path: Path) -> None:
+    r = sandbox(tmp_path, [
+        "/click approve",                       # no card yet
+        "转让主管理员 @李四",                    # a card: baton-dingsandboxcorp-R1
+        "/click approve no-such-card",
+        "/click",
+        "/frobnicate",
+        '/as "unbalanced',
+        "/as",
+        "/click frobnicate",                    # an action the card does not have
+        "/cards",
+    ], "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    out = r.stdout
+    assert "There is no card to click yet." in out
+    assert f"There is no card no-such-card. The cards are: {CARD.format(1)}" in out
+    assert "usage: /click <action> [card id]" in out
+    assert "The sandbox has no command /frobnicate." in out
+    assert "Check that its quotes are paired." in out
+    assert "usage: /as <user>" in out
+    assert "frobnicate" in out.split("> /click frobnicate", 1)[1]
+    # The last line still ran: the chat survived everything before it.
+    assert f"  {CARD.format(1)}: " in out.split("> /cards", 1)[1]
+
+
+async def test_a_line_that_fails_is_reported_and_the_chat_goes_on(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    # A member the simulated directory does not know: the simulator refuses the message.
+    state = ChatState(sim, user="ghost", lang="en")
+    await chat(app, state, ["whoami", "/as 李四", "whoami"])
+    out = capsys.readouterr().out
+    assert "The sandbox could not do “whoami”: KeyError" in out
+    assert "now speaking as 李四 (lisi)" in out
+    assert "**李四** (lisi)" in out.rsplit("> whoami", 1)[1]
