@@ -22,6 +22,7 @@ from bot.sim import SimGroup, Simulator, SimUser
 
 DEMO_CORP = "dingsandboxcorp"
 DEMO_GROUP = "cidSANDBOXADMINS"
+DEMO_GROUP_TITLE = "权限交接工作群"
 DEMO_USERS = (
     SimUser("zhangsan", "张三", admin_level=1),
     SimUser("lisi", "李四", admin_level=2),
@@ -53,7 +54,7 @@ DEMO_CATALOG: dict[str, Any] = {
 
 def demo_simulator(**kw: Any) -> Simulator:
     kw.setdefault("users", DEMO_USERS)
-    kw.setdefault("groups", (SimGroup(DEMO_GROUP, "权限交接工作群"),))
+    kw.setdefault("groups", (SimGroup(DEMO_GROUP, DEMO_GROUP_TITLE),))
     kw.setdefault("corp_id", DEMO_CORP)
     kw.setdefault("departments", DEMO_DEPARTMENTS)
     return Simulator(**kw)
@@ -129,6 +130,18 @@ SAY: dict[str, dict[str, str]] = {
                  "en": "  usage: /as <user> (userId or name); /users lists them"},
     "now_as": {"zh": "  现在以 {name}（{user_id}）的身份说话",
                "en": "  now speaking as {name} ({user_id})"},
+    "in_group_name": {"zh": "管理群「{title}」（{cid}）", "en": "the admin group {title} ({cid})"},
+    "in_dm_name": {"zh": "你与 Baton 的单聊", "en": "your one-to-one chat with Baton"},
+    "now_in": {"zh": "  现在在{where}", "en": "  now in {where}"},
+    "in_unknown": {
+        "zh": "  没有「{name}」这个会话，你仍在{here}。可以进入的会话：\n{listing}",
+        "en": "  There is no conversation “{name}”; you are still in {here}. The "
+              "conversations are:\n{listing}",
+    },
+    "in_usage": {
+        "zh": "  用法：/in <会话>，你现在在{here}。可以进入的会话：\n{listing}",
+        "en": "  usage: /in <conversation>; you are in {here}. The conversations are:\n{listing}",
+    },
     "click_usage": {"zh": "  用法：/click <动作> [卡片编号]，例如 /click approve",
                     "en": "  usage: /click <action> [card id], e.g. /click approve"},
     "click_no_card": {"zh": "  还没有卡片可以点击。", "en": "  There is no card to click yet."},
@@ -179,6 +192,22 @@ def _show_new(state: ChatState) -> Iterator[str]:
             params = card.params
             yield (f"[card {tid}] {params.get('title', '')} · status={params.get('status', '')}"
                    f" · {params.get('progress', '')}\n{params.get('markdown', '')}")
+
+
+def _go_in(state: ChatState, name: str) -> None:
+    """``/in``: move to a conversation the sandbox has; anything else is refused, listed."""
+    group = _say(state, "in_group_name", title=DEMO_GROUP_TITLE, cid=DEMO_GROUP)
+    dm = _say(state, "in_dm_name")
+    if name in ("group", DEMO_GROUP, DEMO_GROUP_TITLE):
+        state.conversation = DEMO_GROUP
+    elif name == "dm":
+        state.conversation = ""
+    else:  # the conversation stays what it was
+        print(_say(state, "in_unknown" if name else "in_usage", name=name,
+                   here=group if state.conversation else dm,
+                   listing=f"    group  {group}\n    dm     {dm}"))
+        return
+    print(_say(state, "now_in", where=group if state.conversation else dm))
 
 
 def _click(state: ChatState, args: list[str]) -> bool:
@@ -234,8 +263,7 @@ async def _line(state: ChatState, line: str) -> bool:
                 print(_say(state, "now_as", name=who.name, user_id=who.user_id))
             return True
         if cmd == "/in":
-            state.conversation = DEMO_GROUP if " ".join(args) == "group" else ""
-            print("  in the admin group" if state.conversation else "  in your one-to-one chat")
+            _go_in(state, " ".join(args))
             return True
         if cmd != "/click":
             print(_say(state, "unknown_command", cmd=cmd))

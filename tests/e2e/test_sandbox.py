@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import BatonApp
-from bot.sandbox import ChatState, _chat, sim_settings
+from bot.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
 from bot.sim import Simulator
 from tests.e2e.test_cli import baton
 
@@ -86,3 +86,20 @@ async def test_a_line_that_fails_is_reported_and_the_chat_goes_on(
     assert "The sandbox could not do “whoami”: KeyError" in out
     assert "now speaking as 李四 (lisi)" in out
     assert "**李四** (lisi)" in out.rsplit("> whoami", 1)[1]
+
+
+async def test_in_an_unknown_conversation_is_refused_and_lists_them(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ChatState(sim, lang="en")
+    await chat(app, state, ["/in nowhere", "whoami", "/in", "/in dm", "whoami"])
+    out = capsys.readouterr().out
+    refusal = out.split("> /in nowhere", 1)[1].split("> whoami", 1)[0]
+    assert ("There is no conversation “nowhere”; you are still in the admin group "
+            f"权限交接工作群 ({DEMO_GROUP}).") in refusal
+    assert f"group  the admin group 权限交接工作群 ({DEMO_GROUP})" in refusal
+    assert "dm     your one-to-one chat with Baton" in refusal
+    assert "usage: /in <conversation>" in out.split("> /in\n", 1)[1]
+    # The first whoami was said in the group, still the current conversation; after /in dm,
+    # one-to-one.
+    assert [m.conversation_id for m in sim.messages() if "My permissions" in m.text] == [
+        DEMO_GROUP, "cidOTOzhangsan"]
