@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.sim import SimGroup, Simulator, SimUser
+from bot.sim import SentMessage, SimGroup, Simulator, SimUser
 
 DEMO_CORP = "dingsandboxcorp"
 DEMO_GROUP = "cidSANDBOXADMINS"
 DEMO_GROUP_TITLE = "权限交接工作群"
+DEFAULT_FILES = "baton-sandbox-files"  # the files Baton sends, under the working directory
 DEMO_USERS = (
     SimUser("zhangsan", "张三", admin_level=1),
     SimUser("lisi", "李四", admin_level=2),
@@ -82,12 +85,16 @@ class ChatState:
     user: str = "zhangsan"
     conversation: str = DEMO_GROUP
     lang: str = "zh"
+    files: Path = Path(DEFAULT_FILES)  # where the files Baton sends are saved
     seen_messages: int = 0
     seen_cards: dict[str, int] = field(default_factory=dict)
     seen_notices: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
 
 REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
+FILE_REPLY_WAIT = 30  # ... to a file (downloaded and read before the answer)
+QUIET = 0.5  # after an answer, what follows within this is shown with it
+FOLLOW_UP_MAX = 10  # ... for at most this long
 
 HELP = {
     "en": """Sandbox chat. Lines you type:
@@ -149,13 +156,24 @@ SAY: dict[str, dict[str, str]] = {
         "zh": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
         "en": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
     },
+    "files_at": {"zh": "Baton 发送的文件保存在 {path}", "en": "Files Baton sends are saved in {path}"},
+    "files_bad": {"zh": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
+                  "en": "--files {path}: the folder cannot be created ({error}). Give a folder "
+                        "you can write to."},
+    "file_saved": {"zh": "文件 {name}，已保存到 {path}", "en": "file {name}, saved to {path}"},
+    "file_missing": {"zh": "文件 {name}（模拟器中没有它的上传，未保存）",
+                     "en": "file {name} (the simulator has no upload of it; not saved)"},
     "no_answer": {"zh": "  （Baton 在 {seconds} 秒内没有回应）",
                   "en": "  (Baton did not answer within {seconds} s)"},
 }
 
 
 def _say(state: ChatState, key: str, **params: Any) -> str:
-    return SAY[key]["en" if state.lang == "en" else "zh"].format(**params)
+    return _text(state.lang, key, **params)
+
+
+def _text(lang: str, key: str, **params: Any) -> str:
+    return SAY[key]["en" if lang == "en" else "zh"].format(**params)
 
 
 def _find_user(key: str) -> SimUser | None:
@@ -179,7 +197,10 @@ def _show_new(state: ChatState) -> Iterator[str]:
     msgs = state.sim.messages()
     for m in msgs[state.seen_messages:]:
         where = "群" if m.conversation_id == DEMO_GROUP else f"单聊 {m.conversation_id}"
-        yield f"[Baton → {where}] {m.text}"
+        if m.msgtype == "sampleFile":
+            yield f"[Baton → {where}] {_save_file(state, m)}"
+        else:
+            yield f"[Baton → {where}] {m.text}"
     state.seen_messages = len(msgs)
     for tid, card in state.sim.cards().items():
         n = len(card.history)
@@ -192,6 +213,24 @@ def _show_new(state: ChatState) -> Iterator[str]:
             params = card.params
             yield (f"[card {tid}] {params.get('title', '')} · status={params.get('status', '')}"
                    f" · {params.get('progress', '')}\n{params.get('markdown', '')}")
+
+
+def _save_file(state: ChatState, m: SentMessage) -> str:
+    """Write a file Baton sent (its bytes are the upload its mediaId names) under
+    ``state.files``, never over an earlier one; say where."""
+    name = str(m.params.get("fileName", ""))
+    media = m.params.get("mediaId")
+    upload = next((u for u in state.sim.uploads() if u.media_id == media), None)
+    if upload is None:
+        return _say(state, "file_missing", name=name)
+    safe = Path(name.replace("\\", "/")).name.lstrip(".") or "baton-file"
+    state.files.mkdir(parents=True, exist_ok=True)
+    path, n = state.files / safe, 1
+    while path.exists():
+        n += 1
+        path = state.files / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
+    path.write_bytes(upload.content)
+    return _say(state, "file_saved", name=name, path=path.resolve())
 
 
 def _go_in(state: ChatState, name: str) -> None:
@@ -232,8 +271,8 @@ def _click(state: ChatState, args: list[str]) -> bool:
 async def _line(state: ChatState, line: str) -> bool:
     """Act on one typed line; False to end the chat."""
     sim = state.sim
-    before_msgs = len(sim.messages())
-    before_cards = sum(len(c.history) for c in sim.cards().values())
+    _print_new(state)  # what came after the last answer was shown
+    before, timeout = _mark(sim), REPLY_WAIT
     if line.startswith("/"):
         try:
             words = shlex.split(line)
@@ -274,17 +313,45 @@ async def _line(state: ChatState, line: str) -> bool:
         sim.say(state.user, line, conversation_id=state.conversation or None,
                 at=_mentions(line))
 
-    def changed(b: int = before_msgs, c: int = before_cards) -> bool:
-        return len(sim.messages()) > b or sum(len(x.history) for x in sim.cards().values()) > c
-
-    try:
-        await sim.until(changed, timeout=REPLY_WAIT, what="a reply")
-    except TimeoutError:
-        print(_say(state, "no_answer", seconds=REPLY_WAIT))
-    for out in _show_new(state):
-        print(out)
+    await _await_answer(state, before, timeout)
     return True
 
+
+def _mark(sim: Simulator) -> tuple[int, int, int]:
+    """What Baton has said so far: messages, cards, card updates."""
+    cards = sim.cards().values()
+    return len(sim.messages()), len(cards), sum(len(c.history) for c in cards)
+
+
+async def _await_answer(state: ChatState, before: tuple[int, int, int], timeout: float) -> None:
+    """Wait for Baton's answer, then show it and what follows it closely (a file after the
+    reply announcing it, a card after its request), until Baton has been quiet a moment."""
+    sim = state.sim
+    try:
+        await sim.until(lambda: _mark(sim) != before, timeout=timeout, what="a reply")
+    except TimeoutError:
+        print(_say(state, "no_answer", seconds=timeout))
+        return
+    deadline = time.monotonic() + FOLLOW_UP_MAX
+    while True:
+        _print_new(state)
+        seen = _mark(sim)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+
+        def more(seen: tuple[int, int, int] = seen) -> bool:
+            return _mark(sim) != seen
+
+        try:
+            await sim.until(more, timeout=min(QUIET, left), what="more")
+        except TimeoutError:
+            return
+
+
+def _print_new(state: ChatState) -> None:
+    for out in _show_new(state):
+        print(out)
 
 
 async def _chat(state: ChatState, lines: Any) -> None:
@@ -295,9 +362,11 @@ async def _chat(state: ChatState, lines: Any) -> None:
             continue
         try:  # one boundary per line: whatever a line does, the chat goes on
             if not await _line(state, line):
-                return
+                break
         except Exception as e:
             print(_say(state, "failed", line=line, error=f"{type(e).__name__}: {e}"))
+    with contextlib.suppress(Exception):
+        _print_new(state)  # the end of the script: what came after the last answer
 
 
 async def _stdin_lines(prompt: str) -> Any:
@@ -316,6 +385,12 @@ async def _file_lines(path: str) -> Any:
         yield line
 
 
+def _files_folder(path: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 async def run_sandbox(args: argparse.Namespace) -> int:
     from bot.app import BatonApp
     from bot.logs import setup_logging
@@ -327,6 +402,11 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         print("The configuration has problems:\n  - " + "\n  - ".join(e.problems), file=sys.stderr)
         return 2
     setup_logging("WARNING")
+    try:
+        files = _files_folder(args.files)
+    except OSError as e:
+        print(_text(args.lang, "files_bad", path=args.files, error=e.strerror), file=sys.stderr)
+        return 2
     sim = demo_simulator()
     sim.start()
     try:
@@ -335,9 +415,10 @@ async def run_sandbox(args: argparse.Namespace) -> int:
             locale={"default": "zh-CN" if args.lang == "zh" else "en"},
         )
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
+        state = ChatState(sim, lang=args.lang, files=files)
+        print(_say(state, "files_at", path=files))
         async with BatonApp(settings) as app:
             await app.wait_connected()
-            state = ChatState(sim, lang=args.lang)
             lines = _file_lines(args.script) if args.script else _stdin_lines(
                 "你> " if args.lang == "zh" else "you> ")
             await _chat(state, lines)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from bot.app import BatonApp
@@ -103,3 +104,44 @@ async def test_in_an_unknown_conversation_is_refused_and_lists_them(
     # one-to-one.
     assert [m.conversation_id for m in sim.messages() if "My permissions" in m.text] == [
         DEMO_GROUP, "cidOTOzhangsan"]
+
+
+def files_sent(sim: Simulator, n: int) -> Callable[[], bool]:
+    def sent() -> bool:
+        """the file messages Baton sends"""
+        return len([m for m in sim.messages() if m.msgtype == "sampleFile"]) >= n
+    return sent
+
+
+def saved_paths(out: str) -> list[Path]:
+    return [Path(line.rsplit(", saved to ", 1)[1]) for line in out.splitlines()
+            if ", saved to " in line]
+
+
+async def test_export_is_saved_under_the_files_folder_and_its_path_printed(
+        sim: Simulator, app: BatonApp, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "files"
+    state = ChatState(sim, lang="en", files=folder)
+    await chat(app, state, ["export", files_sent(sim, 1), "export", files_sent(sim, 2), "/users"])
+    out = capsys.readouterr().out
+    paths = saved_paths(out)
+    assert [line.split("] ", 1)[1].startswith("file baton-permissions-") for line in
+            out.splitlines() if ", saved to " in line] == [True, True]
+    assert len(paths) == 2 and paths[0] != paths[1]  # the second does not overwrite the first
+    for path in paths:
+        assert path.parent == folder.resolve() and path.suffix == ".xlsx"
+        wb = openpyxl.load_workbook(path, read_only=True)
+        assert wb.sheetnames[0] == "permissions" and "effective" in wb.sheetnames
+        rows = [r[:3] for r in wb["permissions"].iter_rows(values_only=True)]
+        assert ("zhangsan", "张三", "level") in rows
+
+
+def test_the_files_folder_is_printed_at_start_and_can_be_chosen(tmp_path: Path) -> None:
+    r = sandbox(tmp_path, ["/quit"], "--lang", "en", "--files", "out/files")
+    assert r.returncode == 0, r.stderr
+    folder = (tmp_path / "out" / "files").resolve()
+    assert f"Files Baton sends are saved in {folder}\n" in r.stdout
+    assert folder.is_dir()
+    default = sandbox(tmp_path, ["/quit"])
+    assert f"Baton 发送的文件保存在 {(tmp_path / 'baton-sandbox-files').resolve()}" in default.stdout
