@@ -93,6 +93,7 @@ class ChatState:
 
 REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
 FILE_REPLY_WAIT = 30  # ... to a file (downloaded and read before the answer)
+FILE_LIMIT = 64 * 1024 * 1024  # /file sends at most this (Baton refuses far less itself)
 QUIET = 0.5  # after an answer, what follows within this is shown with it
 FOLLOW_UP_MAX = 10  # ... for at most this long
 
@@ -104,6 +105,11 @@ HELP = {
   /in group|dm        the admin group, or your one-to-one chat with Baton
   /click <action> [card]   click a button (approve, reject, accept, decline...) on the
                       newest card, or on the card whose id you give
+  /file <path>        send a file to Baton one-to-one, as DingTalk does (e.g. an edited
+                      export to import)
+  /console owner <user>   play the DingTalk admin console: make <user> the main
+                      administrator (the console step of an owner transfer; then
+                      /click done on the console card); /console alone lists the admins
   /users  /cards  /help  /quit""",
     "zh": """沙盒聊天。可以输入：
   <文字>              以当前成员的身份在当前会话里说这句话
@@ -112,6 +118,10 @@ HELP = {
   /in group|dm        管理群，或你与 Baton 的单聊
   /click <动作> [卡片]   点击最新卡片（或给出编号的卡片）上的按钮
                       （approve、reject、accept、decline……）
+  /file <路径>        像钉钉那样在单聊中把文件发给 Baton（例如改好的导出表，用于导入）
+  /console owner <成员>   模拟钉钉管理后台：把 <成员> 设为主管理员（主管理员转让的
+                      后台步骤；之后在后台步骤卡片上 /click done）；只输入 /console
+                      列出管理员
   /users  /cards  /help  /quit""",
 }
 
@@ -156,6 +166,37 @@ SAY: dict[str, dict[str, str]] = {
         "zh": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
         "en": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
     },
+    "file_usage": {"zh": "  用法：/file <文件路径>，例如 /file baton-sandbox-files/edited.xlsx",
+                   "en": "  usage: /file <path>, e.g. /file baton-sandbox-files/edited.xlsx"},
+    "file_unreadable": {"zh": "  无法读取文件 {path}：{error}。未发送任何内容。",
+                        "en": "  The file {path} cannot be read: {error}. Nothing was sent."},
+    "file_too_big": {
+        "zh": "  文件 {path} 有 {size} 字节，超过沙盒能发送的 {limit} 字节。未发送任何内容。",
+        "en": "  The file {path} is {size} bytes, more than the {limit} bytes the sandbox "
+              "sends. Nothing was sent.",
+    },
+    "file_sent": {"zh": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
+                  "en": "  {name} ({size} bytes) sent to Baton one-to-one by {who}"},
+    "console_usage": {
+        "zh": "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员）。钉钉现在的管理员："
+              "主管理员 {owner}；子管理员 {admins}",
+        "en": "  usage: /console owner <user> (plays the DingTalk admin console changing the "
+              "main administrator). DingTalk's administrators now: main {owner}; sub {admins}",
+    },
+    "console_same": {"zh": "  {who} 已经是钉钉的主管理员，后台没有更改。",
+                     "en": "  {who} is already DingTalk's main administrator; the console "
+                           "changed nothing."},
+    "console_inactive": {"zh": "  {who} 已停用，钉钉后台不能把他/她设为主管理员；没有更改。",
+                         "en": "  {who} is inactive; the DingTalk console cannot make them "
+                               "the main administrator. Nothing changed."},
+    "console_done": {
+        "zh": "  钉钉管理后台（模拟）：主管理员已改为 {to}，{was} 不再是管理员。"
+              "请在后台步骤卡片上点 Done（/click done），让 Baton 到钉钉核实。",
+        "en": "  DingTalk admin console (simulated): the main administrator is now {to}; "
+              "{was} is no longer an administrator. Press Done on the console step's card "
+              "(/click done) for Baton to check DingTalk.",
+    },
+    "nobody": {"zh": "无", "en": "none"},
     "files_at": {"zh": "Baton 发送的文件保存在 {path}", "en": "Files Baton sends are saved in {path}"},
     "files_bad": {"zh": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
                   "en": "--files {path}: the folder cannot be created ({error}). Give a folder "
@@ -205,8 +246,9 @@ def _show_new(state: ChatState) -> Iterator[str]:
     for tid, card in state.sim.cards().items():
         n = len(card.history)
         notice = card.private.get(state.user, {}).get("notice")
-        if notice and state.seen_notices.get((tid, state.user)) != (n, notice):
-            state.seen_notices[(tid, state.user)] = (n, notice)
+        mine = sum(1 for h in card.history if state.user in h.private)  # updates of my view
+        if notice and state.seen_notices.get((tid, state.user)) != (mine, notice):
+            state.seen_notices[(tid, state.user)] = (mine, notice)
             yield f"[card {tid}, only you see] {notice}"
         if state.seen_cards.get(tid) != n:
             state.seen_cards[tid] = n
@@ -249,6 +291,59 @@ def _go_in(state: ChatState, name: str) -> None:
     print(_say(state, "now_in", where=group if state.conversation else dm))
 
 
+def _send_file(state: ChatState, path: str) -> bool:
+    """``/file``: the current member sends a file to Baton one-to-one (its bytes are served
+    to the bot's download call, as DingTalk does); False (having said why) when not sent."""
+    if not path:
+        print(_say(state, "file_usage"))
+        return False
+    file = Path(path).expanduser()
+    try:
+        size = file.stat().st_size
+        if size > FILE_LIMIT:
+            print(_say(state, "file_too_big", path=file, size=size, limit=FILE_LIMIT))
+            return False
+        data = file.read_bytes()
+    except OSError as e:
+        print(_say(state, "file_unreadable", path=file, error=e.strerror or e))
+        return False
+    state.sim.send_file(state.user, file.name, data)
+    who = state.sim.user(state.user)
+    print(_say(state, "file_sent", name=file.name, size=len(data),
+               who=f"{who.name} ({who.user_id})"))
+    return True
+
+
+def _console(state: ChatState, args: list[str]) -> None:
+    """``/console owner <user>``: the simulated DingTalk admin console changes the main
+    administrator (the console step of an owner transfer that Baton then verifies)."""
+    sim = state.sim
+    people = [sim.user(u.user_id) for u in DEMO_USERS]
+    owners = [u for u in people if u.admin_level == 1]
+    target = _find_user(" ".join(args[1:])) if len(args) > 1 and args[0] == "owner" else None
+    if target is None:
+        def names(level: int) -> str:
+            return ", ".join(f"{u.name} ({u.user_id})" for u in people
+                             if u.admin_level == level) or _say(state, "nobody")
+        if len(args) > 1 and args[0] == "owner":
+            print(_say(state, "no_user"))
+        print(_say(state, "console_usage", owner=names(1), admins=names(2)))
+        return
+    who = f"{target.name} ({target.user_id})"
+    if any(o.user_id == target.user_id for o in owners):
+        print(_say(state, "console_same", who=who))
+        return
+    if not sim.user(target.user_id).active:
+        print(_say(state, "console_inactive", who=who))
+        return
+    if owners:
+        sim.console_transfer_main_admin(owners[0].user_id, target.user_id)
+    else:
+        sim.set_user(target.user_id, admin_level=1)
+    was = ", ".join(f"{o.name} ({o.user_id})" for o in owners) or _say(state, "nobody")
+    print(_say(state, "console_done", to=who, was=was))
+
+
 def _click(state: ChatState, args: list[str]) -> bool:
     """Click a button; False (having said why) when there is nothing to click."""
     cards = state.sim.cards()
@@ -273,7 +368,12 @@ async def _line(state: ChatState, line: str) -> bool:
     sim = state.sim
     _print_new(state)  # what came after the last answer was shown
     before, timeout = _mark(sim), REPLY_WAIT
-    if line.startswith("/"):
+    if line.split(maxsplit=1)[0] == "/file":
+        # the rest of the line as typed (quotes in a name, a Windows path's backslashes)
+        if not _send_file(state, line[len("/file"):].strip().strip("\"'")):
+            return True
+        timeout = FILE_REPLY_WAIT
+    elif line.startswith("/"):
         try:
             words = shlex.split(line)
         except ValueError as e:
@@ -303,6 +403,9 @@ async def _line(state: ChatState, line: str) -> bool:
             return True
         if cmd == "/in":
             _go_in(state, " ".join(args))
+            return True
+        if cmd == "/console":
+            _console(state, args)
             return True
         if cmd != "/click":
             print(_say(state, "unknown_command", cmd=cmd))

@@ -15,6 +15,7 @@ import pytest
 from bot.app import BatonApp
 from bot.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
 from bot.sim import Simulator
+from tests.e2e.test_bulk import edit
 from tests.e2e.test_cli import baton
 
 pytestmark = pytest.mark.e2e
@@ -145,3 +146,73 @@ def test_the_files_folder_is_printed_at_start_and_can_be_chosen(tmp_path: Path) 
     assert folder.is_dir()
     default = sandbox(tmp_path, ["/quit"])
     assert f"Baton 发送的文件保存在 {(tmp_path / 'baton-sandbox-files').resolve()}" in default.stdout
+
+
+async def test_file_sends_an_import_one_to_one_and_gets_its_dry_run_card(
+        sim: Simulator, app: BatonApp, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder, edited = tmp_path / "files", tmp_path / "edited table.xlsx"
+
+    def edit_export() -> bool:
+        """the export, edited: 钱七 gains crm.report.view"""
+        exported = next(folder.glob("*.xlsx")).read_bytes()
+        edited.write_bytes(edit(exported, add=[["qianqi", "钱七", "grant", "crm.report.view",
+                                                "", ""]]))
+        return True
+
+    def request_card() -> bool:
+        """the import request's card"""
+        return CARD.format(1) in sim.cards()
+
+    state = ChatState(sim, lang="en", files=folder)
+    await chat(app, state, [
+        "/as 钱七", "whoami",               # Baton knows members who have written to it
+        "/as 李四", "/file", f"/file {tmp_path / 'missing.xlsx'}",
+        "export", files_sent(sim, 1), edit_export,
+        "/in group",                      # a file goes one-to-one wherever the chat is
+        f'/file "{edited}"', request_card, "/cards"])
+    out = capsys.readouterr().out
+    assert "usage: /file <path>" in out
+    assert f"The file {tmp_path / 'missing.xlsx'} cannot be read" in out
+    sent = out.split(f'> /file "{edited}"', 1)[1]
+    assert f"edited table.xlsx ({edited.stat().st_size} bytes) sent to Baton one-to-one by " \
+           "李四 (lisi)" in sent
+    assert "[Baton → 单聊 cidOTOlisi] ### Import dry run" in sent
+    assert "qianqi grant crm.report.view" in sent
+    assert f"{CARD.format(1)}: " in sent.split("> /cards", 1)[1]
+    # What Baton downloaded is the file's bytes.
+    replies = [m.text for m in sim.messages("cidOTOlisi") if "Import dry run" in m.text]
+    assert len(replies) == 1 and "edited table.xlsx" in replies[0]
+
+
+async def test_console_owner_plays_the_console_step_and_baton_verifies_it(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    console = CARD.format(1) + "-console"
+
+    def console_card() -> bool:
+        """the console step's card"""
+        return console in sim.cards()
+
+    state = ChatState(sim, lang="en")
+    await chat(app, state, [
+        "/console", "/console owner 孙八",
+        "转让主管理员 @李四", "/as 李四", "/click accept", console_card, "/as 张三",
+        f"/click done {console}",         # too early: DingTalk still shows 张三
+        "/console owner 李四", f"/click done {console}", "/console", "/help"])
+    out = capsys.readouterr().out
+    assert ("DingTalk's administrators now: main 张三 (zhangsan); sub 李四 (lisi), 王五 (wangwu)"
+            in out.split("> /console\n", 1)[1])
+    assert "孙八 (sunba) is inactive; the DingTalk console cannot make them" in out
+    early, played = out.split("> /console owner 李四", 1)
+    assert "DingTalk does not show 李四 (lisi) as the main administrator yet" in early
+    assert ("the main administrator is now 李四 (lisi); 张三 (zhangsan) is no longer an "
+            "administrator") in played
+    assert "DingTalk now shows 李四 (lisi) as the main administrator; transfer R-1 is " \
+           "complete" in played
+    assert sim.user("lisi").admin_level == 1 and sim.user("zhangsan").admin_level == 0
+    # 李四's accept notice is shown once, not again with each later update of the card.
+    assert out.count(f"[card {CARD.format(1)}, only you see]") == 1
+    assert ("DingTalk's administrators now: main 李四 (lisi); sub 王五 (wangwu)"
+            in played.rsplit("> /console\n", 1)[1])
+    help_text = played.rsplit("> /help", 1)[1]
+    assert "/file <path>" in help_text and "/console owner <user>" in help_text
