@@ -191,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--db", default="baton-sandbox.db", help="SQLite file (default %(default)s)")
     sb.add_argument("--lang", choices=["zh", "en"], default="zh")
     sb.add_argument("--script", help="read chat lines from this file instead of the terminal")
+    sb.add_argument("--files", default="baton-sandbox-files",
+                    help="folder for the files Baton sends, e.g. exports (default %(default)s)")
     db = sub.add_parser("db", help="database commands")
     dbs = db.add_subparsers(dest="dbcmd", required=True)
     up = dbs.add_parser("upgrade", help="migrate the schema to the newest revision")

@@ -1,0 +1,218 @@
+"""``baton sandbox`` driven by scripted lines: as the real command (``--script``) in a
+subprocess, and in-process (the chat loop fed by a generator that waits, with deadlines, for
+the simulator before its next line) on each storage backend."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from bot.app import BatonApp
+from bot.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
+from bot.sim import Simulator
+from tests.e2e.test_bulk import edit
+from tests.e2e.test_cli import baton
+
+pytestmark = pytest.mark.e2e
+
+CARD = "baton-dingsandboxcorp-R{}"
+Step = str | Callable[[], Any]
+
+
+def sandbox(tmp_path: Path, lines: Sequence[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The real ``baton sandbox --script`` over ``lines``, in ``tmp_path``."""
+    script = tmp_path / "script.txt"
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return baton("sandbox", "--db", str(tmp_path / "sandbox.db"), "--script", str(script),
+                 *args, cwd=tmp_path, timeout=120)
+
+
+async def feed(sim: Simulator, steps: Sequence[Step]) -> AsyncIterator[str]:
+    """Yield the lines; a callable step is a condition to wait for (30 s) before the next."""
+    for step in steps:
+        if callable(step):
+            await sim.until(step, timeout=30, what=getattr(step, "__doc__", None) or "a step")
+        else:
+            print(f"> {step}")
+            yield step
+
+
+async def chat(app: BatonApp, state: ChatState, steps: Sequence[Step]) -> None:
+    await app.wait_connected()
+    await _chat(state, feed(state.sim, steps))
+
+
+@pytest.fixture
+async def app(sim: Simulator, db_url: str) -> AsyncIterator[BatonApp]:
+    async with BatonApp(sim_settings(sim, db_url, locale={"default": "en"})) as a:
+        yield a
+
+
+def test_bad_input_gets_a_message_and_the_sandbox_goes_on(tmp_path: Path) -> None:
+    r = sandbox(tmp_path, [
+        "/click approve",                       # no card yet
+        "转让主管理员 @李四",                    # a card: baton-dingsandboxcorp-R1
+        "/click approve no-such-card",
+        "/click",
+        "/frobnicate",
+        '/as "unbalanced',
+        "/as",
+        "/click frobnicate",                    # an action the card does not have
+        "/cards",
+    ], "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    out = r.stdout
+    assert "There is no card to click yet." in out
+    assert f"There is no card no-such-card. The cards are: {CARD.format(1)}" in out
+    assert "usage: /click <action> [card id]" in out
+    assert "The sandbox has no command /frobnicate." in out
+    assert "Check that its quotes are paired." in out
+    assert "usage: /as <user>" in out
+    assert "frobnicate" in out.split("> /click frobnicate", 1)[1]
+    # The last line still ran: the chat survived everything before it.
+    assert f"  {CARD.format(1)}: " in out.split("> /cards", 1)[1]
+
+
+async def test_a_line_that_fails_is_reported_and_the_chat_goes_on(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    # A member the simulated directory does not know: the simulator refuses the message.
+    state = ChatState(sim, user="ghost", lang="en")
+    await chat(app, state, ["whoami", "/as 李四", "whoami"])
+    out = capsys.readouterr().out
+    assert "The sandbox could not do “whoami”: KeyError" in out
+    assert "now speaking as 李四 (lisi)" in out
+    assert "**李四** (lisi)" in out.rsplit("> whoami", 1)[1]
+
+
+async def test_in_an_unknown_conversation_is_refused_and_lists_them(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ChatState(sim, lang="en")
+    await chat(app, state, ["/in nowhere", "whoami", "/in", "/in dm", "whoami"])
+    out = capsys.readouterr().out
+    refusal = out.split("> /in nowhere", 1)[1].split("> whoami", 1)[0]
+    assert ("There is no conversation “nowhere”; you are still in the admin group "
+            f"权限交接工作群 ({DEMO_GROUP}).") in refusal
+    assert f"group  the admin group 权限交接工作群 ({DEMO_GROUP})" in refusal
+    assert "dm     your one-to-one chat with Baton" in refusal
+    assert "usage: /in <conversation>" in out.split("> /in\n", 1)[1]
+    # The first whoami was said in the group, still the current conversation; after /in dm,
+    # one-to-one.
+    assert [m.conversation_id for m in sim.messages() if "My permissions" in m.text] == [
+        DEMO_GROUP, "cidOTOzhangsan"]
+
+
+def files_sent(sim: Simulator, n: int) -> Callable[[], bool]:
+    def sent() -> bool:
+        """the file messages Baton sends"""
+        return len([m for m in sim.messages() if m.msgtype == "sampleFile"]) >= n
+    return sent
+
+
+def saved_paths(out: str) -> list[Path]:
+    return [Path(line.rsplit(", saved to ", 1)[1]) for line in out.splitlines()
+            if ", saved to " in line]
+
+
+async def test_export_is_saved_under_the_files_folder_and_its_path_printed(
+        sim: Simulator, app: BatonApp, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "files"
+    state = ChatState(sim, lang="en", files=folder)
+    await chat(app, state, ["export", files_sent(sim, 1), "export", files_sent(sim, 2), "/users"])
+    out = capsys.readouterr().out
+    paths = saved_paths(out)
+    assert [line.split("] ", 1)[1].startswith("file baton-permissions-") for line in
+            out.splitlines() if ", saved to " in line] == [True, True]
+    assert len(paths) == 2 and paths[0] != paths[1]  # the second does not overwrite the first
+    for path in paths:
+        assert path.parent == folder.resolve() and path.suffix == ".xlsx"
+        wb = openpyxl.load_workbook(path, read_only=True)
+        assert wb.sheetnames[0] == "permissions" and "effective" in wb.sheetnames
+        rows = [r[:3] for r in wb["permissions"].iter_rows(values_only=True)]
+        assert ("zhangsan", "张三", "level") in rows
+
+
+def test_the_files_folder_is_printed_at_start_and_can_be_chosen(tmp_path: Path) -> None:
+    r = sandbox(tmp_path, ["/quit"], "--lang", "en", "--files", "out/files")
+    assert r.returncode == 0, r.stderr
+    folder = (tmp_path / "out" / "files").resolve()
+    assert f"Files Baton sends are saved in {folder}\n" in r.stdout
+    assert folder.is_dir()
+    default = sandbox(tmp_path, ["/quit"])
+    assert f"Baton 发送的文件保存在 {(tmp_path / 'baton-sandbox-files').resolve()}" in default.stdout
+
+
+async def test_file_sends_an_import_one_to_one_and_gets_its_dry_run_card(
+        sim: Simulator, app: BatonApp, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder, edited = tmp_path / "files", tmp_path / "edited table.xlsx"
+
+    def edit_export() -> bool:
+        """the export, edited: 钱七 gains crm.report.view"""
+        exported = next(folder.glob("*.xlsx")).read_bytes()
+        edited.write_bytes(edit(exported, add=[["qianqi", "钱七", "grant", "crm.report.view",
+                                                "", ""]]))
+        return True
+
+    def request_card() -> bool:
+        """the import request's card"""
+        return CARD.format(1) in sim.cards()
+
+    state = ChatState(sim, lang="en", files=folder)
+    await chat(app, state, [
+        "/as 钱七", "whoami",               # Baton knows members who have written to it
+        "/as 李四", "/file", f"/file {tmp_path / 'missing.xlsx'}",
+        "export", files_sent(sim, 1), edit_export,
+        "/in group",                      # a file goes one-to-one wherever the chat is
+        f'/file "{edited}"', request_card, "/cards"])
+    out = capsys.readouterr().out
+    assert "usage: /file <path>" in out
+    assert f"The file {tmp_path / 'missing.xlsx'} cannot be read" in out
+    sent = out.split(f'> /file "{edited}"', 1)[1]
+    assert f"edited table.xlsx ({edited.stat().st_size} bytes) sent to Baton one-to-one by " \
+           "李四 (lisi)" in sent
+    assert "[Baton → 单聊 cidOTOlisi] ### Import dry run" in sent
+    assert "qianqi grant crm.report.view" in sent
+    assert f"{CARD.format(1)}: " in sent.split("> /cards", 1)[1]
+    # What Baton downloaded is the file's bytes.
+    replies = [m.text for m in sim.messages("cidOTOlisi") if "Import dry run" in m.text]
+    assert len(replies) == 1 and "edited table.xlsx" in replies[0]
+
+
+async def test_console_owner_plays_the_console_step_and_baton_verifies_it(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    console = CARD.format(1) + "-console"
+
+    def console_card() -> bool:
+        """the console step's card"""
+        return console in sim.cards()
+
+    state = ChatState(sim, lang="en")
+    await chat(app, state, [
+        "/console", "/console owner 孙八",
+        "转让主管理员 @李四", "/as 李四", "/click accept", console_card, "/as 张三",
+        f"/click done {console}",         # too early: DingTalk still shows 张三
+        "/console owner 李四", f"/click done {console}", "/console", "/help"])
+    out = capsys.readouterr().out
+    assert ("DingTalk's administrators now: main 张三 (zhangsan); sub 李四 (lisi), 王五 (wangwu)"
+            in out.split("> /console\n", 1)[1])
+    assert "孙八 (sunba) is inactive; the DingTalk console cannot make them" in out
+    early, played = out.split("> /console owner 李四", 1)
+    assert "DingTalk does not show 李四 (lisi) as the main administrator yet" in early
+    assert ("the main administrator is now 李四 (lisi); 张三 (zhangsan) is no longer an "
+            "administrator") in played
+    assert "DingTalk now shows 李四 (lisi) as the main administrator; transfer R-1 is " \
+           "complete" in played
+    assert sim.user("lisi").admin_level == 1 and sim.user("zhangsan").admin_level == 0
+    # 李四's accept notice is shown once, not again with each later update of the card.
+    assert out.count(f"[card {CARD.format(1)}, only you see]") == 1
+    assert ("DingTalk's administrators now: main 李四 (lisi); sub 王五 (wangwu)"
+            in played.rsplit("> /console\n", 1)[1])
+    help_text = played.rsplit("> /help", 1)[1]
+    assert "/file <path>" in help_text and "/console owner <user>" in help_text
