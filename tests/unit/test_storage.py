@@ -34,6 +34,44 @@ async def test_upgrade_of_empty_database_matches_models(db_url: str) -> None:
         await database.dispose()
 
 
+def _upgrade_in_process(url: str, start: Any) -> None:
+    """One process of the concurrent-upgrade test: its own engine, upgrades once all are ready.
+    SQLite's busy timeout is cut to 1 ms: waiting for another process's migration must not
+    depend on it (a long migration outlasts any busy timeout)."""
+    async def main() -> None:
+        database = open_database(url, busy_timeout_ms=1)
+        try:
+            await database.engine.dispose()  # nothing open before the start line
+            start.wait(30)
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+    asyncio.run(main())
+
+
+async def test_concurrent_upgrades_of_an_empty_database_all_succeed(db_url: str) -> None:
+    # Replicas that cold-start together: separate processes upgrade the same empty database
+    # at the same moment. Each must succeed (none dies on alembic_version), one schema.
+    import multiprocessing
+
+    n = 4
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(n)
+    procs = [ctx.Process(target=_upgrade_in_process, args=(db_url, start)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        await asyncio.to_thread(p.join, 90)
+    assert [p.exitcode for p in procs] == [0] * n
+    database = open_database(db_url)
+    try:
+        async with database.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+        assert rows == [(migrate.head_revision(),)]
+    finally:
+        await database.dispose()
+
+
 async def test_one_owner_per_corp_is_a_constraint(db: Database) -> None:
     async with db.uow() as uow:
         await uow.members.upsert("c1", "alice", NOW, level=OWNER)
