@@ -1,7 +1,7 @@
 """Two Baton processes (`baton run`) on one PostgreSQL database and one simulator, each with
 its own Stream connection: reminders due every second are sent once each, none is missed,
 and a card click that lands on the other replica (the first one is stopped) still works.
-Three started at the same moment on an empty database all come up: one schema."""
+Three started at the same moment on an empty database all come up: one schema, one owner."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from bot.sim import Simulator
 from bot.transport.inbound import ROBOT_TOPIC
 from storage import migrate
 from storage.db import open_database
-from storage.models import DueWork, Request
+from storage.models import OWNER, AuditEntry, DueWork, Member, Request
 from tests.e2e.conftest import GROUP, reply_to, roundtrip
 from tests.e2e.test_transfer import CARD, card_status, click
 
@@ -114,9 +114,17 @@ async def test_three_replicas_cold_start_together_on_an_empty_database(
     try:
         async with db.engine.connect() as conn:
             versions = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+        async with db.uow() as uow:
+            boots = (await uow.session.execute(
+                select(AuditEntry).where(AuditEntry.action == "bootstrap"))).scalars().all()
+            boots = [(b.corp_id, b.target_id, b.actor_id) for b in boots]
+            owners = (await uow.session.execute(
+                select(Member.user_id).where(Member.level == OWNER))).scalars().all()
     finally:
         await db.dispose()
     assert versions == [(migrate.head_revision(),)]
+    assert boots == [(sim.corp_id, "zhangsan", "system:dingtalk")]
+    assert owners == ["zhangsan"]
 
 
 def stop_replica(p: subprocess.Popen[bytes]) -> int | None:

@@ -86,6 +86,32 @@ async def test_one_owner_per_corp_is_a_constraint(db: Database) -> None:
         assert owner is not None and owner.user_id == "alice"
 
 
+async def test_concurrent_first_start_seeding_is_recorded_once(db: Database,
+                                                               db_url: str) -> None:
+    # Replicas starting together on an empty store each seed the owner, on their own
+    # engines (connections): one owner, one bootstrap audit entry, the others change nothing.
+    from bot.bootstrap import set_owner
+    from bot.clock import FakeClock
+
+    others = [open_database(db_url) for _ in range(5)]
+    try:
+        done = await asyncio.gather(*(
+            set_owner(o, "c1", "alice", ["bob"], FakeClock(NOW), source="config")
+            for o in others))
+    finally:
+        for o in others:
+            await o.dispose()
+    assert sorted(done) == [False] * 4 + [True]
+    async with db.uow() as uow:
+        owner = await uow.members.owner_of("c1")
+        admin = await uow.members.get("c1", "bob")
+        entries = (await uow.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "bootstrap"))).scalars().all()
+        assert owner is not None and owner.user_id == "alice"
+        assert admin is not None and admin.level == ADMIN
+        assert [(e.corp_id, e.target_id) for e in entries] == [("c1", "alice")]
+
+
 async def test_one_open_owner_transfer_per_corp(db: Database) -> None:
     def req(state: str) -> Request:
         return Request(corp_id="c1", kind="owner_transfer", state=state, requester_id="a",
