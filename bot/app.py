@@ -52,9 +52,13 @@ async def prepare_database(db: Database) -> None:
     if current == head:
         return
     if current is None:
-        log.info("empty database: creating the schema (revision %s)", head)
-        await migrate.upgrade(db)
-        return
+        # Replicas that start together on an empty database: one creates the schema, the
+        # others wait for it (migration lock) and find it there.
+        current = await migrate.upgrade_if_empty(db)
+        if current is None:
+            log.info("empty database: created the schema (revision %s)", head)
+        if current in (None, head):
+            return
     raise NotConfigured(
         f"the database is at revision {current} but this Baton needs {head}: "
         "run `baton db upgrade` first (take a backup before)"

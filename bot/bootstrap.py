@@ -26,6 +26,9 @@ async def set_owner(db: Database, corp_id: str, owner: str, admins: list[str], c
     names = names or {}
     now = clock.now()
     async with db.uow() as uow:
+        # Replicas that start together on an empty store seed it once: the check and the
+        # writes below run under one lock, so the second finds the owner the first recorded.
+        await uow.serialise(f"bootstrap:{corp_id}")
         if await uow.members.owner_of(corp_id) is not None:
             return False
         await uow.members.upsert(corp_id, owner, now, level=OWNER, name=names.get(owner))
@@ -48,8 +51,10 @@ async def bootstrap(db: Database, settings: Settings, clock: Clock,
         if await uow.members.owner_of(corp) is not None:
             return "existing"
     if settings.org.owner:
-        await set_owner(db, corp, settings.org.owner, settings.org.admins, clock, source="config")
-        return "config"
+        if await set_owner(db, corp, settings.org.owner, settings.org.admins, clock,
+                           source="config"):
+            return "config"
+        return "existing"  # another replica, starting at the same time, recorded it
     if client is not None and settings.org.bootstrap_from_dingtalk:
         try:
             listed = await client.list_admins()
@@ -64,8 +69,10 @@ async def bootstrap(db: Database, settings: Settings, clock: Clock,
             for uid in mains + subs:
                 with contextlib.suppress(DingTalkError):
                     names[uid] = str((await client.user_get(uid)).get("name") or "")
-            await set_owner(db, corp, mains[0], subs, clock, source="dingtalk", names=names)
-            return "dingtalk"
+            if await set_owner(db, corp, mains[0], subs, clock, source="dingtalk",
+                               names=names):
+                return "dingtalk"
+            return "existing"
     log.warning("no owner is known: set org.owner in the configuration or run "
                 "`baton init --owner <userId>`")
     return "none"

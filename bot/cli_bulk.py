@@ -17,6 +17,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.domain.bulk import Mode, change_to_json, plan, read_rows
 from bot.i18n import t
+from storage.db import Database
 
 OPERATOR = "operator"
 
@@ -46,6 +47,12 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
     db = open_database(settings.database.url)
     try:
         await prepare_database(db)
+        corp = await _export_corp(db, settings)
+        if corp is None:
+            return 1
+        if corp != settings.org.corp_id:
+            settings = settings.model_copy(update={
+                "org": settings.org.model_copy(update={"corp_id": corp})})
         data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
                                          template=False, lang=settings.locale.lang)
     finally:
@@ -55,6 +62,29 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
     await asyncio.to_thread(tmp.replace, path)
     print(f"wrote {path} ({len(data)} bytes, {fmt})")
     return 0
+
+
+async def _export_corp(db: Database, settings: Settings) -> str | None:
+    """The corp to export: ``org.corp_id`` when the store holds it; when ``org.corp_id`` is
+    not configured (only the database URL is given), the one corp the store holds. Else None,
+    having said why on stderr (never an export of a corp the store knows nothing of: a file
+    with a header and no rows)."""
+    from storage import bulk as store
+
+    lang, corp = settings.locale.lang, settings.org.corp_id
+    async with db.uow() as uow:
+        held = await store.corps(uow)
+    if corp in held:
+        return corp
+    if not held:
+        print("baton: " + t("export_cli_empty_store", lang), file=sys.stderr)
+        return None
+    if "corp_id" not in settings.org.model_fields_set and len(held) == 1:
+        print("baton: " + t("export_cli_only_corp", lang, corp=held[0]), file=sys.stderr)
+        return held[0]
+    print("baton: " + t("export_cli_unknown_corp", lang, corp=corp, corps=", ".join(held)),
+          file=sys.stderr)
+    return None
 
 
 async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:

@@ -23,6 +23,12 @@ async def members(uow: UnitOfWork, corp_id: str) -> list[Member]:
     )).scalars())
 
 
+async def corps(uow: UnitOfWork) -> list[str]:
+    """Every corp the store holds members of."""
+    return list((await uow.session.execute(
+        select(Member.corp_id).distinct().order_by(Member.corp_id))).scalars())
+
+
 async def entries(uow: UnitOfWork, corp_id: str, now: datetime,
                   ) -> tuple[list[Entry], dict[tuple[str, str, str], str]]:
     """Every assignment in the store, ordered by member, and a source note per entry."""

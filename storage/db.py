@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -169,6 +169,15 @@ class UnitOfWork:
         finally:
             self._unlock()
             await self._stack.aclose()
+
+    async def serialise(self, name: str) -> None:
+        """Hold the lock ``name`` until this transaction ends: a check-then-write that must
+        not run twice at once across processes (first-start seeding) takes it first.
+        PostgreSQL: a transaction advisory lock. SQLite: nothing to do, every transaction
+        already holds the database's write lock from its ``BEGIN IMMEDIATE``."""
+        if self.dialect == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
+                                            ":name, 0))"), {"name": name})
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once the transaction has committed (e.g. wake the outbox sender)."""

@@ -104,6 +104,37 @@ def test_init_sets_the_owner_once_and_audit_verify_checks_the_chain(tmp_path: Pa
     assert "audit chain broken at entry #1" in bad.stderr
 
 
+def test_export_with_only_the_database_url_exports_the_stores_corp(tmp_path: Path) -> None:
+    """`baton export` with nothing but BATON_DATABASE__URL (no configuration, no DingTalk):
+    the table of the corp the store holds, not a header without rows. A corp the store does
+    not hold, or an empty store, is an error that says why and writes no file."""
+    path = tmp_path / "export.db"
+    seeded = baton("init", "--owner", "zhangsan", "--admin", "lisi", cwd=tmp_path,
+                   env=db_env(path))
+    assert seeded.returncode == 0, seeded.stderr
+    only_url = {**base_env(), "BATON_DATABASE__URL": f"sqlite+aiosqlite:///{path}"}
+    r = baton("export", "t.csv", cwd=tmp_path, env=only_url)
+    assert r.returncode == 0, r.stderr
+    assert "dingclitest" in r.stderr  # says which corp it took
+    rows = (tmp_path / "t.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows == ["user_id,name,type,value,expires_at,source",
+                    "lisi,,level,admin,,", "zhangsan,,level,owner,,"]
+
+    with ThreadPoolExecutor(2) as pool:  # two refusals, side by side
+        other_f = pool.submit(baton, "export", "o.csv", cwd=tmp_path,
+                              env={**only_url, "BATON_ORG__CORP_ID": "dingother"})
+        empty_f = pool.submit(baton, "export", "e.xlsx", cwd=tmp_path, env={
+            **base_env(), "BATON_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"})
+        other, empty = other_f.result(), empty_f.result()
+    assert other.returncode == 1
+    assert "dingother" in other.stderr and "dingclitest" in other.stderr
+    assert "BATON_ORG__CORP_ID" in other.stderr
+    assert empty.returncode == 1
+    assert "没有可导出的内容" in empty.stderr  # zh-CN, the default
+    assert "Traceback" not in other.stderr + empty.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("o.csv", "e.xlsx"))]
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     with demo_simulator() as s:

@@ -1,6 +1,7 @@
 """Two Baton processes (`baton run`) on one PostgreSQL database and one simulator, each with
 its own Stream connection: reminders due every second are sent once each, none is missed,
-and a card click that lands on the other replica (the first one is stopped) still works."""
+and a card click that lands on the other replica (the first one is stopped) still works.
+Three started at the same moment on an empty database all come up: one schema, one owner."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from sqlalchemy import select
 from bench.sut import baton_config
 from bot.sandbox import DEMO_CATALOG, demo_simulator
 from bot.sim import Simulator
+from bot.transport.inbound import ROBOT_TOPIC
+from storage import migrate
 from storage.db import open_database
-from storage.models import DueWork, Request
-from tests.e2e.conftest import GROUP, reply_to
+from storage.models import OWNER, AuditEntry, DueWork, Member, Request
+from tests.e2e.conftest import GROUP, reply_to, roundtrip
 from tests.e2e.test_transfer import CARD, card_status, click
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
@@ -79,6 +82,59 @@ async def replicas(tmp_path: Path, sim: Simulator,
         for i in range(len(procs)):
             print(f"--- replica {i} log ---\n" + (tmp_path / f"replica{i}.log").read_text(
                 errors="replace")[-3000:])
+
+
+async def test_three_replicas_cold_start_together_on_an_empty_database(
+        tmp_path: Path, sim: Simulator, pg_url: str) -> None:
+    cfg = config(tmp_path, sim, pg_url)
+    procs = [start_replica(cfg, sim, tmp_path / f"cold{i}.log") for i in range(3)]
+    try:
+        # All three migrate and seed at the same moment; none may die doing it.
+        await sim.until(lambda: len([c for c in sim.connections() if c.live]) == 3
+                        or any(p.poll() is not None for p in procs),
+                        timeout=60, what="three replicas connected (or one exited)")
+        assert [p.poll() for p in procs] == [None, None, None]
+        # Each serves: commands until every replica's connection has acked one (the simulator
+        # pushes each to a connection it picks), each answered; the owner is DingTalk's main
+        # administrator, seen the same by whichever replica answers.
+        live = {c.connection_id for c in sim.connections() if c.live}
+        for _ in range(40):
+            await roundtrip(sim, "zhangsan", " 我的权限", "主管理员")
+            if live <= {a.connection_id for a in sim.acks() if a.topic == ROBOT_TOPIC}:
+                break
+        assert live <= {a.connection_id for a in sim.acks() if a.topic == ROBOT_TOPIC}
+        assert [p.poll() for p in procs] == [None, None, None]
+    finally:
+        codes = [stop_replica(p) for p in procs]
+        for i in range(3):
+            print(f"--- replica {i} log ---\n" + (tmp_path / f"cold{i}.log").read_text(
+                errors="replace")[-3000:])
+    assert codes == [0, 0, 0]
+    db = open_database(pg_url)
+    try:
+        async with db.engine.connect() as conn:
+            versions = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+        async with db.uow() as uow:
+            boots = (await uow.session.execute(
+                select(AuditEntry).where(AuditEntry.action == "bootstrap"))).scalars().all()
+            boots = [(b.corp_id, b.target_id, b.actor_id) for b in boots]
+            owners = (await uow.session.execute(
+                select(Member.user_id).where(Member.level == OWNER))).scalars().all()
+    finally:
+        await db.dispose()
+    assert versions == [(migrate.head_revision(),)]
+    assert boots == [(sim.corp_id, "zhangsan", "system:dingtalk")]
+    assert owners == ["zhangsan"]
+
+
+def stop_replica(p: subprocess.Popen[bytes]) -> int | None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return None
 
 
 def reminders_for(sim: Simulator, rid: str) -> int:

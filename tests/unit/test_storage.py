@@ -34,6 +34,44 @@ async def test_upgrade_of_empty_database_matches_models(db_url: str) -> None:
         await database.dispose()
 
 
+def _upgrade_in_process(url: str, start: Any) -> None:
+    """One process of the concurrent-upgrade test: its own engine, upgrades once all are ready.
+    SQLite's busy timeout is cut to 1 ms: waiting for another process's migration must not
+    depend on it (a long migration outlasts any busy timeout)."""
+    async def main() -> None:
+        database = open_database(url, busy_timeout_ms=1)
+        try:
+            await database.engine.dispose()  # nothing open before the start line
+            start.wait(30)
+            await migrate.upgrade(database)
+        finally:
+            await database.dispose()
+    asyncio.run(main())
+
+
+async def test_concurrent_upgrades_of_an_empty_database_all_succeed(db_url: str) -> None:
+    # Replicas that cold-start together: separate processes upgrade the same empty database
+    # at the same moment. Each must succeed (none dies on alembic_version), one schema.
+    import multiprocessing
+
+    n = 4
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(n)
+    procs = [ctx.Process(target=_upgrade_in_process, args=(db_url, start)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        await asyncio.to_thread(p.join, 90)
+    assert [p.exitcode for p in procs] == [0] * n
+    database = open_database(db_url)
+    try:
+        async with database.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+        assert rows == [(migrate.head_revision(),)]
+    finally:
+        await database.dispose()
+
+
 async def test_one_owner_per_corp_is_a_constraint(db: Database) -> None:
     async with db.uow() as uow:
         await uow.members.upsert("c1", "alice", NOW, level=OWNER)
@@ -46,6 +84,32 @@ async def test_one_owner_per_corp_is_a_constraint(db: Database) -> None:
     async with db.uow() as uow:
         owner = await uow.members.owner_of("c1")
         assert owner is not None and owner.user_id == "alice"
+
+
+async def test_concurrent_first_start_seeding_is_recorded_once(db: Database,
+                                                               db_url: str) -> None:
+    # Replicas starting together on an empty store each seed the owner, on their own
+    # engines (connections): one owner, one bootstrap audit entry, the others change nothing.
+    from bot.bootstrap import set_owner
+    from bot.clock import FakeClock
+
+    others = [open_database(db_url) for _ in range(5)]
+    try:
+        done = await asyncio.gather(*(
+            set_owner(o, "c1", "alice", ["bob"], FakeClock(NOW), source="config")
+            for o in others))
+    finally:
+        for o in others:
+            await o.dispose()
+    assert sorted(done) == [False] * 4 + [True]
+    async with db.uow() as uow:
+        owner = await uow.members.owner_of("c1")
+        admin = await uow.members.get("c1", "bob")
+        entries = (await uow.session.execute(
+            select(AuditEntry).where(AuditEntry.action == "bootstrap"))).scalars().all()
+        assert owner is not None and owner.user_id == "alice"
+        assert admin is not None and admin.level == ADMIN
+        assert [(e.corp_id, e.target_id) for e in entries] == [("c1", "alice")]
 
 
 async def test_one_open_owner_transfer_per_corp(db: Database) -> None:
