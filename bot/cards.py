@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.requests import State
 from bot.i18n import Lang, t
-from bot.text import literal
+from bot.text import joined, literal
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def render_request_card(v: CardView) -> dict[str, str]:
     lang = v.lang
     sep = t("list_sep", lang)
     title = t(f"card_title_{v.kind}", lang, id=v.request_id)
-    lines = [
+    lines: list[str] = [
         t(f"card_body_{v.kind}", lang, requester=literal(v.requester), target=literal(v.target)),
     ]
     if v.detail:
@@ -52,11 +52,11 @@ def render_request_card(v: CardView) -> dict[str, str]:
     if v.reason:
         lines.append(t("card_reason", lang, reason=literal(v.reason, 500)))
     have, need = v.progress
-    agreed = sep.join(literal(a) for a in v.agreed)
+    agreed = joined(sep, (literal(a) for a in v.agreed))
     progress = t("card_progress", lang, have=have, need=need, who=agreed) if agreed else \
         t("card_progress_none", lang, have=have, need=need)
     if v.state is State.PENDING and v.waiting_for:
-        lines.append(t("card_waiting", lang, who=sep.join(literal(w) for w in v.waiting_for)))
+        lines.append(t("card_waiting", lang, who=joined(sep, (literal(w) for w in v.waiting_for))))
     decided = ""
     if v.decided_at is not None:
         decided = t("card_decided", lang, who=literal(v.decided_by) or "Baton",

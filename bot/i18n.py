@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from bot.text import Md, param
+
 Lang = Literal["zh", "en"]
 
 MESSAGES: dict[str, dict[Lang, str]] = {
@@ -477,6 +479,9 @@ for _kind, _zh, _en in (
     }
 
 
-def t(key: str, lang: Lang, **params: Any) -> str:
+def t(key: str, lang: Lang, **params: Any) -> Md:
+    """The message ``key`` in ``lang``. Every parameter is escaped (``bot.text.literal``)
+    unless it is ``Md`` (already-rendered markdown: another ``t()``, ``literal()``,
+    ``person()``, ``joined()``) or a number."""
     text = MESSAGES[key][lang]
-    return text.format(**params) if params else text
+    return Md(text.format(**{k: param(v) for k, v in params.items()}) if params else text)

@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.faults import Faults
 from bot.i18n import Lang, t
 from bot.outbound import CardSpec, Reply
+from bot.text import Md
 from bot.transport.inbound import IncomingMessage
 from storage.db import UnitOfWork
 from storage.models import ADMIN, OWNER, Member
@@ -33,7 +34,7 @@ class UserError(Exception):
         self.key, self.params, self.audit_action = key, params, audit_action
         self.alert = alert          # also post it to org.alert_conversation
 
-    def render(self, lang: Lang) -> str:
+    def render(self, lang: Lang) -> Md:
         return t(self.key, lang, **{k: v.render(lang) if isinstance(v, Localized) else v
                                     for k, v in self.params.items()})
 
@@ -44,7 +45,7 @@ class Localized:
 
     key: str
 
-    def render(self, lang: Lang) -> str:
+    def render(self, lang: Lang) -> Md:
         return t(self.key, lang)
 
     def __str__(self) -> str:
@@ -80,7 +81,7 @@ class Context:
     def is_admin(self) -> bool:
         return self.sender.level in (OWNER, ADMIN)
 
-    def t(self, key: str, **params: Any) -> str:
+    def t(self, key: str, **params: Any) -> Md:
         return t(key, self.lang, **params)
 
     async def reply(self, text: str, *, markdown: bool = False, title: str = "Baton",

@@ -42,7 +42,7 @@ from bot.domain.bulk import (
 from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
 from bot.domain.requests import State
 from bot.i18n import MESSAGES, Lang, t
-from bot.text import literal
+from bot.text import Md, literal
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
@@ -241,9 +241,9 @@ def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
     return [f"- {line}" for line in out]
 
 
-def _entry_text(e: Entry, lang: Lang) -> str:
+def _entry_text(e: Entry, lang: Lang) -> Md:
     until = f" → {e.expires_at.strftime('%Y-%m-%d %H:%M')} UTC" if e.expires_at else ""
-    return f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}"
+    return Md(f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}")
 
 
 async def change_impact(uow: UnitOfWork, corp: str, changes: Sequence[Change], cat: Catalog,
@@ -315,10 +315,11 @@ class ImportRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         extra = f"\n\n{t('import_batch', env.lang, batch=p['batch'])}" if p.get("batch") else ""
-        return f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}"
+        # summary and impact: markdown built from escaped parts when the file was read
+        return Md(f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}")
 
     async def apply(self, req: Request, env: Env) -> None:
         batch = f"B-{req.id}"
@@ -358,7 +359,7 @@ class ImportUndoRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         return t("describe_import_undo", env.lang, batch=str(req.payload["batch"]),
                  n=len(req.payload["changes"]))
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from bot.commands import Admins, Help, WhoAmI, render_help
 from bot.domain.permissions import sources_of
 from bot.i18n import t
-from bot.text import person
+from bot.text import Md, joined, person
 from handlers.base import CommandRouter, Context
 from storage.models import ADMIN, OWNER, Member
 
 router = CommandRouter()
 
 
-def _who(m: Member) -> str:
+def _who(m: Member) -> Md:
     return person(m.name, m.user_id)
 
 
@@ -29,11 +29,11 @@ async def permission_lines(ctx: Context, member: Member) -> list[str]:
     cat = catalog_of(ctx.settings)
     tz = ctx.settings.policy.timezone
     held = await ctx.uow.perms.holdings_of(member, ctx.now)
-    lines = []
+    lines: list[str] = []
     for perm, srcs in sources_of(held, cat, ctx.now).items():
         lines.append(t("whoami_perm_line", ctx.lang, perm=cat.label(perm, ctx.lang),
-                       source=t("list_sep", ctx.lang).join(
-                           source_text(s, ctx.lang, tz, cat) for s in srcs),
+                       source=joined(t("list_sep", ctx.lang),
+                                     (source_text(s, ctx.lang, tz, cat) for s in srcs)),
                        expiry=""))
     return lines
 
@@ -59,6 +59,6 @@ async def admins(cmd: Admins, ctx: Context) -> None:
     sep = ctx.t("list_sep")
     out = [f"### {ctx.t('admins_title')}",
            ctx.t("admins_owner", who=_who(owner[0])) if owner else ctx.t("admins_none_owner"),
-           ctx.t("admins_admins", who=sep.join(_who(p) for p in subs)) if subs
+           ctx.t("admins_admins", who=joined(sep, (_who(p) for p in subs))) if subs
            else ctx.t("admins_no_admins")]
     await ctx.reply("\n\n".join(out), markdown=True, title=ctx.t("admins_title"))

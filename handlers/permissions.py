@@ -30,7 +30,7 @@ from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import MESSAGES, Lang, t
 from bot.outbound import Reply
-from bot.text import literal, person
+from bot.text import Md, code, joined, literal, person
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.requests import REGISTRY, Env, open_request
@@ -75,7 +75,7 @@ def resolve_name(cat: Catalog, name: str, lang: Lang, *, what: str = "any",
     if what == "role" and exact is not None and cat.is_permission(exact):
         raise UserError("role_is_permission", audit_action=audit_action, name=literal(name, 64))
     hints = cat.suggest(name, roles=what != "permission")
-    hint = t("did_you_mean", lang, names=t("list_sep", lang).join(f"`{h}`" for h in hints)) \
+    hint = t("did_you_mean", lang, names=joined(t("list_sep", lang), map(code, hints))) \
         if hints else t("see_catalog", lang)
     raise UserError(f"unknown_{'role' if what == 'role' else 'name'}", audit_action=audit_action,
                     name=literal(name, 64), hint=hint)
@@ -91,7 +91,7 @@ def _exact(cat: Catalog, name: str) -> str | None:
     return None
 
 
-def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> str:
+def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> Md:
     if src.kind == "level":
         base = t(f"level_{src.name}", lang)
     elif src.kind == "role":
@@ -102,7 +102,7 @@ def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> str:
     else:
         base = t("source_template", lang, name=literal(src.name, 64))
     if src.expires_at is not None:
-        base += t("expires", lang, at=local(src.expires_at, tz))
+        base = Md(base + t("expires", lang, at=local(src.expires_at, tz)))
     return base
 
 
@@ -147,7 +147,7 @@ async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Memb
                                         name=entry.get("name") or None)
 
 
-def who(m: Member) -> str:
+def who(m: Member) -> Md:
     return person(m.name, m.user_id)
 
 
@@ -224,7 +224,7 @@ class ApprovedChange:
     async def apply(self, req: Request, env: Env) -> None:
         raise NotImplementedError
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         raise NotImplementedError
 
     async def after(self, req: Request, env: Env, state: State) -> None:
@@ -237,7 +237,7 @@ class ApprovedChange:
         await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
 
 
-async def target_label(env: Env, req: Request) -> str:
+async def target_label(env: Env, req: Request) -> Md:
     names = await env.names(req.target_id or "")
     return literal(names.get(req.target_id or "", req.target_id or ""), 80)
 
@@ -291,7 +291,7 @@ async def grant(cmd: Grant, ctx: Context) -> None:
 class GrantRequest(ApprovedChange):
     kind = GRANT
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         cat = catalog_of(env.settings)
         secs = req.payload.get("seconds")
         dur = t("for_duration", env.lang, d=format_duration(timedelta(seconds=secs), env.lang)) \
@@ -323,8 +323,8 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
         if srcs:
             raise UserError("revoke_not_direct", audit_action="revoke.refused", target=uid,
                             who=label, name=literal(name, 64),
-                            sources=ctx.t("list_sep").join(
-                                sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
+                            sources=joined(ctx.t("list_sep"),
+                                           sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
         raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
                         who=label, name=literal(name, 64))
     await ctx.audit("grant.revoke", "applied", target_id=uid,
@@ -332,9 +332,9 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
     held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
     left = sources_of(held, cat, ctx.now)
     still = sorted({source_text(s, ctx.lang, tz, cat) for p in cat.expand(name) for s in left.get(p, ())})
-    text = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
+    text: str = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
     if still:
-        text += "\n\n" + ctx.t("revoke_still_held", sources=ctx.t("list_sep").join(still))
+        text += "\n\n" + ctx.t("revoke_still_held", sources=joined(ctx.t("list_sep"), still))
     await ctx.reply(text, markdown=True)
 
 
@@ -395,7 +395,7 @@ async def set_role(env: Env, target: Member, role: str | None, *, by: str,
 class RoleSetRequest(ApprovedChange):
     kind = ROLE_SET
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         return t("describe_role_set", env.lang, who=await target_label(env, req),
                  role=literal(str(req.payload["role"]), 64))
 
@@ -455,7 +455,7 @@ class AdminChange(ApprovedChange):
     def __init__(self, kind: str, level: str) -> None:
         self.kind, self.level = kind, level
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         return t(f"describe_{self.kind}", env.lang, who=await target_label(env, req))
 
     async def apply(self, req: Request, env: Env) -> None:

@@ -18,6 +18,7 @@ from bot.commands.durations import format_duration
 from bot.domain.requests import State, waiting_for
 from bot.i18n import MESSAGES, t
 from bot.outbound import Reply
+from bot.text import Md
 from handlers.requests import (
     Env,
     conversation_key,
@@ -135,8 +136,8 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
     names = await env.names(*people)
     sep = t("list_sep", env.lang)
 
-    def who(ws: list[str]) -> str:
-        return sep.join(f"@{names[w]}" for w in ws)
+    def who(ws: list[str]) -> Md:      # the mentions Baton means to make (``at`` below)
+        return Md(sep.join(f"@{names[w]}" for w in ws))
 
     def expires(r: Request) -> str:
         return local(r.expires_at, policy.timezone)
@@ -154,7 +155,7 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
             lines.append(t("remind_escalate", env.lang,
                            ids=sep.join(r.public_id for r in escalated),
                            after=format_duration(policy.escalate_after, env.lang),
-                           owner=f"@{names[owner_id]}"))
+                           owner=Md(f"@{names[owner_id]}")))
         return "\n\n".join(lines)
 
     at = list(dict.fromkeys(w for _, ws in entries for w in ws))

@@ -39,7 +39,7 @@ from bot.domain.requests import (
 from bot.faults import Faults
 from bot.i18n import Lang, t
 from bot.outbound import CardSpec, Reply
-from bot.text import person
+from bot.text import Md, joined, person
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from storage.db import UnitOfWork
@@ -102,7 +102,7 @@ class Env:
         await self.uow.audit.append(self.corp_id, self.now, actor_id=actor, action=action,
                                     result=result, message_id=self.message_id, **kw)
 
-    async def names(self, *user_ids: str) -> dict[str, str]:
+    async def names(self, *user_ids: str) -> dict[str, Md]:
         rows = (await self.uow.session.execute(
             select(Member.user_id, Member.name).where(
                 Member.corp_id == self.corp_id, Member.user_id.in_(set(user_ids)))
@@ -123,7 +123,7 @@ class RequestKind(Protocol):
     async def after(self, req: Request, env: Env, state: State) -> None:
         """Notices and follow-up work once the request reached ``state`` (terminal)."""
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         """What the request changes, for its card (markdown; user values escaped)."""
 
 
@@ -367,7 +367,7 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
     return ack_update(params, {"notice": t(f"click_ok_{action.action_id}", env.lang)})
 
 
-async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> str:
+async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> Md:
     r = d.refusal
     assert r is not None
     if r.code == "decided":
@@ -386,7 +386,7 @@ async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> str:
         who = next(x for x in view.requirements if x.key == r.params["requirement"]).who
         names = await env.names(*who)
         return t("refuse_not_a_decider", env.lang,
-                 who=t("list_sep", env.lang).join(names[w] for w in sorted(who)))
+                 who=joined(t("list_sep", env.lang), (names[w] for w in sorted(who))))
     if r.code == "already_voted":
         return t("refuse_already_voted", env.lang,
                  action=t(f"action_{r.params['action']}", env.lang))

@@ -35,7 +35,7 @@ from bot.domain.requests import Requirement, State
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
 from bot.outbound import CardSpec, Reply
-from bot.text import literal
+from bot.text import Md, joined, literal
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.base import CommandRouter, Context, UserError
@@ -177,11 +177,11 @@ async def open_campaign_row(env: Env) -> Request | None:
     return next((r for r in rows if r.state == State.PENDING.value), None)
 
 
-def _label(env: Env, name: str) -> str:
+def _label(env: Env, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
-def _decision_text(it: dict[str, Any], env: Env, names: dict[str, str]) -> str:
+def _decision_text(it: dict[str, Any], env: Env, names: dict[str, Md]) -> Md:
     d = it["decision"]
     if d is None:
         return t("review_undecided", env.lang)
@@ -198,7 +198,7 @@ async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
     names = await env.names(admin, *(it["user"] for it in mine),
                             *(it["by"] for it in mine if it.get("by")))
     tz = env.settings.policy.timezone
-    lines = [t("review_card_intro", env.lang, who=names[admin], n=len(mine),
+    lines: list[str] = [t("review_card_intro", env.lang, who=names[admin], n=len(mine),
                deadline=local(req.expires_at, tz))]
     for it in mine:
         until = t("review_until", env.lang, at=local(datetime.fromisoformat(it["expires_at"]), tz)) \
@@ -281,7 +281,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
                         after={"reason": "not_assigned", "action": action.action_id,
                                "claimed_params": dict(action.params)})
         notice = t("review_not_yours", env.lang,
-                   who=t("list_sep", env.lang).join(names[a] for a in responsible))
+                   who=joined(t("list_sep", env.lang), (names[a] for a in responsible)))
         await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
                           what=t("alert_click", env.settings.locale.lang,
                                  action=action.action_id, id=req.public_id), why=notice)
@@ -503,7 +503,7 @@ class ReviewKind:
         for n in range(min(len(_admins(req)), MAX_CARDS)):
             await _update_card(req, env, n)
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         return t("review_describe", env.lang, n=len(_items(req)))
 
 

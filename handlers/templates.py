@@ -23,7 +23,7 @@ from bot.commands import (
 )
 from bot.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.i18n import Lang, t
-from bot.text import literal
+from bot.text import Md, code, joined, literal
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import (
@@ -50,9 +50,9 @@ def _items(cat: Catalog, raw: tuple[str, ...], lang: Lang, action: str) -> list[
     return [resolve_name(cat, p, lang, what="item", audit_action=action) for p in raw]
 
 
-def _items_text(items: list[str], cat: Catalog, lang: Lang) -> str:
-    return t("list_sep", lang).join(
-        f"`{i}`" if not cat.is_permission(i) else cat.label(i, lang) for i in items)
+def _items_text(items: list[str], cat: Catalog, lang: Lang) -> Md:
+    return joined(t("list_sep", lang),
+                  (code(i) if not cat.is_permission(i) else cat.label(i, lang) for i in items))
 
 
 async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> Template:
@@ -61,7 +61,7 @@ async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> T
     if tpl is None:
         names = [t_.name for t_, _ in await uow.perms.templates(ctx.corp_id)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = t("did_you_mean", lang, names=t("list_sep", lang).join(f"`{c}`" for c in close)) \
+        hint = t("did_you_mean", lang, names=joined(t("list_sep", lang), map(code, close))) \
             if close else t("see_template_list", lang)
         raise UserError("template_unknown", audit_action=action, name=literal(name, 64),
                         hint=hint)
@@ -83,13 +83,13 @@ async def template_impact(env: Env | Context, tpl: Template, new_items: list[str
     return impact(before, after)
 
 
-def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int) -> str:
+def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int) -> Md:
     if imp.empty:
         return t("impact_none", lang, n=holders)
     lines = [t("impact_gain", lang, n=len(us), perm=cat.label(p, lang)) for p, us in imp.gains.items()]
     lines += [t("impact_loss", lang, n=len(us), perm=cat.label(p, lang))
               for p, us in imp.losses.items()]
-    return "\n".join(f"- {line}" for line in lines)
+    return Md("\n".join(f"- {line}" for line in lines))
 
 
 @router.command(TemplateCreate, admin_only=True, authority="admin")
@@ -290,18 +290,24 @@ async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: s
 
 # ---- request kinds --------------------------------------------------------------------------
 
+def _impact(payload: dict[str, Any]) -> Md:
+    """The impact preview stored with the request: markdown that :func:`impact_text` built
+    from escaped parts when the request was made."""
+    return Md(str(payload.get("impact", "")))
+
+
 class TemplateSetRequest(ApprovedChange):
     kind = TEMPLATE_SET
 
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))     # editing it changes every holder
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         cat = catalog_of(env.settings)
         p = req.payload
         return t("describe_template_set", env.lang, name=literal(str(p["template"]), 64),
                  old=_items_text(list(p["old"]), cat, env.lang),
-                 new=_items_text(list(p["new"]), cat, env.lang), impact=str(p.get("impact", "")))
+                 new=_items_text(list(p["new"]), cat, env.lang), impact=_impact(p))
 
     async def apply(self, req: Request, env: Env) -> None:
         p = req.payload
@@ -322,10 +328,10 @@ class TemplateDeleteRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
-                 impact=str(p.get("impact", "")))
+                 impact=_impact(p))
 
     async def apply(self, req: Request, env: Env) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)
@@ -338,13 +344,13 @@ class TemplateApplyRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload["users"])
 
-    async def describe(self, req: Request, env: Env) -> str:
+    async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         users = list(p["users"])
         names = await env.names(*users[:10])
-        who = t("list_sep", env.lang).join(literal(names[u], 80) for u in users[:10])
+        who = joined(t("list_sep", env.lang), (literal(names[u], 80) for u in users[:10]))
         if len(users) > 10:
-            who += " " + t("and_more", env.lang, n=len(users) - 10)
+            who = Md(who + " " + t("and_more", env.lang, n=len(users) - 10))
         return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
                  n=len(users), who=who)
 

@@ -23,7 +23,7 @@ from bot.domain.transfer import (
 from bot.due import DueContext
 from bot.i18n import MESSAGES, t
 from bot.outbound import CardSpec, Reply
-from bot.text import person
+from bot.text import Md, joined, person
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
@@ -114,7 +114,7 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     except IntegrityError:
         raise UserError("transfer_transfer_open", target=target_id, id="") from None
     who = names[target_id] if me.user_id == owner.user_id else \
-        f"{names[owner.user_id]}{ctx.t('list_sep')}{names[target_id]}"
+        joined(ctx.t("list_sep"), (names[owner.user_id], names[target_id]))
     await ctx.reply(ctx.t("transfer_created", id=req.public_id, who=who), markdown=True)
 
 
@@ -157,8 +157,8 @@ class OwnerTransfer:
                         after={"owner": target_id, "previous_owner_level": new_level,
                                "snapshot": snap.id})
 
-    async def describe(self, req: Request, env: Env) -> str:
-        return ""
+    async def describe(self, req: Request, env: Env) -> Md:
+        return Md("")
 
     async def after(self, req: Request, env: Env, state: State) -> None:
         group = bool(req.payload.get("is_group", True))
@@ -182,7 +182,7 @@ class OwnerTransfer:
         if state is State.FAILED and owner and (owner != req.requester_id or group):
             await env.send(Reply(text, "", False, owner, markdown=True))
 
-    async def _applied(self, req: Request, env: Env, names: dict[str, str], where: Reply) -> None:
+    async def _applied(self, req: Request, env: Env, names: dict[str, Md], where: Reply) -> None:
         new = req.target_id or ""
         s = env.settings
         duties = t("transfer_duties", env.lang, name=names.get(new, new), id=req.public_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from ..text import Md
 from .model import Lang
 from .texts import render_error
 
@@ -61,7 +62,7 @@ class ParseError(Exception):
         self.suggestion = suggestion
         self.params = MappingProxyType(dict(params or {}))
 
-    def render(self, lang: Lang | None = None) -> str:
+    def render(self, lang: Lang | None = None) -> Md:
         """A polite reply in ``lang`` (default: the user's) showing how to write it."""
         return render_error(
             self.code, self.params, self.usage_of, self.suggestion, lang or self.lang

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..text import Md, literal
 from .model import COMMAND_NAMES, Lang
 from .words import GROUPS, lookup, primary, resolve_topic
 
@@ -308,10 +309,9 @@ class _Blank(dict[str, str]):
         return ""
 
 
-def shown(text: str) -> str:
+def shown(text: str) -> Md:
     """User text as echoed back: short, and unable to break the surrounding markdown."""
-    text = text.replace("`", "'")
-    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 1] + "…"
+    return literal(text.replace("`", "'"), _SHOWN_MAX)
 
 
 def usage(command_name: str, lang: Lang) -> str:
@@ -338,14 +338,15 @@ def render_error(
     usage_of: str | None,
     suggestion: str | None,
     lang: Lang,
-) -> str:
-    """The polite reply to a parse error: what was wrong, and how to write it."""
+) -> Md:
+    """The polite reply to a parse error: what was wrong, and how to write it. Every
+    parameter is escaped (``shown``) before it enters the template."""
     cat = CATALOGS[lang]
-    values = {key: shown(value) for key, value in params.items()}
+    values: dict[str, str] = {key: shown(value) for key, value in params.items()}
     if "what" in values:
-        what = values["what"]
+        what = params["what"]
         values["charset"] = cat.charset.get(what, "")
-        values["what"] = cat.args.get(what, what)
+        values["what"] = cat.args.get(what, values["what"])
     template = cat.errors.get(code, cat.errors["unknown_command"])
     message = template.format_map(_Blank(values))
     if code == "unknown_command":
@@ -356,7 +357,7 @@ def render_error(
             message += cat.help_hint
     if usage_of is not None:
         message += "\n" + _usage_block(usage_of, lang)
-    return message
+    return Md(message)
 
 
 def _help_line(name: str, lang: Lang) -> str:
@@ -364,16 +365,16 @@ def _help_line(name: str, lang: Lang) -> str:
     return f"- `{cat.usage[name]}` — {cat.description[name]}"
 
 
-def render_help(topic: str | None, lang: Lang) -> str:
+def render_help(topic: str | None, lang: Lang) -> Md:
     """Markdown help: every command with one line each, or one command (or group) in detail."""
     cat = CATALOGS[lang]
     if topic is not None and topic.strip():
         name = resolve_topic(topic)
         if name is not None and name in GROUPS:
-            return "\n".join(_help_line(n, lang) for n in GROUPS[name])
+            return Md("\n".join(_help_line(n, lang) for n in GROUPS[name]))
         if name is not None:
             description = cat.description[name]
-            return (
+            return Md(
                 f"**`{cat.usage[name]}`**\n\n{description[:1].upper()}{description[1:]}\n\n"
                 f"{cat.example_label}`{cat.example[name]}`"
             )
@@ -382,5 +383,5 @@ def render_help(topic: str | None, lang: Lang) -> str:
     lines.extend(["", cat.help_footer])
     text = "\n".join(lines)
     if topic is not None and topic.strip():
-        return cat.unknown_topic.format(topic=shown(topic.strip())) + "\n\n" + text
-    return text
+        return Md(cat.unknown_topic.format(topic=shown(topic.strip())) + "\n\n" + text)
+    return Md(text)

@@ -1,5 +1,6 @@
-"""Injection: user-supplied values render literally (``literal()`` and the request card), and
-log lines never carry a raw line break from input.
+"""Injection: user-supplied values render literally (``literal()``, every reply template through
+``t()``, the parser's errors, and the request card), and log lines never carry a raw line break
+from input.
 
 The hostile table gives, for every value, the exact text ``literal()`` must produce. The card
 renders of the same values are golden files: ``UPDATE_GOLDEN=1 python -m pytest
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import re
+import string
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,10 +26,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.cards import CardView, render_request_card
+from bot.commands import ERROR_CODES, ParseError, parse, render_help
+from bot.commands.texts import CATALOGS, render_error
+from bot.commands.words import resolve_topic
 from bot.domain.requests import State
 from bot.domain.transfer import OWNER_TRANSFER
+from bot.i18n import MESSAGES, Lang, t
 from bot.logs import RedactingFilter, make_handler, one_line, redact
-from bot.text import literal
+from bot.text import Md, code, joined, literal, param, person
+from handlers import (  # noqa: F401 (each handler module adds its message keys to MESSAGES)
+    approvals,
+    audit,
+    bulk,
+    info,
+    permissions,
+    reminders,
+    review,
+    templates,
+    transfer,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "hostile_cards.json"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -147,6 +164,165 @@ def test_literal_is_idempotent(text: str) -> None:
     """Text already passed through literal() (a name, then a card) is shown as it is."""
     once = literal(text)
     assert literal(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(HOSTILE_TEXT, st.integers(min_value=1, max_value=300))
+def test_escaping_an_escaped_value_changes_nothing(text: str, limit: int) -> None:
+    """The one escaper is idempotent at any limit, and so is ``param`` (what ``t()`` applies)."""
+    once = literal(text, limit)
+    assert literal(once, limit) == once
+    assert isinstance(once, Md)
+    assert param(param(text)) == param(text) == literal(text)
+
+
+# ---- t(): every parameter escaped unless it is Md ---------------------------------------------
+
+LANGS: tuple[Lang, ...] = ("zh", "en")
+LINK = "[点我](javascript:alert(1))"
+
+
+def test_t_escapes_plain_values_and_keeps_md_and_numbers() -> None:
+    out = t("whoami_level", "en", name=LINK, user_id="@所有人", level=t("level_admin", "en"))
+    assert isinstance(out, Md)
+    assert out == "**［点我］(javascript：alert(1))** (＠所有人): admin"
+    # A value already rendered (another template, literal(), person(), joined()) goes in as it is.
+    md = Md("**bold**")
+    assert t("whoami_role", "en", role=md) == "Business role: **bold**"
+    assert t("whoami_role", "en", role="**bold**") == "Business role: ＊＊bold＊＊"
+    assert t("alert_header", "zh", n=3) == "### Baton 安全提醒（3 条）"
+    # Escaping twice is escaping once: pre-escaped values render the same as raw ones.
+    assert t("whoami_role", "zh", role=literal(LINK)) == t("whoami_role", "zh", role=LINK)
+
+
+def test_md_is_lost_by_any_str_operation_so_a_forgotten_wrap_stays_inert() -> None:
+    a, b = literal("x"), Md("**y**")
+    for plain in (a + b, b + "z", ", ".join([a, b]), f"{b}", b[1:], b.upper()):
+        assert not isinstance(plain, Md)
+    assert t("whoami_role", "en", role=", ".join([a, b])) == "Business role: x, ＊＊y＊＊"
+
+
+def test_joined_escapes_each_part_that_is_not_md() -> None:
+    out = joined(", ", [person("[a](http://x)", "u1"), "@所有人", Md("`crm.*`"), 3])
+    assert isinstance(out, Md)
+    assert out == "［a］(http：//x) (u1), ＠所有人, `crm.*`, 3"
+
+
+def test_code_shows_plain_names_as_written_and_escapes_the_rest() -> None:
+    assert code("crm.*") == "`crm.*`"
+    assert code("crm_admin:view-1") == "`crm_admin:view-1`"
+    assert code("a`b\n[x](y)") == "`aˋb ［x］(y)`"
+
+
+# ---- every reply template, with anything a user can type in every parameter -----------------
+
+# What a user may type: markdown links and images, headings, mentions, HTML, autolinks,
+# line breaks and backticks, mixed with anything at all.
+PIECES = st.sampled_from([
+    "[x](javascript:alert(1))", "[点我](dingtalk://dingtalkclient/page/link?url=x)",
+    "![i](http://evil.example/p.png)", "[批准][1]", "\n[1]: http://evil.example",
+    "# heading", "\n# 标题", "### h", "\n===\n", "\n---\n", "\n- item", "\n1. item",
+    "@所有人", "@123", "@zhangsan", " @all ", "<a href=x>y</a>", "<img src=x onerror=alert(1)>",
+    "<https://evil.example>", "<br/>", "&lt;b&gt;", "\n", "\r\n", "\n\n", "\u2028", "`",
+    "```", "http://evil.example", "https://x.example/a?b=c", "www.evil.example",
+    "dtmd://dingtalkclient/sendMessage?content=x", "javascript:alert(1)", "data:text/html,x",
+    "**", "_", "~~", "|", "\\", "\u202e", "\u200b", " ", "x", "张三", "{", "}", "{0}",
+])
+USER_INPUT = st.one_of(st.lists(PIECES, min_size=1, max_size=8).map("".join), HOSTILE_TEXT)
+
+_SCHEMES = "javascript|vbscript|data|file|mailto|tel|sms|dingtalk|dtmd|intent"
+# The markup a template may put there itself, and a user value must never add.
+MARKUP: dict[str, re.Pattern[str]] = {
+    "link": re.compile(r"\[[^\]\n]*\]\s*[(\[]|^\s{0,3}\[[^\]\n]*\]:", re.M),
+    "image": re.compile(r"!\["),
+    "heading": re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)|^[ \t]{0,3}(?:=+|-{2,})[ \t]*$", re.M),
+    "mention": re.compile(r"@\S"),
+    "html": re.compile(r"<[A-Za-z/!?]|&#?\w+;"),
+    "autolink": re.compile(rf"(?i)[a-z][a-z0-9+.-]*://|(?<![a-z0-9])www\.|"
+                           rf"(?<![a-z0-9])(?:{_SCHEMES}):(?!\s)"),
+    "line": re.compile(r"\n"),
+    "code": re.compile(r"`"),
+}
+
+
+def markup(md: str) -> dict[str, int]:
+    return {name: len(rx.findall(md)) for name, rx in MARKUP.items()}
+
+
+def fields(text: str) -> list[str]:
+    return sorted({f for _, f, _, _ in string.Formatter().parse(text) if f})
+
+
+TEMPLATES = [(key, lang) for key in sorted(MESSAGES) for lang in LANGS]
+
+
+def test_every_template_is_covered() -> None:
+    assert len(MESSAGES) > 250      # every handler module's keys are loaded
+    assert {"whoami_level", "import_summary", "review_item", "remind_deciders",
+            "audit_on"} <= set(MESSAGES)
+    for key, lang in TEMPLATES:
+        assert MESSAGES[key][lang], (key, lang)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(USER_INPUT, min_size=1, max_size=4))
+def test_no_reply_template_can_be_broken_out_of(values: list[str]) -> None:
+    """Every key of the catalogue, both languages, user input in every parameter: no link,
+    image, heading, mention, HTML tag, autolink, line or code span that the template
+    rendered with harmless values does not have itself."""
+    for key, lang in TEMPLATES:
+        names = fields(MESSAGES[key][lang])
+        hostile = {f: values[i % len(values)] for i, f in enumerate(names)}
+        got = t(key, lang, **hostile)
+        want = t(key, lang, **dict.fromkeys(names, "x"))
+        assert markup(got) == markup(want), (key, lang, hostile, got)
+        assert not FORBIDDEN & (set(got) - set(want)), (key, lang, got)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(USER_INPUT, min_size=5, max_size=5), st.sampled_from(LANGS))
+def test_no_parse_error_can_be_broken_out_of(values: list[str], lang: Lang) -> None:
+    """The parser's own catalogue: every error code, with and without a usage block, user
+    input in every parameter (``got``, ``what``, the numbers), and an unknown help topic."""
+    got, what, length, lo, hi = values
+    cat = CATALOGS[lang]
+    assert set(cat.errors) == ERROR_CODES
+    for code_ in sorted(ERROR_CODES):
+        for usage_of in (None, "grant", "template"):
+            for what_ in (what, *sorted(cat.args)):
+                hostile = {"got": got, "what": what_, "length": length, "min": lo, "max": hi}
+                benign = {"got": "x", "what": what_ if what_ in cat.args else "x",
+                          "length": "1", "min": "1", "max": "1"}
+                out = render_error(code_, hostile, usage_of, got, lang)
+                want = render_error(code_, benign, usage_of, "x", lang)
+                assert markup(out) == markup(want), (code_, usage_of, hostile, out)
+    if resolve_topic(got.strip()) is None and got.strip():
+        assert markup(render_help(got, lang)) == markup(render_help("x", lang)), got
+
+
+@pytest.mark.parametrize("text", [
+    "whoami [点我](javascript:alert(1))",
+    "我的权限 ![i](http://evil.example/p.png)",
+    "template show [x](dingtalk://dingtalkclient/page/link?url=x)",
+    "模板 查看 ![i](http://evil.example/p.png)",
+    "grant uid:lisi <img/src=x>",
+    "[点我](javascript:alert(1))",
+    "help [点我](javascript:alert(1))",
+    "cancel @所有人",
+    "audit uid:lisi #1",
+])
+@pytest.mark.parametrize("lang", LANGS)
+def test_parser_replies_echo_hostile_arguments_inertly(text: str, lang: Lang) -> None:
+    try:
+        parsed = parse(text)
+    except ParseError as e:
+        out = e.render(lang)
+    else:
+        assert parsed.command.command_name == "help"
+        out = render_help(getattr(parsed.command, "topic", None), lang)
+    assert isinstance(out, Md)
+    for bad in ("](", "![", "<img", "@所有人", "://", "javascript:"):
+        assert bad not in out, (bad, out)
 
 
 # ---- the card -----------------------------------------------------------------------------
