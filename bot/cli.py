@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bot.cli_store import store_corp
 from bot.config import ConfigError, Settings, load_settings
 
 
@@ -90,8 +91,11 @@ async def _audit_verify(settings: Settings) -> int:
 
     db = open_database(settings.database.url)
     try:
+        corp = await store_corp(db, settings)
+        if corp is None:
+            return 1
         async with db.uow() as uow:
-            bad = await uow.audit.verify(settings.org.corp_id)
+            bad = await uow.audit.verify(corp)
     finally:
         await db.dispose()
     if bad is None:
@@ -127,10 +131,13 @@ async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     fmt: Format = args.format or ("csv" if str(args.file).lower().endswith(".csv") else "xlsx")
     db = open_database(settings.database.url)
     try:
+        corp = await store_corp(db, settings)
+        if corp is None:
+            return 1
         async with db.uow() as uow:
             tz = settings.policy.timezone
             entries = await uow.audit.between(
-                settings.org.corp_id, user_id=args.user,
+                corp, user_id=args.user,
                 # Actions are lower case; PostgreSQL's LIKE, unlike SQLite's, minds case.
                 action_prefix=args.action.lower() if args.action else None,
                 since=_zoned(args.since, tz), until=_zoned(args.until, tz))
@@ -154,9 +161,12 @@ async def _backup(settings: Settings, snapshot_id: int | None) -> int:
 
     db = open_database(settings.database.url)
     try:
+        corp = await store_corp(db, settings)
+        if corp is None:
+            return 1
         async with db.uow() as uow:
             if snapshot_id is None:
-                snaps = await list_snapshots(uow, settings.org.corp_id)
+                snaps = await list_snapshots(uow, corp)
                 if not snaps:
                     print("no backups yet (one is taken before every owner transfer)")
                 for sn in snaps:
@@ -169,7 +179,7 @@ async def _backup(settings: Settings, snapshot_id: int | None) -> int:
                           f"{len(sn.data.get('grants', []))} grants")
                 return 0
             snap = await get_snapshot(uow, snapshot_id)
-            if snap is None or snap.corp_id != settings.org.corp_id:
+            if snap is None or snap.corp_id != corp:
                 print(f"baton: no backup {snapshot_id}; `baton backup list` shows them",
                       file=sys.stderr)
                 return 1

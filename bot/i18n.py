@@ -22,6 +22,21 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Sorry, something went wrong inside Baton and nothing was changed. Please try "
               "again later; if it persists, give your operator the event id {event_id}.",
     },
+    "cli_store_empty": {
+        "zh": "数据库中还没有任何成员，无事可做。",
+        "en": "the database holds no members yet: nothing to do.",
+    },
+    "cli_only_corp": {
+        "zh": "未配置 org.corp_id；使用数据库中唯一的企业 {corp}。",
+        "en": "org.corp_id is not configured; using {corp}, the only corp in the database.",
+    },
+    "cli_unknown_corp": {
+        "zh": "数据库中没有企业 {corp}（org.corp_id）的数据，未做任何事。数据库中的企业：{corps}。"
+              "请在配置文件中设置 org.corp_id，或设置环境变量 BATON_ORG__CORP_ID。",
+        "en": "the database holds nothing of corp {corp} (org.corp_id); nothing done. Corps "
+              "in the database: {corps}. Set org.corp_id in the config file, or "
+              "BATON_ORG__CORP_ID in the environment.",
+    },
     "mention_unresolved": {
         "zh": "无法识别你 @ 的第 {n} 个人：他/她不是本企业的成员。Baton 只能处理本企业成员。",
         "en": "I can't tell who your mention number {n} is: that person is not a member of "

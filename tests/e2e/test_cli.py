@@ -135,6 +135,32 @@ def test_export_with_only_the_database_url_exports_the_stores_corp(tmp_path: Pat
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("o.csv", "e.xlsx"))]
 
 
+def test_audit_and_backup_with_only_the_database_url_read_the_stores_corp(
+        tmp_path: Path) -> None:
+    """`baton audit verify`, `audit export` and `backup list` with nothing but
+    BATON_DATABASE__URL read the corp the store holds (they verified, exported and listed
+    corp ``default``'s nothing, exit 0). A corp the store does not hold is an error that says
+    so; nothing is written."""
+    path = tmp_path / "audit.db"
+    assert baton("init", "--owner", "zhangsan", cwd=tmp_path, env=db_env(path)).returncode == 0
+    with sqlite3.connect(path) as conn:  # a broken chain, to show verify reads this corp
+        conn.execute("UPDATE audit_entries SET action = 'forged' WHERE corp_id = 'dingclitest'")
+    only_url = {**base_env(), "BATON_DATABASE__URL": f"sqlite+aiosqlite:///{path}"}
+    verify = baton("audit", "verify", cwd=tmp_path, env=only_url)
+    assert verify.returncode == 1, verify.stdout
+    assert "broken at entry" in verify.stderr and "dingclitest" in verify.stderr
+    out = baton("audit", "export", "a.csv", cwd=tmp_path, env=only_url)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("wrote 1 audit entries"), out.stdout
+    other = {**only_url, "BATON_ORG__CORP_ID": "dingother"}
+    for args in (("audit", "verify"), ("audit", "export", "b.csv"), ("backup", "list")):
+        r = baton(*args, cwd=tmp_path, env=other)
+        assert r.returncode == 1, (args, r.stdout)
+        assert "dingother" in r.stderr and "dingclitest" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "b.csv").exists()
+
+
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     with demo_simulator() as s:
