@@ -3,10 +3,16 @@
 Counted in memory by each replica: cheap, and enough to stop one member flooding the bot
 (each replica sees its share of the stream). A throttled member is told once per window;
 the rest of their burst is acked and dropped, so a flood never turns into a reply flood.
+
+In a group, a member's commands are also held to their share of the group's outbound budget
+(:func:`member_share`): the group sends at most ``outbox.per_conversation_per_minute``
+messages a minute, and one member's answers (and their one slow-down notice) must not use
+all of it, or everybody else's answers wait for the minute to pass.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -17,7 +23,7 @@ WINDOW = 60.0
 class Verdict:
     allowed: bool
     tell: bool = False           # the first refusal of a window: answer it
-    scope: str = ""              # "user" or "conversation"
+    scope: str = ""              # "user", "member" (in a group) or "conversation"
     retry_after: float = 0.0     # seconds until the oldest counted command leaves the window
 
 
@@ -63,22 +69,37 @@ class SlidingWindow:
             del self._told[key]
 
 
+def member_share(group_budget: int, share: float) -> int:
+    """Commands one member may send in one group per minute: ``share`` of the group's
+    outbound budget, less the slot their one slow-down notice takes; at least one."""
+    return max(1, math.floor(group_budget * share + 1e-9) - 1)
+
+
 class RateLimiter:
-    def __init__(self, user_per_minute: int, conversation_per_minute: int) -> None:
+    def __init__(self, user_per_minute: int, conversation_per_minute: int,
+                 member_per_minute: int | None = None) -> None:
         self.users = SlidingWindow(user_per_minute)
         self.conversations = SlidingWindow(conversation_per_minute)
+        # A member in one group (key "conversation|user"); None: no such limit.
+        self.members = SlidingWindow(member_per_minute) if member_per_minute else None
         self.throttled = 0
 
-    def check(self, user_id: str, conversation_id: str, now: float) -> Verdict:
-        """Count one command, or refuse it; ``now`` is a monotonic clock in seconds."""
-        wait = self.users.full(user_id, now)
-        scope, window, key = "user", self.users, user_id
-        if wait is None:
-            wait = self.conversations.full(conversation_id, now)
-            scope, window, key = "conversation", self.conversations, conversation_id
-        if wait is None:
-            self.users.record(user_id, now)
-            self.conversations.record(conversation_id, now)
-            return Verdict(True)
-        self.throttled += 1
-        return Verdict(False, window.tell_once(f"{key}|{user_id}", now), scope, max(0.0, wait))
+    def check(self, user_id: str, conversation_id: str, now: float, *,
+              group: bool = False) -> Verdict:
+        """Count one command, or refuse it; ``now`` is a monotonic clock in seconds. Past
+        any limit the member is told once per window in that conversation, whichever limit
+        it was (each notice is a message the conversation's budget pays for)."""
+        member = f"{conversation_id}|{user_id}"
+        checks: list[tuple[str, SlidingWindow, str]] = [("user", self.users, user_id)]
+        if group and self.members is not None:
+            checks.append(("member", self.members, member))
+        checks.append(("conversation", self.conversations, conversation_id))
+        for scope, window, key in checks:
+            wait = window.full(key, now)
+            if wait is not None:
+                self.throttled += 1
+                return Verdict(False, self.conversations.tell_once(member, now), scope,
+                               max(0.0, wait))
+        for _scope, window, key in checks:
+            window.record(key, now)
+        return Verdict(True)

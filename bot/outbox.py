@@ -221,6 +221,10 @@ class OutboxSender:
         rows, merged = merge_alerts(rows)
         limit = self._s.per_conversation_per_minute
         used, recent = budget.used, list(budget.recent)
+        if used + sum(map(_counts, rows)) > limit:
+            # Not all can go now: one person's backlog must not take every free slot ahead
+            # of a reply to someone else (each person's replies and every card keep order).
+            rows = fair_order(rows)
         deferred: list[tuple[int, datetime]] = []
         go: list[OutboxRow] = []
         for row in rows:
@@ -394,14 +398,46 @@ def waves(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
     out: list[list[OutboxRow]] = []
     people: set[str] = set()   # of the last wave, while it is open to more replies
     for r in rows:
-        who = r.payload.get("user_id") if r.kind == "reply" and not r.payload.get("merge") \
-            else None
+        who = _person(r)
         if who and people and who not in people:
             out[-1].append(r)
             people.add(who)
             continue
         out.append([r])
         people = {who} if who else set()
+    return out
+
+
+def _person(row: OutboxRow) -> str | None:
+    """Whom a reply answers (waves and fair order); None for a card, an alert, an export."""
+    if row.kind == "reply" and not row.payload.get("merge"):
+        return str(row.payload.get("user_id") or "") or None
+    return None
+
+
+def fair_order(rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+    """One conversation's rows (in id order) reordered so that, when its budget is short,
+    the free slots are shared across the people being answered: within each run of
+    replies between two other rows (a card, an alert, an export, which keep their place),
+    round robin over the people, those with fewest replies in the run first (ties: who came
+    first). Each person's replies stay in their order."""
+    out: list[OutboxRow] = []
+    run: dict[str, list[OutboxRow]] = {}
+
+    def flush() -> None:
+        queues = sorted(run.values(), key=len)   # stable: ties keep first appearance
+        for r in range(len(queues[-1]) if queues else 0):
+            out.extend(q[r] for q in queues if r < len(q))
+        run.clear()
+
+    for row in rows:
+        who = _person(row)
+        if who is None:
+            flush()
+            out.append(row)
+        else:
+            run.setdefault(who, []).append(row)
+    flush()
     return out
 
 

@@ -29,7 +29,7 @@ from bot.commands.words import primary
 from bot.config import Settings
 from bot.faults import Faults
 from bot.i18n import Lang, t
-from bot.limits import RateLimiter, Verdict
+from bot.limits import RateLimiter, Verdict, member_share
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from handlers.base import CommandRouter, Context, Localized, UserError
@@ -79,7 +79,9 @@ class Dispatcher:
         self.client = client
         self.faults = faults or Faults()
         lim = settings.limits
-        self.limiter = RateLimiter(lim.user_per_minute, lim.conversation_per_minute)
+        self.limiter = RateLimiter(
+            lim.user_per_minute, lim.conversation_per_minute,
+            member_share(settings.outbox.per_conversation_per_minute, lim.group_share))
         # Messages whose COMMIT failed: until one attempt settles them, never say "not applied".
         self._uncertain: set[str] = set()
         self._reads = Batcher(self._read_batch, limit=read_batch, alone=self._read_alone)
@@ -158,7 +160,8 @@ class Dispatcher:
         parsed: Parsed | None = None
         error: ParseError | None = None
         if not msg.from_robot:
-            verdict = self.limiter.check(msg.sender_id, msg.conversation_id, time.monotonic())
+            verdict = self.limiter.check(msg.sender_id, msg.conversation_id, time.monotonic(),
+                                         group=msg.is_group)
             if not verdict.allowed:
                 await self._throttled(msg, verdict)
                 return
@@ -284,7 +287,8 @@ class Dispatcher:
                                                   name=msg.sender_nick or None)
                 lang = self._lang(_guess_lang(msg.text))
                 ctx = Context(uow, self.settings, now, lang, msg, sender)
-                key = "rate_limited" if verdict.scope == "user" else "rate_limited_conversation"
+                key = ("rate_limited_conversation" if verdict.scope == "conversation"
+                       else "rate_limited")
                 await ctx.reply(t(key, lang, seconds=max(1, math.ceil(verdict.retry_after))))
                 await ctx.audit("rate_limited", "refused",
                                 after={"scope": verdict.scope, "conversation": msg.conversation_id})

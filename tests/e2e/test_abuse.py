@@ -113,3 +113,28 @@ async def test_an_oversized_frame_is_refused_and_the_connection_stays(
     sim.say("qianqi", " whoami", conversation_id=GROUP)
     await reply_to(sim, GROUP, "My permissions", after=n)
     assert app.stream.reconnects == 0
+
+
+async def test_a_flood_leaves_the_group_budget_to_the_others(sim: Simulator, db_url: str) -> None:
+    """The default limits (20 commands a member a minute, 20 messages a group a minute): a
+    member's flood is cut off at their share of the group's budget, so another member's
+    command in the same group is answered at once, not a minute later."""
+    settings = sim_settings(sim, db_url)
+    budget = settings.outbox.per_conversation_per_minute
+    async with BatonApp(settings) as app:
+        await app.wait_connected()
+        flood = [sim.say("zhaoliu", " 我的权限", conversation_id=GROUP) for _ in range(40)]
+        for d in flood:
+            await sim.until(lambda d=d: sim.acks(d.message_id), what="each flood frame acked")
+        await reply_to(sim, GROUP, "太频繁")
+        n = len(sim.messages(GROUP))
+        sim.say("qianqi", " whoami", conversation_id=GROUP)
+        # Well inside the minute the group's budget would take to free up.
+        await reply_to(sim, GROUP, "My permissions", after=n, timeout=5)
+        sent = sim.messages(GROUP)
+        answered = [m for m in sent if "我的权限" in m.text]
+        slow = [m for m in sent if "太频繁" in m.text]
+        assert len(slow) == 1                              # one notice, not one per refusal
+        # The flooder's answers and notice stay within their share; the rest was left free.
+        assert len(answered) + len(slow) == budget // 2
+        assert len(sent) <= budget

@@ -158,6 +158,31 @@ async def test_budget_defers_the_excess_to_when_the_window_frees(
     assert texts(sim, DEMO_GROUP) == want
 
 
+async def test_a_reply_to_someone_else_is_not_queued_behind_a_backlog(
+        sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
+    """One person's 45 replies: 20 go, 25 wait for the next two windows. A reply to another
+    member of the group, written a second later, takes the first slot that frees up, not a
+    slot after the whole backlog."""
+    session = session_of(sim)
+    flood = [f"f{i:02d}" for i in range(45)]
+    for t in flood:
+        await add_reply(db, clock, t, session=session)
+    out = sender(db, client, clock, per_conversation_per_minute=20)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP) == flood[:20]
+    clock.advance(1)
+    await add_reply(db, clock, "other", user="qianqi", session=session_of(sim, "qianqi"))
+    await out.drain_once()
+    clock.advance(59)
+    await out.drain_once()
+    sent = texts(sim, DEMO_GROUP)
+    assert len(sent) == 40 and "other" in sent[20:]
+    assert [t for t in sent if t != "other"] == flood[:39]   # the backlog still in order
+    clock.advance(60)
+    await out.drain_once()
+    assert texts(sim, DEMO_GROUP)[40:] == flood[39:]
+
+
 async def test_conversations_do_not_share_a_budget(
         sim: Simulator, db: Database, client: OpenApiClient, clock: FakeClock) -> None:
     session = session_of(sim)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.outbox import _counts, waves
+from bot.outbox import _counts, fair_order, waves
 from storage.models import OutboxMessage
 
 KEY = "group:cidWAVES"
@@ -183,6 +183,56 @@ def test_waves_are_maximal(rows: list[OutboxMessage]) -> None:
             continue
         first = plain_user(nxt[0])
         assert first is None or first in people, (ids([w]), ids([nxt]))
+
+
+# ---- fair_order (a short budget shared across the people answered) ------------------------
+
+FAIR: list[tuple[str, list[OutboxMessage], list[int]]] = [
+    ("nothing", [], []),
+    ("one person keeps their order", [reply(1, "a"), reply(2, "a")], [1, 2]),
+    ("a backlog does not go ahead of one reply to someone else",
+     [reply(1, "f"), reply(2, "f"), reply(3, "f"), reply(4, "o")], [4, 1, 2, 3]),
+    ("round robin, the lightest first",
+     [reply(1, "f"), reply(2, "f"), reply(3, "f"), reply(4, "g"), reply(5, "g"), reply(6, "o")],
+     [6, 4, 1, 5, 2, 3]),
+    ("ties keep who came first", [reply(1, "a"), reply(2, "b"), reply(3, "a"), reply(4, "b")],
+     [1, 2, 3, 4]),
+    ("a card keeps its place; each run is shared on its own",
+     [reply(1, "f"), reply(2, "o"), card(3), reply(4, "f"), reply(5, "f"), reply(6, "o")],
+     [1, 2, 3, 6, 4, 5]),
+    ("alerts, exports and replies to nobody keep their place",
+     [reply(1, "f"), reply(2, "f"), alert(3), reply(4, "o"), export(5), to_nobody(6)],
+     [1, 2, 3, 4, 5, 6]),
+]
+
+
+@pytest.mark.parametrize(("rows", "expect"), [pytest.param(r, e, id=n) for n, r, e in FAIR])
+def test_fair_order_table(rows: list[OutboxMessage], expect: list[int]) -> None:
+    assert [r.id for r in fair_order(rows)] == expect
+
+
+@given(rows_st)
+def test_fair_order_keeps_every_row_each_persons_order_and_the_barriers(
+        rows: list[OutboxMessage]) -> None:
+    got = fair_order(rows)
+    assert sorted(r.id for r in got) == [r.id for r in rows]
+    for who in {plain_user(r) for r in rows} - {None}:
+        mine = [r.id for r in got if plain_user(r) == who]
+        assert mine == sorted(mine)
+    # A barrier sits where it was, with the same rows before it.
+    for i, r in enumerate(rows):
+        if plain_user(r) is None:
+            assert got[i] is r
+            assert {x.id for x in got[:i]} == {x.id for x in rows[:i]}
+
+
+@given(st.lists(st.sampled_from(USERS), min_size=1, max_size=30))
+def test_fair_order_gives_every_person_a_first_slot(people: list[str]) -> None:
+    """Whoever is being answered gets one of the first n slots (n people), however long
+    another person's backlog is."""
+    rows = [reply(i, u) for i, u in enumerate(people, start=1)]
+    first = fair_order(rows)[: len(set(people))]
+    assert {plain_user(r) for r in first} == set(people)
 
 
 # ---- _counts -------------------------------------------------------------------------------
