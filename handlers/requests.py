@@ -272,13 +272,16 @@ async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
 
 
 async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
+    """Update the request card and its copies in place. A request without one (an access
+    review keeps its own cards, updated by its kind's ``after``) has nothing to update."""
+    if not req.card_out_track_id:
+        return {}
     view = await view_of(req, env)
     params = await card_params(req, view, env)
-    if req.card_out_track_id:
-        await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
-                                {"params": params}))
-        for track, _user in copy_tracks(req):
-            await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
+    await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
+                            {"params": params}))
+    for track, _user in copy_tracks(req):
+        await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 

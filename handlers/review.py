@@ -208,7 +208,8 @@ async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
                        decision=_decision_text(it, env, names)))
     done = sum(1 for it in mine if it["decision"] is not None)
     if req.state != State.PENDING.value:
-        status = State.APPLIED.value
+        status = State.CANCELLED.value if req.state == State.CANCELLED.value \
+            else State.APPLIED.value
     else:
         status = "done" if done == len(mine) else State.PENDING.value
     status_text = t(f"review_status_{status}", env.lang)
@@ -320,8 +321,9 @@ async def progress_text(req: Request, env: Env) -> str:
     admins = _admins(req)
     names = await env.names(*admins)
     tz = env.settings.policy.timezone
-    state = t("review_state_open" if req.state == State.PENDING.value else "review_state_closed",
-              env.lang)
+    state = t("review_state_open" if req.state == State.PENDING.value else
+              "review_state_cancelled" if req.state == State.CANCELLED.value else
+              "review_state_closed", env.lang)
     lines = [f"### {t('review_status_title', env.lang, id=req.public_id, state=state)}",
              t("review_deadline", env.lang, at=local(req.expires_at, tz))]
     for a in admins:
@@ -500,8 +502,10 @@ class ReviewKind:
         return None
 
     async def after(self, req: Request, env: Env, state: State) -> None:
+        # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.
         for n in range(min(len(_admins(req)), MAX_CARDS)):
             await _update_card(req, env, n)
+        await env.uow.due.cancel(f"access-review-close:{req.id}")
 
     async def describe(self, req: Request, env: Env) -> str:
         return t("review_describe", env.lang, n=len(_items(req)))
@@ -553,6 +557,7 @@ MESSAGES.update({
     "review_status_pending": {"zh": "审核中", "en": "In review"},
     "review_status_done": {"zh": "你已全部审核", "en": "All reviewed"},
     "review_status_applied": {"zh": "审核已结束", "en": "Review closed"},
+    "review_status_cancelled": {"zh": "审核已取消", "en": "Review cancelled"},
     "review_progress": {"zh": "已审核 {done}/{total}", "en": "{done}/{total} reviewed"},
     "review_closed_click": {"zh": "权限审核 {id} 已结束，不能再更改。",
                             "en": "Access review {id} is closed; nothing can change now."},
@@ -571,6 +576,7 @@ MESSAGES.update({
     "review_status_title": {"zh": "权限审核 {id} {state}", "en": "Access review {id} {state}"},
     "review_state_open": {"zh": "（进行中）", "en": "(open)"},
     "review_state_closed": {"zh": "（已结束）", "en": "(closed)"},
+    "review_state_cancelled": {"zh": "（已取消）", "en": "(cancelled)"},
     "review_deadline": {"zh": "截止：{at}", "en": "Deadline: {at}"},
     "review_admin_line": {"zh": "- {who}：已审核 {done}/{total}",
                           "en": "- {who}: {done}/{total} reviewed"},

@@ -1,0 +1,68 @@
+"""Requests, their cards and their messages at the handler level: the real dispatcher on a
+real store (SQLite and PostgreSQL), what Baton sends read back from the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from storage.models import DueWork
+from tests.unit.requests_harness import Harness, Sent, harness
+
+__all__ = ["harness"]
+
+CARD = "baton-dingsandboxcorp-R{}"
+LISI_REVIEW = "baton-dingsandboxcorp-R1-rva"
+WANGWU_REVIEW = "baton-dingsandboxcorp-R1-rvb"
+
+
+def replies(sent: list[Sent], to: str | None = None) -> list[str]:
+    return [s.text for s in sent if s.kind == "reply" and (to is None or s.to == to)]
+
+
+def card_updates(sent: list[Sent], track: str) -> list[dict[str, str]]:
+    return [s.payload["body"]["params"] for s in sent
+            if s.kind == "card" and s.payload.get("op") == "update"
+            and s.payload.get("out_track_id") == track]
+
+
+async def state_of(h: Harness, request_id: int) -> str:
+    async with h.db.uow() as uow:
+        req = await uow.requests.find(request_id)
+        assert req is not None
+        return req.state
+
+
+async def review_with_grants(h: Harness) -> None:
+    """Items, by holder and name: 1 qianqi/analyst (wangwu), 2 qianqi/crm.customer.edit
+    (lisi), 3 zhaoliu/crm.report.view (lisi); access review R-1 started by the owner."""
+    await h.say("lisi", "授权 @赵六 crm.report.view", at=("zhaoliu",))
+    await h.say("wangwu", "授权 @钱七 analyst", at=("qianqi",))
+    await h.say("lisi", "授权 @钱七 crm.customer.edit", at=("qianqi",))
+    assert any("R-1" in r for r in replies(await h.say("zhangsan", "权限审核 开始")))
+
+
+# ---- #15: cancelling an access review ---------------------------------------------------------
+
+async def test_cancel_an_access_review(harness: Harness) -> None:
+    h = harness
+    await review_with_grants(h)
+    sent = await h.say("zhangsan", "cancel R-1")
+    assert replies(sent) == ["R-1 is cancelled."]
+    assert not [r for r in replies(sent) if "went wrong" in r]
+    assert await state_of(h, 1) == "cancelled"
+    for track in (LISI_REVIEW, WANGWU_REVIEW):
+        [params] = card_updates(sent, track)
+        assert params["status"] == "cancelled" and "审核已取消" in params["markdown"]
+    text = replies(await h.say("zhangsan", "review status"))[0]
+    assert "(cancelled)" in text
+    # The deadline has nothing left to do: no summary, no revocation, the row cancelled.
+    async with h.db.uow() as uow:
+        rows = (await uow.session.execute(select(DueWork).where(
+            DueWork.kind == "review_close"))).scalars().all()
+        assert [r.status for r in rows] == ["cancelled"]
+    h.clock.advance(timedelta(days=15))
+    assert not replies(await h.run_due())
+    notice, _ = await h.click("lisi", LISI_REVIEW, "keep", {"item": "2"})
+    assert "已结束" in notice
