@@ -97,6 +97,11 @@ def card_suffix(n: int) -> str:
     return letter_suffix("rv", n)
 
 
+def number(it: dict[str, Any]) -> int:
+    """An item's number as people see and type it: from 1 (``i`` is its 0-based index)."""
+    return int(it["i"]) + 1
+
+
 def counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
     kept = sum(1 for it in items if it["decision"] == KEEP)
     removed = sum(1 for it in items if it["decision"] == REMOVE)
@@ -203,7 +208,7 @@ async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
     for it in mine:
         until = t("review_until", env.lang, at=local(datetime.fromisoformat(it["expires_at"]), tz)) \
             if it.get("expires_at") else ""
-        lines.append(t("review_item", env.lang, i=it["i"], holder=names[it["user"]],
+        lines.append(t("review_item", env.lang, i=number(it), holder=names[it["user"]],
                        name=_label(env, it["name"]), until=until,
                        decision=_decision_text(it, env, names)))
     done = sum(1 for it in mine if it["decision"] is not None)
@@ -266,8 +271,8 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     if action.action_id == KEEP_ALL:
         targets = [it for it in items if it["admin"] == admins[n]]
     elif action.action_id in (KEEP, REMOVE):
-        raw = str(action.params.get("item", ""))
-        idx = int(raw) if raw.isdigit() else -1
+        raw = str(action.params.get("item", "")).strip()
+        idx = int(raw) - 1 if raw.isdigit() else -1       # numbered from 1 on the card
         targets = [items[idx]] if 0 <= idx < len(items) else []
         if not targets:
             return ack_update(None, {"notice": t("review_no_item", env.lang,
@@ -291,7 +296,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
         it = targets[0]
         names = await env.names(it["by"] or "")
         return ack_update(None, {"notice": t(
-            "review_already_decided", env.lang, i=it["i"],
+            "review_already_decided", env.lang, i=number(it),
             decision=_decision_text(it, env, names))})
     decision = REMOVE if action.action_id == REMOVE else KEEP
     changed = 0
@@ -309,9 +314,19 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     req.payload = {**req.payload, "items": items}
     req.version += 1
     await env.uow.session.flush()
-    params = await _update_card(req, env, admins.index(targets[0]["admin"]))
     key = "review_click_removed" if decision == REMOVE else "review_click_kept"
-    return ack_update(params, {"notice": t(key, env.lang, n=changed)})
+    notice = t(key, env.lang, n=changed)
+    if counts(items)["open"] == 0:
+        # The last item is decided: the review closes now, as at the deadline.
+        await close_campaign(req, env, items, "all_reviewed")
+        await env.uow.due.cancel(f"access-review-close:{req.id}")
+        await _tell_owner(env, t("review_summary_all_reviewed", env.lang, id=req.public_id)
+                          + "\n\n" + await progress_text(req, env))
+        notice += " " + t("review_closed_now", env.lang, id=req.public_id)
+        params = await card_params(req, env, n)
+    else:
+        params = await _update_card(req, env, admins.index(targets[0]["admin"]))
+    return ack_update(params, {"notice": notice})
 
 
 # ---- status and summaries --------------------------------------------------------------------
@@ -462,20 +477,10 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
                                 after={"name": it["name"], "decision": KEEP})
                 it.update(decision="unreviewed_keep", by=None, at=env.now.isoformat())
             items[it["i"]] = it
-        req.payload = {**req.payload, "items": items}
-        req.state = State.APPLIED.value
-        req.decided_at = env.now
-        req.version += 1
-        await env.uow.session.flush()
-        c = counts(items)
-        await env.audit("system", "review.applied", "applied", request_id=req.id,
-                        before={"state": State.PENDING.value},
-                        after={"state": State.APPLIED.value, **c, "unreviewed": policy})
-        for n in range(min(len(_admins(req)), MAX_CARDS)):
-            await _update_card(req, env, n)
+        await close_campaign(req, env, items, "deadline")
         if open_items and policy == "keep":
             names = await env.names(*(it["user"] for it in open_items))
-            listing = "\n".join(t("review_unreviewed_line", env.lang, i=it["i"],
+            listing = "\n".join(t("review_unreviewed_line", env.lang, i=number(it),
                                   holder=names[it["user"]], name=_label(env, it["name"]))
                                 for it in open_items)
             await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=req.public_id,
@@ -488,6 +493,23 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
         summary = await progress_text(req, env)
         await _tell_owner(env, t("review_summary", env.lang, id=req.public_id,
                                  policy=t(f"review_policy_{policy}", env.lang)) + "\n\n" + summary)
+
+
+async def close_campaign(req: Request, env: Env, items: list[dict[str, Any]],
+                         why: str) -> None:
+    """Close the campaign (APPLIED): audited, every card shows it closed. ``why``:
+    ``deadline`` or ``all_reviewed`` (the last item was decided before it)."""
+    req.payload = {**req.payload, "items": items}
+    req.state = State.APPLIED.value
+    req.decided_at = env.now
+    req.version += 1
+    await env.uow.session.flush()
+    await env.audit("system", "review.applied", "applied", request_id=req.id,
+                    before={"state": State.PENDING.value},
+                    after={"state": State.APPLIED.value, **counts(items),
+                           "unreviewed": env.settings.review.unreviewed, "why": why})
+    for n in range(min(len(_admins(req)), MAX_CARDS)):
+        await _update_card(req, env, n)
 
 
 class ReviewKind:
@@ -595,6 +617,12 @@ MESSAGES.update({
     "review_policy_revoke": {"zh": "未审核的授权撤销", "en": "unreviewed grants are revoked"},
     "review_summary": {"zh": "权限审核 {id} 已结束（{policy}）。",
                        "en": "Access review {id} is closed ({policy})."},
+    "review_summary_all_reviewed": {"zh": "权限审核 {id} 的每一项授权都已审核，审核已结束。",
+                                    "en": "Every grant in access review {id} has been "
+                                          "reviewed, so the review is closed."},
+    "review_closed_now": {"zh": "这是最后一项：权限审核 {id} 已全部完成，现已结束。",
+                          "en": "That was the last item: access review {id} is complete "
+                                "and now closed."},
     "review_describe": {"zh": "权限审核：{n} 项授权", "en": "access review of {n} grants"},
 })
 

@@ -66,3 +66,44 @@ async def test_cancel_an_access_review(harness: Harness) -> None:
     assert not replies(await h.run_due())
     notice, _ = await h.click("lisi", LISI_REVIEW, "keep", {"item": "2"})
     assert "已结束" in notice
+
+
+# ---- #24: review items numbered from 1; the last decision closes the review --------------------
+
+async def test_review_items_numbered_from_one_and_last_decision_closes(harness: Harness) -> None:
+    h = harness
+    await review_with_grants(h)
+    notice, sent = await h.click("wangwu", WANGWU_REVIEW, "keep", {"item": "1"})
+    [params] = card_updates(sent, WANGWU_REVIEW)
+    assert params["markdown"].splitlines()[2].startswith("1. 钱七 (qianqi)：analyst")
+    assert "已保留 1 项" in notice and params["status"] == "done"
+    notice, _ = await h.click("lisi", LISI_REVIEW, "keep", {"item": "0"})
+    assert "没有第 0 项" in notice
+    notice, _ = await h.click("lisi", LISI_REVIEW, "keep", {"item": "1"})
+    assert "只能由负责的管理员审核" in notice                  # item 1 is wangwu's
+    notice, sent = await h.click("lisi", LISI_REVIEW, "remove", {"item": "3"})
+    [params] = card_updates(sent, LISI_REVIEW)
+    assert "2. 钱七 (qianqi)：crm.customer.edit" in params["markdown"]
+    assert "3. 赵六 (zhaoliu)：crm.report.view" in params["markdown"] and "已移除" in params["markdown"]
+    assert "结束" not in notice and params["status"] == "pending"
+    text = replies(await h.say("zhangsan", "权限审核 状态"))[0]
+    assert "（进行中）" in text
+    # The last item: the review closes now, and says so.
+    notice, sent = await h.click("lisi", LISI_REVIEW, "keep", {"item": "2"})
+    assert "已保留 1 项" in notice and "最后一项" in notice and "R-1" in notice
+    assert await state_of(h, 1) == "applied"
+    for track in (LISI_REVIEW, WANGWU_REVIEW):
+        [params] = card_updates(sent, track)
+        assert params["status"] == "applied"
+    [summary] = replies(sent, "user:zhangsan")
+    assert "每一项授权都已审核" in summary and "保留 2 · 移除 1 · 待审核 0" in summary
+    text = replies(await h.say("zhangsan", "权限审核 状态"))[0]
+    assert "（已结束）" in text
+    # The deadline job then does nothing: no second summary, no unreviewed notice.
+    h.clock.advance(timedelta(days=15))
+    assert not replies(await h.run_due())
+    async with h.db.uow() as uow:
+        rows = (await uow.session.execute(select(DueWork).where(
+            DueWork.kind == "review_close"))).scalars().all()
+        assert [r.status for r in rows] == ["cancelled"]
+    assert "已结束" in (await h.click("lisi", LISI_REVIEW, "keep", {"item": "2"}))[0]
