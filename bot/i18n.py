@@ -415,6 +415,9 @@ MESSAGES.update({
     },
     "describe_template_delete": {"zh": "删除模板「{name}」\n\n{impact}",
                                  "en": "delete template “{name}”\n\n{impact}"},
+    "subject_template": {"zh": "模板「{name}」", "en": "template “{name}”"},
+    "subject_template_apply": {"zh": "模板「{name}」（{n} 人）",
+                               "en": "template “{name}” ({n} members)"},
     "describe_template_apply": {
         "zh": "将模板「{name}」（含敏感权限）应用到 {n} 人：{who}",
         "en": "apply template “{name}” (it has sensitive permissions) to {n}: {who}",

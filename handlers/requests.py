@@ -126,6 +126,10 @@ class RequestKind(Protocol):
     async def describe(self, req: Request, env: Env) -> str:
         """What the request changes, for its card (markdown; user values escaped)."""
 
+    async def subject(self, req: Request, env: Env) -> str:
+        """Who or what the request is about, in a few words, for lists such as ``pending``
+        (never empty; user values escaped)."""
+
 
 @dataclass
 class Registry:

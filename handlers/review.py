@@ -532,6 +532,9 @@ class ReviewKind:
     async def describe(self, req: Request, env: Env) -> str:
         return t("review_describe", env.lang, n=len(_items(req)))
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("review_subject", env.lang, n=len(_items(req)), admins=len(_admins(req)))
+
 
 def _suffixes() -> list[str]:
     return [card_suffix(n) for n in range(MAX_CARDS)]
@@ -624,6 +627,8 @@ MESSAGES.update({
                           "en": "That was the last item: access review {id} is complete "
                                 "and now closed."},
     "review_describe": {"zh": "权限审核：{n} 项授权", "en": "access review of {n} grants"},
+    "review_subject": {"zh": "{n} 项授权，{admins} 位管理员审核",
+                       "en": "{n} grants, reviewed by {admins} admin(s)"},
 })
 
 __all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]

@@ -160,6 +160,9 @@ class OwnerTransfer:
     async def describe(self, req: Request, env: Env) -> str:
         return ""
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return (await env.names(req.target_id or ""))[req.target_id or ""]
+
     async def after(self, req: Request, env: Env, state: State) -> None:
         group = bool(req.payload.get("is_group", True))
         names = await env.names(req.requester_id, req.target_id or "",

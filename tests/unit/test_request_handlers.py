@@ -107,3 +107,43 @@ async def test_review_items_numbered_from_one_and_last_decision_closes(harness: 
             DueWork.kind == "review_close"))).scalars().all()
         assert [r.status for r in rows] == ["cancelled"]
     assert "已结束" in (await h.click("lisi", LISI_REVIEW, "keep", {"item": "2"}))[0]
+
+
+# ---- #23: pending names what every request is about -------------------------------------------
+
+async def test_pending_shows_a_target_for_every_kind(harness: Harness) -> None:
+    h = harness
+    await h.say("lisi", "授权 @赵六 crm.report.view", at=("zhaoliu",))
+    assert any("R-1" in r for r in replies(await h.say("zhangsan", "review start")))
+    await h.say("lisi", "template create pack crm.report.view")
+    assert any("R-2" in r for r in replies(
+        await h.say("lisi", "template set pack crm.report.view,crm.customer.edit")))
+    assert any("R-3" in r for r in replies(
+        await h.say("lisi", "grant @Zhao crm.export", at=("zhaoliu",))))
+    assert any("R-4" in r for r in replies(
+        await h.say("zhangsan", "transfer-owner @Li", at=("lisi",))))
+    await h.say("lisi", "template create spack crm.export")
+    assert any("R-5" in r for r in replies(
+        await h.say("lisi", "template apply spack @Qian", at=("qianqi",))))
+    text = replies(await h.say("zhangsan", "pending"))[0]
+    lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("- R-")}
+    assert set(lines) == {"R-1", "R-2", "R-3", "R-4", "R-5"}, text
+    assert "→ template “spack” (1 members)," in lines["R-5"]
+    assert "→ 1 grants, reviewed by 1 admin(s)," in lines["R-1"]
+    assert "→ template “pack”," in lines["R-2"]
+    assert "→ 赵六 (zhaoliu)," in lines["R-3"]
+    assert "→ 李四 (lisi)," in lines["R-4"]
+    assert not [line for line in lines.values() if "→ ," in line]
+
+
+async def test_import_requests_name_their_file_or_batch(harness: Harness) -> None:
+    from handlers.bulk import ImportRequest, ImportUndoRequest
+    from handlers.requests import Env
+    from storage.models import Request
+
+    async with harness.db.uow() as uow:
+        env = Env(uow, harness.settings, harness.clock.now(), harness.dispatcher.faults)
+        imp = Request(kind="import", payload={"file": "perms [x](y).xlsx", "changes": [{}, {}]})
+        assert await ImportRequest().subject(imp, env) == "导入文件 perms ［x］(y).xlsx（2 项更改）"
+        undo = Request(kind="import_undo", payload={"batch": "B-7", "changes": []})
+        assert await ImportUndoRequest().subject(undo, env) == "导入批次 B-7"
