@@ -45,8 +45,12 @@ async def cancel_request(cmd: Cancel, ctx: Context) -> None:
     if ctx.sender.user_id not in (req.requester_id, owner.user_id if owner else None):
         raise UserError("cancel_not_allowed", id=req.public_id,
                         audit_action=f"{req.kind}.cancel_refused")
-    await cancel(req, ctx.env(), ctx.sender.user_id)
-    await ctx.reply(ctx.t("cancel_done", id=req.public_id))
+    env = ctx.env()
+    await cancel(req, env, ctx.sender.user_id)
+    # One message for one action: where the request's own notice ("... was cancelled;
+    # nothing changed") went to this conversation, it is the confirmation.
+    if ctx.message.conversation_key not in env.said:
+        await ctx.reply(ctx.t("cancel_done", id=req.public_id))
 
 
 async def due_expire(payload: dict[str, Any], dctx: DueContext) -> None:

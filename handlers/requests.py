@@ -74,6 +74,9 @@ class Env:
     faults: Faults
     message_id: str | None = None
     lang_override: Lang | None = None
+    # The conversations messages were sent to through this Env (and its for_request copies):
+    # a command's own confirmation is left out where a notice already said the same there.
+    said: list[str] = field(default_factory=list)
 
     @property
     def corp_id(self) -> str:
@@ -87,10 +90,12 @@ class Env:
         """The same, speaking the language the request was made in."""
         lang = req.payload.get("lang")
         if lang in ("zh", "en") and lang != self.lang:
-            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang)
+            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang,
+                       self.said)
         return self
 
     async def send(self, reply: Reply) -> None:
+        self.said.append(reply.conversation_key)
         await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
                                   source_message_id=self.message_id)
 

@@ -187,7 +187,7 @@ async def test_redelivered_command_creates_one_request(sim: Simulator, bot: Bato
 async def test_cancel_by_requester_and_refused_for_others(sim: Simulator, bot: BatonApp) -> None:
     await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
     await start(sim, "zhaoliu", "取消 R-1", (), "只有申请人或主管理员")
-    await start(sim, "zhangsan", "cancel R-1", (), "R-1 is cancelled")
+    await start(sim, "zhangsan", "cancel R-1", (), "R-1 已取消，未做任何更改")
     await card_status(sim, CARD.format(1), "cancelled")
     assert "已取消" in await click(sim, "lisi", CARD.format(1), "accept")
     assert await owner_of(bot) == "zhangsan"

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from storage.models import DueWork
-from tests.unit.requests_harness import Harness, Sent, harness
+from tests.unit.requests_harness import GROUP, Harness, Sent, harness
 
 __all__ = ["harness"]
 
@@ -147,3 +147,30 @@ async def test_import_requests_name_their_file_or_batch(harness: Harness) -> Non
         assert await ImportRequest().subject(imp, env) == "导入文件 perms ［x］(y).xlsx（2 项更改）"
         undo = Request(kind="import_undo", payload={"batch": "B-7", "changes": []})
         assert await ImportUndoRequest().subject(undo, env) == "导入批次 B-7"
+
+
+# ---- #17: one message for one cancellation ----------------------------------------------------
+
+async def test_cancelling_a_transfer_says_it_once(harness: Harness) -> None:
+    h = harness
+    await h.say("zhangsan", "转让主管理员 @李四", at=("lisi",))
+    sent = await h.say("zhangsan", "取消 R-1")
+    assert replies(sent) == ["主管理员转让 R-1 已取消，未做任何更改。"]
+    [params] = card_updates(sent, CARD.format(1))
+    assert params["status"] == "cancelled" and "张三 (zhangsan)" in params["decided"]
+    assert await state_of(h, 1) == "cancelled"
+
+
+async def test_cancelled_elsewhere_the_canceller_and_the_requester_each_told_once(
+        harness: Harness) -> None:
+    """The owner cancels, one-to-one, a grant request an admin made in the group: the owner
+    gets the confirmation, the group the notice; once each."""
+    h = harness
+    await h.say("lisi", "grant @Zhao crm.export", at=("zhaoliu",))
+    sent = await h.say("zhangsan", "cancel R-1", conversation="")
+    assert replies(sent, "user:zhangsan") == ["R-1 is cancelled."]
+    [notice] = replies(sent, f"group:{GROUP}")
+    assert "R-1" in notice and "nothing changed" in notice
+    assert len(replies(sent)) == 2
+    [params] = card_updates(sent, CARD.format(1))
+    assert params["status"] == "cancelled"
