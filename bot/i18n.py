@@ -104,6 +104,15 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "只有 {who} 本人可以做此操作，你的点击未生效。",
         "en": "Only {who} can do this; your click changed nothing.",
     },
+    "refuse_not_your_button": {
+        "zh": "这个按钮不是给你的，你的按钮是「{yes}」或「{no}」。你的点击未生效。",
+        "en": "That button is not yours to press: yours are “{yes}” and “{no}”. Your click "
+              "changed nothing.",
+    },
+    "button_approve": {"zh": "同意", "en": "Approve"},
+    "button_reject": {"zh": "拒绝", "en": "Reject"},
+    "button_accept": {"zh": "接受", "en": "Accept"},
+    "button_decline": {"zh": "谢绝", "en": "Decline"},
     "refuse_own_request": {
         "zh": "不能审批自己发起的申请，你的点击未生效。",
         "en": "You cannot approve your own request; your click changed nothing.",

@@ -399,6 +399,9 @@ async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> str:
         names = await env.names(*who)
         return t("refuse_not_a_decider", env.lang,
                  who=t("list_sep", env.lang).join(names[w] for w in sorted(who)))
+    if r.code == "not_your_button":
+        return t("refuse_not_your_button", env.lang, yes=t(f"button_{r.params['yes']}", env.lang),
+                 no=t(f"button_{r.params['no']}", env.lang))
     if r.code == "already_voted":
         return t("refuse_already_voted", env.lang,
                  action=t(f"action_{r.params['action']}", env.lang))

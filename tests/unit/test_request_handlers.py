@@ -174,3 +174,36 @@ async def test_cancelled_elsewhere_the_canceller_and_the_requester_each_told_onc
     assert len(replies(sent)) == 2
     [params] = card_updates(sent, CARD.format(1))
     assert params["status"] == "cancelled"
+
+
+# ---- #30: a decider on the wrong button is told which buttons are theirs ----------------------
+
+async def test_wrong_button_names_the_clickers_own_buttons(harness: Harness) -> None:
+    h = harness
+    await h.say("zhangsan", "转让主管理员 @李四", at=("lisi",))
+    notice, sent = await h.click("lisi", CARD.format(1), "approve")
+    assert notice == "这个按钮不是给你的，你的按钮是「接受」或「谢绝」。你的点击未生效。"
+    assert "张三" not in notice and not card_updates(sent, CARD.format(1))
+    assert not [s for s in sent if s.kind == "reply"]                # no security alert
+    # A stranger still learns who may decide.
+    notice, _ = await h.click("zhaoliu", CARD.format(1), "accept")
+    assert "只有 李四 (lisi)" in notice
+    notice, sent = await h.click("lisi", CARD.format(1), "accept")
+    assert "接受" in notice and card_updates(sent, CARD.format(1))[0]["status"] == "applied"
+
+
+async def test_owner_and_approvers_on_the_wrong_button(harness: Harness) -> None:
+    h = harness
+    await h.say("lisi", "grant @Zhao crm.export", at=("zhaoliu",))
+    notice, _ = await h.click("wangwu", CARD.format(1), "accept")
+    assert "yours are “Approve” and “Reject”" in notice
+    async with h.db.uow() as uow:
+        e = (await uow.audit.recent(h.settings.org.corp_id, 1))[0]
+        assert (e.action, e.actor_id, e.after) == (
+            "grant.click_refused", "wangwu", {"reason": "not_your_button", "action": "accept"})
+    await h.say("zhangsan", "grant @Wang owner.transfer", at=("wangwu",))    # R-2, sensitive
+    await h.click("lisi", CARD.format(2), "approve")
+    assert any("R-3" in r for r in replies(
+        await h.say("wangwu", "transfer-owner @Li", at=("lisi",))))
+    notice, _ = await h.click("zhangsan", CARD.format(3), "accept")
+    assert "yours are “Approve” and “Reject”" in notice
