@@ -206,6 +206,11 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Owner transfer {id} failed while applying and was rolled back; the owner is "
               "unchanged. Check the logs, then start it again.",
     },
+    "transfer_applied": {
+        "zh": "主管理员转让 {id} 已完成：{name} 现在是主管理员。交接清单已私聊发给 TA。",
+        "en": "Owner transfer {id} is done: {name} is now the owner. Their checklist was "
+              "sent to them one-to-one.",
+    },
     "transfer_duties_title": {"zh": "主管理员职责", "en": "Owner duties"},
     "transfer_duties": {
         "zh": "{name}，你现在是主管理员（{id}）。请完成：\n\n"

@@ -75,9 +75,10 @@ async def test_owner_starts_target_accepts_applied_with_snapshot_and_duties(
         assert prev is not None and prev.level == "admin"
         assert await uow.audit.verify(bot.settings.org.corp_id) is None
     assert await count(bot, select(func.count()).select_from(Snapshot)) == 1
-    await reply_to(sim, GROUP, "你现在是主管理员")
+    await reply_to(sim, GROUP, "R-1 已完成")
     await sim.until(lambda: [m for m in sim.messages() if "lisi" in m.user_ids
                              and "你现在是主管理员" in m.text], what="duties to lisi 1:1")
+    assert not [m for m in sim.messages(GROUP) if "AppSecret" in m.text]
     # The previous owner gets the console steps with a Done button on a one-to-one card.
     console = await sim.until(lambda: sim.cards().get(card + "-console"), what="console card")
     assert console.spaces == ["dtv1.card//IM_ROBOT.zhangsan"]

@@ -207,3 +207,29 @@ async def test_owner_and_approvers_on_the_wrong_button(harness: Harness) -> None
         await h.say("wangwu", "transfer-owner @Li", at=("lisi",))))
     notice, _ = await h.click("zhangsan", CARD.format(3), "accept")
     assert "yours are “Approve” and “Reject”" in notice
+
+
+# ---- #28: the after-transfer checklist goes to the new owner only -----------------------------
+
+async def test_checklist_one_to_one_and_a_short_note_in_the_group(harness: Harness) -> None:
+    h = harness
+    await h.say("zhangsan", "转让主管理员 @李四", at=("lisi",))
+    _, sent = await h.click("lisi", CARD.format(1), "accept")
+    [note] = [s for s in sent if s.kind == "reply" and s.to == f"group:{GROUP}"]
+    assert note.text == "主管理员转让 R-1 已完成：李四 (lisi) 现在是主管理员。交接清单已私聊发给 TA。"
+    assert note.payload["at"] == ["lisi"]
+    [duties] = replies(sent, "user:lisi")
+    assert "AppSecret" in duties and "你现在是主管理员" in duties
+    assert not [s for s in sent if s.kind == "reply" and "AppSecret" in s.text
+                and s.to != "user:lisi"]
+
+
+async def test_transfer_asked_one_to_one_checklist_still_only_to_the_new_owner(
+        harness: Harness) -> None:
+    h = harness
+    await h.say("zhangsan", "transfer-owner uid:lisi", conversation="")
+    _, sent = await h.click("lisi", CARD.format(1) + "-dma", "accept")
+    [note] = replies(sent, "user:zhangsan")
+    assert "R-1 is done" in note and "AppSecret" not in note
+    [duties] = replies(sent, "user:lisi")
+    assert "AppSecret" in duties
