@@ -121,6 +121,15 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "只有 {who} 本人可以做此操作，你的点击未生效。",
         "en": "Only {who} can do this; your click changed nothing.",
     },
+    "refuse_not_your_button": {
+        "zh": "这个按钮不是给你的，你的按钮是「{yes}」或「{no}」。你的点击未生效。",
+        "en": "That button is not yours to press: yours are “{yes}” and “{no}”. Your click "
+              "changed nothing.",
+    },
+    "button_approve": {"zh": "同意", "en": "Approve"},
+    "button_reject": {"zh": "拒绝", "en": "Reject"},
+    "button_accept": {"zh": "接受", "en": "Accept"},
+    "button_decline": {"zh": "谢绝", "en": "Decline"},
     "refuse_own_request": {
         "zh": "不能审批自己发起的申请，你的点击未生效。",
         "en": "You cannot approve your own request; your click changed nothing.",
@@ -213,6 +222,11 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "主管理员转让 {id} 执行失败，已回滚，主管理员未变。请查看日志后重新发起。",
         "en": "Owner transfer {id} failed while applying and was rolled back; the owner is "
               "unchanged. Check the logs, then start it again.",
+    },
+    "transfer_applied": {
+        "zh": "主管理员转让 {id} 已完成：{name} 现在是主管理员。交接清单已私聊发给 TA。",
+        "en": "Owner transfer {id} is done: {name} is now the owner. Their checklist was "
+              "sent to them one-to-one.",
     },
     "transfer_duties_title": {"zh": "主管理员职责", "en": "Owner duties"},
     "transfer_duties": {
@@ -432,6 +446,9 @@ MESSAGES.update({
     },
     "describe_template_delete": {"zh": "删除模板「{name}」\n\n{impact}",
                                  "en": "delete template “{name}”\n\n{impact}"},
+    "subject_template": {"zh": "模板「{name}」", "en": "template “{name}”"},
+    "subject_template_apply": {"zh": "模板「{name}」（{n} 人）",
+                               "en": "template “{name}” ({n} members)"},
     "describe_template_apply": {
         "zh": "将模板「{name}」（含敏感权限）应用到 {n} 人：{who}",
         "en": "apply template “{name}” (it has sensitive permissions) to {n}: {who}",

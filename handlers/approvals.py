@@ -11,7 +11,7 @@ from bot.due import DueContext
 from bot.i18n import t
 from handlers.base import CommandRouter, Context, UserError
 from handlers.reminders import remind_due
-from handlers.requests import cancel, expire, open_requests_for
+from handlers.requests import REGISTRY, cancel, expire, open_requests_for
 
 router = CommandRouter()
 
@@ -23,13 +23,13 @@ async def pending(cmd: Pending, ctx: Context) -> None:
     if not rows:
         await ctx.reply(ctx.t("pending_none"))
         return
-    names = await env.names(*{r.requester_id for r, _ in rows}, *{r.target_id or "" for r, _ in rows})
+    names = await env.names(*{r.requester_id for r, _ in rows})
     lines = [f"### {ctx.t('pending_title')}"]
     for req, mine_to_decide in rows:
         lines.append(ctx.t(
             "pending_line", id=req.public_id, kind=t(f"kind_{req.kind}", ctx.lang),
             requester=names.get(req.requester_id, req.requester_id),
-            target=names.get(req.target_id or "", req.target_id or ""),
+            target=await REGISTRY.kinds[req.kind].subject(req, env),
             expires=local(req.expires_at, ctx.settings.policy.timezone),
             role=ctx.t("pending_yours_to_decide" if mine_to_decide else "pending_you_asked")))
     await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("pending_title"))
@@ -45,8 +45,12 @@ async def cancel_request(cmd: Cancel, ctx: Context) -> None:
     if ctx.sender.user_id not in (req.requester_id, owner.user_id if owner else None):
         raise UserError("cancel_not_allowed", id=req.public_id,
                         audit_action=f"{req.kind}.cancel_refused")
-    await cancel(req, ctx.env(), ctx.sender.user_id)
-    await ctx.reply(ctx.t("cancel_done", id=req.public_id))
+    env = ctx.env()
+    await cancel(req, env, ctx.sender.user_id)
+    # One message for one action: where the request's own notice ("... was cancelled;
+    # nothing changed") went to this conversation, it is the confirmation.
+    if ctx.message.conversation_key not in env.said:
+        await ctx.reply(ctx.t("cancel_done", id=req.public_id))
 
 
 async def due_expire(payload: dict[str, Any], dctx: DueContext) -> None:

@@ -321,6 +321,10 @@ class ImportRequest(ApprovedChange):
         # summary and impact: markdown built from escaped parts when the file was read
         return Md(f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}")
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("subject_import", env.lang, file=literal(str(req.payload.get("file", "")), 80),
+                 n=len(req.payload["changes"]))
+
     async def apply(self, req: Request, env: Env) -> None:
         batch = f"B-{req.id}"
         if "basis" in req.payload:
@@ -362,6 +366,9 @@ class ImportUndoRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> Md:
         return t("describe_import_undo", env.lang, batch=str(req.payload["batch"]),
                  n=len(req.payload["changes"]))
+
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("subject_import_undo", env.lang, batch=str(req.payload["batch"]))
 
     async def apply(self, req: Request, env: Env) -> None:
         changes = [change_from_json(c) for c in req.payload["changes"]]
@@ -486,6 +493,9 @@ MESSAGES.update({
                           "en": "Batch {batch} already has an undo request, {id}."},
     "describe_import_undo": {"zh": "撤销导入批次 {batch}（{n} 项更改）",
                              "en": "undo import batch {batch} ({n} changes)"},
+    "subject_import": {"zh": "导入文件 {file}（{n} 项更改）",
+                       "en": "import of {file} ({n} changes)"},
+    "subject_import_undo": {"zh": "导入批次 {batch}", "en": "import batch {batch}"},
     "import_refused_too_large": {
         "zh": "文件 {name} 太大（{size} 字节，上限 {max}），未读取。请拆分后分批导入。",
         "en": "{name} is too large ({size} bytes; the limit is {max}); not read. Split it.",

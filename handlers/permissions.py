@@ -227,6 +227,10 @@ class ApprovedChange:
     async def describe(self, req: Request, env: Env) -> Md:
         raise NotImplementedError
 
+    async def subject(self, req: Request, env: Env) -> str:
+        """The member the change is about (kinds without one say what they change)."""
+        return await target_label(env, req)
+
     async def after(self, req: Request, env: Env, state: State) -> None:
         what = await self.describe(req, env)
         error = str(req.payload.get("error", ""))

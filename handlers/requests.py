@@ -74,6 +74,9 @@ class Env:
     faults: Faults
     message_id: str | None = None
     lang_override: Lang | None = None
+    # The conversations messages were sent to through this Env (and its for_request copies):
+    # a command's own confirmation is left out where a notice already said the same there.
+    said: list[str] = field(default_factory=list)
 
     @property
     def corp_id(self) -> str:
@@ -87,10 +90,12 @@ class Env:
         """The same, speaking the language the request was made in."""
         lang = req.payload.get("lang")
         if lang in ("zh", "en") and lang != self.lang:
-            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang)
+            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang,
+                       self.said)
         return self
 
     async def send(self, reply: Reply) -> None:
+        self.said.append(reply.conversation_key)
         await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
                                   source_message_id=self.message_id)
 
@@ -125,6 +130,10 @@ class RequestKind(Protocol):
 
     async def describe(self, req: Request, env: Env) -> Md:
         """What the request changes, for its card (markdown; user values escaped)."""
+
+    async def subject(self, req: Request, env: Env) -> str:
+        """Who or what the request is about, in a few words, for lists such as ``pending``
+        (never empty; user values escaped)."""
 
 
 @dataclass
@@ -272,13 +281,16 @@ async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
 
 
 async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
+    """Update the request card and its copies in place. A request without one (an access
+    review keeps its own cards, updated by its kind's ``after``) has nothing to update."""
+    if not req.card_out_track_id:
+        return {}
     view = await view_of(req, env)
     params = await card_params(req, view, env)
-    if req.card_out_track_id:
-        await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
-                                {"params": params}))
-        for track, _user in copy_tracks(req):
-            await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
+    await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
+                            {"params": params}))
+    for track, _user in copy_tracks(req):
+        await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 
@@ -387,6 +399,9 @@ async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> Md:
         names = await env.names(*who)
         return t("refuse_not_a_decider", env.lang,
                  who=joined(t("list_sep", env.lang), (names[w] for w in sorted(who))))
+    if r.code == "not_your_button":
+        return t("refuse_not_your_button", env.lang, yes=t(f"button_{r.params['yes']}", env.lang),
+                 no=t(f"button_{r.params['no']}", env.lang))
     if r.code == "already_voted":
         return t("refuse_already_voted", env.lang,
                  action=t(f"action_{r.params['action']}", env.lang))

@@ -97,6 +97,11 @@ def card_suffix(n: int) -> str:
     return letter_suffix("rv", n)
 
 
+def number(it: dict[str, Any]) -> int:
+    """An item's number as people see and type it: from 1 (``i`` is its 0-based index)."""
+    return int(it["i"]) + 1
+
+
 def counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
     kept = sum(1 for it in items if it["decision"] == KEEP)
     removed = sum(1 for it in items if it["decision"] == REMOVE)
@@ -203,12 +208,13 @@ async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
     for it in mine:
         until = t("review_until", env.lang, at=local(datetime.fromisoformat(it["expires_at"]), tz)) \
             if it.get("expires_at") else ""
-        lines.append(t("review_item", env.lang, i=it["i"], holder=names[it["user"]],
+        lines.append(t("review_item", env.lang, i=number(it), holder=names[it["user"]],
                        name=_label(env, it["name"]), until=until,
                        decision=_decision_text(it, env, names)))
     done = sum(1 for it in mine if it["decision"] is not None)
     if req.state != State.PENDING.value:
-        status = State.APPLIED.value
+        status = State.CANCELLED.value if req.state == State.CANCELLED.value \
+            else State.APPLIED.value
     else:
         status = "done" if done == len(mine) else State.PENDING.value
     status_text = t(f"review_status_{status}", env.lang)
@@ -265,8 +271,8 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     if action.action_id == KEEP_ALL:
         targets = [it for it in items if it["admin"] == admins[n]]
     elif action.action_id in (KEEP, REMOVE):
-        raw = str(action.params.get("item", ""))
-        idx = int(raw) if raw.isdigit() else -1
+        raw = str(action.params.get("item", "")).strip()
+        idx = int(raw) - 1 if raw.isdigit() else -1       # numbered from 1 on the card
         targets = [items[idx]] if 0 <= idx < len(items) else []
         if not targets:
             return ack_update(None, {"notice": t("review_no_item", env.lang,
@@ -290,7 +296,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
         it = targets[0]
         names = await env.names(it["by"] or "")
         return ack_update(None, {"notice": t(
-            "review_already_decided", env.lang, i=it["i"],
+            "review_already_decided", env.lang, i=number(it),
             decision=_decision_text(it, env, names))})
     decision = REMOVE if action.action_id == REMOVE else KEEP
     changed = 0
@@ -308,9 +314,19 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     req.payload = {**req.payload, "items": items}
     req.version += 1
     await env.uow.session.flush()
-    params = await _update_card(req, env, admins.index(targets[0]["admin"]))
     key = "review_click_removed" if decision == REMOVE else "review_click_kept"
-    return ack_update(params, {"notice": t(key, env.lang, n=changed)})
+    notice = t(key, env.lang, n=changed)
+    if counts(items)["open"] == 0:
+        # The last item is decided: the review closes now, as at the deadline.
+        await close_campaign(req, env, items, "all_reviewed")
+        await env.uow.due.cancel(f"access-review-close:{req.id}")
+        await _tell_owner(env, t("review_summary_all_reviewed", env.lang, id=req.public_id)
+                          + "\n\n" + await progress_text(req, env))
+        notice += " " + t("review_closed_now", env.lang, id=req.public_id)
+        params = await card_params(req, env, n)
+    else:
+        params = await _update_card(req, env, admins.index(targets[0]["admin"]))
+    return ack_update(params, {"notice": notice})
 
 
 # ---- status and summaries --------------------------------------------------------------------
@@ -320,8 +336,9 @@ async def progress_text(req: Request, env: Env) -> str:
     admins = _admins(req)
     names = await env.names(*admins)
     tz = env.settings.policy.timezone
-    state = t("review_state_open" if req.state == State.PENDING.value else "review_state_closed",
-              env.lang)
+    state = t("review_state_open" if req.state == State.PENDING.value else
+              "review_state_cancelled" if req.state == State.CANCELLED.value else
+              "review_state_closed", env.lang)
     lines = [f"### {t('review_status_title', env.lang, id=req.public_id, state=state)}",
              t("review_deadline", env.lang, at=local(req.expires_at, tz))]
     for a in admins:
@@ -460,20 +477,10 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
                                 after={"name": it["name"], "decision": KEEP})
                 it.update(decision="unreviewed_keep", by=None, at=env.now.isoformat())
             items[it["i"]] = it
-        req.payload = {**req.payload, "items": items}
-        req.state = State.APPLIED.value
-        req.decided_at = env.now
-        req.version += 1
-        await env.uow.session.flush()
-        c = counts(items)
-        await env.audit("system", "review.applied", "applied", request_id=req.id,
-                        before={"state": State.PENDING.value},
-                        after={"state": State.APPLIED.value, **c, "unreviewed": policy})
-        for n in range(min(len(_admins(req)), MAX_CARDS)):
-            await _update_card(req, env, n)
+        await close_campaign(req, env, items, "deadline")
         if open_items and policy == "keep":
             names = await env.names(*(it["user"] for it in open_items))
-            listing = "\n".join(t("review_unreviewed_line", env.lang, i=it["i"],
+            listing = "\n".join(t("review_unreviewed_line", env.lang, i=number(it),
                                   holder=names[it["user"]], name=_label(env, it["name"]))
                                 for it in open_items)
             await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=req.public_id,
@@ -488,6 +495,23 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
                                  policy=t(f"review_policy_{policy}", env.lang)) + "\n\n" + summary)
 
 
+async def close_campaign(req: Request, env: Env, items: list[dict[str, Any]],
+                         why: str) -> None:
+    """Close the campaign (APPLIED): audited, every card shows it closed. ``why``:
+    ``deadline`` or ``all_reviewed`` (the last item was decided before it)."""
+    req.payload = {**req.payload, "items": items}
+    req.state = State.APPLIED.value
+    req.decided_at = env.now
+    req.version += 1
+    await env.uow.session.flush()
+    await env.audit("system", "review.applied", "applied", request_id=req.id,
+                    before={"state": State.PENDING.value},
+                    after={"state": State.APPLIED.value, **counts(items),
+                           "unreviewed": env.settings.review.unreviewed, "why": why})
+    for n in range(min(len(_admins(req)), MAX_CARDS)):
+        await _update_card(req, env, n)
+
+
 class ReviewKind:
     """The request kind, so the shared views (``pending``, ``cancel``) know the campaign."""
 
@@ -500,11 +524,16 @@ class ReviewKind:
         return None
 
     async def after(self, req: Request, env: Env, state: State) -> None:
+        # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.
         for n in range(min(len(_admins(req)), MAX_CARDS)):
             await _update_card(req, env, n)
+        await env.uow.due.cancel(f"access-review-close:{req.id}")
 
     async def describe(self, req: Request, env: Env) -> Md:
         return t("review_describe", env.lang, n=len(_items(req)))
+
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("review_subject", env.lang, n=len(_items(req)), admins=len(_admins(req)))
 
 
 def _suffixes() -> list[str]:
@@ -553,6 +582,7 @@ MESSAGES.update({
     "review_status_pending": {"zh": "审核中", "en": "In review"},
     "review_status_done": {"zh": "你已全部审核", "en": "All reviewed"},
     "review_status_applied": {"zh": "审核已结束", "en": "Review closed"},
+    "review_status_cancelled": {"zh": "审核已取消", "en": "Review cancelled"},
     "review_progress": {"zh": "已审核 {done}/{total}", "en": "{done}/{total} reviewed"},
     "review_closed_click": {"zh": "权限审核 {id} 已结束，不能再更改。",
                             "en": "Access review {id} is closed; nothing can change now."},
@@ -571,6 +601,7 @@ MESSAGES.update({
     "review_status_title": {"zh": "权限审核 {id} {state}", "en": "Access review {id} {state}"},
     "review_state_open": {"zh": "（进行中）", "en": "(open)"},
     "review_state_closed": {"zh": "（已结束）", "en": "(closed)"},
+    "review_state_cancelled": {"zh": "（已取消）", "en": "(cancelled)"},
     "review_deadline": {"zh": "截止：{at}", "en": "Deadline: {at}"},
     "review_admin_line": {"zh": "- {who}：已审核 {done}/{total}",
                           "en": "- {who}: {done}/{total} reviewed"},
@@ -589,7 +620,15 @@ MESSAGES.update({
     "review_policy_revoke": {"zh": "未审核的授权撤销", "en": "unreviewed grants are revoked"},
     "review_summary": {"zh": "权限审核 {id} 已结束（{policy}）。",
                        "en": "Access review {id} is closed ({policy})."},
+    "review_summary_all_reviewed": {"zh": "权限审核 {id} 的每一项授权都已审核，审核已结束。",
+                                    "en": "Every grant in access review {id} has been "
+                                          "reviewed, so the review is closed."},
+    "review_closed_now": {"zh": "这是最后一项：权限审核 {id} 已全部完成，现已结束。",
+                          "en": "That was the last item: access review {id} is complete "
+                                "and now closed."},
     "review_describe": {"zh": "权限审核：{n} 项授权", "en": "access review of {n} grants"},
+    "review_subject": {"zh": "{n} 项授权，{admins} 位管理员审核",
+                       "en": "{n} grants, reviewed by {admins} admin(s)"},
 })
 
 __all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]

@@ -309,6 +309,9 @@ class TemplateSetRequest(ApprovedChange):
                  old=_items_text(list(p["old"]), cat, env.lang),
                  new=_items_text(list(p["new"]), cat, env.lang), impact=_impact(p))
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
+
     async def apply(self, req: Request, env: Env) -> None:
         p = req.payload
         tpl = await _template(env, str(p["template"]), "", env.lang)
@@ -333,6 +336,9 @@ class TemplateDeleteRequest(ApprovedChange):
         return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
                  impact=_impact(p))
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
+
     async def apply(self, req: Request, env: Env) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)
         await delete_template(env, tpl, by=req.requester_id, request_id=req.id)
@@ -353,6 +359,10 @@ class TemplateApplyRequest(ApprovedChange):
             who = Md(who + " " + t("and_more", env.lang, n=len(users) - 10))
         return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
                  n=len(users), who=who)
+
+    async def subject(self, req: Request, env: Env) -> str:
+        return t("subject_template_apply", env.lang,
+                 name=literal(str(req.payload["template"]), 64), n=len(req.payload["users"]))
 
     async def apply(self, req: Request, env: Env) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)

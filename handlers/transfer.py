@@ -160,6 +160,9 @@ class OwnerTransfer:
     async def describe(self, req: Request, env: Env) -> Md:
         return Md("")
 
+    async def subject(self, req: Request, env: Env) -> str:
+        return (await env.names(req.target_id or ""))[req.target_id or ""]
+
     async def after(self, req: Request, env: Env, state: State) -> None:
         group = bool(req.payload.get("is_group", True))
         names = await env.names(req.requester_id, req.target_id or "",
@@ -187,12 +190,15 @@ class OwnerTransfer:
         s = env.settings
         duties = t("transfer_duties", env.lang, name=names.get(new, new), id=req.public_id,
                    review=_days(s.policy.post_transfer_review))
-        await env.send(Reply(duties, req.conversation_id,
-                             where.is_group, req.requester_id, markdown=True,
-                             title=t("transfer_duties_title", env.lang), at=(new,)))
-        if where.is_group or new != req.requester_id:
-            await env.send(Reply(duties, "", False, new, markdown=True,
-                                 title=t("transfer_duties_title", env.lang)))
+        # The checklist (rotate the AppSecret...) is for the new owner only: one-to-one. The
+        # conversation of the request gets a short note that it is done.
+        await env.send(Reply(duties, "", False, new, markdown=True,
+                             title=t("transfer_duties_title", env.lang)))
+        if where.conversation_key != f"user:{new}":
+            await env.send(Reply(t("transfer_applied", env.lang, id=req.public_id,
+                                   name=names.get(new, new)),
+                                 req.conversation_id, where.is_group, req.requester_id,
+                                 markdown=True, at=(new,) if where.is_group else ()))
         if s.dingtalk.exclusive_accounts:
             await env.uow.due.schedule("transfer_dingtalk_change", env.now,
                                        {"request_id": req.id}, env.now,

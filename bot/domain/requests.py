@@ -195,6 +195,13 @@ def _vote(req: RequestView, event: Event, now: datetime) -> Decision:
         return Decision(state, refusal=Refusal("already_voted", {"action": previous.action}))
     r = _requirement_for(req, actor, action)
     if r is None:
+        # A decider pressing another decider's button: say which buttons are theirs.
+        mine = next((x for x in req.requirements if actor in x.who), None)
+        if mine is not None:
+            if actor in mine.implied_by:
+                return Decision(state, refusal=Refusal("already_implied"))
+            return Decision(state, refusal=Refusal(
+                "not_your_button", {"yes": mine.positive, "no": mine.negative}))
         if actor == req.requester and any(action in (x.positive, x.negative)
                                           for x in req.requirements):
             return Decision(state, refusal=Refusal("own_request"))

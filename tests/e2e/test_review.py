@@ -29,8 +29,8 @@ def one_to_one(sim: Simulator, user: str, contains: str) -> list[str]:
 
 
 async def setup_grants(sim: Simulator) -> None:
-    # Items, by holder and name: 0 qianqi/analyst (wangwu), 1 qianqi/crm.customer.edit (lisi),
-    # 2 zhaoliu/crm.report.view (lisi). Cards: lisi rva, wangwu rvb.
+    # Items, by holder and name: 1 qianqi/analyst (wangwu), 2 qianqi/crm.customer.edit (lisi),
+    # 3 zhaoliu/crm.report.view (lisi). Cards: lisi rva, wangwu rvb.
     await say(sim, "lisi", "授权 @赵六 crm.report.view", "已授予", ("zhaoliu",))
     await say(sim, "wangwu", "授权 @钱七 analyst", "已授予", ("qianqi",))
     await say(sim, "lisi", "授权 @钱七 crm.customer.edit", "已授予", ("qianqi",))
@@ -59,23 +59,23 @@ async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy
         assert sim.cards()[WANGWU_CARD].spaces == ["dtv1.card//IM_ROBOT.wangwu"]
         assert "analyst" in params["markdown"]
         # A forged click: wangwu on lisi's item, on either card; nothing changes.
-        notice = await click(sim, "wangwu", LISI_CARD, "keep", {"item": "1"})
+        notice = await click(sim, "wangwu", LISI_CARD, "keep", {"item": "2"})
         assert "只能由负责的管理员审核" in notice and "李四 (lisi)" in notice
-        notice = await click(sim, "wangwu", WANGWU_CARD, "remove", {"item": "2"})
+        notice = await click(sim, "wangwu", WANGWU_CARD, "remove", {"item": "3"})
         assert "只能由负责的管理员审核" in notice
         assert "crm.report.view" in await grants(app, "zhaoliu")
-        # lisi keeps item 1, wangwu removes item 0 (the grant goes at once).
-        assert "已保留 1 项" in await click(sim, "lisi", LISI_CARD, "keep", {"item": "1"})
+        # lisi keeps item 2, wangwu removes item 1 (the grant goes at once).
+        assert "已保留 1 项" in await click(sim, "lisi", LISI_CARD, "keep", {"item": "2"})
         params = await card_status(sim, LISI_CARD, "pending")
         assert "已保留（李四 (lisi)" in params["markdown"] and params["progress"] == "已审核 1/2"
-        assert "已移除" in await click(sim, "wangwu", WANGWU_CARD, "remove", {"item": "0"})
+        assert "已移除" in await click(sim, "wangwu", WANGWU_CARD, "remove", {"item": "1"})
         params = await card_status(sim, WANGWU_CARD, "done")
         assert "已移除（王五 (wangwu)" in params["markdown"]
         assert set(await grants(app, "qianqi")) == {"crm.customer.edit"}
         await sim.until(lambda: one_to_one(sim, "qianqi", "被移除"), what="holder told")
         # A second decision changes nothing and says who decided.
-        notice = await click(sim, "lisi", LISI_CARD, "remove", {"item": "1"})
-        assert "第 1 项已处理" in notice and "李四 (lisi)" in notice
+        notice = await click(sim, "lisi", LISI_CARD, "remove", {"item": "2"})
+        assert "第 2 项已处理" in notice and "李四 (lisi)" in notice
         assert "crm.customer.edit" in await grants(app, "qianqi")
         # Progress for the owner.
         text = await say(sim, "zhangsan", "权限审核 状态", "R-1")
@@ -119,7 +119,7 @@ async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy
                                       "granted_by": "wangwu"}
             assert removed.target_id == "qianqi" and removed.actor_id == "wangwu"
         # Closed: a late click changes nothing.
-        assert "已结束" in await click(sim, "lisi", LISI_CARD, "keep", {"item": "2"})
+        assert "已结束" in await click(sim, "lisi", LISI_CARD, "keep", {"item": "3"})
         await say(sim, "zhangsan", "权限审核 状态", "已结束")
         await verify_chain(app)
 

@@ -185,7 +185,7 @@ async def scenario(sim: Simulator, s: Sentinels) -> None:
     assert await click(sim, "zhaoliu", card, "accept")   # not the target: refused
     await click(sim, "lisi", card, "accept")
     await card_status(sim, card, "applied")
-    await reply_to(sim, GROUP, "你现在是主管理员")
+    await reply_to(sim, GROUP, "R-1 已完成")
     # The stream connection is replaced (a second ticket).
     first = {c.connection_id for c in sim.connections() if c.live}
     sim.send_disconnect()

@@ -75,9 +75,10 @@ async def test_owner_starts_target_accepts_applied_with_snapshot_and_duties(
         assert prev is not None and prev.level == "admin"
         assert await uow.audit.verify(bot.settings.org.corp_id) is None
     assert await count(bot, select(func.count()).select_from(Snapshot)) == 1
-    await reply_to(sim, GROUP, "你现在是主管理员")
+    await reply_to(sim, GROUP, "R-1 已完成")
     await sim.until(lambda: [m for m in sim.messages() if "lisi" in m.user_ids
                              and "你现在是主管理员" in m.text], what="duties to lisi 1:1")
+    assert not [m for m in sim.messages(GROUP) if "AppSecret" in m.text]
     # The previous owner gets the console steps with a Done button on a one-to-one card.
     console = await sim.until(lambda: sim.cards().get(card + "-console"), what="console card")
     assert console.spaces == ["dtv1.card//IM_ROBOT.zhangsan"]
@@ -187,7 +188,7 @@ async def test_redelivered_command_creates_one_request(sim: Simulator, bot: Bato
 async def test_cancel_by_requester_and_refused_for_others(sim: Simulator, bot: BatonApp) -> None:
     await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
     await start(sim, "zhaoliu", "取消 R-1", (), "只有申请人或主管理员")
-    await start(sim, "zhangsan", "cancel R-1", (), "R-1 is cancelled")
+    await start(sim, "zhangsan", "cancel R-1", (), "R-1 已取消，未做任何更改")
     await card_status(sim, CARD.format(1), "cancelled")
     assert "已取消" in await click(sim, "lisi", CARD.format(1), "accept")
     assert await owner_of(bot) == "zhangsan"

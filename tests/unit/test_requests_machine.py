@@ -23,6 +23,7 @@ from bot.domain.requests import (
     Event,
     EventKind,
     RequestView,
+    Requirement,
     State,
     Vote,
     decide,
@@ -122,11 +123,11 @@ CASES: list[tuple[str, RequestView, Event, datetime, State, tuple[Effect, ...], 
     ("owner: owner rejects (implied)", view(OWNER), vote(OWNER, "reject"), NOW,
      State.PENDING, (), "already_implied"),
     ("owner: owner presses accept", view(OWNER), vote(OWNER, "accept"), NOW,
-     State.PENDING, (), "own_request"),
+     State.PENDING, (), "already_implied"),
     ("owner: stranger accepts", view(OWNER), vote(STRANGER, "accept"), NOW,
      State.PENDING, (), "not_a_decider"),
     ("owner: target presses approve", view(OWNER), vote(TARGET, "approve"), NOW,
-     State.PENDING, (), "not_a_decider"),
+     State.PENDING, (), "not_your_button"),
     # admin-initiated: owner approve + target accept, in either order
     ("admin: owner approves first", view(ADMIN), vote(OWNER, "approve"), NOW,
      State.PENDING, PENDING_EFFECTS, None),
@@ -149,9 +150,9 @@ CASES: list[tuple[str, RequestView, Event, datetime, State, tuple[Effect, ...], 
     ("admin: stranger declines", view(ADMIN), vote(STRANGER, "decline"), NOW,
      State.PENDING, (), "not_a_decider"),
     ("admin: owner presses accept", view(ADMIN), vote(OWNER, "accept"), NOW,
-     State.PENDING, (), "not_a_decider"),
+     State.PENDING, (), "not_your_button"),
     ("admin: target presses approve", view(ADMIN), vote(TARGET, "approve"), NOW,
-     State.PENDING, (), "not_a_decider"),
+     State.PENDING, (), "not_your_button"),
     ("admin: owner second click", view(ADMIN, votes=((OWNER, "approve"),)),
      vote(OWNER, "approve"), NOW, State.PENDING, (), "already_voted"),
     ("admin: owner changes mind", view(ADMIN, votes=((OWNER, "approve"),)),
@@ -162,7 +163,7 @@ CASES: list[tuple[str, RequestView, Event, datetime, State, tuple[Effect, ...], 
     ("admin to self: accepts", view(ADMIN, target=ADMIN), vote(ADMIN, "accept"), NOW,
      State.PENDING, PENDING_EFFECTS, None),
     ("admin to self: approves", view(ADMIN, target=ADMIN), vote(ADMIN, "approve"), NOW,
-     State.PENDING, (), "own_request"),
+     State.PENDING, (), "not_your_button"),
     # time
     ("vote after expiry", view(ADMIN), vote(OWNER, "approve"), T0 + TTL,
      State.PENDING, (), "expired"),
@@ -213,11 +214,31 @@ def test_decide_owner_transfer(req: RequestView, event: Event, now: datetime, st
         assert d.state in TRANSITIONS[req.state][event.kind]
 
 
+@pytest.mark.parametrize(("req", "actor", "pressed", "yours"), [
+    (view(OWNER), TARGET, "approve", ("accept", "decline")),
+    (view(OWNER), TARGET, "reject", ("accept", "decline")),
+    (view(ADMIN), OWNER, "accept", ("approve", "reject")),
+    (view(ADMIN), OWNER, "decline", ("approve", "reject")),
+    (RequestView(id=2, kind="grant", state=State.PENDING, requester=ADMIN, expires_at=T0 + TTL,
+                 requirements=(Requirement("approvers", frozenset({OWNER, "a2"}), "approve",
+                                           "reject", 1),)),
+     "a2", "accept", ("approve", "reject")),
+])
+def test_a_decider_on_the_wrong_button_is_told_which_are_theirs(
+        req: RequestView, actor: str, pressed: str, yours: tuple[str, str]) -> None:
+    d = decide(req, vote(actor, pressed), NOW)
+    assert d.refusal is not None and d.state is State.PENDING
+    assert d.refusal.code == "not_your_button"
+    assert (d.refusal.params["yes"], d.refusal.params["no"]) == yours
+
+
 def test_refusal_params() -> None:
-    d = decide(view(ADMIN), vote(OWNER, "accept"), NOW)
+    d = decide(view(ADMIN), vote(STRANGER, "accept"), NOW)
     assert d.refusal is not None and d.refusal.params == {"requirement": "target"}
-    d = decide(view(ADMIN), vote(TARGET, "approve"), NOW)
+    d = decide(view(ADMIN), vote(STRANGER, "approve"), NOW)
     assert d.refusal is not None and d.refusal.params == {"requirement": "owner"}
+    d = decide(view(ADMIN), vote(TARGET, "approve"), NOW)
+    assert d.refusal is not None and d.refusal.params == {"yes": "accept", "no": "decline"}
     d = decide(view(ADMIN, votes=((OWNER, "approve"),)), vote(OWNER, "reject"), NOW)
     assert d.refusal is not None and d.refusal.params == {"action": "approve"}
     d = decide(view(ADMIN, State.APPLIED), vote(OWNER, "approve"), NOW)
