@@ -315,7 +315,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     req.version += 1
     await env.uow.session.flush()
     key = "review_click_removed" if decision == REMOVE else "review_click_kept"
-    notice = t(key, env.lang, n=changed)
+    notice: str = t(key, env.lang, n=changed)
     if counts(items)["open"] == 0:
         # The last item is decided: the review closes now, as at the deadline.
         await close_campaign(req, env, items, "all_reviewed")
