@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import BatonApp
+from bot.cli_schedule import show_schedule
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.sandbox import sim_settings
@@ -200,6 +201,34 @@ async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulato
         nxt = await pending_reminders(app)
         assert len(nxt) == 200 and {d for d, _ in nxt} == {T0 + timedelta(hours=22)}
         assert {p["n"] for _, p in nxt} == {2}
+
+
+async def test_a_closed_request_keeps_no_reminder_and_schedule_leaves_it_out(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """#15.31: cancelling a request cancels its reminder row; ``baton schedule`` lists only
+    the open request's reminder, also when an old store still has a stale row."""
+    clock = FakeClock(T0)
+    settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-1")
+        await say(sim, "zhangsan", "授权 @钱七 finance.invoice", ("qianqi",), "R-2")
+        await say(sim, "zhangsan", "取消 R-1", (), "已取消 R-1")
+        assert [p["request_id"] for _, p in await pending_reminders(app)] == [2]
+        async with app.db.uow() as uow:     # a row a request closed before the fix left behind
+            await uow.due.schedule("request_remind", T0 + timedelta(hours=1),
+                                   {"request_id": 1, "n": 2}, T0, dedupe_key="stale")
+            await uow.commit()
+        capsys.readouterr()
+        assert await show_schedule(settings, clock=clock) == 0
+        out = capsys.readouterr().out
+        listed = [ln.split()[3:] for ln in out.splitlines() if "request_remind" in ln]
+        assert listed == [["R-2"]] and "4 pending" in out    # (+ 2 expiries, retention, review)
+        clock.advance(timedelta(hours=4, seconds=1))
+        await app.due.run_once()
+        got = await sim.until(lambda: reminders(sim), what="R-2's reminder")
+        assert IDS.findall(got[0].text) == ["2"]
 
 
 def test_baton_schedule_lists_due_overdue_and_failures(tmp_path: Path) -> None:
