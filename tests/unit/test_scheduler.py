@@ -1,23 +1,26 @@
-"""The alarm clock (bot/scheduler.py) over a real store: a wake-up that comes while due work
-runs is never dropped by APScheduler; it makes the run in progress do exactly one more pass."""
+"""The alarm clock (bot/scheduler.py) and the claim lease over a real store: a wake-up that
+comes while due work runs is never dropped by APScheduler; it makes the run in progress do
+exactly one more pass. A claim lasts ``scheduler.lease``, then another replica may take it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
+from sqlalchemy import select
 
-from bot.clock import SystemClock
+from bot.clock import FakeClock, SystemClock
 from bot.config import Settings
 from bot.due import DueContext, DueRunner
 from bot.faults import Faults
 from bot.logs import setup_logging
 from bot.scheduler import Alarm
-from storage.db import Database
+from storage.db import Database, open_database
+from storage.models import DueWork
 
 CORP = "dingscheduler"
 
@@ -95,3 +98,46 @@ def test_the_scheduler_warnings_are_not_hidden() -> None:
             assert not log.isEnabledFor(logging.INFO)      # its per-run lines stay quiet
     finally:
         root.handlers[:], root.level = handlers, level
+
+
+async def test_a_job_that_outlives_the_configured_lease_is_taken_by_the_waiting_replica(
+        db: Database, db_url: str) -> None:
+    """#15.5: ``scheduler.lease`` is the claim's length: while replica A's job runs, replica B
+    finds nothing until the lease has passed, then takes the row over."""
+    settings = Settings.model_validate({"database": {"url": db_url}, "org": {"corp_id": CORP},
+                                        "scheduler": {"poll_interval": "1s", "lease": "5s"}})
+    clock = FakeClock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+    started, release = asyncio.Event(), asyncio.Event()
+    ran: list[str] = []
+
+    def job(name: str) -> Any:
+        async def run(payload: dict[str, Any], ctx: DueContext) -> None:
+            ran.append(name)
+            if name == "A":
+                started.set()
+                await asyncio.wait_for(release.wait(), 10)
+            async with ctx.transaction():
+                pass
+        return run
+
+    other = open_database(db_url)           # replica B: its own engine on the same store
+    try:
+        a = DueRunner(db, settings, clock, None, Faults(), {"slow": job("A")})
+        b = DueRunner(other, settings, clock, None, Faults(), {"slow": job("B")})
+        async with db.uow() as uow:
+            await uow.due.schedule("slow", clock.now(), {}, clock.now(), dedupe_key="slow")
+            await uow.commit()
+        busy = asyncio.create_task(a.run_once())
+        await asyncio.wait_for(started.wait(), 10)
+        clock.advance(timedelta(seconds=4))          # within the lease: B waits
+        assert await b.run_once() == 0
+        clock.advance(timedelta(seconds=2))          # A's job outlived the 5 s lease
+        assert await b.run_once() == 1
+        assert ran == ["A", "B"]
+        release.set()
+        assert await asyncio.wait_for(busy, 10) == 1
+        async with db.uow() as uow:
+            row = (await uow.session.execute(select(DueWork))).scalar_one()
+            assert row.status == "done"
+    finally:
+        await other.dispose()
