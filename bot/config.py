@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -220,7 +221,27 @@ class ReviewSettings(_Section):
 
 class SchedulerSettings(_Section):
     poll_interval: timedelta = timedelta(seconds=30)
-    _dur = field_validator("poll_interval", mode="before")(config_duration)
+    lease: timedelta = timedelta(minutes=2)
+    """How long a replica holds a due row it claimed. A job still running after this may be
+    taken and run again by another replica (or by this one on its next pass); keep it above
+    the longest due job, and longer than ``poll_interval``."""
+
+    _dur = field_validator("poll_interval", "lease", mode="before")(config_duration)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_over_poll(cls, v: timedelta, info: ValidationInfo) -> timedelta:
+        poll = info.data.get("poll_interval")
+        if poll is not None and v <= poll:
+            raise ValueError(
+                f"{_seconds(v)} is not longer than poll_interval ({_seconds(poll)}): a claim "
+                f"would lapse before the next look for due work; write e.g. lease: "
+                f"{_seconds(max(poll * 4, timedelta(minutes=2)))}")
+        return v
+
+
+def _seconds(td: timedelta) -> str:
+    return f"{td.total_seconds():g}s"
 
 
 class OutboxSettings(_Section):

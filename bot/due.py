@@ -61,11 +61,12 @@ class DueRunner:
     def __init__(self, db: Database, settings: Settings, clock: Clock,
                  client: OpenApiClient | None, faults: Faults,
                  handlers: dict[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
-                 lease: timedelta = timedelta(minutes=2), batch: int = 100,
+                 lease: timedelta | None = None, batch: int = 100,
                  max_attempts: int = 10) -> None:
         self.db, self.settings, self.clock, self.client = db, settings, clock, client
         self.faults, self.handlers, self.on_commit = faults, handlers, on_commit
-        self.lease, self.batch, self.max_attempts = lease, batch, max_attempts
+        self.lease = lease or settings.scheduler.lease     # (``scheduler.lease``)
+        self.batch, self.max_attempts = batch, max_attempts
         self.done = 0
         self.failures = 0
         self.last_lag = 0.0     # seconds the last row ran after its due time

@@ -112,7 +112,6 @@ def setup_logging(level: str = "INFO", secrets: tuple[str, ...] = (), *,
     root.handlers[:] = [make_handler(secrets, json_format=json_format)]
     # The SDK logs the whole gateway answer (ticket included) at INFO; keep it quiet.
     logging.getLogger("dingtalk_stream").setLevel(logging.WARNING)
-    # APScheduler is only the alarm clock: its per-tick INFO lines and "skipped: already
-    # running" (a wake-up while a tick runs; the tick covers it) are noise, not news.
+    # APScheduler is only the alarm clock: its per-tick INFO lines are noise. Its warnings
+    # (a skipped or missed run) are news: the alarm's jobs return at once, so none is expected.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

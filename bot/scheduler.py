@@ -29,7 +29,7 @@ class Alarm:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._sched.add_job(self.tick, "interval", seconds=self._poll, id="due-poll",
+        self._sched.add_job(self._ring, "interval", seconds=self._poll, id="due-poll",
                             coalesce=True, max_instances=1, misfire_grace_time=None,
                             next_run_time=datetime.now(self._sched.timezone))
         self._sched.start()
@@ -43,25 +43,32 @@ class Alarm:
         for t in list(self._tasks):
             t.cancel()
 
+    async def _ring(self) -> None:
+        """The APScheduler job: start a tick and return at once. A job that ran as long as
+        the tick would make APScheduler skip the next firing ("maximum number of running
+        instances reached") instead of letting the tick look once more."""
+        self.wake()
+
     async def tick(self) -> None:
-        """Run what is due, then set the alarm for the next due time."""
+        """Run what is due, then set the alarm for the next due time. A tick that comes while
+        another runs is not lost: it makes the running one do exactly one more pass."""
         if self._closed:
             return
+        self._again = True
         if self._lock.locked():
-            self._again = True  # the run in progress looks once more before it ends
-            return
+            return  # the run in progress looks once more before it ends
+        nxt: datetime | None = None
         async with self._lock:
             try:
-                self._again = True
                 while self._again and not self._closed:
                     self._again = False
                     await self.runner.run_once()
-                nxt = await self.runner.next_due_at()
+                    nxt = await self.runner.next_due_at()
             except Exception:
                 log.exception("due-work run failed")
                 return
         if nxt is not None and self._sched.running:
-            self._sched.add_job(self.tick, "date", run_date=nxt, id="due-next",
+            self._sched.add_job(self._ring, "date", run_date=nxt, id="due-next",
                                 replace_existing=True, misfire_grace_time=None)
 
     def wake(self) -> None:

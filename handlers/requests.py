@@ -298,6 +298,8 @@ async def finish(req: Request, env: Env, state: State) -> None:
     kind = REGISTRY.kinds[req.kind]
     await kind.after(req, env, state)
     await env.uow.due.cancel(f"expire:{req.id}")
+    # Its reminders (the next one, and any held for quiet hours) would list a closed request.
+    await env.uow.due.cancel_prefix(f"remind:{req.id}:")
 
 
 async def apply_approved(req: Request, env: Env, actor: str) -> State:

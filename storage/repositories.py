@@ -427,6 +427,16 @@ class DueWorkRepo:
             .values(status="cancelled")
         )
 
+    async def cancel_prefix(self, prefix: str) -> None:
+        """Cancel every pending row whose dedupe key starts with ``prefix`` (e.g. all the
+        reminders of one request: ``remind:12:``, held ones included)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        await self.s.execute(
+            update(DueWork).where(and_(DueWork.dedupe_key.like(pattern, escape="\\"),
+                                       DueWork.status == "pending"))
+            .values(status="cancelled")
+        )
+
 
 def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
     body = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import BatonApp
+from bot.cli_schedule import show_schedule
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.sandbox import sim_settings
@@ -202,6 +203,72 @@ async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulato
         assert {p["n"] for _, p in nxt} == {2}
 
 
+async def test_a_restart_over_missed_reminders_sends_one_catch_up_per_request(
+        sim: Simulator, db_url: str) -> None:
+    """#15.1: three open requests, reminders every 10 s, no quiet hours; Baton is down for more
+    than three periods and starts again with its real alarm clock: each request is in exactly
+    one catch-up reminder, and keeps exactly one next reminder."""
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))    # the alarm runs on real time
+    settings = sim_settings(sim, db_url, policy={
+        "quiet_hours": None, "remind_every": "10s", "remind_max": "1h", "escalate_after": "1h",
+        "approval_ttl": "72h"}, outbox={"per_conversation_per_minute": 10000})
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        await say(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-2")
+        await say(sim, "zhangsan", "授权 @钱七 finance.invoice", ("qianqi",), "R-3")
+        clock.advance(timedelta(seconds=11))
+        assert await app.due.run_once() >= 1                  # the first reminders, then down
+        await sim.until(lambda: reminders(sim), what="the first reminder")
+        await settled(app, clock)
+    before = len(reminders(sim))
+    clock.advance(timedelta(seconds=45))                      # down for > 3 periods
+    async with BatonApp(settings, clock=clock) as app:
+        await app.wait_connected()
+
+        def caught_up() -> list[SentMessage] | None:
+            msgs = reminders(sim)[before:]
+            return msgs if {i for m in msgs for i in IDS.findall(m.text)} == {"1", "2", "3"} \
+                else None
+        await sim.until(caught_up, timeout=20, what="a catch-up naming every request")
+        # Barrier: no reminder due now and no outbox row pending: nothing more can come.
+        await settled(app, clock)
+        counts = Counter(i for m in reminders(sim)[before:] for i in IDS.findall(m.text))
+        assert counts == {"1": 1, "2": 1, "3": 1}
+        nxt = await pending_reminders(app)
+        assert sorted(p["request_id"] for _, p in nxt) == [1, 2, 3]
+        assert {p["n"] for _, p in nxt} == {3} and all(d > clock.now() for d, _ in nxt)
+
+
+async def test_a_closed_request_keeps_no_reminder_and_schedule_leaves_it_out(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """#15.31: cancelling a request cancels its reminder row; ``baton schedule`` lists only
+    the open request's reminder, also when an old store still has a stale row."""
+    clock = FakeClock(T0)
+    settings = sim_settings(sim, db_url, policy=POLICY)
+    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
+        await app.wait_connected()
+        await app.due.run_once()
+        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-1")
+        await say(sim, "zhangsan", "授权 @钱七 finance.invoice", ("qianqi",), "R-2")
+        await say(sim, "zhangsan", "取消 R-1", (), "已取消 R-1")
+        assert [p["request_id"] for _, p in await pending_reminders(app)] == [2]
+        async with app.db.uow() as uow:     # a row a request closed before the fix left behind
+            await uow.due.schedule("request_remind", T0 + timedelta(hours=1),
+                                   {"request_id": 1, "n": 2}, T0, dedupe_key="stale")
+            await uow.commit()
+        capsys.readouterr()
+        assert await show_schedule(settings, clock=clock) == 0
+        out = capsys.readouterr().out
+        listed = [ln.split()[3:] for ln in out.splitlines() if "request_remind" in ln]
+        assert listed == [["R-2"]] and "4 pending" in out    # (+ 2 expiries, retention, review)
+        clock.advance(timedelta(hours=4, seconds=1))
+        await app.due.run_once()
+        got = await sim.until(lambda: reminders(sim), what="R-2's reminder")
+        assert IDS.findall(got[0].text) == ["2"]
+
+
 def test_baton_schedule_lists_due_overdue_and_failures(tmp_path: Path) -> None:
     path = tmp_path / "schedule.db"
     env = db_env(path)
@@ -246,6 +313,16 @@ def test_baton_schedule_lists_due_overdue_and_failures(tmp_path: Path) -> None:
     empty = baton("schedule", cwd=tmp_path, env=empty_env)
     assert empty.returncode == 0 and "0 pending, 0 overdue" in empty.stdout
     assert "nothing scheduled" in empty.stdout and "failures:" not in empty.stdout
+
+
+async def settled(app: BatonApp, clock: FakeClock, timeout: float = 20) -> None:
+    """Wait until no reminder row is due now and the outbox has sent everything."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while await outbox_pending(app) or [
+            d for d, _ in await pending_reminders(app) if d <= clock.now()]:
+        assert loop.time() < end, "the due work and the outbox did not settle"
+        await asyncio.sleep(0.05)
 
 
 async def outbox_pending(app: BatonApp) -> int:

@@ -65,6 +65,7 @@ def test_example_loads_with_the_documented_defaults() -> None:
     assert p.quiet_hours == "22:00-08:00" and p.timezone == "Asia/Shanghai"
     assert s.review.deadline == timedelta(days=14) and s.review.unreviewed == "keep"
     assert s.scheduler.poll_interval == timedelta(seconds=30)
+    assert s.scheduler.lease == timedelta(minutes=2)
     o = s.outbox
     assert (o.per_conversation_per_minute, o.max_attempts, o.base_backoff, o.max_backoff) == (
         20, 8, 1.0, 300.0)
@@ -181,6 +182,10 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
      "policy.approval_ttl: '3 fortnights' is not a duration"),
     ({"review": {"deadline": "soon"}}, "review.deadline: 'soon' is not a duration"),
     ({"scheduler": {"poll_interval": "-5s"}}, "scheduler.poll_interval: '-5s' is not a duration"),
+    ({"scheduler": {"lease": "soon"}}, "scheduler.lease: 'soon' is not a duration"),
+    ({"scheduler": {"poll_interval": "5m", "lease": "2m"}},
+     "scheduler.lease: 120s is not longer than poll_interval (300s)"),
+    ({"scheduler": {"lease": "30s"}}, "scheduler.lease: 30s is not longer than poll_interval (30s)"),
     ({"policy": {"quiet_hours": "25:00-08:00"}}, "policy.quiet_hours: '25:00-08:00' is not a time range"),
     ({"policy": {"quiet_hours": "22:00"}}, "policy.quiet_hours: '22:00' is not a time range"),
     ({"policy": {"quiet_hours": "evenings"}}, "policy.quiet_hours: 'evenings' is not a time range"),
