@@ -286,8 +286,8 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
         await env.audit(action.user_id, "review.click_refused", "refused", request_id=req.id,
                         after={"reason": "not_assigned", "action": action.action_id,
                                "claimed_params": dict(action.params)})
-        notice = t("review_not_yours", env.lang,
-                   who=joined(t("list_sep", env.lang), (names[a] for a in responsible)))
+        notice: str = t("review_not_yours", env.lang,
+                        who=joined(t("list_sep", env.lang), (names[a] for a in responsible)))
         await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
                           what=t("alert_click", env.settings.locale.lang,
                                  action=action.action_id, id=req.public_id), why=notice)
@@ -315,7 +315,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
     req.version += 1
     await env.uow.session.flush()
     key = "review_click_removed" if decision == REMOVE else "review_click_kept"
-    notice: str = t(key, env.lang, n=changed)
+    notice = t(key, env.lang, n=changed)
     if counts(items)["open"] == 0:
         # The last item is decided: the review closes now, as at the deadline.
         await close_campaign(req, env, items, "all_reviewed")
