@@ -68,6 +68,9 @@ class ImportFile:
 
     command_name = "import file"
     file: FileRef
+    # DingTalk delivers files to a bot one-to-one only: a file from a group is forged (or
+    # the protocol changed), and is refused without being downloaded.
+    in_group: bool = False
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -152,6 +155,8 @@ async def import_mode(cmd: ImportMode, ctx: Context) -> None:
 
 async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str, Any]:
     """Before the transaction: download and read the file (parsing off the event loop)."""
+    if cmd.in_group:
+        return {}
     if client is None:
         return {"error": "no_client"}
     try:
@@ -170,6 +175,8 @@ async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str,
 async def import_file(cmd: ImportFile, ctx: Context) -> None:
     info: dict[str, Any] = ctx.prepared or {}
     name = literal(cmd.file.file_name, 80)
+    if cmd.in_group or ctx.message.is_group:
+        raise UserError("import_in_group", audit_action="import.refused", name=name)
     if "error" in info:
         raise UserError("import_download_failed", name=name)
     if "refused" in info:
@@ -503,7 +510,11 @@ MESSAGES.update({
     "import_refused_empty": {"zh": "文件 {name} 是空的。", "en": "{name} is empty."},
     "import_refused_wrong_type": {"zh": "只能导入 .xlsx 或 .csv 文件，{name} 不是。",
                                   "en": "Only .xlsx and .csv files can be imported; {name} is neither."},
-    "import_in_group": {"zh": "请在与我的单聊中发送导入文件。", "en": "Send import files to me one-to-one."},
+    "import_in_group": {
+        "zh": "群聊中的文件 {name} 不会被导入，未做任何更改。导入文件请在与我的单聊中发送。",
+        "en": "Files in a group are not imported, so {name} changed nothing. Send import files "
+              "to me one-to-one.",
+    },
 })
 for _k, _zh, _en in (("import", "批量导入", "Bulk import"), ("import_undo", "撤销导入", "Undo an import")):
     MESSAGES[f"kind_{_k}"] = {"zh": _zh, "en": _en}

@@ -218,3 +218,28 @@ async def test_a_refused_file_leaves_replace_mode_armed_for_the_corrected_one(
     assert "替换模式仍然有效" in text
     text = await send_file(sim, "lisi", "fixed.xlsx", edit(data, drop_user="qianqi"), "导入预览")
     assert "替换模式" in text and "移除 1" in text
+
+
+async def test_a_file_frame_from_a_group_is_refused_and_changes_nothing(
+        sim: Simulator, app: BatonApp) -> None:
+    """DingTalk delivers files to a bot one-to-one only: a file frame from a group is forged
+    (or the protocol changed). It is answered in that group, audited as refused, and the
+    file is neither downloaded nor imported."""
+    await seed(sim)
+    _name, data = await exported(sim, "lisi")
+    before = await table(app)
+    changed = edit(data, add=[["qianqi", "钱七", "grant", "crm.report.view", "", ""]])
+    downloads = len(sim.requests("/v1.0/robot/messageFiles/download"))
+    n = len(sim.messages(GROUP))
+    sim.send_file("lisi", "edited.xlsx", changed, conversation_id=GROUP)
+    text = await reply_to(sim, GROUP, "单聊", after=n)
+    assert "导入预览" not in text
+    assert len(sim.requests("/v1.0/robot/messageFiles/download")) == downloads
+    assert await table(app) == before
+    async with app.db.uow() as uow:
+        assert (await uow.session.execute(select(Request).where(
+            Request.kind == "import"))).first() is None
+        refused = [(a.actor_id, a.result, (a.after or {}).get("reason"))
+                   for a in (await uow.session.execute(select(AuditEntry).where(
+                       AuditEntry.action == "import.refused"))).scalars()]
+    assert refused == [("lisi", "refused", "import_in_group")]
