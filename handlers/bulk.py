@@ -352,6 +352,9 @@ async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
     source = done[0]
     undone = [r for r in await ctx.uow.requests.by_kind(ctx.corp_id, IMPORT_UNDO)
               if r.payload.get("batch") == batch and r.state in ("pending", "approved", "applied")]
+    applied = [r for r in undone if r.state == State.APPLIED.value]
+    if applied:
+        raise UserError("import_undo_done", batch=batch, id=applied[0].public_id)
     if undone:
         raise UserError("import_undo_twice", batch=batch, id=undone[0].public_id)
     changes = inverse(change_from_json(c) for c in source.payload["changes"])
@@ -475,6 +478,8 @@ MESSAGES.update({
                             "en": "There is no applied import batch “{batch}”."},
     "import_undo_twice": {"zh": "批次 {batch} 已有撤销申请 {id}。",
                           "en": "Batch {batch} already has an undo request, {id}."},
+    "import_undo_done": {"zh": "批次 {batch} 已被撤销（撤销申请 {id} 已生效），无需再次撤销。",
+                         "en": "Batch {batch} is already undone, by request {id}."},
     "describe_import_undo": {"zh": "撤销导入批次 {batch}（{n} 项更改）",
                              "en": "undo import batch {batch} ({n} changes)"},
     "import_refused_too_large": {

@@ -155,6 +155,12 @@ async def test_edited_file_applies_its_diff_after_approval_and_undo_restores(
     await click(sim, "zhangsan", CARD.format(2), "approve")
     await card_status(sim, CARD.format(2), "applied")
     assert await table(app) == before
+    # Undone once: asking again says so, and by which request (not "an undo request exists").
+    await reply_to(sim, GROUP, "已生效：撤销导入批次 B-1")
+    n = len(sim.messages(GROUP))
+    sim.say("wangwu", " 导入 撤销 B-1", conversation_id=GROUP)
+    again = await reply_to(sim, GROUP, "B-1", after=n)
+    assert "已被撤销" in again and "R-2" in again and "已有撤销申请" not in again
 
 
 async def test_a_bad_row_applies_nothing_and_is_named(sim: Simulator, app: BatonApp) -> None:
