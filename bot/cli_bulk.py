@@ -91,16 +91,18 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                                      templates=templates, now=now)
             current, _ = await store.entries(uow, corp, now)
             p = plan(good, errors, current, mode)
-            for line in dry_run_lines(p, lang):
+            for line in dry_run_lines(p, lang, settings.policy.timezone):
                 print(line)
-            print(f"rows {len(p.rows)}: create {p.count('create')}, update {p.count('update')}, "
-                  f"unchanged {p.count('unchanged')}, errors {len(p.errors)}, "
-                  f"remove {p.removals} ({mode} mode)")
+            # One language per run: the summary speaks the rows' language.
+            print(t("import_cli_summary", lang, rows=len(p.rows), create=p.count("create"),
+                    update=p.count("update"), unchanged=p.count("unchanged"),
+                    errors=len(p.errors), remove=p.removals,
+                    mode=t(f"import_mode_{mode}", lang)))
             if p.errors:
-                print("baton: the file has errors; nothing was applied", file=sys.stderr)
+                print("baton: " + t("import_cli_has_errors", lang), file=sys.stderr)
                 return 1
             if dry_run or not p.changes:
-                print("dry run: nothing applied" if dry_run else "nothing to change")
+                print(t("import_cli_dry_run" if dry_run else "import_cli_no_changes", lang))
                 return 0
             req = Request(corp_id=corp, kind="import", state="applied", requester_id=OPERATOR,
                           conversation_id="", reason="baton import",
@@ -121,7 +123,7 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                                    after={"batch": batch, "changes": len(done),
                                           "file": Path(path).name})
             await uow.commit()
-        print(f"applied {len(done)} changes as batch {batch} (undo: `import undo {batch}`)")
+        print(t("import_cli_applied", lang, n=len(done), batch=batch))
         return 0
     finally:
         await db.dispose()

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.bulk.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.cards import local
 from bot.commands import Export, ExportTemplate, ImportMode, ImportUndo
 from bot.domain.bulk import (
     Change,
@@ -196,7 +197,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                              members=levels, templates=set(templates), now=ctx.now)
     current, _src = await store.entries(ctx.uow, corp, ctx.now)
     p = plan(good, errors, current, mode)
-    lines = dry_run_lines(p, ctx.lang)
+    lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)
     if p.errors:
         await ctx.audit("import.refused", "refused", after={
             "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})
@@ -229,8 +230,8 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                     markdown=True, title=ctx.t("import_title"))
 
 
-def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
-    """Per-row results worth reading: errors first, then changes (capped)."""
+def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
+    """Per-row results worth reading: errors first, then changes (capped); times in ``tz``."""
     shown: list[RowResult] = p.errors + [r for r in p.rows if r.status in ("create", "update")]
     out = []
     for r in shown[:SHOW_ROWS]:
@@ -240,7 +241,7 @@ def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
             out.append(t("import_row_error", lang, row=r.row, why=why))
         elif r.entry is not None:
             out.append(t(f"import_row_{r.status}", lang, row=r.row,
-                         what=_entry_text(r.entry, lang)))
+                         what=_entry_text(r.entry, tz)))
     if len(shown) > SHOW_ROWS:
         out.append(t("and_more_rows", lang, n=len(shown) - SHOW_ROWS))
     if p.removals and not p.errors:
@@ -248,8 +249,10 @@ def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
     return [f"- {line}" for line in out]
 
 
-def _entry_text(e: Entry, lang: Lang) -> str:
-    until = f" → {e.expires_at.strftime('%Y-%m-%d %H:%M')} UTC" if e.expires_at else ""
+def _entry_text(e: Entry, tz: str) -> str:
+    # The time as applied, in the company's zone and saying so (an input's own offset, or
+    # UTC for a time without one, has been applied by then).
+    until = f" → {local(e.expires_at, tz)} ({tz})" if e.expires_at else ""
     return f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}"
 
 
@@ -433,6 +436,20 @@ MESSAGES.update({
         "zh": "文件 {name}（{mode}模式）：新增 {create}，更新 {update}，不变 {unchanged}，移除 {remove}。",
         "en": "{name} ({mode} mode): {create} to create, {update} to update, {unchanged} "
               "unchanged, {remove} to remove.",
+    },
+    "import_cli_summary": {
+        "zh": "共 {rows} 行：新增 {create}，更新 {update}，不变 {unchanged}，错误 {errors}，"
+              "移除 {remove}（{mode}模式）",
+        "en": "rows {rows}: create {create}, update {update}, unchanged {unchanged}, errors "
+              "{errors}, remove {remove} ({mode} mode)",
+    },
+    "import_cli_has_errors": {"zh": "文件有错误，没有应用任何更改。",
+                              "en": "the file has errors; nothing was applied"},
+    "import_cli_dry_run": {"zh": "预览：没有应用任何更改。", "en": "dry run: nothing applied"},
+    "import_cli_no_changes": {"zh": "与当前权限一致，无需更改。", "en": "nothing to change"},
+    "import_cli_applied": {
+        "zh": "已作为批次 {batch} 应用 {n} 项更改（撤销：`导入 撤销 {batch}`）",
+        "en": "applied {n} changes as batch {batch} (undo: `import undo {batch}`)",
     },
     "import_batch": {"zh": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
                      "en": "Batch: {batch} (undo: `import undo {batch}`)"},
