@@ -84,11 +84,13 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
     try:
         await prepare_database(db)
         async with db.uow() as uow:
-            levels = {m.user_id: m.level for m in await store.members(uow, corp)}
+            known = await store.members(uow, corp)
+            levels = {m.user_id: m.level for m in known}
             templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
             good, errors = read_rows(((r.row, r.cells) for r in table.rows),
                                      catalog=catalog_of(settings), members=levels,
-                                     templates=templates, now=now)
+                                     templates=templates, now=now,
+                                     names={m.user_id: m.name for m in known})
             current, _ = await store.entries(uow, corp, now)
             p = plan(good, errors, current, mode)
             for line in dry_run_lines(p, lang, settings.policy.timezone):

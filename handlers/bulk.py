@@ -191,10 +191,12 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
         mode = "replace"
     cat = catalog_of(ctx.settings)
     corp = ctx.corp_id
-    levels = {m.user_id: m.level for m in await store.members(ctx.uow, corp)}
+    known = await store.members(ctx.uow, corp)
+    levels = {m.user_id: m.level for m in known}
     templates = {tp.name: list(tp.permissions) for tp, _ in await ctx.uow.perms.templates(corp)}
     good, errors = read_rows(((r.row, r.cells) for r in table.rows), catalog=cat,
-                             members=levels, templates=set(templates), now=ctx.now)
+                             members=levels, templates=set(templates), now=ctx.now,
+                             names={m.user_id: m.name for m in known})
     current, _src = await store.entries(ctx.uow, corp, ctx.now)
     p = plan(good, errors, current, mode)
     lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)
@@ -238,6 +240,10 @@ def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
         if r.error is not None:
             why = t(f"import_row_{r.error.code}", lang,
                     **{k: literal(v, 64) for k, v in r.error.params.items()})
+            if r.error.hints:   # the did-you-mean of chat commands
+                why = t("import_row_hint", lang, why=why, hint=t(
+                    "did_you_mean", lang, names=t("list_sep", lang).join(
+                        f"`{literal(h, 64)}`" for h in r.error.hints)))
             out.append(t("import_row_error", lang, row=r.row, why=why))
         elif r.entry is not None:
             out.append(t(f"import_row_{r.status}", lang, row=r.row,
@@ -456,6 +462,7 @@ MESSAGES.update({
     "import_removals": {"zh": "替换模式：将移除文件中未列出的 {n} 项",
                         "en": "replace mode: {n} assignments the file does not list will be removed"},
     "import_row_error": {"zh": "第 {row} 行：错误，{why}", "en": "row {row}: error, {why}"},
+    "import_row_hint": {"zh": "{why}。{hint}", "en": "{why}. {hint}"},
     "import_row_create": {"zh": "第 {row} 行：新增 {what}", "en": "row {row}: create {what}"},
     "import_row_update": {"zh": "第 {row} 行：更新 {what}", "en": "row {row}: update {what}"},
     "and_more_rows": {"zh": "……另有 {n} 行", "en": "…and {n} more rows"},
