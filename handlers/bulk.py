@@ -35,6 +35,8 @@ from bot.domain.bulk import (
     basis,
     change_from_json,
     change_to_json,
+    entry_from_json,
+    entry_to_json,
     inverse,
     plan,
     read_rows,
@@ -61,6 +63,7 @@ IMPORT = "import"
 IMPORT_UNDO = "import_undo"
 ARM_FOR = timedelta(hours=1)
 SHOW_ROWS = 30
+SHOW_REMOVALS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +132,33 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
     return data, f"baton-permissions-{stamp}.xlsx"
 
 
+async def build_removals(db: Database, settings: Any, now: datetime,
+                         payload: dict[str, Any]) -> tuple[bytes, str]:
+    """The full list of what a replace import removes (its dry run lists the first ones),
+    in the import format."""
+    removed = [entry_from_json(v) for v in payload["removals"]]
+    async with db.uow() as uow:
+        people = {m.user_id: m.name for m in await store.members(uow, settings.org.corp_id)}
+    rows = [[e.user_id, people.get(e.user_id) or "", e.kind, e.value,
+             e.expires_at.isoformat() if e.expires_at else "", "remove"] for e in removed]
+    data = await asyncio.to_thread(write_xlsx, [
+        ("removals", COLUMNS, rows),
+        ("about", ("key", "value"), [("format", FORMAT_VERSION),
+                                     ("import", str(payload.get("file", ""))),
+                                     ("dry_run_at", now.isoformat())]),
+    ])
+    return data, f"baton-import-removals-{now.strftime('%Y%m%d-%H%M')}.xlsx"
+
+
 async def send_export(db: Database, settings: Any, client: OpenApiClient,
                       payload: dict[str, Any], now: datetime) -> None:
     """The outbox's delivery of an ``export`` row: build, upload, send one-to-one."""
     lang: Lang = "en" if payload.get("lang") == "en" else "zh"
-    data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
-                                    template=bool(payload.get("template")), lang=lang)
+    if "removals" in payload:
+        data, name = await build_removals(db, settings, now, payload)
+    else:
+        data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
+                                        template=bool(payload.get("template")), lang=lang)
     media = await client.upload_media(data, name)
     ext = name.rsplit(".", 1)[-1]
     await client.oto_send([str(payload["user_id"])], "sampleFile",
@@ -228,7 +252,16 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     # The armed replace mode is used up by the file that became a request (a file refused
     # for errors, or with nothing to change, leaves it armed for the corrected file).
     me.import_mode, me.import_mode_until = None, None
-    await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines]),
+    removed = [c.entry for c in p.changes if c.op == "remove"]
+    gone = await removal_lines(ctx.env(), removed)
+    if len(removed) > SHOW_REMOVALS:
+        # The card and this reply show the first ones; the importer gets them all as a file.
+        await ctx.uow.outbox.add("export", f"user:{me.user_id}", {
+            "user_id": me.user_id, "lang": ctx.lang, "file": cmd.file.file_name,
+            "removals": [entry_to_json(e) for e in removed]}, ctx.now,
+            source_message_id=ctx.message.message_id)
+        gone += ["", ctx.t("import_removals_file")]
+    await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines, *gone]),
                     markdown=True, title=ctx.t("import_title"))
 
 
@@ -255,11 +288,25 @@ def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
     return [f"- {line}" for line in out]
 
 
-def _entry_text(e: Entry, tz: str) -> str:
+async def removal_lines(env: Env, removed: Sequence[Entry]) -> list[str]:
+    """Who loses what: the first :data:`SHOW_REMOVALS` removals, then "and N more"."""
+    if not removed:
+        return []
+    shown = removed[:SHOW_REMOVALS]
+    names = await env.names(*dict.fromkeys(e.user_id for e in shown))
+    tz = env.settings.policy.timezone
+    out = [f"- {names[e.user_id]} {_entry_text(e, tz, who=False)}" for e in shown]
+    if len(removed) > SHOW_REMOVALS:
+        out.append(f"- {t('and_more_items', env.lang, n=len(removed) - SHOW_REMOVALS)}")
+    return ["", t("import_removals_list", env.lang, n=len(removed)), *out]
+
+
+def _entry_text(e: Entry, tz: str, *, who: bool = True) -> str:
     # The time as applied, in the company's zone and saying so (an input's own offset, or
     # UTC for a time without one, has been applied by then).
     until = f" → {local(e.expires_at, tz)} ({tz})" if e.expires_at else ""
-    return f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}"
+    user = f"{literal(e.user_id, 64)} " if who else ""
+    return f"{user}{e.kind} {literal(e.value, 64)}{until}"
 
 
 async def change_impact(uow: UnitOfWork, corp: str, changes: Sequence[Change], cat: Catalog,
@@ -334,7 +381,9 @@ class ImportRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload
         extra = f"\n\n{t('import_batch', env.lang, batch=p['batch'])}" if p.get("batch") else ""
-        return f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}"
+        removed = [c.entry for c in map(change_from_json, p["changes"]) if c.op == "remove"]
+        gone = "\n".join(["", *await removal_lines(env, removed)]) if removed else ""
+        return f"{p.get('summary', '')}\n\n{p.get('impact', '')}{gone}{extra}"
 
     async def apply(self, req: Request, env: Env) -> None:
         batch = f"B-{req.id}"
@@ -459,6 +508,11 @@ MESSAGES.update({
     },
     "import_batch": {"zh": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
                      "en": "Batch: {batch} (undo: `import undo {batch}`)"},
+    "import_removals_list": {"zh": "将移除以下 {n} 项：", "en": "These {n} will be removed:"},
+    "and_more_items": {"zh": "……另有 {n} 项", "en": "…and {n} more"},
+    "import_removals_file": {"zh": "完整的移除清单已作为文件私聊发给你。",
+                             "en": "The full list of removals is in the file I am sending you "
+                                   "one-to-one."},
     "import_removals": {"zh": "替换模式：将移除文件中未列出的 {n} 项",
                         "en": "replace mode: {n} assignments the file does not list will be removed"},
     "import_row_error": {"zh": "第 {row} 行：错误，{why}", "en": "row {row}: error, {why}"},

@@ -249,3 +249,42 @@ async def test_a_file_frame_from_a_group_is_refused_and_changes_nothing(
                    for a in (await uow.session.execute(select(AuditEntry).where(
                        AuditEntry.action == "import.refused"))).scalars()]
     assert refused == [("lisi", "refused", "import_in_group")]
+
+
+async def test_a_replace_dry_run_names_each_removal_before_approval(
+        sim: Simulator, app: BatonApp) -> None:
+    """Counts are not enough to approve a replace: the reply and the card list who loses
+    what (the first 20, then "and N more"), and the importer gets the full list as a file."""
+    corp, now = app.settings.org.corp_id, app.clock.now()
+    async with app.db.uow() as uow:
+        for i in range(1, 24):
+            await uow.members.upsert(corp, f"u{i:02d}", now, name=f"成员{i:02d}")
+            await uow.perms.grant(corp, f"u{i:02d}", "crm.export", by="lisi", now=now,
+                                  expires_at=None)
+        await uow.commit()
+    await say(sim, "lisi", "import replace", "replace")
+    keep = "user_id,name,type,value,expires_at,source\nu01,成员01,grant,crm.export,,\n"
+    n = len(sim.messages(dm("lisi")))
+    uploads = len(sim.uploads())
+    sim.send_file("lisi", "keep-one.csv", keep.encode())
+    text = await reply_to(sim, dm("lisi"), "导入预览", after=n)
+    assert "移除 22" in text
+    listed = [f"成员{i:02d} (u{i:02d}) grant crm.export" for i in range(2, 24)]
+    assert all(line in text for line in listed[:20]), text
+    assert not any(line in text for line in listed[20:])
+    assert "另有 2 项" in text and "文件" in text
+    params = await card_status(sim, CARD.format(1), "pending")
+    assert all(line in params["markdown"] for line in listed[:20])
+    assert not any(line in params["markdown"] for line in listed[20:])
+    assert "另有 2 项" in params["markdown"]
+    # The full list, one-to-one to the importer, in the import format.
+    up = await sim.until(lambda: sim.uploads()[uploads:] or None, what="the removals file")
+    await sim.until(lambda: [m for m in sim.messages(dm("lisi")) if m.msgtype == "sampleFile"
+                             and m.params.get("mediaId") == up[0].media_id] or None,
+                    what="the removals file sent to the importer")
+    wb = openpyxl.load_workbook(io.BytesIO(up[0].content), read_only=True)
+    rows = [tuple(c for c in r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+    assert rows[0][:4] == ("user_id", "name", "type", "value")
+    assert sorted(r[:4] for r in rows[1:]) == [
+        (f"u{i:02d}", f"成员{i:02d}", "grant", "crm.export") for i in range(2, 24)]
+    assert not [m for m in sim.messages(GROUP) if m.msgtype == "sampleFile"]
