@@ -114,23 +114,27 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
     try:
         await prepare_database(db)
         async with db.uow() as uow:
-            levels = {m.user_id: m.level for m in await store.members(uow, corp)}
+            known = await store.members(uow, corp)
+            levels = {m.user_id: m.level for m in known}
             templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
             good, errors = read_rows(((r.row, r.cells) for r in table.rows),
                                      catalog=catalog_of(settings), members=levels,
-                                     templates=templates, now=now)
+                                     templates=templates, now=now,
+                                     names={m.user_id: m.name for m in known})
             current, _ = await store.entries(uow, corp, now)
             p = plan(good, errors, current, mode)
-            for line in dry_run_lines(p, lang):
+            for line in dry_run_lines(p, lang, settings.policy.timezone):
                 print(line)
-            print(f"rows {len(p.rows)}: create {p.count('create')}, update {p.count('update')}, "
-                  f"unchanged {p.count('unchanged')}, errors {len(p.errors)}, "
-                  f"remove {p.removals} ({mode} mode)")
+            # One language per run: the summary speaks the rows' language.
+            print(t("import_cli_summary", lang, rows=len(p.rows), create=p.count("create"),
+                    update=p.count("update"), unchanged=p.count("unchanged"),
+                    errors=len(p.errors), remove=p.removals,
+                    mode=t(f"import_mode_{mode}", lang)))
             if p.errors:
-                print("baton: the file has errors; nothing was applied", file=sys.stderr)
+                print("baton: " + t("import_cli_has_errors", lang), file=sys.stderr)
                 return 1
             if dry_run or not p.changes:
-                print("dry run: nothing applied" if dry_run else "nothing to change")
+                print(t("import_cli_dry_run" if dry_run else "import_cli_no_changes", lang))
                 return 0
             req = Request(corp_id=corp, kind="import", state="applied", requester_id=OPERATOR,
                           conversation_id="", reason="baton import",
@@ -151,7 +155,7 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                                    after={"batch": batch, "changes": len(done),
                                           "file": Path(path).name})
             await uow.commit()
-        print(f"applied {len(done)} changes as batch {batch} (undo: `import undo {batch}`)")
+        print(t("import_cli_applied", lang, n=len(done), batch=batch))
         return 0
     finally:
         await db.dispose()

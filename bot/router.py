@@ -169,7 +169,8 @@ class Dispatcher:
                 # A file sent to Baton is an import (DingTalk delivers files one-to-one only).
                 from handlers.bulk import ImportFile
 
-                parsed = Parsed(ImportFile(msg.file), self.settings.locale.lang)  # type: ignore[arg-type]
+                parsed = Parsed(ImportFile(msg.file, in_group=msg.is_group),  # type: ignore[arg-type]
+                                self.settings.locale.lang)
             else:
                 try:
                     # Text past the cap is cut so the parser refuses it as too long, cheaply.

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.bulk.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.cards import local
 from bot.commands import Export, ExportTemplate, ImportMode, ImportUndo
 from bot.domain.bulk import (
     Change,
@@ -34,6 +35,8 @@ from bot.domain.bulk import (
     basis,
     change_from_json,
     change_to_json,
+    entry_from_json,
+    entry_to_json,
     inverse,
     plan,
     read_rows,
@@ -42,7 +45,7 @@ from bot.domain.bulk import (
 from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
 from bot.domain.requests import State
 from bot.i18n import MESSAGES, Lang, t
-from bot.text import Md, literal
+from bot.text import Md, code, joined, literal
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
@@ -60,6 +63,7 @@ IMPORT = "import"
 IMPORT_UNDO = "import_undo"
 ARM_FOR = timedelta(hours=1)
 SHOW_ROWS = 30
+SHOW_REMOVALS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,9 @@ class ImportFile:
 
     command_name = "import file"
     file: FileRef
+    # DingTalk delivers files to a bot one-to-one only: a file from a group is forged (or
+    # the protocol changed), and is refused without being downloaded.
+    in_group: bool = False
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -125,12 +132,33 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
     return data, f"baton-permissions-{stamp}.xlsx"
 
 
+async def build_removals(db: Database, settings: Any, now: datetime,
+                         payload: dict[str, Any]) -> tuple[bytes, str]:
+    """The full list of what a replace import removes (its dry run lists the first ones),
+    in the import format."""
+    removed = [entry_from_json(v) for v in payload["removals"]]
+    async with db.uow() as uow:
+        people = {m.user_id: m.name for m in await store.members(uow, settings.org.corp_id)}
+    rows = [[e.user_id, people.get(e.user_id) or "", e.kind, e.value,
+             e.expires_at.isoformat() if e.expires_at else "", "remove"] for e in removed]
+    data = await asyncio.to_thread(write_xlsx, [
+        ("removals", COLUMNS, rows),
+        ("about", ("key", "value"), [("format", FORMAT_VERSION),
+                                     ("import", str(payload.get("file", ""))),
+                                     ("dry_run_at", now.isoformat())]),
+    ])
+    return data, f"baton-import-removals-{now.strftime('%Y%m%d-%H%M')}.xlsx"
+
+
 async def send_export(db: Database, settings: Any, client: OpenApiClient,
                       payload: dict[str, Any], now: datetime) -> None:
     """The outbox's delivery of an ``export`` row: build, upload, send one-to-one."""
     lang: Lang = "en" if payload.get("lang") == "en" else "zh"
-    data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
-                                    template=bool(payload.get("template")), lang=lang)
+    if "removals" in payload:
+        data, name = await build_removals(db, settings, now, payload)
+    else:
+        data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
+                                        template=bool(payload.get("template")), lang=lang)
     media = await client.upload_media(data, name)
     ext = name.rsplit(".", 1)[-1]
     await client.oto_send([str(payload["user_id"])], "sampleFile",
@@ -152,6 +180,8 @@ async def import_mode(cmd: ImportMode, ctx: Context) -> None:
 
 async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str, Any]:
     """Before the transaction: download and read the file (parsing off the event loop)."""
+    if cmd.in_group:
+        return {}
     if client is None:
         return {"error": "no_client"}
     try:
@@ -170,6 +200,8 @@ async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str,
 async def import_file(cmd: ImportFile, ctx: Context) -> None:
     info: dict[str, Any] = ctx.prepared or {}
     name = literal(cmd.file.file_name, 80)
+    if cmd.in_group or ctx.message.is_group:
+        raise UserError("import_in_group", audit_action="import.refused", name=name)
     if "error" in info:
         raise UserError("import_download_failed", name=name)
     if "refused" in info:
@@ -183,13 +215,15 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
         mode = "replace"
     cat = catalog_of(ctx.settings)
     corp = ctx.corp_id
-    levels = {m.user_id: m.level for m in await store.members(ctx.uow, corp)}
+    known = await store.members(ctx.uow, corp)
+    levels = {m.user_id: m.level for m in known}
     templates = {tp.name: list(tp.permissions) for tp, _ in await ctx.uow.perms.templates(corp)}
     good, errors = read_rows(((r.row, r.cells) for r in table.rows), catalog=cat,
-                             members=levels, templates=set(templates), now=ctx.now)
+                             members=levels, templates=set(templates), now=ctx.now,
+                             names={m.user_id: m.name for m in known})
     current, _src = await store.entries(ctx.uow, corp, ctx.now)
     p = plan(good, errors, current, mode)
-    lines = dry_run_lines(p, ctx.lang)
+    lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)
     if p.errors:
         await ctx.audit("import.refused", "refused", after={
             "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})
@@ -218,22 +252,35 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     # The armed replace mode is used up by the file that became a request (a file refused
     # for errors, or with nothing to change, leaves it armed for the corrected file).
     me.import_mode, me.import_mode_until = None, None
-    await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines]),
+    removed = [c.entry for c in p.changes if c.op == "remove"]
+    gone = await removal_lines(ctx.env(), removed)
+    if len(removed) > SHOW_REMOVALS:
+        # The card and this reply show the first ones; the importer gets them all as a file.
+        await ctx.uow.outbox.add("export", f"user:{me.user_id}", {
+            "user_id": me.user_id, "lang": ctx.lang, "file": cmd.file.file_name,
+            "removals": [entry_to_json(e) for e in removed]}, ctx.now,
+            source_message_id=ctx.message.message_id)
+        gone += [Md(""), ctx.t("import_removals_file")]
+    await ctx.reply("\n".join([f"### {ctx.t('import_title')}", summary, *lines, *gone]),
                     markdown=True, title=ctx.t("import_title"))
 
 
-def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
-    """Per-row results worth reading: errors first, then changes (capped)."""
+def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
+    """Per-row results worth reading: errors first, then changes (capped); times in ``tz``."""
     shown: list[RowResult] = p.errors + [r for r in p.rows if r.status in ("create", "update")]
     out = []
     for r in shown[:SHOW_ROWS]:
         if r.error is not None:
             why = t(f"import_row_{r.error.code}", lang,
                     **{k: literal(v, 64) for k, v in r.error.params.items()})
+            if r.error.hints:   # the did-you-mean of chat commands
+                why = t("import_row_hint", lang, why=why, hint=t(
+                    "did_you_mean", lang, names=joined(t("list_sep", lang),
+                                                       map(code, r.error.hints))))
             out.append(t("import_row_error", lang, row=r.row, why=why))
         elif r.entry is not None:
             out.append(t(f"import_row_{r.status}", lang, row=r.row,
-                         what=_entry_text(r.entry, lang)))
+                         what=_entry_text(r.entry, tz)))
     if len(shown) > SHOW_ROWS:
         out.append(t("and_more_rows", lang, n=len(shown) - SHOW_ROWS))
     if p.removals and not p.errors:
@@ -241,9 +288,25 @@ def dry_run_lines(p: Plan, lang: Lang) -> list[str]:
     return [f"- {line}" for line in out]
 
 
-def _entry_text(e: Entry, lang: Lang) -> Md:
-    until = f" → {e.expires_at.strftime('%Y-%m-%d %H:%M')} UTC" if e.expires_at else ""
-    return Md(f"{literal(e.user_id, 64)} {e.kind} {literal(e.value, 64)}{until}")
+async def removal_lines(env: Env, removed: Sequence[Entry]) -> list[Md]:
+    """Who loses what: the first :data:`SHOW_REMOVALS` removals, then "and N more"."""
+    if not removed:
+        return []
+    shown = removed[:SHOW_REMOVALS]
+    names = await env.names(*dict.fromkeys(e.user_id for e in shown))
+    tz = env.settings.policy.timezone
+    out = [Md(f"- {names[e.user_id]} {_entry_text(e, tz, who=False)}") for e in shown]
+    if len(removed) > SHOW_REMOVALS:
+        out.append(Md(f"- {t('and_more_items', env.lang, n=len(removed) - SHOW_REMOVALS)}"))
+    return [Md(""), t("import_removals_list", env.lang, n=len(removed)), *out]
+
+
+def _entry_text(e: Entry, tz: str, *, who: bool = True) -> Md:
+    # The time as applied, in the company's zone and saying so (an input's own offset, or
+    # UTC for a time without one, has been applied by then).
+    until = f" → {local(e.expires_at, tz)} ({literal(tz, 64)})" if e.expires_at else ""
+    user = f"{literal(e.user_id, 64)} " if who else ""
+    return Md(f"{user}{e.kind} {literal(e.value, 64)}{until}")
 
 
 async def change_impact(uow: UnitOfWork, corp: str, changes: Sequence[Change], cat: Catalog,
@@ -318,8 +381,10 @@ class ImportRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         extra = f"\n\n{t('import_batch', env.lang, batch=p['batch'])}" if p.get("batch") else ""
+        removed = [c.entry for c in map(change_from_json, p["changes"]) if c.op == "remove"]
+        gone = "\n".join(["", *await removal_lines(env, removed)]) if removed else ""
         # summary and impact: markdown built from escaped parts when the file was read
-        return Md(f"{p.get('summary', '')}\n\n{p.get('impact', '')}{extra}")
+        return Md(f"{p.get('summary', '')}\n\n{p.get('impact', '')}{gone}{extra}")
 
     async def subject(self, req: Request, env: Env) -> str:
         return t("subject_import", env.lang, file=literal(str(req.payload.get("file", "")), 80),
@@ -350,6 +415,9 @@ async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
     source = done[0]
     undone = [r for r in await ctx.uow.requests.by_kind(ctx.corp_id, IMPORT_UNDO)
               if r.payload.get("batch") == batch and r.state in ("pending", "approved", "applied")]
+    applied = [r for r in undone if r.state == State.APPLIED.value]
+    if applied:
+        raise UserError("import_undo_done", batch=batch, id=applied[0].public_id)
     if undone:
         raise UserError("import_undo_twice", batch=batch, id=undone[0].public_id)
     changes = inverse(change_from_json(c) for c in source.payload["changes"])
@@ -447,11 +515,31 @@ MESSAGES.update({
         "en": "{name} ({mode} mode): {create} to create, {update} to update, {unchanged} "
               "unchanged, {remove} to remove.",
     },
+    "import_cli_summary": {
+        "zh": "共 {rows} 行：新增 {create}，更新 {update}，不变 {unchanged}，错误 {errors}，"
+              "移除 {remove}（{mode}模式）",
+        "en": "rows {rows}: create {create}, update {update}, unchanged {unchanged}, errors "
+              "{errors}, remove {remove} ({mode} mode)",
+    },
+    "import_cli_has_errors": {"zh": "文件有错误，没有应用任何更改。",
+                              "en": "the file has errors; nothing was applied"},
+    "import_cli_dry_run": {"zh": "预览：没有应用任何更改。", "en": "dry run: nothing applied"},
+    "import_cli_no_changes": {"zh": "与当前权限一致，无需更改。", "en": "nothing to change"},
+    "import_cli_applied": {
+        "zh": "已作为批次 {batch} 应用 {n} 项更改（撤销：`导入 撤销 {batch}`）",
+        "en": "applied {n} changes as batch {batch} (undo: `import undo {batch}`)",
+    },
     "import_batch": {"zh": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
                      "en": "Batch: {batch} (undo: `import undo {batch}`)"},
+    "import_removals_list": {"zh": "将移除以下 {n} 项：", "en": "These {n} will be removed:"},
+    "and_more_items": {"zh": "……另有 {n} 项", "en": "…and {n} more"},
+    "import_removals_file": {"zh": "完整的移除清单已作为文件私聊发给你。",
+                             "en": "The full list of removals is in the file I am sending you "
+                                   "one-to-one."},
     "import_removals": {"zh": "替换模式：将移除文件中未列出的 {n} 项",
                         "en": "replace mode: {n} assignments the file does not list will be removed"},
     "import_row_error": {"zh": "第 {row} 行：错误，{why}", "en": "row {row}: error, {why}"},
+    "import_row_hint": {"zh": "{why}。{hint}", "en": "{why}. {hint}"},
     "import_row_create": {"zh": "第 {row} 行：新增 {what}", "en": "row {row}: create {what}"},
     "import_row_update": {"zh": "第 {row} 行：更新 {what}", "en": "row {row}: update {what}"},
     "and_more_rows": {"zh": "……另有 {n} 行", "en": "…and {n} more rows"},
@@ -491,6 +579,8 @@ MESSAGES.update({
                             "en": "There is no applied import batch “{batch}”."},
     "import_undo_twice": {"zh": "批次 {batch} 已有撤销申请 {id}。",
                           "en": "Batch {batch} already has an undo request, {id}."},
+    "import_undo_done": {"zh": "批次 {batch} 已被撤销（撤销申请 {id} 已生效），无需再次撤销。",
+                         "en": "Batch {batch} is already undone, by request {id}."},
     "describe_import_undo": {"zh": "撤销导入批次 {batch}（{n} 项更改）",
                              "en": "undo import batch {batch} ({n} changes)"},
     "subject_import": {"zh": "导入文件 {file}（{n} 项更改）",
@@ -529,7 +619,11 @@ MESSAGES.update({
     "import_refused_empty": {"zh": "文件 {name} 是空的。", "en": "{name} is empty."},
     "import_refused_wrong_type": {"zh": "只能导入 .xlsx 或 .csv 文件，{name} 不是。",
                                   "en": "Only .xlsx and .csv files can be imported; {name} is neither."},
-    "import_in_group": {"zh": "请在与我的单聊中发送导入文件。", "en": "Send import files to me one-to-one."},
+    "import_in_group": {
+        "zh": "群聊中的文件 {name} 不会被导入，未做任何更改。导入文件请在与我的单聊中发送。",
+        "en": "Files in a group are not imported, so {name} changed nothing. Send import files "
+              "to me one-to-one.",
+    },
 })
 for _k, _zh, _en in (("import", "批量导入", "Bulk import"), ("import_undo", "撤销导入", "Undo an import")):
     MESSAGES[f"kind_{_k}"] = {"zh": _zh, "en": _en}

@@ -12,6 +12,7 @@ the store holds that the file does not list (roles, grants, templates) is remove
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class RowError:
     row: int
     code: str                       # the message key suffix: import_row_<code>
     params: Mapping[str, str] = field(default_factory=dict)
+    hints: tuple[str, ...] = ()     # did-you-mean: the closest known names (unknown ones)
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,12 @@ def parse_time(text: str, now: datetime) -> datetime | None:
 
 def read_rows(rows: Iterable[tuple[int, Mapping[str, str]]], *, catalog: Catalog,
               members: Mapping[str, str], templates: set[str], now: datetime,
+              names: Mapping[str, str | None] | None = None,
               ) -> tuple[list[tuple[int, Entry]], list[RowError]]:
-    """Validate each row: the entries it asks for, and the errors (row number and reason).
+    """Validate each row: the entries it asks for, and the errors (row number and reason,
+    with a did-you-mean for an unknown member, permission, role or template).
 
-    ``members`` maps every known userId to its level.
+    ``members`` maps every known userId to its level; ``names`` (optional) their names.
     """
     good: list[tuple[int, Entry]] = []
     errors: list[RowError] = []
@@ -116,7 +120,8 @@ def read_rows(rows: Iterable[tuple[int, Mapping[str, str]]], *, catalog: Catalog
             errors.append(RowError(n, "bad_user", {"user": uid[:64]}))
             continue
         if uid not in members:
-            errors.append(RowError(n, "unknown_user", {"user": uid}))
+            errors.append(RowError(n, "unknown_user", {"user": uid}, _close_members(
+                uid, cells.get("name", "").strip(), members, names or {})))
             continue
         kind = KINDS.get(kind_text.lower())
         if kind is None:
@@ -138,7 +143,8 @@ def read_rows(rows: Iterable[tuple[int, Mapping[str, str]]], *, catalog: Catalog
             continue
         problem = _check_value(kind, value, catalog, templates, members.get(uid, "member"))
         if problem is not None:
-            errors.append(RowError(n, problem, {"value": value[:64]}))
+            errors.append(RowError(n, problem, {"value": value[:64]},
+                                   _close_values(problem, value, catalog, templates)))
             continue
         entry = Entry(uid, kind, value, expires)
         if entry.key in seen:
@@ -163,6 +169,32 @@ def _check_value(kind: Kind, value: str, cat: Catalog, templates: set[str],
     if kind == "template":
         return None if value in templates else "unknown_template"
     return None if value == level else "level_differs"
+
+
+def _close(name: str, pool: Iterable[str], n: int = 3) -> tuple[str, ...]:
+    """The closest of ``pool`` to ``name``, case-insensitively (as chat commands suggest)."""
+    lowered = {p.lower(): p for p in pool}
+    return tuple(lowered[h] for h in difflib.get_close_matches(name.lower(), list(lowered),
+                                                               n=n, cutoff=0.5))
+
+
+def _close_values(problem: str, value: str, cat: Catalog, templates: set[str],
+                  ) -> tuple[str, ...]:
+    if problem == "unknown_permission":
+        return tuple(cat.suggest(value))      # a grant may name a permission or a role
+    if problem == "unknown_role":
+        return _close(value, cat.roles)
+    if problem == "unknown_template":
+        return _close(value, templates)
+    return ()
+
+
+def _close_members(uid: str, name: str, members: Mapping[str, str],
+                   names: Mapping[str, str | None]) -> tuple[str, ...]:
+    """Known userIds the row may mean: those whose name is the row's name, then the
+    userIds closest to the one written."""
+    same = [u for u, nm in names.items() if name and nm and nm.strip() == name and u in members]
+    return tuple(dict.fromkeys([*sorted(same), *_close(uid, members)]))[:3]
 
 
 def plan(file_entries: list[tuple[int, Entry]], errors: list[RowError],

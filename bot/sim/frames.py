@@ -124,11 +124,16 @@ def robot_text(
 
 
 def robot_file(
-    state: SimState, user_id: str, file_name: str, download_code: str, msg_id: str | None
+    state: SimState,
+    user_id: str,
+    file_name: str,
+    download_code: str,
+    msg_id: str | None,
+    conversation_id: str | None = None,
 ) -> dict[str, Any]:
     user = state.user(user_id)
-    conv = oto_conversation(user_id)
-    data = _robot_common(state, conv, "1", msg_id)
+    conv = conversation_id or oto_conversation(user_id)
+    data = _robot_common(state, conv, conversation_type(state, conv), msg_id)
     data.update(_sender(state, user))
     data["msgtype"] = "file"
     data["content"] = {

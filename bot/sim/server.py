@@ -224,13 +224,21 @@ class Simulator:
         )
 
     def send_file(
-        self, user_id: str, file_name: str, content: bytes, *, msg_id: str | None = None
+        self,
+        user_id: str,
+        file_name: str,
+        content: bytes,
+        *,
+        msg_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> Delivery:
-        """``user_id`` sends a file to the robot one-to-one; its bytes are downloadable."""
+        """``user_id`` sends a file to the robot one-to-one; its bytes are downloadable.
+
+        ``conversation_id`` of a group forges what DingTalk never sends: a file from a group."""
         code = self._state.hex(40)
         with self._state.lock:
             self._state.files[code] = (file_name, bytes(content))
-        data = frames.robot_file(self._state, user_id, file_name, code, msg_id)
+        data = frames.robot_file(self._state, user_id, file_name, code, msg_id, conversation_id)
         return self._call(
             self._gateway.deliver(
                 "CALLBACK", frames.TOPIC_ROBOT, data, message_id=None, redeliver=True

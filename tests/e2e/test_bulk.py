@@ -155,6 +155,12 @@ async def test_edited_file_applies_its_diff_after_approval_and_undo_restores(
     await click(sim, "zhangsan", CARD.format(2), "approve")
     await card_status(sim, CARD.format(2), "applied")
     assert await table(app) == before
+    # Undone once: asking again says so, and by which request (not "an undo request exists").
+    await reply_to(sim, GROUP, "已生效：撤销导入批次 B-1")
+    n = len(sim.messages(GROUP))
+    sim.say("wangwu", " 导入 撤销 B-1", conversation_id=GROUP)
+    again = await reply_to(sim, GROUP, "B-1", after=n)
+    assert "已被撤销" in again and "R-2" in again and "已有撤销申请" not in again
 
 
 async def test_a_bad_row_applies_nothing_and_is_named(sim: Simulator, app: BatonApp) -> None:
@@ -218,3 +224,67 @@ async def test_a_refused_file_leaves_replace_mode_armed_for_the_corrected_one(
     assert "替换模式仍然有效" in text
     text = await send_file(sim, "lisi", "fixed.xlsx", edit(data, drop_user="qianqi"), "导入预览")
     assert "替换模式" in text and "移除 1" in text
+
+
+async def test_a_file_frame_from_a_group_is_refused_and_changes_nothing(
+        sim: Simulator, app: BatonApp) -> None:
+    """DingTalk delivers files to a bot one-to-one only: a file frame from a group is forged
+    (or the protocol changed). It is answered in that group, audited as refused, and the
+    file is neither downloaded nor imported."""
+    await seed(sim)
+    _name, data = await exported(sim, "lisi")
+    before = await table(app)
+    changed = edit(data, add=[["qianqi", "钱七", "grant", "crm.report.view", "", ""]])
+    downloads = len(sim.requests("/v1.0/robot/messageFiles/download"))
+    n = len(sim.messages(GROUP))
+    sim.send_file("lisi", "edited.xlsx", changed, conversation_id=GROUP)
+    text = await reply_to(sim, GROUP, "单聊", after=n)
+    assert "导入预览" not in text
+    assert len(sim.requests("/v1.0/robot/messageFiles/download")) == downloads
+    assert await table(app) == before
+    async with app.db.uow() as uow:
+        assert (await uow.session.execute(select(Request).where(
+            Request.kind == "import"))).first() is None
+        refused = [(a.actor_id, a.result, (a.after or {}).get("reason"))
+                   for a in (await uow.session.execute(select(AuditEntry).where(
+                       AuditEntry.action == "import.refused"))).scalars()]
+    assert refused == [("lisi", "refused", "import_in_group")]
+
+
+async def test_a_replace_dry_run_names_each_removal_before_approval(
+        sim: Simulator, app: BatonApp) -> None:
+    """Counts are not enough to approve a replace: the reply and the card list who loses
+    what (the first 20, then "and N more"), and the importer gets the full list as a file."""
+    corp, now = app.settings.org.corp_id, app.clock.now()
+    async with app.db.uow() as uow:
+        for i in range(1, 24):
+            await uow.members.upsert(corp, f"u{i:02d}", now, name=f"成员{i:02d}")
+            await uow.perms.grant(corp, f"u{i:02d}", "crm.export", by="lisi", now=now,
+                                  expires_at=None)
+        await uow.commit()
+    await say(sim, "lisi", "import replace", "replace")
+    keep = "user_id,name,type,value,expires_at,source\nu01,成员01,grant,crm.export,,\n"
+    n = len(sim.messages(dm("lisi")))
+    uploads = len(sim.uploads())
+    sim.send_file("lisi", "keep-one.csv", keep.encode())
+    text = await reply_to(sim, dm("lisi"), "导入预览", after=n)
+    assert "移除 22" in text
+    listed = [f"成员{i:02d} (u{i:02d}) grant crm.export" for i in range(2, 24)]
+    assert all(line in text for line in listed[:20]), text
+    assert not any(line in text for line in listed[20:])
+    assert "另有 2 项" in text and "文件" in text
+    params = await card_status(sim, CARD.format(1), "pending")
+    assert all(line in params["markdown"] for line in listed[:20])
+    assert not any(line in params["markdown"] for line in listed[20:])
+    assert "另有 2 项" in params["markdown"]
+    # The full list, one-to-one to the importer, in the import format.
+    up = await sim.until(lambda: sim.uploads()[uploads:] or None, what="the removals file")
+    await sim.until(lambda: [m for m in sim.messages(dm("lisi")) if m.msgtype == "sampleFile"
+                             and m.params.get("mediaId") == up[0].media_id] or None,
+                    what="the removals file sent to the importer")
+    wb = openpyxl.load_workbook(io.BytesIO(up[0].content), read_only=True)
+    rows = [tuple(c for c in r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+    assert rows[0][:4] == ("user_id", "name", "type", "value")
+    assert sorted(r[:4] for r in rows[1:]) == [
+        (f"u{i:02d}", f"成员{i:02d}", "grant", "crm.export") for i in range(2, 24)]
+    assert not [m for m in sim.messages(GROUP) if m.msgtype == "sampleFile"]

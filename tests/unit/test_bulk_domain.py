@@ -165,3 +165,38 @@ def test_basis_is_what_an_import_was_planned_against_but_for_lapses() -> None:
     mine = basis(a, ["wangwu"])
     assert same_basis(mine, [*a, Entry("zhaoliu", "role", "sales")], ["wangwu"], at)
     assert not same_basis(mine, a[:2], ["wangwu"], at)
+
+
+@pytest.mark.parametrize(("cells", "code", "hints"), [
+    (("a", "grant", "crm.exprot", ""), "unknown_permission", ("crm.export",)),
+    (("a", "grant", "crm.report.veiw", ""), "unknown_permission", ("crm.report.view",)),
+    (("a", "role", "analist", ""), "unknown_role", ("analyst",)),
+    (("a", "template", "bsae", ""), "unknown_template", ("base",)),
+    (("bos", "grant", "crm.export", ""), "unknown_user", ("boss",)),
+    (("a", "grant", "zzzzzz", ""), "unknown_permission", ()),
+])
+def test_unknown_names_come_with_the_chat_commands_did_you_mean(
+        cells: tuple[str, str, str, str], code: str, hints: tuple[str, ...]) -> None:
+    _good, errors = read_rows(rows(cells), catalog=CAT, members=MEMBERS, templates=TEMPLATES,
+                              now=NOW)
+    assert [(e.code, e.hints[:1]) for e in errors] == [(code, hints)]
+
+
+def test_an_unknown_user_id_is_matched_by_the_rows_name() -> None:
+    """The name column is informational, but names the member the admin meant."""
+    cells = [(2, {"user_id": "zs01", "name": "张三", "type": "grant", "value": "crm.export"})]
+    _good, errors = read_rows(cells, catalog=CAT, members={**MEMBERS, "zhangsan": "member"},
+                              templates=TEMPLATES, now=NOW, names={"zhangsan": "张三"})
+    assert [(e.code, e.hints) for e in errors] == [("unknown_user", ("zhangsan",))]
+
+
+@pytest.mark.parametrize(("lang", "said"), [
+    ("en", "there is no “crm.exprot” in the catalog. Did you mean `crm.export`, "),
+    ("zh", "权限目录中没有「crm.exprot」。你是不是想写：`crm.export`、")])
+def test_the_dry_run_says_did_you_mean(lang: str, said: str) -> None:
+    from handlers.bulk import dry_run_lines
+
+    good, errors = read_rows(rows(("a", "grant", "crm.exprot", "")), catalog=CAT,
+                             members=MEMBERS, templates=TEMPLATES, now=NOW)
+    lines = dry_run_lines(plan(good, errors, [], "add"), lang, "UTC")  # type: ignore[arg-type]
+    assert len(lines) == 1 and said in lines[0], lines
