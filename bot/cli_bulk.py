@@ -14,10 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.cli_store import store_corp, with_corp
 from bot.config import Settings
 from bot.domain.bulk import Mode, change_to_json, plan, read_rows
 from bot.i18n import t
-from storage.db import Database
 
 OPERATOR = "operator"
 
@@ -47,12 +47,10 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
     db = open_database(settings.database.url)
     try:
         await prepare_database(db)
-        corp = await _export_corp(db, settings)
+        corp = await store_corp(db, settings)
         if corp is None:
             return 1
-        if corp != settings.org.corp_id:
-            settings = settings.model_copy(update={
-                "org": settings.org.model_copy(update={"corp_id": corp})})
+        settings = with_corp(settings, corp)
         data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
                                          template=False, lang=settings.locale.lang)
     finally:
@@ -62,29 +60,6 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
     await asyncio.to_thread(tmp.replace, path)
     print(f"wrote {path} ({len(data)} bytes, {fmt})")
     return 0
-
-
-async def _export_corp(db: Database, settings: Settings) -> str | None:
-    """The corp to export: ``org.corp_id`` when the store holds it; when ``org.corp_id`` is
-    not configured (only the database URL is given), the one corp the store holds. Else None,
-    having said why on stderr (never an export of a corp the store knows nothing of: a file
-    with a header and no rows)."""
-    from storage import bulk as store
-
-    lang, corp = settings.locale.lang, settings.org.corp_id
-    async with db.uow() as uow:
-        held = await store.corps(uow)
-    if corp in held:
-        return corp
-    if not held:
-        print("baton: " + t("export_cli_empty_store", lang), file=sys.stderr)
-        return None
-    if "corp_id" not in settings.org.model_fields_set and len(held) == 1:
-        print("baton: " + t("export_cli_only_corp", lang, corp=held[0]), file=sys.stderr)
-        return held[0]
-    print("baton: " + t("export_cli_unknown_corp", lang, corp=corp, corps=", ".join(held)),
-          file=sys.stderr)
-    return None
 
 
 async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:
@@ -109,10 +84,13 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                             **{**e.params, "name": Path(path).name}), file=sys.stderr)
         return 1
     now = datetime.now(UTC)
-    corp = settings.org.corp_id
     db = open_database(settings.database.url)
     try:
         await prepare_database(db)
+        found = await store_corp(db, settings)
+        if found is None:
+            return 1
+        corp = found
         async with db.uow() as uow:
             known = await store.members(uow, corp)
             levels = {m.user_id: m.level for m in known}

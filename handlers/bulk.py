@@ -456,21 +456,6 @@ MESSAGES.update({
         "zh": "正在生成导入模板，稍后会私聊发给你。",
         "en": "Building the import template; I will send it to you one-to-one.",
     },
-    "export_cli_empty_store": {
-        "zh": "数据库中还没有任何成员，没有可导出的内容（未写入文件）。",
-        "en": "the database holds no members yet: nothing to export (no file written).",
-    },
-    "export_cli_only_corp": {
-        "zh": "未配置 org.corp_id；导出数据库中唯一的企业 {corp}。",
-        "en": "org.corp_id is not configured; exporting {corp}, the only corp in the database.",
-    },
-    "export_cli_unknown_corp": {
-        "zh": "数据库中没有企业 {corp}（org.corp_id）的数据，未写入文件。数据库中的企业：{corps}。"
-              "请在配置文件中设置 org.corp_id，或设置环境变量 BATON_ORG__CORP_ID。",
-        "en": "the database holds nothing of corp {corp} (org.corp_id); no file written. Corps "
-              "in the database: {corps}. Set org.corp_id in the configuration file or "
-              "BATON_ORG__CORP_ID.",
-    },
     "import_mode_add": {"zh": "追加", "en": "add"},
     "import_mode_replace": {"zh": "替换", "en": "replace"},
     "import_armed": {

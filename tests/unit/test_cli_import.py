@@ -91,3 +91,22 @@ async def test_expiry_times_are_shown_in_the_zone_applied(db: Any, db_url: str, 
     out = capsys.readouterr().out
     assert "crm.export → 2030-01-01 00:00 (UTC)" in out
     assert "crm.report.view → 2030-01-01 08:00 (UTC)" in out
+
+
+async def test_an_import_with_only_the_database_url_acts_on_the_stores_corp(
+        db: Any, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With org.corp_id not configured, `baton import` worked on corp ``default``: every row
+    was "unknown member". It takes the one corp the store holds, and refuses one it lacks."""
+    await seed(db)
+    only_url = Settings.model_validate({"database": {"url": db_url}, "catalog": DEMO_CATALOG,
+                                        "locale": {"default": "en"}})
+    code = await import_file(only_url, sheet(tmp_path, *GOOD), "add", True)
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    assert "row 2: create" in out.out and CORP in out.err
+    other = only_url.model_copy(update={"org": only_url.org.model_copy(
+        update={"corp_id": "dingother"})})
+    other.org.model_fields_set.add("corp_id")
+    assert await import_file(other, sheet(tmp_path, *GOOD), "add", True) == 1
+    err = capsys.readouterr().err
+    assert "dingother" in err and CORP in err
