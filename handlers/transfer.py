@@ -242,7 +242,9 @@ async def console_done(req: Request, action: CardAction, env: Env) -> dict[str, 
         return ack_update(None, {"notice": t("refuse_not_a_decider", env.lang, who=names[prev])})
     await env.uow.due.schedule("transfer_verify", env.now, {"request_id": req.id, "n": 0},
                                env.now, dedupe_key=f"verify:{req.id}:done:{action.message_id}")
-    return ack_update({"status": "done"}, {"notice": t("console_checking", env.lang)})
+    # The card keeps its button until DingTalk agrees (``due_verify`` retires it then): a
+    # press before the console step is finished must not leave nothing to press afterwards.
+    return ack_update(None, {"notice": t("console_checking", env.lang)})
 
 
 async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:

@@ -288,6 +288,26 @@ async def test_dingtalk_verification_after_console_step(sim: Simulator, bot: Bat
     await reply_to(sim, GROUP, "钉钉已显示")
 
 
+async def test_done_pressed_too_early_leaves_the_button_to_press_again(
+        sim: Simulator, bot: BatonApp) -> None:
+    """The previous owner presses Done before finishing the console step: DingTalk does not
+    agree yet, so the card keeps its button (it showed 'done' with no button left, and only
+    the backoff's next check could end it). Pressed again after the change, it settles."""
+    await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
+    await click(sim, "lisi", CARD.format(1), "accept")
+    console = CARD.format(1) + "-console"
+    await card_status(sim, console, "pending")
+    assert "核实" in await click(sim, "zhangsan", console, "done")
+    await sim.until(lambda: any("钉钉仍未显示" in m.text
+                                for m in sim.messages("cidOTOzhangsan")),
+                    what="DingTalk does not show it yet")
+    assert sim.cards()[console].params["status"] == "pending"
+    sim.console_transfer_main_admin("zhangsan", "lisi")
+    await click(sim, "zhangsan", console, "done")
+    await card_status(sim, console, "done")
+    await reply_to(sim, GROUP, "钉钉已显示")
+
+
 @contextlib.asynccontextmanager
 async def applied_transfer(sim: Simulator, db_url: str, **sections: dict[str, Any],
                            ) -> AsyncIterator[tuple[BatonApp, FakeClock]]:
