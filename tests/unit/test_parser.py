@@ -265,15 +265,18 @@ def test_every_command_is_in_the_valid_table_in_both_languages() -> None:
 
 
 # (text, mentions, code, usage_of, language of the error)
-MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
-    ("", (), "empty", None, "en"),
-    ("   ", (), "empty", None, "en"),
-    ("/", (), "empty", None, "en"),
-    ("\u3000\n\t", (), "empty", None, "en"),
+# (None: the text shows no language, so the reply uses the configured default)
+MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
+    ("", (), "empty", None, None),
+    ("   ", (), "empty", None, None),
+    ("/", (), "empty", None, None),
+    ("\u3000\n\t", (), "empty", None, None),
     ("x" * 2001, (), "too_long", None, "en"),
     ("help " + "帮" * 2000, (), "too_long", None, "zh"),
     ("hello", (), "unknown_command", None, "en"),
     ("你好", (), "unknown_command", None, "zh"),
+    ("😀👍", (), "unknown_command", None, None),
+    ("123 !?", (), "unknown_command", None, None),
     ("grant@李四 x", M, "unknown_command", None, "zh"),
     ("whoamii", (), "unknown_command", None, "en"),
     # no arguments expected
@@ -388,7 +391,7 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
 
 @pytest.mark.parametrize(("text", "mentions", "code", "usage_of", "lang"), MALFORMED)
 def test_malformed_input(
-    text: str, mentions: Sequence[str], code: str, usage_of: str | None, lang: Lang
+    text: str, mentions: Sequence[str], code: str, usage_of: str | None, lang: Lang | None
 ) -> None:
     with pytest.raises(ParseError) as info:
         parse(text, mentions)
@@ -404,7 +407,7 @@ def test_error_renders_the_usage_in_either_language(
     mentions: Sequence[str],
     code: str,
     usage_of: str | None,
-    lang: Lang,
+    lang: Lang | None,
     render_lang: Lang,
 ) -> None:
     with pytest.raises(ParseError) as info:
@@ -489,10 +492,25 @@ def test_too_long_is_checked_before_anything_else() -> None:
     assert info.value.params == {"length": "2001", "max": "2000"}
 
 
+def test_too_long_names_the_whole_length_of_a_cut_message() -> None:
+    # The router hands the parser at most MAX_LENGTH + 1 characters, and the real length.
+    with pytest.raises(ParseError) as info:
+        parse(("x" * 5000)[:2001], (), length=5000)
+    assert info.value.params == {"length": "5000", "max": "2000"}
+    assert "5000" in info.value.render("en") and "5000" in info.value.render("zh")
+
+
+def test_a_message_without_letters_leaves_the_language_to_the_default() -> None:
+    with pytest.raises(ParseError) as info:
+        parse("🙂🎉", ())
+    assert info.value.lang is None
+    assert info.value.render() == info.value.render("zh")   # zh-CN is the default
+
+
 def test_empty_renders_a_hint_to_send_help() -> None:
     with pytest.raises(ParseError) as info:
         parse("  ", ())
-    assert "`help`" in info.value.render()
+    assert "`help`" in info.value.render("en")
     assert "`帮助`" in info.value.render("zh")
 
 
@@ -593,7 +611,7 @@ def _check_total(text: str, mentions: Sequence[str]) -> None:
         parsed = parse(text, mentions)
     except ParseError as err:
         assert err.code in ERROR_CODES
-        assert err.lang in LANGS
+        assert err.lang in (*LANGS, None)
         for lang in LANGS:
             assert err.render(lang).strip()
         if err.usage_of is not None:
