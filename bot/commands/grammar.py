@@ -69,6 +69,7 @@ _DEPT = re.compile(r"[^\s,，、`]{1,64}")
 _REQUEST_ID = re.compile(r"(?:r-?|#)?([0-9]{1,12})")
 _COUNT = re.compile(r"[0-9]{1,6}")
 _NUMBERISH = re.compile(r"[+\-]?[0-9][0-9.,]*")
+_SIGNED_NUMBER = re.compile("[+\\-\u2212]?[0-9]")
 _SEPARATOR = re.compile(r"[,，、]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 _LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
@@ -337,7 +338,8 @@ class _Args:
                 self.pos += width
                 self.end()
                 return duration
-        if explicit or toks[0][0].isdigit():
+        if explicit or _SIGNED_NUMBER.match(toks[0]):
+            # A number, signed or not (``-5d`` as ``-5天``), was meant as a duration.
             raise self.fail("bad_duration", got=" ".join(raws[:2]))
         raise self.fail("too_many_arguments", got=" ".join(raws))
 

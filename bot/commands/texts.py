@@ -125,7 +125,7 @@ EN = Catalog(
         "uid:<userId> or dept:<department>.",
         "no_target": "Please say who gets the template: @name, uid:<userId> or dept:<department>.",
         "bad_duration": "Sorry, “{got}” is not a duration I understand. Write a whole number "
-        "and a unit: 30m, 12h, 7d or 2w (at most 3650 days).",
+        "above zero and a unit: 30m, 12h, 7d or 2w (at most 3650 days).",
         "bad_number": "Sorry, “{got}” is not a valid number here: use a whole number from "
         "{min} to {max}.",
         "bad_request_id": "Sorry, “{got}” is not a request id. Request ids look like R-12.",
@@ -258,7 +258,7 @@ ZH = Catalog(
         "bad_target": "抱歉，“{got}”既不是用户也不是部门。请写 @某人、uid:<userId> 或 "
         "dept:<部门>。",
         "no_target": "请指定模板给谁：@某人、uid:<userId> 或 dept:<部门>。",
-        "bad_duration": "抱歉，无法识别时长“{got}”。请写整数加单位：30分钟、12小时、7天、2周"
+        "bad_duration": "抱歉，无法识别时长“{got}”。请写大于零的整数加单位：30分钟、12小时、7天、2周"
         "（最长 3650 天）。",
         "bad_number": "抱歉，“{got}”不是有效的数字：请写 {min} 到 {max} 之间的整数。",
         "bad_request_id": "抱歉，“{got}”不是申请编号。申请编号形如 R-12。",

@@ -320,6 +320,11 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
     ("grant @a crm.export 7x", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 10s", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 0d", M, "bad_duration", "grant", "en"),
+    ("grant @a crm.export -5d", M, "bad_duration", "grant", "en"),
+    ("grant @a crm.export −5d", M, "bad_duration", "grant", "en"),
+    ("授权 @a crm.export -5天", M, "bad_duration", "grant", "zh"),
+    ("授权 @a crm.export －5天", M, "bad_duration", "grant", "zh"),
+    ("授权 @a crm.export -5d", M, "bad_duration", "grant", "zh"),
     ("grant @a crm.export 3651d", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 1.5d", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export please", M, "too_many_arguments", "grant", "en"),
@@ -426,7 +431,7 @@ def test_render_defaults_to_the_users_language_and_echoes_the_input() -> None:
     with pytest.raises(ParseError) as info:
         parse("授权 @李四 crm.export 7x", M)
     assert info.value.render() == (
-        "抱歉，无法识别时长“7x”。请写整数加单位：30分钟、12小时、7天、2周（最长 3650 天）。\n"
+        "抱歉，无法识别时长“7x”。请写大于零的整数加单位：30分钟、12小时、7天、2周（最长 3650 天）。\n"
         "用法：`授权 @用户 <角色或权限> [<时长>]`"
     )
     assert info.value.render("en").endswith(
@@ -482,6 +487,19 @@ def test_suggestion_is_translated_when_rendered_in_the_other_language() -> None:
     assert "`转让主管理员`" in info.value.render()
     assert "`transfer-owner`" in info.value.render("en")
     assert "`help`" in info.value.render("en")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_negative_durations_are_refused_alike_in_either_unit(lang: Lang) -> None:
+    def refusal(text: str) -> str:
+        with pytest.raises(ParseError) as info:
+            parse(text, M)
+        assert info.value.code == "bad_duration"
+        return info.value.render(lang).replace(info.value.params["got"], "<got>")
+
+    english, chinese = refusal("grant @a crm.export -5d"), refusal("授权 @a crm.export -5天")
+    assert english == chinese
+    assert ("above zero" if lang == "en" else "大于零") in english
 
 
 def test_too_long_is_checked_before_anything_else() -> None:
