@@ -279,8 +279,9 @@ MESSAGES.update({
               "member of this company.",
     },
     "user_inactive": {
-        "zh": "{user} 还未激活钉钉或已离职，不能接收权限。",
-        "en": "{user} has not activated DingTalk or has left, so cannot receive permissions.",
+        "zh": "{user} 在钉钉通讯录中是未激活状态（尚未激活或已离职），不能接收权限，未做任何更改。",
+        "en": "{user} is inactive in DingTalk's directory (not activated yet, or has left), "
+              "so cannot receive permissions; nothing was changed.",
     },
     "not_enough_approvers": {
         "zh": "这项更改需要 {need} 位审批人（主管理员或其他子管理员，不含申请人本人和被变更的人），"

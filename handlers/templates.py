@@ -23,7 +23,7 @@ from bot.commands import (
 )
 from bot.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.i18n import Lang, t
-from bot.text import literal
+from bot.text import literal, person
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import (
@@ -247,9 +247,13 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
     targets: dict[str, str | None] = {}
     for ref in cmd.users:
         entry = info["users"].get(ref.user_id) or {}
-        if not entry.get("found") or not entry.get("active", True):
+        if not entry.get("found"):
             raise UserError("user_unknown", audit_action="template_apply.refused",
                             target=ref.user_id, user=literal(ref.user_id, 64))
+        if not entry.get("active", True):
+            raise UserError("user_inactive", audit_action="template_apply.refused",
+                            target=ref.user_id,
+                            user=person(entry.get("name") or None, ref.user_id))
         await ctx.uow.members.upsert(ctx.corp_id, ref.user_id, ctx.now,
                                      name=entry.get("name") or None)
         targets[ref.user_id] = None

@@ -112,7 +112,7 @@ async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: B
     text = await say(sim, "lisi", "role set @qianqi crm.export", "is a permission, not a role",
                      ("qianqi",))
     text = await say(sim, "lisi", "grant uid:nobody42 crm.report.view", "directory has no member")
-    text = await say(sim, "lisi", "grant @sunba crm.report.view", "has not activated", ("sunba",))
+    text = await say(sim, "lisi", "grant @sunba crm.report.view", "is inactive", ("sunba",))
     text = await say(sim, "lisi", "role set @qianqi admin", "built in", ("qianqi",))
     assert await grants(bot, "qianqi") == {}
     async with bot.db.uow() as uow:
@@ -292,6 +292,17 @@ async def test_template_refusals(sim: Simulator, bot: BatonApp) -> None:
     await say(sim, "lisi", "template create exporters crm.export", "created")
     await say(sim, "lisi", "template apply exporters @qianqi", "Request **R-1** is open",
               ("qianqi",))
+
+
+async def test_a_member_who_left_is_called_inactive_not_unknown(
+        sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "template create base crm.customer.view", "created")
+    sim.set_user("qianqi", active=False)
+    text = await say(sim, "lisi", "template apply base @qianqi", "qianqi", ("qianqi",))
+    assert "inactive" in text and "no member" not in text
+    text = await say(sim, "lisi", "授权 @钱七 crm.report.view", "钱七", ("qianqi",))
+    assert "未激活" in text and "找不到" not in text
+    assert await grants(bot, "qianqi") == {}
 
 
 # ---- time-bound grants ----------------------------------------------------------------------
