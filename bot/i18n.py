@@ -22,7 +22,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "mention_unresolved": {
         "zh": "无法识别你 @ 的第 {n} 个人：他/她不是本企业的成员。Baton 只能处理本企业成员。",
-        "en": "I can't tell who your mention number {n} is: that person is not a member of "
+        "en": "I can't tell who your mention number {n} refers to: that person is not a member of "
               "this company. Baton works only with the company's members.",
     },
     "admin_conversation_only": {
@@ -110,7 +110,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "refuse_already_voted": {
         "zh": "你已经{action}过了，每人只能表态一次。",
-        "en": "You already {action}; each person decides once.",
+        "en": "You have already {action}; each person decides only once.",
     },
     "refuse_already_implied": {
         "zh": "申请由你发起，你的同意已自动计入。",
@@ -126,7 +126,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "提醒：申请 {id} 仍在等待 {who} 处理，{expires} 前有效。",
         "en": "Reminder: request {id} is still waiting for {who}; it is open until {expires}.",
     },
-    "pending_none": {"zh": "没有需要你处理或你发起的待审批申请。", "en": "No open requests for you to decide or that you made."},
+    "pending_none": {"zh": "没有需要你处理或你发起的待审批申请。", "en": "There are no open requests for you to decide, and none that you made."},
     "pending_title": {"zh": "待审批", "en": "Open requests"},
     "pending_line": {
         "zh": "- {id} {kind}：{requester} → {target}，{expires} 前有效（{role}）",
@@ -351,7 +351,7 @@ MESSAGES.update({
     "none": {"zh": "无", "en": "none"},
     "describe_role_set": {"zh": "将 {who} 的业务角色设为 {role}", "en": "set {who}'s role to {role}"},
     "admin_already": {"zh": "{who} 已经是{level}，无需添加。",
-                      "en": "{who} is already {level}; nothing to add."},
+                      "en": "{who} is already an administrator ({level}); nothing to add."},
     "admin_added": {"zh": "已将 {who} 添加为子管理员。", "en": "{who} is now an admin."},
     "admin_not_admin": {"zh": "{who} 不是子管理员，无需移除。",
                         "en": "{who} is not an admin; nothing to remove."},
@@ -388,7 +388,7 @@ MESSAGES.update({
     },
     "template_list_title": {"zh": "权限模板（{n} 个）", "en": "Templates ({n})"},
     "template_list_line": {"zh": "- **{name}**（{n} 人）：{items}",
-                           "en": "- **{name}** ({n} holders): {items}"},
+                           "en": "- **{name}** ({n} holder(s)): {items}"},
     "template_unchanged": {"zh": "模板「{name}」的内容没有变化，未做更改。",
                            "en": "Template “{name}” already has exactly these; nothing changed."},
     "template_deleted": {"zh": "已删除模板「{name}」（无人使用）。",
@@ -399,7 +399,7 @@ MESSAGES.update({
     },
     "template_applied": {
         "zh": "已将模板「{name}」应用到 {n} 人（{skipped} 人原本已有）。",
-        "en": "Template “{name}” applied to {n} members ({skipped} already had it).",
+        "en": "Template “{name}” applied to {n} member(s) ({skipped} already had it).",
     },
     "dept_unknown": {
         "zh": "钉钉通讯录中找不到部门「{name}」。请写部门的完整名称或部门 ID，例如 `dept:销售部`。",

@@ -130,7 +130,7 @@ EN = Catalog(
         "{min} to {max}.",
         "bad_request_id": "Sorry, “{got}” is not a request id. Request ids look like R-12.",
         "bad_format": "Sorry, “{got}” is not one of the options here.",
-        "bad_name": "Sorry, “{got}” is not a valid {what}: {charset}.",
+        "bad_name": "Sorry, “{got}” cannot be used as {what}: {charset}.",
         "bad_list": "Sorry, please separate the permissions with commas, "
         "for example crm.customer.view,crm.customer.edit.",
     },

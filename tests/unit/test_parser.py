@@ -502,6 +502,13 @@ def test_negative_durations_are_refused_alike_in_either_unit(lang: Lang) -> None
     assert ("above zero" if lang == "en" else "大于零") in english
 
 
+@pytest.mark.parametrize("what", sorted(CATALOGS["en"].charset))
+def test_bad_name_reads_as_english_for_every_kind_of_name(what: str) -> None:
+    message = ParseError("bad_name", "en", params={"got": "a/b", "what": what}).render()
+    assert "valid a" not in message and "valid the" not in message
+    assert f"cannot be used as {CATALOGS['en'].args[what]}:" in message
+
+
 def test_too_long_is_checked_before_anything_else() -> None:
     assert parse("help " + "x" * 1995, ()).command == Help("x" * 1995)
     with pytest.raises(ParseError) as info:
