@@ -408,8 +408,13 @@ MESSAGES.update({
     },
     "impact_none": {"zh": "{n} 位使用者的实际权限不会变化。",
                     "en": "The effective permissions of its {n} holders do not change."},
+    "impact_none_done": {"zh": "{n} 位使用者的实际权限没有变化。",
+                         "en": "The effective permissions of its {n} holders did not change."},
     "impact_gain": {"zh": "{n} 人将新增 {perm}", "en": "{n} will gain {perm}"},
     "impact_loss": {"zh": "{n} 人将失去 {perm}", "en": "{n} will lose {perm}"},
+    "impact_gained": {"zh": "{n} 人新增了 {perm}", "en": "{n} gained {perm}"},
+    "impact_lost": {"zh": "{n} 人失去了 {perm}", "en": "{n} lost {perm}"},
+    "impact_who": {"zh": "{line}：{who}", "en": "{line}: {who}"},
     "describe_template_set": {
         "zh": "修改模板「{name}」：{old} → {new}\n\n{impact}",
         "en": "change template “{name}”: {old} → {new}\n\n{impact}",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -83,13 +84,57 @@ async def template_impact(env: Env | Context, tpl: Template, new_items: list[str
     return impact(before, after)
 
 
-def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int) -> str:
+def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int,
+                names: Mapping[str, str] | None = None, *, done: bool = False) -> str:
+    """The impact as lines ("2 will gain X"; "2 gained X" once ``done``), each naming its
+    members (the first ``SHOW_HOLDERS``, then "and N more") when ``names`` has them (escaped
+    "name (userId)" by user id, as :func:`impact_names` gives)."""
     if imp.empty:
-        return t("impact_none", lang, n=holders)
-    lines = [t("impact_gain", lang, n=len(us), perm=cat.label(p, lang)) for p, us in imp.gains.items()]
-    lines += [t("impact_loss", lang, n=len(us), perm=cat.label(p, lang))
+        return t("impact_none_done" if done else "impact_none", lang, n=holders)
+    gain, loss = ("impact_gained", "impact_lost") if done else ("impact_gain", "impact_loss")
+    lines = [_impact_line(t(gain, lang, n=len(us), perm=cat.label(p, lang)), us, names, lang)
+             for p, us in imp.gains.items()]
+    lines += [_impact_line(t(loss, lang, n=len(us), perm=cat.label(p, lang)), us, names, lang)
               for p, us in imp.losses.items()]
     return "\n".join(f"- {line}" for line in lines)
+
+
+def _impact_line(line: str, users: tuple[str, ...], names: Mapping[str, str] | None,
+                 lang: Lang) -> str:
+    if not names:
+        return line
+    return t("impact_who", lang, line=line, who=people_text(users, names, lang))
+
+
+def people_text(users: list[str] | tuple[str, ...], names: Mapping[str, str], lang: Lang) -> str:
+    """The first ``SHOW_HOLDERS`` members by name, then "and N more"."""
+    shown = t("list_sep", lang).join(names.get(u) or person(None, u) for u in users[:SHOW_HOLDERS])
+    if len(users) > SHOW_HOLDERS:
+        shown += " " + t("and_more", lang, n=len(users) - SHOW_HOLDERS)
+    return shown
+
+
+async def impact_names(env: Env, imp: Impact) -> dict[str, str]:
+    """The escaped names of the members an impact text shows."""
+    shown = {u for us in (*imp.gains.values(), *imp.losses.values()) for u in us[:SHOW_HOLDERS]}
+    return await env.names(*sorted(shown)) if shown else {}
+
+
+def _impact_payload(imp: Impact) -> dict[str, Any]:
+    return {"gains": {p: list(us) for p, us in imp.gains.items()},
+            "losses": {p: list(us) for p, us in imp.losses.items()}}
+
+
+async def _described_impact(req: Request, env: Env) -> str:
+    """A template request's impact, in the reader's language, naming the members; in the
+    past tense once the request is applied."""
+    p = req.payload
+    if "gains" not in p:            # a request made before impacts were stored as data
+        return str(p.get("impact", ""))
+    imp = Impact({k: tuple(v) for k, v in p["gains"].items()},
+                 {k: tuple(v) for k, v in p["losses"].items()})
+    return impact_text(imp, catalog_of(env.settings), env.lang, int(p.get("holders", 0)),
+                       await impact_names(env, imp), done=req.state == "applied")
 
 
 @router.command(TemplateCreate, admin_only=True, authority="admin")
@@ -150,8 +195,7 @@ async def template_set(cmd: TemplateSet, ctx: Context) -> None:
     held_by = sorted(await ctx.uow.perms.holders(tpl.id))
     await start_request(ctx, TEMPLATE_SET, None, {
         "template": tpl.name, "old": list(tpl.permissions), "new": items,
-        "impact": impact_text(imp, cat, ctx.lang, len(held_by)), "holders": len(held_by),
-        "holder_ids": held_by})
+        **_impact_payload(imp), "holders": len(held_by), "holder_ids": held_by})
 
 
 @router.command(TemplateDelete, admin_only=True, authority="admin")
@@ -166,8 +210,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
     imp = await template_impact(ctx, tpl, None, cat)
     await start_request(ctx, TEMPLATE_DELETE, None, {
         "template": tpl.name, "old": list(tpl.permissions),
-        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders),
-        "holder_ids": sorted(holders)})
+        **_impact_payload(imp), "holders": len(holders), "holder_ids": sorted(holders)})
 
 
 async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
@@ -276,8 +319,11 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
             "template": tpl.name, "users": new})
         return
     n = await assign(ctx.env(), tpl, new, by=ctx.sender.user_id)
+    users = sorted(new)
+    names = await ctx.env().names(*users[:SHOW_HOLDERS])
     await ctx.reply(ctx.t("template_applied", name=literal(tpl.name, 64), n=n,
-                          skipped=len(targets) - len(new)), markdown=True)
+                          skipped=len(targets) - len(new))
+                    + "\n\n" + people_text(users, names, ctx.lang), markdown=True)
 
 
 async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: str,
@@ -305,7 +351,8 @@ class TemplateSetRequest(ApprovedChange):
         p = req.payload
         return t("describe_template_set", env.lang, name=literal(str(p["template"]), 64),
                  old=_items_text(list(p["old"]), cat, env.lang),
-                 new=_items_text(list(p["new"]), cat, env.lang), impact=str(p.get("impact", "")))
+                 new=_items_text(list(p["new"]), cat, env.lang),
+                 impact=await _described_impact(req, env))
 
     async def apply(self, req: Request, env: Env) -> None:
         p = req.payload
@@ -329,7 +376,7 @@ class TemplateDeleteRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload
         return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
-                 impact=str(p.get("impact", "")))
+                 impact=await _described_impact(req, env))
 
     async def apply(self, req: Request, env: Env) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)
@@ -345,12 +392,9 @@ class TemplateApplyRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> str:
         p = req.payload
         users = list(p["users"])
-        names = await env.names(*users[:10])
-        who = t("list_sep", env.lang).join(literal(names[u], 80) for u in users[:10])
-        if len(users) > 10:
-            who += " " + t("and_more", env.lang, n=len(users) - 10)
+        names = await env.names(*users[:SHOW_HOLDERS])
         return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
-                 n=len(users), who=who)
+                 n=len(users), who=people_text(users, names, env.lang))
 
     async def apply(self, req: Request, env: Env) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)

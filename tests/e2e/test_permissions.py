@@ -251,6 +251,7 @@ async def test_templates_create_apply_dept_edit_with_impact_and_delete(
     assert "查看客户" in text
     # dept:销售部 takes its members and its sub-team's (赵六 in 销售部, 钱七 in 华东销售组).
     text = await say(sim, "lisi", "模板 应用 销售基础 dept:销售部", "应用到 2 人")
+    assert "qianqi" in text and "zhaoliu" in text     # named (by userId when not yet seen)
     async with bot.db.uow() as uow:
         rows = (await uow.session.execute(select(TemplateAssignment))).scalars().all()
         assert {(r.user_id, r.via_dept) for r in rows} == {("zhaoliu", "2"), ("qianqi", "2")}
@@ -262,11 +263,19 @@ async def test_templates_create_apply_dept_edit_with_impact_and_delete(
     text = await say(sim, "lisi", "模板 修改 销售基础 crm.customer.view,crm.customer.edit",
                      "已发起审批")
     assert "2 人将新增 crm.customer.edit" in text and "2 人将失去 crm.report.view" in text
+    # The preview names the members concerned, not only their number.
+    assert "将新增 crm.customer.edit 编辑客户：qianqi、赵六 (zhaoliu)" in text
     card = CARD.format(1)
     params = await card_status(sim, card, "pending")
     assert "2 人将新增 crm.customer.edit" in params["markdown"]
+    n = len(sim.messages(GROUP))
     await click(sim, "zhangsan", card, "approve")
-    await card_status(sim, card, "applied")
+    params = await card_status(sim, card, "applied")
+    # Once applied, the change is told in the past tense, on the card and in the reply.
+    done = await reply_to(sim, GROUP, "已生效", after=n)
+    assert "2 人新增了 crm.customer.edit 编辑客户：qianqi、赵六 (zhaoliu)" in done
+    assert "将新增" not in done and "将失去" not in done
+    assert "将新增" not in params["markdown"] and "2 人失去了 crm.report.view" in params["markdown"]
     text = await say(sim, "qianqi", "whoami", "My permissions")
     assert "crm.customer.edit Edit customers (from template 销售基础)" in text
     assert "crm.report.view" not in text
