@@ -43,6 +43,8 @@ from .model import (
     ReviewStart,
     ReviewStatus,
     Revoke,
+    RoleClear,
+    Roles,
     RoleSet,
     TemplateApply,
     TemplateCreate,
@@ -383,6 +385,12 @@ def _admin_remove(a: _Args) -> AdminRemove:
     return AdminRemove(target)
 
 
+def _role_clear(a: _Args) -> RoleClear:
+    target = a.user()
+    a.end()
+    return RoleClear(target)
+
+
 def _role_set(a: _Args) -> RoleSet:
     target = a.user()
     role = a.name_arg("role", _PERM)
@@ -517,6 +525,8 @@ _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "admin add": _admin_add,
     "admin remove": _admin_remove,
     "role set": _role_set,
+    "role clear": _role_clear,
+    "roles": _no_arguments(Roles),
     "grant": _grant,
     "revoke": _revoke,
     "template create": _template_create,

@@ -99,6 +99,45 @@ async def test_english_forms_and_overlapping_sources(sim: Simulator, bot: BatonA
     assert "钱七" in text
 
 
+async def test_roles_lists_the_catalog_for_anyone(sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "zhaoliu", "roles", "Roles (3)")
+    assert "- **sales**: crm.customer.edit Edit customers, crm.customer.view View customers" in text
+    assert "- **crm_admin** (has sensitive permissions): " in text
+    assert "crm.export Export data" in text
+    text = await say(sim, "zhaoliu", "角色列表", "角色（3 个）")
+    assert "- **analyst**：crm.customer.view 查看客户、crm.report.view 查看报表" in text
+    for ask, expect in (("help", "`role clear @user`"), ("帮助", "`清除角色 @用户`")):
+        text = await say(sim, "zhaoliu", ask, expect)
+        assert "`roles`" in text or "`角色列表`" in text
+
+
+async def test_role_clear_is_audited_needs_no_approval_and_says_when_there_is_none(
+        sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    text = await say(sim, "lisi", "清除角色 @赵六", "已清除", ("zhaoliu",))
+    assert "赵六 (zhaoliu)" in text and "原为：sales" in text
+    assert (await member(bot, "zhaoliu")).role is None
+    text = await say(sim, "lisi", "清除角色 @赵六", "没有业务角色", ("zhaoliu",))
+    # A member may not clear roles; the refusal is audited.
+    await say(sim, "zhaoliu", "role clear @qianqi", "Only the owner or an admin", ("qianqi",))
+    # A role with a sensitive permission needed approval to be set, but not to be cleared.
+    await say(sim, "lisi", "role set @qianqi crm_admin", "Request **R-1** is open", ("qianqi",))
+    await click(sim, "zhangsan", CARD.format(1), "approve")
+    await card_status(sim, CARD.format(1), "applied")
+    assert (await member(bot, "qianqi")).role == "crm_admin"
+    text = await say(sim, "lisi", "role clear @qianqi", "no longer has a business role",
+                     ("qianqi",))
+    assert "(was: crm" in text
+    assert (await member(bot, "qianqi")).role is None
+    async with bot.db.uow() as uow:          # the clear opened no request
+        assert len((await uow.session.execute(select(Request))).scalars().all()) == 1
+    actions = await audit_actions(bot)
+    assert ("role_clear.apply", "applied", "zhaoliu") in actions
+    assert ("role_clear.apply", "applied", "qianqi") in actions
+    assert ("role clear.refused", "refused", None) in actions
+    await verify_chain(bot)
+
+
 async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: BatonApp) -> None:
     text = await say(sim, "zhaoliu", "grant @qianqi crm.report.view", "Only the owner or an admin",
                      ("qianqi",))

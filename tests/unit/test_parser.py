@@ -32,6 +32,8 @@ from bot.commands import (
     ReviewStart,
     ReviewStatus,
     Revoke,
+    RoleClear,
+    Roles,
     RoleSet,
     TemplateApply,
     TemplateCreate,
@@ -119,6 +121,15 @@ VALID: list[tuple[str, Sequence[str], Command, Lang]] = [
     ("role set @李四 sales", M, RoleSet(U1, "sales"), "en"),
     ("设置角色 @李四 sales", M, RoleSet(U1, "sales"), "zh"),
     ("设置角色@李四 crm_admin", M, RoleSet(U1, "crm_admin"), "zh"),
+    # role clear
+    ("role clear @李四", M, RoleClear(U1), "en"),
+    ("ROLE CLEAR uid:u1", (), RoleClear(U1), "en"),
+    ("清除角色 @李四", M, RoleClear(U1), "zh"),
+    ("清除角色@李四", M, RoleClear(U1), "zh"),
+    # roles
+    ("roles", (), Roles(), "en"),
+    ("/Roles", (), Roles(), "en"),
+    ("角色列表", (), Roles(), "zh"),
     # grant
     ("grant @李四 crm.export", M, Grant(U1, "crm.export"), "en"),
     ("grant @李四 crm.export for 7d", M, Grant(U1, "crm.export", timedelta(days=7)), "en"),
@@ -308,6 +319,12 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
     ("role set @a", M, "missing_argument", "role set", "en"),
     ("role set @a sales extra", M, "too_many_arguments", "role set", "en"),
     ("设置角色 @a 销售", M, "bad_name", "role set", "zh"),
+    ("role clear", M, "missing_argument", "role clear", "en"),
+    ("role clear @a sales", M, "too_many_arguments", "role clear", "en"),
+    ("清除角色 sales", (), "bad_mention", "role clear", "zh"),
+    ("roles sales", (), "too_many_arguments", "roles", "en"),
+    ("角色列表 全部", (), "too_many_arguments", "roles", "zh"),
+    ("role", (), "missing_argument", "role", "en"),
     # grant / revoke
     ("grant", (), "missing_argument", "grant", "en"),
     ("grant @a", M, "missing_argument", "grant", "en"),
@@ -601,7 +618,7 @@ def test_usage_of_an_unknown_name() -> None:
 
 
 def test_command_names_are_unique_and_canonical() -> None:
-    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 25
+    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 27
     for name in COMMAND_NAMES:
         assert primary(name, "en") == name
 
