@@ -327,9 +327,25 @@ MESSAGES.update({
         "en": "Note: the member still holds it through: {sources}.",
     },
     "revoke_not_direct": {
-        "zh": "{who} 的 {name} 不是直接授权，而是来自：{sources}。请改用 `设置角色` 或调整模板。",
-        "en": "{who} holds {name} not through a grant but through: {sources}. Change the role "
-              "or the template instead.",
+        "zh": "{who} 的 {name} 不是直接授权，而是来自：{sources}，撤销对它无效，未做任何更改。{advice}",
+        "en": "{who} holds {name} not through a grant but through: {sources}, so revoke cannot "
+              "remove it; nothing was changed.{advice}",
+    },
+    "revoke_via_role": {
+        "zh": "它来自 {user} 的业务角色 {role}。要去掉它，请更换角色：`设置角色 {user} <角色>`，"
+              "或清除角色：`清除角色 {user}`。",
+        "en": "It comes with the business role {role}. To take it away, give {user} another role "
+              "(`role set {user} <role>`) or clear the role (`role clear {user}`).",
+    },
+    "revoke_via_role_grant": {
+        "zh": "它来自授予的角色 {role}：`撤销 {user} {role}` 会撤销该角色的授权。",
+        "en": "It comes with the granted role {role}: `revoke {user} {role}` removes that grant.",
+    },
+    "revoke_via_template": {
+        "zh": "它来自模板 {template}：可修改该模板（`模板 修改 {template} <权限>,...`），"
+              "这会影响模板的所有使用者。",
+        "en": "It comes with the template {template}: change the template (`template set "
+              "{template} <perm>,...`), which changes it for every holder.",
     },
     "revoke_not_held": {
         "zh": "{who} 没有 {name} 的授权，无需撤销。",

@@ -35,6 +35,7 @@ from bot.domain.permissions import (
     Catalog,
     Source,
     sources_of,
+    ways_to_remove,
 )
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
@@ -334,7 +335,8 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
             raise UserError("revoke_not_direct", audit_action="revoke.refused", target=uid,
                             who=label, name=literal(name, 64),
                             sources=ctx.t("list_sep").join(
-                                sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
+                                sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})),
+                            advice=_removal_advice(srcs, cat, uid, ctx.lang))
         raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
                         who=label, name=literal(name, 64))
     await ctx.audit("grant.revoke", "applied", target_id=uid,
@@ -345,7 +347,21 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
     text = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
     if still:
         text += "\n\n" + ctx.t("revoke_still_held", sources=ctx.t("list_sep").join(still))
+        text += _removal_advice([s for p in cat.expand(name) for s in left.get(p, ())], cat,
+                                uid, ctx.lang)
     await ctx.reply(text, markdown=True)
+
+
+def _removal_advice(srcs: list[Source], cat: Catalog, user_id: str, lang: Lang) -> str:
+    """What would take the permission away, with the command to write ("" if nothing)."""
+    user = f"uid:{literal(user_id, 64)}"
+    lines = []
+    for route, name in ways_to_remove(srcs, cat):
+        if route == "template":
+            lines.append(t("revoke_via_template", lang, template=literal(name, 64)))
+        else:
+            lines.append(t(f"revoke_via_{route}", lang, role=literal(name, 64), user=user))
+    return "".join(f"\n\n{line}" for line in lines)
 
 
 async def due_grant_expire(payload: dict[str, Any], dctx: DueContext) -> None:

@@ -77,6 +77,9 @@ async def test_role_grant_revoke_whoami_in_chinese(sim: Simulator, bot: BatonApp
     # A permission from the role cannot be revoked as a grant: the reply names the source.
     text = await say(sim, "lisi", "撤销 @赵六 crm.customer.view", "不是直接授权", ("zhaoliu",))
     assert "角色 sales" in text
+    # ... and which command would change it: the role's, not another revoke.
+    assert "业务角色 sales" in text and "`设置角色 uid:zhaoliu <角色>`" in text
+    assert "`清除角色 uid:zhaoliu`" in text and "`撤销" not in text
     actions = await audit_actions(bot)
     assert ("role_set.apply", "applied", "zhaoliu") in actions
     assert ("grant.apply", "applied", "zhaoliu") in actions
@@ -93,6 +96,13 @@ async def test_english_forms_and_overlapping_sources(sim: Simulator, bot: BatonA
     # Revoking the grant keeps what the role still justifies, and says so.
     text = await say(sim, "lisi", "revoke @qianqi crm.customer.view", "Revoked", ("qianqi",))
     assert "still holds it through: role analyst" in text
+    assert "business role analyst" in text and "`role clear uid:qianqi`" in text
+    assert "`role set uid:qianqi <role>`" in text
+    # Held through a granted role, the grant of that role is what to revoke.
+    await say(sim, "lisi", "grant @zhaoliu sales", "Granted", ("zhaoliu",))
+    text = await say(sim, "lisi", "revoke @zhaoliu crm.customer.edit", "not through a grant",
+                     ("zhaoliu",))
+    assert "`revoke uid:zhaoliu sales` removes that grant" in text and "role clear" not in text
     text = await say(sim, "qianqi", "whoami", "My permissions")
     assert "crm.customer.view View customers (from role analyst)" in text
     text = await say(sim, "wangwu", "who-has analyst", "Members holding")
