@@ -23,8 +23,8 @@ MESSAGES: dict[str, dict[Lang, str]] = {
               "again later; if it persists, give your operator the event id {event_id}.",
     },
     "cli_store_empty": {
-        "zh": "数据库中还没有任何成员，无事可做。",
-        "en": "the database holds no members yet: nothing to do.",
+        "zh": "数据库中还没有任何成员或审计记录，无事可做。",
+        "en": "the database holds no members or audit entries yet: nothing to do.",
     },
     "cli_only_corp": {
         "zh": "未配置 org.corp_id；使用数据库中唯一的企业 {corp}。",
@@ -39,7 +39,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "mention_unresolved": {
         "zh": "无法识别你 @ 的第 {n} 个人：他/她不是本企业的成员。Baton 只能处理本企业成员。",
-        "en": "I can't tell who your mention number {n} is: that person is not a member of "
+        "en": "I can't tell who your mention number {n} refers to: that person is not a member of "
               "this company. Baton works only with the company's members.",
     },
     "admin_conversation_only": {
@@ -136,7 +136,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "refuse_already_voted": {
         "zh": "你已经{action}过了，每人只能表态一次。",
-        "en": "You already {action}; each person decides once.",
+        "en": "You have already {action}; each person decides only once.",
     },
     "refuse_already_implied": {
         "zh": "申请由你发起，你的同意已自动计入。",
@@ -152,7 +152,7 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "提醒：申请 {id} 仍在等待 {who} 处理，{expires} 前有效。",
         "en": "Reminder: request {id} is still waiting for {who}; it is open until {expires}.",
     },
-    "pending_none": {"zh": "没有需要你处理或你发起的待审批申请。", "en": "No open requests for you to decide or that you made."},
+    "pending_none": {"zh": "没有需要你处理或你发起的待审批申请。", "en": "There are no open requests for you to decide, and none that you made."},
     "pending_title": {"zh": "待审批", "en": "Open requests"},
     "pending_line": {
         "zh": "- {id} {kind}：{requester} → {target}，{expires} 前有效（{role}）",
@@ -310,8 +310,9 @@ MESSAGES.update({
               "member of this company.",
     },
     "user_inactive": {
-        "zh": "{user} 还未激活钉钉或已离职，不能接收权限。",
-        "en": "{user} has not activated DingTalk or has left, so cannot receive permissions.",
+        "zh": "{user} 在钉钉通讯录中是未激活状态（尚未激活或已离职），不能接收权限，未做任何更改。",
+        "en": "{user} is inactive in DingTalk's directory (not activated yet, or has left), "
+              "so cannot receive permissions; nothing was changed.",
     },
     "not_enough_approvers": {
         "zh": "这项更改需要 {need} 位审批人（主管理员或其他子管理员，不含申请人本人和被变更的人），"
@@ -357,9 +358,25 @@ MESSAGES.update({
         "en": "Note: the member still holds it through: {sources}.",
     },
     "revoke_not_direct": {
-        "zh": "{who} 的 {name} 不是直接授权，而是来自：{sources}。请改用 `设置角色` 或调整模板。",
-        "en": "{who} holds {name} not through a grant but through: {sources}. Change the role "
-              "or the template instead.",
+        "zh": "{who} 的 {name} 不是直接授权，而是来自：{sources}，撤销对它无效，未做任何更改。{advice}",
+        "en": "{who} holds {name} not through a grant but through: {sources}, so revoke cannot "
+              "remove it; nothing was changed.{advice}",
+    },
+    "revoke_via_role": {
+        "zh": "它来自 {user} 的业务角色 {role}。要去掉它，请更换角色：`设置角色 {user} <角色>`，"
+              "或清除角色：`清除角色 {user}`。",
+        "en": "It comes with the business role {role}. To take it away, give {user} another role "
+              "(`role set {user} <role>`) or clear the role (`role clear {user}`).",
+    },
+    "revoke_via_role_grant": {
+        "zh": "它来自授予的角色 {role}：`撤销 {user} {role}` 会撤销该角色的授权。",
+        "en": "It comes with the granted role {role}: `revoke {user} {role}` removes that grant.",
+    },
+    "revoke_via_template": {
+        "zh": "它来自模板 {template}：可修改该模板（`模板 修改 {template} <权限>,...`），"
+              "这会影响模板的所有使用者。",
+        "en": "It comes with the template {template}: change the template (`template set "
+              "{template} <perm>,...`), which changes it for every holder.",
     },
     "revoke_not_held": {
         "zh": "{who} 没有 {name} 的授权，无需撤销。",
@@ -378,10 +395,24 @@ MESSAGES.update({
                   "en": "{who}'s business role is now {role} (was: {before})."},
     "role_unchanged": {"zh": "{who} 的业务角色已经是 {role}，未做更改。",
                        "en": "{who}'s business role is already {role}; nothing changed."},
+    "role_cleared": {"zh": "已清除 {who} 的业务角色（原为：{before}）。",
+                     "en": "{who} no longer has a business role (was: {before})."},
+    "role_clear_none": {"zh": "{who} 没有业务角色，无需清除。",
+                        "en": "{who} has no business role; there is nothing to clear."},
+    "roles_short": {"zh": "角色列表", "en": "Roles"},
+    "roles_title": {"zh": "角色（{n} 个）", "en": "Roles ({n})"},
+    "roles_line": {"zh": "- **{name}**：{perms}", "en": "- **{name}**: {perms}"},
+    "roles_line_sensitive": {"zh": "- **{name}**（含敏感权限）：{perms}",
+                             "en": "- **{name}** (has sensitive permissions): {perms}"},
+    "roles_none": {
+        "zh": "权限目录中还没有角色。运维可在配置的 catalog.roles 中定义角色。",
+        "en": "The catalog has no roles yet. An operator can define them under catalog.roles "
+              "in the config.",
+    },
     "none": {"zh": "无", "en": "none"},
     "describe_role_set": {"zh": "将 {who} 的业务角色设为 {role}", "en": "set {who}'s role to {role}"},
     "admin_already": {"zh": "{who} 已经是{level}，无需添加。",
-                      "en": "{who} is already {level}; nothing to add."},
+                      "en": "{who} is already an administrator ({level}); nothing to add."},
     "admin_added": {"zh": "已将 {who} 添加为子管理员。", "en": "{who} is now an admin."},
     "admin_not_admin": {"zh": "{who} 不是子管理员，无需移除。",
                         "en": "{who} is not an admin; nothing to remove."},
@@ -418,7 +449,7 @@ MESSAGES.update({
     },
     "template_list_title": {"zh": "权限模板（{n} 个）", "en": "Templates ({n})"},
     "template_list_line": {"zh": "- **{name}**（{n} 人）：{items}",
-                           "en": "- **{name}** ({n} holders): {items}"},
+                           "en": "- **{name}** ({n} holder(s)): {items}"},
     "template_unchanged": {"zh": "模板「{name}」的内容没有变化，未做更改。",
                            "en": "Template “{name}” already has exactly these; nothing changed."},
     "template_deleted": {"zh": "已删除模板「{name}」（无人使用）。",
@@ -429,7 +460,7 @@ MESSAGES.update({
     },
     "template_applied": {
         "zh": "已将模板「{name}」应用到 {n} 人（{skipped} 人原本已有）。",
-        "en": "Template “{name}” applied to {n} members ({skipped} already had it).",
+        "en": "Template “{name}” applied to {n} member(s) ({skipped} already had it).",
     },
     "dept_unknown": {
         "zh": "钉钉通讯录中找不到部门「{name}」。请写部门的完整名称或部门 ID，例如 `dept:销售部`。",
@@ -438,8 +469,13 @@ MESSAGES.update({
     },
     "impact_none": {"zh": "{n} 位使用者的实际权限不会变化。",
                     "en": "The effective permissions of its {n} holders do not change."},
+    "impact_none_done": {"zh": "{n} 位使用者的实际权限没有变化。",
+                         "en": "The effective permissions of its {n} holders did not change."},
     "impact_gain": {"zh": "{n} 人将新增 {perm}", "en": "{n} will gain {perm}"},
     "impact_loss": {"zh": "{n} 人将失去 {perm}", "en": "{n} will lose {perm}"},
+    "impact_gained": {"zh": "{n} 人新增了 {perm}", "en": "{n} gained {perm}"},
+    "impact_lost": {"zh": "{n} 人失去了 {perm}", "en": "{n} lost {perm}"},
+    "impact_who": {"zh": "{line}：{who}", "en": "{line}: {who}"},
     "describe_template_set": {
         "zh": "修改模板「{name}」：{old} → {new}\n\n{impact}",
         "en": "change template “{name}”: {old} → {new}\n\n{impact}",

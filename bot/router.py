@@ -174,7 +174,8 @@ class Dispatcher:
             else:
                 try:
                     # Text past the cap is cut so the parser refuses it as too long, cheaply.
-                    parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions))
+                    parsed = parse(msg.text[: MAX_TEXT + 1], list(msg.mentions),
+                                   length=len(msg.text))
                 except ParseError as e:
                     error = e
         batched = self._batchable(parsed, error)
@@ -540,5 +541,8 @@ def _has_authority(level: str, authority: str | None) -> bool:
 
 
 def _guess_lang(text: str) -> Lang | None:
-    """The language of a message we will not parse: Chinese if it has any CJK character."""
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" for ch in text) else "en"
+    """The language of a message we will not parse: Chinese if it has any CJK character,
+    English if it has a Latin letter, else None (the configured default)."""
+    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
+        return "zh"
+    return "en" if any("a" <= ch.lower() <= "z" for ch in text) else None

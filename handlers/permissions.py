@@ -16,7 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.cards import local
-from bot.commands import AdminAdd, AdminRemove, Grant, Revoke, RoleSet, UserRef, WhoHas
+from bot.commands import (
+    AdminAdd,
+    AdminRemove,
+    Grant,
+    Revoke,
+    RoleClear,
+    Roles,
+    RoleSet,
+    UserRef,
+    WhoHas,
+)
 from bot.commands.durations import format_duration
 from bot.domain.permissions import (
     ADMIN_ROLE,
@@ -25,6 +35,7 @@ from bot.domain.permissions import (
     Catalog,
     Source,
     sources_of,
+    ways_to_remove,
 )
 from bot.domain.requests import Requirement, State
 from bot.due import DueContext
@@ -328,7 +339,8 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
             raise UserError("revoke_not_direct", audit_action="revoke.refused", target=uid,
                             who=label, name=literal(name, 64),
                             sources=joined(ctx.t("list_sep"),
-                                           sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})))
+                                           sorted({source_text(s, ctx.lang, tz, cat) for s in srcs})),
+                            advice=_removal_advice(srcs, cat, uid, ctx.lang))
         raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
                         who=label, name=literal(name, 64))
     await ctx.audit("grant.revoke", "applied", target_id=uid,
@@ -339,7 +351,21 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
     text: str = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
     if still:
         text += "\n\n" + ctx.t("revoke_still_held", sources=joined(ctx.t("list_sep"), still))
+        text += _removal_advice([s for p in cat.expand(name) for s in left.get(p, ())], cat,
+                                uid, ctx.lang)
     await ctx.reply(text, markdown=True)
+
+
+def _removal_advice(srcs: list[Source], cat: Catalog, user_id: str, lang: Lang) -> Md:
+    """What would take the permission away, with the command to write ("" if nothing)."""
+    user = f"uid:{literal(user_id, 64)}"
+    lines = []
+    for route, name in ways_to_remove(srcs, cat):
+        if route == "template":
+            lines.append(t("revoke_via_template", lang, template=literal(name, 64)))
+        else:
+            lines.append(t(f"revoke_via_{route}", lang, role=literal(name, 64), user=user))
+    return Md("".join(f"\n\n{line}" for line in lines))
 
 
 async def due_grant_expire(payload: dict[str, Any], dctx: DueContext) -> None:
@@ -388,12 +414,43 @@ async def role_set(cmd: RoleSet, ctx: Context) -> None:
 
 
 async def set_role(env: Env, target: Member, role: str | None, *, by: str,
-                   request_id: int | None = None) -> None:
+                   request_id: int | None = None, action: str = "role_set.apply") -> None:
     before = target.role
     target.role, target.updated_at = role, env.now
     await env.uow.session.flush()
-    await env.audit(by, "role_set.apply", "applied", target_id=target.user_id,
+    await env.audit(by, action, "applied", target_id=target.user_id,
                     request_id=request_id, before={"role": before}, after={"role": role})
+
+
+@router.command(RoleClear, admin_only=True, authority="admin")
+async def role_clear(cmd: RoleClear, ctx: Context) -> None:
+    """Take a member's business role away. It only removes access, so it never needs
+    approval, even for a role with a sensitive permission, nor a directory check (a member
+    who left can still lose their role)."""
+    target = await ctx.uow.members.get(ctx.corp_id, cmd.target.user_id)
+    label = who(target) if target else literal(cmd.target.user_id, 64)
+    if target is None or not target.role:
+        await ctx.reply(ctx.t("role_clear_none", who=label), markdown=True)
+        return
+    before = target.role
+    await set_role(ctx.env(), target, None, by=ctx.sender.user_id, action="role_clear.apply")
+    await ctx.reply(ctx.t("role_cleared", who=label, before=literal(before, 64)), markdown=True)
+
+
+@router.command(Roles, reads_only=True)
+async def roles(cmd: Roles, ctx: Context) -> None:
+    """The catalog's roles, each with the permissions it gives (anyone may ask)."""
+    cat = catalog_of(ctx.settings)
+    if not cat.roles:
+        await ctx.reply(ctx.t("roles_none"))
+        return
+    sep = ctx.t("list_sep")
+    lines = [f"### {ctx.t('roles_title', n=len(cat.roles))}"]
+    for name in sorted(cat.roles):
+        perms = sep.join(cat.label(p, ctx.lang) for p in sorted(cat.expand(name)))
+        key = "roles_line_sensitive" if cat.is_sensitive(name) else "roles_line"
+        lines.append(ctx.t(key, name=literal(name, 64), perms=perms or ctx.t("none")))
+    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("roles_short"))
 
 
 class RoleSetRequest(ApprovedChange):

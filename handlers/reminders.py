@@ -43,7 +43,7 @@ MESSAGES.update({
     },
     "remind_escalate": {
         "zh": "⚠️ 升级提醒：{ids} 已等待超过 {after}，请主管理员 {owner} 关注。",
-        "en": "⚠️ Escalation: {ids} has been open for more than {after}; {owner} (owner), "
+        "en": "⚠️ Escalation: open for more than {after}: {ids}; {owner} (owner), "
               "please follow up.",
     },
 })

@@ -590,13 +590,13 @@ MESSAGES.update({
     "review_not_yours": {"zh": "这一项只能由负责的管理员审核：{who}。",
                          "en": "Only the admin responsible may review this: {who}."},
     "review_already_decided": {"zh": "第 {i} 项已处理：{decision}。未做更改。",
-                               "en": "Item {i} is decided already: {decision}. Nothing changed."},
+                               "en": "Item {i} has already been decided: {decision}. Nothing changed."},
     "review_click_kept": {"zh": "已保留 {n} 项。", "en": "Kept {n} item(s)."},
     "review_click_removed": {"zh": "已移除，授权已撤销。", "en": "Removed; the grant is revoked."},
     "review_removed_holder": {"zh": "你的授权 {name} 已在权限审核 {id} 中被移除。",
                               "en": "Your grant {name} was removed in access review {id}."},
     "review_remind": {"zh": "权限审核 {id}：你还有 {n} 项授权未审核，截止 {deadline}。请在审核卡片上处理。",
-                      "en": "Access review {id}: {n} grant(s) still wait for your review; "
+                      "en": "Access review {id}: {n} grant(s) are still waiting for your review; "
                             "deadline {deadline}. Please decide them on the review card."},
     "review_status_title": {"zh": "权限审核 {id} {state}", "en": "Access review {id} {state}"},
     "review_state_open": {"zh": "（进行中）", "en": "(open)"},

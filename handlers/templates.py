@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.commands import (
 )
 from bot.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.i18n import Lang, t
-from bot.text import Md, code, joined, literal
+from bot.text import Md, code, joined, literal, person
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.permissions import (
@@ -83,13 +84,58 @@ async def template_impact(env: Env | Context, tpl: Template, new_items: list[str
     return impact(before, after)
 
 
-def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int) -> Md:
+def impact_text(imp: Impact, cat: Catalog, lang: Lang, holders: int,
+                names: Mapping[str, str] | None = None, *, done: bool = False) -> Md:
+    """The impact as lines ("2 will gain X"; "2 gained X" once ``done``), each naming its
+    members (the first ``SHOW_HOLDERS``, then "and N more") when ``names`` has them (escaped
+    "name (userId)" by user id, as :func:`impact_names` gives)."""
     if imp.empty:
-        return t("impact_none", lang, n=holders)
-    lines = [t("impact_gain", lang, n=len(us), perm=cat.label(p, lang)) for p, us in imp.gains.items()]
-    lines += [t("impact_loss", lang, n=len(us), perm=cat.label(p, lang))
+        return t("impact_none_done" if done else "impact_none", lang, n=holders)
+    gain, loss = ("impact_gained", "impact_lost") if done else ("impact_gain", "impact_loss")
+    lines = [_impact_line(t(gain, lang, n=len(us), perm=cat.label(p, lang)), us, names, lang)
+             for p, us in imp.gains.items()]
+    lines += [_impact_line(t(loss, lang, n=len(us), perm=cat.label(p, lang)), us, names, lang)
               for p, us in imp.losses.items()]
     return Md("\n".join(f"- {line}" for line in lines))
+
+
+def _impact_line(line: Md, users: tuple[str, ...], names: Mapping[str, str] | None,
+                 lang: Lang) -> Md:
+    if not names:
+        return line
+    return t("impact_who", lang, line=line, who=people_text(users, names, lang))
+
+
+def people_text(users: list[str] | tuple[str, ...], names: Mapping[str, str], lang: Lang) -> Md:
+    """The first ``SHOW_HOLDERS`` members by name (escaped), then "and N more"."""
+    shown = joined(t("list_sep", lang),
+                   (Md(names[u]) if u in names else person(None, u) for u in users[:SHOW_HOLDERS]))
+    if len(users) > SHOW_HOLDERS:
+        shown = Md(shown + " " + t("and_more", lang, n=len(users) - SHOW_HOLDERS))
+    return shown
+
+
+async def impact_names(env: Env, imp: Impact) -> Mapping[str, Md]:
+    """The escaped names of the members an impact text shows."""
+    shown = {u for us in (*imp.gains.values(), *imp.losses.values()) for u in us[:SHOW_HOLDERS]}
+    return await env.names(*sorted(shown)) if shown else {}
+
+
+def _impact_payload(imp: Impact) -> dict[str, Any]:
+    return {"gains": {p: list(us) for p, us in imp.gains.items()},
+            "losses": {p: list(us) for p, us in imp.losses.items()}}
+
+
+async def _described_impact(req: Request, env: Env) -> Md:
+    """A template request's impact, in the reader's language, naming the members; in the
+    past tense once the request is applied."""
+    p = req.payload
+    if "gains" not in p:            # a request made before impacts were stored as data
+        return Md(str(p.get("impact", "")))   # built by this code from escaped parts
+    imp = Impact({k: tuple(v) for k, v in p["gains"].items()},
+                 {k: tuple(v) for k, v in p["losses"].items()})
+    return impact_text(imp, catalog_of(env.settings), env.lang, int(p.get("holders", 0)),
+                       await impact_names(env, imp), done=req.state == "applied")
 
 
 @router.command(TemplateCreate, admin_only=True, authority="admin")
@@ -150,8 +196,7 @@ async def template_set(cmd: TemplateSet, ctx: Context) -> None:
     held_by = sorted(await ctx.uow.perms.holders(tpl.id))
     await start_request(ctx, TEMPLATE_SET, None, {
         "template": tpl.name, "old": list(tpl.permissions), "new": items,
-        "impact": impact_text(imp, cat, ctx.lang, len(held_by)), "holders": len(held_by),
-        "holder_ids": held_by})
+        **_impact_payload(imp), "holders": len(held_by), "holder_ids": held_by})
 
 
 @router.command(TemplateDelete, admin_only=True, authority="admin")
@@ -166,8 +211,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
     imp = await template_impact(ctx, tpl, None, cat)
     await start_request(ctx, TEMPLATE_DELETE, None, {
         "template": tpl.name, "old": list(tpl.permissions),
-        "impact": impact_text(imp, cat, ctx.lang, len(holders)), "holders": len(holders),
-        "holder_ids": sorted(holders)})
+        **_impact_payload(imp), "holders": len(holders), "holder_ids": sorted(holders)})
 
 
 async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
@@ -247,9 +291,13 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
     targets: dict[str, str | None] = {}
     for ref in cmd.users:
         entry = info["users"].get(ref.user_id) or {}
-        if not entry.get("found") or not entry.get("active", True):
+        if not entry.get("found"):
             raise UserError("user_unknown", audit_action="template_apply.refused",
                             target=ref.user_id, user=literal(ref.user_id, 64))
+        if not entry.get("active", True):
+            raise UserError("user_inactive", audit_action="template_apply.refused",
+                            target=ref.user_id,
+                            user=person(entry.get("name") or None, ref.user_id))
         await ctx.uow.members.upsert(ctx.corp_id, ref.user_id, ctx.now,
                                      name=entry.get("name") or None)
         targets[ref.user_id] = None
@@ -272,8 +320,11 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
             "template": tpl.name, "users": new})
         return
     n = await assign(ctx.env(), tpl, new, by=ctx.sender.user_id)
+    users = sorted(new)
+    names = await ctx.env().names(*users[:SHOW_HOLDERS])
     await ctx.reply(ctx.t("template_applied", name=literal(tpl.name, 64), n=n,
-                          skipped=len(targets) - len(new)), markdown=True)
+                          skipped=len(targets) - len(new))
+                    + "\n\n" + people_text(users, names, ctx.lang), markdown=True)
 
 
 async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: str,
@@ -307,7 +358,8 @@ class TemplateSetRequest(ApprovedChange):
         p = req.payload
         return t("describe_template_set", env.lang, name=literal(str(p["template"]), 64),
                  old=_items_text(list(p["old"]), cat, env.lang),
-                 new=_items_text(list(p["new"]), cat, env.lang), impact=_impact(p))
+                 new=_items_text(list(p["new"]), cat, env.lang),
+                 impact=await _described_impact(req, env))
 
     async def subject(self, req: Request, env: Env) -> str:
         return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
@@ -334,7 +386,7 @@ class TemplateDeleteRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
-                 impact=_impact(p))
+                 impact=await _described_impact(req, env))
 
     async def subject(self, req: Request, env: Env) -> str:
         return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
@@ -353,12 +405,9 @@ class TemplateApplyRequest(ApprovedChange):
     async def describe(self, req: Request, env: Env) -> Md:
         p = req.payload
         users = list(p["users"])
-        names = await env.names(*users[:10])
-        who = joined(t("list_sep", env.lang), (literal(names[u], 80) for u in users[:10]))
-        if len(users) > 10:
-            who = Md(who + " " + t("and_more", env.lang, n=len(users) - 10))
+        names = await env.names(*users[:SHOW_HOLDERS])
         return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
-                 n=len(users), who=who)
+                 n=len(users), who=people_text(users, names, env.lang))
 
     async def subject(self, req: Request, env: Env) -> str:
         return t("subject_template_apply", env.lang,

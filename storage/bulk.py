@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, union
 
 from bot.domain.bulk import Change, Entry
 from storage.db import UnitOfWork
-from storage.models import ADMIN, OWNER, Grant, Member, Template, TemplateAssignment
+from storage.models import (
+    ADMIN,
+    OWNER,
+    AuditEntry,
+    Grant,
+    Member,
+    Template,
+    TemplateAssignment,
+)
 from storage.permissions import schedule_expiry
 
 
@@ -24,9 +32,9 @@ async def members(uow: UnitOfWork, corp_id: str) -> list[Member]:
 
 
 async def corps(uow: UnitOfWork) -> list[str]:
-    """Every corp the store holds members of."""
-    return list((await uow.session.execute(
-        select(Member.corp_id).distinct().order_by(Member.corp_id))).scalars())
+    """Every corp the store holds members or audit entries of."""
+    q = union(select(Member.corp_id), select(AuditEntry.corp_id))
+    return sorted(set((await uow.session.execute(q)).scalars()))
 
 
 async def entries(uow: UnitOfWork, corp_id: str, now: datetime,

@@ -34,14 +34,15 @@ ERROR_CODES: frozenset[str] = frozenset(
 class ParseError(Exception):
     """A message that is not a well-formed command.
 
-    ``code`` says what was wrong, ``lang`` the language the user wrote in, ``usage_of``
+    ``code`` says what was wrong, ``lang`` the language the user wrote in (None when the
+    text shows no language, e.g. only emoji: answer in the configured default), ``usage_of``
     the command (or command group, e.g. ``"template"``) whose usage to show,
     ``suggestion`` the closest command word in the user's language (unknown commands),
     and ``params`` the details (``got``: the offending text, ``what``: which argument).
     """
 
     code: str
-    lang: Lang
+    lang: Lang | None
     usage_of: str | None
     suggestion: str | None
     params: Mapping[str, str]
@@ -49,7 +50,7 @@ class ParseError(Exception):
     def __init__(
         self,
         code: str,
-        lang: Lang,
+        lang: Lang | None,
         *,
         usage_of: str | None = None,
         suggestion: str | None = None,
@@ -63,9 +64,10 @@ class ParseError(Exception):
         self.params = MappingProxyType(dict(params or {}))
 
     def render(self, lang: Lang | None = None) -> Md:
-        """A polite reply in ``lang`` (default: the user's) showing how to write it."""
+        """A polite reply in ``lang`` (default: the user's, else Chinese) showing how to
+        write it."""
         return render_error(
-            self.code, self.params, self.usage_of, self.suggestion, lang or self.lang
+            self.code, self.params, self.usage_of, self.suggestion, lang or self.lang or "zh"
         )
 
     def __str__(self) -> str:

@@ -43,6 +43,8 @@ from .model import (
     ReviewStart,
     ReviewStatus,
     Revoke,
+    RoleClear,
+    Roles,
     RoleSet,
     TemplateApply,
     TemplateCreate,
@@ -69,8 +71,10 @@ _DEPT = re.compile(r"[^\s,，、`]{1,64}")
 _REQUEST_ID = re.compile(r"(?:r-?|#)?([0-9]{1,12})")
 _COUNT = re.compile(r"[0-9]{1,6}")
 _NUMBERISH = re.compile(r"[+\-]?[0-9][0-9.,]*")
+_SIGNED_NUMBER = re.compile("[+\\-\u2212]?[0-9]")
 _SEPARATOR = re.compile(r"[,，、]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
+_LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 _FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}  # ！..～ -> !..~
@@ -90,27 +94,31 @@ _HEAD_MAX = 40
 _PARAM_MAX = 200
 
 
-def parse(text: str, mentions: Sequence[str] = ()) -> Parsed:
-    """Parse one message; raises ``ParseError`` (and nothing else) when it is not a command."""
+def parse(text: str, mentions: Sequence[str] = (), *, length: int | None = None) -> Parsed:
+    """Parse one message; raises ``ParseError`` (and nothing else) when it is not a command.
+
+    ``length`` is the length of the whole message when ``text`` is a cut of it (the router
+    passes at most ``MAX_LENGTH + 1`` characters): a refusal as too long names the real length.
+    """
     if len(text) > MAX_LENGTH:
         raise ParseError(
             "too_long",
             _lang_of(text[:MAX_LENGTH]),
-            params={"length": str(len(text)), "max": str(MAX_LENGTH)},
+            params={"length": str(max(len(text), length or 0)), "max": str(MAX_LENGTH)},
         )
     raw = _normalise(_join_mentions(text))
     folded = raw.translate(_FULLWIDTH)  # same length as raw, same spaces
     if folded.startswith("/"):
         raw, folded = raw[1:].lstrip(" "), folded[1:].lstrip(" ")
     if not folded:
-        raise ParseError("empty", "en")
+        raise ParseError("empty", None)
     word = _match_word(folded)
     if word is None:
         lang = _lang_of(raw)
         raise ParseError(
             "unknown_command",
             lang,
-            suggestion=_suggest(folded, lang),
+            suggestion=_suggest(folded, lang) if lang else None,
             params={"got": _head(raw)},
         )
     n = len(word.text)
@@ -140,8 +148,12 @@ def _normalise(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _lang_of(text: str) -> Lang:
-    return "zh" if _CJK.search(text) else "en"
+def _lang_of(text: str) -> Lang | None:
+    """Chinese if the text has a CJK character, English if it has a Latin letter, and None
+    (answer in the configured default) when it has neither, e.g. only emoji or digits."""
+    if _CJK.search(text):
+        return "zh"
+    return "en" if _LATIN.search(text) else None
 
 
 def _is_cjk(char: str) -> bool:
@@ -328,7 +340,8 @@ class _Args:
                 self.pos += width
                 self.end()
                 return duration
-        if explicit or toks[0][0].isdigit():
+        if explicit or _SIGNED_NUMBER.match(toks[0]):
+            # A number, signed or not (``-5d`` as ``-5天``), was meant as a duration.
             raise self.fail("bad_duration", got=" ".join(raws[:2]))
         raise self.fail("too_many_arguments", got=" ".join(raws))
 
@@ -370,6 +383,12 @@ def _admin_remove(a: _Args) -> AdminRemove:
     target = a.user()
     a.end()
     return AdminRemove(target)
+
+
+def _role_clear(a: _Args) -> RoleClear:
+    target = a.user()
+    a.end()
+    return RoleClear(target)
 
 
 def _role_set(a: _Args) -> RoleSet:
@@ -506,6 +525,8 @@ _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "admin add": _admin_add,
     "admin remove": _admin_remove,
     "role set": _role_set,
+    "role clear": _role_clear,
+    "roles": _no_arguments(Roles),
     "grant": _grant,
     "revoke": _revoke,
     "template create": _template_create,

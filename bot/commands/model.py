@@ -77,6 +77,17 @@ class RoleSet:
 
 
 @dataclass(frozen=True, slots=True)
+class RoleClear:
+    command_name: ClassVar[str] = "role clear"
+    target: UserRef
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    command_name: ClassVar[str] = "roles"
+
+
+@dataclass(frozen=True, slots=True)
 class Grant:
     command_name: ClassVar[str] = "grant"
     target: UserRef
@@ -190,6 +201,8 @@ Command: TypeAlias = (
     | AdminAdd
     | AdminRemove
     | RoleSet
+    | RoleClear
+    | Roles
     | Grant
     | Revoke
     | TemplateCreate
@@ -218,6 +231,8 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     AdminAdd,
     AdminRemove,
     RoleSet,
+    RoleClear,
+    Roles,
     Grant,
     Revoke,
     TemplateCreate,

@@ -22,6 +22,8 @@ _EN: dict[str, tuple[str, ...]] = {
     "admin add": ("admin add",),
     "admin remove": ("admin remove", "admin rm"),
     "role set": ("role set",),
+    "role clear": ("role clear",),
+    "roles": ("roles",),
     "grant": ("grant",),
     "revoke": ("revoke",),
     "template create": ("template create",),
@@ -50,6 +52,8 @@ _ZH: dict[str, tuple[str, ...]] = {
     "admin add": ("添加管理员",),
     "admin remove": ("移除管理员",),
     "role set": ("设置角色",),
+    "role clear": ("清除角色",),
+    "roles": ("角色列表",),
     "grant": ("授权",),
     "revoke": ("撤销",),
     "template create": ("模板 创建",),
@@ -74,7 +78,7 @@ GROUPS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
     {
         "template": tuple(n for n in COMMAND_NAMES if n.startswith("template ")),
         "admin": ("admin add", "admin remove"),
-        "role": ("role set",),
+        "role": ("role set", "role clear"),
         "review": ("review start", "review status"),
     }
 )

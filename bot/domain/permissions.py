@@ -191,6 +191,25 @@ def _source_key(s: Source) -> tuple[int, str, float]:
     return order, s.name, s.expires_at.timestamp() if s.expires_at else float("inf")
 
 
+RemovalRoute = Literal["role", "role_grant", "template"]
+
+
+def ways_to_remove(sources: Iterable[Source], catalog: Catalog) -> tuple[tuple[RemovalRoute, str], ...]:
+    """What would take away a permission held through ``sources``, other than revoking a
+    grant of it: changing or clearing the member's role ("role", role), revoking the grant of
+    a role that contains it ("role_grant", role), or editing a template ("template", name).
+    A level (the owner's) is not something to remove this way and is left out."""
+    out: dict[tuple[RemovalRoute, str], None] = {}
+    for s in sources:
+        if s.kind == "role":
+            out[("role", s.name)] = None
+        elif s.kind == "grant" and catalog.is_role(s.name):
+            out[("role_grant", s.name)] = None
+        elif s.kind == "template":
+            out[("template", s.name)] = None
+    return tuple(sorted(out, key=lambda r: (("role", "role_grant", "template").index(r[0]), r[1])))
+
+
 def effective(h: Holdings, catalog: Catalog, now: datetime) -> frozenset[str]:
     return frozenset(sources_of(h, catalog, now))
 

@@ -52,18 +52,21 @@ async def test_audit_lists_the_newest_entries_in_both_languages(sim: Simulator, 
         text = await say(sim, "wangwu", "审计", "审计记录（最近 4 条）")
         got = lines(text)
         assert len(got) == 4 and all(LINE.match(ln) for ln in got)
-        assert "赵六 (zhaoliu) · grant.refused · 已拒绝 · – → reason=need_admin" in got[0]
-        assert "李四 (lisi) · grant.apply · 对象 钱七 (qianqi) · 已生效 · – → " \
+        # Actions and reasons in words, not identifiers (those stay in the export).
+        assert "赵六 (zhaoliu) · 授权 · 已拒绝 · 原因：只有主管理员或子管理员可以执行" in got[0]
+        assert "李四 (lisi) · 授予权限 · 对象 钱七 (qianqi) · 已生效 · – → " \
                "name=crm.report.view, expires_at=–" in got[1]
-        assert "李四 (lisi) · role_set.apply · 对象 赵六 (zhaoliu) · 已生效 · " \
+        assert "李四 (lisi) · 设置业务角色 · 对象 赵六 (zhaoliu) · 已生效 · " \
                "role=– → role=sales" in got[2]
-        assert "system:dingtalk · bootstrap · 对象 张三 (zhangsan) · 已生效" in got[3]
+        assert "system:dingtalk · 初始化主管理员 · 对象 张三 (zhangsan) · 已生效" in got[3]
+        assert "need_admin" not in text and ".apply" not in text and ".refused" not in text
     else:
         text = await say(sim, "wangwu", "audit", "Audit log (newest 4)")
         got = lines(text)
         assert len(got) == 4
-        assert "赵六 (zhaoliu) · grant.refused · refused · – → reason=need_admin" in got[0]
-        assert "role_set.apply · on 赵六 (zhaoliu) · applied" in got[2]
+        assert "赵六 (zhaoliu) · grant · refused · reason: only the owner or an admin may " \
+               "do this" in got[0]
+        assert "set the business role · on 赵六 (zhaoliu) · applied" in got[2]
     # The times are local (policy.timezone, Asia/Shanghai).
     async with bot.db.uow() as uow:
         newest = (await uow.audit.recent(bot.settings.org.corp_id, 1))[0].at
@@ -81,15 +84,26 @@ async def test_audit_for_one_user_and_a_count(sim: Simulator, bot: BatonApp) -> 
                      ("qianqi",))
     got = lines(text)
     assert len(got) == 2 and all("钱七 (qianqi)" in ln for ln in got)
-    assert "grant.revoke" in got[0] and "grant.apply" in got[1]
+    assert "revoke a grant" in got[0] and "· grant ·" in got[1]
     text = await say(sim, "lisi", "审计 @钱七 1", "与 钱七 (qianqi) 相关的审计记录（最近 1 条）",
                      ("qianqi",))
-    assert len(lines(text)) == 1 and "grant.revoke" in lines(text)[0]
+    assert len(lines(text)) == 1 and "撤销授权" in lines(text)[0]
     # As actor too: lisi did all three.
     text = await say(sim, "lisi", "audit @lisi", "Audit log involving 李四 (lisi)", ("lisi",))
     assert len(lines(text)) == 3
     text = await say(sim, "lisi", "audit @sunba", "No audit entries involve", ("sunba",))
     assert "sunba" in text
+
+
+async def test_a_refusal_reads_in_chinese_in_a_chinese_chat(sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "zhaoliu", "权限审核 开始", "只有主管理员可以使用")
+    text = await say(sim, "zhangsan", "审计 1", "审计记录（最近 1 条）")
+    assert "赵六 (zhaoliu) · 权限审核 开始 · 已拒绝 · 原因：只有主管理员可以执行" in text
+    assert "review start" not in text and "need_owner" not in text
+    async with bot.db.uow() as uow:      # the trail itself keeps the identifiers
+        newest = (await uow.audit.recent(bot.settings.org.corp_id, 1))[0]
+        assert (newest.action, (newest.after or {}).get("reason")) == \
+            ("review start.refused", "need_owner")
 
 
 async def test_audit_caps_at_50_and_says_so(sim: Simulator, bot: BatonApp) -> None:

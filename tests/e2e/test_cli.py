@@ -130,7 +130,7 @@ def test_export_with_only_the_database_url_exports_the_stores_corp(tmp_path: Pat
     assert "dingother" in other.stderr and "dingclitest" in other.stderr
     assert "BATON_ORG__CORP_ID" in other.stderr
     assert empty.returncode == 1
-    assert "数据库中还没有任何成员" in empty.stderr  # zh-CN, the default
+    assert "数据库中还没有任何成员或审计记录" in empty.stderr  # zh-CN, the default
     assert "Traceback" not in other.stderr + empty.stderr
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("o.csv", "e.xlsx"))]
 

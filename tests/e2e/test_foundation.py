@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.app import BatonApp
@@ -34,6 +36,20 @@ async def test_admins_comes_from_dingtalk_admin_list_on_first_start(
     assert "张三 (zhangsan)" in zh and "李四 (lisi)" in zh and "王五 (wangwu)" in zh
     en = await roundtrip(sim, "zhaoliu", " admins", "Owner:")
     assert "Owner: 张三 (zhangsan)" in en
+
+
+async def test_too_long_message_is_refused_with_its_real_length(
+        sim: Simulator, bot: BatonApp) -> None:
+    text = await roundtrip(sim, "zhaoliu", " help " + "x" * 4995, "too long")
+    length = int(re.search(r"\((\d+) characters", text)[1])  # type: ignore[index]
+    assert length >= 5000
+
+
+async def test_emoji_only_message_is_answered_in_the_default_language(
+        sim: Simulator, bot: BatonApp) -> None:
+    assert bot.settings.locale.lang == "zh"
+    text = await roundtrip(sim, "zhaoliu", " 👍🎉", "帮助")
+    assert "Sorry" not in text and "抱歉" in text
 
 
 async def test_unknown_text_names_the_closest_command(sim: Simulator, bot: BatonApp) -> None:

@@ -77,6 +77,9 @@ async def test_role_grant_revoke_whoami_in_chinese(sim: Simulator, bot: BatonApp
     # A permission from the role cannot be revoked as a grant: the reply names the source.
     text = await say(sim, "lisi", "撤销 @赵六 crm.customer.view", "不是直接授权", ("zhaoliu",))
     assert "角色 sales" in text
+    # ... and which command would change it: the role's, not another revoke.
+    assert "业务角色 sales" in text and "`设置角色 uid:zhaoliu <角色>`" in text
+    assert "`清除角色 uid:zhaoliu`" in text and "`撤销" not in text
     actions = await audit_actions(bot)
     assert ("role_set.apply", "applied", "zhaoliu") in actions
     assert ("grant.apply", "applied", "zhaoliu") in actions
@@ -93,10 +96,56 @@ async def test_english_forms_and_overlapping_sources(sim: Simulator, bot: BatonA
     # Revoking the grant keeps what the role still justifies, and says so.
     text = await say(sim, "lisi", "revoke @qianqi crm.customer.view", "Revoked", ("qianqi",))
     assert "still holds it through: role analyst" in text
+    assert "business role analyst" in text and "`role clear uid:qianqi`" in text
+    assert "`role set uid:qianqi <role>`" in text
+    # Held through a granted role, the grant of that role is what to revoke.
+    await say(sim, "lisi", "grant @zhaoliu sales", "Granted", ("zhaoliu",))
+    text = await say(sim, "lisi", "revoke @zhaoliu crm.customer.edit", "not through a grant",
+                     ("zhaoliu",))
+    assert "`revoke uid:zhaoliu sales` removes that grant" in text and "role clear" not in text
     text = await say(sim, "qianqi", "whoami", "My permissions")
     assert "crm.customer.view View customers (from role analyst)" in text
     text = await say(sim, "wangwu", "who-has analyst", "Members holding")
     assert "钱七" in text
+
+
+async def test_roles_lists_the_catalog_for_anyone(sim: Simulator, bot: BatonApp) -> None:
+    text = await say(sim, "zhaoliu", "roles", "Roles (3)")
+    assert "- **sales**: crm.customer.edit Edit customers, crm.customer.view View customers" in text
+    assert "- **crm_admin** (has sensitive permissions): " in text
+    assert "crm.export Export data" in text
+    text = await say(sim, "zhaoliu", "角色列表", "角色（3 个）")
+    assert "- **analyst**：crm.customer.view 查看客户、crm.report.view 查看报表" in text
+    for ask, expect in (("help", "`role clear @user`"), ("帮助", "`清除角色 @用户`")):
+        text = await say(sim, "zhaoliu", ask, expect)
+        assert "`roles`" in text or "`角色列表`" in text
+
+
+async def test_role_clear_is_audited_needs_no_approval_and_says_when_there_is_none(
+        sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    text = await say(sim, "lisi", "清除角色 @赵六", "已清除", ("zhaoliu",))
+    assert "赵六 (zhaoliu)" in text and "原为：sales" in text
+    assert (await member(bot, "zhaoliu")).role is None
+    text = await say(sim, "lisi", "清除角色 @赵六", "没有业务角色", ("zhaoliu",))
+    # A member may not clear roles; the refusal is audited.
+    await say(sim, "zhaoliu", "role clear @qianqi", "Only the owner or an admin", ("qianqi",))
+    # A role with a sensitive permission needed approval to be set, but not to be cleared.
+    await say(sim, "lisi", "role set @qianqi crm_admin", "Request **R-1** is open", ("qianqi",))
+    await click(sim, "zhangsan", CARD.format(1), "approve")
+    await card_status(sim, CARD.format(1), "applied")
+    assert (await member(bot, "qianqi")).role == "crm_admin"
+    text = await say(sim, "lisi", "role clear @qianqi", "no longer has a business role",
+                     ("qianqi",))
+    assert "(was: crm" in text
+    assert (await member(bot, "qianqi")).role is None
+    async with bot.db.uow() as uow:          # the clear opened no request
+        assert len((await uow.session.execute(select(Request))).scalars().all()) == 1
+    actions = await audit_actions(bot)
+    assert ("role_clear.apply", "applied", "zhaoliu") in actions
+    assert ("role_clear.apply", "applied", "qianqi") in actions
+    assert ("role clear.refused", "refused", None) in actions
+    await verify_chain(bot)
 
 
 async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: BatonApp) -> None:
@@ -112,7 +161,7 @@ async def test_refusals_authority_unknown_names_and_users(sim: Simulator, bot: B
     text = await say(sim, "lisi", "role set @qianqi crm.export", "is a permission, not a role",
                      ("qianqi",))
     text = await say(sim, "lisi", "grant uid:nobody42 crm.report.view", "directory has no member")
-    text = await say(sim, "lisi", "grant @sunba crm.report.view", "has not activated", ("sunba",))
+    text = await say(sim, "lisi", "grant @sunba crm.report.view", "is inactive", ("sunba",))
     text = await say(sim, "lisi", "role set @qianqi admin", "built in", ("qianqi",))
     assert await grants(bot, "qianqi") == {}
     async with bot.db.uow() as uow:
@@ -251,6 +300,7 @@ async def test_templates_create_apply_dept_edit_with_impact_and_delete(
     assert "查看客户" in text
     # dept:销售部 takes its members and its sub-team's (赵六 in 销售部, 钱七 in 华东销售组).
     text = await say(sim, "lisi", "模板 应用 销售基础 dept:销售部", "应用到 2 人")
+    assert "qianqi" in text and "zhaoliu" in text     # named (by userId when not yet seen)
     async with bot.db.uow() as uow:
         rows = (await uow.session.execute(select(TemplateAssignment))).scalars().all()
         assert {(r.user_id, r.via_dept) for r in rows} == {("zhaoliu", "2"), ("qianqi", "2")}
@@ -262,11 +312,19 @@ async def test_templates_create_apply_dept_edit_with_impact_and_delete(
     text = await say(sim, "lisi", "模板 修改 销售基础 crm.customer.view,crm.customer.edit",
                      "已发起审批")
     assert "2 人将新增 crm.customer.edit" in text and "2 人将失去 crm.report.view" in text
+    # The preview names the members concerned, not only their number.
+    assert "将新增 crm.customer.edit 编辑客户：qianqi、赵六 (zhaoliu)" in text
     card = CARD.format(1)
     params = await card_status(sim, card, "pending")
     assert "2 人将新增 crm.customer.edit" in params["markdown"]
+    n = len(sim.messages(GROUP))
     await click(sim, "zhangsan", card, "approve")
-    await card_status(sim, card, "applied")
+    params = await card_status(sim, card, "applied")
+    # Once applied, the change is told in the past tense, on the card and in the reply.
+    done = await reply_to(sim, GROUP, "已生效", after=n)
+    assert "2 人新增了 crm.customer.edit 编辑客户：qianqi、赵六 (zhaoliu)" in done
+    assert "将新增" not in done and "将失去" not in done
+    assert "将新增" not in params["markdown"] and "2 人失去了 crm.report.view" in params["markdown"]
     text = await say(sim, "qianqi", "whoami", "My permissions")
     assert "crm.customer.edit Edit customers (from template 销售基础)" in text
     assert "crm.report.view" not in text
@@ -292,6 +350,17 @@ async def test_template_refusals(sim: Simulator, bot: BatonApp) -> None:
     await say(sim, "lisi", "template create exporters crm.export", "created")
     await say(sim, "lisi", "template apply exporters @qianqi", "Request **R-1** is open",
               ("qianqi",))
+
+
+async def test_a_member_who_left_is_called_inactive_not_unknown(
+        sim: Simulator, bot: BatonApp) -> None:
+    await say(sim, "lisi", "template create base crm.customer.view", "created")
+    sim.set_user("qianqi", active=False)
+    text = await say(sim, "lisi", "template apply base @qianqi", "qianqi", ("qianqi",))
+    assert "inactive" in text and "no member" not in text
+    text = await say(sim, "lisi", "授权 @钱七 crm.report.view", "钱七", ("qianqi",))
+    assert "未激活" in text and "找不到" not in text
+    assert await grants(bot, "qianqi") == {}
 
 
 # ---- time-bound grants ----------------------------------------------------------------------

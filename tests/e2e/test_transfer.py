@@ -405,7 +405,7 @@ async def test_pending_lists_what_i_decide_and_what_i_asked(sim: Simulator, bot:
     assert "待你处理" in text
     text = await start(sim, "zhangsan", "pending", (), "R-1")
     assert "you asked" in text
-    await start(sim, "zhaoliu", "pending", (), "No open requests")
+    await start(sim, "zhaoliu", "pending", (), "There are no open requests")
 
 
 async def test_backup_list_and_show_after_a_transfer(sim: Simulator, bot: BatonApp,

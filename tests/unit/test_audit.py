@@ -19,7 +19,14 @@ from bot.due import DueRunner
 from bot.faults import Faults
 from bot.text import literal
 from handlers import due_handlers
-from handlers.audit import change_summary, entry_line, next_run, schedule_retention
+from handlers.audit import (
+    action_text,
+    change_summary,
+    entry_line,
+    next_run,
+    reason_text,
+    schedule_retention,
+)
 from storage.audit_export import COLUMNS, neutralise, write_audit, write_rows
 from storage.db import Database
 from storage.models import AuditEntry, AuditHead, DueWork
@@ -355,7 +362,40 @@ def test_entry_line_shows_hostile_values_literally() -> None:
                       {"lisi": name}, "en", "Asia/Shanghai")
     assert "\n" not in line
     assert "[x]" not in line and "**" not in line and "dingtalk://" not in line
-    assert line == (f"- 2026-03-01 16:00 · {literal(name, 40)} (lisi) · grant.apply · "
-                    f"on {literal('u[1]')} · R-7 · refused · {literal('– → reason=' + evil, 100)}")
+    assert line == (f"- 2026-03-01 16:00 · {literal(name, 40)} (lisi) · grant · "
+                    f"on {literal('u[1]')} · R-7 · refused · "
+                    f"reason: other ({literal(evil, 64)})")
     zh = entry_line(entry(), {}, "zh", "UTC")
-    assert zh == "- 2026-03-01 08:00 · lisi · grant.apply · 对象 zhaoliu · 已生效"
+    assert zh == "- 2026-03-01 08:00 · lisi · 授予权限 · 对象 zhaoliu · 已生效"
+
+
+def test_entry_line_speaks_the_readers_language_not_identifiers() -> None:
+    refused = entry(action="review start.refused", result="refused", target_id=None,
+                    after={"reason": "need_owner", "command": "权限审核 开始", "level": "成员"})
+    zh = entry_line(refused, {}, "zh", "UTC")
+    assert zh == "- 2026-03-01 08:00 · lisi · 权限审核 开始 · 已拒绝 · 原因：只有主管理员可以执行"
+    en = entry_line(refused, {}, "en", "UTC")
+    assert en == "- 2026-03-01 08:00 · lisi · review start · refused · reason: only the owner " \
+        "may do this"
+    assert "need_owner" not in zh + en and "review start.refused" not in zh + en
+
+
+@pytest.mark.parametrize(("action", "zh", "en"), [
+    ("role_set.refused", "设置角色", "role set"),
+    ("template_apply.refused", "模板 应用", "template apply"),
+    ("grant.requested", "敏感权限授予：发起申请", "Sensitive grant: requested"),
+    ("owner_transfer.applied", "主管理员转让：已生效", "Owner transfer: Applied"),
+    ("owner_transfer.vote", "主管理员转让：卡片表态", "Owner transfer: decision on the card"),
+    ("role_clear.apply", "清除业务角色", "clear the business role"),
+    ("some.new_thing", "some.new_thing", "some.new_thing"),      # unknown: as stored
+    ("x.**b**", "x.＊＊b＊＊", "x.＊＊b＊＊"),                       # ... and escaped
+])
+def test_actions_have_labels_in_both_languages_and_unknown_ones_fall_back(
+        action: str, zh: str, en: str) -> None:
+    assert (action_text(action, "zh"), action_text(action, "en")) == (zh, en)
+
+
+def test_unknown_reasons_are_named_as_other() -> None:
+    assert reason_text("brand_new", "zh") == "原因：其他（brand_new）"
+    assert reason_text("user_inactive", "en") == \
+        "reason: the member is inactive (not activated, or left)"

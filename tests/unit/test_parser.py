@@ -32,6 +32,8 @@ from bot.commands import (
     ReviewStart,
     ReviewStatus,
     Revoke,
+    RoleClear,
+    Roles,
     RoleSet,
     TemplateApply,
     TemplateCreate,
@@ -48,7 +50,7 @@ from bot.commands import (
     render_help,
     usage,
 )
-from bot.commands.texts import CATALOGS
+from bot.commands.texts import CATALOGS, shown
 from bot.commands.words import WORDS, primary
 
 M = ("u1", "u2", "u3")  # the mentioned users' userIds, in order
@@ -119,6 +121,15 @@ VALID: list[tuple[str, Sequence[str], Command, Lang]] = [
     ("role set @李四 sales", M, RoleSet(U1, "sales"), "en"),
     ("设置角色 @李四 sales", M, RoleSet(U1, "sales"), "zh"),
     ("设置角色@李四 crm_admin", M, RoleSet(U1, "crm_admin"), "zh"),
+    # role clear
+    ("role clear @李四", M, RoleClear(U1), "en"),
+    ("ROLE CLEAR uid:u1", (), RoleClear(U1), "en"),
+    ("清除角色 @李四", M, RoleClear(U1), "zh"),
+    ("清除角色@李四", M, RoleClear(U1), "zh"),
+    # roles
+    ("roles", (), Roles(), "en"),
+    ("/Roles", (), Roles(), "en"),
+    ("角色列表", (), Roles(), "zh"),
     # grant
     ("grant @李四 crm.export", M, Grant(U1, "crm.export"), "en"),
     ("grant @李四 crm.export for 7d", M, Grant(U1, "crm.export", timedelta(days=7)), "en"),
@@ -265,15 +276,18 @@ def test_every_command_is_in_the_valid_table_in_both_languages() -> None:
 
 
 # (text, mentions, code, usage_of, language of the error)
-MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
-    ("", (), "empty", None, "en"),
-    ("   ", (), "empty", None, "en"),
-    ("/", (), "empty", None, "en"),
-    ("\u3000\n\t", (), "empty", None, "en"),
+# (None: the text shows no language, so the reply uses the configured default)
+MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
+    ("", (), "empty", None, None),
+    ("   ", (), "empty", None, None),
+    ("/", (), "empty", None, None),
+    ("\u3000\n\t", (), "empty", None, None),
     ("x" * 2001, (), "too_long", None, "en"),
     ("help " + "帮" * 2000, (), "too_long", None, "zh"),
     ("hello", (), "unknown_command", None, "en"),
     ("你好", (), "unknown_command", None, "zh"),
+    ("😀👍", (), "unknown_command", None, None),
+    ("123 !?", (), "unknown_command", None, None),
     ("grant@李四 x", M, "unknown_command", None, "zh"),
     ("whoamii", (), "unknown_command", None, "en"),
     # no arguments expected
@@ -305,6 +319,12 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
     ("role set @a", M, "missing_argument", "role set", "en"),
     ("role set @a sales extra", M, "too_many_arguments", "role set", "en"),
     ("设置角色 @a 销售", M, "bad_name", "role set", "zh"),
+    ("role clear", M, "missing_argument", "role clear", "en"),
+    ("role clear @a sales", M, "too_many_arguments", "role clear", "en"),
+    ("清除角色 sales", (), "bad_mention", "role clear", "zh"),
+    ("roles sales", (), "too_many_arguments", "roles", "en"),
+    ("角色列表 全部", (), "too_many_arguments", "roles", "zh"),
+    ("role", (), "missing_argument", "role", "en"),
     # grant / revoke
     ("grant", (), "missing_argument", "grant", "en"),
     ("grant @a", M, "missing_argument", "grant", "en"),
@@ -317,6 +337,11 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
     ("grant @a crm.export 7x", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 10s", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 0d", M, "bad_duration", "grant", "en"),
+    ("grant @a crm.export -5d", M, "bad_duration", "grant", "en"),
+    ("grant @a crm.export −5d", M, "bad_duration", "grant", "en"),
+    ("授权 @a crm.export -5天", M, "bad_duration", "grant", "zh"),
+    ("授权 @a crm.export －5天", M, "bad_duration", "grant", "zh"),
+    ("授权 @a crm.export -5d", M, "bad_duration", "grant", "zh"),
     ("grant @a crm.export 3651d", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export 1.5d", M, "bad_duration", "grant", "en"),
     ("grant @a crm.export please", M, "too_many_arguments", "grant", "en"),
@@ -388,7 +413,7 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang]] = [
 
 @pytest.mark.parametrize(("text", "mentions", "code", "usage_of", "lang"), MALFORMED)
 def test_malformed_input(
-    text: str, mentions: Sequence[str], code: str, usage_of: str | None, lang: Lang
+    text: str, mentions: Sequence[str], code: str, usage_of: str | None, lang: Lang | None
 ) -> None:
     with pytest.raises(ParseError) as info:
         parse(text, mentions)
@@ -404,7 +429,7 @@ def test_error_renders_the_usage_in_either_language(
     mentions: Sequence[str],
     code: str,
     usage_of: str | None,
-    lang: Lang,
+    lang: Lang | None,
     render_lang: Lang,
 ) -> None:
     with pytest.raises(ParseError) as info:
@@ -423,7 +448,7 @@ def test_render_defaults_to_the_users_language_and_echoes_the_input() -> None:
     with pytest.raises(ParseError) as info:
         parse("授权 @李四 crm.export 7x", M)
     assert info.value.render() == (
-        "抱歉，无法识别时长“7x”。请写整数加单位：30分钟、12小时、7天、2周（最长 3650 天）。\n"
+        "抱歉，无法识别时长“7x”。请写大于零的整数加单位：30分钟、12小时、7天、2周（最长 3650 天）。\n"
         "用法：`授权 @用户 <角色或权限> [<时长>]`"
     )
     assert info.value.render("en").endswith(
@@ -481,6 +506,27 @@ def test_suggestion_is_translated_when_rendered_in_the_other_language() -> None:
     assert "`help`" in info.value.render("en")
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_negative_durations_are_refused_alike_in_either_unit(lang: Lang) -> None:
+    def refusal(text: str) -> str:
+        with pytest.raises(ParseError) as info:
+            parse(text, M)
+        assert info.value.code == "bad_duration"
+        # (the echo is escaped: a leading "-" shows as its full-width look-alike)
+        return info.value.render(lang).replace(shown(info.value.params["got"]), "<got>")
+
+    english, chinese = refusal("grant @a crm.export -5d"), refusal("授权 @a crm.export -5天")
+    assert english == chinese
+    assert ("above zero" if lang == "en" else "大于零") in english
+
+
+@pytest.mark.parametrize("what", sorted(CATALOGS["en"].charset))
+def test_bad_name_reads_as_english_for_every_kind_of_name(what: str) -> None:
+    message = ParseError("bad_name", "en", params={"got": "a/b", "what": what}).render()
+    assert "valid a" not in message and "valid the" not in message
+    assert f"cannot be used as {CATALOGS['en'].args[what]}:" in message
+
+
 def test_too_long_is_checked_before_anything_else() -> None:
     assert parse("help " + "x" * 1995, ()).command == Help("x" * 1995)
     with pytest.raises(ParseError) as info:
@@ -489,10 +535,25 @@ def test_too_long_is_checked_before_anything_else() -> None:
     assert info.value.params == {"length": "2001", "max": "2000"}
 
 
+def test_too_long_names_the_whole_length_of_a_cut_message() -> None:
+    # The router hands the parser at most MAX_LENGTH + 1 characters, and the real length.
+    with pytest.raises(ParseError) as info:
+        parse(("x" * 5000)[:2001], (), length=5000)
+    assert info.value.params == {"length": "5000", "max": "2000"}
+    assert "5000" in info.value.render("en") and "5000" in info.value.render("zh")
+
+
+def test_a_message_without_letters_leaves_the_language_to_the_default() -> None:
+    with pytest.raises(ParseError) as info:
+        parse("🙂🎉", ())
+    assert info.value.lang is None
+    assert info.value.render() == info.value.render("zh")   # zh-CN is the default
+
+
 def test_empty_renders_a_hint_to_send_help() -> None:
     with pytest.raises(ParseError) as info:
         parse("  ", ())
-    assert "`help`" in info.value.render()
+    assert "`help`" in info.value.render("en")
     assert "`帮助`" in info.value.render("zh")
 
 
@@ -558,7 +619,7 @@ def test_usage_of_an_unknown_name() -> None:
 
 
 def test_command_names_are_unique_and_canonical() -> None:
-    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 25
+    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 27
     for name in COMMAND_NAMES:
         assert primary(name, "en") == name
 
@@ -593,7 +654,7 @@ def _check_total(text: str, mentions: Sequence[str]) -> None:
         parsed = parse(text, mentions)
     except ParseError as err:
         assert err.code in ERROR_CODES
-        assert err.lang in LANGS
+        assert err.lang in (*LANGS, None)
         for lang in LANGS:
             assert err.render(lang).strip()
         if err.usage_of is not None:

@@ -26,6 +26,7 @@ from bot.domain.permissions import (
     live,
     longest,
     sources_of,
+    ways_to_remove,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -509,3 +510,13 @@ def test_expiry_is_permanent_or_the_latest(srcs: list[Source]) -> None:
         assert got is not None
         assert got == max(e for e in ends if e is not None)
     assert expiry(reversed(srcs)) == got
+
+
+# ---- what removes a permission that is not a direct grant -----------------------------------
+
+def test_ways_to_remove_name_the_role_the_granted_role_and_the_template() -> None:
+    srcs = [Source("template", "base"), Source("grant", "sales"), Source("grant", VIEW),
+            Source("role", "viewer"), Source("level", "owner"), Source("role", "viewer")]
+    assert ways_to_remove(srcs, CAT) == (("role", "viewer"), ("role_grant", "sales"),
+                                         ("template", "base"))
+    assert ways_to_remove([Source("grant", VIEW), Source("level", "owner")], CAT) == ()
