@@ -252,7 +252,7 @@ async def test_a_closed_request_keeps_no_reminder_and_schedule_leaves_it_out(
         await app.due.run_once()
         await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-1")
         await say(sim, "zhangsan", "授权 @钱七 finance.invoice", ("qianqi",), "R-2")
-        await say(sim, "zhangsan", "取消 R-1", (), "已取消 R-1")
+        await say(sim, "zhangsan", "取消 R-1", (), "已取消，未做更改")
         assert [p["request_id"] for _, p in await pending_reminders(app)] == [2]
         async with app.db.uow() as uow:     # a row a request closed before the fix left behind
             await uow.due.schedule("request_remind", T0 + timedelta(hours=1),
