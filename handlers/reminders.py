@@ -159,7 +159,8 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
         return "\n\n".join(lines)
 
     at = list(dict.fromkeys(w for _, ws in entries for w in ws))
-    if escalated and owner_id:
+    if escalated and owner_id and owner_id not in at:
+        # (The owner may decide one request and be escalated to on another: named once.)
         at.append(owner_id)
     title = t("remind_title", env.lang)
     if req.payload.get("is_group", True):

@@ -233,3 +233,22 @@ async def test_transfer_asked_one_to_one_checklist_still_only_to_the_new_owner(
     assert "R-1 is done" in note and "AppSecret" not in note
     [duties] = replies(sent, "user:lisi")
     assert "AppSecret" in duties
+
+
+# ---- #15.1: an owner waiting on one request and escalated on another is reminded once ---------
+
+async def test_owner_deciding_one_request_and_escalated_on_another_gets_one_reminder(
+        harness: Harness) -> None:
+    """Asked one-to-one with no admin group, reminders go one-to-one to each decider. The
+    owner decides R-1 and is @-mentioned as escalation for R-2 (a grant to the owner, which
+    the owner does not decide): one reminder to the owner, not two copies."""
+    h = harness
+    h.settings.policy.escalate_after = timedelta(hours=1)
+    await h.say("lisi", "授权 uid:qianqi crm.export", conversation="")      # R-1
+    await h.say("lisi", "授权 uid:zhangsan crm.export", conversation="")    # R-2
+    h.clock.advance(timedelta(hours=4, seconds=1))
+    sent = await h.run_due()
+    owner = replies(sent, "user:zhangsan")
+    assert len(owner) == 1, owner
+    assert "R-1" in owner[0] and "R-2" in owner[0] and "升级" in owner[0]
+    assert len(replies(sent, "user:wangwu")) == 1
