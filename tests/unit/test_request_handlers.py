@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storage.models import DueWork
+from storage.models import DueWork, OutboxMessage
 from tests.unit.requests_harness import GROUP, Harness, Sent, harness
 
 __all__ = ["harness"]
@@ -252,3 +252,23 @@ async def test_owner_deciding_one_request_and_escalated_on_another_gets_one_remi
     assert len(owner) == 1, owner
     assert "R-1" in owner[0] and "R-2" in owner[0] and "升级" in owner[0]
     assert len(replies(sent, "user:wangwu")) == 1
+
+
+async def test_a_reminder_still_unsent_is_superseded_by_the_next_one_naming_its_requests(
+        harness: Harness) -> None:
+    """#15.1: a reminder still pending in the outbox (e.g. sent just before a crash and never
+    marked) is not sent next to the catch-up that names the same requests."""
+    h = harness
+    await h.say("zhangsan", "授权 @钱七 crm.export", at=("qianqi",))           # R-1
+    h.clock.advance(timedelta(hours=4, seconds=1))
+    [first] = [s for s in await h.run_due() if s.kind == "reply"]
+    assert first.payload["remind"] == [1]
+    await h.say("zhangsan", "授权 @钱七 finance.invoice", at=("qianqi",))      # R-2
+    h.clock.advance(timedelta(hours=9))        # R-1's 2nd and R-2's 1st: one message
+    [catch_up] = [s for s in await h.run_due() if s.kind == "reply"]
+    assert catch_up.payload["remind"] == [1, 2]
+    async with h.db.uow() as uow:
+        rows = (await uow.session.execute(select(OutboxMessage.status, OutboxMessage.payload)
+                                          .where(OutboxMessage.kind == "reply"))).all()
+    status = [st for st, p in rows if p.get("remind")]
+    assert status == ["superseded", "pending"]
