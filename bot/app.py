@@ -131,6 +131,10 @@ class BatonApp:
         self._stack.push_async_callback(self.ops.stop)
         if self.run_scheduler:
             self.alarm.start()
+            # What fell due while Baton was down is queued before the sender's first claim:
+            # a catch-up reminder supersedes the older reminder it replaces (one sent just
+            # before a crash, unmarked, its lease run out) instead of following it.
+            await self.alarm.tick()
         self._tasks = [
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self.stream.start(), name="stream"),

@@ -17,17 +17,23 @@ class Reply:
     markdown: bool = False
     title: str = "Baton"
     at: tuple[str, ...] = ()
+    # A reminder: the requests it names. A later reminder to the same conversation naming
+    # all of them supersedes it while it is still unsent (see OutboxRepo.supersede_reminders).
+    reminds: tuple[int, ...] = ()
 
     @property
     def conversation_key(self) -> str:
         return f"group:{self.conversation_id}" if self.is_group else f"user:{self.user_id}"
 
     def payload(self) -> dict[str, Any]:
-        return {
+        p: dict[str, Any] = {
             "conversation_id": self.conversation_id, "is_group": self.is_group,
             "user_id": self.user_id, "format": "markdown" if self.markdown else "text",
             "title": self.title, "text": self.text, "at": list(self.at),
         }
+        if self.reminds:
+            p["remind"] = list(self.reminds)
+        return p
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ A request open for ``policy.escalate_after`` also @-mentions the owner.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import select, update
@@ -159,16 +160,25 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
         return "\n\n".join(lines)
 
     at = list(dict.fromkeys(w for _, ws in entries for w in ws))
-    if escalated and owner_id:
+    if escalated and owner_id and owner_id not in at:
+        # (The owner may decide one request and be escalated to on another: named once.)
         at.append(owner_id)
     title = t("remind_title", env.lang)
+
+    async def send(reply: Reply, named: list[tuple[Request, list[str]]]) -> None:
+        # This reminder replaces an older one to the same place still unsent (e.g. sent just
+        # before a crash and never marked, so due to go again): once per request, not twice.
+        ids = tuple(r.id for r, _ in named)
+        await env.uow.outbox.supersede_reminders(reply.conversation_key, set(ids))
+        await env.send(dataclasses.replace(reply, reminds=ids))
+
     if req.payload.get("is_group", True):
-        await env.send(Reply(text=text(entries, escalated), conversation_id=req.conversation_id,
-                             is_group=True, markdown=True, title=title, at=tuple(at)))
+        await send(Reply(text=text(entries, escalated), conversation_id=req.conversation_id,
+                         is_group=True, markdown=True, title=title, at=tuple(at)), entries)
     elif twin := req.payload.get("twin"):
         # Asked one-to-one: remind where the deciders see the card, the admin group.
-        await env.send(Reply(text=text(entries, escalated), conversation_id=str(twin),
-                             is_group=True, markdown=True, title=title, at=tuple(at)))
+        await send(Reply(text=text(entries, escalated), conversation_id=str(twin),
+                         is_group=True, markdown=True, title=title, at=tuple(at)), entries)
     else:
         # Asked one-to-one, the card sent to each decider: each is reminded one-to-one of
         # what waits for them (not an admin added since, who has no card to click).
@@ -178,5 +188,6 @@ async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
                 continue
             mine = [(r, ws) for r, ws in entries if person in ws]
             up = escalated if person == owner_id else []
-            await env.send(Reply(text=text(mine or entries, up), conversation_id="",
-                                 is_group=False, user_id=person, markdown=True, title=title))
+            await send(Reply(text=text(mine or entries, up), conversation_id="",
+                             is_group=False, user_id=person, markdown=True, title=title),
+                       mine or entries)

@@ -384,6 +384,22 @@ class OutboxRepo:
         await self.s.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id).values(session_webhook=None))
 
+    async def supersede_reminders(self, conversation_key: str, request_ids: set[int]) -> int:
+        """A new reminder to ``conversation_key`` names ``request_ids``: an older reminder
+        there that is still pending and names none but these is superseded (not sent). Such a
+        row may be one a process sent and died before marking: once its lease ran out it
+        would go again at the restart, next to the catch-up that replaces it."""
+        t = _OUTBOX
+        rows = (await self.s.execute(select(t.c.id, t.c.payload).where(
+            t.c.conversation_key == conversation_key, t.c.kind == "reply",
+            t.c.status == "pending"))).all()
+        stale = [i for i, p in rows
+                 if p.get("remind") and {int(r) for r in p["remind"]} <= request_ids]
+        if stale:
+            await self.s.execute(update(t).where(t.c.id.in_(stale), t.c.status == "pending")
+                                 .values(status="superseded", claimed_until=None))
+        return len(stale)
+
     async def mark_failed(self, row_id: int, error: str) -> None:
         await self.s.execute(
             update(OutboxMessage).where(OutboxMessage.id == row_id).values(

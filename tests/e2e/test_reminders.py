@@ -5,7 +5,13 @@ owner, merged per conversation; a restart sends what fell due while stopped, exa
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +21,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bench.sut import baton_config
 from bot.app import BatonApp
 from bot.cli_schedule import show_schedule
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.sandbox import sim_settings
+from bot.sandbox import DEMO_CATALOG, sim_settings
 from bot.sim import Simulator
 from bot.sim.model import SentMessage
 from storage.db import open_database
@@ -34,6 +41,7 @@ POLICY: dict[str, Any] = {
     "quiet_hours": "22:00-08:00", "timezone": "Asia/Shanghai", "remind_every": "4h",
     "remind_max": "24h", "escalate_after": "12h", "approval_ttl": "72h"}
 IDS = re.compile(r"R-(\d+)")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reminders(sim: Simulator) -> list[SentMessage]:
@@ -330,3 +338,80 @@ async def outbox_pending(app: BatonApp) -> int:
         return int((await uow.session.execute(
             select(func.count()).select_from(OutboxMessage)
             .where(OutboxMessage.status == "pending"))).scalar_one())
+
+
+def start_baton(cfg: Path, sim: Simulator, log: Path, **env_extra: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "DINGTALK_"))}
+    env.update(DINGTALK_CLIENT_ID=sim.client_id, DINGTALK_CLIENT_SECRET=sim.client_secret,
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+               PYTHONPATH=str(ROOT), **env_extra)
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+                            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def test_a_crash_after_a_reminder_went_and_a_restart_send_one_catch_up_per_request(
+        sim: Simulator, tmp_path: Path) -> None:
+    """#15.1, as the reporter saw it: the real ``baton run``, three open requests, reminders
+    every 2 s, no quiet hours. The process dies (SIGKILL) right after the first reminder went
+    out, before the outbox marked it sent; it stays down for more than three periods and
+    longer than the outbox lease, and starts again on the same store. Each request is named
+    in exactly one reminder after the restart (the one sent before the crash is not sent
+    again next to the catch-up)."""
+    db = tmp_path / "baton.db"
+    cfg = baton_config(tmp_path / "baton.yaml", sim_base_url=sim.base_url, corp_id=sim.corp_id,
+                       db_url=f"sqlite+aiosqlite:///{db}", catalog=DEMO_CATALOG, extra={
+        "policy": {"remind_every": "2s", "remind_max": "1h", "quiet_hours": None,
+                   "approval_ttl": "1h", "escalate_after": "1h"},
+        "scheduler": {"poll_interval": "1s"},
+        "outbox": {"lease": "3s"}})
+    # Each request is a card and a reply (sends 1-6); the 7th send is the first reminder.
+    first = start_baton(cfg, sim, tmp_path / "first.log", BATON_TEST_CRASH_AT="send.before_mark:7")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        sim.wait_for(lambda: [c for c in sim.connections() if c.live], timeout=30,
+                     what="baton run connected")
+        for n, (who, at) in enumerate([("@钱七 crm.export", "qianqi"),
+                                       ("@钱七 finance.invoice", "qianqi"),
+                                       ("@赵六 crm.export", "zhaoliu")], 1):
+            sim.say("zhangsan", f" 授权 {who}", conversation_id=GROUP, at=(at,))
+            sim.wait_for(lambda n=n: [m for m in sim.messages(GROUP) if f"R-{n}" in m.text]
+                         and len(sim.cards()) == n, timeout=15, what=f"R-{n} opened")
+        assert first.wait(timeout=30) == -signal.SIGKILL
+        assert "CRASH POINT send.before_mark" in (tmp_path / "first.log").read_text()
+        before = reminders(sim)
+        assert before and sim.messages(GROUP)[-1] is before[-1]    # it died right after it
+        # Down for more than three reminder periods (6 s) and the outbox lease (3 s): the
+        # reminder sent and never marked is due to go again when Baton is back.
+        time.sleep(7)
+        second = start_baton(cfg, sim, tmp_path / "second.log")
+
+        def caught_up() -> list[SentMessage] | None:
+            msgs = reminders(sim)[len(before):]
+            named = {i for m in msgs for i in IDS.findall(m.text)}
+            return msgs if named == {"1", "2", "3"} else None
+        sim.wait_for(caught_up, timeout=30, what="a catch-up naming every request")
+        # Barrier: every outbox row sent or failed; no reminder due before the next one.
+        deadline = time.monotonic() + 15
+        while True:
+            with sqlite3.connect(db) as conn:
+                pending = conn.execute(
+                    "SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+            if not pending:
+                break
+            assert time.monotonic() < deadline, "the outbox did not drain"
+            time.sleep(0.05)
+        # What went at the restart (the next reminders are 4 s and more after it).
+        after = reminders(sim)[len(before):]
+        counts = Counter(i for m in after if m.at < after[0].at + 2 for i in IDS.findall(m.text))
+        assert counts == {"1": 1, "2": 1, "3": 1}, [m.text for m in after]
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for name in ("first.log", "second.log"):
+            if (tmp_path / name).exists():
+                print(f"--- {name} ---\n" + (tmp_path / name).read_text(errors="replace")[-3000:])

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from storage.models import DueWork
+from storage.models import DueWork, OutboxMessage
 from tests.unit.requests_harness import GROUP, Harness, Sent, harness
 
 __all__ = ["harness"]
@@ -233,3 +233,42 @@ async def test_transfer_asked_one_to_one_checklist_still_only_to_the_new_owner(
     assert "R-1 is done" in note and "AppSecret" not in note
     [duties] = replies(sent, "user:lisi")
     assert "AppSecret" in duties
+
+
+# ---- #15.1: an owner waiting on one request and escalated on another is reminded once ---------
+
+async def test_owner_deciding_one_request_and_escalated_on_another_gets_one_reminder(
+        harness: Harness) -> None:
+    """Asked one-to-one with no admin group, reminders go one-to-one to each decider. The
+    owner decides R-1 and is @-mentioned as escalation for R-2 (a grant to the owner, which
+    the owner does not decide): one reminder to the owner, not two copies."""
+    h = harness
+    h.settings.policy.escalate_after = timedelta(hours=1)
+    await h.say("lisi", "授权 uid:qianqi crm.export", conversation="")      # R-1
+    await h.say("lisi", "授权 uid:zhangsan crm.export", conversation="")    # R-2
+    h.clock.advance(timedelta(hours=4, seconds=1))
+    sent = await h.run_due()
+    owner = replies(sent, "user:zhangsan")
+    assert len(owner) == 1, owner
+    assert "R-1" in owner[0] and "R-2" in owner[0] and "升级" in owner[0]
+    assert len(replies(sent, "user:wangwu")) == 1
+
+
+async def test_a_reminder_still_unsent_is_superseded_by_the_next_one_naming_its_requests(
+        harness: Harness) -> None:
+    """#15.1: a reminder still pending in the outbox (e.g. sent just before a crash and never
+    marked) is not sent next to the catch-up that names the same requests."""
+    h = harness
+    await h.say("zhangsan", "授权 @钱七 crm.export", at=("qianqi",))           # R-1
+    h.clock.advance(timedelta(hours=4, seconds=1))
+    [first] = [s for s in await h.run_due() if s.kind == "reply"]
+    assert first.payload["remind"] == [1]
+    await h.say("zhangsan", "授权 @钱七 finance.invoice", at=("qianqi",))      # R-2
+    h.clock.advance(timedelta(hours=9))        # R-1's 2nd and R-2's 1st: one message
+    [catch_up] = [s for s in await h.run_due() if s.kind == "reply"]
+    assert catch_up.payload["remind"] == [1, 2]
+    async with h.db.uow() as uow:
+        rows = (await uow.session.execute(select(OutboxMessage.status, OutboxMessage.payload)
+                                          .where(OutboxMessage.kind == "reply"))).all()
+    status = [st for st, p in rows if p.get("remind")]
+    assert status == ["superseded", "pending"]
