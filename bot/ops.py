@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -26,7 +26,33 @@ from sqlalchemy import func, select, text
 from storage.models import DueWork, OutboxMessage
 
 if TYPE_CHECKING:
-    from bot.app import BatonApp
+    from bot.clock import Clock
+    from bot.config import Settings
+    from bot.due import DueRunner
+    from bot.outbox import OutboxSender
+    from bot.router import Metrics
+    from bot.transport.stream import BatonStreamClient
+    from storage.db import Database
+
+
+class Observed(Protocol):
+    """What /healthz and /metrics read of the running bot (``bot.app.BatonApp`` is one);
+    a port, so this module does not reach back into the composition root."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def stream(self) -> BatonStreamClient: ...
+    @property
+    def outbox(self) -> OutboxSender: ...
+    @property
+    def due(self) -> DueRunner: ...
 
 log = logging.getLogger(__name__)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -85,7 +111,7 @@ class Snapshot:
         self.due_oldest: datetime | None = None
 
 
-async def snapshot(app: BatonApp) -> Snapshot:
+async def snapshot(app: Observed) -> Snapshot:
     s = Snapshot()
     now = app.clock.now()
     try:
@@ -109,7 +135,7 @@ async def snapshot(app: BatonApp) -> Snapshot:
 class AppCollector(Collector):
     """Counters and gauges read from the app at scrape time."""
 
-    def __init__(self, app: BatonApp) -> None:
+    def __init__(self, app: Observed) -> None:
         self.app = app
         self.last: Snapshot | None = None
 
@@ -164,7 +190,7 @@ class AppCollector(Collector):
 
 
 class Ops:
-    def __init__(self, app: BatonApp) -> None:
+    def __init__(self, app: Observed) -> None:
         self.app = app
         self.registry = CollectorRegistry(auto_describe=True)
         self.ack_latency = Histogram("baton_ack_latency_seconds",

@@ -275,7 +275,7 @@ async def apply_grant(env: Env, *, user_id: str, name: str, by: str,
         "name": name, "expires_at": _iso(change.before_expires)}
     await env.audit(by, "grant.apply", "applied", target_id=user_id, request_id=request_id,
                     before=before, after={"name": name, "expires_at": _iso(after.expires_at)})
-    await schedule_expiry(env.uow, after, env.now)
+    await schedule_expiry(env.uow.due, after, env.now)
     return True, after.expires_at
 
 

@@ -144,7 +144,7 @@ async def apply_changes(uow: UnitOfWork, corp_id: str, changes: Iterable[Change]
     for c in done:
         gr = grants.get((c.entry.user_id, c.entry.value)) if c.entry.kind == "grant" else None
         if gr is not None and c.op != "remove":
-            await schedule_expiry(uow, gr, now)
+            await schedule_expiry(uow.due, gr, now)
     return done
 
 

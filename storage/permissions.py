@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,10 +36,7 @@ from bot.domain.permissions import (
     sources_of,
 )
 from storage.models import OWNER, Grant, Member, Template, TemplateAssignment, UTCDateTime
-from storage.repositories import built_once
-
-if TYPE_CHECKING:
-    from storage.db import UnitOfWork
+from storage.repositories import DueWorkRepo, built_once
 
 
 @dataclass(frozen=True)
@@ -307,10 +304,10 @@ def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:
         yield items[i:i + n]
 
 
-async def schedule_expiry(uow: UnitOfWork, grant: Grant, now: datetime) -> None:
+async def schedule_expiry(due: DueWorkRepo, grant: Grant, now: datetime) -> None:
     """The due row that ends a time-bound grant (one per grant and expiry, so an extended
     grant outlives its earlier row, which then finds it still live and does nothing)."""
     if grant.expires_at is not None:
-        await uow.due.schedule(
+        await due.schedule(
             "grant_expire", grant.expires_at, {"grant_id": grant.id}, now,
             dedupe_key=f"grant-expire:{grant.id}:{int(grant.expires_at.timestamp())}")
