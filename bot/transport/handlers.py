@@ -8,15 +8,29 @@ dispatcher raises, no ack is sent and DingTalk may redeliver; the dedupe makes t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import dingtalk_stream
 from dingtalk_stream.frames import AckMessage, CallbackMessage
 
-from bot.router import Dispatcher
-from bot.transport.inbound import MalformedFrame, parse_card_action, parse_robot_message
+from bot.transport.inbound import (
+    CardAction,
+    IncomingMessage,
+    MalformedFrame,
+    parse_card_action,
+    parse_robot_message,
+)
 
 log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Where parsed frames go (``bot.router.Dispatcher`` is the one): a port, so transport
+    does not import the layers above it."""
+
+    async def handle_robot_message(self, msg: IncomingMessage) -> None: ...
+
+    async def handle_card_action(self, action: CardAction) -> dict[str, Any]: ...
 
 
 class RobotMessageHandler(dingtalk_stream.CallbackHandler):  # type: ignore[misc]
