@@ -30,7 +30,8 @@ class BenchError(Exception):
 
 
 class Checked(Protocol):
-    ok: bool
+    @property
+    def ok(self) -> bool: ...
 
 
 def run_bench(runs: Coroutine[Any, Any, Sequence[Checked]],

@@ -383,7 +383,8 @@ async def measure(db: Database, settings: Settings, ds: DataSet, args: argparse.
 
     # who-has of one permission
     name = args.who_has
-    runs, count = [], 0
+    runs: list[float] = []
+    count = 0
     async with db.uow() as uow:  # warm-up, unmeasured
         await uow.perms.who_has(CORP, name, cat, datetime.now(UTC))
     budget_end = time.perf_counter() + args.who_has_budget

@@ -149,7 +149,7 @@ async def raw_aiosqlite(path: str, n: int) -> Result:
 
 
 async def raw_asyncpg(url: str, n: int) -> Result:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
