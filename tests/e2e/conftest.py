@@ -16,6 +16,7 @@ from bot.sim import Simulator
 from tests.conftest import _pg_database, _pg_state, _reset_pg
 
 GROUP = DEMO_GROUP
+CARD = "baton-dingsandboxcorp-R{}"   # a request card's outTrackId, by request number
 
 
 @pytest.fixture
@@ -83,3 +84,18 @@ async def roundtrip(sim: Simulator, user: str, text: str, contains: str,
     n = len(sim.messages(conversation))
     sim.say(user, text, conversation_id=conversation)
     return await reply_to(sim, conversation, contains, after=n)
+
+
+async def click(sim: Simulator, user: str, card: str, action: str,
+                params: dict[str, str] | None = None) -> str:
+    """Click and wait for the ack; returns what only the clicker now sees."""
+    d = sim.click(user, card, action, params or {"request_id": card.rsplit("-", 1)[-1]})
+    await sim.until(lambda: sim.acks(d.message_id), what=f"the ack of {user}'s {action}")
+    card_state = sim.cards().get(card)
+    return (card_state.private.get(user, {}).get("notice", "") if card_state else "")
+
+
+async def card_status(sim: Simulator, card: str, status: str) -> dict[str, str]:
+    return await sim.until(
+        lambda: (c := sim.cards().get(card)) is not None and c.params.get("status") == status
+        and c.params, what=f"card {card} to show {status}")

@@ -18,8 +18,7 @@ from bot.sandbox import sim_settings
 from bot.sim import Simulator
 from storage import bulk as store
 from storage.models import AuditEntry, Request
-from tests.e2e.conftest import GROUP, reply_to
-from tests.e2e.test_transfer import CARD, card_status, click
+from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,7 @@ from bot.transport.inbound import ROBOT_TOPIC
 from storage import migrate
 from storage.db import open_database
 from storage.models import OWNER, AuditEntry, DueWork, Member, OutboxMessage, Request
-from tests.e2e.conftest import GROUP, reply_to, roundtrip
-from tests.e2e.test_transfer import CARD, card_status, click
+from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to, roundtrip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 ROOT = Path(__file__).resolve().parents[2]

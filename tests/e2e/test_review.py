@@ -15,8 +15,8 @@ from bot.clock import FakeClock
 from bot.sandbox import sim_settings
 from bot.sim import Simulator
 from storage.models import AuditEntry, DueWork, OutboxMessage
+from tests.e2e.conftest import card_status, click
 from tests.e2e.test_permissions import audit_actions, grants, say, verify_chain
-from tests.e2e.test_transfer import card_status, click
 
 pytestmark = pytest.mark.e2e
 

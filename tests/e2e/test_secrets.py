@@ -42,8 +42,7 @@ from bot.transport.openapi import OpenApiClient
 from storage.audit_export import write_audit
 from storage.db import Database
 from storage.models import AuditEntry, OutboxMessage
-from tests.e2e.conftest import GROUP, reply_to
-from tests.e2e.test_transfer import CARD, card_status, click
+from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 from tests.unit.test_outbox import (
     GROUP_SEND,
     WEBHOOK,

@@ -16,33 +16,15 @@ from bot.config import Settings
 from bot.sandbox import sim_settings
 from bot.sim import Simulator
 from storage.models import AuditEntry, DueWork, Grant, Request, Snapshot, Vote
-from tests.e2e.conftest import GROUP, reply_to
+from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 
 pytestmark = pytest.mark.e2e
-
-CARD = "baton-dingsandboxcorp-R{}"
-
 
 async def start(sim: Simulator, user: str, text: str, at: tuple[str, ...], expect: str,
                 conversation: str = GROUP) -> str:
     n = len(sim.messages(conversation))
     sim.say(user, f" {text}", conversation_id=conversation, at=at)
     return await reply_to(sim, conversation, expect, after=n)
-
-
-async def click(sim: Simulator, user: str, card: str, action: str,
-                params: dict[str, str] | None = None) -> str:
-    """Click and wait for the ack; returns what only the clicker now sees."""
-    d = sim.click(user, card, action, params or {"request_id": card.rsplit("-", 1)[-1]})
-    await sim.until(lambda: sim.acks(d.message_id), what=f"the ack of {user}'s {action}")
-    card_state = sim.cards().get(card)
-    return (card_state.private.get(user, {}).get("notice", "") if card_state else "")
-
-
-async def card_status(sim: Simulator, card: str, status: str) -> dict[str, str]:
-    return await sim.until(
-        lambda: (c := sim.cards().get(card)) is not None and c.params.get("status") == status
-        and c.params, what=f"card {card} to show {status}")
 
 
 async def owner_of(app: BatonApp) -> str:
