@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.faults import Faults
 from bot.transport.openapi import OpenApiClient
-from handlers.requests import Env
+from handlers.env import Env
 from storage.db import Database
 from storage.models import DueWork
 

@@ -33,7 +33,8 @@ from bot.limits import RateLimiter, Verdict, member_share
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from handlers.base import CommandRouter, Context, Localized, UserError
-from handlers.requests import Env, click
+from handlers.env import Env
+from handlers.requests import click
 from storage.db import CommitOutcomeUnknown, Database, store_unavailable
 from storage.models import Member
 

@@ -13,12 +13,12 @@ from bot.i18n import Lang, t
 from bot.outbound import CardSpec, Reply
 from bot.text import Md
 from bot.transport.inbound import IncomingMessage
+from handlers.env import Env
 from storage.db import UnitOfWork
 from storage.models import ADMIN, OWNER, Member
 
 if TYPE_CHECKING:
     from bot.transport.openapi import OpenApiClient
-    from handlers.requests import Env
 
 
 class UserError(Exception):
@@ -68,8 +68,6 @@ class Context:
 
     def env(self) -> Env:
         """The request machinery's view of this context (notices in the user's language)."""
-        from handlers.requests import Env
-
         return Env(self.uow, self.settings, self.now, self.faults, self.message.message_id,
                    self.lang)
 

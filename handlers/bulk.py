@@ -49,8 +49,9 @@ from bot.text import Md, code, joined, literal
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
+from handlers.env import Env
 from handlers.permissions import ApprovedChange, catalog_of, start_request
-from handlers.requests import REGISTRY, Env, NoLongerAllowed
+from handlers.requests import REGISTRY, NoLongerAllowed
 from handlers.templates import impact_text
 from storage import bulk as store
 from storage.db import Database, UnitOfWork

@@ -44,7 +44,8 @@ from bot.outbound import Reply
 from bot.text import Md, code, joined, literal, person
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
-from handlers.requests import REGISTRY, Env, open_request
+from handlers.env import Env
+from handlers.requests import REGISTRY, open_request
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
 from storage.permissions import schedule_expiry
 

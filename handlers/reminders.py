@@ -20,8 +20,8 @@ from bot.domain.requests import State, waiting_for
 from bot.i18n import MESSAGES, t
 from bot.outbound import Reply
 from bot.text import Md
+from handlers.env import Env
 from handlers.requests import (
-    Env,
     conversation_key,
     held_for_quiet_hours,
     schedule_next_reminder,

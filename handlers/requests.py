@@ -14,13 +14,12 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
 from bot.cards import CardView, local, out_track_id, render_request_card
-from bot.config import Settings
 from bot.domain.reminders import in_quiet, next_allowed, next_reminder_at
 from bot.domain.requests import (
     Decision,
@@ -36,14 +35,13 @@ from bot.domain.requests import (
     waiting_for,
     yes_votes,
 )
-from bot.faults import Faults
-from bot.i18n import Lang, t
-from bot.outbound import CardSpec, Reply
-from bot.text import Md, joined, person
+from bot.i18n import t
+from bot.outbound import CardSpec
+from bot.text import Md, joined
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
-from storage.db import UnitOfWork
-from storage.models import Member, Request
+from handlers.env import Env
+from storage.models import Request
 from storage.models import Vote as VoteRow
 
 log = logging.getLogger(__name__)
@@ -62,59 +60,6 @@ class NoLongerAllowed(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-
-
-@dataclass
-class Env:
-    """What request code needs besides a unit of work."""
-
-    uow: UnitOfWork
-    settings: Settings
-    now: datetime
-    faults: Faults
-    message_id: str | None = None
-    lang_override: Lang | None = None
-    # The conversations messages were sent to through this Env (and its for_request copies):
-    # a command's own confirmation is left out where a notice already said the same there.
-    said: list[str] = field(default_factory=list)
-
-    @property
-    def corp_id(self) -> str:
-        return self.settings.org.corp_id
-
-    @property
-    def lang(self) -> Lang:
-        return self.lang_override or self.settings.locale.lang
-
-    def for_request(self, req: Request) -> Env:
-        """The same, speaking the language the request was made in."""
-        lang = req.payload.get("lang")
-        if lang in ("zh", "en") and lang != self.lang:
-            return Env(self.uow, self.settings, self.now, self.faults, self.message_id, lang,
-                       self.said)
-        return self
-
-    async def send(self, reply: Reply) -> None:
-        self.said.append(reply.conversation_key)
-        await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
-                                  source_message_id=self.message_id)
-
-    async def card(self, spec: CardSpec) -> None:
-        await self.uow.outbox.add("card", spec.conversation_key, spec.payload(), self.now,
-                                  source_message_id=self.message_id)
-
-    async def audit(self, actor: str, action: str, result: str, **kw: Any) -> None:
-        await self.uow.audit.append(self.corp_id, self.now, actor_id=actor, action=action,
-                                    result=result, message_id=self.message_id, **kw)
-
-    async def names(self, *user_ids: str) -> dict[str, Md]:
-        rows = (await self.uow.session.execute(
-            select(Member.user_id, Member.name).where(
-                Member.corp_id == self.corp_id, Member.user_id.in_(set(user_ids)))
-        )).all()
-        found = {u: n for u, n in rows}
-        # Directory names are user-controlled: escaped once here, for chat and cards alike.
-        return {u: person(found.get(u), u) for u in user_ids}
 
 
 class RequestKind(Protocol):

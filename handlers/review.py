@@ -39,8 +39,9 @@ from bot.text import Md, joined, literal
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.base import CommandRouter, Context, UserError
+from handlers.env import Env
 from handlers.permissions import catalog_of
-from handlers.requests import REGISTRY, Env, held_for_quiet_hours, letter_suffix
+from handlers.requests import REGISTRY, held_for_quiet_hours, letter_suffix
 from storage.db import Database
 from storage.models import ADMIN, OWNER, DueWork, Grant, Request
 

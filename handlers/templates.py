@@ -27,6 +27,7 @@ from bot.i18n import Lang, t
 from bot.text import Md, code, joined, literal, person
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
+from handlers.env import Env
 from handlers.permissions import (
     ApprovedChange,
     catalog_of,
@@ -34,7 +35,7 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from handlers.requests import REGISTRY, Env
+from handlers.requests import REGISTRY
 from storage.models import Request, Template
 
 log = logging.getLogger(__name__)

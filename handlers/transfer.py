@@ -28,7 +28,8 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
-from handlers.requests import REGISTRY, Env, NoLongerAllowed, open_request
+from handlers.env import Env
+from handlers.requests import REGISTRY, NoLongerAllowed, open_request
 from storage.db import UnitOfWork
 from storage.models import ADMIN, MEMBER, OWNER, Request
 from storage.snapshots import take_snapshot
