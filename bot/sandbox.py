@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.sim import SentMessage, SimGroup, Simulator, SimUser
+from bot.text import person
 
 DEMO_CORP = "dingsandboxcorp"
 DEMO_GROUP = "cidSANDBOXADMINS"
@@ -310,38 +311,42 @@ def _send_file(state: ChatState, path: str) -> bool:
     state.sim.send_file(state.user, file.name, data)
     who = state.sim.user(state.user)
     print(_say(state, "file_sent", name=file.name, size=len(data),
-               who=f"{who.name} ({who.user_id})"))
+               who=person(who.name, who.user_id)))
     return True
+
+
+def _people(sim: Simulator) -> list[SimUser]:
+    """The demo members as the simulated directory holds them now (``/console`` changes it)."""
+    return [sim.user(u.user_id) for u in DEMO_USERS]
 
 
 def _console(state: ChatState, args: list[str]) -> None:
     """``/console owner <user>``: the simulated DingTalk admin console changes the main
     administrator (the console step of an owner transfer that Baton then verifies)."""
     sim = state.sim
-    people = [sim.user(u.user_id) for u in DEMO_USERS]
-    owners = [u for u in people if u.admin_level == 1]
-    target = _find_user(" ".join(args[1:])) if len(args) > 1 and args[0] == "owner" else None
-    if target is None:
+    people = _people(sim)
+    wants = len(args) > 1 and args[0] == "owner"
+    found = _find_user(" ".join(args[1:])) if wants else None
+    if found is None:
         def names(level: int) -> str:
-            return ", ".join(f"{u.name} ({u.user_id})" for u in people
+            return ", ".join(person(u.name, u.user_id) for u in people
                              if u.admin_level == level) or _say(state, "nobody")
-        if len(args) > 1 and args[0] == "owner":
+        if wants:
             print(_say(state, "no_user"))
         print(_say(state, "console_usage", owner=names(1), admins=names(2)))
         return
-    who = f"{target.name} ({target.user_id})"
-    if any(o.user_id == target.user_id for o in owners):
+    # The demo directory has one main administrator, and a console transfer keeps it so.
+    owner = next(u for u in people if u.admin_level == 1)
+    target = next(u for u in people if u.user_id == found.user_id)
+    who = person(target.name, target.user_id)
+    if target.admin_level == 1:
         print(_say(state, "console_same", who=who))
         return
-    if not sim.user(target.user_id).active:
+    if not target.active:
         print(_say(state, "console_inactive", who=who))
         return
-    if owners:
-        sim.console_transfer_main_admin(owners[0].user_id, target.user_id)
-    else:
-        sim.set_user(target.user_id, admin_level=1)
-    was = ", ".join(f"{o.name} ({o.user_id})" for o in owners) or _say(state, "nobody")
-    print(_say(state, "console_done", to=who, was=was))
+    sim.console_transfer_main_admin(owner.user_id, target.user_id)
+    print(_say(state, "console_done", to=who, was=person(owner.name, owner.user_id)))
 
 
 def _click(state: ChatState, args: list[str]) -> bool:
@@ -367,7 +372,7 @@ async def _line(state: ChatState, line: str) -> bool:
     """Act on one typed line; False to end the chat."""
     sim = state.sim
     _print_new(state)  # what came after the last answer was shown
-    before, timeout = _mark(sim), REPLY_WAIT
+    timeout = REPLY_WAIT
     if line.split(maxsplit=1)[0] == "/file":
         # the rest of the line as typed (quotes in a name, a Windows path's backslashes)
         if not _send_file(state, line[len("/file"):].strip().strip("\"'")):
@@ -386,7 +391,7 @@ async def _line(state: ChatState, line: str) -> bool:
             print(HELP["en" if state.lang == "en" else "zh"])
             return True
         if cmd == "/users":
-            for u in DEMO_USERS:
+            for u in _people(sim):
                 print(f"  {u.user_id:10} {u.name}  sys_level={u.admin_level} active={u.active}")
             return True
         if cmd == "/cards":
@@ -416,38 +421,32 @@ async def _line(state: ChatState, line: str) -> bool:
         sim.say(state.user, line, conversation_id=state.conversation or None,
                 at=_mentions(line))
 
-    await _await_answer(state, before, timeout)
+    await _await_answer(state, timeout)
     return True
 
 
-def _mark(sim: Simulator) -> tuple[int, int, int]:
-    """What Baton has said so far: messages, cards, card updates."""
-    cards = sim.cards().values()
-    return len(sim.messages()), len(cards), sum(len(c.history) for c in cards)
+def _unseen(state: ChatState) -> bool:
+    """Has Baton said anything (a message, a card, a card update) not yet shown?"""
+    cards = {tid: len(c.history) for tid, c in state.sim.cards().items()}
+    return len(state.sim.messages()) != state.seen_messages or cards != state.seen_cards
 
 
-async def _await_answer(state: ChatState, before: tuple[int, int, int], timeout: float) -> None:
+async def _await_answer(state: ChatState, timeout: float) -> None:
     """Wait for Baton's answer, then show it and what follows it closely (a file after the
     reply announcing it, a card after its request), until Baton has been quiet a moment."""
-    sim = state.sim
     try:
-        await sim.until(lambda: _mark(sim) != before, timeout=timeout, what="a reply")
+        await state.sim.until(lambda: _unseen(state), timeout=timeout, what="a reply")
     except TimeoutError:
         print(_say(state, "no_answer", seconds=timeout))
         return
     deadline = time.monotonic() + FOLLOW_UP_MAX
     while True:
         _print_new(state)
-        seen = _mark(sim)
         left = deadline - time.monotonic()
         if left <= 0:
             return
-
-        def more(seen: tuple[int, int, int] = seen) -> bool:
-            return _mark(sim) != seen
-
         try:
-            await sim.until(more, timeout=min(QUIET, left), what="more")
+            await state.sim.until(lambda: _unseen(state), timeout=min(QUIET, left), what="more")
         except TimeoutError:
             return
 

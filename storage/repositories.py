@@ -446,9 +446,8 @@ class DueWorkRepo:
     async def cancel_prefix(self, prefix: str) -> None:
         """Cancel every pending row whose dedupe key starts with ``prefix`` (e.g. all the
         reminders of one request: ``remind:12:``, held ones included)."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         await self.s.execute(
-            update(DueWork).where(and_(DueWork.dedupe_key.like(pattern, escape="\\"),
+            update(DueWork).where(and_(DueWork.dedupe_key.startswith(prefix, autoescape=True),
                                        DueWork.status == "pending"))
             .values(status="cancelled")
         )
