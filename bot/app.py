@@ -130,7 +130,7 @@ class BatonApp:
         await self.ops.start()
         self._stack.push_async_callback(self.ops.stop)
         if self.run_scheduler:
-            self.alarm.start()
+            self.alarm.start(first_run=False)
             # What fell due while Baton was down is queued before the sender's first claim:
             # a catch-up reminder supersedes the older reminder it replaces (one sent just
             # before a crash, unmarked, its lease run out) instead of following it.

@@ -61,11 +61,11 @@ class DueRunner:
     def __init__(self, db: Database, settings: Settings, clock: Clock,
                  client: OpenApiClient | None, faults: Faults,
                  handlers: dict[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
-                 lease: timedelta | None = None, batch: int = 100,
+                 batch: int = 100,
                  max_attempts: int = 10) -> None:
         self.db, self.settings, self.clock, self.client = db, settings, clock, client
         self.faults, self.handlers, self.on_commit = faults, handlers, on_commit
-        self.lease = lease or settings.scheduler.lease     # (``scheduler.lease``)
+        self.lease = settings.scheduler.lease
         self.batch, self.max_attempts = batch, max_attempts
         self.done = 0
         self.failures = 0

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.alerts import raise_alert
 from bot.clock import Clock
-from bot.commands import Parsed, ParseError, UserRef, parse
+from bot.commands import Parsed, ParseError, UserRef, lang_of, parse
 from bot.commands.words import primary
 from bot.config import Settings
 from bot.faults import Faults
@@ -143,7 +143,7 @@ class Dispatcher:
         client = self.client
         if msg.from_robot or client is None:
             return
-        lang = self._lang(_guess_lang(msg.text) if msg.file is None else None)
+        lang = self._lang(lang_of(msg.text) if msg.file is None else None)
         text = t("db_unavailable", lang, event_id=event_id)
         alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
         send: Awaitable[Any]
@@ -288,7 +288,7 @@ class Dispatcher:
             if verdict.tell:
                 sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
                                                   name=msg.sender_nick or None)
-                lang = self._lang(_guess_lang(msg.text))
+                lang = self._lang(lang_of(msg.text))
                 ctx = Context(uow, self.settings, now, lang, msg, sender)
                 key = ("rate_limited_conversation" if verdict.scope == "conversation"
                        else "rate_limited")
@@ -539,11 +539,3 @@ def _has_authority(level: str, authority: str | None) -> bool:
     if authority == "owner":
         return level == "owner"
     return level in ("owner", "admin")
-
-
-def _guess_lang(text: str) -> Lang | None:
-    """The language of a message we will not parse: Chinese if it has any CJK character,
-    English if it has a Latin letter, else None (the configured default)."""
-    if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return "zh"
-    return "en" if any("a" <= ch.lower() <= "z" for ch in text) else None

@@ -28,10 +28,12 @@ class Alarm:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
+    def start(self, *, first_run: bool = True) -> None:
+        """Poll every ``poll_interval``; the first poll at once unless the caller runs the
+        first pass itself (``await tick()``, as the app does at start)."""
+        first = {"next_run_time": datetime.now(self._sched.timezone)} if first_run else {}
         self._sched.add_job(self._ring, "interval", seconds=self._poll, id="due-poll",
-                            coalesce=True, max_instances=1, misfire_grace_time=None,
-                            next_run_time=datetime.now(self._sched.timezone))
+                            coalesce=True, max_instances=1, misfire_grace_time=None, **first)
         self._sched.start()
 
     async def stop(self) -> None:

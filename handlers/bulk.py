@@ -45,12 +45,12 @@ from bot.domain.bulk import (
 from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
 from bot.domain.requests import State
 from bot.i18n import MESSAGES, Lang, t
-from bot.text import Md, code, joined, literal
+from bot.text import Md, literal
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.base import CommandRouter, Context, UserError
 from handlers.env import Env
-from handlers.permissions import ApprovedChange, catalog_of, start_request
+from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.requests import REGISTRY, NoLongerAllowed
 from handlers.templates import impact_text
 from storage import bulk as store
@@ -275,9 +275,8 @@ def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
             why = t(f"import_row_{r.error.code}", lang,
                     **{k: literal(v, 64) for k, v in r.error.params.items()})
             if r.error.hints:   # the did-you-mean of chat commands
-                why = t("import_row_hint", lang, why=why, hint=t(
-                    "did_you_mean", lang, names=joined(t("list_sep", lang),
-                                                       map(code, r.error.hints))))
+                why = t("import_row_hint", lang, why=why,
+                        hint=did_you_mean(list(r.error.hints), lang))
             out.append(t("import_row_error", lang, row=r.row, why=why))
         elif r.entry is not None:
             out.append(t(f"import_row_{r.status}", lang, row=r.row,

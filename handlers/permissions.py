@@ -72,6 +72,11 @@ def catalog_of(settings: Any) -> Catalog:
 
 # ---- names -------------------------------------------------------------------------------
 
+def did_you_mean(hints: list[str], lang: Lang) -> Md:
+    """"Did you mean `a`, `b`?": the hint of every refusal of an unknown name."""
+    return t("did_you_mean", lang, names=joined(t("list_sep", lang), map(code, hints)))
+
+
 def resolve_name(cat: Catalog, name: str, lang: Lang, *, what: str = "any",
                  audit_action: str | None = None) -> str:
     """The catalog's spelling of ``name`` (a permission or role), or a refusal with
@@ -87,8 +92,7 @@ def resolve_name(cat: Catalog, name: str, lang: Lang, *, what: str = "any",
     if what == "role" and exact is not None and cat.is_permission(exact):
         raise UserError("role_is_permission", audit_action=audit_action, name=literal(name, 64))
     hints = cat.suggest(name, roles=what != "permission")
-    hint = t("did_you_mean", lang, names=joined(t("list_sep", lang), map(code, hints))) \
-        if hints else t("see_catalog", lang)
+    hint = did_you_mean(hints, lang) if hints else t("see_catalog", lang)
     raise UserError(f"unknown_{'role' if what == 'role' else 'name'}", audit_action=audit_action,
                     name=literal(name, 64), hint=hint)
 
@@ -348,12 +352,12 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
                     before={"name": name, "expires_at": _iso(row.expires_at)}, after=None)
     held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
     left = sources_of(held, cat, ctx.now)
-    still = sorted({source_text(s, ctx.lang, tz, cat) for p in cat.expand(name) for s in left.get(p, ())})
+    remaining = [s for p in cat.expand(name) for s in left.get(p, ())]
+    still = sorted({source_text(s, ctx.lang, tz, cat) for s in remaining})
     text: str = ctx.t("revoke_done", who=label, name=cat.label(name, ctx.lang))
     if still:
         text += "\n\n" + ctx.t("revoke_still_held", sources=joined(ctx.t("list_sep"), still))
-        text += _removal_advice([s for p in cat.expand(name) for s in left.get(p, ())], cat,
-                                uid, ctx.lang)
+        text += _removal_advice(remaining, cat, uid, ctx.lang)
     await ctx.reply(text, markdown=True)
 
 

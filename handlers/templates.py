@@ -31,6 +31,7 @@ from handlers.env import Env
 from handlers.permissions import (
     ApprovedChange,
     catalog_of,
+    did_you_mean,
     lookup_users,
     resolve_name,
     start_request,
@@ -63,8 +64,7 @@ async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> T
     if tpl is None:
         names = [t_.name for t_, _ in await uow.perms.templates(ctx.corp_id)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-        hint = t("did_you_mean", lang, names=joined(t("list_sep", lang), map(code, close))) \
-            if close else t("see_template_list", lang)
+        hint = did_you_mean(close, lang) if close else t("see_template_list", lang)
         raise UserError("template_unknown", audit_action=action, name=literal(name, 64),
                         hint=hint)
     return tpl
@@ -341,12 +341,6 @@ async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: s
 
 
 # ---- request kinds --------------------------------------------------------------------------
-
-def _impact(payload: dict[str, Any]) -> Md:
-    """The impact preview stored with the request: markdown that :func:`impact_text` built
-    from escaped parts when the request was made."""
-    return Md(str(payload.get("impact", "")))
-
 
 class TemplateSetRequest(ApprovedChange):
     kind = TEMPLATE_SET

@@ -5,7 +5,7 @@ Pure: no I/O. ``parse(text, mentions)`` returns a ``Parsed`` or raises ``ParseEr
 
 from .durations import format_duration, parse_duration
 from .errors import ERROR_CODES, ParseError
-from .grammar import MAX_LENGTH, parse
+from .grammar import MAX_LENGTH, lang_of, parse
 from .model import (
     COMMAND_NAMES,
     AdminAdd,
@@ -81,6 +81,7 @@ __all__ = [
     "WhoAmI",
     "WhoHas",
     "format_duration",
+    "lang_of",
     "parse",
     "parse_duration",
     "render_help",

@@ -103,7 +103,7 @@ def parse(text: str, mentions: Sequence[str] = (), *, length: int | None = None)
     if len(text) > MAX_LENGTH:
         raise ParseError(
             "too_long",
-            _lang_of(text[:MAX_LENGTH]),
+            lang_of(text[:MAX_LENGTH]),
             params={"length": str(max(len(text), length or 0)), "max": str(MAX_LENGTH)},
         )
     raw = _normalise(_join_mentions(text))
@@ -114,7 +114,7 @@ def parse(text: str, mentions: Sequence[str] = (), *, length: int | None = None)
         raise ParseError("empty", None)
     word = _match_word(folded)
     if word is None:
-        lang = _lang_of(raw)
+        lang = lang_of(raw)
         raise ParseError(
             "unknown_command",
             lang,
@@ -148,7 +148,7 @@ def _normalise(text: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _lang_of(text: str) -> Lang | None:
+def lang_of(text: str) -> Lang | None:
     """Chinese if the text has a CJK character, English if it has a Latin letter, and None
     (answer in the configured default) when it has neither, e.g. only emoji or digits."""
     if _CJK.search(text):
