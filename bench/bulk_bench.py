@@ -28,8 +28,8 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import Settings
-from bot.sandbox import DEMO_CATALOG
 
 PERMS = list(DEMO_CATALOG["permissions"])
 
@@ -67,7 +67,7 @@ async def seed(db_path: str, rows: int) -> None:
 
 
 async def phase_export(db_path: str, fmt: str, out: str) -> None:
-    from bot.cli_bulk import export_file
+    from bot.cli.bulk import export_file
 
     t0 = time.perf_counter()
     await export_file(settings_for(db_path), out, fmt)
@@ -78,7 +78,7 @@ async def phase_export(db_path: str, fmt: str, out: str) -> None:
 
 def _edit(src: str, fmt: str) -> str:
     """One data row in ten gets another expiry: an import with ~10% updates."""
-    from bot.bulk.sheet import COLUMNS, read_table, write_csv, write_xlsx
+    from bot.files.sheet import COLUMNS, read_table, write_csv, write_xlsx
 
     table = read_table(Path(src).read_bytes(), Path(src).name)
     later = (datetime.now(UTC) + timedelta(days=60)).replace(microsecond=0).isoformat()
@@ -95,7 +95,7 @@ def _edit(src: str, fmt: str) -> str:
 
 
 async def phase_import(db_path: str, fmt: str, path: str) -> None:
-    from bot.cli_bulk import import_file
+    from bot.cli.bulk import import_file
 
     sink = io.StringIO()
     real = sys.stdout

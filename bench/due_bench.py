@@ -5,7 +5,7 @@
                               [--no-processes]
 
 For each database and each worker count, a fresh store gets ``--n`` pending ``due_work``
-rows of a benchmark kind, all already due. Then that many :class:`bot.due.DueRunner`
+rows of a benchmark kind, all already due. Then that many :class:`bot.scheduling.due.DueRunner`
 instances call ``run_once`` concurrently, as the alarm of each replica would; each runner
 has its own ``Database`` (its own engine and pool, as separate replicas have), so on SQLite
 they meet only in the file's lock (``BEGIN IMMEDIATE`` + busy timeout) and on PostgreSQL in
@@ -46,11 +46,11 @@ from sqlalchemy import func, insert, select
 
 from bench.common import BenchError, pg_reachable, postgres_url, print_rows, run_bench, sqlite_url
 from bot.app import prepare_database
-from bot.clock import SystemClock
 from bot.config import Settings
-from bot.due import DueContext, DueRunner
-from bot.faults import Faults
+from bot.core.clock import SystemClock
+from bot.core.faults import Faults
 from bot.logs import setup_logging
+from bot.scheduling.due import DueContext, DueRunner
 from storage.db import Database, open_database
 from storage.models import DueWork
 

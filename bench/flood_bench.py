@@ -47,10 +47,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from bench.common import print_rows, run_bench, sqlite_url
 from bot.app import BatonApp
-from bot.limits import RateLimiter
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
+from bot.dispatch.limits import RateLimiter
 from bot.logs import setup_logging
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Delivery, Simulator
+from dingtalk_sim import Delivery, Simulator
 
 FLOODER, OTHER = "zhaoliu", "qianqi"
 WEBHOOK = "/robot/sendBySession"

@@ -9,13 +9,13 @@ rows to one group (the demo admin group) interleaved with ``--others`` rows to e
 second group and one-to-one chats with the active demo members. The rows have no
 sessionWebhook, so every group row goes through ``/v1.0/robot/groupMessages/send``, where
 the simulator itself enforces ``group_send_limit_per_minute`` (set to the same limit: an
-overrun would show as refused requests). Then the real :class:`bot.outbox.OutboxSender`
+overrun would show as refused requests). Then the real :class:`bot.delivery.outbox.OutboxSender`
 runs, built as ``bot.app`` builds it (batch 50, idle poll 5 s, system clock), with
 ``outbox.per_conversation_per_minute = --per-minute``, until every row is sent.
 
 What is measured, from the simulator's records (``SentMessage.at``, its receipt time):
 
-* the limit is a sliding *minute* (``window = timedelta(minutes=1)`` in bot/outbox.py, and
+* the limit is a sliding *minute* (``window = timedelta(minutes=1)`` in bot/delivery/outbox.py, and
   the simulator's too), so a sender that uses the budget fully sends ``L`` rows at once,
   then each later row exactly when an earlier send leaves the window. For the group's
   sends in order ``t[0..]``, the *reuse gap* ``t[k+L] - t[k]`` is how long the budget slot
@@ -52,13 +52,13 @@ from sqlalchemy import func, select
 
 from bench.common import BenchError, pg_reachable, postgres_url, print_rows, run_bench, sqlite_url
 from bot.app import prepare_database
-from bot.clock import SystemClock
+from bot.cli.sandbox import DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
+from bot.core.clock import SystemClock
+from bot.core.sends import Reply
+from bot.delivery.outbox import OutboxSender
 from bot.logs import setup_logging
-from bot.outbound import Reply
-from bot.outbox import OutboxSender
-from bot.sandbox import DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
-from bot.sim import SimGroup, Simulator
 from bot.transport.openapi import OpenApiClient
+from dingtalk_sim import SimGroup, Simulator
 from storage.db import Database, open_database
 from storage.models import OutboxMessage
 

@@ -26,7 +26,7 @@ Then, for ``--n`` members drawn at random (after ``--warmup`` unmeasured calls o
 timed with ``time.perf_counter`` around the whole ``async with`` block:
 
 * ``holdings``: one ``db.uow()`` transaction doing ``uow.perms.holdings(...)`` and
-  ``bot.domain.permissions.sources_of(...)`` (read only, rolled back on exit);
+  ``bot.core.domain.permissions.sources_of(...)`` (read only, rolled back on exit);
 * ``whoami``: one ``db.uow()`` transaction loading the sender (``uow.members.get``), running
   ``handlers.info.whoami`` with a real ``Context`` (rendering and the outbox insert) and
   ``uow.commit()``, i.e. what the router does for the command minus parsing and the
@@ -64,12 +64,12 @@ from typing import Any
 from sqlalchemy import event, func, insert, select
 
 from bench.common import pg_reachable, postgres_url, print_rows, sqlite_url
-from bot.commands import WhoAmI
 from bot.config import Settings
-from bot.domain.permissions import Catalog, sources_of
+from bot.core.commands import WhoAmI
+from bot.core.domain.permissions import Catalog, sources_of
+from bot.dispatch.context import Context
 from bot.logs import setup_logging
 from bot.transport.inbound import IncomingMessage
-from handlers.base import Context
 from handlers.info import whoami
 from handlers.permissions import catalog_of
 from storage import migrate

@@ -4,7 +4,7 @@
                                [--dup-rate 0.01] [--db sqlite|postgresql] [--pg-url URL]
                                [--seed 1] [--keep-log PATH]
 
-Baton runs in a child process (``python -m bot.cli run --config FILE``, the ops endpoint on a
+Baton runs in a child process (``python -m bot.cli.main run --config FILE``, the ops endpoint on a
 free port) against the loopback simulator in this process. The load: ``--rate`` commands a
 second (``whoami`` and ``help`` in turn, round-robin over the active demo members; three in
 four in the demo group, one in four in the member's one-to-one chat); every
@@ -43,8 +43,8 @@ import aiohttp
 
 from bench import sut
 from bench.common import pg_admin, postgres_url, sqlite_url
-from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator
-from bot.sim import Delivery, Simulator
+from bot.cli.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator
+from dingtalk_sim import Delivery, Simulator
 
 MEMBERS = tuple(u.user_id for u in DEMO_USERS if u.active)
 COMMANDS = ("whoami", "help")

@@ -49,11 +49,11 @@ from sqlalchemy import event
 
 from bench.common import pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.app import prepare_database
-from bot.clock import SystemClock
+from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import Settings
+from bot.core.clock import SystemClock
+from bot.dispatch.dispatcher import Dispatcher
 from bot.logs import setup_logging
-from bot.router import Dispatcher
-from bot.sandbox import DEMO_CATALOG
 from bot.transport.inbound import IncomingMessage
 from handlers import build_router
 from storage.db import Database, open_database

@@ -6,7 +6,7 @@
   ``sessionWebhook`` through one shared ``ClientSession``. No SDK, no database.
 * ``sdk_echo_client``: what the dingtalk-stream SDK's README has a developer write (a
   ``ChatbotHandler`` that calls ``reply_text`` and acks OK).
-* ``start_baton``: ``python -m bot.cli run --config FILE`` against a simulator, exactly as
+* ``start_baton``: ``python -m bot.cli.main run --config FILE`` against a simulator, exactly as
   tests/e2e/test_replicas.py launches a replica.
 * ``rss_mb`` / ``peak_rss_mb`` / ``scrape``: what a benchmark observes of a child.
 
@@ -227,7 +227,7 @@ def start_child(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> 
 
 def start_baton(config: Path, client_id: str, client_secret: str,
                 log_path: Path) -> subprocess.Popen[bytes]:
-    return start_child(["-m", "bot.cli", "run", "--config", str(config)],
+    return start_child(["-m", "bot.cli.main", "run", "--config", str(config)],
                        child_env(client_id, client_secret), log_path)
 
 

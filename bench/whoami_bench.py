@@ -11,7 +11,7 @@ Three systems under test:
 * ``raw-echo``: the floor, no SDK and no database (bench/sut.py ``RawEchoBot``): the Stream
   handshake by hand, each robot message acked at once on the socket and its reply POSTed to
   the sessionWebhook through one shared aiohttp session;
-* ``baton``: ``baton run`` (``python -m bot.cli run --config FILE``) on SQLite and/or
+* ``baton``: ``baton run`` (``python -m bot.cli.main run --config FILE``) on SQLite and/or
   PostgreSQL.
 
 By default each runs in a child process, so none shares the GIL with the simulator (which
@@ -73,9 +73,9 @@ from dingtalk_stream.frames import AckMessage
 from bench import sut
 from bench.common import BenchError, pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
 from bot.logs import setup_logging
-from bot.sandbox import DEMO_CATALOG, DEMO_GROUP, DEMO_USERS, demo_simulator, sim_settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 
 GROUP = DEMO_GROUP
 MEMBERS = tuple(u.user_id for u in DEMO_USERS if u.active)

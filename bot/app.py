@@ -16,17 +16,17 @@ from typing import Any
 import aiohttp
 import dingtalk_stream
 
-from bot import i18n
-from bot.alerts import queue_alert
+from bot.api.ops import Ops
 from bot.bootstrap import bootstrap
-from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.due import DueRunner
-from bot.faults import Faults
-from bot.ops import Ops
-from bot.outbox import OutboxSender
-from bot.router import Dispatcher, Metrics
-from bot.scheduler import Alarm
+from bot.core.clock import Clock, SystemClock
+from bot.core.faults import Faults
+from bot.delivery.alerts import queue_alert
+from bot.delivery.outbox import OutboxSender
+from bot.dispatch.dispatcher import Dispatcher, Metrics
+from bot.scheduling.alarm import Alarm
+from bot.scheduling.due import DueRunner
+from bot.texts import catalog as i18n
 from bot.transport.handlers import CardCallbackHandler, RobotMessageHandler
 from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
 from bot.transport.openapi import OpenApiClient

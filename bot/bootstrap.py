@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from bot.clock import Clock
 from bot.config import Settings
+from bot.core.clock import Clock
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from storage.db import Database
 from storage.models import ADMIN, OWNER

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers.base import CommandRouter
+from bot.dispatch.context import CommandRouter
 
 if TYPE_CHECKING:
-    from bot.due import DueHandler
+    from bot.scheduling.due import DueHandler
 
 
 def build_router() -> CommandRouter:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.cards import local
-from bot.commands import Cancel, Pending
-from bot.due import DueContext
-from bot.i18n import t
-from handlers.base import CommandRouter, Context, UserError
+from bot.approvals.engine import REGISTRY, cancel, click, expire, open_requests_for
+from bot.core.clock import local
+from bot.core.commands import Cancel, Pending
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.scheduling.due import DueContext
+from bot.texts.catalog import t
 from handlers.reminders import remind_due
-from handlers.requests import REGISTRY, cancel, expire, open_requests_for
 
 router = CommandRouter()
+router.card_action("request")(click)
 
 
 @router.command(Pending)

@@ -21,15 +21,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.cards import local
-from bot.commands import COMMAND_NAMES, Audit
-from bot.commands.words import primary
 from bot.config import Settings
-from bot.due import DueContext
-from bot.i18n import MESSAGES, Lang, t
-from bot.text import literal
-from bot.text import person as text_person
-from handlers.base import CommandRouter, Context
+from bot.core.clock import local
+from bot.core.commands import COMMAND_NAMES, Audit
+from bot.core.commands.words import primary
+from bot.core.escape import literal
+from bot.core.escape import person as text_person
+from bot.dispatch.context import CommandRouter, Context
+from bot.scheduling.due import DueContext
+from bot.texts.catalog import MESSAGES, Lang, t
 from storage.db import Database
 from storage.models import AuditEntry, Member
 

@@ -4,7 +4,7 @@
   the file outside any transaction, uploads it through the media API and sends it to the
   requester one-to-one (never to a group). ``export template`` sends the empty, versioned
   import template.
-* A file sent one-to-one is an import: downloaded and read (bot/bulk/sheet.py refuses
+* A file sent one-to-one is an import: downloaded and read (bot/files/sheet.py refuses
   oversized, zip-bomb, macro, non-workbook and hostile files before parsing) before the
   transaction; then a dry run (per row: create / update / unchanged / error, and who gains
   or loses what). Any error row: nothing applies. A clean file becomes a request whose card
@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.bulk.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
-from bot.cards import local
-from bot.commands import Export, ExportTemplate, ImportMode, ImportUndo
-from bot.domain.bulk import (
+from bot.approvals.engine import REGISTRY, NoLongerAllowed
+from bot.core.clock import local
+from bot.core.commands import Export, ExportTemplate, ImportMode, ImportUndo
+from bot.core.domain.bulk import (
     Change,
     Entry,
     Mode,
@@ -42,16 +42,16 @@ from bot.domain.bulk import (
     read_rows,
     same_basis,
 )
-from bot.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
-from bot.domain.requests import State
-from bot.i18n import MESSAGES, Lang, t
-from bot.text import Md, literal
+from bot.core.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
+from bot.core.domain.requests import State
+from bot.core.escape import Md, literal
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.env import Env
+from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.texts.catalog import MESSAGES, Lang, t
 from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
-from handlers.base import CommandRouter, Context, UserError
-from handlers.env import Env
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
-from handlers.requests import REGISTRY, NoLongerAllowed
 from handlers.templates import impact_text
 from storage import bulk as store
 from storage.db import Database, UnitOfWork

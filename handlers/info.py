@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.commands import Admins, Help, WhoAmI, render_help
-from bot.domain.permissions import sources_of
-from bot.i18n import t
-from bot.text import Md, joined, person
-from handlers.base import CommandRouter, Context
+from bot.core.commands import Admins, Help, WhoAmI, render_help
+from bot.core.domain.permissions import sources_of
+from bot.core.escape import Md, joined, person
+from bot.dispatch.context import CommandRouter, Context
+from bot.texts.catalog import t
 from storage.models import ADMIN, OWNER, Member
 
 router = CommandRouter()

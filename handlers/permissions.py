@@ -4,7 +4,7 @@ changes asked by an admin). Templates live in handlers/templates.py.
 
 Authority is checked by the router (``authority="admin"`` / ``"owner"``); names are checked
 against the catalog here, with a did-you-mean. A change that needs approval becomes a
-request on the shared machinery (handlers/requests.py): approvers are the owner and the
+request on the shared machinery (bot/approvals/engine.py): approvers are the owner and the
 admins other than the requester (and other than the person the change is about), and
 ``policy.approvals_required`` of them must agree. Everything else applies at once.
 """
@@ -15,8 +15,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.cards import local
-from bot.commands import (
+from bot.approvals.engine import REGISTRY, open_request
+from bot.core.clock import local
+from bot.core.commands import (
     AdminAdd,
     AdminRemove,
     Grant,
@@ -27,8 +28,8 @@ from bot.commands import (
     UserRef,
     WhoHas,
 )
-from bot.commands.durations import format_duration
-from bot.domain.permissions import (
+from bot.core.commands.durations import format_duration
+from bot.core.domain.permissions import (
     ADMIN_ROLE,
     BUILTIN_ROLES,
     OWNER_ROLE,
@@ -37,15 +38,14 @@ from bot.domain.permissions import (
     sources_of,
     ways_to_remove,
 )
-from bot.domain.requests import Requirement, State
-from bot.due import DueContext
-from bot.i18n import MESSAGES, Lang, t
-from bot.outbound import Reply
-from bot.text import Md, code, joined, literal, person
+from bot.core.domain.requests import Requirement, State
+from bot.core.escape import Md, code, joined, literal, person
+from bot.core.sends import Reply
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.env import Env
+from bot.scheduling.due import DueContext
+from bot.texts.catalog import MESSAGES, Lang, t
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
-from handlers.base import CommandRouter, Context, UserError
-from handlers.env import Env
-from handlers.requests import REGISTRY, open_request
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
 from storage.permissions import schedule_expiry
 

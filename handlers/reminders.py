@@ -14,19 +14,19 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bot.cards import local
-from bot.commands.durations import format_duration
-from bot.domain.requests import State, waiting_for
-from bot.i18n import MESSAGES, t
-from bot.outbound import Reply
-from bot.text import Md
-from handlers.env import Env
-from handlers.requests import (
+from bot.approvals.engine import (
     conversation_key,
     held_for_quiet_hours,
     schedule_next_reminder,
     view_of,
 )
+from bot.core.clock import local
+from bot.core.commands.durations import format_duration
+from bot.core.domain.requests import State, waiting_for
+from bot.core.escape import Md
+from bot.core.sends import Reply
+from bot.dispatch.env import Env
+from bot.texts.catalog import MESSAGES, t
 from storage.models import DueWork, Request
 from storage.repositories import _dialect
 

@@ -26,22 +26,22 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select, update
 
-from bot.alerts import raise_alert
-from bot.cards import local
-from bot.commands import ReviewStart, ReviewStatus
+from bot.approvals.engine import REGISTRY, held_for_quiet_hours, letter_suffix
 from bot.config import Settings
-from bot.domain.reminders import next_allowed
-from bot.domain.requests import Requirement, State
-from bot.due import DueContext
-from bot.i18n import MESSAGES, t
-from bot.outbound import CardSpec, Reply
-from bot.text import Md, joined, literal
+from bot.core.clock import local
+from bot.core.commands import ReviewStart, ReviewStatus
+from bot.core.domain.reminders import next_allowed
+from bot.core.domain.requests import Requirement, State
+from bot.core.escape import Md, joined, literal
+from bot.core.sends import CardSpec, Reply
+from bot.delivery.alerts import raise_alert
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.env import Env
+from bot.scheduling.due import DueContext
+from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
-from handlers.base import CommandRouter, Context, UserError
-from handlers.env import Env
 from handlers.permissions import catalog_of
-from handlers.requests import REGISTRY, held_for_quiet_hours, letter_suffix
 from storage.db import Database
 from storage.models import ADMIN, OWNER, DueWork, Grant, Request
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from bot.commands import (
+from bot.approvals.engine import REGISTRY
+from bot.core.commands import (
     TemplateApply,
     TemplateCreate,
     TemplateDelete,
@@ -22,12 +23,12 @@ from bot.commands import (
     TemplateSet,
     TemplateShow,
 )
-from bot.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
-from bot.i18n import Lang, t
-from bot.text import Md, code, joined, literal, person
+from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
+from bot.core.escape import Md, code, joined, literal, person
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.env import Env
+from bot.texts.catalog import Lang, t
 from bot.transport.openapi import DingTalkError, OpenApiClient
-from handlers.base import CommandRouter, Context, UserError
-from handlers.env import Env
 from handlers.permissions import (
     ApprovedChange,
     catalog_of,
@@ -36,7 +37,6 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from handlers.requests import REGISTRY
 from storage.models import Request, Template
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.commands import TransferOwner
+from bot.approvals.engine import REGISTRY, NoLongerAllowed, open_request
 from bot.config import Settings
-from bot.domain.permissions import effective
-from bot.domain.requests import Requirement, State
-from bot.domain.transfer import (
+from bot.core.commands import TransferOwner
+from bot.core.domain.permissions import effective
+from bot.core.domain.requests import Requirement, State
+from bot.core.domain.transfer import (
     OWNER_TRANSFER,
     TRANSFER_PERMISSION,
     DirectoryEntry,
@@ -20,16 +21,15 @@ from bot.domain.transfer import (
     check_transfer,
     transfer_requirements,
 )
-from bot.due import DueContext
-from bot.i18n import MESSAGES, t
-from bot.outbound import CardSpec, Reply
-from bot.text import Md, joined, person
+from bot.core.escape import Md, joined, person
+from bot.core.sends import CardSpec, Reply
+from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.env import Env
+from bot.scheduling.due import DueContext
+from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
-from handlers.base import CommandRouter, Context, UserError
-from handlers.env import Env
-from handlers.requests import REGISTRY, NoLongerAllowed, open_request
 from storage.db import UnitOfWork
 from storage.models import ADMIN, MEMBER, OWNER, Request
 from storage.snapshots import take_snapshot

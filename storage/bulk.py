@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, or_, select, union
 
-from bot.domain.bulk import Change, Entry
+from bot.core.domain.bulk import Change, Entry
 from storage.db import UnitOfWork
 from storage.models import (
     ADMIN,

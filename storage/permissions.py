@@ -1,7 +1,7 @@
 """Permission rows: grants (merged per user and name), templates and their assignments.
 
 Reads return the pure domain's :class:`Holdings`, so effective permissions are computed in
-one place (``bot.domain.permissions``) for whoami, who-has, template impact and exports.
+one place (``bot.core.domain.permissions``) for whoami, who-has, template impact and exports.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.permissions import (
+from bot.core.domain.permissions import (
     OWNER_ROLE,
     Catalog,
     GrantIn,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
-    """Where parsed frames go (``bot.router.Dispatcher`` is the one): a port, so transport
+    """Where parsed frames go (``bot.dispatch.dispatcher.Dispatcher`` is the one): a port, so transport
     does not import the layers above it."""
 
     async def handle_robot_message(self, msg: IncomingMessage) -> None: ...

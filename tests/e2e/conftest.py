@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 from tests.conftest import _pg_database, _pg_state, _reset_pg
 
 GROUP = DEMO_GROUP

@@ -16,8 +16,8 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.app import BatonApp
-from bot.sim import Simulator
-from bot.text import literal
+from bot.core.escape import literal
+from dingtalk_sim import Simulator
 from storage.db import open_database
 from tests.e2e.test_cli import baton, db_env
 from tests.e2e.test_permissions import audit_actions, say, verify_chain
@@ -131,7 +131,7 @@ async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(
 async def test_hostile_stored_values_are_shown_literally(sim: Simulator, bot: BatonApp) -> None:
     corp = bot.settings.org.corp_id
     async with bot.db.uow() as uow:
-        await uow.members.upsert(corp, "mallory", bot.clock.now(), name=EVIL)
+        await uow.members.upsert(corp, "mallory", bot.core.clock.now(), name=EVIL)
         await uow.commit()
     await append(bot, 1, actor_id="mallory", action="transfer.**start**", result="`refused`",
                  target_id="<b>x</b>", after={"reason": EVIL, "**k**": "# h\r\n1. x"})

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Delivery, SimGroup, Simulator, SimUser
+from dingtalk_sim import Delivery, SimGroup, Simulator, SimUser
 from storage.models import AuditEntry, Member
 from tests.e2e.conftest import GROUP, roundtrip
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BatonApp
+from bot.cli.sandbox import sim_settings
 from bot.config import Settings
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 from storage import bulk as store
 from storage.models import AuditEntry, Request
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to

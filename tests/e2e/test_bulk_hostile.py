@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import BatonApp
-from bot.bulk.sheet import COLUMNS, write_xlsx
+from bot.cli.sandbox import sim_settings
 from bot.config import Settings
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from bot.files.sheet import COLUMNS, write_xlsx
+from dingtalk_sim import Simulator
 from storage.models import AuditEntry, Grant, Request
 from tests.e2e.conftest import reply_to
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import DEMO_GROUP, demo_simulator
-from bot.sim import Simulator
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator
+from dingtalk_sim import Simulator
 from storage import migrate
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,7 @@ def base_env() -> dict[str, str]:
 
 def baton(*args: str, cwd: Path, env: dict[str, str] | None = None,
           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=cwd,
                           env=env or base_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
 
@@ -179,7 +179,7 @@ def test_run_serves_the_simulator_and_stops_on_sigterm(sim: Simulator, tmp_path:
     })
     out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with out_path.open("w") as out, err_path.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path,
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "run"], cwd=tmp_path,
                                 env=env, stdout=out, stderr=err)
     try:
         sim.wait_for(lambda: [c for c in sim.connections() if c.live], timeout=30,
@@ -224,7 +224,7 @@ def test_cli_import_audits_each_change_with_before_and_after(tmp_path: Path) -> 
     import yaml
     from sqlalchemy import select
 
-    from bot.sandbox import DEMO_CATALOG
+    from bot.cli.sandbox import DEMO_CATALOG
     from storage.db import open_database
     from storage.models import AuditEntry
 

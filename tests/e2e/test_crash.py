@@ -1,7 +1,7 @@
 """Crash points: a `baton run` process SIGKILLed at each named point, restarted, and the
 frames redelivered; the outcome must equal applying each distinct command once.
 
-For each crash point (bot/faults.py CRASH_POINTS) and several seeds, a seeded script of steps
+For each crash point (bot/core/faults.py CRASH_POINTS) and several seeds, a seeded script of steps
 (grants, revokes, role changes, whoami, who-has, refusals, and sensitive grants whose request
 cards are then clicked: approve, reject or a forged click) runs twice, each against its own
 simulator and empty database:
@@ -46,10 +46,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.sut import baton_config
-from bot.faults import CRASH_ENV, CRASH_POINTS
-from bot.sandbox import DEMO_CATALOG, demo_simulator
-from bot.sim import Simulator
-from bot.sim.model import Delivery
+from bot.cli.sandbox import DEMO_CATALOG, demo_simulator
+from bot.core.faults import CRASH_ENV, CRASH_POINTS
+from dingtalk_sim import Simulator
+from dingtalk_sim.model import Delivery
 from storage.db import open_database
 from storage.models import Base, OutboxMessage, Request
 from tests.conftest import _pg_database, _pg_state, _reset_pg
@@ -137,7 +137,7 @@ class Run:
         log = (self.logs / f"run{self.starts}.log").open("wb")
         self.starts += 1
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--config", str(self.cfg)],
+            [sys.executable, "-m", "bot.cli.main", "run", "--config", str(self.cfg)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def dead(self) -> bool:

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import SimGroup, Simulator
+from dingtalk_sim import SimGroup, Simulator
 from storage.models import OutboxMessage
 from tests.e2e.conftest import reply_to, roundtrip
 

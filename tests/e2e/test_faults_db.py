@@ -20,8 +20,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import BatonApp
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from bot.cli.sandbox import sim_settings
+from dingtalk_sim import Simulator
 from storage.models import AuditEntry, Grant, ProcessedMessage
 from tests.e2e.conftest import GROUP, reply_to
 from tests.tcp_proxy import TcpProxy

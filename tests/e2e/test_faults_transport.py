@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Delivery, Simulator
-from bot.sim.frames import oto_conversation
+from dingtalk_sim import Delivery, Simulator
+from dingtalk_sim.frames import oto_conversation
 from tests.e2e.conftest import reply_to, roundtrip
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ import pytest
 
 from bot.app import BatonApp
 from bot.config import Settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 from tests.e2e.conftest import GROUP, reply_to, roundtrip
 
 pytestmark = pytest.mark.e2e

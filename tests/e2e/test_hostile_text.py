@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from bot.app import BatonApp
-from bot.sandbox import DEMO_USERS, demo_simulator
-from bot.sim import Simulator, SimUser
-from bot.text import literal
+from bot.cli.sandbox import DEMO_USERS, demo_simulator
+from bot.core.escape import literal
+from dingtalk_sim import Simulator, SimUser
 from tests.e2e.conftest import roundtrip
 
 pytestmark = pytest.mark.e2e

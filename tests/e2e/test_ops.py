@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 
 from bot.app import BatonApp
+from bot.cli.sandbox import sim_settings
 from bot.config import Settings
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 from tests.e2e.conftest import GROUP, reply_to
 
 pytestmark = pytest.mark.e2e

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BatonApp
-from bot.clock import FakeClock
+from bot.cli.sandbox import sim_settings
 from bot.config import Settings
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from bot.core.clock import FakeClock
+from dingtalk_sim import Simulator
 from storage.models import AuditEntry, Grant, Member, Request, TemplateAssignment
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 
@@ -463,7 +463,7 @@ async def test_outside_the_admin_groups_a_member_is_refused_for_authority_and_au
     """product.md §2: a command a sender may not run gets a refusal naming the missing
     authority, audited and alerted, wherever it is sent; an admin outside the admin groups
     is told where to go, and that refusal is audited too."""
-    from bot.sim import SimGroup
+    from dingtalk_sim import SimGroup
 
     other = "cidOTHERGROUP"
     sim.add_group(SimGroup(other, "销售群"))

@@ -23,12 +23,12 @@ from sqlalchemy import func, select
 
 from bench.sut import baton_config
 from bot.app import BatonApp
-from bot.cli_schedule import show_schedule
-from bot.clock import FakeClock
+from bot.cli.sandbox import DEMO_CATALOG, sim_settings
+from bot.cli.schedule import show_schedule
 from bot.config import Settings
-from bot.sandbox import DEMO_CATALOG, sim_settings
-from bot.sim import Simulator
-from bot.sim.model import SentMessage
+from bot.core.clock import FakeClock
+from dingtalk_sim import Simulator
+from dingtalk_sim.model import SentMessage
 from storage.db import open_database
 from storage.models import DueWork, OutboxMessage, Request
 from tests.e2e.conftest import GROUP, reply_to
@@ -345,7 +345,7 @@ def start_baton(cfg: Path, sim: Simulator, log: Path, **env_extra: str) -> subpr
     env.update(DINGTALK_CLIENT_ID=sim.client_id, DINGTALK_CLIENT_SECRET=sim.client_secret,
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
                PYTHONPATH=str(ROOT), **env_extra)
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+    return subprocess.Popen([sys.executable, "-m", "bot.cli.main", "run", "--config", str(cfg)],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 

@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from bench.sut import baton_config
-from bot.sandbox import DEMO_CATALOG, demo_simulator
-from bot.sim import Simulator
+from bot.cli.sandbox import DEMO_CATALOG, demo_simulator
 from bot.transport.inbound import ROBOT_TOPIC
+from dingtalk_sim import Simulator
 from storage import migrate
 from storage.db import open_database
 from storage.models import OWNER, AuditEntry, DueWork, Member, OutboxMessage, Request
@@ -53,7 +53,7 @@ def start_replica(cfg: Path, sim: Simulator, log: Path) -> subprocess.Popen[byte
     env.update(DINGTALK_CLIENT_ID=sim.client_id, DINGTALK_CLIENT_SECRET=sim.client_secret,
                NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
                PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+    return subprocess.Popen([sys.executable, "-m", "bot.cli.main", "run", "--config", str(cfg)],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 

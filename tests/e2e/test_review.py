@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BatonApp
-from bot.clock import FakeClock
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from bot.cli.sandbox import sim_settings
+from bot.core.clock import FakeClock
+from dingtalk_sim import Simulator
 from storage.models import AuditEntry, DueWork, OutboxMessage
 from tests.e2e.conftest import card_status, click
 from tests.e2e.test_permissions import audit_actions, grants, say, verify_chain

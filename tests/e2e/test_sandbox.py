@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 
 from bot.app import BatonApp
-from bot.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
-from bot.sim import Simulator
+from bot.cli.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
+from dingtalk_sim import Simulator
 from tests.e2e.test_bulk import edit
 from tests.e2e.test_cli import baton
 

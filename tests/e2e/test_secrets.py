@@ -31,14 +31,14 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from bot.app import BatonApp
-from bot.clock import FakeClock
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
+from bot.core.clock import FakeClock
 from bot.logs import make_handler
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Simulator
-from bot.sim.state import SESSION_TTL
-from bot.sim.stream import CONNECT_PATH
 from bot.transport.openapi import OpenApiClient
+from dingtalk_sim import Simulator
+from dingtalk_sim.state import SESSION_TTL
+from dingtalk_sim.stream import CONNECT_PATH
 from storage.audit_export import write_audit
 from storage.db import Database
 from storage.models import AuditEntry, OutboxMessage
@@ -62,7 +62,7 @@ OWN_LOGGERS = ("bot", "handlers", "storage")
 
 
 def own(name: str) -> bool:
-    return name.split(".", maxsplit=1)[0] in OWN_LOGGERS and not name.startswith("bot.sim")
+    return name.split(".", maxsplit=1)[0] in OWN_LOGGERS and not name.startswith("dingtalk_sim")
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import BatonApp
-from bot.clock import FakeClock
+from bot.cli.sandbox import sim_settings
 from bot.config import Settings
-from bot.sandbox import sim_settings
-from bot.sim import Simulator
+from bot.core.clock import FakeClock
+from dingtalk_sim import Simulator
 from storage.models import AuditEntry, DueWork, Grant, Request, Snapshot, Vote
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 
@@ -188,7 +188,7 @@ async def test_late_click_names_who_decided_and_when(sim: Simulator, bot: BatonA
 
 
 async def test_failure_while_applying_leaves_old_owner(sim: Simulator, bot: BatonApp) -> None:
-    bot.faults.arm("owner_transfer.apply")
+    bot.core.faults.arm("owner_transfer.apply")
     await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
     await click(sim, "lisi", CARD.format(1), "accept")
     await card_status(sim, CARD.format(1), "failed")
@@ -254,7 +254,7 @@ async def test_expiry_with_an_injected_clock(sim: Simulator, db_url: str) -> Non
         await card_status(sim, CARD.format(1), "expired")
         notice = await click(sim, "lisi", CARD.format(1), "accept")
         assert "过期" in notice
-        from bot.cards import local
+        from bot.core.clock import local
         assert f"已于 {local(clock.now(), 'Asia/Shanghai', '%m-%d %H:%M')} 结束" in notice
         assert await owner_of(app) == "zhangsan"
 
@@ -354,7 +354,7 @@ async def test_exclusive_accounts_change_through_the_api_or_fall_back_to_the_con
     """dingtalk.exclusive_accounts: Baton changes DingTalk's main administrator itself; where
     DingTalk refuses (the app lacks the permission: 403), the previous owner gets the
     console steps instead, and the refusal is audited."""
-    from bot.sandbox import demo_simulator
+    from bot.cli.sandbox import demo_simulator
 
     sim = demo_simulator(exclusive_accounts=api_allowed)
     sim.start()
@@ -405,7 +405,7 @@ async def test_backup_list_and_show_after_a_transfer(sim: Simulator, bot: BatonA
     async def baton(*args: str) -> tuple[int, str]:
         # Async, so the bot on this loop keeps running while the CLI reads the store.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", *args, env=env,
+            sys.executable, "-m", "bot.cli.main", *args, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, _err = await asyncio.wait_for(proc.communicate(), 60)
         return proc.returncode or 0, out.decode()

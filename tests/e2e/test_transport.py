@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from bot.app import BatonApp
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
-from bot.sim import Simulator
+from dingtalk_sim import Simulator
 from tests.e2e.conftest import reply_to, roundtrip
 
 pytestmark = pytest.mark.e2e

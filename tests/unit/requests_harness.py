@@ -17,12 +17,12 @@ from sqlalchemy import select
 
 from bot.app import prepare_database
 from bot.bootstrap import bootstrap
-from bot.clock import FakeClock
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
-from bot.due import DueRunner
-from bot.faults import Faults
-from bot.router import Dispatcher
-from bot.sandbox import DEMO_GROUP, demo_simulator, sim_settings
+from bot.core.clock import FakeClock
+from bot.core.faults import Faults
+from bot.dispatch.dispatcher import Dispatcher
+from bot.scheduling.due import DueRunner
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from handlers import build_router, due_handlers

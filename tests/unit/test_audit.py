@@ -13,11 +13,11 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import delete, func, select, update
 
-from bot.clock import FakeClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.due import DueRunner
-from bot.faults import Faults
-from bot.text import literal
+from bot.core.clock import FakeClock
+from bot.core.escape import literal
+from bot.core.faults import Faults
+from bot.scheduling.due import DueRunner
 from handlers import due_handlers
 from handlers.audit import (
     action_text,

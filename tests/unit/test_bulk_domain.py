@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import CatalogSettings
-from bot.domain.bulk import (
+from bot.core.domain.bulk import (
     Change,
     Entry,
     change_from_json,
@@ -18,8 +19,7 @@ from bot.domain.bulk import (
     plan,
     read_rows,
 )
-from bot.domain.permissions import Catalog
-from bot.sandbox import DEMO_CATALOG
+from bot.core.domain.permissions import Catalog
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 CAT = Catalog.from_settings(CatalogSettings.model_validate(DEMO_CATALOG))
@@ -89,7 +89,7 @@ def test_plan_add_and_replace() -> None:
 
 
 def test_any_error_means_no_changes() -> None:
-    from bot.domain.bulk import RowError
+    from bot.core.domain.bulk import RowError
 
     p = plan([(2, Entry("b", "grant", "crm.report.view"))], [RowError(3, "bad_type")],
              CURRENT, "add")
@@ -130,7 +130,7 @@ def test_plan_reaches_the_file_and_inverse_restores(current: list[Entry], wanted
 
 def test_an_import_is_about_everyone_whose_rows_it_changes() -> None:
     """No one approves an import (or its undo) that changes their own rows (product.md §4)."""
-    from bot.domain.bulk import Change, Entry, change_to_json
+    from bot.core.domain.bulk import Change, Entry, change_to_json
     from handlers.bulk import ImportRequest, ImportUndoRequest
 
     changes = [change_to_json(c) for c in (
@@ -144,7 +144,7 @@ def test_an_import_is_about_everyone_whose_rows_it_changes() -> None:
 def test_basis_is_what_an_import_was_planned_against_but_for_lapses() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from bot.domain.bulk import Entry, basis, same_basis
+    from bot.core.domain.bulk import Entry, basis, same_basis
 
     at = datetime(2026, 12, 1, tzinfo=UTC)
     soon, later = at + timedelta(hours=2), at + timedelta(days=30)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.cards import CardView, render_request_card
-from bot.domain.requests import TERMINAL, State
-from bot.domain.transfer import OWNER_TRANSFER
-from bot.i18n import Lang
+from bot.approvals.cards import CardView, render_request_card
+from bot.core.domain.requests import TERMINAL, State
+from bot.core.domain.transfer import OWNER_TRANSFER
+from bot.texts.catalog import Lang
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

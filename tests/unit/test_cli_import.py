@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.cli_bulk import import_file
+from bot.cli.bulk import import_file
+from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import Settings
-from bot.sandbox import DEMO_CATALOG
 
 CORP = "dingcliimport"
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

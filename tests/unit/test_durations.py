@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.commands import format_duration, parse_duration
+from bot.core.commands import format_duration, parse_duration
 
 MAX_SECONDS = 3650 * 86400
 

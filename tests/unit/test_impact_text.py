@@ -3,8 +3,8 @@ more"), escaped, and in the past tense once applied."""
 
 from __future__ import annotations
 
-from bot.domain.permissions import Catalog, Impact
-from bot.text import person
+from bot.core.domain.permissions import Catalog, Impact
+from bot.core.escape import person
 from handlers.templates import SHOW_HOLDERS, impact_text
 
 CAT = Catalog({"crm.export": ("导出", "Export"), "crm.view": ("查看", "View")}, {})

@@ -25,15 +25,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.cards import CardView, render_request_card
-from bot.commands import ERROR_CODES, ParseError, parse, render_help
-from bot.commands.texts import CATALOGS, render_error
-from bot.commands.words import resolve_topic
-from bot.domain.requests import State
-from bot.domain.transfer import OWNER_TRANSFER
-from bot.i18n import MESSAGES, Lang, t
+from bot.approvals.cards import CardView, render_request_card
+from bot.core.commands import ERROR_CODES, ParseError, parse, render_help
+from bot.core.commands.usage import CATALOGS, render_error
+from bot.core.commands.words import resolve_topic
+from bot.core.domain.requests import State
+from bot.core.domain.transfer import OWNER_TRANSFER
+from bot.core.escape import Md, code, joined, literal, param, person
 from bot.logs import RedactingFilter, make_handler, one_line, redact
-from bot.text import Md, code, joined, literal, param, person
+from bot.texts.catalog import MESSAGES, Lang, t
 from handlers import (  # noqa: F401 (each handler module adds its message keys to MESSAGES)
     approvals,
     audit,
@@ -430,7 +430,7 @@ def log() -> Iterator[Lines]:
 
 
 @pytest.mark.parametrize("value", [v for v, _ in HOSTILE.values()] + [
-    "whoami\r\n2026-01-01 00:00:00 INFO bot.router: forged",
+    "whoami\r\n2026-01-01 00:00:00 INFO bot.dispatch.dispatcher: forged",
     "a\rb", "a\nb", "\x1b[2K\x1b[1Aoverwritten", "a\u2028b\u2029c\x85d\v\f",
 ])
 def test_a_log_record_is_one_line_whatever_the_input(log: Lines, value: str) -> None:

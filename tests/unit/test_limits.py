@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.limits import RateLimiter, SlidingWindow, member_share
-from bot.outbox import MERGE_CAP, merge_alerts
+from bot.delivery.outbox import MERGE_CAP, merge_alerts
+from bot.dispatch.limits import RateLimiter, SlidingWindow, member_share
 from storage.models import OutboxMessage
 
 

@@ -99,7 +99,7 @@ def test_secrets_in_an_exception_traceback_are_masked(cap: Capture) -> None:
 
 def test_cr_lf_from_input_are_folded(cap: Capture) -> None:
     cap.logger.info("command from %s: %s", "zhaoliu",
-                    "whoami\r\n2026-01-01 00:00:00 INFO bot.router: forged line\nmore")
+                    "whoami\r\n2026-01-01 00:00:00 INFO bot.dispatch.dispatcher: forged line\nmore")
     [line] = cap.lines()
     assert "forged line" in line
     assert "\\r\\n" in line and "\\nmore" in line

@@ -15,10 +15,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator
 from bot.config import DingTalkSettings
-from bot.sandbox import DEMO_GROUP, demo_simulator
-from bot.sim import Simulator
-from bot.sim.state import SESSION_TTL
 from bot.transport.openapi import (
     AuthError,
     NotFound,
@@ -29,6 +27,8 @@ from bot.transport.openapi import (
     SessionExpired,
     TransportError,
 )
+from dingtalk_sim import Simulator
+from dingtalk_sim.state import SESSION_TTL
 
 TOKEN = "/v1.0/oauth2/accessToken"
 GROUP_SEND = "/v1.0/robot/groupMessages/send"

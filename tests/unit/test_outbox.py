@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bot.clock import FakeClock
+from bot.cli.sandbox import DEMO_GROUP, demo_simulator
 from bot.config import DingTalkSettings, OutboxSettings
-from bot.outbound import Reply
-from bot.outbox import OutboxSender
-from bot.sandbox import DEMO_GROUP, demo_simulator
-from bot.sim import SimGroup, Simulator
-from bot.sim.state import SESSION_TTL
+from bot.core.clock import FakeClock
+from bot.core.sends import Reply
+from bot.delivery.outbox import OutboxSender
 from bot.transport.openapi import OpenApiClient
+from dingtalk_sim import SimGroup, Simulator
+from dingtalk_sim.state import SESSION_TTL
 from storage.db import Database, open_database
 from storage.models import OutboxMessage
 
@@ -93,7 +93,7 @@ async def add_reply(db: Database, clock: FakeClock, text: str, *,
                     conversation: str = DEMO_GROUP, is_group: bool = True,
                     user: str = "zhaoliu", markdown: bool = False,
                     session: tuple[str, datetime] | None = None) -> int:
-    """An outbox row exactly as handlers.base.Context.reply writes it."""
+    """An outbox row exactly as bot.dispatch.context.Context.reply writes it."""
     r = Reply(text=text, conversation_id=conversation, is_group=is_group, user_id=user,
               markdown=markdown, title="Baton", at=(user,) if is_group else ())
     webhook, expires = session if session else (None, None)
@@ -303,7 +303,7 @@ async def test_persistent_failure_backs_off_then_is_marked_failed(
     assert 2.0 <= second < 6.0  # doubled
 
     clock.advance(r.next_attempt_at - clock.now())
-    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+    with caplog.at_level(logging.ERROR, logger="bot.delivery.outbox"):
         await out.drain_once()
     r = await row(db, rid)
     assert r.status == "failed"  # kept, visible, never silently dropped
@@ -444,7 +444,7 @@ _W = timedelta(minutes=1)
     ((70, 65, 30), 3, [0, 0, 30, 60, 60, 90, 120]),         # older sends no longer count
 ])
 def test_slot_table(recent_ago: tuple[int, ...], limit: int, expect: list[int]) -> None:
-    from bot.outbox import slot
+    from bot.delivery.outbox import slot
 
     recent = [_NOW - timedelta(seconds=s) for s in recent_ago]
     got = [(slot(recent, k, limit, _W, _NOW) - _NOW).total_seconds() for k in range(len(expect))]
@@ -455,7 +455,7 @@ def test_slot_table(recent_ago: tuple[int, ...], limit: int, expect: list[int]) 
 def test_slots_never_overfill_a_window(recent_ms: list[int], limit: int) -> None:
     """Sends at the recent times plus one at each slot never put more than ``limit`` sends
     in any minute, and the slots come in order."""
-    from bot.outbox import slot
+    from bot.delivery.outbox import slot
 
     recent = sorted(_NOW - timedelta(milliseconds=ms) for ms in recent_ms)[-limit:]
     slots = [slot(recent, k, limit, _W, _NOW) for k in range(3 * limit)]

@@ -1,4 +1,4 @@
-"""bot.outbox.waves and _counts, pure: one conversation's rows (in id order) split into waves
+"""bot.delivery.outbox.waves and _counts, pure: one conversation's rows (in id order) split into waves
 sent one after another. Consecutive plain replies to different people share a wave; a second
 reply to the same person starts a new one; anything else (a card, an alert, an export, a
 reply to nobody in particular) is a wave of its own. And which rows count against a
@@ -14,21 +14,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.outbox import _counts, fair_order, waves
+from bot.delivery.outbox import _counts, fair_order, waves
 from storage.models import OutboxMessage
 
 KEY = "group:cidWAVES"
 
 
 def reply(i: int, user: str) -> OutboxMessage:
-    """A plain reply to ``user``, as handlers.base.Context.reply writes it."""
+    """A plain reply to ``user``, as bot.dispatch.context.Context.reply writes it."""
     return OutboxMessage(id=i, kind="reply", conversation_key=KEY, payload={
         "conversation_id": "cidWAVES", "is_group": True, "user_id": user, "format": "text",
         "title": "Baton", "text": f"reply {i}", "at": [user]})
 
 
 def alert(i: int, user: str = "boss") -> OutboxMessage:
-    """An alert reply (bot.alerts): a reply with a user, marked for merging."""
+    """An alert reply (bot.delivery.alerts): a reply with a user, marked for merging."""
     row = reply(i, user)
     row.payload = {**row.payload, "merge": "alert", "lang": "en"}
     return row

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.core.commands import (
     COMMAND_NAMES,
     ERROR_CODES,
     AdminAdd,
@@ -50,8 +50,8 @@ from bot.commands import (
     render_help,
     usage,
 )
-from bot.commands.texts import CATALOGS, shown
-from bot.commands.words import WORDS, primary
+from bot.core.commands.usage import CATALOGS, shown
+from bot.core.commands.words import WORDS, primary
 
 M = ("u1", "u2", "u3")  # the mentioned users' userIds, in order
 U1, U2, U3 = UserRef("u1"), UserRef("u2"), UserRef("u3")

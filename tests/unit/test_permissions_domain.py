@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import CatalogSettings
-from bot.domain.permissions import (
+from bot.core.domain.permissions import (
     BUILTIN_PERMISSIONS,
     TRANSFER_PERMISSION,
     Catalog,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.reminders import (
+from bot.core.domain.reminders import (
     in_quiet,
     next_allowed,
     next_reminder_at,

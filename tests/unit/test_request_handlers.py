@@ -137,8 +137,8 @@ async def test_pending_shows_a_target_for_every_kind(harness: Harness) -> None:
 
 
 async def test_import_requests_name_their_file_or_batch(harness: Harness) -> None:
+    from bot.dispatch.env import Env
     from handlers.bulk import ImportRequest, ImportUndoRequest
-    from handlers.env import Env
     from storage.models import Request
 
     async with harness.db.uow() as uow:

@@ -1,5 +1,5 @@
 """The request state machine: the diagram, ``decide`` for owner transfers, the transfer
-prerequisites, and a stateful model of what ``handlers/requests.py`` does with decisions."""
+prerequisites, and a stateful model of what ``bot/approvals/engine.py`` does with decisions."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import bot.domain.requests as requests_module
-from bot.domain.requests import (
+import bot.core.domain.requests as requests_module
+from bot.core.domain.requests import (
     OPEN,
     TERMINAL,
     TRANSITIONS,
@@ -28,7 +28,7 @@ from bot.domain.requests import (
     Vote,
     decide,
 )
-from bot.domain.transfer import (
+from bot.core.domain.transfer import (
     OWNER_TRANSFER,
     DirectoryEntry,
     Person,
@@ -335,7 +335,7 @@ class Audit:
 
 class TransferMachine(RuleBasedStateMachine):
     """The corp, the requests, the audit log, driven through ``decide`` the way
-    handlers/requests.py drives it."""
+    bot/approvals/engine.py drives it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -383,7 +383,7 @@ class TransferMachine(RuleBasedStateMachine):
         before, req.state = req.state, d.state
         self._audit(req, before, d.state)
 
-    # -- the machinery (handlers/requests.py) --
+    # -- the machinery (bot/approvals/engine.py) --
     def dispatch(self, req: ModelRequest, event: Event, fail: bool) -> Decision:
         before = req.state
         d = decide(self.view_of(req), event, self.now)
@@ -573,7 +573,7 @@ TestTransferMachine = TransferMachine.TestCase
 @pytest.mark.parametrize(("n", "suffix"), [(0, "dma"), (1, "dmb"), (25, "dmz"), (26, "dmba"),
                                             (26 * 26 - 1, "dmzz")])
 def test_copy_suffixes_are_letters_the_track_parser_reads(n: int, suffix: str) -> None:
-    from handlers.requests import copy_suffix, request_id_of
+    from bot.approvals.engine import copy_suffix, request_id_of
 
     assert copy_suffix(n) == suffix
     assert request_id_of(f"baton-corp-R12-{suffix}", "corp") == (12, suffix)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handlers.requests import request_id_of
+from bot.approvals.engine import request_id_of
 from handlers.review import LiveGrant, assign_items, card_suffix, next_fire
 
 CRON = "0 9 1 1,4,7,10 *"

@@ -1,4 +1,4 @@
-"""The alarm clock (bot/scheduler.py) and the claim lease over a real store: a wake-up that
+"""The alarm clock (bot/scheduling/alarm.py) and the claim lease over a real store: a wake-up that
 comes while due work runs is never dropped by APScheduler; it makes the run in progress do
 exactly one more pass. A claim lasts ``scheduler.lease``, then another replica may take it."""
 
@@ -13,12 +13,12 @@ import pytest
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobEvent
 from sqlalchemy import select
 
-from bot.clock import FakeClock, SystemClock
 from bot.config import Settings
-from bot.due import DueContext, DueRunner
-from bot.faults import Faults
+from bot.core.clock import FakeClock, SystemClock
+from bot.core.faults import Faults
 from bot.logs import setup_logging
-from bot.scheduler import Alarm
+from bot.scheduling.alarm import Alarm
+from bot.scheduling.due import DueContext, DueRunner
 from storage.db import Database, open_database
 from storage.models import DueWork
 

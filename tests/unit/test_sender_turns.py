@@ -1,4 +1,4 @@
-"""Each sender's messages take effect in arrival order (bot.router.SenderTurns), also when
+"""Each sender's messages take effect in arrival order (bot.dispatch.dispatcher.SenderTurns), also when
 reads are batched and changes are not: table tests of the turns, and the dispatcher on both
 databases (the order of the replies written to the outbox)."""
 
@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FakeClock
+from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import Settings
-from bot.router import Dispatcher, SenderTurns
-from bot.sandbox import DEMO_CATALOG
+from bot.core.clock import FakeClock
+from bot.dispatch.dispatcher import Dispatcher, SenderTurns
 from bot.transport.inbound import IncomingMessage
 from handlers import build_router
 from storage.db import Database

@@ -1,4 +1,4 @@
-"""The bulk file layer (bot/bulk/sheet.py): exports re-import to the same strings, formulas
+"""The bulk file layer (bot/files/sheet.py): exports re-import to the same strings, formulas
 stay text both ways, and hostile files (zip bombs, entity expansion, macros, non-workbooks,
 huge sheets, bad headers, odd encodings) are refused with a specific code."""
 
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from bot.bulk import sheet
-from bot.bulk.sheet import (
+from bot.files import sheet
+from bot.files.sheet import (
     COLUMNS,
     FORMAT_VERSION,
     MAX_BYTES,
@@ -511,7 +511,7 @@ def test_an_oversized_shared_string_table_is_refused_unread() -> None:
     import io as _io
     import zipfile as _zipfile
 
-    from bot.bulk.sheet import MAX_SHARED_STRINGS, FileRefused, read_table, write_xlsx
+    from bot.files.sheet import MAX_SHARED_STRINGS, FileRefused, read_table, write_xlsx
 
     good = write_xlsx([("permissions", ("user_id", "type", "value"), [("a", "grant", "p")])])
     src = _zipfile.ZipFile(_io.BytesIO(good))

@@ -1,4 +1,4 @@
-"""The loopback DingTalk simulator (bot.sim), driven by the stock SDK and by plain aiohttp."""
+"""The loopback DingTalk simulator (dingtalk_sim), driven by the stock SDK and by plain aiohttp."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import dingtalk_stream
 import pytest
 from dingtalk_stream import AckMessage, CallbackMessage
 
-from bot.sim import SimGroup, Simulator, SimUser
+from dingtalk_sim import SimGroup, Simulator, SimUser
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"

@@ -91,7 +91,7 @@ async def test_concurrent_first_start_seeding_is_recorded_once(db: Database,
     # Replicas starting together on an empty store each seed the owner, on their own
     # engines (connections): one owner, one bootstrap audit entry, the others change nothing.
     from bot.bootstrap import set_owner
-    from bot.clock import FakeClock
+    from bot.core.clock import FakeClock
 
     others = [open_database(db_url) for _ in range(5)]
     try:

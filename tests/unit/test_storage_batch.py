@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 
-from bot.domain.permissions import GrantIn, Holdings, TemplateIn
+from bot.core.domain.permissions import GrantIn, Holdings, TemplateIn
 from storage.db import Database
 from storage.models import ADMIN, MEMBER, Member, OutboxMessage, ProcessedMessage, Template
 

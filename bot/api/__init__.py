@@ -1,0 +1,1 @@
+"""Baton's own HTTP endpoints (aiohttp.web): health and metrics for operators."""

@@ -1,0 +1,416 @@
+"""The request machinery, built once and used by every kind of request.
+
+A request kind (owner transfer here; sensitive grants, admin changes and imports later)
+supplies its requirements, how to apply it and its texts. This module does the rest: create
+the request and its card, judge clicks by the clicker's userId against the stored request
+(re-checked at click time, under a row lock), record votes, apply in the same transaction,
+update the card in place (in the ack and through the card API, so any replica converges),
+audit every transition and every refusal, cancel, expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from bot.approvals.cards import CardView, out_track_id, render_request_card
+from bot.core.clock import local
+from bot.core.domain.reminders import in_quiet, next_allowed, next_reminder_at
+from bot.core.domain.requests import (
+    Decision,
+    Effect,
+    Event,
+    EventKind,
+    RequestView,
+    Requirement,
+    State,
+    Vote,
+    decide,
+    progress,
+    waiting_for,
+    yes_votes,
+)
+from bot.core.escape import Md, joined
+from bot.core.sends import CardSpec
+from bot.dispatch.env import Env
+from bot.texts.catalog import t
+from bot.transport.cards import ack_update, create_and_deliver_body
+from bot.transport.inbound import CardAction
+from storage.models import Request
+from storage.models import Vote as VoteRow
+
+log = logging.getLogger(__name__)
+
+TWIN = "group"     # the suffix of a request card's twin in an admin group
+COPY = "dm"        # the prefix of the suffixes of one-to-one copies of a request card
+MAX_COPIES = 26 * 26
+_TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
+
+
+class NoLongerAllowed(Exception):
+    """Raised by a kind's ``apply``: a prerequisite checked when the request was made no
+    longer holds (say, the target of an owner transfer lost admin meanwhile). The request
+    ends FAILED with nothing changed, and ``code`` (kept as the payload's ``error``) says why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class RequestKind(Protocol):
+    kind: str
+
+    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]: ...
+
+    async def apply(self, req: Request, env: Env) -> None:
+        """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
+
+    async def after(self, req: Request, env: Env, state: State) -> None:
+        """Notices and follow-up work once the request reached ``state`` (terminal)."""
+
+    async def describe(self, req: Request, env: Env) -> Md:
+        """What the request changes, for its card (markdown; user values escaped)."""
+
+    async def subject(self, req: Request, env: Env) -> str:
+        """Who or what the request is about, in a few words, for lists such as ``pending``
+        (never empty; user values escaped)."""
+
+
+@dataclass
+class Registry:
+    kinds: dict[str, RequestKind] = field(default_factory=dict)
+    card_actions: dict[str, Callable[[Request, CardAction, Env], Awaitable[dict[str, Any]]]] = \
+        field(default_factory=dict)
+
+    def add(self, kind: RequestKind) -> None:
+        self.kinds[kind.kind] = kind
+
+
+REGISTRY = Registry()
+
+
+async def view_of(req: Request, env: Env) -> RequestView:
+    kind = REGISTRY.kinds[req.kind]
+    votes = (await env.uow.session.execute(
+        select(VoteRow).where(VoteRow.request_id == req.id).order_by(VoteRow.id)
+    )).scalars().all()
+    return RequestView(
+        id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
+        expires_at=req.expires_at, requirements=await kind.requirements(req, env),
+        votes=tuple(Vote(v.voter_id, v.decision, v.created_at) for v in votes),
+    )
+
+
+async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, str]:
+    people = {req.requester_id, req.target_id or "", *(v.voter for v in view.votes)}
+    for r in view.requirements:
+        people |= r.who
+    if req.decided_by:
+        people.add(req.decided_by)
+    names = await env.names(*(p for p in people if p))
+    agreed = [names.get(p, p) for r in view.requirements for p in yes_votes(view, r)]
+    waiting = [names.get(p, p) for p in waiting_for(view)]
+    cv = CardView(
+        request_id=req.public_id, kind=req.kind, state=view.state, lang=env.lang,
+        tz=env.settings.policy.timezone, requester=names.get(req.requester_id, req.requester_id),
+        target=names.get(req.target_id or "", req.target_id or ""), reason=req.reason,
+        expires_at=req.expires_at, progress=progress(view), agreed=tuple(agreed),
+        waiting_for=tuple(waiting),
+        decided_by=names.get(req.decided_by or "", req.decided_by or "") if req.decided_by else "",
+        decided_at=req.decided_at, detail=await REGISTRY.kinds[req.kind].describe(req, env),
+    )
+    return render_request_card(cv)
+
+
+def letter_suffix(prefix: str, n: int) -> str:
+    """``prefix`` and ``n`` in base-26 letters (0 -> a, 26 -> ba): card outTrackId suffixes
+    are letters only (:data:`_TRACK`)."""
+    digits = ""
+    while True:
+        n, r = divmod(n, 26)
+        digits = chr(ord("a") + r) + digits
+        if n == 0:
+            return prefix + digits
+
+
+def copy_suffix(n: int) -> str:
+    """The suffix of the ``n``-th one-to-one copy of a request card: dma, dmb, ..."""
+    return letter_suffix(COPY, n)
+
+
+def copy_tracks(req: Request) -> list[tuple[str, str]]:
+    """(outTrackId, userId) of every copy of the request's card: the admin-group twin
+    (userId empty) and the one-to-one copies to deciders."""
+    base = req.card_out_track_id or ""
+    out = [(f"{base}-{TWIN}", "")] if req.payload.get("twin") else []
+    out += [(f"{base}-{copy_suffix(i)}", str(u)) for i, u in enumerate(req.payload.get("copies", []))]
+    return out
+
+
+def conversation_key(req: Request) -> str:
+    if req.payload.get("is_group", True):
+        return f"group:{req.conversation_id}"
+    return f"user:{req.requester_id}"
+
+
+async def open_request(env: Env, *, kind: str, requester: str, target: str | None,
+                       conversation_id: str, is_group: bool, reason: str,
+                       payload: dict[str, Any], ttl: timedelta,
+                       mention: dict[str, str] | None = None,
+                       twin_group: str | None = None,
+                       copies_to: Sequence[str] = ()) -> Request:
+    """Create the request (raises IntegrityError when a constraint forbids a second one).
+
+    ``twin_group``: also put the card in that group (a request made one-to-one, such as an
+    import, so the approvers see it). ``copies_to``: also send the card one-to-one to each of
+    these deciders (a request made one-to-one with no admin group to put it in). Every copy
+    updates with the card and takes clicks."""
+    if twin_group:
+        payload = {**payload, "twin": twin_group}
+    if copies_to:
+        payload = {**payload, "copies": list(dict.fromkeys(copies_to))[:MAX_COPIES]}
+    req = Request(
+        corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
+        target_id=target, conversation_id=conversation_id, reason=reason,
+        payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
+        expires_at=env.now + ttl, source_message_id=env.message_id,
+    )
+    async with env.uow.session.begin_nested():
+        env.uow.requests.add(req)
+        await env.uow.session.flush()
+    req.card_out_track_id = out_track_id(env.corp_id, req.id)
+    view = await view_of(req, env)
+    params = await card_params(req, view, env)
+    body = create_and_deliver_body(
+        template_id=env.settings.dingtalk.card_template_id,
+        robot_code=env.settings.dingtalk.effective_robot_code,
+        out_track_id=req.card_out_track_id, params=params,
+        group_id=conversation_id if is_group else None,
+        user_id=None if is_group else requester, at=mention,
+    )
+    await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
+    for track, user in copy_tracks(req):
+        body = create_and_deliver_body(
+            template_id=env.settings.dingtalk.card_template_id,
+            robot_code=env.settings.dingtalk.effective_robot_code,
+            out_track_id=track, params=params, group_id=None if user else twin_group,
+            user_id=user or None, at=None if user else mention)
+        await env.card(CardSpec("create", track, f"user:{user}" if user else f"group:{twin_group}",
+                                body))
+    await env.audit(requester, f"{kind}.requested", "pending", target_id=target,
+                    request_id=req.id, after={"state": "pending", "reason": reason, **payload})
+    await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
+                               env.now, dedupe_key=f"expire:{req.id}")
+    p = env.settings.policy
+    remind_at = next_allowed(env.now + min(p.remind_every, ttl / 2), p.quiet_hours, p.timezone)
+    await env.uow.due.schedule("request_remind", remind_at, {"request_id": req.id}, env.now,
+                               dedupe_key=f"remind:{req.id}:1")
+    return req
+
+
+async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
+    before = req.state
+    req.state = d.state.value
+    req.version += 1
+    if d.state is not State.PENDING and d.state is not State.APPROVED:
+        req.decided_at = env.now
+        req.decided_by = actor or None
+    await env.audit(actor or "system", f"{req.kind}.{d.state.value}", d.state.value,
+                    target_id=req.target_id, request_id=req.id,
+                    before={"state": before}, after={"state": d.state.value})
+
+
+async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
+    """Update the request card and its copies in place. A request without one (an access
+    review keeps its own cards, updated by its kind's ``after``) has nothing to update."""
+    if not req.card_out_track_id:
+        return {}
+    view = await view_of(req, env)
+    params = await card_params(req, view, env)
+    await env.card(CardSpec("update", req.card_out_track_id, f"card:{req.card_out_track_id}",
+                            {"params": params}))
+    for track, _user in copy_tracks(req):
+        await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
+    return params
+
+
+async def finish(req: Request, env: Env, state: State) -> None:
+    kind = REGISTRY.kinds[req.kind]
+    await kind.after(req, env, state)
+    await env.uow.due.cancel(f"expire:{req.id}")
+    # Its reminders (the next one, and any held for quiet hours) would list a closed request.
+    await env.uow.due.cancel_prefix(f"remind:{req.id}:")
+
+
+async def apply_approved(req: Request, env: Env, actor: str) -> State:
+    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
+    kind = REGISTRY.kinds[req.kind]
+    try:
+        async with env.uow.session.begin_nested():
+            await kind.apply(req, env)
+            env.faults.check(f"{req.kind}.apply")
+            await env.uow.session.flush()
+    except Exception as e:
+        # The savepoint's rollback expired every loaded object; reload before reading.
+        await env.uow.session.refresh(req)
+        if isinstance(e, NoLongerAllowed):
+            log.info("%s not applied: %s", req.public_id, e.code)
+        else:
+            log.exception("applying %s failed", req.public_id)
+        d = decide(await view_of(req, env), Event(EventKind.APPLY_FAILED), env.now)
+        await _transition(req, d, env, actor)
+        error = e.code if isinstance(e, NoLongerAllowed) else type(e).__name__
+        req.payload = {**req.payload, "error": error}
+        return State.FAILED
+    d = decide(await view_of(req, env), Event(EventKind.APPLIED), env.now)
+    await _transition(req, d, env, actor)
+    return State.APPLIED
+
+
+def request_id_of(track: str, corp_id: str) -> tuple[int, str] | None:
+    m = _TRACK.match(track)
+    if m is None or m.group("corp") != corp_id:
+        return None
+    return int(m.group("id")), m.group("suffix") or ""
+
+
+async def click(action: CardAction, env: Env) -> dict[str, Any]:
+    """Judge one click; return the ack's card update (public params + clicker's notice)."""
+    parsed = request_id_of(action.out_track_id, env.corp_id)
+    req = await env.uow.requests.find(parsed[0], for_update=True) if parsed else None
+    if req is None:
+        return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+    env = env.for_request(req)
+    if parsed and parsed[1] and parsed[1] != TWIN and not parsed[1].startswith(COPY):
+        handler = REGISTRY.card_actions.get(f"{req.kind}:{parsed[1]}")
+        if handler is None:
+            return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+        return await handler(req, action, env)
+    view = await view_of(req, env)
+    d = decide(view, Event(EventKind.VOTE, action.user_id, action.action_id), env.now)
+    if d.refusal is not None:
+        notice = await refusal_text(req, d, env, action.user_id)
+        forged = d.refusal.code in ("not_a_decider", "own_request", "wrong_button")
+        await env.audit(action.user_id, f"{req.kind}.click_refused", "refused",
+                        target_id=req.target_id, request_id=req.id,
+                        after={"reason": d.refusal.code, "action": action.action_id,
+                               "claimed_params": dict(action.params)} if forged else
+                        {"reason": d.refusal.code, "action": action.action_id})
+        if forged:
+            from bot.delivery.alerts import raise_alert
+
+            await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
+                              what=t("alert_click", env.settings.locale.lang,
+                                     action=action.action_id, id=req.public_id),
+                              why=notice)
+        return ack_update(None, {"notice": notice})
+    env.uow.session.add(VoteRow(request_id=req.id, voter_id=action.user_id,
+                                decision=action.action_id, created_at=env.now))
+    await env.uow.session.flush()
+    await env.audit(action.user_id, f"{req.kind}.vote", action.action_id,
+                    target_id=req.target_id, request_id=req.id, after={"vote": action.action_id})
+    final: State | None = None
+    if d.state is not State.PENDING:
+        await _transition(req, d, env, action.user_id)
+        final = d.state
+        if d.state is State.APPROVED and Effect.APPLY in d.effects:
+            final = await apply_approved(req, env, action.user_id)
+    if final is not None and final is not State.APPROVED:
+        await finish(req, env, final)
+    params = await _refresh_card(req, env)
+    return ack_update(params, {"notice": t(f"click_ok_{action.action_id}", env.lang)})
+
+
+async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> Md:
+    r = d.refusal
+    assert r is not None
+    if r.code == "decided":
+        names = await env.names(req.decided_by or "")
+        at = req.decided_at
+        if req.decided_by and at is not None:
+            return t("refuse_decided_by", env.lang, who=names.get(req.decided_by, ""),
+                     at=local(at, env.settings.policy.timezone, "%m-%d %H:%M"),
+                     state=t(f"state_{req.state}", env.lang))
+        if at is not None:      # ended by no one: expired (or a system step), at a time
+            return t("refuse_decided_at", env.lang, state=t(f"state_{req.state}", env.lang),
+                     at=local(at, env.settings.policy.timezone, "%m-%d %H:%M"))
+        return t("refuse_decided", env.lang, state=t(f"state_{req.state}", env.lang))
+    if r.code == "not_a_decider":
+        view = await view_of(req, env)
+        who = next(x for x in view.requirements if x.key == r.params["requirement"]).who
+        names = await env.names(*who)
+        return t("refuse_not_a_decider", env.lang,
+                 who=joined(t("list_sep", env.lang), (names[w] for w in sorted(who))))
+    if r.code == "not_your_button":
+        return t("refuse_not_your_button", env.lang, yes=t(f"button_{r.params['yes']}", env.lang),
+                 no=t(f"button_{r.params['no']}", env.lang))
+    if r.code == "already_voted":
+        return t("refuse_already_voted", env.lang,
+                 action=t(f"action_{r.params['action']}", env.lang))
+    return t(f"refuse_{r.code}", env.lang, **r.params)
+
+
+async def cancel(req: Request, env: Env, actor: str) -> None:
+    env = env.for_request(req)
+    d = decide(await view_of(req, env), Event(EventKind.CANCEL, actor), env.now)
+    if d.refusal is not None:
+        from bot.dispatch.context import UserError
+
+        raise UserError("cancel_not_open", id=req.public_id,
+                        state=t(f"state_{req.state}", env.lang))
+    await _transition(req, d, env, actor)
+    await finish(req, env, d.state)
+    await _refresh_card(req, env)
+
+
+async def expire(request_id: int, env: Env) -> bool:
+    req = await env.uow.requests.find(request_id, for_update=True)
+    if req is None:
+        return False
+    env = env.for_request(req)
+    d = decide(await view_of(req, env), Event(EventKind.EXPIRE), env.now)
+    if d.refusal is not None:
+        return False
+    await _transition(req, d, env, "")
+    await finish(req, env, d.state)
+    await _refresh_card(req, env)
+    return True
+
+
+async def held_for_quiet_hours(env: Env, kind: str, payload: dict[str, Any], key: str) -> bool:
+    """A reminder due before the quiet hours but run inside them (Baton was down, or behind)
+    is not sent now: it is due again at their end (``key`` and that time name the new row).
+    True when it was held."""
+    p = env.settings.policy
+    if not in_quiet(env.now, p.quiet_hours, p.timezone):
+        return False
+    later = next_allowed(env.now, p.quiet_hours, p.timezone)
+    await env.uow.due.schedule(kind, later, payload, env.now,
+                               dedupe_key=f"{key}:{later.isoformat()}")
+    return True
+
+
+async def schedule_next_reminder(req: Request, env: Env, n: int) -> None:
+    """Reminder ``n`` went out now: the next one backs off (doubling), outside quiet hours."""
+    p = env.settings.policy
+    nxt = next_reminder_at(env.now, n, p.remind_every, p.remind_max, p.quiet_hours, p.timezone)
+    if nxt < req.expires_at:
+        await env.uow.due.schedule("request_remind", nxt, {"request_id": req.id, "n": n + 1},
+                                   env.now, dedupe_key=f"remind:{req.id}:{n + 1}")
+
+
+async def open_requests_for(env: Env, user_id: str) -> list[tuple[Request, bool]]:
+    """Open requests ``user_id`` may decide (True) or made (False)."""
+    out: list[tuple[Request, bool]] = []
+    for req in await env.uow.requests.open_for(env.corp_id):
+        may = user_id in waiting_for(await view_of(req, env))
+        if may or req.requester_id == user_id:
+            out.append((req, may))
+    return out
+

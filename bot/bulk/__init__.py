@@ -1,1 +1,0 @@
-"""Bulk import and export of the permission table: the file layer (:mod:`bot.bulk.sheet`)."""

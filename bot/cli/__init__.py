@@ -1,0 +1,1 @@
+"""The ``baton`` command: run, sandbox, bulk files, schedule and audit for operators."""

@@ -1,0 +1,139 @@
+"""``baton export FILE`` and ``baton import FILE [--mode add|replace] [--dry-run]``.
+
+The operator's way to move the permission table: the same file format, validation and dry
+run as the chat import, applied all or nothing in one transaction. An operator import is
+recorded as an applied import request (requester ``operator``), so ``import undo <batch>``
+works on it like on any other batch; every change is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.cli.store import store_corp, with_corp
+from bot.config import Settings
+from bot.core.domain.bulk import Mode, change_to_json, plan, read_rows
+from bot.texts.catalog import t
+
+OPERATOR = "operator"
+
+
+def _progress(label: str, total: int) -> Callable[[int], None]:
+    """A one-line progress bar on stderr (only on a terminal; silent in logs and CI)."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int) -> None:
+        if not tty or total <= 0:
+            return
+        width = 30
+        fill = int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
+    from bot.app import prepare_database
+    from handlers.bulk import build_export
+    from storage.db import open_database
+
+    fmt = fmt or ("csv" if path.lower().endswith(".csv") else "xlsx")
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        corp = await store_corp(db, settings)
+        if corp is None:
+            return 1
+        settings = with_corp(settings, corp)
+        data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
+                                         template=False, lang=settings.locale.lang)
+    finally:
+        await db.dispose()
+    tmp = Path(path + ".part")
+    await asyncio.to_thread(tmp.write_bytes, data)
+    await asyncio.to_thread(tmp.replace, path)
+    print(f"wrote {path} ({len(data)} bytes, {fmt})")
+    return 0
+
+
+async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:
+    from bot.app import prepare_database
+    from bot.files.sheet import FileRefused, read_table
+    from handlers.bulk import change_audit_rows, dry_run_lines
+    from handlers.permissions import catalog_of
+    from storage import bulk as store
+    from storage.db import open_database
+    from storage.models import Request
+
+    lang = settings.locale.lang
+    try:
+        data = await asyncio.to_thread(Path(path).read_bytes)
+    except OSError as e:
+        print(f"baton: cannot read {path}: {e.strerror}", file=sys.stderr)
+        return 1
+    try:
+        table = await asyncio.to_thread(read_table, data, Path(path).name)
+    except FileRefused as e:
+        print("baton: " + t(f"import_refused_{e.code}", lang,
+                            **{**e.params, "name": Path(path).name}), file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        found = await store_corp(db, settings)
+        if found is None:
+            return 1
+        corp = found
+        async with db.uow() as uow:
+            known = await store.members(uow, corp)
+            levels = {m.user_id: m.level for m in known}
+            templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
+            good, errors = read_rows(((r.row, r.cells) for r in table.rows),
+                                     catalog=catalog_of(settings), members=levels,
+                                     templates=templates, now=now,
+                                     names={m.user_id: m.name for m in known})
+            current, _ = await store.entries(uow, corp, now)
+            p = plan(good, errors, current, mode)
+            for line in dry_run_lines(p, lang, settings.policy.timezone):
+                print(line)
+            # One language per run: the summary speaks the rows' language.
+            print(t("import_cli_summary", lang, rows=len(p.rows), create=p.count("create"),
+                    update=p.count("update"), unchanged=p.count("unchanged"),
+                    errors=len(p.errors), remove=p.removals,
+                    mode=t(f"import_mode_{mode}", lang)))
+            if p.errors:
+                print("baton: " + t("import_cli_has_errors", lang), file=sys.stderr)
+                return 1
+            if dry_run or not p.changes:
+                print(t("import_cli_dry_run" if dry_run else "import_cli_no_changes", lang))
+                return 0
+            req = Request(corp_id=corp, kind="import", state="applied", requester_id=OPERATOR,
+                          conversation_id="", reason="baton import",
+                          payload={"file": Path(path).name, "mode": mode, "is_group": False,
+                                   "changes": [change_to_json(c) for c in p.changes]},
+                          created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
+            uow.requests.add(req)
+            await uow.session.flush()
+            batch = f"B-{req.id}"
+            req.payload = {**req.payload, "batch": batch}
+            show = _progress("applying", len(p.changes))
+            done = await store.apply_changes(uow, corp, p.changes, by=OPERATOR, batch=batch,
+                                             now=now, strict=True, progress=show)
+            await uow.audit.append_many(corp, now, change_audit_rows(
+                done, actor=OPERATOR, request_id=req.id, batch=batch, action="import.change"))
+            await uow.audit.append(corp, now, actor_id=OPERATOR, action="import.apply",
+                                   result="applied", request_id=req.id,
+                                   after={"batch": batch, "changes": len(done),
+                                          "file": Path(path).name})
+            await uow.commit()
+        print(t("import_cli_applied", lang, n=len(done), batch=batch))
+        return 0
+    finally:
+        await db.dispose()

@@ -1,0 +1,529 @@
+"""``baton sandbox``: the loopback DingTalk simulator, Baton on SQLite, demo members, a chat.
+
+No credentials are needed: the simulator plays DingTalk. Type as any member, see the
+replies and cards, click card buttons by name. The same factories serve the end-to-end
+tests, so what the sandbox shows is what the tests prove.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.core.escape import person
+from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
+
+DEMO_CORP = "dingsandboxcorp"
+DEMO_GROUP = "cidSANDBOXADMINS"
+DEMO_GROUP_TITLE = "权限交接工作群"
+DEFAULT_FILES = "baton-sandbox-files"  # the files Baton sends, under the working directory
+DEMO_USERS = (
+    SimUser("zhangsan", "张三", admin_level=1),
+    SimUser("lisi", "李四", admin_level=2),
+    SimUser("wangwu", "王五", admin_level=2),
+    SimUser("zhaoliu", "赵六", dept_ids=[2]),
+    SimUser("qianqi", "钱七", dept_ids=[3]),
+    SimUser("sunba", "孙八", active=False),
+)
+# The demo company: root, a sales department (销售部) and a team inside it.
+DEMO_DEPARTMENTS: dict[int, str | tuple[str, int]] = {
+    1: "宝腾示例公司", 2: "销售部", 3: ("华东销售组", 2)}
+# A demo business catalog (the same shape as config.example.yaml's).
+DEMO_CATALOG: dict[str, Any] = {
+    "permissions": {
+        "crm.customer.view": {"zh": "查看客户", "en": "View customers"},
+        "crm.customer.edit": {"zh": "编辑客户", "en": "Edit customers"},
+        "crm.export": {"zh": "导出数据", "en": "Export data"},
+        "crm.report.view": {"zh": "查看报表", "en": "View reports"},
+        "finance.invoice": {"zh": "开具发票", "en": "Issue invoices"},
+    },
+    "roles": {
+        "sales": ["crm.customer.view", "crm.customer.edit"],
+        "analyst": ["crm.customer.view", "crm.report.view"],
+        "crm_admin": ["crm.*"],
+    },
+    "sensitive": ["crm.export", "crm_admin", "finance.invoice"],
+}
+
+
+def demo_simulator(**kw: Any) -> Simulator:
+    kw.setdefault("users", DEMO_USERS)
+    kw.setdefault("groups", (SimGroup(DEMO_GROUP, DEMO_GROUP_TITLE),))
+    kw.setdefault("corp_id", DEMO_CORP)
+    kw.setdefault("departments", DEMO_DEPARTMENTS)
+    return Simulator(**kw)
+
+
+def sim_settings(sim: Simulator, db_url: str, base: Settings | None = None,
+                 **sections: dict[str, Any]) -> Settings:
+    """Settings that point Baton at ``sim``; ``sections`` override whole keys per section."""
+    s = base or Settings()
+    data = s.model_dump()
+    data["dingtalk"].update(client_id=sim.client_id, client_secret=sim.client_secret,
+                            openapi_endpoint=sim.base_url, oapi_endpoint=sim.base_url)
+    data["database"]["url"] = db_url
+    data["org"]["corp_id"] = sim.corp_id
+    if not data["catalog"]["permissions"]:
+        data["catalog"] = DEMO_CATALOG
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return Settings.model_validate(data)
+
+
+@dataclass
+class ChatState:
+    sim: Simulator
+    user: str = "zhangsan"
+    conversation: str = DEMO_GROUP
+    lang: str = "zh"
+    files: Path = Path(DEFAULT_FILES)  # where the files Baton sends are saved
+    seen_messages: int = 0
+    seen_cards: dict[str, int] = field(default_factory=dict)
+    seen_notices: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+
+
+REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
+FILE_REPLY_WAIT = 30  # ... to a file (downloaded and read before the answer)
+FILE_LIMIT = 64 * 1024 * 1024  # /file sends at most this (Baton refuses far less itself)
+QUIET = 0.5  # after an answer, what follows within this is shown with it
+FOLLOW_UP_MAX = 10  # ... for at most this long
+
+HELP = {
+    "en": """Sandbox chat. Lines you type:
+  <text>              say it as the current member in the current conversation
+                      (@名字 mentions a demo member by name, e.g. 转让主管理员 @李四)
+  /as <user>          speak as another member (userId or name)
+  /in group|dm        the admin group, or your one-to-one chat with Baton
+  /click <action> [card]   click a button (approve, reject, accept, decline...) on the
+                      newest card, or on the card whose id you give
+  /file <path>        send a file to Baton one-to-one, as DingTalk does (e.g. an edited
+                      export to import)
+  /console owner <user>   play the DingTalk admin console: make <user> the main
+                      administrator (the console step of an owner transfer; then
+                      /click done on the console card); /console alone lists the admins
+  /users  /cards  /help  /quit""",
+    "zh": """沙盒聊天。可以输入：
+  <文字>              以当前成员的身份在当前会话里说这句话
+                      （@名字 按名字提及示例成员，例如 转让主管理员 @李四）
+  /as <成员>          换成另一位成员说话（userId 或名字）
+  /in group|dm        管理群，或你与 Baton 的单聊
+  /click <动作> [卡片]   点击最新卡片（或给出编号的卡片）上的按钮
+                      （approve、reject、accept、decline……）
+  /file <路径>        像钉钉那样在单聊中把文件发给 Baton（例如改好的导出表，用于导入）
+  /console owner <成员>   模拟钉钉管理后台：把 <成员> 设为主管理员（主管理员转让的
+                      后台步骤；之后在后台步骤卡片上 /click done）；只输入 /console
+                      列出管理员
+  /users  /cards  /help  /quit""",
+}
+
+# The sandbox's own answers (Baton's replies come from the bot), per --lang.
+SAY: dict[str, dict[str, str]] = {
+    "failed": {
+        "zh": "  沙盒无法执行「{line}」：{error}。沙盒继续运行；/help 列出可用的输入。",
+        "en": "  The sandbox could not do “{line}”: {error}. It carries on; /help lists "
+              "what you can type.",
+    },
+    "unknown_command": {
+        "zh": "  沙盒没有 {cmd} 这个命令。/help 列出可用的输入；要对 Baton 说的话不要以 / 开头。",
+        "en": "  The sandbox has no command {cmd}. /help lists what you can type; what you "
+              "say to Baton does not start with /.",
+    },
+    "bad_quotes": {
+        "zh": "  无法读取这一行：{error}。请检查引号是否成对。",
+        "en": "  This line cannot be read: {error}. Check that its quotes are paired.",
+    },
+    "no_user": {"zh": "  没有这位示例成员；/users 列出所有成员",
+                "en": "  no such demo member; /users lists them"},
+    "as_usage": {"zh": "  用法：/as <成员>（userId 或名字）；/users 列出所有成员",
+                 "en": "  usage: /as <user> (userId or name); /users lists them"},
+    "now_as": {"zh": "  现在以 {name}（{user_id}）的身份说话",
+               "en": "  now speaking as {name} ({user_id})"},
+    "in_group_name": {"zh": "管理群「{title}」（{cid}）", "en": "the admin group {title} ({cid})"},
+    "in_dm_name": {"zh": "你与 Baton 的单聊", "en": "your one-to-one chat with Baton"},
+    "now_in": {"zh": "  现在在{where}", "en": "  now in {where}"},
+    "in_unknown": {
+        "zh": "  没有「{name}」这个会话，你仍在{here}。可以进入的会话：\n{listing}",
+        "en": "  There is no conversation “{name}”; you are still in {here}. The "
+              "conversations are:\n{listing}",
+    },
+    "in_usage": {
+        "zh": "  用法：/in <会话>，你现在在{here}。可以进入的会话：\n{listing}",
+        "en": "  usage: /in <conversation>; you are in {here}. The conversations are:\n{listing}",
+    },
+    "click_usage": {"zh": "  用法：/click <动作> [卡片编号]，例如 /click approve",
+                    "en": "  usage: /click <action> [card id], e.g. /click approve"},
+    "click_no_card": {"zh": "  还没有卡片可以点击。", "en": "  There is no card to click yet."},
+    "click_unknown_card": {
+        "zh": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
+        "en": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
+    },
+    "file_usage": {"zh": "  用法：/file <文件路径>，例如 /file baton-sandbox-files/edited.xlsx",
+                   "en": "  usage: /file <path>, e.g. /file baton-sandbox-files/edited.xlsx"},
+    "file_unreadable": {"zh": "  无法读取文件 {path}：{error}。未发送任何内容。",
+                        "en": "  The file {path} cannot be read: {error}. Nothing was sent."},
+    "file_too_big": {
+        "zh": "  文件 {path} 有 {size} 字节，超过沙盒能发送的 {limit} 字节。未发送任何内容。",
+        "en": "  The file {path} is {size} bytes, more than the {limit} bytes the sandbox "
+              "sends. Nothing was sent.",
+    },
+    "file_sent": {"zh": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
+                  "en": "  {name} ({size} bytes) sent to Baton one-to-one by {who}"},
+    "console_usage": {
+        "zh": "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员）。钉钉现在的管理员："
+              "主管理员 {owner}；子管理员 {admins}",
+        "en": "  usage: /console owner <user> (plays the DingTalk admin console changing the "
+              "main administrator). DingTalk's administrators now: main {owner}; sub {admins}",
+    },
+    "console_same": {"zh": "  {who} 已经是钉钉的主管理员，后台没有更改。",
+                     "en": "  {who} is already DingTalk's main administrator; the console "
+                           "changed nothing."},
+    "console_inactive": {"zh": "  {who} 已停用，钉钉后台不能把他/她设为主管理员；没有更改。",
+                         "en": "  {who} is inactive; the DingTalk console cannot make them "
+                               "the main administrator. Nothing changed."},
+    "console_done": {
+        "zh": "  钉钉管理后台（模拟）：主管理员已改为 {to}，{was} 不再是管理员。"
+              "请在后台步骤卡片上点 Done（/click done），让 Baton 到钉钉核实。",
+        "en": "  DingTalk admin console (simulated): the main administrator is now {to}; "
+              "{was} is no longer an administrator. Press Done on the console step's card "
+              "(/click done) for Baton to check DingTalk.",
+    },
+    "nobody": {"zh": "无", "en": "none"},
+    "files_at": {"zh": "Baton 发送的文件保存在 {path}", "en": "Files Baton sends are saved in {path}"},
+    "files_bad": {"zh": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
+                  "en": "--files {path}: the folder cannot be created ({error}). Give a folder "
+                        "you can write to."},
+    "file_saved": {"zh": "文件 {name}，已保存到 {path}", "en": "file {name}, saved to {path}"},
+    "file_missing": {"zh": "文件 {name}（模拟器中没有它的上传，未保存）",
+                     "en": "file {name} (the simulator has no upload of it; not saved)"},
+    "no_answer": {"zh": "  （Baton 在 {seconds} 秒内没有回应）",
+                  "en": "  (Baton did not answer within {seconds} s)"},
+}
+
+
+def _say(state: ChatState, key: str, **params: Any) -> str:
+    return _text(state.lang, key, **params)
+
+
+def _text(lang: str, key: str, **params: Any) -> str:
+    return SAY[key]["en" if lang == "en" else "zh"].format(**params)
+
+
+def _find_user(key: str) -> SimUser | None:
+    for u in DEMO_USERS:
+        if key in (u.user_id, u.name):
+            return u
+    return None
+
+
+def _mentions(text: str) -> list[str]:
+    at = []
+    for word in text.split():
+        if word.startswith("@"):
+            u = _find_user(word[1:])
+            if u is not None:
+                at.append(u.user_id)
+    return at
+
+
+def _show_new(state: ChatState) -> Iterator[str]:
+    msgs = state.sim.messages()
+    for m in msgs[state.seen_messages:]:
+        where = "群" if m.conversation_id == DEMO_GROUP else f"单聊 {m.conversation_id}"
+        if m.msgtype == "sampleFile":
+            yield f"[Baton → {where}] {_save_file(state, m)}"
+        else:
+            yield f"[Baton → {where}] {m.text}"
+    state.seen_messages = len(msgs)
+    for tid, card in state.sim.cards().items():
+        n = len(card.history)
+        notice = card.private.get(state.user, {}).get("notice")
+        mine = sum(1 for h in card.history if state.user in h.private)  # updates of my view
+        if notice and state.seen_notices.get((tid, state.user)) != (mine, notice):
+            state.seen_notices[(tid, state.user)] = (mine, notice)
+            yield f"[card {tid}, only you see] {notice}"
+        if state.seen_cards.get(tid) != n:
+            state.seen_cards[tid] = n
+            params = card.params
+            yield (f"[card {tid}] {params.get('title', '')} · status={params.get('status', '')}"
+                   f" · {params.get('progress', '')}\n{params.get('markdown', '')}")
+
+
+def _save_file(state: ChatState, m: SentMessage) -> str:
+    """Write a file Baton sent (its bytes are the upload its mediaId names) under
+    ``state.files``, never over an earlier one; say where."""
+    name = str(m.params.get("fileName", ""))
+    media = m.params.get("mediaId")
+    upload = next((u for u in state.sim.uploads() if u.media_id == media), None)
+    if upload is None:
+        return _say(state, "file_missing", name=name)
+    safe = Path(name.replace("\\", "/")).name.lstrip(".") or "baton-file"
+    state.files.mkdir(parents=True, exist_ok=True)
+    path, n = state.files / safe, 1
+    while path.exists():
+        n += 1
+        path = state.files / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
+    path.write_bytes(upload.content)
+    return _say(state, "file_saved", name=name, path=path.resolve())
+
+
+def _go_in(state: ChatState, name: str) -> None:
+    """``/in``: move to a conversation the sandbox has; anything else is refused, listed."""
+    group = _say(state, "in_group_name", title=DEMO_GROUP_TITLE, cid=DEMO_GROUP)
+    dm = _say(state, "in_dm_name")
+    if name in ("group", DEMO_GROUP, DEMO_GROUP_TITLE):
+        state.conversation = DEMO_GROUP
+    elif name == "dm":
+        state.conversation = ""
+    else:  # the conversation stays what it was
+        print(_say(state, "in_unknown" if name else "in_usage", name=name,
+                   here=group if state.conversation else dm,
+                   listing=f"    group  {group}\n    dm     {dm}"))
+        return
+    print(_say(state, "now_in", where=group if state.conversation else dm))
+
+
+def _send_file(state: ChatState, path: str) -> bool:
+    """``/file``: the current member sends a file to Baton one-to-one (its bytes are served
+    to the bot's download call, as DingTalk does); False (having said why) when not sent."""
+    if not path:
+        print(_say(state, "file_usage"))
+        return False
+    file = Path(path).expanduser()
+    try:
+        size = file.stat().st_size
+        if size > FILE_LIMIT:
+            print(_say(state, "file_too_big", path=file, size=size, limit=FILE_LIMIT))
+            return False
+        data = file.read_bytes()
+    except OSError as e:
+        print(_say(state, "file_unreadable", path=file, error=e.strerror or e))
+        return False
+    state.sim.send_file(state.user, file.name, data)
+    who = state.sim.user(state.user)
+    print(_say(state, "file_sent", name=file.name, size=len(data),
+               who=person(who.name, who.user_id)))
+    return True
+
+
+def _people(sim: Simulator) -> list[SimUser]:
+    """The demo members as the simulated directory holds them now (``/console`` changes it)."""
+    return [sim.user(u.user_id) for u in DEMO_USERS]
+
+
+def _console(state: ChatState, args: list[str]) -> None:
+    """``/console owner <user>``: the simulated DingTalk admin console changes the main
+    administrator (the console step of an owner transfer that Baton then verifies)."""
+    sim = state.sim
+    people = _people(sim)
+    wants = len(args) > 1 and args[0] == "owner"
+    found = _find_user(" ".join(args[1:])) if wants else None
+    if found is None:
+        def names(level: int) -> str:
+            return ", ".join(person(u.name, u.user_id) for u in people
+                             if u.admin_level == level) or _say(state, "nobody")
+        if wants:
+            print(_say(state, "no_user"))
+        print(_say(state, "console_usage", owner=names(1), admins=names(2)))
+        return
+    # The demo directory has one main administrator, and a console transfer keeps it so.
+    owner = next(u for u in people if u.admin_level == 1)
+    target = next(u for u in people if u.user_id == found.user_id)
+    who = person(target.name, target.user_id)
+    if target.admin_level == 1:
+        print(_say(state, "console_same", who=who))
+        return
+    if not target.active:
+        print(_say(state, "console_inactive", who=who))
+        return
+    sim.console_transfer_main_admin(owner.user_id, target.user_id)
+    print(_say(state, "console_done", to=who, was=person(owner.name, owner.user_id)))
+
+
+def _click(state: ChatState, args: list[str]) -> bool:
+    """Click a button; False (having said why) when there is nothing to click."""
+    cards = state.sim.cards()
+    if not args:
+        print(_say(state, "click_usage"))
+        return False
+    if not cards:
+        print(_say(state, "click_no_card"))
+        return False
+    target = args[1] if len(args) > 1 else list(cards)[-1]
+    card = cards.get(target)
+    if card is None:
+        print(_say(state, "click_unknown_card", card=target, cards=", ".join(cards)))
+        return False
+    params = {k: v for k, v in card.params.items() if k == "request_id"}
+    state.sim.click(state.user, target, args[0], params)
+    return True
+
+
+async def _line(state: ChatState, line: str) -> bool:
+    """Act on one typed line; False to end the chat."""
+    sim = state.sim
+    _print_new(state)  # what came after the last answer was shown
+    timeout = REPLY_WAIT
+    if line.split(maxsplit=1)[0] == "/file":
+        # the rest of the line as typed (quotes in a name, a Windows path's backslashes)
+        if not _send_file(state, line[len("/file"):].strip().strip("\"'")):
+            return True
+        timeout = FILE_REPLY_WAIT
+    elif line.startswith("/"):
+        try:
+            words = shlex.split(line)
+        except ValueError as e:
+            print(_say(state, "bad_quotes", error=e))
+            return True
+        cmd, args = words[0], words[1:]
+        if cmd in ("/quit", "/exit"):
+            return False
+        if cmd == "/help":
+            print(HELP["en" if state.lang == "en" else "zh"])
+            return True
+        if cmd == "/users":
+            for u in _people(sim):
+                print(f"  {u.user_id:10} {u.name}  sys_level={u.admin_level} active={u.active}")
+            return True
+        if cmd == "/cards":
+            for tid, c in sim.cards().items():
+                print(f"  {tid}: {c.params.get('title', '')} status={c.params.get('status', '')}")
+            return True
+        if cmd == "/as":
+            who = _find_user(" ".join(args)) if args else None
+            if who is None:
+                print(_say(state, "no_user" if args else "as_usage"))
+            else:
+                state.user = who.user_id
+                print(_say(state, "now_as", name=who.name, user_id=who.user_id))
+            return True
+        if cmd == "/in":
+            _go_in(state, " ".join(args))
+            return True
+        if cmd == "/console":
+            _console(state, args)
+            return True
+        if cmd != "/click":
+            print(_say(state, "unknown_command", cmd=cmd))
+            return True
+        if not _click(state, args):
+            return True
+    else:
+        sim.say(state.user, line, conversation_id=state.conversation or None,
+                at=_mentions(line))
+
+    await _await_answer(state, timeout)
+    return True
+
+
+def _unseen(state: ChatState) -> bool:
+    """Has Baton said anything (a message, a card, a card update) not yet shown?"""
+    cards = {tid: len(c.history) for tid, c in state.sim.cards().items()}
+    return len(state.sim.messages()) != state.seen_messages or cards != state.seen_cards
+
+
+async def _await_answer(state: ChatState, timeout: float) -> None:
+    """Wait for Baton's answer, then show it and what follows it closely (a file after the
+    reply announcing it, a card after its request), until Baton has been quiet a moment."""
+    try:
+        await state.sim.until(lambda: _unseen(state), timeout=timeout, what="a reply")
+    except TimeoutError:
+        print(_say(state, "no_answer", seconds=timeout))
+        return
+    deadline = time.monotonic() + FOLLOW_UP_MAX
+    while True:
+        _print_new(state)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            await state.sim.until(lambda: _unseen(state), timeout=min(QUIET, left), what="more")
+        except TimeoutError:
+            return
+
+
+def _print_new(state: ChatState) -> None:
+    for out in _show_new(state):
+        print(out)
+
+
+async def _chat(state: ChatState, lines: Any) -> None:
+    print(HELP["en" if state.lang == "en" else "zh"])
+    async for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        try:  # one boundary per line: whatever a line does, the chat goes on
+            if not await _line(state, line):
+                break
+        except Exception as e:
+            print(_say(state, "failed", line=line, error=f"{type(e).__name__}: {e}"))
+    with contextlib.suppress(Exception):
+        _print_new(state)  # the end of the script: what came after the last answer
+
+
+async def _stdin_lines(prompt: str) -> Any:
+    while True:
+        try:
+            line = await asyncio.to_thread(input, prompt)
+        except EOFError:
+            return
+        yield line
+
+
+async def _file_lines(path: str) -> Any:
+    text = await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+    for line in text.splitlines():
+        print(f"> {line}")
+        yield line
+
+
+def _files_folder(path: str) -> Path:
+    folder = Path(path).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def run_sandbox(args: argparse.Namespace) -> int:
+    from bot.app import BatonApp
+    from bot.logs import setup_logging
+
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    try:
+        base = load_settings(args.config) if args.config else Settings()
+    except ConfigError as e:
+        print("The configuration has problems:\n  - " + "\n  - ".join(e.problems), file=sys.stderr)
+        return 2
+    setup_logging("WARNING")
+    try:
+        files = _files_folder(args.files)
+    except OSError as e:
+        print(_text(args.lang, "files_bad", path=args.files, error=e.strerror), file=sys.stderr)
+        return 2
+    sim = demo_simulator()
+    sim.start()
+    try:
+        settings = sim_settings(
+            sim, f"sqlite+aiosqlite:///{args.db}", base,
+            locale={"default": "zh-CN" if args.lang == "zh" else "en"},
+        )
+        print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
+        state = ChatState(sim, lang=args.lang, files=files)
+        print(_say(state, "files_at", path=files))
+        async with BatonApp(settings) as app:
+            await app.wait_connected()
+            lines = _file_lines(args.script) if args.script else _stdin_lines(
+                "你> " if args.lang == "zh" else "you> ")
+            await _chat(state, lines)
+    finally:
+        sim.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""What leaves Baton after a commit: the outbox sender and security alerts."""

@@ -1,0 +1,3 @@
+"""From an inbound message or card click to a handler: one transaction, exactly once; the context
+handlers act through; the error boundary; limits.
+"""

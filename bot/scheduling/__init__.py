@@ -1,0 +1,1 @@
+"""Due work (rows claimed atomically, done once) and the APScheduler alarm that wakes it."""

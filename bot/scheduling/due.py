@@ -1,0 +1,124 @@
+"""Due work: rows with ``due_at`` in our own table, claimed atomically, done exactly once.
+
+APScheduler is only the alarm clock (bot/scheduling/alarm.py): it calls :meth:`DueRunner.run_once`
+on an interval and at the next due time. The table is the truth, so a restart sends what
+fell due while Baton was down, once, and several replicas never do a row twice (a claim is a
+lease; on PostgreSQL ``FOR UPDATE SKIP LOCKED``). A handler's changes and the row's "done"
+mark commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from bot.config import Settings
+from bot.core.clock import Clock
+from bot.core.faults import Faults
+from bot.dispatch.env import Env
+from bot.transport.openapi import OpenApiClient
+from storage.db import Database
+from storage.models import DueWork
+
+log = logging.getLogger(__name__)
+LATE_AFTER = timedelta(seconds=60)   # schedule lag over this is logged at WARNING
+
+
+@dataclass
+class DueContext:
+    db: Database
+    settings: Settings
+    clock: Clock
+    client: OpenApiClient | None
+    faults: Faults
+    row_id: int
+    on_commit: Callable[[], None]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Env]:
+        """One transaction for the handler's changes and the row's done mark."""
+        async with self.db.uow() as uow:
+            env = Env(uow, self.settings, self.clock.now(), self.faults)
+            yield env
+            # A row another handler already did (merged into its work) stays as that left it.
+            await uow.session.execute(update(DueWork).where(
+                DueWork.id == self.row_id, DueWork.status == "pending").values(
+                status="done", done_at=env.now, claimed_until=None))
+            uow.after_commit(self.on_commit)
+            await uow.commit()
+
+
+DueHandler = Callable[[dict[str, Any], DueContext], Awaitable[None]]
+
+
+class DueRunner:
+    def __init__(self, db: Database, settings: Settings, clock: Clock,
+                 client: OpenApiClient | None, faults: Faults,
+                 handlers: dict[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
+                 batch: int = 100,
+                 max_attempts: int = 10) -> None:
+        self.db, self.settings, self.clock, self.client = db, settings, clock, client
+        self.faults, self.handlers, self.on_commit = faults, handlers, on_commit
+        self.lease = settings.scheduler.lease
+        self.batch, self.max_attempts = batch, max_attempts
+        self.done = 0
+        self.failures = 0
+        self.last_lag = 0.0     # seconds the last row ran after its due time
+        self.max_lag = 0.0
+        self.late = 0           # rows run more than LATE_AFTER after their due time
+
+    async def run_once(self) -> int:
+        """Claim and run everything due now; returns how many rows ran."""
+        total = 0
+        while True:
+            now = self.clock.now()
+            async with self.db.uow() as uow:
+                rows = list(await uow.due.claim_due(now, self.lease, self.batch))
+                await uow.commit()
+            for row in rows:
+                await self._run(row, now)
+            total += len(rows)
+            if len(rows) < self.batch:
+                return total
+
+    async def _run(self, row: DueWork, now: datetime) -> None:
+        # Per row, at the moment it runs: a long batch makes its last rows later than its first.
+        lag = max(0.0, (self.clock.now() - row.due_at).total_seconds())
+        self.last_lag, self.max_lag = lag, max(self.max_lag, lag)
+        if lag > LATE_AFTER.total_seconds():
+            self.late += 1
+            log.warning("due work %s (%s) ran %.0f s after its due time %s", row.id, row.kind,
+                        lag, row.due_at.isoformat())
+        handler = self.handlers.get(row.kind)
+        ctx = DueContext(self.db, self.settings, self.clock, self.client, self.faults, row.id,
+                         self.on_commit)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for due work of kind {row.kind!r}")
+            await handler(dict(row.payload), ctx)
+            self.done += 1
+        except Exception as e:
+            self.failures += 1
+            attempts = row.attempts + 1
+            give_up = attempts >= self.max_attempts
+            log.exception("due work %s (%s) failed, attempt %d%s", row.id, row.kind, attempts,
+                          "; giving up (OPERATOR ALERT)" if give_up else "")
+            delay = timedelta(seconds=min(3600, 5 * 2 ** attempts))
+            async with self.db.uow() as uow:
+                await uow.session.execute(update(DueWork).where(DueWork.id == row.id).values(
+                    attempts=attempts, claimed_until=None,
+                    status="failed" if give_up else "pending",
+                    due_at=row.due_at if give_up else self.clock.now() + delay,
+                    payload={**row.payload, "last_error": f"{type(e).__name__}: {e}"[:300]}))
+                await uow.commit()
+
+    async def next_due_at(self) -> datetime | None:
+        async with self.db.uow() as uow:
+            rows = await uow.due.upcoming(1)
+            return rows[0].due_at if rows else None

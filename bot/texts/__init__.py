@@ -1,0 +1,1 @@
+"""Every user-visible string, per language, and the one markdown escaper."""
