@@ -131,7 +131,7 @@ async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(
 async def test_hostile_stored_values_are_shown_literally(sim: Simulator, bot: BatonApp) -> None:
     corp = bot.settings.org.corp_id
     async with bot.db.uow() as uow:
-        await uow.members.upsert(corp, "mallory", bot.core.clock.now(), name=EVIL)
+        await uow.members.upsert(corp, "mallory", bot.clock.now(), name=EVIL)
         await uow.commit()
     await append(bot, 1, actor_id="mallory", action="transfer.**start**", result="`refused`",
                  target_id="<b>x</b>", after={"reason": EVIL, "**k**": "# h\r\n1. x"})

@@ -188,7 +188,7 @@ async def test_late_click_names_who_decided_and_when(sim: Simulator, bot: BatonA
 
 
 async def test_failure_while_applying_leaves_old_owner(sim: Simulator, bot: BatonApp) -> None:
-    bot.core.faults.arm("owner_transfer.apply")
+    bot.faults.arm("owner_transfer.apply")
     await start(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
     await click(sim, "lisi", CARD.format(1), "accept")
     await card_status(sim, CARD.format(1), "failed")
