@@ -19,9 +19,9 @@ from typing import Any, Protocol, runtime_checkable
 from bot.core.clock import Clock
 
 __all__ = [
-    "AuthError", "BadRequest", "Clock", "DingTalkError", "Directory", "Messenger", "NotFound",
-    "PermissionDenied", "RateLimited", "ServerError", "SessionExpired", "TransportError",
-    "UnitOfWork",
+    "CARD_EXISTS", "CARD_MISSING", "AuthError", "BadRequest", "Clock", "DingTalkError",
+    "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "ServerError",
+    "SessionExpired", "TransportError", "UnitOfWork",
 ]
 
 
@@ -69,6 +69,11 @@ class NotFound(DingTalkError):
 
 class BadRequest(DingTalkError):
     pass
+
+
+# DingTalk's codes (``DingTalkError.code``) for a card's outTrackId, which the outbox acts on.
+CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
+CARD_MISSING = "param.outTrackIdNotExist"   # an update of a card not (yet) created
 
 
 # ---- the ports -----------------------------------------------------------------------------

@@ -23,7 +23,14 @@ from bot.config import OutboxSettings
 from bot.core.clock import Clock
 from bot.core.faults import Faults
 from bot.logs import redact
-from bot.ports import DingTalkError, Messenger, RateLimited, SessionExpired
+from bot.ports import (
+    CARD_EXISTS,
+    CARD_MISSING,
+    DingTalkError,
+    Messenger,
+    RateLimited,
+    SessionExpired,
+)
 from bot.texts.catalog import Lang, t
 from storage.db import Database, UnitOfWork
 from storage.models import OutboxRow
@@ -31,8 +38,6 @@ from storage.models import OutboxRow
 log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
-CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
-CARD_MISSING = "param.outTrackIdNotExist"   # an update of a card not (yet) created
 AFTER_CREATION = timedelta(seconds=1)      # an update waiting for its card goes this long after
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxRow, int, str], Awaitable[None]]
@@ -342,7 +347,7 @@ class OutboxSender:
                     # because an earlier attempt created it and died before marking the
                     # row sent. That is this row, delivered.
                     log.info("card %s already exists: outbox row %s was delivered before",
-                             p["body"].get("outTrackId"), row.id)
+                             p.get("out_track_id"), row.id)
             else:
                 body = p["body"]
                 await self._client.update_card(p["out_track_id"], body.get("params", {}),
