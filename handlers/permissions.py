@@ -43,9 +43,9 @@ from bot.core.escape import Md, code, joined, literal, person
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
+from bot.ports import DingTalkError, Directory, NotFound
 from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, Lang, t
-from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
 from storage.permissions import schedule_expiry
 
@@ -124,7 +124,7 @@ def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> Md:
 
 # ---- directory (before the transaction) ---------------------------------------------------
 
-async def lookup_users(refs: list[UserRef], client: OpenApiClient | None) -> dict[str, Any]:
+async def lookup_users(refs: list[UserRef], client: Directory | None) -> dict[str, Any]:
     """What DingTalk's directory says of each target: {user_id: {"found", "active", "name"}}."""
     out: dict[str, Any] = {}
     if client is None:
@@ -143,7 +143,7 @@ async def lookup_users(refs: list[UserRef], client: OpenApiClient | None) -> dic
     return out
 
 
-async def _lookup_target(cmd: Any, client: OpenApiClient | None) -> dict[str, Any]:
+async def _lookup_target(cmd: Any, client: Directory | None) -> dict[str, Any]:
     return await lookup_users([cmd.target], client)
 
 

@@ -147,12 +147,11 @@ class Dispatcher:
         alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
         send: Awaitable[Any]
         if msg.session_webhook and alive:
-            send = client.send_webhook(msg.session_webhook,
-                                       {"msgtype": "text", "text": {"content": text}})
+            send = client.send_by_webhook(msg.session_webhook, text)
         elif msg.is_group:
-            send = client.group_send(msg.conversation_id, "sampleText", {"content": text})
+            send = client.send_to_group(msg.conversation_id, text)
         else:
-            send = client.oto_send([msg.sender_id], "sampleText", {"content": text})
+            send = client.send_to_user(msg.sender_id, text)
         await _tell_directly(msg.conversation_key, send)
 
     async def _handle_robot_message(self, msg: IncomingMessage) -> None:
@@ -361,8 +360,8 @@ class Dispatcher:
             event_id = self._store_down_event(action.dedupe_key, e)
             if self.client is not None:
                 text = t("db_unavailable_click", self.settings.locale.lang, event_id=event_id)
-                await _tell_directly(f"user:{action.user_id}", self.client.oto_send(
-                    [action.user_id], "sampleText", {"content": text}))
+                await _tell_directly(f"user:{action.user_id}", self.client.send_to_user(
+                    action.user_id, text))
             return {}
 
     async def _handle_card_action(self, action: CardAction) -> dict[str, Any]:
