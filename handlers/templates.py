@@ -25,9 +25,10 @@ from bot.core.commands import (
 )
 from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.core.escape import Md, code, joined, literal, person
+from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.permissions import (
     ApprovedChange,

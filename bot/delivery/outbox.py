@@ -22,8 +22,9 @@ from typing import Any
 from bot.config import OutboxSettings
 from bot.core.clock import Clock
 from bot.core.faults import Faults
+from bot.core.lang import Lang
 from bot.logs import redact
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
 from storage.db import Database, UnitOfWork
 from storage.models import OutboxRow
