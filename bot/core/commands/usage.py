@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..escape import Md, literal
-from .model import COMMAND_NAMES, Lang
+from ..lang import Lang
+from .model import COMMAND_NAMES
 from .words import GROUPS, lookup, primary, resolve_topic
 
 
