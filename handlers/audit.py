@@ -27,9 +27,10 @@ from bot.core.commands import COMMAND_NAMES, Audit
 from bot.core.commands.words import primary
 from bot.core.escape import literal
 from bot.core.escape import person as text_person
+from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context
 from bot.scheduling.due import DueContext
-from bot.texts.catalog import MESSAGES, Lang, t
+from bot.texts.catalog import MESSAGES, t
 from storage.db import Database
 from storage.models import AuditEntry, Member
 
@@ -40,124 +41,6 @@ SHOW_MAX = 50
 SUMMARY_CHARS = 100
 RETENTION = "audit_retention"
 RETENTION_HOUR = 3
-
-_MESSAGES: dict[str, dict[Lang, str]] = {
-    "audit_short": {"zh": "审计记录", "en": "Audit log"},
-    "audit_title": {"zh": "审计记录（最近 {n} 条）", "en": "Audit log (newest {n})"},
-    "audit_title_user": {
-        "zh": "与 {who} 相关的审计记录（最近 {n} 条）",
-        "en": "Audit log involving {who} (newest {n})",
-    },
-    "audit_none": {"zh": "暂无审计记录。", "en": "The audit log is empty."},
-    "audit_none_user": {"zh": "没有与 {who} 相关的审计记录。", "en": "No audit entries involve {who}."},
-    "audit_capped": {
-        "zh": "你要了 {asked} 条，每次最多显示 {max} 条，以下是最近 {max} 条；"
-              "更多记录请运维运行 `baton audit export`。",
-        "en": "You asked for {asked}; at most {max} are shown at once, so these are the newest "
-              "{max}. For more, an operator can run `baton audit export`.",
-    },
-    "audit_on": {"zh": "对象 {who}", "en": "on {who}"},
-    "audit_result_applied": {"zh": "已生效", "en": "applied"},
-    "audit_result_refused": {"zh": "已拒绝", "en": "refused"},
-    "audit_result_pending": {"zh": "待审批", "en": "pending"},
-    "audit_result_ok": {"zh": "完成", "en": "done"},
-    "audit_result_gone": {"zh": "已不存在", "en": "already gone"},
-    "audit_result_skipped": {"zh": "已跳过", "en": "skipped"},
-    "audit_result_approve": {"zh": "同意", "en": "approve"},
-    "audit_result_reject": {"zh": "拒绝", "en": "reject"},
-    "audit_result_accept": {"zh": "接受", "en": "accept"},
-    "audit_result_decline": {"zh": "谢绝", "en": "decline"},
-    # How an action on a request kind or a command reads ({subject}: its kind or command word)
-    "audit_verb_requested": {"zh": "{subject}：发起申请", "en": "{subject}: requested"},
-    "audit_verb_vote": {"zh": "{subject}：卡片表态", "en": "{subject}: decision on the card"},
-    "audit_verb_click_refused": {"zh": "{subject}：卡片点击", "en": "{subject}: card click"},
-    "audit_verb_state": {"zh": "{subject}：{state}", "en": "{subject}: {state}"},
-    "audit_reason": {"zh": "原因：{reason}", "en": "reason: {reason}"},
-    "audit_reason_other": {"zh": "其他（{code}）", "en": "other ({code})"},
-}
-# What each audit action is called in chat (the export keeps the identifiers).
-for _action, _zh, _en in (
-    ("grant.apply", "授予权限", "grant"),
-    ("grant.revoke", "撤销授权", "revoke a grant"),
-    ("grant.expired", "临时授权到期", "time-bound grant ended"),
-    ("role_set.apply", "设置业务角色", "set the business role"),
-    ("role_clear.apply", "清除业务角色", "clear the business role"),
-    ("admin_add.apply", "添加子管理员", "add an admin"),
-    ("admin_remove.apply", "移除子管理员", "remove an admin"),
-    ("template.create", "创建模板", "create a template"),
-    ("template.set", "修改模板", "change a template"),
-    ("template.delete", "删除模板", "delete a template"),
-    ("template.assign", "分配模板", "assign a template"),
-    ("owner_transfer.apply", "主管理员转让生效", "owner transfer applied"),
-    ("owner_transfer.dingtalk_verified", "钉钉确认了主管理员", "DingTalk confirmed the owner"),
-    ("owner_transfer.dingtalk_unverifiable", "无法向钉钉核实主管理员",
-     "the owner could not be checked with DingTalk"),
-    ("owner_transfer.dingtalk_changed", "钉钉后台更换了主管理员",
-     "the owner was changed in DingTalk's console"),
-    ("owner_transfer.dingtalk_change_refused", "未采纳钉钉后台的主管理员变更",
-     "an owner change in DingTalk's console was not taken over"),
-    ("review.started", "发起权限审核", "access review started"),
-    ("review.keep", "权限审核：保留", "access review: kept"),
-    ("review.remove", "权限审核：收回", "access review: removed"),
-    ("review.unreviewed_keep", "权限审核：未审核，按策略保留",
-     "access review: not reviewed, kept by policy"),
-    ("review.unreviewed_revoke", "权限审核：未审核，按策略收回",
-     "access review: not reviewed, revoked by policy"),
-    ("review.applied", "权限审核结束", "access review closed"),
-    ("import.apply", "导入生效", "import applied"),
-    ("import.change", "导入的变更", "change from an import"),
-    ("import.undo_change", "撤销导入的变更", "change undone from an import"),
-    ("import.refused", "导入文件", "import file"),
-    ("export.requested", "导出权限表", "export the permission table"),
-    ("audit.retention", "清理过期审计记录", "old audit entries removed"),
-    ("bootstrap", "初始化主管理员", "owner bootstrap"),
-    ("rate_limited", "命令发送过快", "commands sent too fast"),
-):
-    _MESSAGES[f"audit_action_{_action}"] = {"zh": _zh, "en": _en}
-# Why something was refused (the ``reason`` an entry records); others read "other (code)".
-for _reason, _zh, _en in (
-    ("need_owner", "只有主管理员可以执行", "only the owner may do this"),
-    ("need_admin", "只有主管理员或子管理员可以执行", "only the owner or an admin may do this"),
-    ("admin_conversation_only", "不在管理群或单聊中", "not in an admin group or a one-to-one chat"),
-    ("not_available", "命令未开放", "command not available"),
-    ("mention_unresolved", "@ 的人无法识别", "a mention could not be resolved"),
-    ("unknown_name", "权限目录中没有该名称", "not in the catalog"),
-    ("unknown_role", "没有该角色", "no such role"),
-    ("role_is_permission", "是权限而不是角色", "a permission, not a role"),
-    ("builtin_role", "内置身份不能这样授予", "a built-in level cannot be given this way"),
-    ("directory_unavailable", "钉钉通讯录暂时不可用", "DingTalk's directory was unavailable"),
-    ("user_unknown", "通讯录中没有该成员", "not a member in the directory"),
-    ("user_inactive", "成员未激活或已离职", "the member is inactive (not activated, or left)"),
-    ("not_enough_approvers", "审批人不足", "not enough approvers"),
-    ("revoke_not_direct", "不是直接授权", "not held through a grant"),
-    ("revoke_not_held", "没有该授权", "no such grant"),
-    ("template_unknown", "没有该模板", "no such template"),
-    ("dept_unknown", "没有该部门", "no such department"),
-    ("admin_already", "已经是管理员", "already an administrator"),
-    ("admin_not_admin", "不是子管理员", "not an admin"),
-    ("admin_remove_owner", "不能移除主管理员", "the owner cannot be removed"),
-    ("request_already_open", "同样的申请已在审批中", "the same request is already open"),
-    ("transfer_no_owner", "还没有主管理员", "there is no owner yet"),
-    ("transfer_no_authority", "无权发起转让", "no authority to transfer"),
-    ("transfer_target_unknown", "通讯录中没有对方", "the target is not in the directory"),
-    ("transfer_target_inactive", "对方未激活或已停用", "the target is inactive"),
-    ("transfer_target_is_owner", "对方已是主管理员", "the target is already the owner"),
-    ("transfer_target_not_eligible", "对方不符合策略", "the target is not eligible by policy"),
-    ("transfer_transfer_open", "已有进行中的转让", "a transfer is already open"),
-    ("not_a_decider", "不是该申请的审批人", "not a decider of the request"),
-    ("own_request", "不能审批自己的申请", "cannot approve their own request"),
-    ("already_voted", "已经表态过", "already decided"),
-    ("already_implied", "发起人的同意已计入", "the requester's approval is implied"),
-    ("decided", "申请已结束", "the request was already closed"),
-    ("expired", "申请已过期", "the request had expired"),
-    ("not_expired", "尚未过期", "not expired yet"),
-    ("not_now", "申请正在处理中", "the request was being processed"),
-    ("unknown_action", "未知的按钮", "unknown button"),
-    ("wrong_button", "该申请没有这个按钮", "no such button on the request"),
-    ("not_previous_owner", "不是原主管理员", "not the previous owner"),
-):
-    _MESSAGES[f"audit_reason_{_reason}"] = {"zh": _zh, "en": _en}
-MESSAGES.update(_MESSAGES)
 
 
 # ---- rendering (pure) -----------------------------------------------------------------------

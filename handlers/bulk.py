@@ -45,11 +45,12 @@ from bot.core.domain.bulk import (
 from bot.core.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
 from bot.core.domain.requests import State
 from bot.core.escape import Md, literal
+from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
 from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
 from bot.ports import DingTalkError, Messenger
-from bot.texts.catalog import MESSAGES, Lang, t
+from bot.texts.catalog import t
 from bot.transport.inbound import FileRef
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.templates import impact_text
@@ -445,175 +446,5 @@ class ImportUndoRequest(ApprovedChange):
 REGISTRY.add(ImportRequest())
 REGISTRY.add(ImportUndoRequest())
 
-MESSAGES.update({
-    "export_queued": {
-        "zh": "正在生成权限表（{fmt}），稍后会私聊发给你。",
-        "en": "Building the permission table ({fmt}); I will send it to you one-to-one.",
-    },
-    "export_template_queued": {
-        "zh": "正在生成导入模板，稍后会私聊发给你。",
-        "en": "Building the import template; I will send it to you one-to-one.",
-    },
-    "import_mode_add": {"zh": "追加", "en": "add"},
-    "import_mode_replace": {"zh": "替换", "en": "replace"},
-    "import_armed": {
-        "zh": "好的：你接下来 1 小时内发给我的导入文件将以「{mode}」模式处理。{note}",
-        "en": "OK: the next import file you send me within an hour is read in “{mode}” "
-              "mode.{note}",
-    },
-    "import_replace_note": {
-        "zh": "文件未列出的角色、授权和模板将被移除。",
-        "en": " Roles, grants and templates the file does not list will be removed.",
-    },
-    "import_title": {"zh": "导入预览", "en": "Import dry run"},
-    "import_download_failed": {
-        "zh": "无法从钉钉下载文件 {name}，未做任何更改。请稍后重新发送。",
-        "en": "I could not download {name} from DingTalk; nothing changed. Please send it again later.",
-    },
-    "import_has_errors": {
-        "zh": "文件 {name} 共 {rows} 行，其中 {n} 行有错误，因此**没有应用任何更改**。请修改后重新发送：",
-        "en": "{name} has {n} bad rows out of {rows}, so **nothing was applied**. Fix them and "
-              "send the file again:",
-    },
-    "not_applied_import_undo_store_changed": {
-        "zh": "该批次之后这些权限又被修改过，撤销会覆盖那些修改，因此未执行。请逐项核对后手动调整",
-        "en": "those permissions changed again after the batch, and undoing it would overwrite "
-              "those changes, so nothing was undone. Check them and adjust by hand",
-    },
-    "not_applied_import_store_changed": {
-        "zh": "预览之后权限已被他人修改，为免覆盖这些修改，导入未执行。请重新导出、核对后再发送文件",
-        "en": "the permissions changed after the preview; so as not to overwrite those changes, "
-              "nothing was imported. Export again, check, and send the file again",
-    },
-    "import_replace_still_armed": {
-        "zh": "\n替换模式仍然有效：改正后直接重新发送文件即可。",
-        "en": "\nReplace mode is still on: correct the file and send it again.",
-    },
-    "import_no_changes": {
-        "zh": "文件 {name}（{rows} 行）与当前权限完全一致，无需更改。",
-        "en": "{name} ({rows} rows) matches the current permissions exactly; nothing to change.",
-    },
-    "import_summary": {
-        "zh": "文件 {name}（{mode}模式）：新增 {create}，更新 {update}，不变 {unchanged}，移除 {remove}。",
-        "en": "{name} ({mode} mode): {create} to create, {update} to update, {unchanged} "
-              "unchanged, {remove} to remove.",
-    },
-    "import_cli_summary": {
-        "zh": "共 {rows} 行：新增 {create}，更新 {update}，不变 {unchanged}，错误 {errors}，"
-              "移除 {remove}（{mode}模式）",
-        "en": "rows {rows}: create {create}, update {update}, unchanged {unchanged}, errors "
-              "{errors}, remove {remove} ({mode} mode)",
-    },
-    "import_cli_has_errors": {"zh": "文件有错误，没有应用任何更改。",
-                              "en": "the file has errors; nothing was applied"},
-    "import_cli_dry_run": {"zh": "预览：没有应用任何更改。", "en": "dry run: nothing applied"},
-    "import_cli_no_changes": {"zh": "与当前权限一致，无需更改。", "en": "nothing to change"},
-    "import_cli_applied": {
-        "zh": "已作为批次 {batch} 应用 {n} 项更改（撤销：`导入 撤销 {batch}`）",
-        "en": "applied {n} changes as batch {batch} (undo: `import undo {batch}`)",
-    },
-    "import_batch": {"zh": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
-                     "en": "Batch: {batch} (undo: `import undo {batch}`)"},
-    "import_removals_list": {"zh": "将移除以下 {n} 项：", "en": "These {n} will be removed:"},
-    "and_more_items": {"zh": "……另有 {n} 项", "en": "…and {n} more"},
-    "import_removals_file": {"zh": "完整的移除清单已作为文件私聊发给你。",
-                             "en": "The full list of removals is in the file I am sending you "
-                                   "one-to-one."},
-    "import_removals": {"zh": "替换模式：将移除文件中未列出的 {n} 项",
-                        "en": "replace mode: {n} assignments the file does not list will be removed"},
-    "import_row_error": {"zh": "第 {row} 行：错误，{why}", "en": "row {row}: error, {why}"},
-    "import_row_hint": {"zh": "{why}。{hint}", "en": "{why}. {hint}"},
-    "import_row_create": {"zh": "第 {row} 行：新增 {what}", "en": "row {row}: create {what}"},
-    "import_row_update": {"zh": "第 {row} 行：更新 {what}", "en": "row {row}: update {what}"},
-    "and_more_rows": {"zh": "……另有 {n} 行", "en": "…and {n} more rows"},
-    "import_row_no_user": {"zh": "缺少 user_id", "en": "user_id is empty"},
-    "import_row_bad_user": {"zh": "user_id「{user}」格式不对", "en": "user_id “{user}” is malformed"},
-    "import_row_unknown_user": {
-        "zh": "Baton 不认识成员 {user}（请先让其给 Baton 发一条消息）",
-        "en": "Baton does not know member {user} (have them send Baton a message first)",
-    },
-    "import_row_bad_type": {
-        "zh": "type「{type}」应为 role、grant、template 或 level（角色、授权、模板、身份）",
-        "en": "type “{type}” must be role, grant, template or level",
-    },
-    "import_row_no_value": {"zh": "value 为空", "en": "value is empty"},
-    "import_row_bad_time": {
-        "zh": "expires_at「{time}」不是日期时间，应写作 2026-12-31 或 2026-12-31T08:00:00+08:00",
-        "en": "expires_at “{time}” is not a date; write 2026-12-31 or 2026-12-31T08:00:00+08:00",
-    },
-    "import_row_expiry_not_grant": {"zh": "只有 grant 行可以有 expires_at",
-                                    "en": "only grant rows may have an expires_at"},
-    "import_row_expired": {"zh": "expires_at「{time}」已经过去", "en": "expires_at “{time}” is in the past"},
-    "import_row_builtin_role": {"zh": "「{value}」是内置身份，不能导入",
-                                "en": "“{value}” is built in and cannot be imported"},
-    "import_row_unknown_role": {"zh": "没有角色「{value}」", "en": "there is no role “{value}”"},
-    "import_row_unknown_permission": {"zh": "权限目录中没有「{value}」",
-                                      "en": "there is no “{value}” in the catalog"},
-    "import_row_unknown_template": {"zh": "没有模板「{value}」", "en": "there is no template “{value}”"},
-    "import_row_level_differs": {
-        "zh": "身份「{value}」与当前不符；身份只能通过 添加管理员/移除管理员/转让主管理员 更改",
-        "en": "level “{value}” differs from the store; levels change only through admin add/remove "
-              "and transfer-owner",
-    },
-    "import_row_duplicate": {"zh": "与第 {other} 行重复", "en": "duplicates row {other}"},
-    "import_row_two_roles": {"zh": "与第 {other} 行冲突：每人只能有一个角色",
-                             "en": "conflicts with row {other}: one role per member"},
-    "import_undo_unknown": {"zh": "找不到已生效的导入批次「{batch}」。",
-                            "en": "There is no applied import batch “{batch}”."},
-    "import_undo_twice": {"zh": "批次 {batch} 已有撤销申请 {id}。",
-                          "en": "Batch {batch} already has an undo request, {id}."},
-    "import_undo_done": {"zh": "批次 {batch} 已被撤销（撤销申请 {id} 已生效），无需再次撤销。",
-                         "en": "Batch {batch} is already undone, by request {id}."},
-    "describe_import_undo": {"zh": "撤销导入批次 {batch}（{n} 项更改）",
-                             "en": "undo import batch {batch} ({n} changes)"},
-    "subject_import": {"zh": "导入文件 {file}（{n} 项更改）",
-                       "en": "import of {file} ({n} changes)"},
-    "subject_import_undo": {"zh": "导入批次 {batch}", "en": "import batch {batch}"},
-    "import_refused_too_large": {
-        "zh": "文件 {name} 太大（{size} 字节，上限 {max}），未读取。请拆分后分批导入。",
-        "en": "{name} is too large ({size} bytes; the limit is {max}); not read. Split it.",
-    },
-    "import_refused_not_workbook": {"zh": "文件 {name} 不是有效的 Excel 工作簿，未读取。",
-                                    "en": "{name} is not a valid Excel workbook; not read."},
-    "import_refused_macro": {
-        "zh": "文件 {name} 含有宏（.xlsm 或 vbaProject），出于安全原因拒绝。请另存为 .xlsx。",
-        "en": "{name} contains macros (.xlsm or a VBA project) and is refused; save it as .xlsx.",
-    },
-    "import_refused_zip_bomb": {
-        "zh": "文件 {name} 解压后异常巨大（疑似压缩炸弹），拒绝读取。",
-        "en": "{name} expands to an abnormal size (a zip bomb?) and is refused.",
-    },
-    "import_refused_too_many_rows": {
-        "zh": "文件 {name} 超过 {max} 行，拒绝读取。请拆分后分批导入。",
-        "en": "{name} has more than {max} rows and is refused; split it.",
-    },
-    "import_refused_too_many_columns": {"zh": "文件 {name} 列数过多，请使用导入模板的列。",
-                                        "en": "{name} has too many columns; use the template's columns."},
-    "import_refused_bad_header": {
-        "zh": "文件 {name} 的表头不对。需要列：user_id, name, type, value, expires_at, source"
-              "（发送 `导出 模板` 获取模板）。",
-        "en": "{name} has the wrong header. Columns: user_id, name, type, value, expires_at, "
-              "source (send `export template` for the template).",
-    },
-    "import_refused_unreadable": {"zh": "文件 {name} 无法安全读取，未做任何更改。",
-                                  "en": "{name} cannot be read safely; nothing changed."},
-    "import_refused_bad_encoding": {"zh": "CSV 文件 {name} 的编码无法识别，请保存为 UTF-8。",
-                                    "en": "CSV file {name} is not UTF-8 (or GB18030); save it as UTF-8."},
-    "import_refused_empty": {"zh": "文件 {name} 是空的。", "en": "{name} is empty."},
-    "import_refused_wrong_type": {"zh": "只能导入 .xlsx 或 .csv 文件，{name} 不是。",
-                                  "en": "Only .xlsx and .csv files can be imported; {name} is neither."},
-    "import_in_group": {
-        "zh": "群聊中的文件 {name} 不会被导入，未做任何更改。导入文件请在与我的单聊中发送。",
-        "en": "Files in a group are not imported, so {name} changed nothing. Send import files "
-              "to me one-to-one.",
-    },
-})
-for _k, _zh, _en in (("import", "批量导入", "Bulk import"), ("import_undo", "撤销导入", "Undo an import")):
-    MESSAGES[f"kind_{_k}"] = {"zh": _zh, "en": _en}
-    MESSAGES[f"card_title_{_k}"] = {"zh": f"{_zh} {{id}}", "en": f"{_en} {{id}}"}
-    MESSAGES[f"card_body_{_k}"] = {
-        "zh": "{requester} 申请以下批量更改，需要另一位管理员审批：",
-        "en": "{requester} asks for these bulk changes; another admin must approve:",
-    }
 
 __all__ = ["ImportFile", "build_export", "router", "send_export"]

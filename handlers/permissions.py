@@ -40,12 +40,13 @@ from bot.core.domain.permissions import (
 )
 from bot.core.domain.requests import Requirement, State
 from bot.core.escape import Md, code, joined, literal, person
+from bot.core.lang import Lang
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.scheduling.due import DueContext
-from bot.texts.catalog import MESSAGES, Lang, t
+from bot.texts.catalog import MESSAGES, t
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
 from storage.permissions import schedule_expiry
 

@@ -26,28 +26,12 @@ from bot.core.domain.requests import State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
 from bot.dispatch.env import Env
-from bot.texts.catalog import MESSAGES, t
+from bot.texts.catalog import t
 from storage.models import DueWork, Request
 from storage.repositories import _dialect
 
 KIND = "request_remind"
 MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one
-
-MESSAGES.update({
-    "remind_merged_header": {
-        "zh": "提醒：以下 {n} 个申请仍在等待处理：",
-        "en": "Reminder: {n} requests are still waiting for a decision:",
-    },
-    "remind_merged_line": {
-        "zh": "- {id} 等待 {who}，{expires} 前有效",
-        "en": "- {id} waiting for {who}, open until {expires}",
-    },
-    "remind_escalate": {
-        "zh": "⚠️ 升级提醒：{ids} 已等待超过 {after}，请主管理员 {owner} 关注。",
-        "en": "⚠️ Escalation: open for more than {after}: {ids}; {owner} (owner), "
-              "please follow up.",
-    },
-})
 
 
 def _open(req: Request | None, env: Env) -> bool:

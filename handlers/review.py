@@ -38,7 +38,7 @@ from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
 from bot.scheduling.due import DueContext
-from bot.texts.catalog import MESSAGES, t
+from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.permissions import catalog_of
@@ -547,89 +547,5 @@ for _s in _suffixes():
 
 DUE_HANDLERS = {"review_start": due_review_start, "review_remind": due_review_remind,
                 "review_close": due_review_close}
-
-MESSAGES.update({
-    "kind_review": {"zh": "权限审核", "en": "Access review"},
-    "review_title": {"zh": "权限审核", "en": "Access review"},
-    "review_already_open": {"zh": "已有进行中的权限审核 {id}，发送 `权限审核 状态` 查看进度。",
-                            "en": "Access review {id} is still open; send `review status` to "
-                                  "see how it is going."},
-    "review_no_owner": {"zh": "还没有主管理员，无法发起权限审核。",
-                        "en": "There is no owner yet, so no access review can start."},
-    "review_nothing": {"zh": "目前没有任何有效授权，无需审核。",
-                       "en": "There are no live grants, so there is nothing to review."},
-    "review_none": {"zh": "还没有发起过权限审核。发送 `权限审核 开始` 发起。",
-                    "en": "No access review has been started yet. Send `review start`."},
-    "review_started": {"zh": "已发起权限审核 {id}：{n} 项授权，{admins} 位管理员各收到一张审核卡片，"
-                             "截止 {deadline}。",
-                       "en": "Access review {id} started: {n} grants; {admins} admin(s) each "
-                             "got a review card. Deadline: {deadline}."},
-    "review_cron_skipped": {"zh": "定期权限审核未发起：{why}",
-                            "en": "The scheduled access review did not start: {why}"},
-    "review_card_title": {"zh": "权限审核 {id}", "en": "Access review {id}"},
-    "review_card_intro": {"zh": "{who}，请审核以下 {n} 项由你负责的授权（截止 {deadline}）。"
-                                "每项选择“保留”或“移除”：",
-                          "en": "{who}, please review these {n} grants you are responsible for "
-                                "(deadline {deadline}). Keep or remove each:"},
-    "review_item": {"zh": "{i}. {holder}：{name}{until} · {decision}",
-                    "en": "{i}. {holder}: {name}{until} · {decision}"},
-    "review_until": {"zh": "（至 {at}）", "en": " (until {at})"},
-    "review_undecided": {"zh": "待审核", "en": "to review"},
-    "review_decided_keep": {"zh": "已保留（{who} {at}）", "en": "kept ({who}, {at})"},
-    "review_decided_remove": {"zh": "已移除（{who} {at}）", "en": "removed ({who}, {at})"},
-    "review_decided_unreviewed_keep": {"zh": "未审核，按策略保留", "en": "not reviewed, kept by policy"},
-    "review_decided_unreviewed_revoke": {"zh": "未审核，按策略撤销",
-                                         "en": "not reviewed, revoked by policy"},
-    "review_status_pending": {"zh": "审核中", "en": "In review"},
-    "review_status_done": {"zh": "你已全部审核", "en": "All reviewed"},
-    "review_status_applied": {"zh": "审核已结束", "en": "Review closed"},
-    "review_status_cancelled": {"zh": "审核已取消", "en": "Review cancelled"},
-    "review_progress": {"zh": "已审核 {done}/{total}", "en": "{done}/{total} reviewed"},
-    "review_closed_click": {"zh": "权限审核 {id} 已结束，不能再更改。",
-                            "en": "Access review {id} is closed; nothing can change now."},
-    "review_no_item": {"zh": "这张卡片上没有第 {item} 项。", "en": "There is no item {item} here."},
-    "review_not_yours": {"zh": "这一项只能由负责的管理员审核：{who}。",
-                         "en": "Only the admin responsible may review this: {who}."},
-    "review_already_decided": {"zh": "第 {i} 项已处理：{decision}。未做更改。",
-                               "en": "Item {i} has already been decided: {decision}. Nothing changed."},
-    "review_click_kept": {"zh": "已保留 {n} 项。", "en": "Kept {n} item(s)."},
-    "review_click_removed": {"zh": "已移除，授权已撤销。", "en": "Removed; the grant is revoked."},
-    "review_removed_holder": {"zh": "你的授权 {name} 已在权限审核 {id} 中被移除。",
-                              "en": "Your grant {name} was removed in access review {id}."},
-    "review_remind": {"zh": "权限审核 {id}：你还有 {n} 项授权未审核，截止 {deadline}。请在审核卡片上处理。",
-                      "en": "Access review {id}: {n} grant(s) are still waiting for your review; "
-                            "deadline {deadline}. Please decide them on the review card."},
-    "review_status_title": {"zh": "权限审核 {id} {state}", "en": "Access review {id} {state}"},
-    "review_state_open": {"zh": "（进行中）", "en": "(open)"},
-    "review_state_closed": {"zh": "（已结束）", "en": "(closed)"},
-    "review_state_cancelled": {"zh": "（已取消）", "en": "(cancelled)"},
-    "review_deadline": {"zh": "截止：{at}", "en": "Deadline: {at}"},
-    "review_admin_line": {"zh": "- {who}：已审核 {done}/{total}",
-                          "en": "- {who}: {done}/{total} reviewed"},
-    "review_counts": {"zh": "保留 {kept} · 移除 {removed} · 待审核 {open} · 未审核保留 "
-                            "{unreviewed_kept} · 未审核撤销 {unreviewed_revoked}",
-                      "en": "kept {kept} · removed {removed} · to review {open} · unreviewed "
-                            "kept {unreviewed_kept} · unreviewed revoked {unreviewed_revoked}"},
-    "review_unreviewed_line": {"zh": "- {i}. {holder}：{name}", "en": "- {i}. {holder}: {name}"},
-    "review_unreviewed_kept": {"zh": "权限审核 {id} 已到期：{n} 项授权无人审核，按策略保留：",
-                               "en": "Access review {id} reached its deadline: {n} grant(s) "
-                                     "were not reviewed and are kept by policy:"},
-    "review_alert_what": {"zh": "权限审核 {id} 到期", "en": "access review {id} deadline"},
-    "review_alert_why": {"zh": "{n} 项授权无人审核，已按策略保留",
-                         "en": "{n} grant(s) not reviewed, kept by policy"},
-    "review_policy_keep": {"zh": "未审核的授权保留", "en": "unreviewed grants are kept"},
-    "review_policy_revoke": {"zh": "未审核的授权撤销", "en": "unreviewed grants are revoked"},
-    "review_summary": {"zh": "权限审核 {id} 已结束（{policy}）。",
-                       "en": "Access review {id} is closed ({policy})."},
-    "review_summary_all_reviewed": {"zh": "权限审核 {id} 的每一项授权都已审核，审核已结束。",
-                                    "en": "Every grant in access review {id} has been "
-                                          "reviewed, so the review is closed."},
-    "review_closed_now": {"zh": "这是最后一项：权限审核 {id} 已全部完成，现已结束。",
-                          "en": "That was the last item: access review {id} is complete "
-                                "and now closed."},
-    "review_describe": {"zh": "权限审核：{n} 项授权", "en": "access review of {n} grants"},
-    "review_subject": {"zh": "{n} 项授权，{admins} 位管理员审核",
-                       "en": "{n} grants, reviewed by {admins} admin(s)"},
-})
 
 __all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]

@@ -25,10 +25,11 @@ from bot.core.commands import (
 )
 from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.core.escape import Md, code, joined, literal, person
+from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from handlers.permissions import (
     ApprovedChange,
     catalog_of,

@@ -14,7 +14,8 @@ from datetime import datetime
 from bot.core.clock import local
 from bot.core.domain.requests import State
 from bot.core.escape import joined, literal
-from bot.texts.catalog import Lang, t
+from bot.core.lang import Lang
+from bot.texts.catalog import t
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.escape import person
+from bot.texts.catalog import sandbox_line
+from bot.texts.sandbox import HELP_EN, HELP_ZH
 from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
 
 DEMO_CORP = "dingsandboxcorp"
@@ -98,124 +100,13 @@ FILE_LIMIT = 64 * 1024 * 1024  # /file sends at most this (Baton refuses far les
 QUIET = 0.5  # after an answer, what follows within this is shown with it
 FOLLOW_UP_MAX = 10  # ... for at most this long
 
-HELP = {
-    "en": """Sandbox chat. Lines you type:
-  <text>              say it as the current member in the current conversation
-                      (@名字 mentions a demo member by name, e.g. 转让主管理员 @李四)
-  /as <user>          speak as another member (userId or name)
-  /in group|dm        the admin group, or your one-to-one chat with Baton
-  /click <action> [card]   click a button (approve, reject, accept, decline...) on the
-                      newest card, or on the card whose id you give
-  /file <path>        send a file to Baton one-to-one, as DingTalk does (e.g. an edited
-                      export to import)
-  /console owner <user>   play the DingTalk admin console: make <user> the main
-                      administrator (the console step of an owner transfer; then
-                      /click done on the console card); /console alone lists the admins
-  /users  /cards  /help  /quit""",
-    "zh": """沙盒聊天。可以输入：
-  <文字>              以当前成员的身份在当前会话里说这句话
-                      （@名字 按名字提及示例成员，例如 转让主管理员 @李四）
-  /as <成员>          换成另一位成员说话（userId 或名字）
-  /in group|dm        管理群，或你与 Baton 的单聊
-  /click <动作> [卡片]   点击最新卡片（或给出编号的卡片）上的按钮
-                      （approve、reject、accept、decline……）
-  /file <路径>        像钉钉那样在单聊中把文件发给 Baton（例如改好的导出表，用于导入）
-  /console owner <成员>   模拟钉钉管理后台：把 <成员> 设为主管理员（主管理员转让的
-                      后台步骤；之后在后台步骤卡片上 /click done）；只输入 /console
-                      列出管理员
-  /users  /cards  /help  /quit""",
-}
-
-# The sandbox's own answers (Baton's replies come from the bot), per --lang.
-SAY: dict[str, dict[str, str]] = {
-    "failed": {
-        "zh": "  沙盒无法执行「{line}」：{error}。沙盒继续运行；/help 列出可用的输入。",
-        "en": "  The sandbox could not do “{line}”: {error}. It carries on; /help lists "
-              "what you can type.",
-    },
-    "unknown_command": {
-        "zh": "  沙盒没有 {cmd} 这个命令。/help 列出可用的输入；要对 Baton 说的话不要以 / 开头。",
-        "en": "  The sandbox has no command {cmd}. /help lists what you can type; what you "
-              "say to Baton does not start with /.",
-    },
-    "bad_quotes": {
-        "zh": "  无法读取这一行：{error}。请检查引号是否成对。",
-        "en": "  This line cannot be read: {error}. Check that its quotes are paired.",
-    },
-    "no_user": {"zh": "  没有这位示例成员；/users 列出所有成员",
-                "en": "  no such demo member; /users lists them"},
-    "as_usage": {"zh": "  用法：/as <成员>（userId 或名字）；/users 列出所有成员",
-                 "en": "  usage: /as <user> (userId or name); /users lists them"},
-    "now_as": {"zh": "  现在以 {name}（{user_id}）的身份说话",
-               "en": "  now speaking as {name} ({user_id})"},
-    "in_group_name": {"zh": "管理群「{title}」（{cid}）", "en": "the admin group {title} ({cid})"},
-    "in_dm_name": {"zh": "你与 Baton 的单聊", "en": "your one-to-one chat with Baton"},
-    "now_in": {"zh": "  现在在{where}", "en": "  now in {where}"},
-    "in_unknown": {
-        "zh": "  没有「{name}」这个会话，你仍在{here}。可以进入的会话：\n{listing}",
-        "en": "  There is no conversation “{name}”; you are still in {here}. The "
-              "conversations are:\n{listing}",
-    },
-    "in_usage": {
-        "zh": "  用法：/in <会话>，你现在在{here}。可以进入的会话：\n{listing}",
-        "en": "  usage: /in <conversation>; you are in {here}. The conversations are:\n{listing}",
-    },
-    "click_usage": {"zh": "  用法：/click <动作> [卡片编号]，例如 /click approve",
-                    "en": "  usage: /click <action> [card id], e.g. /click approve"},
-    "click_no_card": {"zh": "  还没有卡片可以点击。", "en": "  There is no card to click yet."},
-    "click_unknown_card": {
-        "zh": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
-        "en": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
-    },
-    "file_usage": {"zh": "  用法：/file <文件路径>，例如 /file baton-sandbox-files/edited.xlsx",
-                   "en": "  usage: /file <path>, e.g. /file baton-sandbox-files/edited.xlsx"},
-    "file_unreadable": {"zh": "  无法读取文件 {path}：{error}。未发送任何内容。",
-                        "en": "  The file {path} cannot be read: {error}. Nothing was sent."},
-    "file_too_big": {
-        "zh": "  文件 {path} 有 {size} 字节，超过沙盒能发送的 {limit} 字节。未发送任何内容。",
-        "en": "  The file {path} is {size} bytes, more than the {limit} bytes the sandbox "
-              "sends. Nothing was sent.",
-    },
-    "file_sent": {"zh": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
-                  "en": "  {name} ({size} bytes) sent to Baton one-to-one by {who}"},
-    "console_usage": {
-        "zh": "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员）。钉钉现在的管理员："
-              "主管理员 {owner}；子管理员 {admins}",
-        "en": "  usage: /console owner <user> (plays the DingTalk admin console changing the "
-              "main administrator). DingTalk's administrators now: main {owner}; sub {admins}",
-    },
-    "console_same": {"zh": "  {who} 已经是钉钉的主管理员，后台没有更改。",
-                     "en": "  {who} is already DingTalk's main administrator; the console "
-                           "changed nothing."},
-    "console_inactive": {"zh": "  {who} 已停用，钉钉后台不能把他/她设为主管理员；没有更改。",
-                         "en": "  {who} is inactive; the DingTalk console cannot make them "
-                               "the main administrator. Nothing changed."},
-    "console_done": {
-        "zh": "  钉钉管理后台（模拟）：主管理员已改为 {to}，{was} 不再是管理员。"
-              "请在后台步骤卡片上点 Done（/click done），让 Baton 到钉钉核实。",
-        "en": "  DingTalk admin console (simulated): the main administrator is now {to}; "
-              "{was} is no longer an administrator. Press Done on the console step's card "
-              "(/click done) for Baton to check DingTalk.",
-    },
-    "nobody": {"zh": "无", "en": "none"},
-    "files_at": {"zh": "Baton 发送的文件保存在 {path}", "en": "Files Baton sends are saved in {path}"},
-    "files_bad": {"zh": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
-                  "en": "--files {path}: the folder cannot be created ({error}). Give a folder "
-                        "you can write to."},
-    "file_saved": {"zh": "文件 {name}，已保存到 {path}", "en": "file {name}, saved to {path}"},
-    "file_missing": {"zh": "文件 {name}（模拟器中没有它的上传，未保存）",
-                     "en": "file {name} (the simulator has no upload of it; not saved)"},
-    "no_answer": {"zh": "  （Baton 在 {seconds} 秒内没有回应）",
-                  "en": "  (Baton did not answer within {seconds} s)"},
-}
-
 
 def _say(state: ChatState, key: str, **params: Any) -> str:
     return _text(state.lang, key, **params)
 
 
 def _text(lang: str, key: str, **params: Any) -> str:
-    return SAY[key]["en" if lang == "en" else "zh"].format(**params)
+    return sandbox_line(key, "en" if lang == "en" else "zh", **params)
 
 
 def _find_user(key: str) -> SimUser | None:
@@ -388,7 +279,7 @@ async def _line(state: ChatState, line: str) -> bool:
         if cmd in ("/quit", "/exit"):
             return False
         if cmd == "/help":
-            print(HELP["en" if state.lang == "en" else "zh"])
+            print(HELP_EN if state.lang == "en" else HELP_ZH)
             return True
         if cmd == "/users":
             for u in _people(sim):
@@ -457,7 +348,7 @@ def _print_new(state: ChatState) -> None:
 
 
 async def _chat(state: ChatState, lines: Any) -> None:
-    print(HELP["en" if state.lang == "en" else "zh"])
+    print(HELP_EN if state.lang == "en" else HELP_ZH)
     async for raw in lines:
         line = raw.strip()
         if not line:

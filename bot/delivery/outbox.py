@@ -22,6 +22,7 @@ from typing import Any
 from bot.config import OutboxSettings
 from bot.core.clock import Clock
 from bot.core.faults import Faults
+from bot.core.lang import Lang
 from bot.logs import redact
 from bot.ports import (
     CARD_EXISTS,
@@ -31,7 +32,7 @@ from bot.ports import (
     RateLimited,
     SessionExpired,
 )
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from storage.db import Database, UnitOfWork
 from storage.models import OutboxRow
 

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.config import Settings
 from bot.core.escape import Md
 from bot.core.faults import Faults
+from bot.core.lang import Lang
 from bot.core.sends import CardSpec, Reply
 from bot.dispatch.env import Env
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from storage.db import UnitOfWork
 from storage.models import ADMIN, OWNER, Member

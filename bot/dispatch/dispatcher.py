@@ -27,11 +27,12 @@ from bot.core.clock import Clock
 from bot.core.commands import Parsed, ParseError, UserRef, lang_of, parse
 from bot.core.commands.words import primary
 from bot.core.faults import Faults
+from bot.core.lang import Lang
 from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, Localized, UserError
 from bot.dispatch.env import Env
 from bot.dispatch.limits import RateLimiter, Verdict, member_share
-from bot.texts.catalog import Lang, t
+from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from storage.db import CommitOutcomeUnknown, Database, store_unavailable

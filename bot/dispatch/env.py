@@ -15,8 +15,8 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.core.escape import Md, person
 from bot.core.faults import Faults
+from bot.core.lang import Lang
 from bot.core.sends import CardSpec, Reply
-from bot.texts.catalog import Lang
 from storage.db import UnitOfWork
 from storage.models import Member, Request
 

@@ -1,1 +1,2 @@
-"""Every user-visible string, per language, and the one markdown escaper."""
+"""Every user-visible string, per language: one module per family (``ZH``, ``EN``), built into
+the one message catalogue by ``catalog.py``."""

@@ -17,7 +17,7 @@ import pytest
 from bot.approvals.cards import CardView, render_request_card
 from bot.core.domain.requests import TERMINAL, State
 from bot.core.domain.transfer import OWNER_TRANSFER
-from bot.texts.catalog import Lang
+from bot.core.lang import Lang
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

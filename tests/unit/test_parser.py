@@ -25,7 +25,6 @@ from bot.core.commands import (
     Help,
     ImportMode,
     ImportUndo,
-    Lang,
     Parsed,
     ParseError,
     Pending,
@@ -52,6 +51,7 @@ from bot.core.commands import (
 )
 from bot.core.commands.usage import CATALOGS, shown
 from bot.core.commands.words import WORDS, primary
+from bot.core.lang import Lang
 
 M = ("u1", "u2", "u3")  # the mentioned users' userIds, in order
 U1, U2, U3 = UserRef("u1"), UserRef("u2"), UserRef("u3")

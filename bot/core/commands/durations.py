@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .model import Lang
+from ..lang import Lang
 
 MINUTE = 60
 HOUR = 60 * MINUTE

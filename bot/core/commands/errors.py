@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ..escape import Md
-from .model import Lang
+from ..lang import Lang
 from .usage import render_error
 
 #: Every code ``ParseError.code`` takes.

@@ -21,6 +21,7 @@ from datetime import timedelta
 from difflib import SequenceMatcher
 from typing import Literal, NoReturn
 
+from ..lang import Lang
 from .durations import parse_duration
 from .errors import ParseError
 from .model import (
@@ -37,7 +38,6 @@ from .model import (
     Help,
     ImportMode,
     ImportUndo,
-    Lang,
     Parsed,
     Pending,
     ReviewStart,

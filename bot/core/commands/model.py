@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Literal, TypeAlias
 
-Lang: TypeAlias = Literal["zh", "en"]
+from ..lang import Lang
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..escape import Md, literal
-from .model import COMMAND_NAMES, Lang
+from ..lang import Lang
+from .model import COMMAND_NAMES
 from .words import GROUPS, lookup, primary, resolve_topic
 
 
 @dataclass(frozen=True, slots=True)
-class Catalog:
+class UsageTexts:
+    """The grammar's own texts in one language (not the permission ``Catalog`` of
+    ``bot.core.domain.permissions``, nor the message catalogue of ``bot.texts``)."""
+
     usage: Mapping[str, str]
     description: Mapping[str, str]
     example: Mapping[str, str]
@@ -29,7 +33,7 @@ class Catalog:
     unknown_topic: str
 
 
-EN = Catalog(
+EN = UsageTexts(
     usage={
         "help": "help [command]",
         "whoami": "whoami",
@@ -171,7 +175,7 @@ EN = Catalog(
     unknown_topic="There is no command called “{topic}”.",
 )
 
-ZH = Catalog(
+ZH = UsageTexts(
     usage={
         "help": "帮助 [命令]",
         "whoami": "我的权限",
@@ -309,7 +313,7 @@ ZH = Catalog(
     unknown_topic="没有名为“{topic}”的命令。",
 )
 
-CATALOGS: Mapping[Lang, Catalog] = {"en": EN, "zh": ZH}
+CATALOGS: Mapping[Lang, UsageTexts] = {"en": EN, "zh": ZH}
 
 _SHOWN_MAX = 40
 

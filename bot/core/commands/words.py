@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-from .model import COMMAND_NAMES, Lang
+from ..lang import Lang
+from .model import COMMAND_NAMES
 
 _EN: dict[str, tuple[str, ...]] = {
     "help": ("help",),

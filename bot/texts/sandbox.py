@@ -1,0 +1,131 @@
+"""The sandbox's own terminal lines (``baton sandbox``), per language: plain text printed to the
+terminal, never markdown (Baton's replies come from the bot's catalogue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+ZH: Mapping[str, str] = {
+    "failed": "  沙盒无法执行「{line}」：{error}。沙盒继续运行；/help 列出可用的输入。",
+    "unknown_command": "  沙盒没有 {cmd} 这个命令。/help 列出可用的输入；要对 Baton 说的话不要以 / 开头。",
+    "bad_quotes": "  无法读取这一行：{error}。请检查引号是否成对。",
+    "no_user": "  没有这位示例成员；/users 列出所有成员",
+    "as_usage": "  用法：/as <成员>（userId 或名字）；/users 列出所有成员",
+    "now_as": "  现在以 {name}（{user_id}）的身份说话",
+    "in_group_name": "管理群「{title}」（{cid}）",
+    "in_dm_name": "你与 Baton 的单聊",
+    "now_in": "  现在在{where}",
+    "in_unknown": "  没有「{name}」这个会话，你仍在{here}。可以进入的会话：\n{listing}",
+    "in_usage": "  用法：/in <会话>，你现在在{here}。可以进入的会话：\n{listing}",
+    "click_usage": "  用法：/click <动作> [卡片编号]，例如 /click approve",
+    "click_no_card": "  还没有卡片可以点击。",
+    "click_unknown_card": "  没有编号为 {card} 的卡片。现有卡片：{cards}（/cards 列出它们的标题）。",
+    "file_usage": "  用法：/file <文件路径>，例如 /file baton-sandbox-files/edited.xlsx",
+    "file_unreadable": "  无法读取文件 {path}：{error}。未发送任何内容。",
+    "file_too_big": "  文件 {path} 有 {size} 字节，超过沙盒能发送的 {limit} 字节。未发送任何内容。",
+    "file_sent": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
+    "console_usage": (
+        "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员）。钉钉现在的管理员："
+        "主管理员 {owner}；子管理员 {admins}"
+    ),
+    "console_same": "  {who} 已经是钉钉的主管理员，后台没有更改。",
+    "console_inactive": "  {who} 已停用，钉钉后台不能把他/她设为主管理员；没有更改。",
+    "console_done": (
+        "  钉钉管理后台（模拟）：主管理员已改为 {to}，{was} 不再是管理员。"
+        "请在后台步骤卡片上点 Done（/click done），让 Baton 到钉钉核实。"
+    ),
+    "nobody": "无",
+    "files_at": "Baton 发送的文件保存在 {path}",
+    "files_bad": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
+    "file_saved": "文件 {name}，已保存到 {path}",
+    "file_missing": "文件 {name}（模拟器中没有它的上传，未保存）",
+    "no_answer": "  （Baton 在 {seconds} 秒内没有回应）",
+}
+
+
+EN: Mapping[str, str] = {
+    "failed": (
+        "  The sandbox could not do “{line}”: {error}. It carries on; /help lists "
+        "what you can type."
+    ),
+    "unknown_command": (
+        "  The sandbox has no command {cmd}. /help lists what you can type; what you "
+        "say to Baton does not start with /."
+    ),
+    "bad_quotes": "  This line cannot be read: {error}. Check that its quotes are paired.",
+    "no_user": "  no such demo member; /users lists them",
+    "as_usage": "  usage: /as <user> (userId or name); /users lists them",
+    "now_as": "  now speaking as {name} ({user_id})",
+    "in_group_name": "the admin group {title} ({cid})",
+    "in_dm_name": "your one-to-one chat with Baton",
+    "now_in": "  now in {where}",
+    "in_unknown": (
+        "  There is no conversation “{name}”; you are still in {here}. The "
+        "conversations are:\n{listing}"
+    ),
+    "in_usage": "  usage: /in <conversation>; you are in {here}. The conversations are:\n{listing}",
+    "click_usage": "  usage: /click <action> [card id], e.g. /click approve",
+    "click_no_card": "  There is no card to click yet.",
+    "click_unknown_card": "  There is no card {card}. The cards are: {cards} (/cards lists their titles).",
+    "file_usage": "  usage: /file <path>, e.g. /file baton-sandbox-files/edited.xlsx",
+    "file_unreadable": "  The file {path} cannot be read: {error}. Nothing was sent.",
+    "file_too_big": (
+        "  The file {path} is {size} bytes, more than the {limit} bytes the sandbox "
+        "sends. Nothing was sent."
+    ),
+    "file_sent": "  {name} ({size} bytes) sent to Baton one-to-one by {who}",
+    "console_usage": (
+        "  usage: /console owner <user> (plays the DingTalk admin console changing the "
+        "main administrator). DingTalk's administrators now: main {owner}; sub {admins}"
+    ),
+    "console_same": (
+        "  {who} is already DingTalk's main administrator; the console "
+        "changed nothing."
+    ),
+    "console_inactive": (
+        "  {who} is inactive; the DingTalk console cannot make them "
+        "the main administrator. Nothing changed."
+    ),
+    "console_done": (
+        "  DingTalk admin console (simulated): the main administrator is now {to}; "
+        "{was} is no longer an administrator. Press Done on the console step's card "
+        "(/click done) for Baton to check DingTalk."
+    ),
+    "nobody": "none",
+    "files_at": "Files Baton sends are saved in {path}",
+    "files_bad": (
+        "--files {path}: the folder cannot be created ({error}). Give a folder "
+        "you can write to."
+    ),
+    "file_saved": "file {name}, saved to {path}",
+    "file_missing": "file {name} (the simulator has no upload of it; not saved)",
+    "no_answer": "  (Baton did not answer within {seconds} s)",
+}
+
+HELP_ZH = """沙盒聊天。可以输入：
+  <文字>              以当前成员的身份在当前会话里说这句话
+                      （@名字 按名字提及示例成员，例如 转让主管理员 @李四）
+  /as <成员>          换成另一位成员说话（userId 或名字）
+  /in group|dm        管理群，或你与 Baton 的单聊
+  /click <动作> [卡片]   点击最新卡片（或给出编号的卡片）上的按钮
+                      （approve、reject、accept、decline……）
+  /file <路径>        像钉钉那样在单聊中把文件发给 Baton（例如改好的导出表，用于导入）
+  /console owner <成员>   模拟钉钉管理后台：把 <成员> 设为主管理员（主管理员转让的
+                      后台步骤；之后在后台步骤卡片上 /click done）；只输入 /console
+                      列出管理员
+  /users  /cards  /help  /quit"""
+
+HELP_EN = """Sandbox chat. Lines you type:
+  <text>              say it as the current member in the current conversation
+                      (@名字 mentions a demo member by name, e.g. 转让主管理员 @李四)
+  /as <user>          speak as another member (userId or name)
+  /in group|dm        the admin group, or your one-to-one chat with Baton
+  /click <action> [card]   click a button (approve, reject, accept, decline...) on the
+                      newest card, or on the card whose id you give
+  /file <path>        send a file to Baton one-to-one, as DingTalk does (e.g. an edited
+                      export to import)
+  /console owner <user>   play the DingTalk admin console: make <user> the main
+                      administrator (the console step of an owner transfer; then
+                      /click done on the console card); /console alone lists the admins
+  /users  /cards  /help  /quit"""
