@@ -26,8 +26,9 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select, update
 
-from bot.approvals.engine import REGISTRY, held_for_quiet_hours, letter_suffix
+from bot.approvals.engine import REGISTRY, held_for_quiet_hours
 from bot.config import Settings
+from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
 from bot.core.domain.reminders import next_allowed
@@ -50,7 +51,7 @@ router = CommandRouter()
 
 REVIEW = "review"
 REMIND_EVERY = timedelta(days=3)
-MAX_CARDS = 26 * 26              # card suffixes registered at import: rva .. rvzz
+MAX_CARDS = 26 * 26              # reviewers with a card of their own (the owner takes the rest)
 KEEP, REMOVE, KEEP_ALL = "keep", "remove", "keep_all"
 
 
@@ -93,11 +94,6 @@ def assign_items(grants: Iterable[LiveGrant], admins: Iterable[str], owner: str
     return order, items
 
 
-def card_suffix(n: int) -> str:
-    """``rv`` and the admin's index in base 26 letters (0 → rva, 26 → rvba)."""
-    return letter_suffix("rv", n)
-
-
 def number(it: dict[str, Any]) -> int:
     """An item's number as people see and type it: from 1 (``i`` is its 0-based index)."""
     return int(it["i"]) + 1
@@ -115,7 +111,7 @@ def counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
 # ---- campaign --------------------------------------------------------------------------------
 
 def _track(corp_id: str, req_id: int, n: int) -> str:
-    return f"baton-{corp_id}-R{req_id}-{card_suffix(n)}"
+    return CardRef.review(corp_id, req_id, n).pack()
 
 
 def _items(req: Request) -> list[dict[str, Any]]:
@@ -259,12 +255,24 @@ async def _remove_grant(env: Env, req: Request, it: dict[str, Any], actor: str,
     return False
 
 
-async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, Any]:
+@router.card_action(CardKind.REVIEW)
+async def review_click(action: CardAction, env: Env) -> dict[str, Any]:
+    """A click on a reviewer's card: judged against the campaign it names."""
+    try:
+        ref = CardRef.unpack(action.out_track_id)
+    except CardRefError:
+        ref = None
+    req = await env.uow.requests.find(ref.id, for_update=True) \
+        if ref is not None and ref.corp == env.corp_id else None
+    if ref is None or req is None or req.kind != REVIEW:
+        return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+    return await card_click(req, ref.reviewer, action, env.for_request(req))
+
+
+async def card_click(req: Request, n: int, action: CardAction, env: Env) -> dict[str, Any]:
     """keep / remove one item, or keep_all: only the item's admin, once per item."""
-    suffix = action.out_track_id.rsplit("-", 1)[-1]
     admins = _admins(req)
-    n = next((k for k in range(len(admins)) if card_suffix(k) == suffix), None)
-    if n is None:
+    if n >= min(len(admins), MAX_CARDS):
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     if req.state != State.PENDING.value:
         return ack_update(None, {"notice": t("review_closed_click", env.lang, id=req.public_id)})
@@ -537,13 +545,7 @@ class ReviewKind:
         return t("review_subject", env.lang, n=len(_items(req)), admins=len(_admins(req)))
 
 
-def _suffixes() -> list[str]:
-    return [card_suffix(n) for n in range(MAX_CARDS)]
-
-
 REGISTRY.add(ReviewKind())
-for _s in _suffixes():
-    REGISTRY.card_actions[f"{REVIEW}:{_s}"] = card_click
 
 DUE_HANDLERS = {"review_start": due_review_start, "review_remind": due_review_remind,
                 "review_close": due_review_close}
@@ -632,4 +634,4 @@ MESSAGES.update({
                        "en": "{n} grants, reviewed by {admins} admin(s)"},
 })
 
-__all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]
+__all__ = ["DUE_HANDLERS", "assign_items", "next_fire", "router", "schedule_review"]

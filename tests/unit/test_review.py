@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.approvals.engine import request_id_of
-from handlers.review import LiveGrant, assign_items, card_suffix, next_fire
+from bot.core.cardref import CardKind, CardRef
+from handlers.review import LiveGrant, assign_items, next_fire
 
 CRON = "0 9 1 1,4,7,10 *"
 
@@ -51,8 +51,10 @@ def test_items_go_to_their_granter_if_still_an_admin_else_the_owner() -> None:
     assert assign_items([], ["lisi"], "zhangsan") == ([], [])
 
 
-def test_card_suffixes_are_letters_the_request_machinery_reads() -> None:
-    suffixes = [card_suffix(n) for n in range(26 * 26)]
-    assert len(set(suffixes)) == len(suffixes)
-    assert suffixes[:2] == ["rva", "rvb"] and suffixes[26] == "rvba"
-    assert request_id_of("baton-corp-R12-rvba", "corp") == (12, "rvba")
+def test_review_card_refs_are_distinct_and_read_back_as_review_cards() -> None:
+    tracks = [CardRef.review("corp", 12, n).pack() for n in range(26 * 26)]
+    assert len(set(tracks)) == len(tracks)
+    assert [t.rsplit("-", 1)[1] for t in tracks[:2]] == ["rva", "rvb"]
+    assert tracks[26] == "baton-corp-R12-rvba"
+    ref = CardRef.unpack("baton-corp-R12-rvba")
+    assert (ref.kind, ref.corp, ref.id, ref.reviewer) == (CardKind.REVIEW, "corp", 12, 26)
