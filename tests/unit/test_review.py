@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.core.cardref import CardKind, CardRef
-from handlers.review import LiveGrant, assign_items, next_fire
+from bot.core.domain.review import LiveGrant, assign_items
+from handlers.review import next_fire
 
 CRON = "0 9 1 1,4,7,10 *"
 
@@ -39,15 +40,15 @@ def test_items_go_to_their_granter_if_still_an_admin_else_the_owner() -> None:
         LiveGrant(4, "zhaoliu", "crm.export", "zhangsan", None),
     ]
     order, items = assign_items(grants, ["zhangsan", "lisi", "wangwu"], "zhangsan")
-    assert [(it["i"], it["user"], it["name"], it["admin"]) for it in items] == [
+    assert [(it.i, it.user, it.name, it.admin) for it in items] == [
         (0, "qianqi", "analyst", "zhangsan"),            # the granter is no longer an admin
         (1, "qianqi", "crm.report.view", "wangwu"),
         (2, "zhaoliu", "crm.export", "zhangsan"),        # the owner granted it
         (3, "zhaoliu", "sales", "lisi"),
     ]
     assert order == ["zhangsan", "lisi", "wangwu"]       # the owner's card first
-    assert items[1]["expires_at"] == "2026-02-01T00:00:00+00:00"
-    assert all(it["decision"] is None for it in items)
+    assert items[1].expires_at == datetime(2026, 2, 1, tzinfo=UTC)
+    assert all(it.decision is None for it in items)
     assert assign_items([], ["lisi"], "zhangsan") == ([], [])
 
 
