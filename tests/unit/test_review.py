@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.approvals.engine import REGISTRY
 from bot.core.cardref import CardKind, CardRef
 from bot.core.domain.review import LiveGrant, assign_items
+from handlers import review
 from handlers.review import next_fire
 
 CRON = "0 9 1 1,4,7,10 *"
@@ -59,3 +61,8 @@ def test_review_card_refs_are_distinct_and_read_back_as_review_cards() -> None:
     assert tracks[26] == "baton-corp-R12-rvba"
     ref = CardRef.unpack("baton-corp-R12-rvba")
     assert (ref.kind, ref.corp, ref.id, ref.reviewer) == (CardKind.REVIEW, "corp", 12, 26)
+
+
+def test_review_cards_route_by_their_kind_not_by_registry_keys() -> None:
+    assert review.router.card_actions == {CardKind.REVIEW: review.review_click}
+    assert not [k for k in REGISTRY.card_actions if k.startswith("review:")]
