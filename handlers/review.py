@@ -2,10 +2,12 @@
 for it, on a one-to-one card with keep / remove per item, before a deadline.
 
 A campaign is a request row of kind ``review`` (state ``pending`` while open, ``applied``
-once closed); its payload holds the items and their decisions, so any replica can take a
-click or close it. Card ``outTrackId``s derive from the request id and the admin's index
-(``baton-<corp>-R<id>-rv<letters>``: the request machinery reads letter-only suffixes), and
-a click is judged only by the clicker's userId against the stored item.
+once closed) with its reviewers' cards and its items in tables of their own
+(:class:`storage.review.ReviewRepo` hands it out as a :class:`bot.core.domain.review.Campaign`),
+so any replica can take a click or close it. Each reviewer's card carries a review
+:class:`bot.core.cardref.CardRef` (the campaign and the reviewer's place); its clicks come
+here through ``router.card_action("review")``, and a click is judged only by the clicker's
+userId against the stored item. The rules are in :mod:`bot.core.domain.review`.
 
 Due work: ``review_start`` (the ``review.cron`` schedule: APScheduler's CronTrigger only
 computes the next fire time; the row is the truth, one per fire time), ``review_remind``
@@ -17,21 +19,33 @@ the summary).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select, update
 
-from bot.approvals.engine import REGISTRY, held_for_quiet_hours, letter_suffix
+from bot.approvals.engine import REGISTRY, held_for_quiet_hours
 from bot.config import Settings
+from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
 from bot.core.domain.reminders import next_allowed
 from bot.core.domain.requests import Requirement, State
+from bot.core.domain.review import (
+    KEEP,
+    KEEP_ALL,
+    REMOVE,
+    REVIEW,
+    Campaign,
+    ReviewItem,
+    assign_items,
+    card_status,
+    click_targets,
+    counts,
+    unreviewed_decision,
+)
 from bot.core.escape import Md, joined, literal
 from bot.core.sends import CardSpec, Reply
 from bot.delivery.alerts import raise_alert
@@ -43,18 +57,14 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.permissions import catalog_of
 from storage.db import Database
-from storage.models import ADMIN, OWNER, DueWork, Grant, Request
+from storage.models import ADMIN, OWNER, Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
 
-REVIEW = "review"
 REMIND_EVERY = timedelta(days=3)
-MAX_CARDS = 26 * 26              # card suffixes registered at import: rva .. rvzz
-KEEP, REMOVE, KEEP_ALL = "keep", "remove", "keep_all"
+MAX_CARDS = 26 * 26              # reviewers with a card of their own
 
-
-# ---- pure parts -------------------------------------------------------------------------------
 
 def next_fire(cron: str, tz: str, after: datetime) -> datetime:
     """The first fire time of ``cron`` (in ``tz``) strictly after ``after``, as an aware
@@ -66,76 +76,16 @@ def next_fire(cron: str, tz: str, after: datetime) -> datetime:
     return at
 
 
-@dataclass(frozen=True)
-class LiveGrant:
-    grant_id: int
-    user_id: str
-    name: str
-    granted_by: str
-    expires_at: datetime | None
-
-
-def assign_items(grants: Iterable[LiveGrant], admins: Iterable[str], owner: str
-                 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Items in a stable order, each with the admin responsible: the granter if still an
-    admin or the owner, else the owner. Returns (admins with items, in card order; items)."""
-    deciders = set(admins) | {owner}
-    items: list[dict[str, Any]] = []
-    for i, g in enumerate(sorted(grants, key=lambda g: (g.user_id, g.name, g.grant_id))):
-        items.append({
-            "i": i, "grant_id": g.grant_id, "user": g.user_id, "name": g.name,
-            "granted_by": g.granted_by,
-            "expires_at": g.expires_at.isoformat() if g.expires_at else None,
-            "admin": g.granted_by if g.granted_by in deciders else owner,
-            "decision": None, "by": None, "at": None,
-        })
-    order = sorted({it["admin"] for it in items}, key=lambda a: (a != owner, a))
-    return order, items
-
-
-def card_suffix(n: int) -> str:
-    """``rv`` and the admin's index in base 26 letters (0 → rva, 26 → rvba)."""
-    return letter_suffix("rv", n)
-
-
-def number(it: dict[str, Any]) -> int:
-    """An item's number as people see and type it: from 1 (``i`` is its 0-based index)."""
-    return int(it["i"]) + 1
-
-
-def counts(items: Sequence[dict[str, Any]]) -> dict[str, int]:
-    kept = sum(1 for it in items if it["decision"] == KEEP)
-    removed = sum(1 for it in items if it["decision"] == REMOVE)
-    return {"kept": kept, "removed": removed,
-            "unreviewed_kept": sum(1 for it in items if it["decision"] == "unreviewed_keep"),
-            "unreviewed_revoked": sum(1 for it in items if it["decision"] == "unreviewed_revoke"),
-            "open": sum(1 for it in items if it["decision"] is None)}
-
-
 # ---- campaign --------------------------------------------------------------------------------
 
 def _track(corp_id: str, req_id: int, n: int) -> str:
-    return f"baton-{corp_id}-R{req_id}-{card_suffix(n)}"
+    return CardRef.review(corp_id, req_id, n).pack()
 
 
-def _items(req: Request) -> list[dict[str, Any]]:
-    return [dict(it) for it in req.payload.get("items", [])]
-
-
-def _admins(req: Request) -> list[str]:
-    return [str(a) for a in req.payload.get("admins", [])]
-
-
-async def _live_grants(env: Env) -> list[LiveGrant]:
-    rows = (await env.uow.session.execute(select(Grant).where(Grant.corp_id == env.corp_id))).scalars()
-    return [LiveGrant(g.id, g.user_id, g.name, g.granted_by, g.expires_at) for g in rows
-            if g.expires_at is None or g.expires_at > env.now]
-
-
-async def open_campaign(env: Env, requester: str) -> Request | None:
+async def open_campaign(env: Env, requester: str) -> Campaign | None:
     """Open a campaign and send its cards; None when there is nothing to review. Raises
     UserError when a campaign is open already."""
-    current = await open_campaign_row(env)
+    current = await env.uow.reviews.open_in(env.corp_id)
     if current is not None:
         raise UserError("review_already_open", id=current.public_id)
     owner = await env.uow.members.owner_of(env.corp_id)
@@ -143,33 +93,31 @@ async def open_campaign(env: Env, requester: str) -> Request | None:
         raise UserError("review_no_owner")
     admins = [m.user_id for m in await env.uow.members.admins_of(env.corp_id)
               if m.active and m.level in (OWNER, ADMIN)]
-    order, items = assign_items(await _live_grants(env), admins, owner.user_id)
+    order, items = assign_items(await env.uow.reviews.live_grants(env.corp_id, env.now),
+                                admins, owner.user_id)
     if not items:
         return None
     deadline = env.now + env.settings.review.deadline
-    req = Request(corp_id=env.corp_id, kind=REVIEW, state=State.PENDING.value,
-                  requester_id=requester, target_id=None, conversation_id="",
-                  payload={"items": items, "admins": order, "is_group": False, "lang": env.lang},
-                  created_at=env.now, expires_at=deadline, source_message_id=env.message_id)
-    env.uow.requests.add(req)
-    await env.uow.session.flush()
+    c = await env.uow.reviews.start(env.corp_id, requester=requester, admins=order,
+                                    items=items, lang=env.lang, now=env.now, deadline=deadline,
+                                    message_id=env.message_id)
     s = env.settings
     for n, admin in enumerate(order[:MAX_CARDS]):
-        track = _track(env.corp_id, req.id, n)
+        track = _track(env.corp_id, c.id, n)
         body = create_and_deliver_body(
             template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
-            out_track_id=track, params=await card_params(req, env, n), user_id=admin)
+            out_track_id=track, params=await card_params(c, env, n), user_id=admin)
         await env.card(CardSpec("create", track, f"user:{admin}", body))
-    await env.audit(requester, "review.started", "pending", request_id=req.id,
+    await env.audit(requester, "review.started", "pending", request_id=c.id,
                     after={"items": len(items), "admins": order,
                            "deadline": deadline.isoformat()})
-    await env.uow.due.schedule("review_close", deadline, {"request_id": req.id}, env.now,
-                               dedupe_key=f"access-review-close:{req.id}")
+    await env.uow.due.schedule("review_close", deadline, {"request_id": c.id}, env.now,
+                               dedupe_key=f"access-review-close:{c.id}")
     first = _remind_at(env.now, s)
     if first < deadline:
-        await env.uow.due.schedule("review_remind", first, {"request_id": req.id, "n": 1},
-                                   env.now, dedupe_key=f"access-review-remind:{req.id}:1")
-    return req
+        await env.uow.due.schedule("review_remind", first, {"request_id": c.id, "n": 1},
+                                   env.now, dedupe_key=f"access-review-remind:{c.id}:1")
+    return c
 
 
 def _remind_at(now: datetime, settings: Settings) -> datetime:
@@ -178,201 +126,181 @@ def _remind_at(now: datetime, settings: Settings) -> datetime:
     return next_allowed(now + REMIND_EVERY, p.quiet_hours, p.timezone)
 
 
-async def open_campaign_row(env: Env) -> Request | None:
-    rows = await env.uow.requests.by_kind(env.corp_id, REVIEW)
-    return next((r for r in rows if r.state == State.PENDING.value), None)
-
-
 def _label(env: Env, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
-def _decision_text(it: dict[str, Any], env: Env, names: dict[str, Md]) -> Md:
-    d = it["decision"]
-    if d is None:
+def _decision_text(it: ReviewItem, env: Env, names: dict[str, Md]) -> Md:
+    if it.decision is None:
         return t("review_undecided", env.lang)
-    at = local(datetime.fromisoformat(it["at"]), env.settings.policy.timezone, "%m-%d %H:%M") \
-        if it.get("at") else ""
-    who = names.get(it.get("by") or "", "Baton") if it.get("by") else "Baton"
-    return t(f"review_decided_{d}", env.lang, who=who, at=at)
+    at = local(it.at, env.settings.policy.timezone, "%m-%d %H:%M") if it.at else ""
+    who = names.get(it.by or "", "Baton") if it.by else "Baton"
+    return t(f"review_decided_{it.decision}", env.lang, who=who, at=at)
 
 
-async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
-    admins = _admins(req)
-    admin = admins[n]
-    mine = [it for it in _items(req) if it["admin"] == admin]
-    names = await env.names(admin, *(it["user"] for it in mine),
-                            *(it["by"] for it in mine if it.get("by")))
+async def card_params(c: Campaign, env: Env, n: int) -> dict[str, str]:
+    admin = c.admins[n]
+    mine = c.of(admin)
+    names = await env.names(admin, *(it.user for it in mine), *(it.by for it in mine if it.by))
     tz = env.settings.policy.timezone
     lines: list[str] = [t("review_card_intro", env.lang, who=names[admin], n=len(mine),
-               deadline=local(req.expires_at, tz))]
+               deadline=local(c.expires_at, tz))]
     for it in mine:
-        until = t("review_until", env.lang, at=local(datetime.fromisoformat(it["expires_at"]), tz)) \
-            if it.get("expires_at") else ""
-        lines.append(t("review_item", env.lang, i=number(it), holder=names[it["user"]],
-                       name=_label(env, it["name"]), until=until,
+        until = t("review_until", env.lang, at=local(it.expires_at, tz)) if it.expires_at else ""
+        lines.append(t("review_item", env.lang, i=it.number, holder=names[it.user],
+                       name=_label(env, it.name), until=until,
                        decision=_decision_text(it, env, names)))
-    done = sum(1 for it in mine if it["decision"] is not None)
-    if req.state != State.PENDING.value:
-        status = State.CANCELLED.value if req.state == State.CANCELLED.value \
-            else State.APPLIED.value
-    else:
-        status = "done" if done == len(mine) else State.PENDING.value
+    done = sum(1 for it in mine if it.decision is not None)
+    status = card_status(c.state, mine)
     status_text = t(f"review_status_{status}", env.lang)
     lines.append(f"**{status_text}**")
     return {
-        "title": t("review_card_title", env.lang, id=req.public_id),
+        "title": t("review_card_title", env.lang, id=c.public_id),
         "markdown": "\n\n".join(lines),
         "status": status,
         "status_text": status_text,
-        "request_id": req.public_id,
+        "request_id": c.public_id,
         "progress": t("review_progress", env.lang, done=done, total=len(mine)),
-        "expires": t("card_expires", env.lang, at=local(req.expires_at, tz)),
+        "expires": t("card_expires", env.lang, at=local(c.expires_at, tz)),
         "decided": "",
     }
 
 
-async def _update_card(req: Request, env: Env, n: int) -> dict[str, str]:
-    params = await card_params(req, env, n)
-    track = _track(env.corp_id, req.id, n)
+async def _update_card(c: Campaign, env: Env, n: int) -> dict[str, str]:
+    params = await card_params(c, env, n)
+    track = _track(env.corp_id, c.id, n)
     await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 
-async def _remove_grant(env: Env, req: Request, it: dict[str, Any], actor: str,
-                        action: str) -> bool:
+async def _remove_grant(env: Env, c: Campaign, it: ReviewItem, actor: str, action: str) -> bool:
     """Revoke the item's grant (if it still exists); audited with before / after."""
-    row = await env.uow.session.get(Grant, int(it["grant_id"]))
-    live = row is not None and row.user_id == it["user"] and row.name == it["name"]
-    if row is not None and live:
-        before = {"name": row.name, "expires_at": row.expires_at.isoformat() if row.expires_at
-                  else None, "granted_by": row.granted_by}
-        await env.uow.session.delete(row)
-        await env.uow.session.flush()
-        await env.audit(actor, action, "applied", target_id=it["user"], request_id=req.id,
+    before = await env.uow.reviews.revoke(it)
+    if before is not None:
+        await env.audit(actor, action, "applied", target_id=it.user, request_id=c.id,
                         before=before, after=None)
-        await env.send(Reply(t("review_removed_holder", env.lang, name=_label(env, it["name"]),
-                               id=req.public_id), "", False, it["user"], markdown=True))
+        await env.send(Reply(t("review_removed_holder", env.lang, name=_label(env, it.name),
+                               id=c.public_id), "", False, it.user, markdown=True))
         return True
-    await env.audit(actor, action, "gone", target_id=it["user"], request_id=req.id,
+    await env.audit(actor, action, "gone", target_id=it.user, request_id=c.id,
                     before=None, after=None)
     return False
 
 
-async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, Any]:
+@router.card_action(CardKind.REVIEW)
+async def review_click(action: CardAction, env: Env) -> dict[str, Any]:
+    """A click on a reviewer's card: judged against the campaign its reference names."""
+    try:
+        ref: CardRef | None = CardRef.unpack(action.out_track_id)
+    except CardRefError:
+        ref = None
+    ours = ref is not None and ref.kind is CardKind.REVIEW and ref.corp == env.corp_id
+    req = await env.uow.requests.find(ref.id, for_update=True) if ref and ours else None
+    c = await env.uow.reviews.campaign(req.id) if req is not None else None
+    if ref is None or req is None or c is None:
+        return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
+    return await card_click(c, ref.reviewer, action, env.for_request(req))
+
+
+async def card_click(c: Campaign, n: int, action: CardAction, env: Env) -> dict[str, Any]:
     """keep / remove one item, or keep_all: only the item's admin, once per item."""
-    suffix = action.out_track_id.rsplit("-", 1)[-1]
-    admins = _admins(req)
-    n = next((k for k in range(len(admins)) if card_suffix(k) == suffix), None)
-    if n is None:
+    if n >= min(len(c.admins), MAX_CARDS):
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
-    if req.state != State.PENDING.value:
-        return ack_update(None, {"notice": t("review_closed_click", env.lang, id=req.public_id)})
-    items = _items(req)
-    if action.action_id == KEEP_ALL:
-        targets = [it for it in items if it["admin"] == admins[n]]
-    elif action.action_id in (KEEP, REMOVE):
-        raw = str(action.params.get("item", "")).strip()
-        idx = int(raw) - 1 if raw.isdigit() else -1       # numbered from 1 on the card
-        targets = [items[idx]] if 0 <= idx < len(items) else []
-        if not targets:
-            return ack_update(None, {"notice": t("review_no_item", env.lang,
-                                                 item=literal(raw, 20))})
-    else:
+    if c.state is not State.PENDING:
+        return ack_update(None, {"notice": t("review_closed_click", env.lang, id=c.public_id)})
+    raw = str(action.params.get("item", "")).strip()
+    targets = click_targets(c, n, action.action_id, raw)
+    if targets is None:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
-    owners = {it["admin"] for it in targets}
+    if not targets and action.action_id != KEEP_ALL:
+        return ack_update(None, {"notice": t("review_no_item", env.lang, item=literal(raw, 20))})
+    owners = {it.admin for it in targets}
     if not targets or action.user_id not in owners or len(owners) != 1:
-        responsible = sorted(owners) or [admins[n]]
+        responsible = sorted(owners) or [c.admins[n]]
         names = await env.names(*responsible)
-        await env.audit(action.user_id, "review.click_refused", "refused", request_id=req.id,
+        await env.audit(action.user_id, "review.click_refused", "refused", request_id=c.id,
                         after={"reason": "not_assigned", "action": action.action_id,
                                "claimed_params": dict(action.params)})
         notice: str = t("review_not_yours", env.lang,
                         who=joined(t("list_sep", env.lang), (names[a] for a in responsible)))
         await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
                           what=t("alert_click", env.settings.locale.lang,
-                                 action=action.action_id, id=req.public_id), why=notice)
+                                 action=action.action_id, id=c.public_id), why=notice)
         return ack_update(None, {"notice": notice})
-    if action.action_id != KEEP_ALL and targets[0]["decision"] is not None:
+    if action.action_id != KEEP_ALL and targets[0].decision is not None:
         it = targets[0]
-        names = await env.names(it["by"] or "")
+        names = await env.names(it.by or "")
         return ack_update(None, {"notice": t(
-            "review_already_decided", env.lang, i=number(it),
+            "review_already_decided", env.lang, i=it.number,
             decision=_decision_text(it, env, names))})
     decision = REMOVE if action.action_id == REMOVE else KEEP
-    changed = 0
+    decided: list[ReviewItem] = []
     for it in targets:
-        if it["decision"] is not None:
+        if it.decision is not None:
             continue
         if decision == REMOVE:
-            await _remove_grant(env, req, it, action.user_id, "review.remove")
+            await _remove_grant(env, c, it, action.user_id, "review.remove")
         else:
-            await env.audit(action.user_id, "review.keep", "applied", target_id=it["user"],
-                            request_id=req.id, after={"name": it["name"], "decision": KEEP})
-        it.update(decision=decision, by=action.user_id, at=env.now.isoformat())
-        items[it["i"]] = it
-        changed += 1
-    req.payload = {**req.payload, "items": items}
-    req.version += 1
-    await env.uow.session.flush()
+            await env.audit(action.user_id, "review.keep", "applied", target_id=it.user,
+                            request_id=c.id, after={"name": it.name, "decision": KEEP})
+        decided.append(it.decided(decision, action.user_id, env.now))
+    await env.uow.reviews.record(c.id, decided)
+    c = c.with_items(decided)
     key = "review_click_removed" if decision == REMOVE else "review_click_kept"
-    notice = t(key, env.lang, n=changed)
-    if counts(items)["open"] == 0:
+    notice = t(key, env.lang, n=len(decided))
+    if counts(c.items)["open"] == 0:
         # The last item is decided: the review closes now, as at the deadline.
-        await close_campaign(req, env, items, "all_reviewed")
-        await env.uow.due.cancel(f"access-review-close:{req.id}")
-        await _tell_owner(env, t("review_summary_all_reviewed", env.lang, id=req.public_id)
-                          + "\n\n" + await progress_text(req, env))
-        notice += " " + t("review_closed_now", env.lang, id=req.public_id)
-        params = await card_params(req, env, n)
+        c = await close_campaign(c, env, (), "all_reviewed")
+        await env.uow.due.cancel(f"access-review-close:{c.id}")
+        await _tell_owner(env, t("review_summary_all_reviewed", env.lang, id=c.public_id)
+                          + "\n\n" + await progress_text(c, env))
+        notice += " " + t("review_closed_now", env.lang, id=c.public_id)
+        params = await card_params(c, env, n)
     else:
-        params = await _update_card(req, env, admins.index(targets[0]["admin"]))
+        params = await _update_card(c, env, c.admins.index(targets[0].admin))
     return ack_update(params, {"notice": notice})
 
 
 # ---- status and summaries --------------------------------------------------------------------
 
-async def progress_text(req: Request, env: Env) -> str:
-    items = _items(req)
-    admins = _admins(req)
-    names = await env.names(*admins)
+async def progress_text(c: Campaign, env: Env) -> str:
+    names = await env.names(*c.admins)
     tz = env.settings.policy.timezone
-    state = t("review_state_open" if req.state == State.PENDING.value else
-              "review_state_cancelled" if req.state == State.CANCELLED.value else
+    state = t("review_state_open" if c.state is State.PENDING else
+              "review_state_cancelled" if c.state is State.CANCELLED else
               "review_state_closed", env.lang)
-    lines = [f"### {t('review_status_title', env.lang, id=req.public_id, state=state)}",
-             t("review_deadline", env.lang, at=local(req.expires_at, tz))]
-    for a in admins:
-        mine = [it for it in items if it["admin"] == a]
-        done = sum(1 for it in mine if it["decision"] is not None)
+    lines = [f"### {t('review_status_title', env.lang, id=c.public_id, state=state)}",
+             t("review_deadline", env.lang, at=local(c.expires_at, tz))]
+    for a in c.admins:
+        mine = c.of(a)
+        done = sum(1 for it in mine if it.decision is not None)
         lines.append(t("review_admin_line", env.lang, who=names[a], done=done, total=len(mine)))
-    c = counts(items)
-    lines.append(t("review_counts", env.lang, **c))
+    lines.append(t("review_counts", env.lang, **counts(c.items)))
     return "\n\n".join(lines)
 
 
 @router.command(ReviewStart, admin_only=True, authority="owner")
 async def review_start(cmd: ReviewStart, ctx: Context) -> None:
     env = ctx.env()
-    req = await open_campaign(env, ctx.sender.user_id)
-    if req is None:
+    c = await open_campaign(env, ctx.sender.user_id)
+    if c is None:
         await ctx.reply(ctx.t("review_nothing"))
         return
-    await ctx.reply(ctx.t("review_started", id=req.public_id, n=len(_items(req)),
-                          admins=len(_admins(req)),
-                          deadline=local(req.expires_at, ctx.settings.policy.timezone)),
+    await ctx.reply(ctx.t("review_started", id=c.public_id, n=len(c.items),
+                          admins=len(c.admins),
+                          deadline=local(c.expires_at, ctx.settings.policy.timezone)),
                     markdown=True)
 
 
 @router.command(ReviewStatus, admin_only=True, authority="owner")
 async def review_status(cmd: ReviewStatus, ctx: Context) -> None:
     env = ctx.env()
-    rows = await ctx.uow.requests.by_kind(ctx.corp_id, REVIEW)
-    if not rows:
+    c = await ctx.uow.reviews.latest_in(ctx.corp_id)
+    if c is None:
         await ctx.reply(ctx.t("review_none"))
         return
-    await ctx.reply(await progress_text(rows[0], env), markdown=True,
-                    title=ctx.t("review_status_title", id=rows[0].public_id, state=""))
+    await ctx.reply(await progress_text(c, env), markdown=True,
+                    title=ctx.t("review_status_title", id=c.public_id, state=""))
 
 
 # ---- due work --------------------------------------------------------------------------------
@@ -402,11 +330,7 @@ async def schedule_review(db: Database, settings: Settings, now: datetime) -> No
         if at is not None:
             corp = settings.org.corp_id
             # Only fires still ahead: one that fell due while Baton was down still runs.
-            await uow.session.execute(update(DueWork).where(
-                DueWork.kind == "review_start", DueWork.status == "pending",
-                DueWork.due_at > now,
-                DueWork.dedupe_key.startswith(f"access-review-start:{corp}:", autoescape=True),
-                DueWork.dedupe_key != _start_key(corp, at)).values(status="cancelled"))
+            await uow.reviews.cancel_planned_starts(corp, _start_key(corp, at), now)
         await uow.commit()
 
 
@@ -422,95 +346,92 @@ async def due_review_start(payload: dict[str, Any], dctx: DueContext) -> None:
         await _schedule_next(env.uow, env.settings, env.now)
         try:
             async with env.uow.session.begin_nested():
-                req = await open_campaign(env, "system")
+                c = await open_campaign(env, "system")
         except UserError as e:
             await _tell_owner(env, t("review_cron_skipped", env.lang, why=e.render(env.lang)))
             return
-        if req is None:
+        if c is None:
             await _tell_owner(env, t("review_nothing", env.lang))
             return
-        await _tell_owner(env, t("review_started", env.lang, id=req.public_id,
-                                 n=len(_items(req)), admins=len(_admins(req)),
-                                 deadline=local(req.expires_at, env.settings.policy.timezone)))
+        await _tell_owner(env, t("review_started", env.lang, id=c.public_id,
+                                 n=len(c.items), admins=len(c.admins),
+                                 deadline=local(c.expires_at, env.settings.policy.timezone)))
 
 
 async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]))
-        if req is None or req.state != State.PENDING.value or tx.now >= req.expires_at:
+        c = await tx.uow.reviews.campaign(req.id) if req is not None else None
+        if req is None or c is None or c.state is not State.PENDING or tx.now >= c.expires_at:
             return
         if await held_for_quiet_hours(tx, "review_remind", payload,
-                                      f"access-review-remind:{req.id}:{payload.get('n', 1)}"):
+                                      f"access-review-remind:{c.id}:{payload.get('n', 1)}"):
             return
         env = tx.for_request(req)
-        items = _items(req)
         tz = env.settings.policy.timezone
-        for a in _admins(req):
-            left = sum(1 for it in items if it["admin"] == a and it["decision"] is None)
+        for a in c.admins:
+            left = sum(1 for it in c.of(a) if it.decision is None)
             if left:
-                await env.send(Reply(t("review_remind", env.lang, id=req.public_id, n=left,
-                                       deadline=local(req.expires_at, tz)),
+                await env.send(Reply(t("review_remind", env.lang, id=c.public_id, n=left,
+                                       deadline=local(c.expires_at, tz)),
                                      "", False, a, markdown=True,
                                      title=t("review_title", env.lang)))
         n = int(payload.get("n", 1))
         nxt = _remind_at(env.now, env.settings)
-        if nxt < req.expires_at:
-            await env.uow.due.schedule("review_remind", nxt, {"request_id": req.id, "n": n + 1},
-                                       env.now, dedupe_key=f"access-review-remind:{req.id}:{n + 1}")
+        if nxt < c.expires_at:
+            await env.uow.due.schedule("review_remind", nxt, {"request_id": c.id, "n": n + 1},
+                                       env.now, dedupe_key=f"access-review-remind:{c.id}:{n + 1}")
 
 
 async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]), for_update=True)
-        if req is None or req.state != State.PENDING.value:
+        c = await tx.uow.reviews.campaign(req.id) if req is not None else None
+        if req is None or c is None or c.state is not State.PENDING:
             return
         env = tx.for_request(req)
         policy = env.settings.review.unreviewed
-        items = _items(req)
-        open_items = [it for it in items if it["decision"] is None]
+        open_items = [it for it in c.items if it.decision is None]
+        decided: list[ReviewItem] = []
         for it in open_items:
             if policy == "revoke":
-                await _remove_grant(env, req, it, "system", "review.unreviewed_revoke")
-                it.update(decision="unreviewed_revoke", by=None, at=env.now.isoformat())
+                await _remove_grant(env, c, it, "system", "review.unreviewed_revoke")
             else:
                 await env.audit("system", "review.unreviewed_keep", "applied",
-                                target_id=it["user"], request_id=req.id,
-                                after={"name": it["name"], "decision": KEEP})
-                it.update(decision="unreviewed_keep", by=None, at=env.now.isoformat())
-            items[it["i"]] = it
-        await close_campaign(req, env, items, "deadline")
+                                target_id=it.user, request_id=c.id,
+                                after={"name": it.name, "decision": KEEP})
+            decided.append(it.decided(unreviewed_decision(policy), None, env.now))
+        c = await close_campaign(c, env, decided, "deadline")
         if open_items and policy == "keep":
-            names = await env.names(*(it["user"] for it in open_items))
-            listing = "\n".join(t("review_unreviewed_line", env.lang, i=number(it),
-                                  holder=names[it["user"]], name=_label(env, it["name"]))
+            names = await env.names(*(it.user for it in open_items))
+            listing = "\n".join(t("review_unreviewed_line", env.lang, i=it.number,
+                                  holder=names[it.user], name=_label(env, it.name))
                                 for it in open_items)
-            await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=req.public_id,
+            await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=c.public_id,
                                      n=len(open_items)) + "\n\n" + listing)
             await raise_alert(env.uow, env.settings, env.now, actor="system",
                               what=t("review_alert_what", env.settings.locale.lang,
-                                     id=req.public_id),
+                                     id=c.public_id),
                               why=t("review_alert_why", env.settings.locale.lang,
                                     n=len(open_items)))
-        summary = await progress_text(req, env)
-        await _tell_owner(env, t("review_summary", env.lang, id=req.public_id,
+        summary = await progress_text(c, env)
+        await _tell_owner(env, t("review_summary", env.lang, id=c.public_id,
                                  policy=t(f"review_policy_{policy}", env.lang)) + "\n\n" + summary)
 
 
-async def close_campaign(req: Request, env: Env, items: list[dict[str, Any]],
-                         why: str) -> None:
-    """Close the campaign (APPLIED): audited, every card shows it closed. ``why``:
-    ``deadline`` or ``all_reviewed`` (the last item was decided before it)."""
-    req.payload = {**req.payload, "items": items}
-    req.state = State.APPLIED.value
-    req.decided_at = env.now
-    req.version += 1
-    await env.uow.session.flush()
-    await env.audit("system", "review.applied", "applied", request_id=req.id,
+async def close_campaign(c: Campaign, env: Env, decided: Sequence[ReviewItem],
+                         why: str) -> Campaign:
+    """Close the campaign (APPLIED) with these last ``decided`` items: audited, every card
+    shows it closed. ``why``: ``deadline`` or ``all_reviewed`` (the last item was decided
+    before it)."""
+    c = await env.uow.reviews.close(c.id, decided, env.now)
+    await env.audit("system", "review.applied", "applied", request_id=c.id,
                     before={"state": State.PENDING.value},
-                    after={"state": State.APPLIED.value, **counts(items),
+                    after={"state": State.APPLIED.value, **counts(c.items),
                            "unreviewed": env.settings.review.unreviewed, "why": why})
-    for n in range(min(len(_admins(req)), MAX_CARDS)):
-        await _update_card(req, env, n)
+    for n in range(min(len(c.admins), MAX_CARDS)):
+        await _update_card(c, env, n)
+    return c
 
 
 class ReviewKind:
@@ -526,26 +447,25 @@ class ReviewKind:
 
     async def after(self, req: Request, env: Env, state: State) -> None:
         # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.
-        for n in range(min(len(_admins(req)), MAX_CARDS)):
-            await _update_card(req, env, n)
+        c = await env.uow.reviews.campaign(req.id)
+        if c is not None:
+            for n in range(min(len(c.admins), MAX_CARDS)):
+                await _update_card(c, env, n)
         await env.uow.due.cancel(f"access-review-close:{req.id}")
 
     async def describe(self, req: Request, env: Env) -> Md:
-        return t("review_describe", env.lang, n=len(_items(req)))
+        c = await env.uow.reviews.campaign(req.id)
+        return t("review_describe", env.lang, n=len(c.items) if c is not None else 0)
 
     async def subject(self, req: Request, env: Env) -> str:
-        return t("review_subject", env.lang, n=len(_items(req)), admins=len(_admins(req)))
-
-
-def _suffixes() -> list[str]:
-    return [card_suffix(n) for n in range(MAX_CARDS)]
+        c = await env.uow.reviews.campaign(req.id)
+        return t("review_subject", env.lang, n=len(c.items) if c is not None else 0,
+                 admins=len(c.admins) if c is not None else 0)
 
 
 REGISTRY.add(ReviewKind())
-for _s in _suffixes():
-    REGISTRY.card_actions[f"{REVIEW}:{_s}"] = card_click
 
 DUE_HANDLERS = {"review_start": due_review_start, "review_remind": due_review_remind,
                 "review_close": due_review_close}
 
-__all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]
+__all__ = ["DUE_HANDLERS", "next_fire", "router", "schedule_review"]

@@ -33,6 +33,7 @@ from storage.repositories import (
     ProcessedRepo,
     RequestRepo,
 )
+from storage.review import ReviewRepo
 
 
 class CommitOutcomeUnknown(Exception):
@@ -152,6 +153,7 @@ class UnitOfWork:
         self.processed = ProcessedRepo(self.session)
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
+        self.reviews = ReviewRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -200,6 +201,42 @@ class Vote(Base):
     voter_id: Mapped[str] = mapped_column(String(64))
     decision: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+
+
+class ReviewCard(Base):
+    """One reviewer's card of an access review (a request of kind ``review``): ``n`` is the
+    card's place, and its card reference's reviewer index."""
+
+    __tablename__ = "review_cards"
+    __table_args__ = (UniqueConstraint("request_id", "admin_id"),)
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, primary_key=True)
+    admin_id: Mapped[str] = mapped_column(String(64))
+
+
+class ReviewItem(Base):
+    """One grant under an access review, the admin who decides it, and the decision."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        CheckConstraint("decision IS NULL OR decision IN ('keep', 'remove', 'unreviewed_keep', "
+                        "'unreviewed_revoke')", name="decision"),
+    )
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    i: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(Integer)     # no foreign key: a removed grant stays named
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    granted_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    admin_id: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(32), default=None)
+    decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class AuditEntry(Base):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.cardref import CardRef
 from bot.core.clock import local
 from bot.core.domain.requests import State
 from bot.core.escape import joined, literal
@@ -74,4 +75,4 @@ def render_request_card(v: CardView) -> dict[str, str]:
 
 def out_track_id(corp_id: str, request_id: int) -> str:
     """Derived from the request, so any replica can update the card."""
-    return f"baton-{corp_id}-R{request_id}"
+    return CardRef.request(corp_id, request_id).pack()

@@ -11,7 +11,6 @@ audit every transition and every refusal, cancel, expire.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from bot.approvals.cards import CardView, out_track_id, render_request_card
+from bot.core.cardref import CardKind, CardRef, CardRefError, letters
 from bot.core.clock import local
 from bot.core.domain.reminders import in_quiet, next_allowed, next_reminder_at
 from bot.core.domain.requests import (
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 TWIN = "group"     # the suffix of a request card's twin in an admin group
 COPY = "dm"        # the prefix of the suffixes of one-to-one copies of a request card
 MAX_COPIES = 26 * 26
-_TRACK = re.compile(r"^baton-(?P<corp>.+)-R(?P<id>\d+)(?:-(?P<suffix>[a-z]+))?$")
 
 
 class NoLongerAllowed(Exception):
@@ -128,28 +127,19 @@ async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, st
     return render_request_card(cv)
 
 
-def letter_suffix(prefix: str, n: int) -> str:
-    """``prefix`` and ``n`` in base-26 letters (0 -> a, 26 -> ba): card outTrackId suffixes
-    are letters only (:data:`_TRACK`)."""
-    digits = ""
-    while True:
-        n, r = divmod(n, 26)
-        digits = chr(ord("a") + r) + digits
-        if n == 0:
-            return prefix + digits
-
-
 def copy_suffix(n: int) -> str:
-    """The suffix of the ``n``-th one-to-one copy of a request card: dma, dmb, ..."""
-    return letter_suffix(COPY, n)
+    """The copy tag of the ``n``-th one-to-one copy of a request card: dma, dmb, ..."""
+    return COPY + letters(n)
 
 
 def copy_tracks(req: Request) -> list[tuple[str, str]]:
     """(outTrackId, userId) of every copy of the request's card: the admin-group twin
     (userId empty) and the one-to-one copies to deciders."""
-    base = req.card_out_track_id or ""
-    out = [(f"{base}-{TWIN}", "")] if req.payload.get("twin") else []
-    out += [(f"{base}-{copy_suffix(i)}", str(u)) for i, u in enumerate(req.payload.get("copies", []))]
+    base = CardRef.unpack(req.card_out_track_id or "")
+    out = [(CardRef.request(base.corp, base.id, TWIN).pack(), "")] if req.payload.get("twin") \
+        else []
+    out += [(CardRef.request(base.corp, base.id, copy_suffix(i)).pack(), str(u))
+            for i, u in enumerate(req.payload.get("copies", []))]
     return out
 
 
@@ -273,22 +263,24 @@ async def apply_approved(req: Request, env: Env, actor: str) -> State:
     return State.APPLIED
 
 
-def request_id_of(track: str, corp_id: str) -> tuple[int, str] | None:
-    m = _TRACK.match(track)
-    if m is None or m.group("corp") != corp_id:
+def request_ref(raw: str, corp_id: str) -> CardRef | None:
+    """The request card ``raw`` names in ``corp_id``; None for any other card."""
+    try:
+        ref = CardRef.unpack(raw)
+    except CardRefError:
         return None
-    return int(m.group("id")), m.group("suffix") or ""
+    return ref if ref.kind is CardKind.REQUEST and ref.corp == corp_id else None
 
 
 async def click(action: CardAction, env: Env) -> dict[str, Any]:
     """Judge one click; return the ack's card update (public params + clicker's notice)."""
-    parsed = request_id_of(action.out_track_id, env.corp_id)
-    req = await env.uow.requests.find(parsed[0], for_update=True) if parsed else None
-    if req is None:
+    ref = request_ref(action.out_track_id, env.corp_id)
+    req = await env.uow.requests.find(ref.id, for_update=True) if ref else None
+    if ref is None or req is None:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     env = env.for_request(req)
-    if parsed and parsed[1] and parsed[1] != TWIN and not parsed[1].startswith(COPY):
-        handler = REGISTRY.card_actions.get(f"{req.kind}:{parsed[1]}")
+    if ref.copy and ref.copy != TWIN and not ref.copy.startswith(COPY):
+        handler = REGISTRY.card_actions.get(f"{req.kind}:{ref.copy}")
         if handler is None:
             return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
         return await handler(req, action, env)

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
+from bot.core.cardref import CardKind, kind_of
 from bot.core.clock import Clock
 from bot.core.commands import Parsed, ParseError, UserRef, lang_of, parse
 from bot.core.commands.words import primary
@@ -374,7 +375,10 @@ class Dispatcher:
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
             env = Env(uow, self.settings, now, self.faults, action.message_id)
             async with uow.session.begin_nested():
-                response = await self.router.card_actions["request"](action, env)
+                # By the card's kind; a card Baton did not make goes to the request engine,
+                # which answers that it does not know it.
+                kind = kind_of(action.out_track_id) or CardKind.REQUEST
+                response = await self.router.card_actions[kind](action, env)
             self._after(uow)
             await uow.commit()
             self.faults.crash("commit.before_ack")

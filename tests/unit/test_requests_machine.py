@@ -573,7 +573,8 @@ TestTransferMachine = TransferMachine.TestCase
 @pytest.mark.parametrize(("n", "suffix"), [(0, "dma"), (1, "dmb"), (25, "dmz"), (26, "dmba"),
                                             (26 * 26 - 1, "dmzz")])
 def test_copy_suffixes_are_letters_the_track_parser_reads(n: int, suffix: str) -> None:
-    from bot.approvals.engine import copy_suffix, request_id_of
+    from bot.approvals.engine import copy_suffix, request_ref
+    from bot.core.cardref import CardRef
 
     assert copy_suffix(n) == suffix
-    assert request_id_of(f"baton-corp-R12-{suffix}", "corp") == (12, suffix)
+    assert request_ref(f"baton-corp-R12-{suffix}", "corp") == CardRef.request("corp", 12, suffix)

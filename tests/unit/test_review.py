@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.approvals.engine import request_id_of
-from handlers.review import LiveGrant, assign_items, card_suffix, next_fire
+from bot.approvals.engine import REGISTRY
+from bot.core.cardref import CardKind, CardRef
+from bot.core.domain.review import LiveGrant, assign_items
+from handlers import review
+from handlers.review import next_fire
 
 CRON = "0 9 1 1,4,7,10 *"
 
@@ -39,20 +42,27 @@ def test_items_go_to_their_granter_if_still_an_admin_else_the_owner() -> None:
         LiveGrant(4, "zhaoliu", "crm.export", "zhangsan", None),
     ]
     order, items = assign_items(grants, ["zhangsan", "lisi", "wangwu"], "zhangsan")
-    assert [(it["i"], it["user"], it["name"], it["admin"]) for it in items] == [
+    assert [(it.i, it.user, it.name, it.admin) for it in items] == [
         (0, "qianqi", "analyst", "zhangsan"),            # the granter is no longer an admin
         (1, "qianqi", "crm.report.view", "wangwu"),
         (2, "zhaoliu", "crm.export", "zhangsan"),        # the owner granted it
         (3, "zhaoliu", "sales", "lisi"),
     ]
     assert order == ["zhangsan", "lisi", "wangwu"]       # the owner's card first
-    assert items[1]["expires_at"] == "2026-02-01T00:00:00+00:00"
-    assert all(it["decision"] is None for it in items)
+    assert items[1].expires_at == datetime(2026, 2, 1, tzinfo=UTC)
+    assert all(it.decision is None for it in items)
     assert assign_items([], ["lisi"], "zhangsan") == ([], [])
 
 
-def test_card_suffixes_are_letters_the_request_machinery_reads() -> None:
-    suffixes = [card_suffix(n) for n in range(26 * 26)]
-    assert len(set(suffixes)) == len(suffixes)
-    assert suffixes[:2] == ["rva", "rvb"] and suffixes[26] == "rvba"
-    assert request_id_of("baton-corp-R12-rvba", "corp") == (12, "rvba")
+def test_review_card_refs_are_distinct_and_read_back_as_review_cards() -> None:
+    tracks = [CardRef.review("corp", 12, n).pack() for n in range(26 * 26)]
+    assert len(set(tracks)) == len(tracks)
+    assert [t.rsplit("-", 1)[1] for t in tracks[:2]] == ["rva", "rvb"]
+    assert tracks[26] == "baton-corp-R12-rvba"
+    ref = CardRef.unpack("baton-corp-R12-rvba")
+    assert (ref.kind, ref.corp, ref.id, ref.reviewer) == (CardKind.REVIEW, "corp", 12, 26)
+
+
+def test_review_cards_route_by_their_kind_not_by_registry_keys() -> None:
+    assert review.router.card_actions == {CardKind.REVIEW: review.review_click}
+    assert not [k for k in REGISTRY.card_actions if k.startswith("review:")]
