@@ -170,9 +170,7 @@ async def send_export(db: Database, settings: Any, client: OpenApiClient,
 
 @router.command(ImportMode, admin_only=True, authority="admin")
 async def import_mode(cmd: ImportMode, ctx: Context) -> None:
-    ctx.sender.import_mode = cmd.mode
-    ctx.sender.import_mode_until = ctx.now + ARM_FOR
-    await ctx.uow.session.flush()
+    await ctx.uow.members.arm_import(ctx.sender, cmd.mode, ctx.now + ARM_FOR)
     note = ctx.t("import_replace_note") if cmd.mode == "replace" else ""
     await ctx.reply(ctx.t("import_armed", mode=ctx.t(f"import_mode_{cmd.mode}"), note=note))
 

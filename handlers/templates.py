@@ -145,10 +145,8 @@ async def template_create(cmd: TemplateCreate, ctx: Context) -> None:
     items = _items(cat, cmd.perms, ctx.lang, "template_create.refused")
     if await ctx.uow.perms.template(ctx.corp_id, cmd.name) is not None:
         raise UserError("template_exists", name=literal(cmd.name, 64))
-    ctx.uow.session.add(Template(corp_id=ctx.corp_id, name=cmd.name, permissions=items,
-                                 created_by=ctx.sender.user_id, created_at=ctx.now,
-                                 updated_at=ctx.now))
-    await ctx.uow.session.flush()
+    await ctx.uow.perms.add_template(ctx.corp_id, cmd.name, items, by=ctx.sender.user_id,
+                                     now=ctx.now)
     await ctx.audit("template.create", "applied", after={"template": cmd.name, "items": items})
     await ctx.reply(ctx.t("template_created", name=literal(cmd.name, 64),
                           items=_items_text(items, cat, ctx.lang)), markdown=True)
@@ -364,8 +362,7 @@ class TemplateSetRequest(ApprovedChange):
         tpl = await _template(env, str(p["template"]), "", env.lang)
         if list(tpl.permissions) != list(p["old"]):
             raise RuntimeError("the template changed since the request was made")
-        tpl.permissions, tpl.updated_at = list(p["new"]), env.now
-        await env.uow.session.flush()
+        await env.uow.perms.set_template_items(tpl, list(p["new"]), env.now)
         await env.audit(req.requester_id, "template.set", "applied", request_id=req.id,
                         before={"template": tpl.name, "items": list(p["old"])},
                         after={"template": tpl.name, "items": list(p["new"]),

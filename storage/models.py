@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from bot.core.domain import members as _levels
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -62,10 +64,9 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
-# Admin levels of a member inside Baton (not DingTalk's own flag).
-OWNER = "owner"
-ADMIN = "admin"
-MEMBER = "member"
+# Admin levels of a member inside Baton (not DingTalk's own flag): bot.core's; also here for
+# the code that still reads them from the schema.
+OWNER, ADMIN, MEMBER = _levels.OWNER, _levels.ADMIN, _levels.MEMBER
 
 
 class Member(Base):

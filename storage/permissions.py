@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.domain.permissions import (
     OWNER_ROLE,
     Catalog,
+    EndedGrant,
     GrantIn,
     Holdings,
     Source,
@@ -240,6 +241,16 @@ class PermissionRepo:
             await self.s.flush()
         return row
 
+    async def remove_expired(self, grant_id: int, now: datetime) -> EndedGrant | None:
+        """Remove grant ``grant_id`` when it has run out by ``now``; None when it is gone
+        already (revoked) or was extended (a later due row covers the new expiry)."""
+        row = await self.s.get(Grant, grant_id)
+        if row is None or row.expires_at is None or row.expires_at > now:
+            return None
+        await self.s.delete(row)
+        await self.s.flush()
+        return EndedGrant(row.user_id, row.name, row.expires_at, row.granted_by)
+
     async def grants_of(self, corp_id: str, user_id: str) -> Sequence[Grant]:
         return (await self.s.execute(
             select(Grant).where(Grant.corp_id == corp_id, Grant.user_id == user_id)
@@ -260,6 +271,17 @@ class PermissionRepo:
         )).scalars().all()
         counts = await self._holder_counts([t.id for t in rows])
         return [(t, counts.get(t.id, 0)) for t in rows]
+
+    async def add_template(self, corp_id: str, name: str, items: list[str], *, by: str,
+                           now: datetime) -> None:
+        self.s.add(Template(corp_id=corp_id, name=name, permissions=items, created_by=by,
+                            created_at=now, updated_at=now))
+        await self.s.flush()
+
+    async def set_template_items(self, template: Template, items: list[str],
+                                 now: datetime) -> None:
+        template.permissions, template.updated_at = items, now
+        await self.s.flush()
 
     async def _holder_counts(self, ids: list[int]) -> dict[int, int]:
         from sqlalchemy import func
