@@ -20,12 +20,13 @@ from bot.approvals.engine import (
 )
 from bot.core.clock import local
 from bot.core.commands.durations import format_duration
+from bot.core.domain.due import DueItem
 from bot.core.domain.requests import State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
 from bot.dispatch.env import Env
 from bot.texts.catalog import MESSAGES, t
-from storage.models import DueWork, Request
+from storage.models import Request
 
 KIND = "request_remind"
 MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one
@@ -56,7 +57,7 @@ async def _lock_own(row_id: int, env: Env) -> bool:
     return await env.uow.due.is_pending(row_id)
 
 
-async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork, Request]]:
+async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueItem, Request]]:
     """Other pending reminder rows due now for open requests in ``req``'s conversation."""
     rows = await env.uow.due.pending_due(KIND, env.now, besides=row_id)
     ids = {int(r.payload["request_id"]) for r in rows if "request_id" in r.payload}
@@ -64,7 +65,7 @@ async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork
         return []
     reqs = await env.uow.requests.by_ids(req.corp_id, ids)
     key = conversation_key(req)
-    chosen: list[tuple[DueWork, Request]] = []
+    chosen: list[tuple[DueItem, Request]] = []
     seen = {req.id}
     for r in rows:
         other = reqs.get(int(r.payload.get("request_id", 0)))

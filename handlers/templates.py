@@ -23,7 +23,14 @@ from bot.core.commands import (
     TemplateSet,
     TemplateShow,
 )
-from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
+from bot.core.domain.permissions import (
+    Catalog,
+    Impact,
+    TemplateIn,
+    TemplateView,
+    effective,
+    impact,
+)
 from bot.core.escape import Md, code, joined, literal, person
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.env import Env
@@ -37,7 +44,7 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from storage.models import Request, Template
+from storage.models import Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -58,9 +65,9 @@ def _items_text(items: list[str], cat: Catalog, lang: Lang) -> Md:
                   (code(i) if not cat.is_permission(i) else cat.label(i, lang) for i in items))
 
 
-async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> Template:
+async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> TemplateView:
     uow = ctx.uow
-    tpl: Template | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
+    tpl: TemplateView | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
     if tpl is None:
         names = [t_.name for t_, _ in await uow.perms.templates(ctx.corp_id)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
@@ -70,7 +77,7 @@ async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> T
     return tpl
 
 
-async def template_impact(env: Env | Context, tpl: Template, new_items: list[str] | None,
+async def template_impact(env: Env | Context, tpl: TemplateView, new_items: list[str] | None,
                           cat: Catalog) -> Impact:
     """Who gains and who loses what if ``tpl`` held ``new_items`` (None: deleted)."""
     holders = await env.uow.perms.holders(tpl.id)
@@ -213,7 +220,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
         **_impact_payload(imp), "holders": len(holders), "holder_ids": sorted(holders)})
 
 
-async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
+async def delete_template(env: Env, tpl: TemplateView, *, by: str, request_id: int | None = None) -> None:
     holders = await env.uow.perms.holders(tpl.id)
     await env.uow.perms.delete_template(tpl)
     await env.audit(by, "template.delete", "applied", request_id=request_id,
@@ -326,7 +333,7 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
                     + "\n\n" + people_text(users, names, ctx.lang), markdown=True)
 
 
-async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: str,
+async def assign(env: Env, tpl: TemplateView, users: dict[str, str | None], *, by: str,
                  request_id: int | None = None) -> int:
     n = 0
     for uid, dept in users.items():

@@ -22,6 +22,7 @@ from sqlalchemy import (
     text,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +34,7 @@ from bot.core.domain.permissions import (
     Holdings,
     Source,
     TemplateIn,
+    TemplateView,
     longest,
     sources_of,
 )
@@ -258,19 +260,21 @@ class PermissionRepo:
         )).scalars().all()
 
     # ---- templates -----------------------------------------------------------------------
-    async def template(self, corp_id: str, name: str, *, for_update: bool = False) -> Template | None:
+    async def template(self, corp_id: str, name: str, *,
+                       for_update: bool = False) -> TemplateView | None:
         stmt = select(Template).where(Template.corp_id == corp_id, Template.name == name)
         if for_update:
             stmt = stmt.with_for_update()
-        return (await self.s.execute(stmt)).scalar_one_or_none()
+        row = (await self.s.execute(stmt)).scalar_one_or_none()
+        return None if row is None else _template_view(row)
 
-    async def templates(self, corp_id: str) -> list[tuple[Template, int]]:
+    async def templates(self, corp_id: str) -> list[tuple[TemplateView, int]]:
         """Every template with its number of holders, by name."""
         rows = (await self.s.execute(
             select(Template).where(Template.corp_id == corp_id).order_by(Template.name)
         )).scalars().all()
         counts = await self._holder_counts([t.id for t in rows])
-        return [(t, counts.get(t.id, 0)) for t in rows]
+        return [(_template_view(t), counts.get(t.id, 0)) for t in rows]
 
     async def add_template(self, corp_id: str, name: str, items: list[str], *, by: str,
                            now: datetime) -> None:
@@ -278,10 +282,10 @@ class PermissionRepo:
                             created_at=now, updated_at=now))
         await self.s.flush()
 
-    async def set_template_items(self, template: Template, items: list[str],
+    async def set_template_items(self, template: TemplateView, items: list[str],
                                  now: datetime) -> None:
-        template.permissions, template.updated_at = items, now
-        await self.s.flush()
+        await self.s.execute(update(Template).where(Template.id == template.id).values(
+            permissions=items, updated_at=now))
 
     async def _holder_counts(self, ids: list[int]) -> dict[int, int]:
         from sqlalchemy import func
@@ -300,8 +304,8 @@ class PermissionRepo:
             .order_by(TemplateAssignment.user_id)
         )).scalars())
 
-    async def assign(self, template: Template, user_id: str, *, by: str, now: datetime,
-                     via_dept: str | None = None) -> bool:
+    async def assign(self, template: TemplateView | Template, user_id: str, *, by: str,
+                     now: datetime, via_dept: str | None = None) -> bool:
         """Assign ``template`` to ``user_id``; False when it already was."""
         exists = (await self.s.execute(
             select(TemplateAssignment.id).where(TemplateAssignment.template_id == template.id,
@@ -314,11 +318,14 @@ class PermissionRepo:
         await self.s.flush()
         return True
 
-    async def delete_template(self, template: Template) -> None:
+    async def delete_template(self, template: TemplateView) -> None:
         await self.s.execute(delete(TemplateAssignment)
                              .where(TemplateAssignment.template_id == template.id))
-        await self.s.delete(template)
-        await self.s.flush()
+        await self.s.execute(delete(Template).where(Template.id == template.id))
+
+
+def _template_view(t: Template) -> TemplateView:
+    return TemplateView(t.id, t.name, tuple(t.permissions))
 
 
 def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:

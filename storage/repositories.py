@@ -490,6 +490,10 @@ class OutboxRepo:
         return int(pending), oldest, failed
 
 
+def _due_item(r: DueWork) -> DueItem:
+    return DueItem(r.id, r.kind, r.due_at, r.payload, r.status, r.attempts)
+
+
 class DueWorkRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
@@ -522,13 +526,13 @@ class DueWorkRepo:
         return (await self.s.execute(q)).scalar_one_or_none() == "pending"
 
     async def pending_due(self, kind: str, now: datetime, *,
-                          besides: int) -> Sequence[DueWork]:
+                          besides: int) -> list[DueItem]:
         """The pending rows of ``kind`` due by ``now`` other than ``besides``, in due order."""
-        return (await self.s.execute(
+        return [_due_item(r) for r in (await self.s.execute(
             select(DueWork).where(DueWork.kind == kind, DueWork.status == "pending",
                                   DueWork.due_at <= now, DueWork.id != besides)
             .order_by(DueWork.due_at, DueWork.id)
-        )).scalars().all()
+        )).scalars()]
 
     async def take(self, row_ids: Sequence[int], now: datetime) -> set[int]:
         """Mark done those of ``row_ids`` still pending (on PostgreSQL: and not held by
@@ -567,8 +571,7 @@ class DueWorkRepo:
         async def first(where: Any) -> tuple[DueItem, ...]:
             rows = (await self.s.execute(select(DueWork).where(where).order_by(
                 DueWork.due_at, DueWork.id).limit(limit))).scalars().all()
-            return tuple(DueItem(r.id, r.kind, r.due_at, r.payload, r.status, r.attempts)
-                         for r in rows)
+            return tuple(_due_item(r) for r in rows)
 
         overdue = await count(pending, DueWork.due_at <= now)
         total = await count(pending)

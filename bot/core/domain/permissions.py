@@ -148,6 +148,15 @@ class EndedGrant:
 
 
 @dataclass(frozen=True)
+class TemplateView:
+    """A stored permission template: its id, name and items, in order."""
+
+    id: int
+    name: str
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TemplateIn:
     name: str
     items: tuple[str, ...]
