@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -24,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from bot.core.domain import members as _levels
+from bot.core.domain import outbox as _outbox
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -283,27 +283,10 @@ class OutboxMessage(Base):
 
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """An outbox row as the sender claims it: plain values read with Core (no ORM identity
-    map or instrumentation; a claim is on every cycle of the sender). Same fields as
-    :class:`OutboxMessage`."""
+# An outbox row as the sender claims it: bot.core's value; also here for the code that
+# still reads it from the schema.
+OutboxRow = _outbox.OutboxRow
 
-    id: int
-    kind: str
-    conversation_key: str
-    payload: dict[str, Any]
-    session_webhook: str | None
-    webhook_expires_at: datetime | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    claimed_until: datetime | None
-    created_at: datetime
-    sent_at: datetime | None
-    counted_at: datetime | None
-    last_error: str | None
-    source_message_id: str | None
 
 class DueWork(Base):
     """Scheduled work (reminders, expiries, reviews); the scheduler only wakes us to look."""

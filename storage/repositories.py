@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem, DueOverview
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView
+from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.requests import RequestConflict, Vote
 from storage.models import (
     AuditEntry,
@@ -23,7 +24,6 @@ from storage.models import (
     DueWork,
     Member,
     OutboxMessage,
-    OutboxRow,
     ProcessedMessage,
     Request,
 )

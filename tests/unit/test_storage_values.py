@@ -12,10 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView
+from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.permissions import EndedGrant, TemplateView
 from bot.core.domain.requests import RequestConflict, Vote
+from storage import models
 from storage.db import Database
-from storage.models import Request, Template
+from storage.models import OutboxMessage, Request, Template
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 CORP = "c1"
@@ -214,3 +216,11 @@ async def test_audit_reads_are_values_that_outlive_the_transaction(db: Database)
     assert (first.actor_id, first.target_id, first.after, first.prev_hash) == (
         "bob", "amy", {"name": "crm.read"}, "0" * 64)
     assert between[1].prev_hash == first.hash
+
+
+def test_the_outbox_value_has_the_outbox_table_s_columns() -> None:
+    """A claim builds ``OutboxRow(**row)`` from every column of the table: core's value
+    (re-exported by the schema) must name exactly those."""
+    assert models.OutboxRow is OutboxRow
+    assert [f.name for f in dataclasses.fields(OutboxRow)] == [
+        c.name for c in OutboxMessage.__table__.columns]
