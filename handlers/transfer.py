@@ -92,8 +92,8 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     assert owner is not None
     if target is None:
         target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))
-    elif info.get("name") and not target.name:
-        target.name = info["name"]
+    else:
+        ctx.uow.members.name_if_unnamed(target, info.get("name"))
     env = ctx.env()
     names = await env.names(owner.user_id, target_id)
     twin = next(iter(ctx.settings.org.admin_conversations), None) \

@@ -129,6 +129,16 @@ class MemberRepo:
         member.import_mode, member.import_mode_until = mode, until
         await self.s.flush()
 
+    def disarm_import(self, member: Member) -> None:
+        """``member``'s next file is imported in the default mode again (written with the
+        transaction)."""
+        member.import_mode, member.import_mode_until = None, None
+
+    def name_if_unnamed(self, member: Member, name: str | None) -> None:
+        """Give ``member`` ``name`` when it has none yet (written with the transaction)."""
+        if name and not member.name:
+            member.name = name
+
     async def upsert(self, corp_id: str, user_id: str, now: datetime, *, name: str | None = None,
                      level: str | None = None, active: bool | None = None) -> Member:
         m = await self.get(corp_id, user_id)

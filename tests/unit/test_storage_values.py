@@ -55,6 +55,24 @@ async def test_members_names_levels_and_views(db: Database) -> None:
         assert (amy.import_mode, amy.import_mode_until) == ("replace", NOW + timedelta(minutes=10))
 
 
+async def test_members_disarm_import_and_name_if_unnamed(db: Database) -> None:
+    async with db.uow() as uow:
+        amy = await uow.members.upsert(CORP, "amy", NOW)
+        bob = await uow.members.upsert(CORP, "bob", NOW, name="Bob")
+        await uow.members.arm_import(amy, "replace", NOW + timedelta(hours=1))
+        uow.members.disarm_import(amy)
+        uow.members.name_if_unnamed(amy, "Amy")
+        uow.members.name_if_unnamed(bob, "Robert")        # has a name: kept
+        uow.members.name_if_unnamed(bob, None)
+        await uow.commit()
+    async with db.uow() as uow:
+        amy = await uow.members.get(CORP, "amy")
+        bob = await uow.members.get(CORP, "bob")
+        assert amy is not None and bob is not None
+        assert (amy.name, amy.import_mode, amy.import_mode_until) == ("Amy", None, None)
+        assert bob.name == "Bob"
+
+
 async def test_set_level_meets_the_one_owner_constraint_at_once(db: Database) -> None:
     async with db.uow() as uow:
         await uow.members.upsert(CORP, "bob", NOW, level=OWNER)
