@@ -10,8 +10,8 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     """An outbox row as the sender claims it: plain values read with Core (no ORM identity
-    map or instrumentation; a claim is on every cycle of the sender). Same fields as
-    ``storage.models.OutboxMessage``."""
+    map or instrumentation; a claim is on every cycle of the sender). One field per column of
+    the outbox table."""
 
     id: int
     kind: str
