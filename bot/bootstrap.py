@@ -13,9 +13,9 @@ import logging
 
 from bot.config import Settings
 from bot.core.clock import Clock
+from bot.core.domain.members import ADMIN, OWNER
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from storage.db import Database
-from storage.models import ADMIN, OWNER
 
 log = logging.getLogger(__name__)
 

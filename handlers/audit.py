@@ -19,12 +19,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from bot.config import Settings
 from bot.core.clock import local
 from bot.core.commands import COMMAND_NAMES, Audit
 from bot.core.commands.words import primary
+from bot.core.domain.audit import AuditRecord
 from bot.core.escape import literal
 from bot.core.escape import person as text_person
 from bot.core.lang import Lang
@@ -32,7 +31,6 @@ from bot.dispatch.context import CommandRouter, Context
 from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from storage.db import Database
-from storage.models import AuditEntry, Member
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -122,7 +120,7 @@ def reason_text(code: str, lang: Lang) -> str:
     return t("audit_reason", lang, reason=label)
 
 
-def entry_line(e: AuditEntry, names: dict[str, str], lang: Lang, tz: str) -> str:
+def entry_line(e: AuditRecord, names: dict[str, str], lang: Lang, tz: str) -> str:
     parts = [local(e.at, tz), person(e.actor_id, names), action_text(e.action, lang)]
     if e.target_id:
         parts.append(t("audit_on", lang, who=person(e.target_id, names)))
@@ -142,13 +140,7 @@ def entry_line(e: AuditEntry, names: dict[str, str], lang: Lang, tz: str) -> str
 # ---- the command ----------------------------------------------------------------------------
 
 async def _names(ctx: Context, user_ids: set[str]) -> dict[str, str]:
-    if not user_ids:
-        return {}
-    rows = (await ctx.uow.session.execute(
-        select(Member.user_id, Member.name).where(
-            Member.corp_id == ctx.corp_id, Member.user_id.in_(user_ids))
-    )).all()
-    return {u: n for u, n in rows if n}
+    return await ctx.uow.members.names(ctx.corp_id, user_ids)
 
 
 @router.command(Audit, admin_only=True, authority="admin")

@@ -169,9 +169,7 @@ async def send_export(db: Database, settings: Any, client: Messenger,
 
 @router.command(ImportMode, admin_only=True, authority="admin")
 async def import_mode(cmd: ImportMode, ctx: Context) -> None:
-    ctx.sender.import_mode = cmd.mode
-    ctx.sender.import_mode_until = ctx.now + ARM_FOR
-    await ctx.uow.session.flush()
+    await ctx.uow.members.arm_import(ctx.sender, cmd.mode, ctx.now + ARM_FOR)
     note = ctx.t("import_replace_note") if cmd.mode == "replace" else ""
     await ctx.reply(ctx.t("import_armed", mode=ctx.t(f"import_mode_{cmd.mode}"), note=note))
 
@@ -233,7 +231,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                         title=ctx.t("import_title"))
         return
     if not p.changes:
-        me.import_mode, me.import_mode_until = None, None
+        ctx.uow.members.disarm_import(me)
         await ctx.reply(ctx.t("import_no_changes", name=name, rows=len(p.rows)))
         return
     imp = await change_impact(ctx.uow, corp, p.changes, cat, templates, ctx.now)
@@ -251,7 +249,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
         "people": None if people is None else sorted(people)})
     # The armed replace mode is used up by the file that became a request (a file refused
     # for errors, or with nothing to change, leaves it armed for the corrected file).
-    me.import_mode, me.import_mode_until = None, None
+    ctx.uow.members.disarm_import(me)
     removed = [c.entry for c in p.changes if c.op == "remove"]
     gone = await removal_lines(ctx.env(), removed)
     if len(removed) > SHOW_REMOVALS:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from bot.core.commands import Admins, Help, WhoAmI, render_help
+from bot.core.domain.members import ADMIN, OWNER, MemberView
 from bot.core.domain.permissions import sources_of
 from bot.core.escape import Md, joined, person
 from bot.dispatch.context import CommandRouter, Context
 from bot.texts.catalog import t
-from storage.models import ADMIN, OWNER, Member
+from storage.models import Member
 
 router = CommandRouter()
 
 
-def _who(m: Member) -> Md:
+def _who(m: MemberView) -> Md:
     return person(m.name, m.user_id)
 
 

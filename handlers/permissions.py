@@ -29,6 +29,7 @@ from bot.core.commands import (
     WhoHas,
 )
 from bot.core.commands.durations import format_duration
+from bot.core.domain.members import ADMIN, MEMBER, OWNER
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
     BUILTIN_ROLES,
@@ -47,7 +48,7 @@ from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
-from storage.models import ADMIN, MEMBER, OWNER, Member, Request
+from storage.models import Member, Request
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -377,14 +378,10 @@ def _removal_advice(srcs: list[Source], cat: Catalog, user_id: str, lang: Lang) 
 async def due_grant_expire(payload: dict[str, Any], dctx: DueContext) -> None:
     """A time-bound grant ends: remove it (unless it was extended) and tell both sides."""
     async with dctx.transaction() as env:
-        from storage.models import Grant as GrantRow
-
-        row = await env.uow.session.get(GrantRow, int(payload["grant_id"]))
-        if row is None or row.expires_at is None or row.expires_at > env.now:
+        row = await env.uow.perms.remove_expired(int(payload["grant_id"]), env.now)
+        if row is None:
             return          # revoked already, or extended (a later row covers the new expiry)
         cat = catalog_of(env.settings)
-        await env.uow.session.delete(row)
-        await env.uow.session.flush()
         await env.audit("system", "grant.expired", "applied", target_id=row.user_id,
                         before={"name": row.name, "expires_at": _iso(row.expires_at)})
         label = cat.label(row.name, env.lang)
@@ -422,8 +419,7 @@ async def role_set(cmd: RoleSet, ctx: Context) -> None:
 async def set_role(env: Env, target: Member, role: str | None, *, by: str,
                    request_id: int | None = None, action: str = "role_set.apply") -> None:
     before = target.role
-    target.role, target.updated_at = role, env.now
-    await env.uow.session.flush()
+    await env.uow.members.set_role(target, role, env.now)
     await env.audit(by, action, "applied", target_id=target.user_id,
                     request_id=request_id, before={"role": before}, after={"role": role})
 
@@ -510,8 +506,7 @@ async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
 async def set_level(env: Env, target: Member, level: str, *, by: str,
                     request_id: int | None = None) -> None:
     before = target.level
-    target.level, target.updated_at = level, env.now
-    await env.uow.session.flush()
+    await env.uow.members.set_level(target, level, env.now)
     action = "admin_add.apply" if level == ADMIN else "admin_remove.apply"
     await env.audit(by, action, "applied", target_id=target.user_id, request_id=request_id,
                     before={"level": before}, after={"level": level})

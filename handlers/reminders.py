@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from sqlalchemy import select, update
-
 from bot.approvals.engine import (
     conversation_key,
     held_for_quiet_hours,
@@ -22,13 +20,13 @@ from bot.approvals.engine import (
 )
 from bot.core.clock import local
 from bot.core.commands.durations import format_duration
+from bot.core.domain.due import DueItem
 from bot.core.domain.requests import State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
 from bot.dispatch.env import Env
 from bot.texts.catalog import t
-from storage.models import DueWork, Request
-from storage.repositories import _dialect
+from storage.models import Request
 
 KIND = "request_remind"
 MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one
@@ -40,28 +38,18 @@ def _open(req: Request | None, env: Env) -> bool:
 
 async def _lock_own(row_id: int, env: Env) -> bool:
     """Still ours to send? (Another handler may have merged this row into its message.)"""
-    q = select(DueWork.status).where(DueWork.id == row_id)
-    if _dialect(env.uow.session) == "postgresql":
-        q = q.with_for_update()
-    return (await env.uow.session.execute(q)).scalar_one_or_none() == "pending"
+    return await env.uow.due.is_pending(row_id)
 
 
-async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork, Request]]:
+async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueItem, Request]]:
     """Other pending reminder rows due now for open requests in ``req``'s conversation."""
-    s = env.uow.session
-    rows = (await s.execute(
-        select(DueWork).where(DueWork.kind == KIND, DueWork.status == "pending",
-                              DueWork.due_at <= env.now, DueWork.id != row_id)
-        .order_by(DueWork.due_at, DueWork.id)
-    )).scalars().all()
+    rows = await env.uow.due.pending_due(KIND, env.now, besides=row_id)
     ids = {int(r.payload["request_id"]) for r in rows if "request_id" in r.payload}
     if not ids:
         return []
-    reqs = {r.id: r for r in (await s.execute(
-        select(Request).where(Request.id.in_(ids), Request.corp_id == req.corp_id)
-    )).scalars()}
+    reqs = await env.uow.requests.by_ids(req.corp_id, ids)
     key = conversation_key(req)
-    chosen: list[tuple[DueWork, Request]] = []
+    chosen: list[tuple[DueItem, Request]] = []
     seen = {req.id}
     for r in rows:
         other = reqs.get(int(r.payload.get("request_id", 0)))
@@ -76,16 +64,8 @@ async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork
     if not chosen:
         return []
     # Take them for real: still pending, and (on PostgreSQL) not held by another replica.
-    q = select(DueWork.id).where(DueWork.id.in_([r.id for r, _ in chosen]),
-                                 DueWork.status == "pending")
-    if _dialect(s) == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    held = set((await s.execute(q)).scalars())
-    chosen = [(r, o) for r, o in chosen if r.id in held]
-    if chosen:
-        await s.execute(update(DueWork).where(DueWork.id.in_([r.id for r, _ in chosen])).values(
-            status="done", done_at=env.now, claimed_until=None))
-    return chosen
+    held = await env.uow.due.take([r.id for r, _ in chosen], env.now)
+    return [(r, o) for r, o in chosen if r.id in held]
 
 
 async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:

@@ -23,7 +23,14 @@ from bot.core.commands import (
     TemplateSet,
     TemplateShow,
 )
-from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
+from bot.core.domain.permissions import (
+    Catalog,
+    Impact,
+    TemplateIn,
+    TemplateView,
+    effective,
+    impact,
+)
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
@@ -38,7 +45,7 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from storage.models import Request, Template
+from storage.models import Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -59,9 +66,9 @@ def _items_text(items: list[str], cat: Catalog, lang: Lang) -> Md:
                   (code(i) if not cat.is_permission(i) else cat.label(i, lang) for i in items))
 
 
-async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> Template:
+async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> TemplateView:
     uow = ctx.uow
-    tpl: Template | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
+    tpl: TemplateView | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
     if tpl is None:
         names = [t_.name for t_, _ in await uow.perms.templates(ctx.corp_id)]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
@@ -71,7 +78,7 @@ async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> T
     return tpl
 
 
-async def template_impact(env: Env | Context, tpl: Template, new_items: list[str] | None,
+async def template_impact(env: Env | Context, tpl: TemplateView, new_items: list[str] | None,
                           cat: Catalog) -> Impact:
     """Who gains and who loses what if ``tpl`` held ``new_items`` (None: deleted)."""
     holders = await env.uow.perms.holders(tpl.id)
@@ -146,10 +153,8 @@ async def template_create(cmd: TemplateCreate, ctx: Context) -> None:
     items = _items(cat, cmd.perms, ctx.lang, "template_create.refused")
     if await ctx.uow.perms.template(ctx.corp_id, cmd.name) is not None:
         raise UserError("template_exists", name=literal(cmd.name, 64))
-    ctx.uow.session.add(Template(corp_id=ctx.corp_id, name=cmd.name, permissions=items,
-                                 created_by=ctx.sender.user_id, created_at=ctx.now,
-                                 updated_at=ctx.now))
-    await ctx.uow.session.flush()
+    await ctx.uow.perms.add_template(ctx.corp_id, cmd.name, items, by=ctx.sender.user_id,
+                                     now=ctx.now)
     await ctx.audit("template.create", "applied", after={"template": cmd.name, "items": items})
     await ctx.reply(ctx.t("template_created", name=literal(cmd.name, 64),
                           items=_items_text(items, cat, ctx.lang)), markdown=True)
@@ -216,7 +221,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
         **_impact_payload(imp), "holders": len(holders), "holder_ids": sorted(holders)})
 
 
-async def delete_template(env: Env, tpl: Template, *, by: str, request_id: int | None = None) -> None:
+async def delete_template(env: Env, tpl: TemplateView, *, by: str, request_id: int | None = None) -> None:
     holders = await env.uow.perms.holders(tpl.id)
     await env.uow.perms.delete_template(tpl)
     await env.audit(by, "template.delete", "applied", request_id=request_id,
@@ -329,7 +334,7 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
                     + "\n\n" + people_text(users, names, ctx.lang), markdown=True)
 
 
-async def assign(env: Env, tpl: Template, users: dict[str, str | None], *, by: str,
+async def assign(env: Env, tpl: TemplateView, users: dict[str, str | None], *, by: str,
                  request_id: int | None = None) -> int:
     n = 0
     for uid, dept in users.items():
@@ -365,8 +370,7 @@ class TemplateSetRequest(ApprovedChange):
         tpl = await _template(env, str(p["template"]), "", env.lang)
         if list(tpl.permissions) != list(p["old"]):
             raise RuntimeError("the template changed since the request was made")
-        tpl.permissions, tpl.updated_at = list(p["new"]), env.now
-        await env.uow.session.flush()
+        await env.uow.perms.set_template_items(tpl, list(p["new"]), env.now)
         await env.audit(req.requester_id, "template.set", "applied", request_id=req.id,
                         before={"template": tpl.name, "items": list(p["old"])},
                         after={"template": tpl.name, "items": list(p["new"]),

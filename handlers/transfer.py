@@ -6,13 +6,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from bot.approvals.engine import REGISTRY, NoLongerAllowed, open_request
 from bot.config import Settings
 from bot.core.commands import TransferOwner
+from bot.core.domain.members import ADMIN, MEMBER, OWNER
 from bot.core.domain.permissions import effective
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import RequestConflict, Requirement, State
 from bot.core.domain.transfer import (
     OWNER_TRANSFER,
     TRANSFER_PERMISSION,
@@ -31,7 +30,7 @@ from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from storage.db import UnitOfWork
-from storage.models import ADMIN, MEMBER, OWNER, Request
+from storage.models import Request
 from storage.snapshots import take_snapshot
 
 log = logging.getLogger(__name__)
@@ -93,8 +92,8 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
     assert owner is not None
     if target is None:
         target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))
-    elif info.get("name") and not target.name:
-        target.name = info["name"]
+    else:
+        ctx.uow.members.name_if_unnamed(target, info.get("name"))
     env = ctx.env()
     names = await env.names(owner.user_id, target_id)
     twin = next(iter(ctx.settings.org.admin_conversations), None) \
@@ -112,7 +111,7 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
             copies_to=[u for u in (owner.user_id, target_id) if u != me.user_id]
             if not ctx.message.is_group and not twin else (),
         )
-    except IntegrityError:
+    except RequestConflict:
         raise UserError("transfer_transfer_open", target=target_id, id="") from None
     who = names[target_id] if me.user_id == owner.user_id else \
         joined(ctx.t("list_sep"), (names[owner.user_id], names[target_id]))
@@ -148,10 +147,9 @@ class OwnerTransfer:
         before = {"owner": owner.user_id, "target_level": target.level,
                   "previous_owner_level": owner.level}
         new_level = ADMIN if env.settings.policy.previous_owner == "admin" else MEMBER
-        owner.level, owner.updated_at = new_level, env.now
-        await env.uow.session.flush()          # demote first: one owner per corp, always
-        target.level, target.updated_at = OWNER, env.now
-        await env.uow.session.flush()
+        # Demote first: one owner per corp, always.
+        await env.uow.members.set_level(owner, new_level, env.now)
+        await env.uow.members.set_level(target, OWNER, env.now)
         req.payload = {**req.payload, "previous_owner": owner.user_id, "snapshot": snap.id}
         await env.audit("system", "owner_transfer.apply", "applied", target_id=target_id,
                         request_id=req.id, before=before,

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-from storage.models import AuditEntry
+from bot.core.domain.audit import AuditRecord
 
 Format = Literal["xlsx", "csv"]
 Cell = str | int
@@ -44,7 +44,7 @@ def _json(value: dict[str, Any] | None) -> str:
                       default=str)
 
 
-def audit_row(e: AuditEntry) -> list[Cell]:
+def audit_row(e: AuditRecord) -> list[Cell]:
     """One entry as cells, in :data:`COLUMNS` order (times in UTC, ISO 8601)."""
     return [
         e.seq, e.at.astimezone(UTC).isoformat(), e.actor_id, e.action, e.target_id or "",
@@ -102,6 +102,6 @@ def write_rows(path: str | Path, rows: Iterable[Sequence[Cell]], fmt: Format) ->
     return n
 
 
-def write_audit(path: str | Path, entries: Iterable[AuditEntry], fmt: Format) -> int:
+def write_audit(path: str | Path, entries: Iterable[AuditRecord], fmt: Format) -> int:
     """The audit entries to ``path`` as ``fmt``; returns how many were written."""
     return write_rows(path, (audit_row(e) for e in entries), fmt)

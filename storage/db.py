@@ -181,6 +181,18 @@ class UnitOfWork:
             await self.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
                                             ":name, 0))"), {"name": name})
 
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Run the block in a savepoint, flushed at its end: an error in it rolls back only
+        the block (and expires every loaded object), the transaction goes on."""
+        async with self.session.begin_nested():
+            yield
+            await self.session.flush()
+
+    async def ping(self) -> None:
+        """One round trip to the store (raises when it is down)."""
+        await self.session.execute(text("SELECT 1"))
+
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` once the transaction has committed (e.g. wake the outbox sender)."""
         self._after_commit.append(fn)

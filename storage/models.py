@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -23,6 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from bot.core.domain import members as _levels
+from bot.core.domain import outbox as _outbox
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -63,10 +65,9 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
 
 
-# Admin levels of a member inside Baton (not DingTalk's own flag).
-OWNER = "owner"
-ADMIN = "admin"
-MEMBER = "member"
+# Admin levels of a member inside Baton (not DingTalk's own flag): bot.core's; also here for
+# the code that still reads them from the schema.
+OWNER, ADMIN, MEMBER = _levels.OWNER, _levels.ADMIN, _levels.MEMBER
 
 
 class Member(Base):
@@ -319,27 +320,10 @@ class OutboxMessage(Base):
 
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """An outbox row as the sender claims it: plain values read with Core (no ORM identity
-    map or instrumentation; a claim is on every cycle of the sender). Same fields as
-    :class:`OutboxMessage`."""
+# An outbox row as the sender claims it: bot.core's value; also here for the code that
+# still reads it from the schema.
+OutboxRow = _outbox.OutboxRow
 
-    id: int
-    kind: str
-    conversation_key: str
-    payload: dict[str, Any]
-    session_webhook: str | None
-    webhook_expires_at: datetime | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    claimed_until: datetime | None
-    created_at: datetime
-    sent_at: datetime | None
-    counted_at: datetime | None
-    last_error: str | None
-    source_message_id: str | None
 
 class DueWork(Base):
     """Scheduled work (reminders, expiries, reviews); the scheduler only wakes us to look."""

@@ -22,16 +22,19 @@ from sqlalchemy import (
     text,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.domain.permissions import (
     OWNER_ROLE,
     Catalog,
+    EndedGrant,
     GrantIn,
     Holdings,
     Source,
     TemplateIn,
+    TemplateView,
     longest,
     sources_of,
 )
@@ -240,6 +243,16 @@ class PermissionRepo:
             await self.s.flush()
         return row
 
+    async def remove_expired(self, grant_id: int, now: datetime) -> EndedGrant | None:
+        """Remove grant ``grant_id`` when it has run out by ``now``; None when it is gone
+        already (revoked) or was extended (a later due row covers the new expiry)."""
+        row = await self.s.get(Grant, grant_id)
+        if row is None or row.expires_at is None or row.expires_at > now:
+            return None
+        await self.s.delete(row)
+        await self.s.flush()
+        return EndedGrant(row.user_id, row.name, row.expires_at, row.granted_by)
+
     async def grants_of(self, corp_id: str, user_id: str) -> Sequence[Grant]:
         return (await self.s.execute(
             select(Grant).where(Grant.corp_id == corp_id, Grant.user_id == user_id)
@@ -247,19 +260,32 @@ class PermissionRepo:
         )).scalars().all()
 
     # ---- templates -----------------------------------------------------------------------
-    async def template(self, corp_id: str, name: str, *, for_update: bool = False) -> Template | None:
+    async def template(self, corp_id: str, name: str, *,
+                       for_update: bool = False) -> TemplateView | None:
         stmt = select(Template).where(Template.corp_id == corp_id, Template.name == name)
         if for_update:
             stmt = stmt.with_for_update()
-        return (await self.s.execute(stmt)).scalar_one_or_none()
+        row = (await self.s.execute(stmt)).scalar_one_or_none()
+        return None if row is None else _template_view(row)
 
-    async def templates(self, corp_id: str) -> list[tuple[Template, int]]:
+    async def templates(self, corp_id: str) -> list[tuple[TemplateView, int]]:
         """Every template with its number of holders, by name."""
         rows = (await self.s.execute(
             select(Template).where(Template.corp_id == corp_id).order_by(Template.name)
         )).scalars().all()
         counts = await self._holder_counts([t.id for t in rows])
-        return [(t, counts.get(t.id, 0)) for t in rows]
+        return [(_template_view(t), counts.get(t.id, 0)) for t in rows]
+
+    async def add_template(self, corp_id: str, name: str, items: list[str], *, by: str,
+                           now: datetime) -> None:
+        self.s.add(Template(corp_id=corp_id, name=name, permissions=items, created_by=by,
+                            created_at=now, updated_at=now))
+        await self.s.flush()
+
+    async def set_template_items(self, template: TemplateView, items: list[str],
+                                 now: datetime) -> None:
+        await self.s.execute(update(Template).where(Template.id == template.id).values(
+            permissions=items, updated_at=now))
 
     async def _holder_counts(self, ids: list[int]) -> dict[int, int]:
         from sqlalchemy import func
@@ -278,8 +304,8 @@ class PermissionRepo:
             .order_by(TemplateAssignment.user_id)
         )).scalars())
 
-    async def assign(self, template: Template, user_id: str, *, by: str, now: datetime,
-                     via_dept: str | None = None) -> bool:
+    async def assign(self, template: TemplateView | Template, user_id: str, *, by: str,
+                     now: datetime, via_dept: str | None = None) -> bool:
         """Assign ``template`` to ``user_id``; False when it already was."""
         exists = (await self.s.execute(
             select(TemplateAssignment.id).where(TemplateAssignment.template_id == template.id,
@@ -292,11 +318,14 @@ class PermissionRepo:
         await self.s.flush()
         return True
 
-    async def delete_template(self, template: Template) -> None:
+    async def delete_template(self, template: TemplateView) -> None:
         await self.s.execute(delete(TemplateAssignment)
                              .where(TemplateAssignment.template_id == template.id))
-        await self.s.delete(template)
-        await self.s.flush()
+        await self.s.execute(delete(Template).where(Template.id == template.id))
+
+
+def _template_view(t: Template) -> TemplateView:
+    return TemplateView(t.id, t.name, tuple(t.permissions))
 
 
 def _chunks(items: Sequence[str], n: int) -> Iterable[Sequence[str]]:

@@ -10,21 +10,24 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.domain.audit import AuditRecord
+from bot.core.domain.due import DueItem, DueOverview
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView
+from bot.core.domain.outbox import OutboxRow
+from bot.core.domain.requests import RequestConflict, Vote
 from storage.models import (
-    ADMIN,
-    MEMBER,
-    OWNER,
     AuditEntry,
     AuditHead,
     DueWork,
     Member,
     OutboxMessage,
-    OutboxRow,
     ProcessedMessage,
     Request,
 )
+from storage.models import Vote as VoteRow
 
 GENESIS = "0" * 64
 _OUTBOX = cast(Table, OutboxMessage.__table__)
@@ -88,19 +91,53 @@ class MemberRepo:
             select(Member).where(Member.corp_id == corp_id, Member.level == OWNER)
         )).scalar_one_or_none()
 
-    async def admins_of(self, corp_id: str) -> Sequence[Member]:
+    async def admins_of(self, corp_id: str) -> list[MemberView]:
         """The owner first, then admins by userId."""
         rows = (await self.s.execute(
             select(Member)
             .where(Member.corp_id == corp_id, Member.level.in_((OWNER, ADMIN)))
             .order_by((Member.level == OWNER).desc(), Member.user_id)
         )).scalars().all()
-        return rows
+        return [MemberView(m.user_id, m.name, m.level, m.role, m.active) for m in rows]
 
     async def count(self, corp_id: str) -> int:
         return int((await self.s.execute(
             select(func.count()).select_from(Member).where(Member.corp_id == corp_id)
         )).scalar_one())
+
+    async def names(self, corp_id: str, user_ids: set[str]) -> dict[str, str]:
+        """The display names of those of ``user_ids`` who have one (unknown ids: absent)."""
+        if not user_ids:
+            return {}
+        rows = (await self.s.execute(
+            select(Member.user_id, Member.name).where(
+                Member.corp_id == corp_id, Member.user_id.in_(user_ids))
+        )).all()
+        return {u: n for u, n in rows if n}
+
+    async def set_level(self, member: Member, level: str, now: datetime) -> None:
+        """Write ``member``'s admin level now (the one-owner index checks it at once)."""
+        member.level, member.updated_at = level, now
+        await self.s.flush()
+
+    async def set_role(self, member: Member, role: str | None, now: datetime) -> None:
+        member.role, member.updated_at = role, now
+        await self.s.flush()
+
+    async def arm_import(self, member: Member, mode: str, until: datetime) -> None:
+        """``member``'s next file is imported in ``mode`` until ``until``."""
+        member.import_mode, member.import_mode_until = mode, until
+        await self.s.flush()
+
+    def disarm_import(self, member: Member) -> None:
+        """``member``'s next file is imported in the default mode again (written with the
+        transaction)."""
+        member.import_mode, member.import_mode_until = None, None
+
+    def name_if_unnamed(self, member: Member, name: str | None) -> None:
+        """Give ``member`` ``name`` when it has none yet (written with the transaction)."""
+        if name and not member.name:
+            member.name = name
 
     async def upsert(self, corp_id: str, user_id: str, now: datetime, *, name: str | None = None,
                      level: str | None = None, active: bool | None = None) -> Member:
@@ -176,6 +213,45 @@ class RequestRepo:
 
     def add(self, req: Request) -> None:
         self.s.add(req)
+
+    async def save_new(self, req: Request, *, savepoint: bool = False) -> int:
+        """Insert ``req`` now and return its id; ``savepoint``: in a savepoint of its own, so
+        a refused insert leaves the rest of the transaction usable, and a constraint that
+        refuses it raises :class:`RequestConflict`."""
+        if savepoint:
+            try:
+                async with self.s.begin_nested():
+                    self.s.add(req)
+                    await self.s.flush()
+            except IntegrityError as e:
+                raise RequestConflict(str(e.orig)) from e
+        else:
+            self.s.add(req)
+            await self.s.flush()
+        return req.id
+
+    async def reload(self, req: Request) -> None:
+        """Read ``req`` again (after a savepoint's rollback expired it)."""
+        await self.s.refresh(req)
+
+    async def by_ids(self, corp_id: str, ids: set[int]) -> dict[int, Request]:
+        """Those of the requests ``ids`` that belong to ``corp_id``, by id."""
+        return {r.id: r for r in (await self.s.execute(
+            select(Request).where(Request.id.in_(ids), Request.corp_id == corp_id)
+        )).scalars()}
+
+    async def votes_of(self, request_id: int) -> tuple[Vote, ...]:
+        """The votes on a request, in the order they were cast."""
+        rows = (await self.s.execute(
+            select(VoteRow).where(VoteRow.request_id == request_id).order_by(VoteRow.id)
+        )).scalars().all()
+        return tuple(Vote(v.voter_id, v.decision, v.created_at) for v in rows)
+
+    async def add_vote(self, request_id: int, voter_id: str, decision: str,
+                       now: datetime) -> None:
+        self.s.add(VoteRow(request_id=request_id, voter_id=voter_id, decision=decision,
+                           created_at=now))
+        await self.s.flush()
 
 
 class ProcessedRepo:
@@ -413,6 +489,20 @@ class OutboxRepo:
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
         )).scalar_one())
 
+    async def backlog(self) -> tuple[int, datetime | None, int]:
+        """(pending rows, the oldest pending one's creation, failed rows)."""
+        pending, oldest = (await self.s.execute(
+            select(func.count(), func.min(OutboxMessage.created_at))
+            .where(OutboxMessage.status == "pending"))).one()
+        failed = int((await self.s.execute(
+            select(func.count()).select_from(OutboxMessage)
+            .where(OutboxMessage.status == "failed"))).scalar_one())
+        return int(pending), oldest, failed
+
+
+def _due_item(r: DueWork) -> DueItem:
+    return DueItem(r.id, r.kind, r.due_at, r.payload, r.status, r.attempts)
+
 
 class DueWorkRepo:
     def __init__(self, session: AsyncSession) -> None:
@@ -436,6 +526,69 @@ class DueWorkRepo:
         return (await self.s.execute(
             select(DueWork).where(DueWork.status == "pending").order_by(DueWork.due_at).limit(limit)
         )).scalars().all()
+
+    async def is_pending(self, row_id: int) -> bool:
+        """Is the row still pending? On PostgreSQL it is locked until the transaction ends
+        (another handler may have merged it into its own message)."""
+        q = select(DueWork.status).where(DueWork.id == row_id)
+        if _dialect(self.s) == "postgresql":
+            q = q.with_for_update()
+        return (await self.s.execute(q)).scalar_one_or_none() == "pending"
+
+    async def pending_due(self, kind: str, now: datetime, *,
+                          besides: int) -> list[DueItem]:
+        """The pending rows of ``kind`` due by ``now`` other than ``besides``, in due order."""
+        return [_due_item(r) for r in (await self.s.execute(
+            select(DueWork).where(DueWork.kind == kind, DueWork.status == "pending",
+                                  DueWork.due_at <= now, DueWork.id != besides)
+            .order_by(DueWork.due_at, DueWork.id)
+        )).scalars()]
+
+    async def take(self, row_ids: Sequence[int], now: datetime) -> set[int]:
+        """Mark done those of ``row_ids`` still pending (on PostgreSQL: and not held by
+        another replica); the ids taken."""
+        q = select(DueWork.id).where(DueWork.id.in_(row_ids), DueWork.status == "pending")
+        if _dialect(self.s) == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        held = set((await self.s.execute(q)).scalars())
+        if held:
+            await self.s.execute(update(DueWork).where(DueWork.id.in_(held)).values(
+                status="done", done_at=now, claimed_until=None))
+        return held
+
+    async def overdue(self, now: datetime) -> tuple[int, datetime | None]:
+        """(pending rows due by ``now``, the earliest due time among them)."""
+        n, oldest = (await self.s.execute(
+            select(func.count(), func.min(DueWork.due_at))
+            .where(DueWork.status == "pending", DueWork.due_at <= now))).one()
+        return int(n), oldest
+
+    async def overview(self, now: datetime, limit: int, *,
+                       moot_kinds: Sequence[str]) -> DueOverview:
+        """The schedule for ``baton schedule``. A pending row of ``moot_kinds`` (about one
+        request) whose request is no longer pending is never sent: not counted or listed."""
+        moot = select(DueWork.id).join(
+            Request, Request.id == DueWork.payload["request_id"].as_integer()).where(
+            DueWork.status == "pending", DueWork.kind.in_(moot_kinds),
+            Request.state != "pending")
+        pending = and_(DueWork.status == "pending", DueWork.id.not_in(moot))
+        failing = or_(DueWork.status == "failed", DueWork.attempts > 0)
+
+        async def count(*where: Any) -> int:
+            return int((await self.s.execute(
+                select(func.count()).select_from(DueWork).where(*where))).scalar_one())
+
+        async def first(where: Any) -> tuple[DueItem, ...]:
+            rows = (await self.s.execute(select(DueWork).where(where).order_by(
+                DueWork.due_at, DueWork.id).limit(limit))).scalars().all()
+            return tuple(_due_item(r) for r in rows)
+
+        overdue = await count(pending, DueWork.due_at <= now)
+        total = await count(pending)
+        upcoming = await first(pending)
+        failed = await first(failing)
+        return DueOverview(total=total, overdue=overdue, upcoming=upcoming, failed=failed,
+                           n_failed=await count(failing))
 
     async def cancel(self, dedupe_key: str) -> None:
         await self.s.execute(
@@ -464,6 +617,13 @@ def audit_fields(e: AuditEntry) -> dict[str, Any]:
         "target": e.target_id, "request": e.request_id, "message": e.message_id,
         "before": e.before, "after": e.after, "result": e.result,
     }
+
+
+def _record(e: AuditEntry) -> AuditRecord:
+    return AuditRecord(seq=e.seq, at=e.at, actor_id=e.actor_id, action=e.action,
+                       target_id=e.target_id, request_id=e.request_id, message_id=e.message_id,
+                       before=e.before, after=e.after, result=e.result, prev_hash=e.prev_hash,
+                       hash=e.hash)
 
 
 class AuditRepo:
@@ -518,15 +678,19 @@ class AuditRepo:
         self.s.add_all(rows)
         await self.s.flush()
 
-    async def recent(self, corp_id: str, n: int, *, user_id: str | None = None) -> Sequence[AuditEntry]:
+    async def recent(self, corp_id: str, n: int, *,
+                     user_id: str | None = None) -> list[AuditRecord]:
+        """The newest ``n`` entries, newest first (only those ``user_id`` is actor or target
+        of, when given)."""
         q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)
         if user_id is not None:
             q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
-        return (await self.s.execute(q.order_by(AuditEntry.seq.desc()).limit(n))).scalars().all()
+        rows = (await self.s.execute(q.order_by(AuditEntry.seq.desc()).limit(n))).scalars()
+        return [_record(e) for e in rows]
 
     async def between(self, corp_id: str, *, user_id: str | None = None,
                       action_prefix: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None) -> Sequence[AuditEntry]:
+                      until: datetime | None = None) -> list[AuditRecord]:
         """Entries in chain order, optionally only those where ``user_id`` is actor or target,
         whose action starts with ``action_prefix``, at or after ``since``, before ``until``."""
         q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)
@@ -538,7 +702,7 @@ class AuditRepo:
             q = q.where(AuditEntry.at >= since)
         if until is not None:
             q = q.where(AuditEntry.at < until)
-        return (await self.s.execute(q.order_by(AuditEntry.seq))).scalars().all()
+        return [_record(e) for e in (await self.s.execute(q.order_by(AuditEntry.seq))).scalars()]
 
     async def verify(self, corp_id: str, *, upto: int | None = None) -> int | None:
         """The seq of the first entry that breaks the chain, or None when it holds.

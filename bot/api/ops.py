@@ -21,9 +21,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
-
-from storage.models import DueWork, OutboxMessage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -116,16 +113,9 @@ async def snapshot(app: Observed) -> Snapshot:
     now = app.clock.now()
     try:
         async with app.db.uow() as uow:
-            await uow.session.execute(text("SELECT 1"))
-            s.outbox_pending, s.outbox_oldest = (await uow.session.execute(
-                select(func.count(), func.min(OutboxMessage.created_at))
-                .where(OutboxMessage.status == "pending"))).one()
-            s.outbox_failed = int((await uow.session.execute(
-                select(func.count()).select_from(OutboxMessage)
-                .where(OutboxMessage.status == "failed"))).scalar_one())
-            s.due_overdue, s.due_oldest = (await uow.session.execute(
-                select(func.count(), func.min(DueWork.due_at))
-                .where(DueWork.status == "pending", DueWork.due_at <= now))).one()
+            await uow.ping()
+            s.outbox_pending, s.outbox_oldest, s.outbox_failed = await uow.outbox.backlog()
+            s.due_overdue, s.due_oldest = await uow.due.overdue(now)
         s.db_ok = True
     except Exception as e:  # the store is down: that is the answer, not an error
         s.db_error = type(e).__name__

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
-
 from bot.approvals.cards import CardView, out_track_id, render_request_card
 from bot.core.cardref import CardKind, CardRef, CardRefError, letters
 from bot.core.clock import local
@@ -30,7 +28,6 @@ from bot.core.domain.requests import (
     RequestView,
     Requirement,
     State,
-    Vote,
     decide,
     progress,
     waiting_for,
@@ -43,7 +40,6 @@ from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from storage.models import Request
-from storage.models import Vote as VoteRow
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +92,11 @@ REGISTRY = Registry()
 
 async def view_of(req: Request, env: Env) -> RequestView:
     kind = REGISTRY.kinds[req.kind]
-    votes = (await env.uow.session.execute(
-        select(VoteRow).where(VoteRow.request_id == req.id).order_by(VoteRow.id)
-    )).scalars().all()
+    votes = await env.uow.requests.votes_of(req.id)
     return RequestView(
         id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
         expires_at=req.expires_at, requirements=await kind.requirements(req, env),
-        votes=tuple(Vote(v.voter_id, v.decision, v.created_at) for v in votes),
+        votes=votes,
     )
 
 
@@ -155,7 +149,7 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
                        mention: dict[str, str] | None = None,
                        twin_group: str | None = None,
                        copies_to: Sequence[str] = ()) -> Request:
-    """Create the request (raises IntegrityError when a constraint forbids a second one).
+    """Create the request (raises RequestConflict when a constraint forbids a second one).
 
     ``twin_group``: also put the card in that group (a request made one-to-one, such as an
     import, so the approvers see it). ``copies_to``: also send the card one-to-one to each of
@@ -171,9 +165,7 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
         payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
         expires_at=env.now + ttl, source_message_id=env.message_id,
     )
-    async with env.uow.session.begin_nested():
-        env.uow.requests.add(req)
-        await env.uow.session.flush()
+    await env.uow.requests.save_new(req, savepoint=True)
     req.card_out_track_id = out_track_id(env.corp_id, req.id)
     view = await view_of(req, env)
     params = await card_params(req, view, env)
@@ -242,13 +234,12 @@ async def apply_approved(req: Request, env: Env, actor: str) -> State:
     """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
     kind = REGISTRY.kinds[req.kind]
     try:
-        async with env.uow.session.begin_nested():
+        async with env.uow.savepoint():
             await kind.apply(req, env)
             env.faults.check(f"{req.kind}.apply")
-            await env.uow.session.flush()
     except Exception as e:
         # The savepoint's rollback expired every loaded object; reload before reading.
-        await env.uow.session.refresh(req)
+        await env.uow.requests.reload(req)
         if isinstance(e, NoLongerAllowed):
             log.info("%s not applied: %s", req.public_id, e.code)
         else:
@@ -302,9 +293,7 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
                                      action=action.action_id, id=req.public_id),
                               why=notice)
         return ack_update(None, {"notice": notice})
-    env.uow.session.add(VoteRow(request_id=req.id, voter_id=action.user_id,
-                                decision=action.action_id, created_at=env.now))
-    await env.uow.session.flush()
+    await env.uow.requests.add_vote(req.id, action.user_id, action.action_id, env.now)
     await env.audit(action.user_id, f"{req.kind}.vote", action.action_id,
                     target_id=req.target_id, request_id=req.id, after={"vote": action.action_id})
     final: State | None = None

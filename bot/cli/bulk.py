@@ -119,8 +119,7 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                           payload={"file": Path(path).name, "mode": mode, "is_group": False,
                                    "changes": [change_to_json(c) for c in p.changes]},
                           created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
-            uow.requests.add(req)
-            await uow.session.flush()
+            await uow.requests.save_new(req)
             batch = f"B-{req.id}"
             req.payload = {**req.payload, "batch": batch}
             show = _progress("applying", len(p.changes))

@@ -141,7 +141,6 @@ async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
                 # Actions are lower case; PostgreSQL's LIKE, unlike SQLite's, minds case.
                 action_prefix=args.action.lower() if args.action else None,
                 since=_zoned(args.since, tz), until=_zoned(args.until, tz))
-            uow.session.expunge_all()   # keep the loaded rows; write after the transaction
     finally:
         await db.dispose()
     try:

@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock, local
-from storage.models import DueWork, Request
 
 REMINDERS = ("request_remind", "review_remind")    # about one request, moot once it closes
 
@@ -39,40 +36,23 @@ async def show_schedule(settings: Settings, limit: int = 20, clock: Clock | None
     db = open_database(settings.database.url)
     try:
         async with db.uow() as uow:
-            s = uow.session
             # A reminder row left pending by a request closed before the fix of #15.31 (or
             # closed by hand) is never sent: its handler skips a closed request. Not listed.
-            moot = select(DueWork.id).join(
-                Request, Request.id == DueWork.payload["request_id"].as_integer()).where(
-                DueWork.status == "pending", DueWork.kind.in_(REMINDERS),
-                Request.state != "pending")
-            pending = and_(DueWork.status == "pending", DueWork.id.not_in(moot))
-            overdue = int((await s.execute(select(func.count()).select_from(DueWork).where(
-                pending, DueWork.due_at <= now))).scalar_one())
-            total = int((await s.execute(
-                select(func.count()).select_from(DueWork).where(pending))).scalar_one())
-            upcoming = (await s.execute(select(DueWork).where(pending).order_by(
-                DueWork.due_at, DueWork.id).limit(limit))).scalars().all()
-            failed = (await s.execute(select(DueWork).where(
-                or_(DueWork.status == "failed", DueWork.attempts > 0)).order_by(
-                DueWork.due_at, DueWork.id).limit(limit))).scalars().all()
-            n_failed = int((await s.execute(select(func.count()).select_from(DueWork).where(
-                or_(DueWork.status == "failed", DueWork.attempts > 0)))).scalar_one())
-            s.expunge_all()     # keep the loaded rows; print after the transaction
+            sched = await uow.due.overview(now, limit, moot_kinds=REMINDERS)
     finally:
         await db.dispose()
-    print(f"now {_when(now, tz)} ({tz}); {total} pending, {overdue} overdue, "
-          f"{n_failed} failing or failed")
-    if upcoming:
+    print(f"now {_when(now, tz)} ({tz}); {sched.total} pending, {sched.overdue} overdue, "
+          f"{sched.n_failed} failing or failed")
+    if sched.upcoming:
         print(f"next due (up to {limit}):")
-        for r in upcoming:
+        for r in sched.upcoming:
             late = "  OVERDUE" if r.due_at <= now else ""
             print(f"  {_when(r.due_at, tz)}  {r.kind:<26} {about(r.payload)}{late}")
     else:
         print("nothing scheduled")
-    if failed:
+    if sched.failed:
         print("failures:")
-        for r in failed:
+        for r in sched.failed:
             err = str(r.payload.get("last_error", ""))[:120]
             print(f"  #{r.id} {r.kind} {about(r.payload)}: {r.status}, {r.attempts} attempt(s), "
                   f"due {_when(r.due_at, tz)}" + (f" — {err}" if err else ""))

@@ -419,7 +419,7 @@ async def test_template_commands_in_both_languages(sim: Simulator, bot: BatonApp
     await card_status(sim, CARD.format(1), "applied")
     async with bot.db.uow() as uow:
         tpl = await uow.perms.template(bot.settings.org.corp_id, "t1")
-        assert tpl is not None and tpl.permissions == ["crm.customer.view", "crm.report.view"]
+        assert tpl is not None and tpl.permissions == ("crm.customer.view", "crm.report.view")
     await say(sim, "lisi", w[6], w[7])
     await say(sim, "lisi", w[8], w[9])
 

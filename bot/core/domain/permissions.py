@@ -138,6 +138,25 @@ class GrantIn:
 
 
 @dataclass(frozen=True)
+class EndedGrant:
+    """A time-bound grant that ran out and was removed."""
+
+    user_id: str
+    name: str
+    expires_at: datetime
+    granted_by: str
+
+
+@dataclass(frozen=True)
+class TemplateView:
+    """A stored permission template: its id, name and items, in order."""
+
+    id: int
+    name: str
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TemplateIn:
     name: str
     items: tuple[str, ...]

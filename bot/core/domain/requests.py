@@ -66,6 +66,11 @@ NEGATIVE = frozenset({"reject", "decline"})
 ACTIONS = POSITIVE | NEGATIVE
 
 
+class RequestConflict(Exception):
+    """The store refused a new request: a constraint forbids a second one (e.g. a second
+    open owner transfer in one company)."""
+
+
 @dataclass(frozen=True)
 class Vote:
     voter: str
