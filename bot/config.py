@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -205,9 +206,6 @@ class ReviewSettings(_Section):
     @field_validator("cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        from datetime import UTC, datetime
-
-        from apscheduler.triggers.cron import CronTrigger
 
         try:
             trigger = CronTrigger.from_crontab(v, timezone=UTC)

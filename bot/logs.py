@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import TextIO
 
 # A quote may come escaped (``\\"``) when a JSON document is logged inside another string.
@@ -83,9 +85,6 @@ class JsonFormatter(logging.Formatter):
     msg, and exc when there is a traceback. Runs after the redacting filter."""
 
     def format(self, record: logging.LogRecord) -> str:
-        import json
-        from datetime import UTC, datetime
-
         out = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
                "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
         if record.exc_info and not record.exc_text:

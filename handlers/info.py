@@ -8,6 +8,7 @@ from bot.core.domain.permissions import sources_of
 from bot.core.escape import Md, joined, person
 from bot.dispatch.context import CommandRouter, Context
 from bot.texts.catalog import t
+from handlers.permissions import catalog_of, source_text
 from storage.models import Member
 
 router = CommandRouter()
@@ -25,7 +26,6 @@ async def help_(cmd: Help, ctx: Context) -> None:
 
 async def permission_lines(ctx: Context, member: Member) -> list[str]:
     """Each permission the member holds, with where it comes from and when it ends."""
-    from handlers.permissions import catalog_of, source_text
 
     cat = catalog_of(ctx.settings)
     tz = ctx.settings.policy.timezone

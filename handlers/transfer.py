@@ -29,6 +29,7 @@ from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
+from handlers.permissions import catalog_of
 from storage.db import UnitOfWork
 from storage.models import Request
 from storage.snapshots import take_snapshot
@@ -43,7 +44,6 @@ VERIFY_BACKOFF = (timedelta(minutes=10), timedelta(minutes=30), timedelta(hours=
 async def holds(uow: UnitOfWork, settings: Settings, user_id: str, perm: str,
                 now: datetime) -> bool:
     """Whether ``user_id`` effectively holds ``perm`` (role, grant or template)."""
-    from handlers.permissions import catalog_of
 
     held = await uow.perms.holdings(settings.org.corp_id, user_id, now)
     return perm in effective(held, catalog_of(settings), now)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+import storage.sqlite_driver as one_trip
 from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
@@ -34,6 +36,7 @@ from storage.repositories import (
     RequestRepo,
 )
 from storage.review import ReviewRepo
+from storage.sqlite_driver import OneTripConnection
 
 
 class CommitOutcomeUnknown(Exception):
@@ -43,7 +46,6 @@ class CommitOutcomeUnknown(Exception):
 def store_unavailable(exc: BaseException) -> bool:
     """True for a failure of the store itself (down, unreachable, locked past busy_timeout,
     pool exhausted), as opposed to a statement that is wrong or a constraint that failed."""
-    from sqlalchemy import exc as sa_exc
 
     if isinstance(exc, CommitOutcomeUnknown):
         return False
@@ -86,8 +88,6 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        from storage.sqlite_driver import OneTripConnection
-
         dbapi_conn = conn.connection.dbapi_connection
         if isinstance(dbapi_conn, OneTripConnection):
             dbapi_conn.begin_with_first_statement("BEGIN IMMEDIATE")
@@ -108,8 +108,6 @@ def open_database(url: str, *, busy_timeout_ms: int = 5000, pool_size: int = 5,
     else:
         kwargs.update(pool_size=pool_size, pool_pre_ping=True)
     if is_sqlite and u.get_driver_name() == "aiosqlite":
-        import storage.sqlite_driver as one_trip
-
         u = u.set(drivername=one_trip.NAME)   # aiosqlite, one thread trip per statement
     engine = create_async_engine(u, **kwargs)
     if is_sqlite:

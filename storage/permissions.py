@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     bindparam,
     delete,
+    func,
     literal,
     null,
     or_,
@@ -288,8 +289,6 @@ class PermissionRepo:
             permissions=items, updated_at=now))
 
     async def _holder_counts(self, ids: list[int]) -> dict[int, int]:
-        from sqlalchemy import func
-
         if not ids:
             return {}
         return {tid: int(n) for tid, n in (await self.s.execute(

@@ -14,10 +14,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.app import prepare_database
 from bot.cli.store import store_corp, with_corp
 from bot.config import Settings
 from bot.core.domain.bulk import Mode, change_to_json, plan, read_rows
+from bot.files.sheet import FileRefused, read_table
 from bot.texts.catalog import t
+from handlers.bulk import build_export, change_audit_rows, dry_run_lines
+from handlers.permissions import catalog_of
+from storage import bulk as store
+from storage.db import open_database
+from storage.models import Request
 
 OPERATOR = "operator"
 
@@ -39,10 +46,6 @@ def _progress(label: str, total: int) -> Callable[[int], None]:
 
 
 async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
-    from bot.app import prepare_database
-    from handlers.bulk import build_export
-    from storage.db import open_database
-
     fmt = fmt or ("csv" if path.lower().endswith(".csv") else "xlsx")
     db = open_database(settings.database.url)
     try:
@@ -63,14 +66,6 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
 
 
 async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) -> int:
-    from bot.app import prepare_database
-    from bot.files.sheet import FileRefused, read_table
-    from handlers.bulk import change_audit_rows, dry_run_lines
-    from handlers.permissions import catalog_of
-    from storage import bulk as store
-    from storage.db import open_database
-    from storage.models import Request
-
     lang = settings.locale.lang
     try:
         data = await asyncio.to_thread(Path(path).read_bytes)

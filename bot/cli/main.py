@@ -1,17 +1,18 @@
-"""The ``baton`` command."""
+"""The ``baton`` command: the argument parser and a table from each command to the function
+that carries it out. A command's module is imported when that command is given (the one
+deliberate late import here), so ``baton --help`` and ``baton config check`` do not load the
+bot, the SDK and the store."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
-import signal
+import importlib
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any
 
-from bot.cli.store import store_corp
 from bot.config import ConfigError, Settings, load_settings
 
 
@@ -25,86 +26,6 @@ def _settings(path: str | None) -> Settings:
         raise SystemExit(2) from None
 
 
-async def _run(settings: Settings) -> int:
-    from bot.app import BatonApp, NotConfigured
-    from bot.logs import setup_logging
-
-    setup_logging(settings.log.level, (settings.dingtalk.client_secret.get_secret_value(),),
-                  json_format=settings.log.json_format)
-    try:
-        app = BatonApp(settings)
-        async with app:
-            # Everything built at start lives as long as the process: move it out of the
-            # collector's sight, so a full collection under load scans only what is new
-            # (a 100+ ms full GC is a 100+ ms stall of the event loop).
-            gc.collect()
-            gc.freeze()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, app.request_stop)
-            await app.wait_stopped()
-    except NotConfigured as e:
-        print(f"baton: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-async def _db_upgrade(settings: Settings) -> int:
-    from storage import migrate
-    from storage.db import open_database
-
-    db = open_database(settings.database.url)
-    try:
-        before = await migrate.current_revision(db)
-        await migrate.upgrade(db)
-        after = await migrate.current_revision(db)
-    finally:
-        await db.dispose()
-    print(f"database at revision {after}" + ("" if before == after else f" (was {before})"))
-    return 0
-
-
-async def _init(settings: Settings, owner: str, admins: list[str]) -> int:
-    from bot.app import prepare_database
-    from bot.bootstrap import set_owner
-    from bot.core.clock import SystemClock
-    from storage.db import open_database
-
-    db = open_database(settings.database.url)
-    try:
-        await prepare_database(db)
-        done = await set_owner(db, settings.org.corp_id, owner, admins, SystemClock(),
-                               source="cli")
-    finally:
-        await db.dispose()
-    if not done:
-        print("baton: this corp already has an owner; use an owner transfer to change it",
-              file=sys.stderr)
-        return 1
-    print(f"owner set to {owner}" + (f", admins: {', '.join(admins)}" if admins else ""))
-    return 0
-
-
-async def _audit_verify(settings: Settings) -> int:
-    from storage.db import open_database
-
-    db = open_database(settings.database.url)
-    try:
-        corp = await store_corp(db, settings)
-        if corp is None:
-            return 1
-        async with db.uow() as uow:
-            bad = await uow.audit.verify(corp)
-    finally:
-        await db.dispose()
-    if bad is None:
-        print("audit chain verified")
-        return 0
-    print(f"audit chain broken at entry #{bad}", file=sys.stderr)
-    return 1
-
-
 def _iso_time(value: str) -> datetime:
     """An ISO 8601 date or time for --since / --until (naive: local, see :func:`_zoned`)."""
     try:
@@ -115,79 +36,22 @@ def _iso_time(value: str) -> datetime:
         ) from None
 
 
-def _zoned(at: datetime | None, tz: str) -> datetime | None:
-    """A time without an offset is read in ``policy.timezone``, as the company reads its clock."""
-    from zoneinfo import ZoneInfo
-
-    if at is None or at.tzinfo is not None:
-        return at
-    return at.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
-    from storage.audit_export import Format, write_audit
-    from storage.db import open_database
-
-    fmt: Format = args.format or ("csv" if str(args.file).lower().endswith(".csv") else "xlsx")
-    db = open_database(settings.database.url)
-    try:
-        corp = await store_corp(db, settings)
-        if corp is None:
-            return 1
-        async with db.uow() as uow:
-            tz = settings.policy.timezone
-            entries = await uow.audit.between(
-                corp, user_id=args.user,
-                # Actions are lower case; PostgreSQL's LIKE, unlike SQLite's, minds case.
-                action_prefix=args.action.lower() if args.action else None,
-                since=_zoned(args.since, tz), until=_zoned(args.until, tz))
-    finally:
-        await db.dispose()
-    try:
-        n = write_audit(args.file, entries, fmt)
-    except OSError as e:
-        print(f"baton: cannot write {args.file}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    print(f"wrote {n} audit entries to {args.file} ({fmt})")
-    return 0
+# command -> (module, function, the function's arguments after the settings)
+COMMANDS: dict[str, tuple[str, str, Callable[[argparse.Namespace], tuple[Any, ...]]]] = {
+    "run": ("bot.cli.ops", "run", lambda a: ()),
+    "db": ("bot.cli.ops", "db_upgrade", lambda a: ()),
+    "init": ("bot.cli.ops", "init", lambda a: (a.owner, a.admin)),
+    "audit verify": ("bot.cli.ops", "audit_verify", lambda a: ()),
+    "audit export": ("bot.cli.ops", "audit_export", lambda a: (a,)),
+    "backup": ("bot.cli.ops", "backup", lambda a: (getattr(a, "id", None),)),
+    "export": ("bot.cli.bulk", "export_file", lambda a: (a.file, a.format)),
+    "import": ("bot.cli.bulk", "import_file", lambda a: (a.file, a.mode, a.dry_run)),
+    "schedule": ("bot.cli.schedule", "show_schedule", lambda a: (a.limit,)),
+}
 
 
-async def _backup(settings: Settings, snapshot_id: int | None) -> int:
-    import json
-
-    from storage.db import open_database
-    from storage.snapshots import get_snapshot, list_snapshots
-
-    db = open_database(settings.database.url)
-    try:
-        corp = await store_corp(db, settings)
-        if corp is None:
-            return 1
-        async with db.uow() as uow:
-            if snapshot_id is None:
-                snaps = await list_snapshots(uow, corp)
-                if not snaps:
-                    print("no backups yet (one is taken before every owner transfer)")
-                for sn in snaps:
-                    owner = next((m["user_id"] for m in sn.data.get("members", [])
-                                  if m.get("level") == "owner"), "-")
-                    req = f"R-{sn.request_id}" if sn.request_id else "-"
-                    print(f"{sn.id}\t{sn.created_at.isoformat(timespec='seconds')}\t"
-                          f"{sn.reason}\t{req}\towner={owner}\t"
-                          f"{len(sn.data.get('members', []))} members, "
-                          f"{len(sn.data.get('grants', []))} grants")
-                return 0
-            snap = await get_snapshot(uow, snapshot_id)
-            if snap is None or snap.corp_id != corp:
-                print(f"baton: no backup {snapshot_id}; `baton backup list` shows them",
-                      file=sys.stderr)
-                return 1
-            print(json.dumps({"id": snap.id, "created_at": snap.created_at.isoformat(),
-                              "reason": snap.reason, "request_id": snap.request_id,
-                              **snap.data}, ensure_ascii=False, indent=2))
-            return 0
-    finally:
-        await db.dispose()
+def _command(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,35 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  note: {w}")
         return 0
     if args.cmd == "sandbox":
-        from bot.cli.sandbox import run_sandbox
-
+        run_sandbox: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = _command(
+            "bot.cli.sandbox", "run_sandbox")
         return asyncio.run(run_sandbox(args))
+    key = f"{args.cmd} {getattr(args, 'auditcmd', '')}".strip()
+    if key not in COMMANDS:
+        return 2
+    module, name, arguments = COMMANDS[key]
     settings = _settings(getattr(args, "config", None))
-    if args.cmd == "run":
-        return asyncio.run(_run(settings))
-    if args.cmd == "db":
-        return asyncio.run(_db_upgrade(settings))
-    if args.cmd == "init":
-        return asyncio.run(_init(settings, args.owner, args.admin))
-    if args.cmd == "export":
-        from bot.cli.bulk import export_file
-
-        return asyncio.run(export_file(settings, args.file, args.format))
-    if args.cmd == "import":
-        from bot.cli.bulk import import_file
-
-        return asyncio.run(import_file(settings, args.file, args.mode, args.dry_run))
-    if args.cmd == "schedule":
-        from bot.cli.schedule import show_schedule
-
-        return asyncio.run(show_schedule(settings, args.limit))
-    if args.cmd == "backup":
-        return asyncio.run(_backup(settings, getattr(args, "id", None)))
-    if args.cmd == "audit" and args.auditcmd == "export":
-        return asyncio.run(_audit_export(settings, args))
-    if args.cmd == "audit":
-        return asyncio.run(_audit_verify(settings))
-    return 2
+    command: Callable[..., Coroutine[Any, Any, int]] = _command(module, name)
+    return asyncio.run(command(settings, *arguments(args)))
 
 
 if __name__ == "__main__":

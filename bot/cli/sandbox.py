@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.app import BatonApp
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.escape import person
+from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
 from bot.texts.sandbox import HELP_EN, HELP_ZH
 from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
@@ -385,9 +387,6 @@ def _files_folder(path: str) -> Path:
 
 
 async def run_sandbox(args: argparse.Namespace) -> int:
-    from bot.app import BatonApp
-    from bot.logs import setup_logging
-
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     try:
         base = load_settings(args.config) if args.config else Settings()

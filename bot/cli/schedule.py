@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock, local
+from storage.db import open_database
 
 REMINDERS = ("request_remind", "review_remind")    # about one request, moot once it closes
 
@@ -29,8 +30,6 @@ def _when(at: datetime, tz: str) -> str:
 
 
 async def show_schedule(settings: Settings, limit: int = 20, clock: Clock | None = None) -> int:
-    from storage.db import open_database
-
     now = (clock or SystemClock()).now()
     tz = settings.policy.timezone
     db = open_database(settings.database.url)

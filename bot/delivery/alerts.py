@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.config import Settings
+from bot.core.clock import local
 from bot.core.escape import literal, person
 from bot.core.sends import Reply
 from bot.texts.catalog import t
@@ -33,7 +34,6 @@ async def queue_alert(uow: UnitOfWork, settings: Settings, now: datetime, *, who
     if not conv:
         return False
     lang = settings.locale.lang
-    from bot.core.clock import local
 
     line = t("alert_line", lang, at=local(now, settings.policy.timezone, "%m-%d %H:%M:%S"),
              who=who, what=literal(what, what_cap), why=literal(why, 200))

@@ -13,6 +13,8 @@ the store holds that the file does not list (roles, grants, templates) is remove
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -247,9 +249,6 @@ def basis(current: Iterable[Entry], users: Iterable[str] | None = None) -> dict[
     the entries without an expiry, and the time-bound ones themselves, so that one lapsing
     before the approval is not taken for an edit (:func:`same_basis`). Admin levels are
     left out (an import does not change them)."""
-    import hashlib
-    import json
-
     only = None if users is None else set(users)
     kept = [e for e in current if e.kind != "level" and (only is None or e.user_id in only)]
     lasting = sorted(json.dumps(entry_to_json(e), ensure_ascii=False)
