@@ -25,7 +25,7 @@ from bot.core.commands.durations import format_duration
 from bot.core.domain.requests import State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
-from bot.dispatch.env import Env
+from bot.dispatch.context import Context
 from bot.texts.catalog import MESSAGES, t
 from storage.models import DueWork, Request
 from storage.repositories import _dialect
@@ -50,11 +50,11 @@ MESSAGES.update({
 })
 
 
-def _open(req: Request | None, env: Env) -> bool:
+def _open(req: Request | None, env: Context) -> bool:
     return req is not None and req.state == State.PENDING.value and req.expires_at > env.now
 
 
-async def _lock_own(row_id: int, env: Env) -> bool:
+async def _lock_own(row_id: int, env: Context) -> bool:
     """Still ours to send? (Another handler may have merged this row into its message.)"""
     q = select(DueWork.status).where(DueWork.id == row_id)
     if _dialect(env.uow.session) == "postgresql":
@@ -62,7 +62,7 @@ async def _lock_own(row_id: int, env: Env) -> bool:
     return (await env.uow.session.execute(q)).scalar_one_or_none() == "pending"
 
 
-async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork, Request]]:
+async def _merge_rows(row_id: int, req: Request, env: Context) -> list[tuple[DueWork, Request]]:
     """Other pending reminder rows due now for open requests in ``req``'s conversation."""
     s = env.uow.session
     rows = (await s.execute(
@@ -104,7 +104,7 @@ async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueWork
     return chosen
 
 
-async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
+async def remind_due(row_id: int, payload: dict[str, Any], env: Context) -> None:
     """Run one reminder row (and merge the others due now in the same conversation)."""
     if not await _lock_own(row_id, env):
         return

@@ -36,8 +36,6 @@ from bot.core.escape import Md, joined, literal
 from bot.core.sends import CardSpec, Reply
 from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
@@ -126,13 +124,13 @@ def _admins(req: Request) -> list[str]:
     return [str(a) for a in req.payload.get("admins", [])]
 
 
-async def _live_grants(env: Env) -> list[LiveGrant]:
+async def _live_grants(env: Context) -> list[LiveGrant]:
     rows = (await env.uow.session.execute(select(Grant).where(Grant.corp_id == env.corp_id))).scalars()
     return [LiveGrant(g.id, g.user_id, g.name, g.granted_by, g.expires_at) for g in rows
             if g.expires_at is None or g.expires_at > env.now]
 
 
-async def open_campaign(env: Env, requester: str) -> Request | None:
+async def open_campaign(env: Context, requester: str) -> Request | None:
     """Open a campaign and send its cards; None when there is nothing to review. Raises
     UserError when a campaign is open already."""
     current = await open_campaign_row(env)
@@ -178,16 +176,16 @@ def _remind_at(now: datetime, settings: Settings) -> datetime:
     return next_allowed(now + REMIND_EVERY, p.quiet_hours, p.timezone)
 
 
-async def open_campaign_row(env: Env) -> Request | None:
+async def open_campaign_row(env: Context) -> Request | None:
     rows = await env.uow.requests.by_kind(env.corp_id, REVIEW)
     return next((r for r in rows if r.state == State.PENDING.value), None)
 
 
-def _label(env: Env, name: str) -> Md:
+def _label(env: Context, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
-def _decision_text(it: dict[str, Any], env: Env, names: dict[str, Md]) -> Md:
+def _decision_text(it: dict[str, Any], env: Context, names: dict[str, Md]) -> Md:
     d = it["decision"]
     if d is None:
         return t("review_undecided", env.lang)
@@ -197,7 +195,7 @@ def _decision_text(it: dict[str, Any], env: Env, names: dict[str, Md]) -> Md:
     return t(f"review_decided_{d}", env.lang, who=who, at=at)
 
 
-async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
+async def card_params(req: Request, env: Context, n: int) -> dict[str, str]:
     admins = _admins(req)
     admin = admins[n]
     mine = [it for it in _items(req) if it["admin"] == admin]
@@ -232,14 +230,14 @@ async def card_params(req: Request, env: Env, n: int) -> dict[str, str]:
     }
 
 
-async def _update_card(req: Request, env: Env, n: int) -> dict[str, str]:
+async def _update_card(req: Request, env: Context, n: int) -> dict[str, str]:
     params = await card_params(req, env, n)
     track = _track(env.corp_id, req.id, n)
     await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 
-async def _remove_grant(env: Env, req: Request, it: dict[str, Any], actor: str,
+async def _remove_grant(env: Context, req: Request, it: dict[str, Any], actor: str,
                         action: str) -> bool:
     """Revoke the item's grant (if it still exists); audited with before / after."""
     row = await env.uow.session.get(Grant, int(it["grant_id"]))
@@ -259,7 +257,7 @@ async def _remove_grant(env: Env, req: Request, it: dict[str, Any], actor: str,
     return False
 
 
-async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, Any]:
+async def card_click(req: Request, action: CardAction, env: Context) -> dict[str, Any]:
     """keep / remove one item, or keep_all: only the item's admin, once per item."""
     suffix = action.out_track_id.rsplit("-", 1)[-1]
     admins = _admins(req)
@@ -332,7 +330,7 @@ async def card_click(req: Request, action: CardAction, env: Env) -> dict[str, An
 
 # ---- status and summaries --------------------------------------------------------------------
 
-async def progress_text(req: Request, env: Env) -> str:
+async def progress_text(req: Request, env: Context) -> str:
     items = _items(req)
     admins = _admins(req)
     names = await env.names(*admins)
@@ -353,7 +351,7 @@ async def progress_text(req: Request, env: Env) -> str:
 
 @router.command(ReviewStart, admin_only=True, authority="owner")
 async def review_start(cmd: ReviewStart, ctx: Context) -> None:
-    env = ctx.env()
+    env = ctx
     req = await open_campaign(env, ctx.sender.user_id)
     if req is None:
         await ctx.reply(ctx.t("review_nothing"))
@@ -366,7 +364,7 @@ async def review_start(cmd: ReviewStart, ctx: Context) -> None:
 
 @router.command(ReviewStatus, admin_only=True, authority="owner")
 async def review_status(cmd: ReviewStatus, ctx: Context) -> None:
-    env = ctx.env()
+    env = ctx
     rows = await ctx.uow.requests.by_kind(ctx.corp_id, REVIEW)
     if not rows:
         await ctx.reply(ctx.t("review_none"))
@@ -410,14 +408,15 @@ async def schedule_review(db: Database, settings: Settings, now: datetime) -> No
         await uow.commit()
 
 
-async def _tell_owner(env: Env, text: str) -> None:
+async def _tell_owner(env: Context, text: str) -> None:
     owner = await env.uow.members.owner_of(env.corp_id)
     if owner is not None:
         await env.send(Reply(text, "", False, owner.user_id, markdown=True,
                              title=t("review_title", env.lang)))
 
 
-async def due_review_start(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_start")
+async def due_review_start(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         await _schedule_next(env.uow, env.settings, env.now)
         try:
@@ -434,7 +433,8 @@ async def due_review_start(payload: dict[str, Any], dctx: DueContext) -> None:
                                  deadline=local(req.expires_at, env.settings.policy.timezone)))
 
 
-async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_remind")
+async def due_review_remind(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]))
         if req is None or req.state != State.PENDING.value or tx.now >= req.expires_at:
@@ -459,7 +459,8 @@ async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
                                        env.now, dedupe_key=f"access-review-remind:{req.id}:{n + 1}")
 
 
-async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_close")
+async def due_review_close(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]), for_update=True)
         if req is None or req.state != State.PENDING.value:
@@ -496,7 +497,7 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
                                  policy=t(f"review_policy_{policy}", env.lang)) + "\n\n" + summary)
 
 
-async def close_campaign(req: Request, env: Env, items: list[dict[str, Any]],
+async def close_campaign(req: Request, env: Context, items: list[dict[str, Any]],
                          why: str) -> None:
     """Close the campaign (APPLIED): audited, every card shows it closed. ``why``:
     ``deadline`` or ``all_reviewed`` (the last item was decided before it)."""
@@ -518,22 +519,22 @@ class ReviewKind:
 
     kind = REVIEW
 
-    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
         return ()
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         return None
 
-    async def after(self, req: Request, env: Env, state: State) -> None:
+    async def after(self, req: Request, env: Context, state: State) -> None:
         # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.
         for n in range(min(len(_admins(req)), MAX_CARDS)):
             await _update_card(req, env, n)
         await env.uow.due.cancel(f"access-review-close:{req.id}")
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         return t("review_describe", env.lang, n=len(_items(req)))
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("review_subject", env.lang, n=len(_items(req)), admins=len(_admins(req)))
 
 
@@ -545,8 +546,6 @@ REGISTRY.add(ReviewKind())
 for _s in _suffixes():
     REGISTRY.card_actions[f"{REVIEW}:{_s}"] = card_click
 
-DUE_HANDLERS = {"review_start": due_review_start, "review_remind": due_review_remind,
-                "review_close": due_review_close}
 
 MESSAGES.update({
     "kind_review": {"zh": "权限审核", "en": "Access review"},
@@ -632,4 +631,4 @@ MESSAGES.update({
                        "en": "{n} grants, reviewed by {admins} admin(s)"},
 })
 
-__all__ = ["DUE_HANDLERS", "assign_items", "card_suffix", "next_fire", "router", "schedule_review"]
+__all__ = ["assign_items", "card_suffix", "next_fire", "router", "schedule_review"]

@@ -29,7 +29,6 @@ from bot.core.commands.words import primary
 from bot.core.faults import Faults
 from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, Localized, UserError
-from bot.dispatch.env import Env
 from bot.dispatch.limits import RateLimiter, Verdict, member_share
 from bot.texts.catalog import Lang, t
 from bot.transport.inbound import CardAction, IncomingMessage
@@ -247,12 +246,13 @@ class Dispatcher:
         """Answer one message inside the transaction: its parse error, or its command."""
         if error is not None:
             lang = self._lang(error.lang)
-            ctx = Context(uow, self.settings, now, lang, msg, sender, replies=replies)
+            ctx = Context.for_message(uow, self.settings, now, lang, msg, sender, replies=replies)
             await ctx.reply(error.render(lang), markdown=True)
             self.metrics.count("parse_error", error.code)
         elif parsed is not None:
-            await self._run(parsed, Context(uow, self.settings, now, self._lang(parsed.lang),
-                                            msg, sender, self.faults, prepared, replies))
+            await self._run(parsed, Context.for_message(
+                uow, self.settings, now, self._lang(parsed.lang), msg, sender, self.faults,
+                prepared, replies))
 
     async def _read_alone(self, it: _Read) -> None:
         """A read whose batch failed before COMMIT, handled alone (a read has nothing to
@@ -288,11 +288,11 @@ class Dispatcher:
                 sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
                                                   name=msg.sender_nick or None)
                 lang = self._lang(lang_of(msg.text))
-                ctx = Context(uow, self.settings, now, lang, msg, sender)
+                ctx = Context.for_message(uow, self.settings, now, lang, msg, sender)
                 key = ("rate_limited_conversation" if verdict.scope == "conversation"
                        else "rate_limited")
                 await ctx.reply(t(key, lang, seconds=max(1, math.ceil(verdict.retry_after))))
-                await ctx.audit("rate_limited", "refused",
+                await ctx.audit(ctx.sender.user_id, "rate_limited", "refused",
                                 after={"scope": verdict.scope, "conversation": msg.conversation_id})
                 self._after(uow)
             await uow.commit()
@@ -331,7 +331,7 @@ class Dispatcher:
             await ctx.reply(e.render(ctx.lang))
             if e.audit_action:
                 target = e.params.get("target")
-                await ctx.audit(e.audit_action, "refused",
+                await ctx.audit(ctx.sender.user_id, e.audit_action, "refused",
                                 target_id=str(target) if target else None,
                                 after={"reason": e.key, **{
                                     k: str(v) for k, v in e.params.items()}})
@@ -372,7 +372,7 @@ class Dispatcher:
                 self.metrics.duplicates += 1
                 return {}
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
-            env = Env(uow, self.settings, now, self.faults, action.message_id)
+            env = Context(uow, self.settings, now, self.faults, message_id=action.message_id)
             async with uow.session.begin_nested():
                 response = await self.router.card_actions["request"](action, env)
             self._after(uow)
