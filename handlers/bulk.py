@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.approvals.engine import REGISTRY, NoLongerAllowed
 from bot.core.clock import local
-from bot.core.commands import Export, ExportTemplate, ImportMode, ImportUndo
+from bot.core.commands import Export, ExportTemplate, ImportFile, ImportMode, ImportUndo
 from bot.core.domain.bulk import (
     Change,
     Entry,
@@ -48,7 +48,6 @@ from bot.core.escape import Md, literal
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
 from bot.texts.catalog import MESSAGES, Lang, t
-from bot.transport.inbound import FileRef
 from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.templates import impact_text
@@ -64,17 +63,6 @@ IMPORT_UNDO = "import_undo"
 ARM_FOR = timedelta(hours=1)
 SHOW_ROWS = 30
 SHOW_REMOVALS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class ImportFile:
-    """Not typed by anyone: a file message sent to Baton one-to-one."""
-
-    command_name = "import file"
-    file: FileRef
-    # DingTalk delivers files to a bot one-to-one only: a file from a group is forged (or
-    # the protocol changed), and is refused without being downloaded.
-    in_group: bool = False
 
 
 # ---- export ---------------------------------------------------------------------------------
@@ -617,4 +605,4 @@ for _k, _zh, _en in (("import", "批量导入", "Bulk import"), ("import_undo", 
         "en": "{requester} asks for these bulk changes; another admin must approve:",
     }
 
-__all__ = ["ImportFile", "build_export", "router", "send_export"]
+__all__ = ["build_export", "router", "send_export"]

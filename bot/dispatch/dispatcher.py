@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.config import Settings
 from bot.core.clock import Clock
-from bot.core.commands import Parsed, ParseError, UserRef, lang_of, parse
+from bot.core.commands import ImportFile, Parsed, ParseError, UserRef, lang_of, parse
 from bot.core.commands.words import primary
 from bot.core.faults import Faults
 from bot.delivery.alerts import raise_alert
@@ -166,9 +166,7 @@ class Dispatcher:
                 return
             if msg.file is not None:
                 # A file sent to Baton is an import (DingTalk delivers files one-to-one only).
-                from handlers.bulk import ImportFile
-
-                parsed = Parsed(ImportFile(msg.file, in_group=msg.is_group),  # type: ignore[arg-type]
+                parsed = Parsed(ImportFile(msg.file, in_group=msg.is_group),
                                 self.settings.locale.lang)
             else:
                 try:
