@@ -23,7 +23,8 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.faults import Faults
 from bot.delivery.alerts import queue_alert
 from bot.delivery.outbox import OutboxSender
-from bot.dispatch.dispatcher import Dispatcher, Metrics
+from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.metrics import Metrics
 from bot.scheduling.alarm import Alarm
 from bot.scheduling.due import DueRunner
 from bot.texts import catalog as i18n
