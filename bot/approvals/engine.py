@@ -38,7 +38,7 @@ from bot.core.domain.requests import (
 )
 from bot.core.escape import Md, joined
 from bot.core.sends import CardSpec
-from bot.dispatch.context import Context
+from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
@@ -360,8 +360,6 @@ async def cancel(req: Request, env: Context, actor: str) -> None:
     env = env.for_request(req)
     d = decide(await view_of(req, env), Event(EventKind.CANCEL, actor), env.now)
     if d.refusal is not None:
-        from bot.dispatch.context import UserError
-
         raise UserError("cancel_not_open", id=req.public_id,
                         state=t(f"state_{req.state}", env.lang))
     await _transition(req, d, env, actor)

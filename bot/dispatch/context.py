@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -21,11 +21,9 @@ from bot.core.faults import Faults
 from bot.core.sends import CardSpec, Reply
 from bot.texts.catalog import Lang, t
 from bot.transport.inbound import CardAction, IncomingMessage
+from bot.transport.openapi import OpenApiClient
 from storage.db import Database, UnitOfWork
 from storage.models import ADMIN, OWNER, Member, Request
-
-if TYPE_CHECKING:
-    from bot.transport.openapi import OpenApiClient
 
 
 class UserError(Exception):
@@ -240,7 +238,7 @@ C = TypeVar("C")
 Handler = Callable[[Any, Context], Awaitable[None]]
 
 
-Prepare = Callable[[Any, "OpenApiClient | None"], Awaitable[Any]]
+Prepare = Callable[[Any, OpenApiClient | None], Awaitable[Any]]
 ClickHandler = Callable[[CardAction, Context], Awaitable[dict[str, Any]]]
 DueHandler = Callable[[dict[str, Any], Context], Awaitable[None]]
 
