@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import dingtalk_stream
 
+from bot import ports
 from bot.api.ops import Ops
 from bot.bootstrap import bootstrap
 from bot.config import Settings
@@ -37,9 +38,15 @@ from handlers.audit import schedule_retention
 from handlers.bulk import send_export
 from handlers.review import schedule_review
 from storage import migrate
-from storage.db import Database, open_database
+from storage.db import Database, UnitOfWork, open_database
 
 log = logging.getLogger(__name__)
+
+
+def implements_ports(client: OpenApiClient, uow: UnitOfWork, clock: SystemClock,
+                     ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock]:
+    """The concrete classes as the ports they implement: mypy checks that they fit."""
+    return client, client, uow, clock
 
 
 class NotConfigured(Exception):

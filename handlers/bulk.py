@@ -47,8 +47,8 @@ from bot.core.domain.requests import State
 from bot.core.escape import Md, literal
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.ports import DingTalkError, Messenger
 from bot.texts.catalog import MESSAGES, Lang, t
-from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.templates import impact_text
 from storage import bulk as store
@@ -138,7 +138,7 @@ async def build_removals(db: Database, settings: Any, now: datetime,
     return data, f"baton-import-removals-{now.strftime('%Y%m%d-%H%M')}.xlsx"
 
 
-async def send_export(db: Database, settings: Any, client: OpenApiClient,
+async def send_export(db: Database, settings: Any, client: Messenger,
                       payload: dict[str, Any], now: datetime) -> None:
     """The outbox's delivery of an ``export`` row: build, upload, send one-to-one."""
     lang: Lang = "en" if payload.get("lang") == "en" else "zh"
@@ -148,9 +148,7 @@ async def send_export(db: Database, settings: Any, client: OpenApiClient,
         data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
                                         template=bool(payload.get("template")), lang=lang)
     media = await client.upload_media(data, name)
-    ext = name.rsplit(".", 1)[-1]
-    await client.oto_send([str(payload["user_id"])], "sampleFile",
-                          {"mediaId": media, "fileName": name, "fileType": ext})
+    await client.send_file(str(payload["user_id"]), media, name)
 
 
 # ---- import: arming replace mode ----------------------------------------------------------------
@@ -166,7 +164,7 @@ async def import_mode(cmd: ImportMode, ctx: Context) -> None:
 
 # ---- import: the file ---------------------------------------------------------------------------
 
-async def fetch_file(cmd: ImportFile, client: OpenApiClient | None) -> dict[str, Any]:
+async def fetch_file(cmd: ImportFile, client: Messenger | None) -> dict[str, Any]:
     """Before the transaction: download and read the file (parsing off the event loop)."""
     if cmd.in_group:
         return {}

@@ -42,8 +42,8 @@ from bot.core.domain.requests import Requirement, State
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, Lang, t
-from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from storage.models import ADMIN, MEMBER, OWNER, Member, Request
 from storage.permissions import schedule_expiry
 
@@ -122,7 +122,7 @@ def source_text(src: Source, lang: Lang, tz: str, cat: Catalog) -> Md:
 
 # ---- directory (before the transaction) ---------------------------------------------------
 
-async def lookup_users(refs: list[UserRef], client: OpenApiClient | None) -> dict[str, Any]:
+async def lookup_users(refs: list[UserRef], client: Directory | None) -> dict[str, Any]:
     """What DingTalk's directory says of each target: {user_id: {"found", "active", "name"}}."""
     out: dict[str, Any] = {}
     if client is None:
@@ -141,7 +141,7 @@ async def lookup_users(refs: list[UserRef], client: OpenApiClient | None) -> dic
     return out
 
 
-async def _lookup_target(cmd: Any, client: OpenApiClient | None) -> dict[str, Any]:
+async def _lookup_target(cmd: Any, client: Directory | None) -> dict[str, Any]:
     return await lookup_users([cmd.target], client)
 
 

@@ -26,8 +26,8 @@ from bot.core.commands import (
 from bot.core.domain.permissions import Catalog, Impact, TemplateIn, effective, impact
 from bot.core.escape import Md, code, joined, literal, person
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.ports import DingTalkError, Directory
 from bot.texts.catalog import Lang, t
-from bot.transport.openapi import DingTalkError, OpenApiClient
 from handlers.permissions import (
     ApprovedChange,
     catalog_of,
@@ -225,7 +225,7 @@ async def delete_template(env: Context, tpl: Template, *, by: str, request_id: i
 
 # ---- apply ----------------------------------------------------------------------------------
 
-async def find_dept(client: OpenApiClient, key: str) -> int | None:
+async def find_dept(client: Directory, key: str) -> int | None:
     """A department by id, or by exact name anywhere in the tree (breadth first)."""
     if key.isdigit():
         try:
@@ -248,7 +248,7 @@ async def find_dept(client: OpenApiClient, key: str) -> int | None:
     return None
 
 
-async def dept_members(client: OpenApiClient, dept_id: int) -> list[str]:
+async def dept_members(client: Directory, dept_id: int) -> list[str]:
     """Members of a department and of every department inside it."""
     out: dict[str, None] = {}
     queue = [dept_id]
@@ -265,7 +265,7 @@ async def dept_members(client: OpenApiClient, dept_id: int) -> list[str]:
     return list(out)
 
 
-async def prepare_apply(cmd: TemplateApply, client: OpenApiClient | None) -> dict[str, Any]:
+async def prepare_apply(cmd: TemplateApply, client: Directory | None) -> dict[str, Any]:
     """Before the transaction: the users in the directory, and each department's members."""
     users = await lookup_users(list(cmd.users), client)
     if "error" in users or client is None:

@@ -24,10 +24,10 @@ from bot.core.domain.transfer import (
 from bot.core.escape import Md, joined, person
 from bot.core.sends import CardSpec, Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
-from bot.transport.openapi import DingTalkError, NotFound, OpenApiClient
 from storage.db import UnitOfWork
 from storage.models import ADMIN, MEMBER, OWNER, Request
 from storage.snapshots import take_snapshot
@@ -48,7 +48,7 @@ async def holds(uow: UnitOfWork, settings: Settings, user_id: str, perm: str,
     return perm in effective(held, catalog_of(settings), now)
 
 
-async def lookup_target(cmd: TransferOwner, client: OpenApiClient | None) -> dict[str, Any]:
+async def lookup_target(cmd: TransferOwner, client: Directory | None) -> dict[str, Any]:
     """Before the transaction: what DingTalk's directory says of the target."""
     if client is None:
         return {"error": "no_client"}

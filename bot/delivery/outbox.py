@@ -23,16 +23,21 @@ from bot.config import OutboxSettings
 from bot.core.clock import Clock
 from bot.core.faults import Faults
 from bot.logs import redact
+from bot.ports import (
+    CARD_EXISTS,
+    CARD_MISSING,
+    DingTalkError,
+    Messenger,
+    RateLimited,
+    SessionExpired,
+)
 from bot.texts.catalog import Lang, t
-from bot.transport.openapi import DingTalkError, OpenApiClient, RateLimited, SessionExpired
 from storage.db import Database, UnitOfWork
 from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
 MESSAGE_KINDS = {"reply", "card", "export"}
-CARD_EXISTS = "param.outTrackIdDuplicate"   # createAndDeliver with an outTrackId in use
-CARD_MISSING = "param.outTrackIdNotExist"   # an update of a card not (yet) created
 AFTER_CREATION = timedelta(seconds=1)      # an update waiting for its card goes this long after
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxRow, int, str], Awaitable[None]]
@@ -48,7 +53,7 @@ class Budget:
 
 
 class OutboxSender:
-    def __init__(self, db: Database, client: OpenApiClient, settings: OutboxSettings,
+    def __init__(self, db: Database, client: Messenger, settings: OutboxSettings,
                  clock: Clock, *, batch: int = 50, lease: timedelta = timedelta(seconds=60),
                  idle_poll: float = 5.0, rng: random.Random | None = None,
                  alert_window: timedelta = timedelta(seconds=30),
@@ -342,7 +347,7 @@ class OutboxSender:
                     # because an earlier attempt created it and died before marking the
                     # row sent. That is this row, delivered.
                     log.info("card %s already exists: outbox row %s was delivered before",
-                             p["body"].get("outTrackId"), row.id)
+                             p.get("out_track_id"), row.id)
             else:
                 body = p["body"]
                 await self._client.update_card(p["out_track_id"], body.get("params", {}),
@@ -354,33 +359,26 @@ class OutboxSender:
 
     async def _send_reply(self, row: OutboxRow, p: dict[str, Any]) -> None:
         markdown = p.get("format") == "markdown"
+        title = p["title"] if markdown else ""   # a plain text has none
         webhook = row.session_webhook
         alive = row.webhook_expires_at is None or row.webhook_expires_at > self._clock.now()
         if webhook and not alive:
             await self._forget_webhook(row)
         if webhook and alive:
-            body: dict[str, Any]
-            if markdown:
-                body = {"msgtype": "markdown", "markdown": {"title": p["title"], "text": p["text"]}}
-            else:
-                body = {"msgtype": "text", "text": {"content": p["text"]}}
-            if p.get("at"):
-                body["at"] = {"atUserIds": list(p["at"]), "isAtAll": False}
             try:
-                await self._client.send_webhook(webhook, body)
+                await self._client.send_by_webhook(webhook, p["text"], markdown=markdown,
+                                                   title=title, at=p.get("at") or ())
                 return
             except SessionExpired:
                 log.info("session webhook expired for row %s; using the robot API", row.id)
                 await self._forget_webhook(row)
-        key = "sampleMarkdown" if markdown else "sampleText"
-        param = {"title": p["title"], "text": p["text"]} if markdown else {"content": p["text"]}
         if p["is_group"]:
-            await self._client.group_send(p["conversation_id"], key, param)
-        else:
-            res = await self._client.oto_send([p["user_id"]], key, param)
-            if p["user_id"] in (res.get("flowControlledStaffIdList") or []):
-                raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
-                                     "throttled by DingTalk", retry_after=60.0)
+            await self._client.send_to_group(p["conversation_id"], p["text"], markdown=markdown,
+                                             title=title)
+        elif not await self._client.send_to_user(p["user_id"], p["text"], markdown=markdown,
+                                                 title=title):
+            raise RateLimited("/v1.0/robot/oToMessages/batchSend", 200, "flowControlled",
+                              "throttled by DingTalk", retry_after=60.0)
 
 
 def _counts(row: OutboxRow) -> bool:

@@ -78,12 +78,11 @@ class Boundary:
         alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
         send: Awaitable[Any]
         if msg.session_webhook and alive:
-            send = client.send_webhook(msg.session_webhook,
-                                       {"msgtype": "text", "text": {"content": text}})
+            send = client.send_by_webhook(msg.session_webhook, text)
         elif msg.is_group:
-            send = client.group_send(msg.conversation_id, "sampleText", {"content": text})
+            send = client.send_to_group(msg.conversation_id, text)
         else:
-            send = client.oto_send([msg.sender_id], "sampleText", {"content": text})
+            send = client.send_to_user(msg.sender_id, text)
         await _tell_directly(msg.conversation_key, send)
 
     async def click_not_applied(self, action: CardAction, exc: BaseException) -> None:
@@ -91,8 +90,8 @@ class Boundary:
         event_id = self.store_down_event(action.dedupe_key, exc)
         if self.client is not None:
             text = t("db_unavailable_click", self.settings.locale.lang, event_id=event_id)
-            await _tell_directly(f"user:{action.user_id}", self.client.oto_send(
-                [action.user_id], "sampleText", {"content": text}))
+            await _tell_directly(f"user:{action.user_id}", self.client.send_to_user(
+                action.user_id, text))
 
 
 async def _tell_directly(who: str, send: Awaitable[Any]) -> None:

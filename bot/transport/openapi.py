@@ -15,13 +15,31 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from bot.config import DingTalkSettings
+from bot.ports import (
+    AuthError,
+    BadRequest,
+    DingTalkError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    SessionExpired,
+    TransportError,
+)
+from bot.transport import bodies
+
+# The errors are the ports' (bot.ports); named here too for the callers that import them here.
+__all__ = [
+    "AuthError", "BadRequest", "DingTalkError", "NotFound", "OpenApiClient", "PermissionDenied",
+    "RateLimited", "ServerError", "SessionExpired", "TransportError",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,50 +58,6 @@ UNMETERED_PREFIXES = ("/v1.0/oauth2/", "/gettoken", "/topapi/v2/user/", "/topapi
                       "/topapi/v2/department/", "/v1.0/contact/",
                       # not OpenAPI calls: the session webhook and a file URL
                       "/robot/sendBySession", "/robot/file")
-
-
-class DingTalkError(Exception):
-    """An OpenAPI call failed; ``retryable`` says whether trying later may help."""
-
-    retryable = False
-
-    def __init__(self, api: str, status: int, code: str, message: str, request_id: str = "",
-                 retry_after: float | None = None) -> None:
-        super().__init__(f"{api}: HTTP {status} {code}: {message}")
-        self.api, self.status, self.code, self.message = api, status, code, message
-        self.request_id, self.retry_after = request_id, retry_after
-
-
-class RateLimited(DingTalkError):
-    retryable = True
-
-
-class ServerError(DingTalkError):
-    retryable = True
-
-
-class TransportError(DingTalkError):
-    retryable = True
-
-
-class AuthError(DingTalkError):
-    """The credentials or the token were refused (after one refresh)."""
-
-
-class PermissionDenied(DingTalkError):
-    """The app lacks a permission (scope); the operator must grant it in the console."""
-
-
-class SessionExpired(DingTalkError):
-    """A sessionWebhook is past its life (errcode 300001); use the robot send API instead."""
-
-
-class NotFound(DingTalkError):
-    pass
-
-
-class BadRequest(DingTalkError):
-    pass
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -259,6 +233,26 @@ class OpenApiClient:
         """Reply through a sessionWebhook (no token: the URL is the secret; never log it)."""
         await self._request("POST", url, "/robot/sendBySession", json_body=body, auth=None)
 
+    async def send_by_webhook(self, url: str, text: str, *, markdown: bool = False,
+                              title: str = "Baton", at: Sequence[str] = ()) -> None:
+        await self.send_webhook(url, bodies.webhook_message(text, markdown=markdown, title=title,
+                                                            at=at))
+
+    async def send_to_group(self, conversation_id: str, text: str, *, markdown: bool = False,
+                            title: str = "Baton") -> None:
+        await self.group_send(conversation_id, *bodies.robot_message(text, markdown=markdown,
+                                                                     title=title))
+
+    async def send_to_user(self, user_id: str, text: str, *, markdown: bool = False,
+                           title: str = "Baton") -> bool:
+        """One-to-one; False when DingTalk took the call but flow-controlled the person."""
+        res = await self.oto_send([user_id], *bodies.robot_message(text, markdown=markdown,
+                                                                    title=title))
+        return user_id not in (res.get("flowControlledStaffIdList") or [])
+
+    async def send_file(self, user_id: str, media_id: str, file_name: str) -> None:
+        await self.oto_send([user_id], *bodies.file_message(media_id, file_name))
+
     async def group_send(self, conversation_id: str, msg_key: str, msg_param: Mapping[str, Any]) -> str:
         data = await self.api("POST", "/v1.0/robot/groupMessages/send", {
             "robotCode": self._s.effective_robot_code, "openConversationId": conversation_id,
@@ -280,15 +274,8 @@ class OpenApiClient:
 
     async def update_card(self, out_track_id: str, params: Mapping[str, str],
                           private: Mapping[str, Mapping[str, str]] | None = None) -> None:
-        body: dict[str, Any] = {
-            "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": dict(params)},
-            "cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
-            "userIdType": 1,
-        }
-        if private:
-            body["privateData"] = {u: {"cardParamMap": dict(p)} for u, p in private.items()}
-        await self.api("PUT", "/v1.0/card/instances", body)
+        await self.api("PUT", "/v1.0/card/instances",
+                       bodies.card_update(out_track_id, params, private))
 
     async def user_get(self, user_id: str) -> dict[str, Any]:
         data = await self.oapi("/topapi/v2/user/get", {"userid": user_id, "language": "zh_CN"})

@@ -1,0 +1,54 @@
+"""DingTalk message bodies: plain values in, the JSON DingTalk receives out.
+
+The outbox, the dispatcher's direct replies and the export delivery say what to send (a
+text, a markdown text with its title, a file); only this module knows how DingTalk spells
+it. Interactive-card bodies are in :mod:`bot.transport.cards`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def webhook_message(text: str, *, markdown: bool = False, title: str = "Baton",
+                    at: Sequence[str] = ()) -> dict[str, Any]:
+    """The body of a reply through a conversation's ``sessionWebhook``; ``at`` names the
+    people it mentions."""
+    body: dict[str, Any]
+    if markdown:
+        body = {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+    else:
+        body = {"msgtype": "text", "text": {"content": text}}
+    if at:
+        body["at"] = {"atUserIds": list(at), "isAtAll": False}
+    return body
+
+
+def robot_message(text: str, *, markdown: bool = False,
+                  title: str = "Baton") -> tuple[str, dict[str, Any]]:
+    """``msgKey`` and ``msgParam`` of a robot message (group or one-to-one send API)."""
+    if markdown:
+        return "sampleMarkdown", {"title": title, "text": text}
+    return "sampleText", {"content": text}
+
+
+def file_message(media_id: str, file_name: str) -> tuple[str, dict[str, Any]]:
+    """``msgKey`` and ``msgParam`` of an uploaded file sent by the robot; its type is the
+    name's extension."""
+    return "sampleFile", {"mediaId": media_id, "fileName": file_name,
+                          "fileType": file_name.rsplit(".", 1)[-1]}
+
+
+def card_update(out_track_id: str, params: Mapping[str, str],
+                private: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+    """``PUT /v1.0/card/instances``: new public params, and per-user private ones."""
+    body: dict[str, Any] = {
+        "outTrackId": out_track_id,
+        "cardData": {"cardParamMap": dict(params)},
+        "cardUpdateOptions": {"updateCardDataByKey": True, "updatePrivateDataByKey": True},
+        "userIdType": 1,
+    }
+    if private:
+        body["privateData"] = {u: {"cardParamMap": dict(p)} for u, p in private.items()}
+    return body
