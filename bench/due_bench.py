@@ -49,8 +49,9 @@ from bot.app import prepare_database
 from bot.config import Settings
 from bot.core.clock import SystemClock
 from bot.core.faults import Faults
+from bot.dispatch.context import Context
 from bot.logs import setup_logging
-from bot.scheduling.due import DueContext, DueRunner
+from bot.scheduling.due import DueRunner
 from storage.db import Database, open_database
 from storage.models import DueWork
 
@@ -114,7 +115,7 @@ async def run_one(db_name: str, url: str, n: int, workers: int, shared: bool) ->
     settings = Settings.model_validate({"database": {"url": url}})
     ran: Counter[int] = Counter()
 
-    async def noop(payload: dict[str, Any], ctx: DueContext) -> None:
+    async def noop(payload: dict[str, Any], ctx: Context) -> None:
         ran[ctx.row_id] += 1
         async with ctx.transaction():
             pass
@@ -150,7 +151,7 @@ async def child(url: str) -> None:
     settings = Settings.model_validate({"database": {"url": url}})
     ran: list[int] = []
 
-    async def noop(payload: dict[str, Any], ctx: DueContext) -> None:
+    async def noop(payload: dict[str, Any], ctx: Context) -> None:
         ran.append(ctx.row_id)
         async with ctx.transaction():
             pass

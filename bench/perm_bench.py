@@ -325,7 +325,7 @@ async def time_whoami(db: Database, settings: Settings, uid: str, seq: int) -> f
         now = datetime.now(UTC)
         sender = await uow.members.get(CORP, uid)
         assert sender is not None, uid
-        ctx = Context(uow, settings, now, settings.locale.lang, msg, sender)
+        ctx = Context.for_message(uow, settings, now, settings.locale.lang, msg, sender)
         await whoami(WhoAmI(), ctx)
         await uow.commit()
     return (time.perf_counter() - t0) * 1000

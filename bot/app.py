@@ -24,7 +24,8 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.faults import Faults
 from bot.delivery.alerts import queue_alert
 from bot.delivery.outbox import OutboxSender
-from bot.dispatch.dispatcher import Dispatcher, Metrics
+from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.metrics import Metrics
 from bot.scheduling.alarm import Alarm
 from bot.scheduling.due import DueRunner
 from bot.texts import catalog as i18n
@@ -32,7 +33,7 @@ from bot.transport.handlers import CardCallbackHandler, RobotMessageHandler
 from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
 from bot.transport.openapi import OpenApiClient
 from bot.transport.stream import BatonStreamClient
-from handlers import build_router, due_handlers
+from handlers import build_router
 from handlers.audit import schedule_retention
 from handlers.bulk import send_export
 from handlers.review import schedule_review
@@ -116,10 +117,11 @@ class BatonApp:
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
                                                         self.clock.now())},
             on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease)
-        self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, due_handlers(),
+        router = build_router()
+        self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, router.dues,
                              on_commit=self.outbox.wake)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())
-        self.dispatcher = Dispatcher(self.db, s, self.clock, build_router(),
+        self.dispatcher = Dispatcher(self.db, s, self.clock, router,
                                      on_commit=self.outbox.wake, on_schedule=self.alarm.wake,
                                      metrics=self.metrics,
                                      client=self.client, faults=self.faults)

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.dispatch.context import CommandRouter
+from handlers import approvals, audit, bulk, info, permissions, review, templates, transfer
 
-if TYPE_CHECKING:
-    from bot.scheduling.due import DueHandler
+# In order: a command type, card kind or due kind is routed once (include refuses a second).
+FAMILIES: tuple[CommandRouter, ...] = (
+    review.router,
+    info.router,
+    transfer.router,
+    approvals.router,
+    permissions.router,
+    templates.router,
+    bulk.router,
+    audit.router,
+)
 
 
 def build_router() -> CommandRouter:
-    from handlers import approvals, audit, bulk, info, permissions, review, templates, transfer
-
+    """The root router: every family's commands, card actions and due work."""
     root = CommandRouter()
-    root.include(review.router)
-    root.include(info.router)
-    root.include(transfer.router)
-    root.include(approvals.router)
-    root.include(permissions.router)
-    root.include(templates.router)
-    root.include(bulk.router)
-    root.include(audit.router)
+    for family in FAMILIES:
+        root.include(family)
     return root
-
-
-def due_handlers() -> dict[str, DueHandler]:
-    from handlers import approvals, audit, permissions, review, transfer
-
-    return {**approvals.DUE_HANDLERS, **transfer.DUE_HANDLERS, **permissions.DUE_HANDLERS,
-            **audit.DUE_HANDLERS, **review.DUE_HANDLERS}

@@ -9,7 +9,6 @@ from bot.approvals.engine import REGISTRY, cancel, click, expire, open_requests_
 from bot.core.clock import local
 from bot.core.commands import Cancel, Pending
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import t
 from handlers.reminders import remind_due
 
@@ -19,7 +18,7 @@ router.card_action("request")(click)
 
 @router.command(Pending)
 async def pending(cmd: Pending, ctx: Context) -> None:
-    env = ctx.env()
+    env = ctx
     rows = await open_requests_for(env, ctx.sender.user_id)
     if not rows:
         await ctx.reply(ctx.t("pending_none"))
@@ -46,7 +45,7 @@ async def cancel_request(cmd: Cancel, ctx: Context) -> None:
     if ctx.sender.user_id not in (req.requester_id, owner.user_id if owner else None):
         raise UserError("cancel_not_allowed", id=req.public_id,
                         audit_action=f"{req.kind}.cancel_refused")
-    env = ctx.env()
+    env = ctx
     await cancel(req, env, ctx.sender.user_id)
     # One message for one action: where the request's own notice ("... was cancelled;
     # nothing changed") went to this conversation, it is the confirmation.
@@ -54,14 +53,15 @@ async def cancel_request(cmd: Cancel, ctx: Context) -> None:
         await ctx.reply(ctx.t("cancel_done", id=req.public_id))
 
 
-async def due_expire(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("request_expire")
+async def due_expire(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         await expire(int(payload["request_id"]), env)
 
 
-async def due_remind(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("request_remind")
+async def due_remind(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         await remind_due(dctx.row_id, payload, env)
 
 
-DUE_HANDLERS = {"request_expire": due_expire, "request_remind": due_remind}

@@ -28,7 +28,6 @@ from bot.core.escape import literal
 from bot.core.escape import person as text_person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from storage.db import Database
 
@@ -188,7 +187,8 @@ async def schedule_retention(db: Database, settings: Settings, now: datetime) ->
         await uow.commit()
 
 
-async def due_audit_retention(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due(RETENTION)
+async def due_audit_retention(payload: dict[str, Any], dctx: Context) -> None:
     """Remove entries older than ``audit.retention``; plan tomorrow's run in the same commit."""
     async with dctx.transaction() as env:
         corp = str(payload.get("corp_id") or env.corp_id)
@@ -206,7 +206,6 @@ async def due_audit_retention(payload: dict[str, Any], dctx: DueContext) -> None
                                    dedupe_key=_key(corp, local_day))
 
 
-DUE_HANDLERS = {RETENTION: due_audit_retention}
 
-__all__ = ["DUE_HANDLERS", "action_text", "change_summary", "entry_line", "reason_text", "router",
+__all__ = ["action_text", "change_summary", "entry_line", "reason_text", "router",
            "schedule_retention"]

@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.approvals.engine import REGISTRY, NoLongerAllowed
 from bot.core.clock import local
-from bot.core.commands import Export, ExportTemplate, ImportMode, ImportUndo
+from bot.core.commands import Export, ExportTemplate, ImportFile, ImportMode, ImportUndo
 from bot.core.domain.bulk import (
     Change,
     Entry,
@@ -47,11 +47,9 @@ from bot.core.domain.requests import State
 from bot.core.escape import Md, literal
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
 from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
 from bot.ports import DingTalkError, Messenger
 from bot.texts.catalog import t
-from bot.transport.inbound import FileRef
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.templates import impact_text
 from storage import bulk as store
@@ -68,17 +66,6 @@ SHOW_ROWS = 30
 SHOW_REMOVALS = 20
 
 
-@dataclass(frozen=True, slots=True)
-class ImportFile:
-    """Not typed by anyone: a file message sent to Baton one-to-one."""
-
-    command_name = "import file"
-    file: FileRef
-    # DingTalk delivers files to a bot one-to-one only: a file from a group is forged (or
-    # the protocol changed), and is refused without being downloaded.
-    in_group: bool = False
-
-
 # ---- export ---------------------------------------------------------------------------------
 
 @router.command(Export, ExportTemplate, admin_only=True, authority="admin")
@@ -88,7 +75,7 @@ async def export(cmd: Export | ExportTemplate, ctx: Context) -> None:
         "user_id": ctx.sender.user_id, "fmt": fmt, "lang": ctx.lang,
         "template": isinstance(cmd, ExportTemplate)}, ctx.now,
         source_message_id=ctx.message.message_id)
-    await ctx.audit("export.requested", "ok", after={"format": fmt,
+    await ctx.audit(ctx.sender.user_id, "export.requested", "ok", after={"format": fmt,
                                                      "template": isinstance(cmd, ExportTemplate)})
     key = "export_template_queued" if isinstance(cmd, ExportTemplate) else "export_queued"
     await ctx.reply(ctx.t(key, fmt=fmt))
@@ -223,7 +210,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     p = plan(good, errors, current, mode)
     lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)
     if p.errors:
-        await ctx.audit("import.refused", "refused", after={
+        await ctx.audit(ctx.sender.user_id, "import.refused", "refused", after={
             "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})
         still = [ctx.t("import_replace_still_armed")] if mode == "replace" else []
         await ctx.reply("\n".join([ctx.t("import_has_errors", name=name, n=len(p.errors),
@@ -251,7 +238,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     # for errors, or with nothing to change, leaves it armed for the corrected file).
     ctx.uow.members.disarm_import(me)
     removed = [c.entry for c in p.changes if c.op == "remove"]
-    gone = await removal_lines(ctx.env(), removed)
+    gone = await removal_lines(ctx, removed)
     if len(removed) > SHOW_REMOVALS:
         # The card and this reply show the first ones; the importer gets them all as a file.
         await ctx.uow.outbox.add("export", f"user:{me.user_id}", {
@@ -285,7 +272,7 @@ def dry_run_lines(p: Plan, lang: Lang, tz: str) -> list[str]:
     return [f"- {line}" for line in out]
 
 
-async def removal_lines(env: Env, removed: Sequence[Entry]) -> list[Md]:
+async def removal_lines(env: Context, removed: Sequence[Entry]) -> list[Md]:
     """Who loses what: the first :data:`SHOW_REMOVALS` removals, then "and N more"."""
     if not removed:
         return []
@@ -331,7 +318,7 @@ async def change_impact(uow: UnitOfWork, corp: str, changes: Sequence[Change], c
     return impact(before, {u: effective(h, cat, now) for u, h in after_h.items()})
 
 
-async def apply_batch(env: Env, req: Request, changes: list[Change], *, batch: str,
+async def apply_batch(env: Context, req: Request, changes: list[Change], *, batch: str,
                       action: str) -> None:
     """All or nothing: any conflict raises, the savepoint rolls back, the request FAILS."""
     try:
@@ -375,7 +362,7 @@ class ImportRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         p = req.payload
         extra = f"\n\n{t('import_batch', env.lang, batch=p['batch'])}" if p.get("batch") else ""
         removed = [c.entry for c in map(change_from_json, p["changes"]) if c.op == "remove"]
@@ -383,11 +370,11 @@ class ImportRequest(ApprovedChange):
         # summary and impact: markdown built from escaped parts when the file was read
         return Md(f"{p.get('summary', '')}\n\n{p.get('impact', '')}{gone}{extra}")
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("subject_import", env.lang, file=literal(str(req.payload.get("file", "")), 80),
                  n=len(req.payload["changes"]))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         batch = f"B-{req.id}"
         if "basis" in req.payload:
             current, _src = await store.entries(env.uow, env.corp_id, env.now)
@@ -428,14 +415,14 @@ class ImportUndoRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         return t("describe_import_undo", env.lang, batch=str(req.payload["batch"]),
                  n=len(req.payload["changes"]))
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("subject_import_undo", env.lang, batch=str(req.payload["batch"]))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         changes = [change_from_json(c) for c in req.payload["changes"]]
         await apply_batch(env, req, changes, batch=f"{req.payload['batch']}-undo",
                           action="import.undo_change")
@@ -445,4 +432,4 @@ REGISTRY.add(ImportRequest())
 REGISTRY.add(ImportUndoRequest())
 
 
-__all__ = ["ImportFile", "build_export", "router", "send_export"]
+__all__ = ["build_export", "router", "send_export"]

@@ -44,9 +44,7 @@ from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory, NotFound
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from storage.models import Member, Request
 from storage.permissions import schedule_expiry
@@ -171,14 +169,14 @@ def who(m: Member) -> Md:
 
 # ---- approvals ----------------------------------------------------------------------------
 
-async def approvers_for(env: Env, requester: str, *exclude: str) -> frozenset[str]:
+async def approvers_for(env: Context, requester: str, *exclude: str) -> frozenset[str]:
     """The owner and the admins, minus the requester and anyone the change is about."""
     people = await env.uow.members.admins_of(env.corp_id)
     return frozenset(p.user_id for p in people if p.active and p.user_id != requester
                      and p.user_id not in exclude)
 
 
-def approvals_needed(env: Env) -> int:
+def approvals_needed(env: Context) -> int:
     return env.settings.policy.approvals_required
 
 
@@ -187,7 +185,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     """Open a request approved by ``policy.approvals_required`` of the owner and admins
     (never the requester nor anyone the change is about, :meth:`ApprovedChange.affected`);
     refused up front when fewer can."""
-    env = ctx.env()
+    env = ctx
     for open_ in await ctx.uow.requests.open_for(ctx.corp_id):
         if (open_.kind == kind and open_.requester_id == ctx.sender.user_id
                 and open_.target_id == target and open_.expires_at > ctx.now
@@ -233,23 +231,23 @@ class ApprovedChange:
         """Whose permissions or rights the change is about: none of them may approve it."""
         return (target,) if target else ()
 
-    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
         pool = await approvers_for(env, req.requester_id,
                                    *self.affected(req.target_id, req.payload))
         return (Requirement("approvers", pool, "approve", "reject",
                             int(req.payload.get("need", approvals_needed(env)))),)
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         raise NotImplementedError
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         raise NotImplementedError
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         """The member the change is about (kinds without one say what they change)."""
         return await target_label(env, req)
 
-    async def after(self, req: Request, env: Env, state: State) -> None:
+    async def after(self, req: Request, env: Context, state: State) -> None:
         what = await self.describe(req, env)
         error = str(req.payload.get("error", ""))
         if f"not_applied_{error}" in MESSAGES:      # a NoLongerAllowed code: say it in words
@@ -259,14 +257,14 @@ class ApprovedChange:
         await env.send(Reply(text, req.conversation_id, group, req.requester_id, markdown=True))
 
 
-async def target_label(env: Env, req: Request) -> Md:
+async def target_label(env: Context, req: Request) -> Md:
     names = await env.names(req.target_id or "")
     return literal(names.get(req.target_id or "", req.target_id or ""), 80)
 
 
 # ---- grants ---------------------------------------------------------------------------------
 
-async def apply_grant(env: Env, *, user_id: str, name: str, by: str,
+async def apply_grant(env: Context, *, user_id: str, name: str, by: str,
                       duration: timedelta | None, request_id: int | None = None,
                       batch_id: str | None = None) -> tuple[bool, datetime | None]:
     """Grant (merged), audit, schedule its expiry; (changed?, expiry after)."""
@@ -301,7 +299,7 @@ async def grant(cmd: Grant, ctx: Context) -> None:
         await start_request(ctx, GRANT, target.user_id, {
             "name": name, "seconds": int(cmd.duration.total_seconds()) if cmd.duration else None})
         return
-    changed, expires = await apply_grant(ctx.env(), user_id=target.user_id, name=name,
+    changed, expires = await apply_grant(ctx, user_id=target.user_id, name=name,
                                          by=ctx.sender.user_id, duration=cmd.duration)
     until = ctx.t("until", at=local(expires, ctx.settings.policy.timezone)) if expires \
         else ctx.t("permanently")
@@ -313,7 +311,7 @@ async def grant(cmd: Grant, ctx: Context) -> None:
 class GrantRequest(ApprovedChange):
     kind = GRANT
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         cat = catalog_of(env.settings)
         secs = req.payload.get("seconds")
         dur = t("for_duration", env.lang, d=format_duration(timedelta(seconds=secs), env.lang)) \
@@ -321,7 +319,7 @@ class GrantRequest(ApprovedChange):
         return t("describe_grant", env.lang, name=cat.label(str(req.payload["name"]), env.lang),
                  who=await target_label(env, req), duration=dur)
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         secs = req.payload.get("seconds")
         await apply_grant(env, user_id=req.target_id or "", name=str(req.payload["name"]),
                           by=req.requester_id, request_id=req.id,
@@ -350,7 +348,7 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
                             advice=_removal_advice(srcs, cat, uid, ctx.lang))
         raise UserError("revoke_not_held", audit_action="revoke.refused", target=uid,
                         who=label, name=literal(name, 64))
-    await ctx.audit("grant.revoke", "applied", target_id=uid,
+    await ctx.audit(ctx.sender.user_id, "grant.revoke", "applied", target_id=uid,
                     before={"name": name, "expires_at": _iso(row.expires_at)}, after=None)
     held = await ctx.uow.perms.holdings(ctx.corp_id, uid, ctx.now)
     left = sources_of(held, cat, ctx.now)
@@ -375,7 +373,8 @@ def _removal_advice(srcs: list[Source], cat: Catalog, user_id: str, lang: Lang) 
     return Md("".join(f"\n\n{line}" for line in lines))
 
 
-async def due_grant_expire(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("grant_expire")
+async def due_grant_expire(payload: dict[str, Any], dctx: Context) -> None:
     """A time-bound grant ends: remove it (unless it was extended) and tell both sides."""
     async with dctx.transaction() as env:
         row = await env.uow.perms.remove_expired(int(payload["grant_id"]), env.now)
@@ -411,12 +410,12 @@ async def role_set(cmd: RoleSet, ctx: Context) -> None:
                             {"role": role})
         return
     before = target.role
-    await set_role(ctx.env(), target, role, by=ctx.sender.user_id)
+    await set_role(ctx, target, role, by=ctx.sender.user_id)
     await ctx.reply(ctx.t("role_done", who=who(target), role=role,
                           before=before or ctx.t("none")), markdown=True)
 
 
-async def set_role(env: Env, target: Member, role: str | None, *, by: str,
+async def set_role(env: Context, target: Member, role: str | None, *, by: str,
                    request_id: int | None = None, action: str = "role_set.apply") -> None:
     before = target.role
     await env.uow.members.set_role(target, role, env.now)
@@ -435,7 +434,7 @@ async def role_clear(cmd: RoleClear, ctx: Context) -> None:
         await ctx.reply(ctx.t("role_clear_none", who=label), markdown=True)
         return
     before = target.role
-    await set_role(ctx.env(), target, None, by=ctx.sender.user_id, action="role_clear.apply")
+    await set_role(ctx, target, None, by=ctx.sender.user_id, action="role_clear.apply")
     await ctx.reply(ctx.t("role_cleared", who=label, before=literal(before, 64)), markdown=True)
 
 
@@ -458,11 +457,11 @@ async def roles(cmd: Roles, ctx: Context) -> None:
 class RoleSetRequest(ApprovedChange):
     kind = ROLE_SET
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         return t("describe_role_set", env.lang, who=await target_label(env, req),
                  role=literal(str(req.payload["role"]), 64))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         target = await env.uow.members.get(env.corp_id, req.target_id or "")
         if target is None:
             raise RuntimeError("the member is gone")
@@ -480,7 +479,7 @@ async def admin_add(cmd: AdminAdd, ctx: Context) -> None:
                         who=who(target),
                         level=ctx.t(f"level_{target.level}"))
     if ctx.sender.level == OWNER:
-        await set_level(ctx.env(), target, ADMIN, by=ctx.sender.user_id)
+        await set_level(ctx, target, ADMIN, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_added", who=who(target)), markdown=True)
         return
     await start_request(ctx, ADMIN_ADD, target.user_id, {})
@@ -497,13 +496,13 @@ async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
         raise UserError("admin_remove_owner", audit_action="admin_remove.refused",
                         target=target.user_id)
     if ctx.sender.level == OWNER:
-        await set_level(ctx.env(), target, MEMBER, by=ctx.sender.user_id)
+        await set_level(ctx, target, MEMBER, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("admin_removed", who=who(target)), markdown=True)
         return
     await start_request(ctx, ADMIN_REMOVE, target.user_id, {})
 
 
-async def set_level(env: Env, target: Member, level: str, *, by: str,
+async def set_level(env: Context, target: Member, level: str, *, by: str,
                     request_id: int | None = None) -> None:
     before = target.level
     await env.uow.members.set_level(target, level, env.now)
@@ -517,10 +516,10 @@ class AdminChange(ApprovedChange):
     def __init__(self, kind: str, level: str) -> None:
         self.kind, self.level = kind, level
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         return t(f"describe_{self.kind}", env.lang, who=await target_label(env, req))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         target = await env.uow.members.get(env.corp_id, req.target_id or "")
         if target is None or target.level == OWNER:
             raise RuntimeError("the member is now the owner or gone")
@@ -545,7 +544,7 @@ async def who_has(cmd: WhoHas, ctx: Context) -> None:
     if not holders:
         await ctx.reply(ctx.t("who_has_none", name=title), markdown=True)
         return
-    names = await ctx.env().names(*holders)
+    names = await ctx.names(*holders)
     tz = ctx.settings.policy.timezone
     lines = [f"### {ctx.t('who_has_title', name=title, n=len(holders))}"]
     for uid in list(holders)[:WHO_HAS_LIMIT]:
@@ -560,6 +559,5 @@ REGISTRY.add(GrantRequest())
 REGISTRY.add(RoleSetRequest())
 REGISTRY.add(AdminChange(ADMIN_ADD, ADMIN))
 REGISTRY.add(AdminChange(ADMIN_REMOVE, MEMBER))
-DUE_HANDLERS = {"grant_expire": due_grant_expire}
 
-__all__ = ["ADMIN_ROLE", "DUE_HANDLERS", "OWNER_ROLE", "catalog_of", "router"]
+__all__ = ["ADMIN_ROLE", "OWNER_ROLE", "catalog_of", "router"]

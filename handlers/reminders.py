@@ -24,7 +24,7 @@ from bot.core.domain.due import DueItem
 from bot.core.domain.requests import State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
-from bot.dispatch.env import Env
+from bot.dispatch.context import Context
 from bot.texts.catalog import t
 from storage.models import Request
 
@@ -32,16 +32,16 @@ KIND = "request_remind"
 MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one
 
 
-def _open(req: Request | None, env: Env) -> bool:
+def _open(req: Request | None, env: Context) -> bool:
     return req is not None and req.state == State.PENDING.value and req.expires_at > env.now
 
 
-async def _lock_own(row_id: int, env: Env) -> bool:
+async def _lock_own(row_id: int, env: Context) -> bool:
     """Still ours to send? (Another handler may have merged this row into its message.)"""
     return await env.uow.due.is_pending(row_id)
 
 
-async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueItem, Request]]:
+async def _merge_rows(row_id: int, req: Request, env: Context) -> list[tuple[DueItem, Request]]:
     """Other pending reminder rows due now for open requests in ``req``'s conversation."""
     rows = await env.uow.due.pending_due(KIND, env.now, besides=row_id)
     ids = {int(r.payload["request_id"]) for r in rows if "request_id" in r.payload}
@@ -68,7 +68,7 @@ async def _merge_rows(row_id: int, req: Request, env: Env) -> list[tuple[DueItem
     return [(r, o) for r, o in chosen if r.id in held]
 
 
-async def remind_due(row_id: int, payload: dict[str, Any], env: Env) -> None:
+async def remind_due(row_id: int, payload: dict[str, Any], env: Context) -> None:
     """Run one reminder row (and merge the others due now in the same conversation)."""
     if not await _lock_own(row_id, env):
         return

@@ -50,8 +50,6 @@ from bot.core.escape import Md, joined, literal
 from bot.core.sends import CardSpec, Reply
 from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
@@ -82,7 +80,7 @@ def _track(corp_id: str, req_id: int, n: int) -> str:
     return CardRef.review(corp_id, req_id, n).pack()
 
 
-async def open_campaign(env: Env, requester: str) -> Campaign | None:
+async def open_campaign(env: Context, requester: str) -> Campaign | None:
     """Open a campaign and send its cards; None when there is nothing to review. Raises
     UserError when a campaign is open already."""
     current = await env.uow.reviews.open_in(env.corp_id)
@@ -126,11 +124,11 @@ def _remind_at(now: datetime, settings: Settings) -> datetime:
     return next_allowed(now + REMIND_EVERY, p.quiet_hours, p.timezone)
 
 
-def _label(env: Env, name: str) -> Md:
+def _label(env: Context, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
-def _decision_text(it: ReviewItem, env: Env, names: dict[str, Md]) -> Md:
+def _decision_text(it: ReviewItem, env: Context, names: dict[str, Md]) -> Md:
     if it.decision is None:
         return t("review_undecided", env.lang)
     at = local(it.at, env.settings.policy.timezone, "%m-%d %H:%M") if it.at else ""
@@ -138,7 +136,7 @@ def _decision_text(it: ReviewItem, env: Env, names: dict[str, Md]) -> Md:
     return t(f"review_decided_{it.decision}", env.lang, who=who, at=at)
 
 
-async def card_params(c: Campaign, env: Env, n: int) -> dict[str, str]:
+async def card_params(c: Campaign, env: Context, n: int) -> dict[str, str]:
     admin = c.admins[n]
     mine = c.of(admin)
     names = await env.names(admin, *(it.user for it in mine), *(it.by for it in mine if it.by))
@@ -166,14 +164,14 @@ async def card_params(c: Campaign, env: Env, n: int) -> dict[str, str]:
     }
 
 
-async def _update_card(c: Campaign, env: Env, n: int) -> dict[str, str]:
+async def _update_card(c: Campaign, env: Context, n: int) -> dict[str, str]:
     params = await card_params(c, env, n)
     track = _track(env.corp_id, c.id, n)
     await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
     return params
 
 
-async def _remove_grant(env: Env, c: Campaign, it: ReviewItem, actor: str, action: str) -> bool:
+async def _remove_grant(env: Context, c: Campaign, it: ReviewItem, actor: str, action: str) -> bool:
     """Revoke the item's grant (if it still exists); audited with before / after."""
     before = await env.uow.reviews.revoke(it)
     if before is not None:
@@ -188,7 +186,7 @@ async def _remove_grant(env: Env, c: Campaign, it: ReviewItem, actor: str, actio
 
 
 @router.card_action(CardKind.REVIEW)
-async def review_click(action: CardAction, env: Env) -> dict[str, Any]:
+async def review_click(action: CardAction, env: Context) -> dict[str, Any]:
     """A click on a reviewer's card: judged against the campaign its reference names."""
     try:
         ref: CardRef | None = CardRef.unpack(action.out_track_id)
@@ -202,7 +200,7 @@ async def review_click(action: CardAction, env: Env) -> dict[str, Any]:
     return await card_click(c, ref.reviewer, action, env.for_request(req))
 
 
-async def card_click(c: Campaign, n: int, action: CardAction, env: Env) -> dict[str, Any]:
+async def card_click(c: Campaign, n: int, action: CardAction, env: Context) -> dict[str, Any]:
     """keep / remove one item, or keep_all: only the item's admin, once per item."""
     if n >= min(len(c.admins), MAX_CARDS):
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
@@ -263,7 +261,7 @@ async def card_click(c: Campaign, n: int, action: CardAction, env: Env) -> dict[
 
 # ---- status and summaries --------------------------------------------------------------------
 
-async def progress_text(c: Campaign, env: Env) -> str:
+async def progress_text(c: Campaign, env: Context) -> str:
     names = await env.names(*c.admins)
     tz = env.settings.policy.timezone
     state = t("review_state_open" if c.state is State.PENDING else
@@ -281,7 +279,7 @@ async def progress_text(c: Campaign, env: Env) -> str:
 
 @router.command(ReviewStart, admin_only=True, authority="owner")
 async def review_start(cmd: ReviewStart, ctx: Context) -> None:
-    env = ctx.env()
+    env = ctx
     c = await open_campaign(env, ctx.sender.user_id)
     if c is None:
         await ctx.reply(ctx.t("review_nothing"))
@@ -294,7 +292,7 @@ async def review_start(cmd: ReviewStart, ctx: Context) -> None:
 
 @router.command(ReviewStatus, admin_only=True, authority="owner")
 async def review_status(cmd: ReviewStatus, ctx: Context) -> None:
-    env = ctx.env()
+    env = ctx
     c = await ctx.uow.reviews.latest_in(ctx.corp_id)
     if c is None:
         await ctx.reply(ctx.t("review_none"))
@@ -334,14 +332,15 @@ async def schedule_review(db: Database, settings: Settings, now: datetime) -> No
         await uow.commit()
 
 
-async def _tell_owner(env: Env, text: str) -> None:
+async def _tell_owner(env: Context, text: str) -> None:
     owner = await env.uow.members.owner_of(env.corp_id)
     if owner is not None:
         await env.send(Reply(text, "", False, owner.user_id, markdown=True,
                              title=t("review_title", env.lang)))
 
 
-async def due_review_start(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_start")
+async def due_review_start(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         await _schedule_next(env.uow, env.settings, env.now)
         try:
@@ -358,7 +357,8 @@ async def due_review_start(payload: dict[str, Any], dctx: DueContext) -> None:
                                  deadline=local(c.expires_at, env.settings.policy.timezone)))
 
 
-async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_remind")
+async def due_review_remind(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]))
         c = await tx.uow.reviews.campaign(req.id) if req is not None else None
@@ -383,7 +383,8 @@ async def due_review_remind(payload: dict[str, Any], dctx: DueContext) -> None:
                                        env.now, dedupe_key=f"access-review-remind:{c.id}:{n + 1}")
 
 
-async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("review_close")
+async def due_review_close(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]), for_update=True)
         c = await tx.uow.reviews.campaign(req.id) if req is not None else None
@@ -419,7 +420,7 @@ async def due_review_close(payload: dict[str, Any], dctx: DueContext) -> None:
                                  policy=t(f"review_policy_{policy}", env.lang)) + "\n\n" + summary)
 
 
-async def close_campaign(c: Campaign, env: Env, decided: Sequence[ReviewItem],
+async def close_campaign(c: Campaign, env: Context, decided: Sequence[ReviewItem],
                          why: str) -> Campaign:
     """Close the campaign (APPLIED) with these last ``decided`` items: audited, every card
     shows it closed. ``why``: ``deadline`` or ``all_reviewed`` (the last item was decided
@@ -439,13 +440,13 @@ class ReviewKind:
 
     kind = REVIEW
 
-    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
         return ()
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         return None
 
-    async def after(self, req: Request, env: Env, state: State) -> None:
+    async def after(self, req: Request, env: Context, state: State) -> None:
         # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.
         c = await env.uow.reviews.campaign(req.id)
         if c is not None:
@@ -453,11 +454,11 @@ class ReviewKind:
                 await _update_card(c, env, n)
         await env.uow.due.cancel(f"access-review-close:{req.id}")
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         c = await env.uow.reviews.campaign(req.id)
         return t("review_describe", env.lang, n=len(c.items) if c is not None else 0)
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         c = await env.uow.reviews.campaign(req.id)
         return t("review_subject", env.lang, n=len(c.items) if c is not None else 0,
                  admins=len(c.admins) if c is not None else 0)
@@ -465,7 +466,4 @@ class ReviewKind:
 
 REGISTRY.add(ReviewKind())
 
-DUE_HANDLERS = {"review_start": due_review_start, "review_remind": due_review_remind,
-                "review_close": due_review_close}
-
-__all__ = ["DUE_HANDLERS", "next_fire", "router", "schedule_review"]
+__all__ = ["next_fire", "router", "schedule_review"]

@@ -34,7 +34,6 @@ from bot.core.domain.permissions import (
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory
 from bot.texts.catalog import t
 from handlers.permissions import (
@@ -66,7 +65,7 @@ def _items_text(items: list[str], cat: Catalog, lang: Lang) -> Md:
                   (code(i) if not cat.is_permission(i) else cat.label(i, lang) for i in items))
 
 
-async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> TemplateView:
+async def _template(ctx: Context, name: str, action: str, lang: Lang) -> TemplateView:
     uow = ctx.uow
     tpl: TemplateView | None = await uow.perms.template(ctx.corp_id, name, for_update=True)
     if tpl is None:
@@ -78,7 +77,7 @@ async def _template(ctx: Context | Env, name: str, action: str, lang: Lang) -> T
     return tpl
 
 
-async def template_impact(env: Env | Context, tpl: TemplateView, new_items: list[str] | None,
+async def template_impact(env: Context, tpl: TemplateView, new_items: list[str] | None,
                           cat: Catalog) -> Impact:
     """Who gains and who loses what if ``tpl`` held ``new_items`` (None: deleted)."""
     holders = await env.uow.perms.holders(tpl.id)
@@ -124,7 +123,7 @@ def people_text(users: list[str] | tuple[str, ...], names: Mapping[str, str], la
     return shown
 
 
-async def impact_names(env: Env, imp: Impact) -> Mapping[str, Md]:
+async def impact_names(env: Context, imp: Impact) -> Mapping[str, Md]:
     """The escaped names of the members an impact text shows."""
     shown = {u for us in (*imp.gains.values(), *imp.losses.values()) for u in us[:SHOW_HOLDERS]}
     return await env.names(*sorted(shown)) if shown else {}
@@ -135,7 +134,7 @@ def _impact_payload(imp: Impact) -> dict[str, Any]:
             "losses": {p: list(us) for p, us in imp.losses.items()}}
 
 
-async def _described_impact(req: Request, env: Env) -> Md:
+async def _described_impact(req: Request, env: Context) -> Md:
     """A template request's impact, in the reader's language, naming the members; in the
     past tense once the request is applied."""
     p = req.payload
@@ -155,7 +154,8 @@ async def template_create(cmd: TemplateCreate, ctx: Context) -> None:
         raise UserError("template_exists", name=literal(cmd.name, 64))
     await ctx.uow.perms.add_template(ctx.corp_id, cmd.name, items, by=ctx.sender.user_id,
                                      now=ctx.now)
-    await ctx.audit("template.create", "applied", after={"template": cmd.name, "items": items})
+    await ctx.audit(ctx.sender.user_id, "template.create", "applied",
+                    after={"template": cmd.name, "items": items})
     await ctx.reply(ctx.t("template_created", name=literal(cmd.name, 64),
                           items=_items_text(items, cat, ctx.lang)), markdown=True)
 
@@ -165,7 +165,7 @@ async def template_show(cmd: TemplateShow, ctx: Context) -> None:
     cat = catalog_of(ctx.settings)
     tpl = await _template(ctx, cmd.name, "", ctx.lang)
     holders = await ctx.uow.perms.holders(tpl.id)
-    names = await ctx.env().names(*holders[:SHOW_HOLDERS]) if holders else {}
+    names = await ctx.names(*holders[:SHOW_HOLDERS]) if holders else {}
     lines = [f"### {ctx.t('template_title', name=literal(tpl.name, 64))}",
              ctx.t("template_items", items=_items_text(list(tpl.permissions), cat, ctx.lang)),
              ctx.t("template_holders", n=len(holders))]
@@ -212,7 +212,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
     tpl = await _template(ctx, cmd.name, "template_delete.refused", ctx.lang)
     holders = await ctx.uow.perms.holders(tpl.id)
     if not holders:
-        await delete_template(ctx.env(), tpl, by=ctx.sender.user_id)
+        await delete_template(ctx, tpl, by=ctx.sender.user_id)
         await ctx.reply(ctx.t("template_deleted", name=literal(tpl.name, 64)))
         return
     imp = await template_impact(ctx, tpl, None, cat)
@@ -221,7 +221,7 @@ async def template_delete(cmd: TemplateDelete, ctx: Context) -> None:
         **_impact_payload(imp), "holders": len(holders), "holder_ids": sorted(holders)})
 
 
-async def delete_template(env: Env, tpl: TemplateView, *, by: str, request_id: int | None = None) -> None:
+async def delete_template(env: Context, tpl: TemplateView, *, by: str, request_id: int | None = None) -> None:
     holders = await env.uow.perms.holders(tpl.id)
     await env.uow.perms.delete_template(tpl)
     await env.audit(by, "template.delete", "applied", request_id=request_id,
@@ -326,15 +326,15 @@ async def template_apply(cmd: TemplateApply, ctx: Context) -> None:
         await start_request(ctx, TEMPLATE_APPLY, None, {
             "template": tpl.name, "users": new})
         return
-    n = await assign(ctx.env(), tpl, new, by=ctx.sender.user_id)
+    n = await assign(ctx, tpl, new, by=ctx.sender.user_id)
     users = sorted(new)
-    names = await ctx.env().names(*users[:SHOW_HOLDERS])
+    names = await ctx.names(*users[:SHOW_HOLDERS])
     await ctx.reply(ctx.t("template_applied", name=literal(tpl.name, 64), n=n,
                           skipped=len(targets) - len(new))
                     + "\n\n" + people_text(users, names, ctx.lang), markdown=True)
 
 
-async def assign(env: Env, tpl: TemplateView, users: dict[str, str | None], *, by: str,
+async def assign(env: Context, tpl: TemplateView, users: dict[str, str | None], *, by: str,
                  request_id: int | None = None) -> int:
     n = 0
     for uid, dept in users.items():
@@ -354,7 +354,7 @@ class TemplateSetRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))     # editing it changes every holder
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         cat = catalog_of(env.settings)
         p = req.payload
         return t("describe_template_set", env.lang, name=literal(str(p["template"]), 64),
@@ -362,10 +362,10 @@ class TemplateSetRequest(ApprovedChange):
                  new=_items_text(list(p["new"]), cat, env.lang),
                  impact=await _described_impact(req, env))
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         p = req.payload
         tpl = await _template(env, str(p["template"]), "", env.lang)
         if list(tpl.permissions) != list(p["old"]):
@@ -383,15 +383,15 @@ class TemplateDeleteRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         p = req.payload
         return t("describe_template_delete", env.lang, name=literal(str(p["template"]), 64),
                  impact=await _described_impact(req, env))
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("subject_template", env.lang, name=literal(str(req.payload["template"]), 64))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)
         await delete_template(env, tpl, by=req.requester_id, request_id=req.id)
 
@@ -402,18 +402,18 @@ class TemplateApplyRequest(ApprovedChange):
     def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
         return tuple(payload["users"])
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         p = req.payload
         users = list(p["users"])
         names = await env.names(*users[:SHOW_HOLDERS])
         return t("describe_template_apply", env.lang, name=literal(str(p["template"]), 64),
                  n=len(users), who=people_text(users, names, env.lang))
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return t("subject_template_apply", env.lang,
                  name=literal(str(req.payload["template"]), 64), n=len(req.payload["users"]))
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         tpl = await _template(env, str(req.payload["template"]), "", env.lang)
         await assign(env, tpl, dict(req.payload["users"]), by=req.requester_id,
                      request_id=req.id)

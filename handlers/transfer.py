@@ -23,9 +23,7 @@ from bot.core.domain.transfer import (
 from bot.core.escape import Md, joined, person
 from bot.core.sends import CardSpec, Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.dispatch.env import Env
 from bot.ports import DingTalkError, Directory, NotFound
-from bot.scheduling.due import DueContext
 from bot.texts.catalog import MESSAGES, t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
@@ -94,7 +92,7 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
         target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))
     else:
         ctx.uow.members.name_if_unnamed(target, info.get("name"))
-    env = ctx.env()
+    env = ctx
     names = await env.names(owner.user_id, target_id)
     twin = next(iter(ctx.settings.org.admin_conversations), None) \
         if not ctx.message.is_group else None
@@ -121,7 +119,7 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
 class OwnerTransfer:
     kind = OWNER_TRANSFER
 
-    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]:
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
         # Re-read at click time: the owner is whoever the store says now, not at creation.
         owner = await env.uow.members.owner_of(env.corp_id)
         owner_id = owner.user_id if owner else str(req.payload.get("owner", ""))
@@ -129,7 +127,7 @@ class OwnerTransfer:
             owner_id = str(req.payload.get("owner", owner_id))
         return transfer_requirements(req.requester_id, owner_id, req.target_id or "")
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         corp, target_id = env.corp_id, req.target_id or ""
         owner = await env.uow.members.owner_of(corp)
         if owner is None:
@@ -156,13 +154,13 @@ class OwnerTransfer:
                         after={"owner": target_id, "previous_owner_level": new_level,
                                "snapshot": snap.id})
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         return Md("")
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         return (await env.names(req.target_id or ""))[req.target_id or ""]
 
-    async def after(self, req: Request, env: Env, state: State) -> None:
+    async def after(self, req: Request, env: Context, state: State) -> None:
         group = bool(req.payload.get("is_group", True))
         names = await env.names(req.requester_id, req.target_id or "",
                                 str(req.payload.get("owner", "")))
@@ -184,7 +182,7 @@ class OwnerTransfer:
         if state is State.FAILED and owner and (owner != req.requester_id or group):
             await env.send(Reply(text, "", False, owner, markdown=True))
 
-    async def _applied(self, req: Request, env: Env, names: dict[str, Md], where: Reply) -> None:
+    async def _applied(self, req: Request, env: Context, names: dict[str, Md], where: Reply) -> None:
         new = req.target_id or ""
         s = env.settings
         duties = t("transfer_duties", env.lang, name=names.get(new, new), id=req.public_id,
@@ -212,7 +210,7 @@ class OwnerTransfer:
                                    dedupe_key=f"review:{req.id}")
 
 
-async def _console_card(req: Request, env: Env, new_name: str) -> None:
+async def _console_card(req: Request, env: Context, new_name: str) -> None:
     """The console steps, with a "done" button, one-to-one to the previous owner."""
     s, prev = env.settings, str(req.payload.get("previous_owner", ""))
     track = f"{req.card_out_track_id}-console"
@@ -230,7 +228,7 @@ def _days(d: timedelta) -> str:
     return str(max(1, round(d.total_seconds() / 86400)))
 
 
-async def console_done(req: Request, action: CardAction, env: Env) -> dict[str, Any]:
+async def console_done(req: Request, action: CardAction, env: Context) -> dict[str, Any]:
     """The previous owner says the console step is done: check DingTalk now."""
     prev = str(req.payload.get("previous_owner", ""))
     if action.user_id != prev:
@@ -246,7 +244,8 @@ async def console_done(req: Request, action: CardAction, env: Env) -> dict[str, 
     return ack_update(None, {"notice": t("console_checking", env.lang)})
 
 
-async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("transfer_verify")
+async def due_verify(payload: dict[str, Any], dctx: Context) -> None:
     """Does DingTalk show the new main administrator yet? Remind on a backoff until it does.
 
     Where the app may not read the admin list (no client, a permission or request error),
@@ -296,7 +295,7 @@ async def due_verify(payload: dict[str, Any], dctx: DueContext) -> None:
         await _verify_again(env, req.id, n)
 
 
-async def _verify_again(env: Env, request_id: int, n: int) -> None:
+async def _verify_again(env: Context, request_id: int, n: int) -> None:
     """Check #``n`` did not settle it: the next one, one step further along the backoff."""
     gap = VERIFY_BACKOFF[min(n + 1, len(VERIFY_BACKOFF) - 1)]
     await env.uow.due.schedule("transfer_verify", env.now + gap,
@@ -304,7 +303,8 @@ async def _verify_again(env: Env, request_id: int, n: int) -> None:
                                dedupe_key=f"verify:{request_id}:{n + 1}")
 
 
-async def due_dingtalk_change(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("transfer_dingtalk_change")
+async def due_dingtalk_change(payload: dict[str, Any], dctx: Context) -> None:
     """Exclusive-account corps: change DingTalk's main administrator through the API. Where
     DingTalk refuses (no permission, a bad request), the previous owner gets the console
     steps instead, as in other corps; a failure that may pass is retried by the runner."""
@@ -339,7 +339,8 @@ async def due_dingtalk_change(payload: dict[str, Any], dctx: DueContext) -> None
                                    env.now, dedupe_key=f"verify:{rid}:api")
 
 
-async def due_review(payload: dict[str, Any], dctx: DueContext) -> None:
+@router.due("transfer_review")
+async def due_review(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         req = await env.uow.requests.find(int(payload["request_id"]))
         if req is None or req.state != State.APPLIED.value:
@@ -352,10 +353,5 @@ async def due_review(payload: dict[str, Any], dctx: DueContext) -> None:
 
 REGISTRY.add(OwnerTransfer())
 REGISTRY.card_actions[f"{OWNER_TRANSFER}:console"] = console_done
-DUE_HANDLERS = {
-    "transfer_verify": due_verify,
-    "transfer_dingtalk_change": due_dingtalk_change,
-    "transfer_review": due_review,
-}
 
-__all__ = ["DUE_HANDLERS", "router"]
+__all__ = ["router"]

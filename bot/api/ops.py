@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.core.clock import Clock
     from bot.delivery.outbox import OutboxSender
-    from bot.dispatch.dispatcher import Metrics
+    from bot.dispatch.metrics import Metrics
     from bot.scheduling.due import DueRunner
     from bot.transport.stream import BatonStreamClient
     from storage.db import Database

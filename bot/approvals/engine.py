@@ -35,7 +35,7 @@ from bot.core.domain.requests import (
 )
 from bot.core.escape import Md, joined
 from bot.core.sends import CardSpec
-from bot.dispatch.env import Env
+from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
@@ -61,18 +61,18 @@ class NoLongerAllowed(Exception):
 class RequestKind(Protocol):
     kind: str
 
-    async def requirements(self, req: Request, env: Env) -> tuple[Requirement, ...]: ...
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]: ...
 
-    async def apply(self, req: Request, env: Env) -> None:
+    async def apply(self, req: Request, env: Context) -> None:
         """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
 
-    async def after(self, req: Request, env: Env, state: State) -> None:
+    async def after(self, req: Request, env: Context, state: State) -> None:
         """Notices and follow-up work once the request reached ``state`` (terminal)."""
 
-    async def describe(self, req: Request, env: Env) -> Md:
+    async def describe(self, req: Request, env: Context) -> Md:
         """What the request changes, for its card (markdown; user values escaped)."""
 
-    async def subject(self, req: Request, env: Env) -> str:
+    async def subject(self, req: Request, env: Context) -> str:
         """Who or what the request is about, in a few words, for lists such as ``pending``
         (never empty; user values escaped)."""
 
@@ -80,7 +80,7 @@ class RequestKind(Protocol):
 @dataclass
 class Registry:
     kinds: dict[str, RequestKind] = field(default_factory=dict)
-    card_actions: dict[str, Callable[[Request, CardAction, Env], Awaitable[dict[str, Any]]]] = \
+    card_actions: dict[str, Callable[[Request, CardAction, Context], Awaitable[dict[str, Any]]]] = \
         field(default_factory=dict)
 
     def add(self, kind: RequestKind) -> None:
@@ -90,7 +90,7 @@ class Registry:
 REGISTRY = Registry()
 
 
-async def view_of(req: Request, env: Env) -> RequestView:
+async def view_of(req: Request, env: Context) -> RequestView:
     kind = REGISTRY.kinds[req.kind]
     votes = await env.uow.requests.votes_of(req.id)
     return RequestView(
@@ -100,7 +100,7 @@ async def view_of(req: Request, env: Env) -> RequestView:
     )
 
 
-async def card_params(req: Request, view: RequestView, env: Env) -> dict[str, str]:
+async def card_params(req: Request, view: RequestView, env: Context) -> dict[str, str]:
     people = {req.requester_id, req.target_id or "", *(v.voter for v in view.votes)}
     for r in view.requirements:
         people |= r.who
@@ -143,7 +143,7 @@ def conversation_key(req: Request) -> str:
     return f"user:{req.requester_id}"
 
 
-async def open_request(env: Env, *, kind: str, requester: str, target: str | None,
+async def open_request(env: Context, *, kind: str, requester: str, target: str | None,
                        conversation_id: str, is_group: bool, reason: str,
                        payload: dict[str, Any], ttl: timedelta,
                        mention: dict[str, str] | None = None,
@@ -196,7 +196,7 @@ async def open_request(env: Env, *, kind: str, requester: str, target: str | Non
     return req
 
 
-async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
+async def _transition(req: Request, d: Decision, env: Context, actor: str) -> None:
     before = req.state
     req.state = d.state.value
     req.version += 1
@@ -208,7 +208,7 @@ async def _transition(req: Request, d: Decision, env: Env, actor: str) -> None:
                     before={"state": before}, after={"state": d.state.value})
 
 
-async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
+async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
     """Update the request card and its copies in place. A request without one (an access
     review keeps its own cards, updated by its kind's ``after``) has nothing to update."""
     if not req.card_out_track_id:
@@ -222,7 +222,7 @@ async def _refresh_card(req: Request, env: Env) -> dict[str, str]:
     return params
 
 
-async def finish(req: Request, env: Env, state: State) -> None:
+async def finish(req: Request, env: Context, state: State) -> None:
     kind = REGISTRY.kinds[req.kind]
     await kind.after(req, env, state)
     await env.uow.due.cancel(f"expire:{req.id}")
@@ -230,7 +230,7 @@ async def finish(req: Request, env: Env, state: State) -> None:
     await env.uow.due.cancel_prefix(f"remind:{req.id}:")
 
 
-async def apply_approved(req: Request, env: Env, actor: str) -> State:
+async def apply_approved(req: Request, env: Context, actor: str) -> State:
     """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
     kind = REGISTRY.kinds[req.kind]
     try:
@@ -263,7 +263,7 @@ def request_ref(raw: str, corp_id: str) -> CardRef | None:
     return ref if ref.kind is CardKind.REQUEST and ref.corp == corp_id else None
 
 
-async def click(action: CardAction, env: Env) -> dict[str, Any]:
+async def click(action: CardAction, env: Context) -> dict[str, Any]:
     """Judge one click; return the ack's card update (public params + clicker's notice)."""
     ref = request_ref(action.out_track_id, env.corp_id)
     req = await env.uow.requests.find(ref.id, for_update=True) if ref else None
@@ -308,7 +308,7 @@ async def click(action: CardAction, env: Env) -> dict[str, Any]:
     return ack_update(params, {"notice": t(f"click_ok_{action.action_id}", env.lang)})
 
 
-async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> Md:
+async def refusal_text(req: Request, d: Decision, env: Context, actor: str) -> Md:
     r = d.refusal
     assert r is not None
     if r.code == "decided":
@@ -337,12 +337,10 @@ async def refusal_text(req: Request, d: Decision, env: Env, actor: str) -> Md:
     return t(f"refuse_{r.code}", env.lang, **r.params)
 
 
-async def cancel(req: Request, env: Env, actor: str) -> None:
+async def cancel(req: Request, env: Context, actor: str) -> None:
     env = env.for_request(req)
     d = decide(await view_of(req, env), Event(EventKind.CANCEL, actor), env.now)
     if d.refusal is not None:
-        from bot.dispatch.context import UserError
-
         raise UserError("cancel_not_open", id=req.public_id,
                         state=t(f"state_{req.state}", env.lang))
     await _transition(req, d, env, actor)
@@ -350,7 +348,7 @@ async def cancel(req: Request, env: Env, actor: str) -> None:
     await _refresh_card(req, env)
 
 
-async def expire(request_id: int, env: Env) -> bool:
+async def expire(request_id: int, env: Context) -> bool:
     req = await env.uow.requests.find(request_id, for_update=True)
     if req is None:
         return False
@@ -364,7 +362,7 @@ async def expire(request_id: int, env: Env) -> bool:
     return True
 
 
-async def held_for_quiet_hours(env: Env, kind: str, payload: dict[str, Any], key: str) -> bool:
+async def held_for_quiet_hours(env: Context, kind: str, payload: dict[str, Any], key: str) -> bool:
     """A reminder due before the quiet hours but run inside them (Baton was down, or behind)
     is not sent now: it is due again at their end (``key`` and that time name the new row).
     True when it was held."""
@@ -377,7 +375,7 @@ async def held_for_quiet_hours(env: Env, kind: str, payload: dict[str, Any], key
     return True
 
 
-async def schedule_next_reminder(req: Request, env: Env, n: int) -> None:
+async def schedule_next_reminder(req: Request, env: Context, n: int) -> None:
     """Reminder ``n`` went out now: the next one backs off (doubling), outside quiet hours."""
     p = env.settings.policy
     nxt = next_reminder_at(env.now, n, p.remind_every, p.remind_max, p.quiet_hours, p.timezone)
@@ -386,7 +384,7 @@ async def schedule_next_reminder(req: Request, env: Env, n: int) -> None:
                                    env.now, dedupe_key=f"remind:{req.id}:{n + 1}")
 
 
-async def open_requests_for(env: Env, user_id: str) -> list[tuple[Request, bool]]:
+async def open_requests_for(env: Context, user_id: str) -> list[tuple[Request, bool]]:
     """Open requests ``user_id`` may decide (True) or made (False)."""
     out: list[tuple[Request, bool]] = []
     for req in await env.uow.requests.open_for(env.corp_id):

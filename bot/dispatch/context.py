@@ -1,25 +1,28 @@
-"""What every handler gets: a typed context, a user-facing error, and a router to register on."""
+"""What every handler gets: one typed context, a user-facing error, and a router to register on.
+
+One :class:`Context` serves a command (it then carries the message and its sender), a card
+click and a due job (it then carries the job, whose ``transaction()`` opens the unit of
+work); request code and notices act through the same ``send``/``card``/``audit``/``names``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from bot.config import Settings
-from bot.core.escape import Md
+from bot.core.escape import Md, person
 from bot.core.faults import Faults
 from bot.core.lang import Lang
 from bot.core.sends import CardSpec, Reply
-from bot.dispatch.env import Env
 from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
-from storage.db import UnitOfWork
-from storage.models import ADMIN, OWNER, Member
-
-if TYPE_CHECKING:
-    from bot.transport.openapi import OpenApiClient
+from bot.transport.openapi import OpenApiClient
+from storage.db import Database, UnitOfWork
+from storage.models import ADMIN, OWNER, Member, Request
 
 
 class UserError(Exception):
@@ -54,72 +57,185 @@ class Localized:
 
 
 @dataclass
-class Context:
-    uow: UnitOfWork
-    settings: Settings
-    now: datetime
-    lang: Lang
+class CommandSource:
+    """What only a command has: the message, its sender, what ``prepare`` found, and (for a
+    batch of reads) the list its replies are collected in, written with one multi-row INSERT
+    when the batch is done (same transaction)."""
+
     message: IncomingMessage
     sender: Member
-    faults: Faults = field(default_factory=Faults)
     prepared: Any = None
-    # Set by the dispatcher for a batch of read commands: replies are collected here and
-    # written with one multi-row INSERT when the batch is done (same transaction).
     replies: list[dict[str, Any]] | None = None
 
-    def env(self) -> Env:
-        """The request machinery's view of this context (notices in the user's language)."""
-        return Env(self.uow, self.settings, self.now, self.faults, self.message.message_id,
-                   self.lang)
+
+@dataclass(frozen=True)
+class DueJob:
+    """What only due work has: its row, the database, and ``open``, the one transaction for
+    the handler's changes and the row's done mark (supplied by the due runner)."""
+
+    row_id: int
+    db: Database
+    open: Callable[[], AbstractAsyncContextManager[Context]]
+
+
+class Context:
+    """What a command, a card click or a due job acts through.
+
+    ``uow`` is the open unit of work (a due job opens it with ``transaction()``); ``lang``
+    is the command's language, else the request's (``for_request``), else the default.
+    ``said`` lists the conversations sent to through this context and its ``for_request``
+    copies: a command's own confirmation is left out where a notice already said the same.
+    """
+
+    __slots__ = ("_command", "_job", "_lang", "_uow", "client", "faults", "message_id", "now",
+                 "said", "settings")
+
+    def __init__(self, uow: UnitOfWork | None, settings: Settings, now: datetime,
+                 faults: Faults | None = None, *, lang: Lang | None = None,
+                 message_id: str | None = None, command: CommandSource | None = None,
+                 job: DueJob | None = None, client: OpenApiClient | None = None,
+                 said: list[str] | None = None) -> None:
+        self._uow, self.settings, self.now = uow, settings, now
+        self.faults = faults if faults is not None else Faults()
+        self._lang, self._command, self._job, self.client = lang, command, job, client
+        self.message_id = (message_id if message_id is not None or command is None
+                           else command.message.message_id)
+        self.said: list[str] = said if said is not None else []
+
+    @classmethod
+    def for_message(cls, uow: UnitOfWork, settings: Settings, now: datetime, lang: Lang,
+                    message: IncomingMessage, sender: Member, faults: Faults | None = None,
+                    prepared: Any = None, replies: list[dict[str, Any]] | None = None,
+                    ) -> Context:
+        """A command's context: its message, sender and language."""
+        return cls(uow, settings, now, faults, lang=lang,
+                   command=CommandSource(message, sender, prepared, replies))
+
+    def inside(self, uow: UnitOfWork, now: datetime) -> Context:
+        """The same, acting in the unit of work ``uow`` opened at ``now``."""
+        return self._copy(uow=uow, now=now)
+
+    def _copy(self, *, uow: UnitOfWork | None = None, now: datetime | None = None,
+              lang: Lang | None = None) -> Context:
+        return Context(self._uow if uow is None else uow, self.settings,
+                       self.now if now is None else now, self.faults,
+                       lang=self._lang if lang is None else lang, message_id=self.message_id,
+                       command=self._command, job=self._job, client=self.client,
+                       said=self.said)
+
+    # ---- what every context has ------------------------------------------------------------
+
+    @property
+    def uow(self) -> UnitOfWork:
+        if self._uow is None:
+            raise RuntimeError("no unit of work is open: a due job opens one with transaction()")
+        return self._uow
 
     @property
     def corp_id(self) -> str:
         return self.settings.org.corp_id
 
     @property
-    def is_admin(self) -> bool:
-        return self.sender.level in (OWNER, ADMIN)
+    def lang(self) -> Lang:
+        return self._lang or self.settings.locale.lang
 
     def t(self, key: str, **params: Any) -> Md:
         return t(key, self.lang, **params)
 
+    def for_request(self, req: Request) -> Context:
+        """The same, speaking the language the request was made in."""
+        lang = req.payload.get("lang")
+        if lang in ("zh", "en") and lang != self.lang:
+            return self._copy(lang=lang)
+        return self
+
+    async def send(self, reply: Reply) -> None:
+        """Send a message somewhere (a group, or a person one-to-one)."""
+        self.said.append(reply.conversation_key)
+        await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
+                                  source_message_id=self.message_id)
+
+    async def card(self, spec: CardSpec) -> None:
+        await self.uow.outbox.add("card", spec.conversation_key, spec.payload(), self.now,
+                                  source_message_id=self.message_id)
+
+    async def audit(self, actor: str, action: str, result: str, **kw: Any) -> None:
+        await self.uow.audit.append(self.corp_id, self.now, actor_id=actor, action=action,
+                                    result=result, message_id=self.message_id, **kw)
+
+    async def names(self, *user_ids: str) -> dict[str, Md]:
+        found = await self.uow.members.names(self.corp_id, set(user_ids))
+        # Directory names are user-controlled: escaped once here, for chat and cards alike.
+        return {u: person(found.get(u), u) for u in user_ids}
+
+    # ---- a command's ----------------------------------------------------------------------
+
+    def _the_command(self) -> CommandSource:
+        if self._command is None:
+            raise RuntimeError("not a command's context: it has no message or sender")
+        return self._command
+
+    @property
+    def message(self) -> IncomingMessage:
+        return self._the_command().message
+
+    @property
+    def sender(self) -> Member:
+        return self._the_command().sender
+
+    @property
+    def prepared(self) -> Any:
+        return self._the_command().prepared
+
+    @property
+    def is_admin(self) -> bool:
+        return self.sender.level in (OWNER, ADMIN)
+
     async def reply(self, text: str, *, markdown: bool = False, title: str = "Baton",
                     at: tuple[str, ...] = ()) -> None:
         """Answer in the conversation the command came from (through the outbox)."""
-        m = self.message
+        c = self._the_command()
+        m = c.message
         r = Reply(text=text, conversation_id=m.conversation_id, is_group=m.is_group,
                   user_id=m.sender_id, markdown=markdown, title=title, at=at)
         row: dict[str, Any] = {
             "kind": "reply", "conversation_key": r.conversation_key, "payload": r.payload(),
             "session_webhook": m.session_webhook, "webhook_expires_at": m.webhook_expires_at,
             "source_message_id": m.message_id}
-        if self.replies is not None:
-            self.replies.append(row)
+        if c.replies is not None:
+            c.replies.append(row)
             return
         await self.uow.outbox.add(row.pop("kind"), row.pop("conversation_key"),
                                   row.pop("payload"), self.now, **row)
 
-    async def send(self, reply: Reply) -> None:
-        """Send a message somewhere else (a group, or a person one-to-one)."""
-        await self.uow.outbox.add("reply", reply.conversation_key, reply.payload(), self.now,
-                                  source_message_id=self.message.message_id)
+    # ---- a due job's ----------------------------------------------------------------------
 
-    async def card(self, spec: CardSpec) -> None:
-        await self.uow.outbox.add("card", spec.conversation_key, spec.payload(), self.now,
-                                  source_message_id=self.message.message_id)
+    def _the_job(self) -> DueJob:
+        if self._job is None:
+            raise RuntimeError("not a due job's context")
+        return self._job
 
-    async def audit(self, action: str, result: str, **kw: Any) -> None:
-        await self.uow.audit.append(self.corp_id, self.now, actor_id=self.sender.user_id,
-                                    action=action, result=result,
-                                    message_id=self.message.message_id, **kw)
+    @property
+    def row_id(self) -> int:
+        return self._the_job().row_id
+
+    @property
+    def db(self) -> Database:
+        return self._the_job().db
+
+    def transaction(self) -> AbstractAsyncContextManager[Context]:
+        """One transaction for the job's changes and its row's done mark; yields the
+        context with its unit of work open."""
+        return self._the_job().open()
 
 
 C = TypeVar("C")
 Handler = Callable[[Any, Context], Awaitable[None]]
 
 
-Prepare = Callable[[Any, "OpenApiClient | None"], Awaitable[Any]]
-ClickHandler = Callable[[CardAction, Env], Awaitable[dict[str, Any]]]
+Prepare = Callable[[Any, OpenApiClient | None], Awaitable[Any]]
+ClickHandler = Callable[[CardAction, Context], Awaitable[dict[str, Any]]]
+DueHandler = Callable[[dict[str, Any], Context], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -137,6 +253,7 @@ class CommandRouter:
     def __init__(self) -> None:
         self.routes: dict[type[Any], Route] = {}
         self.card_actions: dict[str, ClickHandler] = {}
+        self.dues: dict[str, DueHandler] = {}
 
     def command(self, *types: type[Any], admin_only: bool = False,
                 prepare: Any = None, authority: str | None = None, reads_only: bool = False,
@@ -163,6 +280,16 @@ class CommandRouter:
             return fn
         return deco
 
+    def due(self, kind: str) -> Callable[[DueHandler], DueHandler]:
+        """Run due work of ``kind`` with the handler (``handler(payload, ctx)``; it opens the
+        job's transaction with ``ctx.transaction()``)."""
+        def deco(fn: DueHandler) -> DueHandler:
+            if kind in self.dues:
+                raise ValueError(f"due kind {kind} is already routed")
+            self.dues[kind] = fn
+            return fn
+        return deco
+
     def include(self, other: CommandRouter) -> None:
         for ty, route in other.routes.items():
             if ty in self.routes:
@@ -172,3 +299,7 @@ class CommandRouter:
             if kind in self.card_actions:
                 raise ValueError(f"card kind {kind} is routed twice")
             self.card_actions[kind] = fn
+        for kind, due in other.dues.items():
+            if kind in self.dues:
+                raise ValueError(f"due kind {kind} is routed twice")
+            self.dues[kind] = due

@@ -1,11 +1,11 @@
 """The dispatcher: one inbound message or card click, one transaction, exactly once.
 
-For each robot message: inside one database transaction, record its id (a redelivery finds
-it and changes nothing), parse, check who may run it, call the handler inside a savepoint,
+For each robot message: check the rate limits (limits.py), parse, take the sender's turn
+(turns.py); then, inside one database transaction, record its id (a redelivery finds it and
+changes nothing), check who may run it (authority.py), call the handler inside a savepoint,
 write replies and audit entries to the outbox/audit tables, commit. Only then does the
-transport ack the frame. This is also the one error boundary: a :class:`UserError` or a
-parse error is answered with its message (and the handler's partial work rolled back);
-anything else is logged with an event id that the user is shown.
+transport ack the frame. Read commands that arrive together share a transaction
+(batching.py). What a handler raises is answered by the one error boundary (boundary.py).
 """
 
 from __future__ import annotations
@@ -15,24 +15,23 @@ import dataclasses
 import logging
 import math
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Generic, TypeVar
-
-from sqlalchemy.exc import DBAPIError
+from typing import Any
 
 from bot.config import Settings
 from bot.core.cardref import CardKind, kind_of
 from bot.core.clock import Clock
-from bot.core.commands import Parsed, ParseError, UserRef, lang_of, parse
-from bot.core.commands.words import primary
+from bot.core.commands import ImportFile, Parsed, ParseError, lang_of, parse
 from bot.core.faults import Faults
 from bot.core.lang import Lang
-from bot.delivery.alerts import raise_alert
-from bot.dispatch.context import CommandRouter, Context, Localized, UserError
-from bot.dispatch.env import Env
+from bot.dispatch import authority
+from bot.dispatch.batching import Batcher
+from bot.dispatch.boundary import Boundary
+from bot.dispatch.context import CommandRouter, Context
 from bot.dispatch.limits import RateLimiter, Verdict, member_share
+from bot.dispatch.metrics import Metrics
+from bot.dispatch.turns import SenderTurns
 from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
@@ -42,30 +41,13 @@ from storage.models import Member
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 2000
-T = TypeVar("T")
 
 
-class Metrics:
-    """Counters the operations endpoint exposes."""
-
-    def __init__(self) -> None:
-        self.commands: dict[tuple[str, str], int] = {}
-        self.duplicates = 0
-
-    def count(self, command: str, result: str) -> None:
-        k = (command, result)
-        self.commands[k] = self.commands.get(k, 0) + 1
-
-
-def _user_refs(cmd: Any) -> list[UserRef]:
-    refs: list[UserRef] = []
-    for f in dataclasses.fields(cmd):
-        v = getattr(cmd, f.name)
-        if isinstance(v, UserRef):
-            refs.append(v)
-        elif isinstance(v, tuple):
-            refs += [x for x in v if isinstance(x, UserRef)]
-    return refs
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    msg: IncomingMessage
+    parsed: Parsed | None
+    error: ParseError | None
 
 
 class Dispatcher:
@@ -88,16 +70,13 @@ class Dispatcher:
         self._uncertain: set[str] = set()
         self._reads = Batcher(self._read_batch, limit=read_batch, alone=self._read_alone)
         self._turns = SenderTurns()
+        self.boundary = Boundary(settings, clock, self.metrics, client)
 
     def _lang(self, parsed_lang: Lang | None) -> Lang:
         loc = self.settings.locale
         if loc.follow_user and parsed_lang is not None:
             return parsed_lang
         return loc.lang
-
-    def _admin_conversation_ok(self, msg: IncomingMessage) -> bool:
-        allowed = self.settings.org.admin_conversations
-        return not msg.is_group or not allowed or msg.conversation_id in allowed
 
     async def _prepare(self, parsed: Parsed) -> Any:
         """Run a command's I/O (directory lookups) before its transaction opens."""
@@ -129,32 +108,8 @@ class Dispatcher:
         except Exception as e:
             if not store_unavailable(e) or msg.dedupe_key in self._uncertain:
                 raise
-            await self._store_down(msg, e)
-
-    def _store_down_event(self, key: str, exc: BaseException) -> str:
-        """Log and count an inbound frame the store could not take; its event id."""
-        event_id = uuid.uuid4().hex[:12]
-        log.error("database unavailable; %s not applied (event %s): %s: %s", key, event_id,
-                  type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
-        self.metrics.count("store", "unavailable")
-        return event_id
-
-    async def _store_down(self, msg: IncomingMessage, exc: BaseException) -> None:
-        event_id = self._store_down_event(msg.dedupe_key, exc)
-        client = self.client
-        if msg.from_robot or client is None:
-            return
-        lang = self._lang(lang_of(msg.text) if msg.file is None else None)
-        text = t("db_unavailable", lang, event_id=event_id)
-        alive = msg.webhook_expires_at is None or msg.webhook_expires_at > self.clock.now()
-        send: Awaitable[Any]
-        if msg.session_webhook and alive:
-            send = client.send_by_webhook(msg.session_webhook, text)
-        elif msg.is_group:
-            send = client.send_to_group(msg.conversation_id, text)
-        else:
-            send = client.send_to_user(msg.sender_id, text)
-        await _tell_directly(msg.conversation_key, send)
+            await self.boundary.message_not_applied(
+                msg, e, lambda: self._lang(lang_of(msg.text) if msg.file is None else None))
 
     async def _handle_robot_message(self, msg: IncomingMessage) -> None:
         # Parse once, outside the transaction (pure); the result or error is used inside.
@@ -168,9 +123,7 @@ class Dispatcher:
                 return
             if msg.file is not None:
                 # A file sent to Baton is an import (DingTalk delivers files one-to-one only).
-                from handlers.bulk import ImportFile
-
-                parsed = Parsed(ImportFile(msg.file, in_group=msg.is_group),  # type: ignore[arg-type]
+                parsed = Parsed(ImportFile(msg.file, in_group=msg.is_group),
                                 self.settings.locale.lang)
             else:
                 try:
@@ -248,12 +201,13 @@ class Dispatcher:
         """Answer one message inside the transaction: its parse error, or its command."""
         if error is not None:
             lang = self._lang(error.lang)
-            ctx = Context(uow, self.settings, now, lang, msg, sender, replies=replies)
+            ctx = Context.for_message(uow, self.settings, now, lang, msg, sender, replies=replies)
             await ctx.reply(error.render(lang), markdown=True)
             self.metrics.count("parse_error", error.code)
         elif parsed is not None:
-            await self._run(parsed, Context(uow, self.settings, now, self._lang(parsed.lang),
-                                            msg, sender, self.faults, prepared, replies))
+            await self._run(parsed, Context.for_message(
+                uow, self.settings, now, self._lang(parsed.lang), msg, sender, self.faults,
+                prepared, replies))
 
     async def _read_alone(self, it: _Read) -> None:
         """A read whose batch failed before COMMIT, handled alone (a read has nothing to
@@ -289,11 +243,11 @@ class Dispatcher:
                 sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
                                                   name=msg.sender_nick or None)
                 lang = self._lang(lang_of(msg.text))
-                ctx = Context(uow, self.settings, now, lang, msg, sender)
+                ctx = Context.for_message(uow, self.settings, now, lang, msg, sender)
                 key = ("rate_limited_conversation" if verdict.scope == "conversation"
                        else "rate_limited")
                 await ctx.reply(t(key, lang, seconds=max(1, math.ceil(verdict.retry_after))))
-                await ctx.audit("rate_limited", "refused",
+                await ctx.audit(ctx.sender.user_id, "rate_limited", "refused",
                                 after={"scope": verdict.scope, "conversation": msg.conversation_id})
                 self._after(uow)
             await uow.commit()
@@ -305,49 +259,16 @@ class Dispatcher:
 
     async def _run(self, parsed: Parsed, ctx: Context) -> None:
         cmd = parsed.command
-        name = type(cmd).command_name
-        route = self.router.routes.get(type(cmd))
-        try:
-            for i, ref in enumerate(_user_refs(cmd), 1):
-                if not ref.user_id:
-                    raise UserError("mention_unresolved", n=i)
-            if route is None:
-                raise UserError("not_available", command=name)
-            # Authority first: a member's attempt is refused (audited, alerted) as such
-            # wherever it is made, not just sent to the admin group.
-            if not _has_authority(ctx.sender.level, route.authority):
-                raise UserError(f"need_{route.authority}", audit_action=f"{name}.refused",
-                                alert=True, command=_word(name, ctx.lang),
-                                level=Localized(f"level_{ctx.sender.level}"))
-            if route.admin_only and not self._admin_conversation_ok(ctx.message):
-                raise UserError("admin_conversation_only", audit_action=f"{name}.refused")
+
+        async def work() -> None:
+            route = authority.check(cmd, self.router.routes.get(type(cmd)), ctx)
             if route.reads_only:
                 await route.handler(cmd, ctx)
             else:
                 async with ctx.uow.session.begin_nested():
                     await route.handler(cmd, ctx)
-            self.metrics.count(name, "ok")
-        except UserError as e:
-            self.metrics.count(name, "refused")
-            await ctx.reply(e.render(ctx.lang))
-            if e.audit_action:
-                target = e.params.get("target")
-                await ctx.audit(e.audit_action, "refused",
-                                target_id=str(target) if target else None,
-                                after={"reason": e.key, **{
-                                    k: str(v) for k, v in e.params.items()}})
-            if e.alert:
-                await raise_alert(ctx.uow, self.settings, ctx.now, actor=ctx.sender.user_id,
-                                  what=(ctx.message.text or "").strip(),
-                                  why=e.render(self.settings.locale.lang))
-        except DBAPIError:
-            raise  # the store is in trouble: no ack, the transport lets it be redelivered
-        except Exception:
-            event_id = uuid.uuid4().hex[:12]
-            log.exception("command %s failed (event %s, message %s, conversation %s)",
-                          name, event_id, ctx.message.message_id, ctx.message.conversation_id)
-            self.metrics.count(name, "error")
-            await ctx.reply(t("internal_error", ctx.lang, event_id=event_id))
+
+        await self.boundary.run(type(cmd).command_name, ctx, work)
 
     async def handle_card_action(self, action: CardAction) -> dict[str, Any]:
         """Judge a click by the clicker's userId and the stored request; return the ack body.
@@ -359,11 +280,7 @@ class Dispatcher:
         except Exception as e:
             if not store_unavailable(e):
                 raise
-            event_id = self._store_down_event(action.dedupe_key, e)
-            if self.client is not None:
-                text = t("db_unavailable_click", self.settings.locale.lang, event_id=event_id)
-                await _tell_directly(f"user:{action.user_id}", self.client.send_to_user(
-                    action.user_id, text))
+            await self.boundary.click_not_applied(action, e)
             return {}
 
     async def _handle_card_action(self, action: CardAction) -> dict[str, Any]:
@@ -373,7 +290,7 @@ class Dispatcher:
                 self.metrics.duplicates += 1
                 return {}
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
-            env = Env(uow, self.settings, now, self.faults, action.message_id)
+            env = Context(uow, self.settings, now, self.faults, message_id=action.message_id)
             async with uow.session.begin_nested():
                 # By the card's kind; a card Baton did not make goes to the request engine,
                 # which answers that it does not know it.
@@ -385,160 +302,3 @@ class Dispatcher:
         return response
 
 
-class SenderTurns:
-    """Each sender's messages take effect in the order they arrived: a change waits for
-    everything the sender sent before it, a read waits for the sender's last change (reads
-    of one sender may share a batch). Different senders do not wait for each other."""
-
-    def __init__(self) -> None:
-        self._last_change: dict[str, asyncio.Future[None]] = {}
-        self._reads: dict[str, list[asyncio.Future[None]]] = {}
-
-    def take(self, sender: str, *, read: bool,
-             ) -> tuple[list[asyncio.Future[None]], asyncio.Future[None]]:
-        """What this message must wait for, and the future to resolve when it is done."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        change = self._last_change.get(sender)
-        reads = self._reads.setdefault(sender, [])
-        if read:
-            before = [change] if change is not None and not change.done() else []
-            reads.append(done)
-        else:
-            before = [f for f in (change, *reads) if f is not None and not f.done()]
-            self._last_change[sender] = done
-            reads.clear()
-        done.add_done_callback(lambda _f: self._forget(sender))
-        return before, done
-
-    def _forget(self, sender: str) -> None:
-        reads = [f for f in self._reads.get(sender, ()) if not f.done()]
-        change = self._last_change.get(sender)
-        if reads:
-            self._reads[sender] = reads
-            return
-        self._reads.pop(sender, None)
-        if change is None or change.done():
-            self._last_change.pop(sender, None)
-
-    def __len__(self) -> int:
-        return len(set(self._reads) | set(self._last_change))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Read:
-    msg: IncomingMessage
-    parsed: Parsed | None
-    error: ParseError | None
-
-
-class Batcher(Generic[T]):
-    """Group commit: items submitted while a batch is being processed form the next batch
-    (up to ``limit``); nothing waits on a timer, a lone item goes at once.
-
-    ``submit`` returns True once the item's batch has committed. When the batch failed
-    before COMMIT, each of its items is handled by ``alone``, one at a time and in order,
-    before the next batch starts (``submit`` returns True, or raises what ``alone`` raised
-    for that item); without ``alone`` it returns False and the caller handles the item
-    itself. An unknown COMMIT outcome is raised to every item of the batch.
-    """
-
-    def __init__(self, run: Callable[[list[T]], Awaitable[None]], *, limit: int,
-                 alone: Callable[[T], Awaitable[None]] | None = None) -> None:
-        self._run, self._limit, self._alone = run, max(1, limit), alone
-        self._queue: list[tuple[T, asyncio.Future[bool]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-
-    async def submit(self, item: T) -> bool:
-        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, fut))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain())
-            self._task.add_done_callback(self._drained)
-        return await fut
-
-    def _drained(self, task: asyncio.Task[None]) -> None:
-        if self._task is task:
-            self._task = None
-        if task.cancelled():   # (even before its first step): nobody is left waiting
-            for _, fut in self._queue:
-                if not fut.done():
-                    fut.cancel()
-            self._queue.clear()
-
-    async def _one_by_one(self, batch: list[tuple[T, asyncio.Future[bool]]]) -> None:
-        assert self._alone is not None
-        for n, (item, fut) in enumerate(batch):
-            try:
-                await self._alone(item)
-            except Exception as e:
-                if not fut.done():
-                    fut.set_exception(e)
-            except BaseException as e:   # cancelled: the rest are not acked either
-                for _, rest in batch[n:]:
-                    if not rest.done():
-                        rest.set_exception(e)
-                raise
-            else:
-                if not fut.done():
-                    fut.set_result(True)
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self._limit]
-                del self._queue[: self._limit]
-                outcome: bool | BaseException
-                try:
-                    await self._run([item for item, _ in batch])
-                    outcome = True
-                except CommitOutcomeUnknown as e:
-                    outcome = e
-                except Exception:
-                    log.warning("a batch of %d failed before COMMIT; each goes alone",
-                                len(batch), exc_info=True)
-                    outcome = False
-                except BaseException as e:   # cancelled: none of them is acked
-                    for _, fut in batch + self._queue:
-                        if not fut.done():
-                            fut.set_exception(e)
-                    self._queue.clear()
-                    raise
-                self.batches += 1
-                if outcome is False and self._alone is not None:
-                    await self._one_by_one(batch)
-                    continue
-                for _, fut in batch:
-                    if fut.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        fut.set_exception(outcome)
-                    else:
-                        fut.set_result(outcome)
-        finally:
-            self._task = None   # (also cleared by _drained, should this never have run)
-
-
-async def _tell_directly(who: str, send: Awaitable[Any]) -> None:
-    """Await a send made now, not through the outbox (which is in the store that is down):
-    best effort, a failure is logged."""
-    try:
-        await send
-    except Exception:
-        log.exception("could not tell %s that the database is unavailable", who)
-
-
-def _word(name: str, lang: Lang) -> str:
-    """The command word a reply in ``lang`` names (授权 for grant in Chinese)."""
-    try:
-        return primary(name, lang)
-    except KeyError:
-        return name
-
-
-def _has_authority(level: str, authority: str | None) -> bool:
-    if authority is None:
-        return True
-    if authority == "owner":
-        return level == "owner"
-    return level in ("owner", "admin")

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import update
 
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.faults import Faults
-from bot.dispatch.env import Env
+from bot.dispatch.context import Context, DueHandler, DueJob
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database
 from storage.models import DueWork
@@ -30,37 +28,10 @@ log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(seconds=60)   # schedule lag over this is logged at WARNING
 
 
-@dataclass
-class DueContext:
-    db: Database
-    settings: Settings
-    clock: Clock
-    client: OpenApiClient | None
-    faults: Faults
-    row_id: int
-    on_commit: Callable[[], None]
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Env]:
-        """One transaction for the handler's changes and the row's done mark."""
-        async with self.db.uow() as uow:
-            env = Env(uow, self.settings, self.clock.now(), self.faults)
-            yield env
-            # A row another handler already did (merged into its work) stays as that left it.
-            await uow.session.execute(update(DueWork).where(
-                DueWork.id == self.row_id, DueWork.status == "pending").values(
-                status="done", done_at=env.now, claimed_until=None))
-            uow.after_commit(self.on_commit)
-            await uow.commit()
-
-
-DueHandler = Callable[[dict[str, Any], DueContext], Awaitable[None]]
-
-
 class DueRunner:
     def __init__(self, db: Database, settings: Settings, clock: Clock,
                  client: OpenApiClient | None, faults: Faults,
-                 handlers: dict[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
+                 handlers: Mapping[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
                  batch: int = 100,
                  max_attempts: int = 10) -> None:
         self.db, self.settings, self.clock, self.client = db, settings, clock, client
@@ -96,8 +67,7 @@ class DueRunner:
             log.warning("due work %s (%s) ran %.0f s after its due time %s", row.id, row.kind,
                         lag, row.due_at.isoformat())
         handler = self.handlers.get(row.kind)
-        ctx = DueContext(self.db, self.settings, self.clock, self.client, self.faults, row.id,
-                         self.on_commit)
+        ctx = self.context(row.id)
         try:
             if handler is None:
                 raise LookupError(f"no handler for due work of kind {row.kind!r}")
@@ -117,6 +87,25 @@ class DueRunner:
                     due_at=row.due_at if give_up else self.clock.now() + delay,
                     payload={**row.payload, "last_error": f"{type(e).__name__}: {e}"[:300]}))
                 await uow.commit()
+
+    def context(self, row_id: int) -> Context:
+        """A due job's context: its ``transaction()`` is :meth:`_transaction`."""
+        ctx = Context(None, self.settings, self.clock.now(), self.faults, client=self.client,
+                      job=DueJob(row_id, self.db, lambda: self._transaction(ctx, row_id)))
+        return ctx
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, job: Context, row_id: int) -> AsyncIterator[Context]:
+        """One transaction for the handler's changes and the row's done mark."""
+        async with self.db.uow() as uow:
+            ctx = job.inside(uow, self.clock.now())
+            yield ctx
+            # A row another handler already did (merged into its work) stays as that left it.
+            await uow.session.execute(update(DueWork).where(
+                DueWork.id == row_id, DueWork.status == "pending").values(
+                status="done", done_at=ctx.now, claimed_until=None))
+            uow.after_commit(self.on_commit)
+            await uow.commit()
 
     async def next_due_at(self) -> datetime | None:
         async with self.db.uow() as uow:

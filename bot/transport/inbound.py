@@ -7,18 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.core.commands import FileRef
+
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
 
 
 class MalformedFrame(ValueError):
     """The frame's data lacks what Baton needs; it is acked and ignored."""
-
-
-@dataclass(frozen=True)
-class FileRef:
-    download_code: str
-    file_name: str
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from bot.dispatch.dispatcher import Dispatcher
 from bot.scheduling.due import DueRunner
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
-from handlers import build_router, due_handlers
+from handlers import build_router
 from storage.db import Database, open_database
 from storage.models import OutboxMessage
 
@@ -110,10 +110,10 @@ async def harness(db_url: str) -> AsyncIterator[Harness]:
             async with aiohttp.ClientSession(trust_env=False) as http:
                 client = OpenApiClient(http, settings.dingtalk)
                 await bootstrap(db, settings, clock, client)
-                faults = Faults()
+                faults, router = Faults(), build_router()
                 yield Harness(
                     db, settings, clock,
-                    Dispatcher(db, settings, clock, build_router(), client=client, faults=faults),
-                    DueRunner(db, settings, clock, client, faults, due_handlers()))
+                    Dispatcher(db, settings, clock, router, client=client, faults=faults),
+                    DueRunner(db, settings, clock, client, faults, router.dues))
         finally:
             await db.dispose()

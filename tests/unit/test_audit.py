@@ -18,7 +18,7 @@ from bot.core.clock import FakeClock
 from bot.core.escape import literal
 from bot.core.faults import Faults
 from bot.scheduling.due import DueRunner
-from handlers import due_handlers
+from handlers import build_router
 from handlers.audit import (
     action_text,
     change_summary,
@@ -205,7 +205,7 @@ async def test_retention_due_work_purges_audits_and_plans_tomorrow(db: Database,
     await fill(db, 6)                               # days 0..5: 0, 1 and 2 are past 180 days
     await schedule_retention(db, settings, clock.now())
     await schedule_retention(db, settings, clock.now())            # a second start: no double
-    runner = DueRunner(db, settings, clock, None, Faults(), due_handlers())
+    runner = DueRunner(db, settings, clock, None, Faults(), build_router().dues)
     assert await runner.run_once() == 1
     assert runner.failures == 0
     assert await seqs(db) == [4, 5, 6, 7]

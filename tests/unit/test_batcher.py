@@ -1,4 +1,4 @@
-"""Batcher (bot.dispatch.dispatcher): group commit. Items submitted while a batch runs form the next batch
+"""Batcher (bot.dispatch.batching): group commit. Items submitted while a batch runs form the next batch
 (up to ``limit``), a lone item goes at once; ``submit`` says True once its batch's run has
 returned, False when that run failed (the caller handles the item alone), raises an unknown
 COMMIT outcome to every item of the batch, and a cancellation reaches every waiting item.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.dispatch.dispatcher import Batcher
+from bot.dispatch.batching import Batcher
 from storage.db import CommitOutcomeUnknown
 
 

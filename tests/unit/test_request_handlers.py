@@ -137,12 +137,12 @@ async def test_pending_shows_a_target_for_every_kind(harness: Harness) -> None:
 
 
 async def test_import_requests_name_their_file_or_batch(harness: Harness) -> None:
-    from bot.dispatch.env import Env
+    from bot.dispatch.context import Context
     from handlers.bulk import ImportRequest, ImportUndoRequest
     from storage.models import Request
 
     async with harness.db.uow() as uow:
-        env = Env(uow, harness.settings, harness.clock.now(), harness.dispatcher.faults)
+        env = Context(uow, harness.settings, harness.clock.now(), harness.dispatcher.faults)
         imp = Request(kind="import", payload={"file": "perms [x](y).xlsx", "changes": [{}, {}]})
         assert await ImportRequest().subject(imp, env) == "导入文件 perms ［x］(y).xlsx（2 项更改）"
         undo = Request(kind="import_undo", payload={"batch": "B-7", "changes": []})

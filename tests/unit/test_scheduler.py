@@ -16,9 +16,10 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.core.clock import FakeClock, SystemClock
 from bot.core.faults import Faults
+from bot.dispatch.context import Context
 from bot.logs import setup_logging
 from bot.scheduling.alarm import Alarm
-from bot.scheduling.due import DueContext, DueRunner
+from bot.scheduling.due import DueRunner
 from storage.db import Database, open_database
 from storage.models import DueWork
 
@@ -41,13 +42,13 @@ async def test_a_wake_up_during_a_run_is_one_more_pass_never_a_skipped_job(
     clock = SystemClock()
     slow_started, slow_release, quick_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def slow(payload: dict[str, Any], ctx: DueContext) -> None:
+    async def slow(payload: dict[str, Any], ctx: Context) -> None:
         slow_started.set()
         await asyncio.wait_for(slow_release.wait(), 10)
         async with ctx.transaction():
             pass
 
-    async def quick(payload: dict[str, Any], ctx: DueContext) -> None:
+    async def quick(payload: dict[str, Any], ctx: Context) -> None:
         async with ctx.transaction():
             quick_done.set()
 
@@ -111,7 +112,7 @@ async def test_a_job_that_outlives_the_configured_lease_is_taken_by_the_waiting_
     ran: list[str] = []
 
     def job(name: str) -> Any:
-        async def run(payload: dict[str, Any], ctx: DueContext) -> None:
+        async def run(payload: dict[str, Any], ctx: Context) -> None:
             ran.append(name)
             if name == "A":
                 started.set()

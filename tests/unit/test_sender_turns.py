@@ -1,4 +1,4 @@
-"""Each sender's messages take effect in arrival order (bot.dispatch.dispatcher.SenderTurns), also when
+"""Each sender's messages take effect in arrival order (bot.dispatch.turns.SenderTurns), also when
 reads are batched and changes are not: table tests of the turns, and the dispatcher on both
 databases (the order of the replies written to the outbox)."""
 
@@ -14,7 +14,8 @@ from sqlalchemy import select
 from bot.cli.sandbox import DEMO_CATALOG
 from bot.config import Settings
 from bot.core.clock import FakeClock
-from bot.dispatch.dispatcher import Dispatcher, SenderTurns
+from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.turns import SenderTurns
 from bot.transport.inbound import IncomingMessage
 from handlers import build_router
 from storage.db import Database

@@ -192,6 +192,25 @@ class ReviewStatus:
     command_name: ClassVar[str] = "review status"
 
 
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file sent to Baton: DingTalk's download code for it, and its name."""
+
+    download_code: str
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportFile:
+    """Not typed by anyone: a file message sent to Baton one-to-one, routed like a command."""
+
+    command_name: ClassVar[str] = "import file"
+    file: FileRef
+    # DingTalk delivers files to a bot one-to-one only: a file from a group is forged (or
+    # the protocol changed), and is refused without being downloaded.
+    in_group: bool = False
+
+
 Command: TypeAlias = (
     Help
     | WhoAmI
@@ -220,8 +239,10 @@ Command: TypeAlias = (
     | Audit
     | ReviewStart
     | ReviewStatus
+    | ImportFile
 )
 
+# What a user can type (ImportFile is a file message, not a command word).
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Help,
     WhoAmI,
