@@ -19,8 +19,8 @@ from bot.app import BatonApp
 from bot.core.escape import literal
 from dingtalk_sim import Simulator
 from storage.db import open_database
-from tests.e2e.test_cli import baton, db_env
-from tests.e2e.test_permissions import audit_actions, say, verify_chain
+from tests.e2e.helpers import baton, db_env, say
+from tests.support import audit_actions, verify_chain
 
 pytestmark = pytest.mark.e2e
 

@@ -19,6 +19,7 @@ from dingtalk_sim import Simulator
 from storage import bulk as store
 from storage.models import AuditEntry, Request
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
+from tests.e2e.helpers import edit
 
 pytestmark = pytest.mark.e2e
 
@@ -96,28 +97,6 @@ async def test_export_then_reimport_changes_nothing(sim: Simulator, app: BatonAp
     # And as CSV.
     name, data = await exported(sim, "lisi", "csv")
     await send_file(sim, "lisi", name, data, "完全一致")
-
-
-def edit(data: bytes, *, add: list[list[str]] = (), set_role: tuple[str, str] | None = None,  # type: ignore[assignment]
-         drop_user: str | None = None) -> bytes:
-    wb = openpyxl.load_workbook(io.BytesIO(data))
-    ws = wb["permissions"]
-    rows = [[c.value for c in r] for r in ws.iter_rows()]
-    header, body = rows[0], rows[1:]
-    out = []
-    for r in body:
-        if drop_user and r[0] == drop_user:
-            continue
-        if set_role and r[0] == set_role[0] and r[2] == "role":
-            r[3] = set_role[1]
-        out.append(r)
-    out += add
-    ws.delete_rows(1, ws.max_row)
-    for r in [header, *out]:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
 
 
 async def test_edited_file_applies_its_diff_after_approval_and_undo_restores(

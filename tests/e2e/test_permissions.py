@@ -15,42 +15,12 @@ from bot.cli.sandbox import sim_settings
 from bot.config import Settings
 from bot.core.clock import FakeClock
 from dingtalk_sim import Simulator
-from storage.models import AuditEntry, Grant, Member, Request, TemplateAssignment
+from storage.models import AuditEntry, Request, TemplateAssignment
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
+from tests.e2e.helpers import say
+from tests.support import audit_actions, grants, member, verify_chain
 
 pytestmark = pytest.mark.e2e
-
-
-async def say(sim: Simulator, user: str, text: str, expect: str, at: tuple[str, ...] = (),
-              conversation: str = GROUP) -> str:
-    n = len(sim.messages(conversation))
-    sim.say(user, f" {text}", conversation_id=conversation, at=at)
-    return await reply_to(sim, conversation, expect, after=n)
-
-
-async def member(app: BatonApp, user_id: str) -> Member:
-    async with app.db.uow() as uow:
-        m = await uow.members.get(app.settings.org.corp_id, user_id)
-        assert m is not None
-        uow.session.expunge(m)      # keep the loaded values after the transaction ends
-        return m
-
-
-async def grants(app: BatonApp, user_id: str) -> dict[str, datetime | None]:
-    async with app.db.uow() as uow:
-        rows = (await uow.session.execute(select(Grant).where(Grant.user_id == user_id))).scalars()
-        return {g.name: g.expires_at for g in rows}
-
-
-async def audit_actions(app: BatonApp) -> list[tuple[str, str, str | None]]:
-    async with app.db.uow() as uow:
-        rows = (await uow.session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars()
-        return [(a.action, a.result, a.target_id) for a in rows]
-
-
-async def verify_chain(app: BatonApp) -> None:
-    async with app.db.uow() as uow:
-        assert await uow.audit.verify(app.settings.org.corp_id) is None
 
 
 # ---- role set, grant, revoke, whoami, who-has ---------------------------------------------

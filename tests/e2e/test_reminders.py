@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bench.sut import baton_config
 from bot.app import BatonApp
 from bot.cli.sandbox import DEMO_CATALOG, sim_settings
 from bot.cli.schedule import show_schedule
@@ -32,7 +31,8 @@ from dingtalk_sim.model import SentMessage
 from storage.db import open_database
 from storage.models import DueWork, OutboxMessage, Request
 from tests.e2e.conftest import GROUP, reply_to
-from tests.e2e.test_cli import baton, db_env
+from tests.e2e.helpers import baton, db_env
+from tests.support import baton_config
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,8 @@ from bot.core.clock import FakeClock
 from dingtalk_sim import Simulator
 from storage.models import AuditEntry, DueWork, OutboxMessage
 from tests.e2e.conftest import card_status, click
-from tests.e2e.test_permissions import audit_actions, grants, say, verify_chain
+from tests.e2e.helpers import say
+from tests.support import audit_actions, grants, verify_chain
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,70 @@
+"""Helpers shared by the test layers (not tests themselves): reading the store back as the
+tests assert on it, and the ``baton run`` config file the subprocess tests start Baton with.
+
+``baton_config`` is a minimal copy of ``bench.sut.baton_config``: tests must not import the
+benchmarks (nor the benchmarks the tests), and it is not production code, so it is not in
+the shipped package either."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from sqlalchemy import select
+
+from bot.config import Settings
+from storage.db import Database
+from storage.models import AuditEntry, Grant, Member
+
+
+class HasStore(Protocol):
+    """A running BatonApp, or the handler harness: a database and its settings."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+async def member(app: HasStore, user_id: str) -> Member:
+    async with app.db.uow() as uow:
+        m = await uow.members.get(app.settings.org.corp_id, user_id)
+        assert m is not None
+        uow.session.expunge(m)      # keep the loaded values after the transaction ends
+        return m
+
+
+async def grants(app: HasStore, user_id: str) -> dict[str, datetime | None]:
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(Grant).where(Grant.user_id == user_id))).scalars()
+        return {g.name: g.expires_at for g in rows}
+
+
+async def audit_actions(app: HasStore) -> list[tuple[str, str, str | None]]:
+    async with app.db.uow() as uow:
+        rows = (await uow.session.execute(select(AuditEntry).order_by(AuditEntry.seq))).scalars()
+        return [(a.action, a.result, a.target_id) for a in rows]
+
+
+async def verify_chain(app: HasStore) -> None:
+    async with app.db.uow() as uow:
+        assert await uow.audit.verify(app.settings.org.corp_id) is None
+
+
+def baton_config(path: Path, *, sim_base_url: str, corp_id: str, db_url: str,
+                 catalog: Mapping[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> Path:
+    """A ``baton run`` config file pointing at the simulator (credentials come from the env)."""
+    cfg: dict[str, Any] = {
+        "database": {"url": db_url},
+        "org": {"corp_id": corp_id},
+        "dingtalk": {"openapi_endpoint": sim_base_url, "oapi_endpoint": sim_base_url},
+        "catalog": dict(catalog),
+    }
+    for section, values in extra.items():
+        cfg.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    return path
