@@ -65,6 +65,9 @@ class FakeDingTalk:
         """The next ``times`` calls of ``method`` raise ``error``."""
         self._fail.setdefault(method, []).extend([error] * times)
 
+    def clear_failures(self) -> None:
+        self._fail.clear()
+
     def set_user(self, user_id: str, **changes: Any) -> None:
         self.users[user_id] = replace(self.users[user_id], **changes)
 
@@ -201,7 +204,8 @@ class Harness:
     dispatcher: Dispatcher
     due: DueRunner
     dingtalk: FakeDingTalk
-    cards: dict[str, dict[str, str]] = field(default_factory=dict)
+    cards: dict[str, dict[str, str]] = field(default_factory=dict)   # track -> params
+    spaces: dict[str, list[str]] = field(default_factory=dict)       # track -> where sent
 
     async def say(self, user: str, text: str, *, conversation: str = GROUP,
                   at: tuple[str, ...] = (), file: FileRef | None = None,
@@ -220,16 +224,22 @@ class Harness:
             webhook_expires_at=None, from_robot=False))
         return self._fold(await self.sent_after(before))
 
-    async def ask(self, user: str, text: str, expect: str, *, conversation: str = GROUP,
-                  at: tuple[str, ...] = ()) -> str:
-        """Say ``text``; the reply (to that conversation) that contains ``expect``."""
+    async def ask(self, user: str, text: str, expect: str, at: tuple[str, ...] = (), *,
+                  conversation: str = GROUP) -> str:
+        """Say ``text``; Baton's reply to that conversation that contains ``expect`` (as the
+        end-to-end ``say`` waits for it)."""
         sent = await self.say(user, text, conversation=conversation, at=at)
-        return self.reply_with(sent, expect)
+        to = f"group:{conversation}" if conversation else f"user:{user}"
+        return self.reply_with(sent, expect, to)
+
+    async def told(self, expect: str, to: str = f"group:{GROUP}") -> str:
+        """A reply queued so far to ``to`` (a conversation key) that contains ``expect``."""
+        return self.reply_with(await self.sent_after(0), expect, to)
 
     @staticmethod
-    def reply_with(sent: list[Sent], expect: str) -> str:
-        found = [s.text for s in sent if s.kind == "reply" and expect in s.text]
-        assert found, f"no reply containing {expect!r} in {[s.text for s in sent]}"
+    def reply_with(sent: list[Sent], expect: str, to: str | None = None) -> str:
+        found = [t for t in replies(sent, to) if expect in t]
+        assert found, f"no reply containing {expect!r} in {replies(sent, to)}"
         return found[0]
 
     async def click(self, user: str, track: str, action: str,
@@ -246,6 +256,10 @@ class Harness:
             if ack else ""
         return notice, self._fold(await self.sent_after(before), ack, track)
 
+    @property
+    def faults(self) -> Faults:
+        return self.dispatcher.faults
+
     async def press(self, user: str, card: str, action: str,
                     params: dict[str, str] | None = None) -> str:
         """A click as the card sends it (its request id in the params, as the end-to-end
@@ -258,6 +272,12 @@ class Harness:
         before = await self._last_id()
         await self.due.run_once()
         return self._fold(await self.sent_after(before))
+
+    async def card_status(self, track: str, status: str) -> dict[str, str]:
+        """The card's params, which must show ``status``."""
+        params = self.card(track)
+        assert params.get("status") == status, (track, params)
+        return params
 
     def card(self, track: str) -> dict[str, str]:
         """The card's public params as DingTalk would show them: its create, then every
@@ -275,6 +295,8 @@ class Harness:
                 body = s.payload["body"]
                 self.cards.setdefault(str(body.get("outTrackId")), {}).update(
                     body.get("cardData", {}).get("cardParamMap", {}))
+                self.spaces.setdefault(str(body.get("outTrackId")), []).append(
+                    str(body.get("openSpaceId")))
             else:
                 self.cards.setdefault(str(s.payload.get("out_track_id")), {}).update(
                     s.payload["body"].get("params", {}))
@@ -318,7 +340,7 @@ async def make_harness(db_url: str) -> AsyncIterator[MakeHarness]:
         async def make(*, fake: FakeDingTalk | None = None, clock: FakeClock | None = None,
                        **sections: dict[str, Any]) -> Harness:
             settings = handler_settings(db_url, **sections)
-            fake = fake or FakeDingTalk(exclusive_accounts=settings.dingtalk.exclusive_accounts)
+            fake = fake or FakeDingTalk()
             clock = clock or FakeClock(T0)
             db = open_database(db_url)
             stack.push_async_callback(db.dispose)
@@ -336,3 +358,9 @@ async def make_harness(db_url: str) -> AsyncIterator[MakeHarness]:
 @pytest.fixture
 async def harness(make_harness: MakeHarness) -> Harness:
     return await make_harness()
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    """The default harness, by a short name: tests read ``await h.ask(...)``."""
+    return harness
