@@ -218,11 +218,17 @@ class Harness:
         await self.dispatcher.handle_robot_message(IncomingMessage(
             message_id=message_id or f"m{n}", msg_id=message_id or f"msg{n}",
             conversation_id=conversation or f"oto{user}",
-            is_group=group, conversation_title="", sender_id=user, sender_nick="",
+            is_group=group, conversation_title="", sender_id=user,
+            sender_nick=self._nick(user),
             sender_corp_id=self.settings.org.corp_id, text=text, mentions=at,
             msgtype="file" if file else "text", file=file, session_webhook=None,
             webhook_expires_at=None, from_robot=False))
         return self._fold(await self.sent_after(before))
+
+    def _nick(self, user: str) -> str:
+        """DingTalk's senderNick: the sender's name in the directory."""
+        u = self.dingtalk.users.get(user)
+        return u.name if u else ""
 
     async def ask(self, user: str, text: str, expect: str, at: tuple[str, ...] = (), *,
                   conversation: str = GROUP) -> str:
