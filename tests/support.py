@@ -1,5 +1,6 @@
 """Helpers shared by the test layers (not tests themselves): reading the store back as the
-tests assert on it, and the ``baton run`` config file the subprocess tests start Baton with.
+tests assert on it, an exported permissions sheet edited as an operator would, and the
+``baton run`` config file the subprocess tests start Baton with.
 
 ``baton_config`` is a minimal copy of ``bench.sut.baton_config``: tests must not import the
 benchmarks (nor the benchmarks the tests), and it is not production code, so it is not in
@@ -7,11 +8,13 @@ the shipped package either."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import openpyxl
 import yaml
 from sqlalchemy import select
 
@@ -68,3 +71,25 @@ def baton_config(path: Path, *, sim_base_url: str, corp_id: str, db_url: str,
         cfg.setdefault(section, {}).update(values)
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def edit(data: bytes, *, add: list[list[str]] = (), set_role: tuple[str, str] | None = None,  # type: ignore[assignment]
+         drop_user: str | None = None) -> bytes:
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    ws = wb["permissions"]
+    rows = [[c.value for c in r] for r in ws.iter_rows()]
+    header, body = rows[0], rows[1:]
+    out = []
+    for r in body:
+        if drop_user and r[0] == drop_user:
+            continue
+        if set_role and r[0] == set_role[0] and r[2] == "role":
+            r[3] = set_role[1]
+        out.append(r)
+    out += add
+    ws.delete_rows(1, ws.max_row)
+    for r in [header, *out]:
+        ws.append(r)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

@@ -1,16 +1,12 @@
 """Helpers shared by the end-to-end tests (not tests themselves): the ``baton`` command in a
-subprocess, a chat line answered through the simulator, an exported permissions sheet edited
-as an operator would."""
+subprocess, a chat line answered through the simulator."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import openpyxl
 
 from dingtalk_sim import Simulator
 from tests.e2e.conftest import GROUP, reply_to
@@ -43,25 +39,3 @@ async def say(sim: Simulator, user: str, text: str, expect: str, at: tuple[str, 
     n = len(sim.messages(conversation))
     sim.say(user, f" {text}", conversation_id=conversation, at=at)
     return await reply_to(sim, conversation, expect, after=n)
-
-
-def edit(data: bytes, *, add: list[list[str]] = (), set_role: tuple[str, str] | None = None,  # type: ignore[assignment]
-         drop_user: str | None = None) -> bytes:
-    wb = openpyxl.load_workbook(io.BytesIO(data))
-    ws = wb["permissions"]
-    rows = [[c.value for c in r] for r in ws.iter_rows()]
-    header, body = rows[0], rows[1:]
-    out = []
-    for r in body:
-        if drop_user and r[0] == drop_user:
-            continue
-        if set_role and r[0] == set_role[0] and r[2] == "role":
-            r[3] = set_role[1]
-        out.append(r)
-    out += add
-    ws.delete_rows(1, ws.max_row)
-    for r in [header, *out]:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()

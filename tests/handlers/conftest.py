@@ -230,6 +230,14 @@ class Harness:
         u = self.dingtalk.users.get(user)
         return u.name if u else ""
 
+    async def send_file(self, user: str, name: str, data: bytes, *,
+                        conversation: str = "") -> list[Sent]:
+        """``user`` sends a file (one-to-one unless ``conversation`` is a group): DingTalk
+        holds its bytes under a download code, the frame carries the code."""
+        code = f"dl{next(_ids)}"
+        self.dingtalk.files[code] = data
+        return await self.say(user, "", conversation=conversation, file=FileRef(code, name))
+
     async def ask(self, user: str, text: str, expect: str, at: tuple[str, ...] = (), *,
                   conversation: str = GROUP) -> str:
         """Say ``text``; Baton's reply to that conversation that contains ``expect`` (as the
