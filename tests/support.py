@@ -9,6 +9,7 @@ the shipped package either."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -93,3 +94,10 @@ def edit(data: bytes, *, add: list[list[str]] = (), set_role: tuple[str, str] | 
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def assert_no_live_markup(text: str) -> None:
+    """Nothing a user typed renders: no link, image, mention, tag, autolink or heading."""
+    for bad in ("](", "![", "@所有人", "<b>", "<img", "://", "javascript:", "`code`"):
+        assert bad not in text, (bad, text)
+    assert not re.search(r"(?m)^\s*#+ 已批准", text), text
