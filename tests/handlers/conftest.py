@@ -34,6 +34,7 @@ from storage.models import OutboxMessage
 GROUP = DEMO_GROUP
 CARD = "baton-dingsandboxcorp-R{}"   # a request card's outTrackId, by request number
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)     # 10:00 in Asia/Shanghai
+ROOT = 1                                          # DingTalk's root department
 _ids = itertools.count(1)
 
 
@@ -55,7 +56,8 @@ class FakeDingTalk:
     users: dict[str, SimUser] = field(default_factory=lambda: {
         u.user_id: replace(u, dept_ids=list(u.dept_ids)) for u in DEMO_USERS})
     departments: dict[int, tuple[str, int | None]] = field(default_factory=lambda: {
-        k: (v, None) if isinstance(v, str) else v for k, v in DEMO_DEPARTMENTS.items()})
+        k: (v, None if k == ROOT else ROOT) if isinstance(v, str) else v
+        for k, v in DEMO_DEPARTMENTS.items()})     # (name, parent): a bare name is the root's
     exclusive_accounts: bool = False
     files: dict[str, bytes] = field(default_factory=dict)      # download code -> bytes
     calls: list[Call] = field(default_factory=list)
