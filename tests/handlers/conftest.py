@@ -1,18 +1,24 @@
 """The handler layer: the real dispatcher, router and due handlers on a real store
-(``db_url``: SQLite and PostgreSQL), with no socket at all. DingTalk is an in-process fake
+(``store_url``: SQLite and PostgreSQL, migrated once a session and emptied for each test),
+with no socket at all. DingTalk is an in-process fake
 (:class:`FakeDingTalk`): the directory is served from an in-memory copy of the sandbox's demo
 company, and whatever Baton calls directly is recorded. What Baton would send later (replies,
 cards, alerts) is read back from the outbox table: the recording the outbox would deliver."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select
 
@@ -28,8 +34,10 @@ from bot.transport.inbound import CardAction, FileRef, IncomingMessage
 from bot.transport.openapi import BadRequest, DingTalkError, NotFound, PermissionDenied
 from dingtalk_sim import SimUser
 from handlers import build_router, due_handlers
+from storage import migrate
 from storage.db import Database, open_database
 from storage.models import OutboxMessage
+from tests.conftest import _pg_admin, _pg_database, _pg_state
 
 GROUP = DEMO_GROUP
 CARD = "baton-dingsandboxcorp-R{}"   # a request card's outTrackId, by request number
@@ -345,20 +353,90 @@ def handler_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
     return Settings.model_validate(data)
 
 
+# ---- a migrated store per test, from a template migrated once ------------------------------
+
+async def _migrate(url: str) -> None:
+    db = open_database(url)
+    try:
+        await migrate.upgrade(db)
+    finally:
+        await db.dispose()
+
+
+_templates: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def _store_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Made on first use: a migrated SQLite file (copied for each test), and a migrated
+    PostgreSQL database next to this session's (emptied for each test, dropped at the end)."""
+    yield _templates
+    for name in (_templates.get("pg_copy"),):
+        if name:
+            with contextlib.suppress(Exception):
+                asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path,
+              tmp_path_factory: pytest.TempPathFactory,
+              _store_templates: dict[str, str]) -> str:
+    """A migrated, otherwise empty store on each backend: what ``db_url`` plus an upgrade
+    gives, from a store migrated once per session (the handler layer's tests do not test
+    migrations: tests/storage does)."""
+    if request.param == "sqlite":
+        if "sqlite" not in _templates:
+            path = tmp_path_factory.mktemp("store-template") / "baton.db"
+            asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+            _templates["sqlite"] = str(path)
+        shutil.copyfile(_templates["sqlite"], tmp_path / "baton.db")
+        return f"sqlite+aiosqlite:///{tmp_path}/baton.db"
+    url = _pg_database()
+    if url is None:
+        pytest.skip(str(_pg_state.get("why")))
+    base, _, session_db = url.rpartition("/")
+    if "pg_copy" not in _templates:
+        _templates["pg_copy"] = f"{session_db}_h"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{_templates["pg_copy"]}"'))
+        asyncio.run(_migrate(f"{base}/{_templates['pg_copy']}"))
+    store = f"{base}/{_templates['pg_copy']}"
+    asyncio.run(_empty_pg(store))
+    return store
+
+
+async def _empty_pg(url: str) -> None:
+    """Every table emptied but the migration mark, every sequence back to its start: the
+    store as the migrations leave it (they write no other row)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"), timeout=3)
+    try:
+        tables = [r[0] for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'")]
+        seqs = [r[0] for r in await conn.fetch(
+            "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")]
+        if tables:
+            await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables)
+                               + " RESTART IDENTITY CASCADE")
+        for seq in seqs:
+            await conn.execute(f"ALTER SEQUENCE \"{seq}\" RESTART")
+    finally:
+        await conn.close()
+
+
 MakeHarness = Callable[..., Awaitable[Harness]]
 
 
 @pytest.fixture
-async def make_harness(db_url: str) -> AsyncIterator[MakeHarness]:
+async def make_harness(store_url: str) -> AsyncIterator[MakeHarness]:
     """Builds a harness on this test's database; keyword sections override settings
     (``policy={"approvals_required": 2}``), ``dingtalk=`` passes a prepared fake."""
     async with AsyncExitStack() as stack:
         async def make(*, fake: FakeDingTalk | None = None, clock: FakeClock | None = None,
                        **sections: dict[str, Any]) -> Harness:
-            settings = handler_settings(db_url, **sections)
+            settings = handler_settings(store_url, **sections)
             fake = fake or FakeDingTalk()
             clock = clock or FakeClock(T0)
-            db = open_database(db_url)
+            db = open_database(store_url)
             stack.push_async_callback(db.dispose)
             await prepare_database(db)
             client: Any = fake           # the OpenAPI client's place, by its methods
