@@ -1,6 +1,7 @@
-"""Abuse limits and alerts end to end: a flooding member is throttled politely while others
-are served; refused sensitive attempts and forged card clicks reach the alert group merged;
-an oversized frame is refused without dropping the connection."""
+"""Abuse limits and alerts end to end: refused sensitive attempts reach the alert group
+merged; an oversized frame is refused without dropping the connection; a flood leaves the
+group's send budget to the others. The throttle's reply and the forged-click alert are
+tested at the handler level, tests/handlers/test_abuse.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from bot.cli.sandbox import DEMO_GROUP, demo_simulator, sim_settings
 from bot.config import Settings
 from dingtalk_sim import SimGroup, Simulator
 from storage.models import AuditEntry
-from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
+from tests.e2e.conftest import GROUP, reply_to
 
 pytestmark = pytest.mark.e2e
 
@@ -43,26 +44,6 @@ async def app(settings: Settings) -> AsyncIterator[BatonApp]:
         yield a
 
 
-async def test_a_flood_is_throttled_politely_while_others_are_served(
-        sim: Simulator, app: BatonApp) -> None:
-    sent = [sim.say("zhaoliu", " 我的权限", conversation_id=GROUP) for _ in range(8)]
-    # Every frame is acked (handled or throttled), none is left to be redelivered.
-    for d in sent:
-        await sim.until(lambda d=d: sim.acks(d.message_id), what="each flood frame acked")
-    text = await reply_to(sim, GROUP, "太频繁")
-    assert "秒后再试" in text
-    n = len(sim.messages(GROUP))
-    sim.say("qianqi", " whoami", conversation_id=GROUP)
-    await reply_to(sim, GROUP, "My permissions", after=n)
-    answered = [m for m in sim.messages(GROUP) if "我的权限" in m.text]
-    slow = [m for m in sim.messages(GROUP) if "太频繁" in m.text]
-    assert len(answered) == 5 and len(slow) == 1        # told once, not once per message
-    async with app.db.uow() as uow:
-        rows = (await uow.session.execute(
-            select(AuditEntry).where(AuditEntry.action == "rate_limited"))).scalars().all()
-        assert [(r.actor_id, r.result) for r in rows] == [("zhaoliu", "refused")]
-
-
 async def test_refused_sensitive_attempts_are_alerted_merged(sim: Simulator, app: BatonApp) -> None:
     # A burst: three refused sensitive attempts within the alert window.
     for text, at in (("grant @钱七 crm.export", ("qianqi",)), ("admin add @钱七", ("qianqi",)),
@@ -80,18 +61,6 @@ async def test_refused_sensitive_attempts_are_alerted_merged(sim: Simulator, app
         refused = (await uow.session.execute(
             select(AuditEntry.action).where(AuditEntry.result == "refused"))).scalars().all()
         assert {"grant.refused", "admin add.refused", "owner_transfer.refused"} <= set(refused)
-
-
-async def test_a_forged_card_click_is_alerted(sim: Simulator, app: BatonApp) -> None:
-    n = len(sim.messages(GROUP))
-    sim.say("lisi", " grant @钱七 crm.export", conversation_id=GROUP, at=("qianqi",))
-    await reply_to(sim, GROUP, "R-1", after=n)
-    card = CARD.format(1)
-    await card_status(sim, card, "pending")
-    notice = await click(sim, "zhaoliu", card, "approve", {"request_id": "R-1", "as": "zhangsan"})
-    assert notice
-    msgs = await sim.until(lambda: sim.messages(ALERTS), what="the click alert")
-    assert "R-1" in msgs[0].text and "zhaoliu" in msgs[0].text
 
 
 async def test_an_oversized_frame_is_refused_and_the_connection_stays(

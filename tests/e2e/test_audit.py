@@ -1,6 +1,6 @@
-"""The audit trail end to end: `audit` / `审计` in chat (both languages, by user, capped,
-refused to members, hostile values shown literally, reading not audited), and
-`baton audit export` in a subprocess."""
+"""The audit trail end to end: `audit` / `审计` in chat (both languages, reading not audited),
+and `baton audit export` in a subprocess. By user, capped, refused to members and hostile
+values shown literally are tested at the handler level, tests/handlers/test_audit.py."""
 
 from __future__ import annotations
 
@@ -16,11 +16,10 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.app import BatonApp
-from bot.core.escape import literal
 from dingtalk_sim import Simulator
 from storage.db import open_database
-from tests.e2e.test_cli import baton, db_env
-from tests.e2e.test_permissions import audit_actions, say, verify_chain
+from tests.e2e.helpers import baton, db_env, say
+from tests.support import audit_actions, verify_chain
 
 pytestmark = pytest.mark.e2e
 
@@ -74,75 +73,6 @@ async def test_audit_lists_the_newest_entries_in_both_languages(sim: Simulator, 
     # Reading the trail is not a change: nothing was audited.
     assert await audit_actions(bot) == before
     await verify_chain(bot)
-
-
-async def test_audit_for_one_user_and_a_count(sim: Simulator, bot: BatonApp) -> None:
-    await say(sim, "lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
-    await say(sim, "lisi", "grant @qianqi crm.report.view", "Granted", ("qianqi",))
-    await say(sim, "lisi", "revoke @qianqi crm.report.view", "Revoked", ("qianqi",))
-    text = await say(sim, "lisi", "audit @qianqi", "Audit log involving 钱七 (qianqi) (newest 2)",
-                     ("qianqi",))
-    got = lines(text)
-    assert len(got) == 2 and all("钱七 (qianqi)" in ln for ln in got)
-    assert "revoke a grant" in got[0] and "· grant ·" in got[1]
-    text = await say(sim, "lisi", "审计 @钱七 1", "与 钱七 (qianqi) 相关的审计记录（最近 1 条）",
-                     ("qianqi",))
-    assert len(lines(text)) == 1 and "撤销授权" in lines(text)[0]
-    # As actor too: lisi did all three.
-    text = await say(sim, "lisi", "audit @lisi", "Audit log involving 李四 (lisi)", ("lisi",))
-    assert len(lines(text)) == 3
-    text = await say(sim, "lisi", "audit @sunba", "No audit entries involve", ("sunba",))
-    assert "sunba" in text
-
-
-async def test_a_refusal_reads_in_chinese_in_a_chinese_chat(sim: Simulator, bot: BatonApp) -> None:
-    await say(sim, "zhaoliu", "权限审核 开始", "只有主管理员可以使用")
-    text = await say(sim, "zhangsan", "审计 1", "审计记录（最近 1 条）")
-    assert "赵六 (zhaoliu) · 权限审核 开始 · 已拒绝 · 原因：只有主管理员可以执行" in text
-    assert "review start" not in text and "need_owner" not in text
-    async with bot.db.uow() as uow:      # the trail itself keeps the identifiers
-        newest = (await uow.audit.recent(bot.settings.org.corp_id, 1))[0]
-        assert (newest.action, (newest.after or {}).get("reason")) == \
-            ("review start.refused", "need_owner")
-
-
-async def test_audit_caps_at_50_and_says_so(sim: Simulator, bot: BatonApp) -> None:
-    await append(bot, 60, actor_id="system", action="test.fill", result="applied")
-    text = await say(sim, "lisi", "audit 80", "Audit log (newest 50)")
-    assert "You asked for 80; at most 50 are shown at once" in text
-    assert "baton audit export" in text
-    assert len(lines(text)) == 50
-    text = await say(sim, "lisi", "审计 60", "审计记录（最近 50 条）")
-    assert "每次最多显示 50 条" in text and len(lines(text)) == 50
-    text = await say(sim, "lisi", "audit 3", "Audit log (newest 3)")
-    assert len(lines(text)) == 3 and "at most" not in text
-
-
-async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(
-        sim: Simulator, bot: BatonApp) -> None:
-    text = await say(sim, "zhaoliu", "audit", "Only the owner or an admin may use “audit”")
-    assert "you are: member" in text
-    await say(sim, "qianqi", "审计 @李四", "「审计」只有主管理员或子管理员可以使用", ("lisi",))
-    refused = [a for a in await audit_actions(bot) if a[0] == "audit.refused"]
-    assert refused == [("audit.refused", "refused", None)] * 2
-    await verify_chain(bot)
-
-
-async def test_hostile_stored_values_are_shown_literally(sim: Simulator, bot: BatonApp) -> None:
-    corp = bot.settings.org.corp_id
-    async with bot.db.uow() as uow:
-        await uow.members.upsert(corp, "mallory", bot.clock.now(), name=EVIL)
-        await uow.commit()
-    await append(bot, 1, actor_id="mallory", action="transfer.**start**", result="`refused`",
-                 target_id="<b>x</b>", after={"reason": EVIL, "**k**": "# h\r\n1. x"})
-    text = await say(sim, "lisi", "audit 2", "Audit log (newest 2)")
-    got = lines(text)
-    assert len(got) == 2 and all(LINE.match(ln) for ln in got)       # no forged line
-    assert text.count("\n- ") == 2
-    for bad in ("[x]", "](", "dingtalk://", "**", "`refused`", "<b>", "\n1. ", "\n# ", "\r"):
-        assert bad not in text, bad
-    assert f"{literal(EVIL, 40)} (mallory)" in got[0]
-    assert f"{literal('transfer.**start**')} · on {literal('<b>x</b>')}" in got[0]
 
 
 # ---- baton audit export ---------------------------------------------------------------------

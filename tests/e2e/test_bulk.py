@@ -1,6 +1,7 @@
 """Bulk export and import end to end: the file goes through the media upload and the robot
 file download of the simulator, the dry run, the approval card (in the importer's chat and
-the admin group), the all-or-nothing apply, and undo."""
+the admin group), the all-or-nothing apply, and undo; a file frame from a group. Bad rows
+and replace mode are tested at the handler level, tests/handlers/test_bulk.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from dingtalk_sim import Simulator
 from storage import bulk as store
 from storage.models import AuditEntry, Request
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
+from tests.support import edit
 
 pytestmark = pytest.mark.e2e
 
@@ -98,28 +100,6 @@ async def test_export_then_reimport_changes_nothing(sim: Simulator, app: BatonAp
     await send_file(sim, "lisi", name, data, "完全一致")
 
 
-def edit(data: bytes, *, add: list[list[str]] = (), set_role: tuple[str, str] | None = None,  # type: ignore[assignment]
-         drop_user: str | None = None) -> bytes:
-    wb = openpyxl.load_workbook(io.BytesIO(data))
-    ws = wb["permissions"]
-    rows = [[c.value for c in r] for r in ws.iter_rows()]
-    header, body = rows[0], rows[1:]
-    out = []
-    for r in body:
-        if drop_user and r[0] == drop_user:
-            continue
-        if set_role and r[0] == set_role[0] and r[2] == "role":
-            r[3] = set_role[1]
-        out.append(r)
-    out += add
-    ws.delete_rows(1, ws.max_row)
-    for r in [header, *out]:
-        ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
 async def test_edited_file_applies_its_diff_after_approval_and_undo_restores(
         sim: Simulator, app: BatonApp) -> None:
     await seed(sim)
@@ -162,69 +142,6 @@ async def test_edited_file_applies_its_diff_after_approval_and_undo_restores(
     assert "已被撤销" in again and "R-2" in again and "已有撤销申请" not in again
 
 
-async def test_a_bad_row_applies_nothing_and_is_named(sim: Simulator, app: BatonApp) -> None:
-    await seed(sim)
-    _name, data = await exported(sim, "lisi")
-    before = await table(app)
-    bad = edit(data, add=[["qianqi", "", "grant", "crm.report.view", "", ""],
-                          ["qianqi", "", "grant", "crm.nope", "", ""]])
-    text = await send_file(sim, "lisi", "bad.xlsx", bad, "没有应用任何更改")
-    assert "权限目录中没有「crm.nope」" in text
-    wb = openpyxl.load_workbook(io.BytesIO(bad), read_only=True)
-    n_rows = sum(1 for _ in wb["permissions"].iter_rows())
-    assert f"第 {n_rows} 行：错误" in text
-    assert await table(app) == before
-    async with app.db.uow() as uow:
-        assert (await uow.session.execute(select(Request))).first() is None
-
-
-async def test_replace_mode_removes_what_the_file_omits(sim: Simulator, app: BatonApp) -> None:
-    await seed(sim)
-    _name, data = await exported(sim, "lisi")
-    await say(sim, "lisi", "import replace", "replace")
-    n = len(sim.messages(dm("lisi")))
-    trimmed = edit(data, drop_user="qianqi")
-    sim.send_file("lisi", "trimmed.xlsx", trimmed)
-    text = await reply_to(sim, dm("lisi"), "导入预览", after=n)
-    assert "移除 1" in text
-    assert "替换模式" in text
-    await click(sim, "zhangsan", CARD.format(1) + "-group", "approve")
-    await card_status(sim, CARD.format(1), "applied")
-    assert not [e for e in await table(app) if e[0] == "qianqi"]
-
-
-async def test_replace_import_fails_when_the_store_changed_after_its_preview(
-        sim: Simulator, app: BatonApp) -> None:
-    """The preview is what gets approved: a permission changed between the dry run and the
-    approval fails the request, nothing applied, and the importer is told why."""
-    await seed(sim)
-    _name, data = await exported(sim, "lisi")
-    await say(sim, "lisi", "import replace", "replace")
-    n = len(sim.messages(dm("lisi")))
-    sim.send_file("lisi", "trimmed.xlsx", edit(data, drop_user="qianqi"))
-    await reply_to(sim, dm("lisi"), "导入预览", after=n)
-    # Meanwhile, outside the file's view: a new grant for zhaoliu, which the file omits.
-    await say(sim, "wangwu", "grant @zhaoliu crm.customer.view", "Granted", ("zhaoliu",))
-    before = await table(app)
-    await click(sim, "zhangsan", CARD.format(1) + "-group", "approve")
-    await card_status(sim, CARD.format(1), "failed")
-    assert await table(app) == before                       # the new grant survives
-    text = await reply_to(sim, dm("lisi"), "未做任何更改")
-    assert "预览之后权限已被他人修改" in text
-
-
-async def test_a_refused_file_leaves_replace_mode_armed_for_the_corrected_one(
-        sim: Simulator, app: BatonApp) -> None:
-    await seed(sim)
-    _name, data = await exported(sim, "lisi")
-    await say(sim, "lisi", "import replace", "replace")
-    bad = edit(data, drop_user="qianqi", add=[["qianqi", "", "grant", "crm.nope", "", ""]])
-    text = await send_file(sim, "lisi", "bad.xlsx", bad, "没有应用任何更改")
-    assert "替换模式仍然有效" in text
-    text = await send_file(sim, "lisi", "fixed.xlsx", edit(data, drop_user="qianqi"), "导入预览")
-    assert "替换模式" in text and "移除 1" in text
-
-
 async def test_a_file_frame_from_a_group_is_refused_and_changes_nothing(
         sim: Simulator, app: BatonApp) -> None:
     """DingTalk delivers files to a bot one-to-one only: a file frame from a group is forged
@@ -248,42 +165,3 @@ async def test_a_file_frame_from_a_group_is_refused_and_changes_nothing(
                    for a in (await uow.session.execute(select(AuditEntry).where(
                        AuditEntry.action == "import.refused"))).scalars()]
     assert refused == [("lisi", "refused", "import_in_group")]
-
-
-async def test_a_replace_dry_run_names_each_removal_before_approval(
-        sim: Simulator, app: BatonApp) -> None:
-    """Counts are not enough to approve a replace: the reply and the card list who loses
-    what (the first 20, then "and N more"), and the importer gets the full list as a file."""
-    corp, now = app.settings.org.corp_id, app.clock.now()
-    async with app.db.uow() as uow:
-        for i in range(1, 24):
-            await uow.members.upsert(corp, f"u{i:02d}", now, name=f"成员{i:02d}")
-            await uow.perms.grant(corp, f"u{i:02d}", "crm.export", by="lisi", now=now,
-                                  expires_at=None)
-        await uow.commit()
-    await say(sim, "lisi", "import replace", "replace")
-    keep = "user_id,name,type,value,expires_at,source\nu01,成员01,grant,crm.export,,\n"
-    n = len(sim.messages(dm("lisi")))
-    uploads = len(sim.uploads())
-    sim.send_file("lisi", "keep-one.csv", keep.encode())
-    text = await reply_to(sim, dm("lisi"), "导入预览", after=n)
-    assert "移除 22" in text
-    listed = [f"成员{i:02d} (u{i:02d}) grant crm.export" for i in range(2, 24)]
-    assert all(line in text for line in listed[:20]), text
-    assert not any(line in text for line in listed[20:])
-    assert "另有 2 项" in text and "文件" in text
-    params = await card_status(sim, CARD.format(1), "pending")
-    assert all(line in params["markdown"] for line in listed[:20])
-    assert not any(line in params["markdown"] for line in listed[20:])
-    assert "另有 2 项" in params["markdown"]
-    # The full list, one-to-one to the importer, in the import format.
-    up = await sim.until(lambda: sim.uploads()[uploads:] or None, what="the removals file")
-    await sim.until(lambda: [m for m in sim.messages(dm("lisi")) if m.msgtype == "sampleFile"
-                             and m.params.get("mediaId") == up[0].media_id] or None,
-                    what="the removals file sent to the importer")
-    wb = openpyxl.load_workbook(io.BytesIO(up[0].content), read_only=True)
-    rows = [tuple(c for c in r) for r in wb.worksheets[0].iter_rows(values_only=True)]
-    assert rows[0][:4] == ("user_id", "name", "type", "value")
-    assert sorted(r[:4] for r in rows[1:]) == [
-        (f"u{i:02d}", f"成员{i:02d}", "grant", "crm.export") for i in range(2, 24)]
-    assert not [m for m in sim.messages(GROUP) if m.msgtype == "sampleFile"]

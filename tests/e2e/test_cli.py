@@ -3,7 +3,6 @@ first owner, the audit check, and a full ``baton run`` against the simulator end
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -20,30 +19,9 @@ import pytest
 from bot.cli.sandbox import DEMO_GROUP, demo_simulator
 from dingtalk_sim import Simulator
 from storage import migrate
+from tests.e2e.helpers import base_env, baton, db_env
 
 pytestmark = pytest.mark.e2e
-
-def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.upper().startswith(("BATON_", "DINGTALK_"))}
-    env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
-               PYTHONUNBUFFERED="1")
-    return env
-
-
-def baton(*args: str, cwd: Path, env: dict[str, str] | None = None,
-          timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=cwd,
-                          env=env or base_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def db_env(path: Path, corp: str = "dingclitest") -> dict[str, str]:
-    env = base_env()
-    env["BATON_DATABASE__URL"] = f"sqlite+aiosqlite:///{path}"
-    env["BATON_ORG__CORP_ID"] = corp
-    return env
-
 
 def tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as conn:

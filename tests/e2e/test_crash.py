@@ -45,7 +45,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench.sut import baton_config
 from bot.cli.sandbox import DEMO_CATALOG, demo_simulator
 from bot.core.faults import CRASH_ENV, CRASH_POINTS
 from dingtalk_sim import Simulator
@@ -54,6 +53,7 @@ from storage.db import open_database
 from storage.models import Base, OutboxMessage, Request
 from tests.conftest import _pg_database, _pg_state, _reset_pg
 from tests.e2e.conftest import GROUP
+from tests.support import baton_config
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
-"""Reminders end to end with an injected clock: on time, never in quiet hours, escalated to the
-owner, merged per conversation; a restart sends what fell due while stopped, exactly once;
-``baton schedule`` lists the due work."""
+"""Reminders end to end with an injected clock: a restart sends what fell due while stopped,
+exactly once (also after a crash); a closed request keeps no reminder; ``baton schedule``
+lists the due work. On time, quiet hours, escalation and merging are tested at the handler
+level, tests/handlers/test_reminders.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bench.sut import baton_config
 from bot.app import BatonApp
 from bot.cli.sandbox import DEMO_CATALOG, sim_settings
 from bot.cli.schedule import show_schedule
@@ -32,7 +32,8 @@ from dingtalk_sim.model import SentMessage
 from storage.db import open_database
 from storage.models import DueWork, OutboxMessage, Request
 from tests.e2e.conftest import GROUP, reply_to
-from tests.e2e.test_cli import baton, db_env
+from tests.e2e.helpers import baton, db_env
+from tests.support import baton_config
 
 pytestmark = pytest.mark.e2e
 
@@ -69,98 +70,6 @@ async def reminder_at(app: BatonApp) -> list[list[str]]:
             OutboxMessage.kind == "reply").order_by(OutboxMessage.id))).scalars()
         return [list(r.payload.get("at", [])) for r in rows
                 if str(r.payload.get("text", "")).startswith("提醒：")]
-
-
-async def test_reminders_on_time_quiet_hours_escalation_and_merging(sim: Simulator,
-                                                                    db_url: str) -> None:
-    clock = FakeClock(T0)
-    settings = sim_settings(sim, db_url, policy=POLICY)
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await app.due.run_once()                               # start-up work (retention)
-        # Two requests by the owner, both waiting (among others) for 李四, in one group.
-        await say(sim, "zhangsan", "转让主管理员 @李四", ("lisi",), "R-1")
-        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-2")
-        assert [d for d, _ in await pending_reminders(app)] == [T0 + timedelta(hours=4)] * 2
-
-        clock.advance(timedelta(hours=4) - timedelta(seconds=1))
-        assert await app.due.run_once() == 0                  # not before its time
-        clock.advance(timedelta(seconds=2))
-        assert await app.due.run_once() == 2                  # 14:00 local: on time
-        first = await sim.until(lambda: reminders(sim), what="the first reminder")
-        assert len(first) == 1                                 # merged: one message ...
-        assert set(IDS.findall(first[0].text)) == {"1", "2"}   # ... naming both requests
-        # Group sends through the robot API carry no at list (the simulator records none, as
-        # DingTalk ignores it there); the mention is in the text and in what Baton asked for.
-        assert "@李四 (lisi)" in first[0].text and "@王五 (wangwu)" in first[0].text
-        assert (await reminder_at(app))[0] == ["lisi", "wangwu"]
-        assert "张三" not in first[0].text                      # not yet escalated
-        assert "升级" not in first[0].text
-
-        # The next ones (8h later) would fall at 22:00 local: moved to 08:00 the next day.
-        nxt = T0 + timedelta(hours=22)
-        assert [d for d, _ in await pending_reminders(app)] == [nxt, nxt]
-        clock.advance(timedelta(hours=8))                      # 22:00 local
-        assert await app.due.run_once() == 0
-        clock.advance(nxt - clock.now())
-        assert await app.due.run_once() >= 1
-        msgs = await sim.until(lambda: len(reminders(sim)) == 2 and reminders(sim),
-                               what="the second reminder")
-        second = msgs[1]
-        assert set(IDS.findall(second.text.split("升级")[0])) == {"1", "2"}
-        # Open 22h > escalate_after: the owner (no decider of either) is @-mentioned.
-        assert (await reminder_at(app))[1] == ["lisi", "wangwu", "zhangsan"]
-        assert "升级提醒" in second.text and "@张三 (zhangsan)" in second.text
-        await asyncio.sleep(0.3)
-        assert len(reminders(sim)) == 2                        # each went out once
-        # Backoff continues per request: 16h later is 00:00 local -> 08:00 the day after.
-        assert [d for d, _ in await pending_reminders(app)] == [T0 + timedelta(hours=46)] * 2
-
-
-def one_to_one(sim: Simulator, user: str) -> list[SentMessage]:
-    """Reminders ``user`` got one-to-one."""
-    return [m for m in sim.messages(f"cidOTO{user}") if m.text.startswith(("提醒", "Reminder"))]
-
-
-async def test_a_request_asked_one_to_one_reminds_each_decider_one_to_one(
-        sim: Simulator, db_url: str) -> None:
-    """No admin group: the card went to each approver one-to-one, and so does the reminder
-    (not to the requester's own chat, where no decider would see it)."""
-    clock = FakeClock(T0)
-    settings = sim_settings(sim, db_url, policy=POLICY)
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await app.due.run_once()
-        n = len(sim.messages("cidOTOlisi"))
-        sim.say("lisi", "授权 uid:qianqi crm.export")              # one-to-one with Baton
-        await reply_to(sim, "cidOTOlisi", "已发起审批", after=n)
-        clock.advance(timedelta(hours=4, seconds=1))
-        assert await app.due.run_once() == 1
-        for user in ("wangwu", "zhangsan"):
-            got = await sim.until(lambda u=user: one_to_one(sim, u), what=f"{user} reminded")
-            assert len(got) == 1 and "R-1" in got[0].text
-        assert not [m for m in sim.messages("cidOTOlisi")[n:] if m.text.startswith("提醒")]
-
-
-async def test_a_reminder_due_before_quiet_hours_waits_for_their_end(
-        sim: Simulator, db_url: str) -> None:
-    """Due at 14:00 local but Baton was down until 23:30: not sent then, but at 08:00."""
-    clock = FakeClock(T0)
-    settings = sim_settings(sim, db_url, policy=POLICY)
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await app.due.run_once()
-        await say(sim, "zhangsan", "授权 @钱七 crm.export", ("qianqi",), "R-1")
-        clock.advance(timedelta(hours=13, minutes=30))            # 23:30 local
-        await app.due.run_once()
-        morning = T0 + timedelta(hours=22)                         # 08:00 local, next day
-        assert [d for d, _ in await pending_reminders(app)] == [morning]
-        assert await reminder_at(app) == []                        # nothing queued to send
-        clock.advance(morning - clock.now())
-        assert await app.due.run_once() >= 1                      # (and the daily retention)
-        got = await sim.until(lambda: reminders(sim), what="the reminder at 08:00")
-        assert len(got) == 1 and "R-1" in got[0].text
-        assert len(await reminder_at(app)) == 1
 
 
 async def test_two_hundred_reminders_due_while_stopped_go_out_once(sim: Simulator,

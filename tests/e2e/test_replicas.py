@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bench.sut import baton_config
 from bot.cli.sandbox import DEMO_CATALOG, demo_simulator
 from bot.transport.inbound import ROBOT_TOPIC
 from dingtalk_sim import Simulator
@@ -25,6 +24,7 @@ from storage import migrate
 from storage.db import open_database
 from storage.models import OWNER, AuditEntry, DueWork, Member, OutboxMessage, Request
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to, roundtrip
+from tests.support import baton_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,10 +1,10 @@
 """Access review campaigns (定期审核) end to end: cards one-to-one, keep / remove, a forged
-click, status, reminders and the deadline under both ``review.unreviewed`` policies."""
+click, status, reminders and the deadline under both ``review.unreviewed`` policies; the
+cron plan made when Baton starts (and restarts). Reminders in quiet hours and status are
+tested at the handler level, tests/handlers/test_review.py."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +16,8 @@ from bot.core.clock import FakeClock
 from dingtalk_sim import Simulator
 from storage.models import AuditEntry, DueWork, OutboxMessage
 from tests.e2e.conftest import card_status, click
-from tests.e2e.test_permissions import audit_actions, grants, say, verify_chain
+from tests.e2e.helpers import say
+from tests.support import audit_actions, grants, verify_chain
 
 pytestmark = pytest.mark.e2e
 
@@ -124,66 +125,6 @@ async def test_campaign_through_the_deadline(sim: Simulator, db_url: str, policy
         await verify_chain(app)
 
 
-@contextlib.asynccontextmanager
-async def review_started_at(sim: Simulator, db_url: str, start: datetime,
-                            ) -> AsyncIterator[tuple[BatonApp, FakeClock]]:
-    """Baton on a FakeClock at ``start`` (quiet hours 22:00-08:00 Asia/Shanghai), the three
-    grants of :func:`setup_grants`, and access review R-1 started by the owner."""
-    clock = FakeClock(start)
-    settings = sim_settings(sim, db_url, policy={"quiet_hours": "22:00-08:00",
-                                                 "timezone": "Asia/Shanghai"})
-    async with BatonApp(settings, clock=clock, run_scheduler=False) as app:
-        await app.wait_connected()
-        await setup_grants(sim)
-        await say(sim, "zhangsan", "权限审核 开始", "R-1")
-        yield app, clock
-
-
-async def test_review_reminders_wait_out_quiet_hours(sim: Simulator, db_url: str) -> None:
-    # Started at 23:00 in Asia/Shanghai: three days on falls in quiet hours (22:00-08:00).
-    async with review_started_at(sim, db_url, datetime(2026, 11, 2, 15, 0, tzinfo=UTC)) \
-            as (app, clock):
-
-        async def reminders() -> list[tuple[str, datetime]]:
-            async with app.db.uow() as uow:
-                rows = (await uow.session.execute(select(DueWork).where(
-                    DueWork.kind == "review_remind").order_by(DueWork.due_at))).scalars().all()
-                return [(r.status, r.due_at) for r in rows]
-
-        morning = datetime(2026, 11, 6, 0, 0, tzinfo=UTC)  # 08:00 local, the quiet hours' end
-        assert await reminders() == [("pending", morning)]
-        # Three days on, 23:00 local: nothing goes out.
-        clock.advance(timedelta(days=3, seconds=1))
-        await app.due.run_once()
-        assert not one_to_one(sim, "lisi", "还有") and not one_to_one(sim, "wangwu", "还有")
-        # At the end of the quiet hours it does, and the next one is three days on (08:00).
-        clock.advance(morning + timedelta(seconds=1) - clock.now())
-        await app.due.run_once()
-        await sim.until(lambda: one_to_one(sim, "lisi", "还有 2 项"), what="reminder to lisi")
-        await sim.until(lambda: one_to_one(sim, "wangwu", "还有 1 项"), what="reminder to wangwu")
-        assert await reminders() == [("done", morning),
-                                     ("pending", morning + timedelta(days=3, seconds=1))]
-
-
-async def test_a_review_reminder_run_late_waits_out_quiet_hours(sim: Simulator,
-                                                                 db_url: str) -> None:
-    # Started at 10:00 local; the first reminder falls at 10:00 three days on, but Baton only
-    # looks at 23:30 local (down, or behind): it goes at 08:00 the next morning.
-    async with review_started_at(sim, db_url, datetime(2026, 11, 2, 2, 0, tzinfo=UTC)) \
-            as (app, clock):
-        clock.advance(timedelta(days=3, hours=13, minutes=30))
-        await app.due.run_once()
-        async with app.db.uow() as uow:
-            rows = (await uow.session.execute(select(DueWork).where(
-                DueWork.kind == "review_remind", DueWork.status == "pending"))).scalars().all()
-            assert [r.due_at for r in rows] == [datetime(2026, 11, 6, 0, 0, tzinfo=UTC)]
-            queued = (await uow.session.execute(select(OutboxMessage))).scalars().all()
-            assert not [m for m in queued if "还有" in str(m.payload.get("text", ""))]
-        clock.advance(datetime(2026, 11, 6, 0, 0, 1, tzinfo=UTC) - clock.now())
-        await app.due.run_once()
-        await sim.until(lambda: one_to_one(sim, "lisi", "还有 2 项"), what="reminder to lisi")
-
-
 async def test_keep_all_and_cron_planned_at_start(sim: Simulator, db_url: str) -> None:
     clock = FakeClock(datetime(2026, 3, 31, 0, 0, tzinfo=UTC))
     settings = sim_settings(sim, db_url)
@@ -241,19 +182,3 @@ async def test_a_fire_missed_while_down_still_runs_after_a_restart(sim: Simulato
         await app.due.run_once()
         await sim.until(lambda: one_to_one(sim, "zhangsan", "已发起权限审核 R-1"),
                         what="the missed review started")
-
-
-async def test_status_without_campaign_and_english(sim: Simulator, db_url: str) -> None:
-    settings = sim_settings(sim, db_url)
-    async with BatonApp(settings, run_scheduler=False) as app:
-        await app.wait_connected()
-        await say(sim, "zhangsan", "review status", "No access review")
-        await say(sim, "zhangsan", "review start", "no live grants")
-        await say(sim, "wangwu", "review start", "Only the owner")
-        await say(sim, "zhangsan", "grant @Zhao crm.report.view", "", ("zhaoliu",))
-        text = await say(sim, "zhangsan", "review start", "Access review R-1 started")
-        assert "1 grants" in text
-        params = await card_status(sim, "baton-dingsandboxcorp-R1-rva", "pending")
-        assert sim.cards()["baton-dingsandboxcorp-R1-rva"].spaces == [
-            "dtv1.card//IM_ROBOT.zhangsan"]
-        assert "Keep or remove" in params["markdown"]

@@ -15,8 +15,8 @@ import pytest
 from bot.app import BatonApp
 from bot.cli.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
 from dingtalk_sim import Simulator
-from tests.e2e.test_bulk import edit
-from tests.e2e.test_cli import baton
+from tests.e2e.helpers import baton
+from tests.support import edit
 
 pytestmark = pytest.mark.e2e
 

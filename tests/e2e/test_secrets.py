@@ -43,7 +43,7 @@ from storage.audit_export import write_audit
 from storage.db import Database
 from storage.models import AuditEntry, OutboxMessage
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
-from tests.unit.test_outbox import (
+from tests.transport.outbox_support import (
     GROUP_SEND,
     WEBHOOK,
     add_reply,

@@ -8,23 +8,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from storage.models import DueWork, OutboxMessage
-from tests.unit.requests_harness import GROUP, Harness, Sent, harness
-
-__all__ = ["harness"]
+from tests.handlers.conftest import GROUP, Harness, card_updates, replies
 
 CARD = "baton-dingsandboxcorp-R{}"
 LISI_REVIEW = "baton-dingsandboxcorp-R1-rva"
 WANGWU_REVIEW = "baton-dingsandboxcorp-R1-rvb"
-
-
-def replies(sent: list[Sent], to: str | None = None) -> list[str]:
-    return [s.text for s in sent if s.kind == "reply" and (to is None or s.to == to)]
-
-
-def card_updates(sent: list[Sent], track: str) -> list[dict[str, str]]:
-    return [s.payload["body"]["params"] for s in sent
-            if s.kind == "card" and s.payload.get("op") == "update"
-            and s.payload.get("out_track_id") == track]
 
 
 async def state_of(h: Harness, request_id: int) -> str:
