@@ -518,14 +518,34 @@ class DueWorkRepo:
         await self.s.execute(stmt)
         self.touched = True
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[DueWork]:
-        return await _claim(self.s, DueWork, DueWork.due_at, now, lease, limit,
-                            DueWork.due_at, DueWork.id)
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueItem]:
+        """Lease up to ``limit`` pending rows due by ``now`` until ``now + lease``, in due
+        order (on PostgreSQL ``FOR UPDATE SKIP LOCKED``: replicas never take the same row)."""
+        return [_due_item(r) for r in await _claim(self.s, DueWork, DueWork.due_at, now, lease,
+                                                   limit, DueWork.due_at, DueWork.id)]
 
-    async def upcoming(self, limit: int = 20) -> Sequence[DueWork]:
-        return (await self.s.execute(
+    async def upcoming(self, limit: int = 20) -> list[DueItem]:
+        return [_due_item(r) for r in (await self.s.execute(
             select(DueWork).where(DueWork.status == "pending").order_by(DueWork.due_at).limit(limit)
-        )).scalars().all()
+        )).scalars()]
+
+    async def mark_done(self, row_id: int, now: datetime) -> None:
+        """Row ``row_id`` is done at ``now``, if it is still pending (a row another handler
+        already took, merged into its own work, stays as that left it)."""
+        await self.s.execute(update(DueWork).where(
+            DueWork.id == row_id, DueWork.status == "pending").values(
+            status="done", done_at=now, claimed_until=None))
+
+    async def mark_failed(self, item: DueItem, error: str, *,
+                          retry_at: datetime | None) -> None:
+        """``item`` (as claimed) failed once more with ``error``: pending again at
+        ``retry_at``, or failed for good (kept at its due time) when ``retry_at`` is None.
+        Either way its lease ends."""
+        await self.s.execute(update(DueWork).where(DueWork.id == item.id).values(
+            attempts=item.attempts + 1, claimed_until=None,
+            status="failed" if retry_at is None else "pending",
+            due_at=item.due_at if retry_at is None else retry_at,
+            payload={**item.payload, "last_error": error}))
 
     async def is_pending(self, row_id: int) -> bool:
         """Is the row still pending? On PostgreSQL it is locked until the transaction ends
