@@ -265,7 +265,7 @@ class Dispatcher:
             if route.reads_only:
                 await route.handler(cmd, ctx)
             else:
-                async with ctx.uow.session.begin_nested():
+                async with ctx.uow.savepoint():
                     await route.handler(cmd, ctx)
 
         await self.boundary.run(type(cmd).command_name, ctx, work)
@@ -291,7 +291,7 @@ class Dispatcher:
                 return {}
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
             env = Context(uow, self.settings, now, self.faults, message_id=action.message_id)
-            async with uow.session.begin_nested():
+            async with uow.savepoint():
                 # By the card's kind; a card Baton did not make goes to the request engine,
                 # which answers that it does not know it.
                 kind = kind_of(action.out_track_id) or CardKind.REQUEST
