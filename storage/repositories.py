@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem, DueOverview
-from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView, Sender
 from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.requests import RequestConflict, Vote
 from storage.models import (
@@ -77,9 +77,26 @@ async def _claim(session: AsyncSession, model: Any, due_col: Any, now: datetime,
     return rows
 
 
+def _sender(m: Member) -> Sender:
+    return Sender(m.corp_id, m.user_id, m.name, m.level, m.role, m.active, m.import_mode,
+                  m.import_mode_until)
+
+
 class MemberRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+
+    async def _row(self, member: Member | Sender) -> Member:
+        """The row of ``member`` (a sender's is in this transaction already)."""
+        if isinstance(member, Member):
+            return member
+        row = await self.get(member.corp_id, member.user_id)
+        assert row is not None, member.user_id
+        return row
+
+    async def sender(self, corp_id: str, user_id: str) -> Sender | None:
+        m = await self.get(corp_id, user_id)
+        return None if m is None else _sender(m)
 
     async def get(self, corp_id: str, user_id: str) -> Member | None:
         return (await self.s.execute(
@@ -124,15 +141,17 @@ class MemberRepo:
         member.role, member.updated_at = role, now
         await self.s.flush()
 
-    async def arm_import(self, member: Member, mode: str, until: datetime) -> None:
+    async def arm_import(self, member: Member | Sender, mode: str, until: datetime) -> None:
         """``member``'s next file is imported in ``mode`` until ``until``."""
-        member.import_mode, member.import_mode_until = mode, until
+        row = await self._row(member)
+        row.import_mode, row.import_mode_until = mode, until
         await self.s.flush()
 
-    def disarm_import(self, member: Member) -> None:
+    async def disarm_import(self, member: Member | Sender) -> None:
         """``member``'s next file is imported in the default mode again (written with the
         transaction)."""
-        member.import_mode, member.import_mode_until = None, None
+        row = await self._row(member)
+        row.import_mode, row.import_mode_until = None, None
 
     def name_if_unnamed(self, member: Member, name: str | None) -> None:
         """Give ``member`` ``name`` when it has none yet (written with the transaction)."""
@@ -163,6 +182,16 @@ class MemberRepo:
             m.updated_at = now
             await self.s.flush()
         return m
+
+    async def upsert_sender(self, corp_id: str, user_id: str, now: datetime, *,
+                            name: str | None) -> Sender:
+        """:meth:`upsert` for the sender of a command, who is handed on as a value."""
+        return _sender(await self.upsert(corp_id, user_id, now, name=name))
+
+    async def upsert_senders(self, corp_id: str, people: Sequence[tuple[str, str | None]],
+                             now: datetime) -> dict[str, Sender]:
+        """:meth:`upsert_many` for the senders of a batch of commands, as values."""
+        return {u: _sender(m) for u, m in (await self.upsert_many(corp_id, people, now)).items()}
 
     async def upsert_many(self, corp_id: str, people: Sequence[tuple[str, str | None]],
                           now: datetime) -> dict[str, Member]:
