@@ -323,7 +323,7 @@ async def time_whoami(db: Database, settings: Settings, uid: str, seq: int) -> f
     t0 = time.perf_counter()
     async with db.uow() as uow:
         now = datetime.now(UTC)
-        sender = await uow.members.get(CORP, uid)
+        sender = await uow.members.sender(CORP, uid)
         assert sender is not None, uid
         ctx = Context.for_message(uow, settings, now, settings.locale.lang, msg, sender)
         await whoami(WhoAmI(), ctx)

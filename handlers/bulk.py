@@ -218,7 +218,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                         title=ctx.t("import_title"))
         return
     if not p.changes:
-        ctx.uow.members.disarm_import(me)
+        await ctx.uow.members.disarm_import(me)
         await ctx.reply(ctx.t("import_no_changes", name=name, rows=len(p.rows)))
         return
     imp = await change_impact(ctx.uow, corp, p.changes, cat, templates, ctx.now)
@@ -236,7 +236,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
         "people": None if people is None else sorted(people)})
     # The armed replace mode is used up by the file that became a request (a file refused
     # for errors, or with nothing to change, leaves it armed for the corrected file).
-    ctx.uow.members.disarm_import(me)
+    await ctx.uow.members.disarm_import(me)
     removed = [c.entry for c in p.changes if c.op == "remove"]
     gone = await removal_lines(ctx, removed)
     if len(removed) > SHOW_REMOVALS:

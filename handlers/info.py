@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from bot.core.commands import Admins, Help, WhoAmI, render_help
-from bot.core.domain.members import ADMIN, OWNER, MemberView
+from bot.core.domain.members import ADMIN, OWNER, MemberView, Sender
 from bot.core.domain.permissions import sources_of
 from bot.core.escape import Md, joined, person
 from bot.dispatch.context import CommandRouter, Context
 from bot.texts.catalog import t
 from handlers.permissions import catalog_of, source_text
-from storage.models import Member
 
 router = CommandRouter()
 
@@ -24,7 +23,7 @@ async def help_(cmd: Help, ctx: Context) -> None:
                     title="Baton 帮助" if ctx.lang == "zh" else "Baton help")
 
 
-async def permission_lines(ctx: Context, member: Member) -> list[str]:
+async def permission_lines(ctx: Context, member: Sender) -> list[str]:
     """Each permission the member holds, with where it comes from and when it ends."""
 
     cat = catalog_of(ctx.settings)

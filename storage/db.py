@@ -43,6 +43,12 @@ class CommitOutcomeUnknown(Exception):
     """COMMIT raised: the transaction may or may not have been applied."""
 
 
+def store_error(exc: BaseException) -> bool:
+    """True for an error the database driver raised (any DBAPI error: the store down, a
+    statement refused, a constraint failed), as opposed to a bug in the code around it."""
+    return isinstance(exc, sa_exc.DBAPIError)
+
+
 def store_unavailable(exc: BaseException) -> bool:
     """True for a failure of the store itself (down, unreachable, locked past busy_timeout,
     pool exhausted), as opposed to a statement that is wrong or a constraint that failed."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.domain.members import Sender
 from bot.core.domain.permissions import (
     OWNER_ROLE,
     Catalog,
@@ -84,11 +85,11 @@ class PermissionRepo:
         self.s = session
         # Members of a batch of read commands whose holdings are read together, lazily:
         # the first holdings_of() for one of them reads them all (see :meth:`expect`).
-        self._expected: dict[tuple[str, str], Member] = {}
+        self._expected: dict[tuple[str, str], Member | Sender] = {}
         self._primed: dict[tuple[str, str], Holdings] = {}
         self._primed_at: datetime | None = None
 
-    def expect(self, members: Iterable[Member], now: datetime) -> None:
+    def expect(self, members: Iterable[Member | Sender], now: datetime) -> None:
         """Say whose holdings this transaction may ask for at ``now``: the first
         :meth:`holdings_of` for any of them reads all of them (two queries in all), the rest
         answer from memory. Only for a transaction that changes no permission (a batch of
@@ -108,8 +109,8 @@ class PermissionRepo:
     async def holdings(self, corp_id: str, user_id: str, now: datetime) -> Holdings:
         return (await self.holdings_many(corp_id, [user_id], now))[user_id]
 
-    async def holdings_of(self, member: Member, now: datetime) -> Holdings:
-        """Holdings of a member row this transaction already loaded (one query fewer)."""
+    async def holdings_of(self, member: Member | Sender, now: datetime) -> Holdings:
+        """Holdings of a member this transaction already read (one query fewer)."""
         key = (member.corp_id, member.user_id)
         if now == self._primed_at and key in self._expected:
             if key not in self._primed:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem, DueOverview
-from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView, Sender
 from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.requests import RequestConflict, Vote
 from storage.models import (
@@ -77,9 +77,26 @@ async def _claim(session: AsyncSession, model: Any, due_col: Any, now: datetime,
     return rows
 
 
+def _sender(m: Member) -> Sender:
+    return Sender(m.corp_id, m.user_id, m.name, m.level, m.role, m.active, m.import_mode,
+                  m.import_mode_until)
+
+
 class MemberRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+
+    async def _row(self, member: Member | Sender) -> Member:
+        """The row of ``member`` (a sender's is in this transaction already)."""
+        if isinstance(member, Member):
+            return member
+        row = await self.get(member.corp_id, member.user_id)
+        assert row is not None, member.user_id
+        return row
+
+    async def sender(self, corp_id: str, user_id: str) -> Sender | None:
+        m = await self.get(corp_id, user_id)
+        return None if m is None else _sender(m)
 
     async def get(self, corp_id: str, user_id: str) -> Member | None:
         return (await self.s.execute(
@@ -124,15 +141,17 @@ class MemberRepo:
         member.role, member.updated_at = role, now
         await self.s.flush()
 
-    async def arm_import(self, member: Member, mode: str, until: datetime) -> None:
+    async def arm_import(self, member: Member | Sender, mode: str, until: datetime) -> None:
         """``member``'s next file is imported in ``mode`` until ``until``."""
-        member.import_mode, member.import_mode_until = mode, until
+        row = await self._row(member)
+        row.import_mode, row.import_mode_until = mode, until
         await self.s.flush()
 
-    def disarm_import(self, member: Member) -> None:
+    async def disarm_import(self, member: Member | Sender) -> None:
         """``member``'s next file is imported in the default mode again (written with the
         transaction)."""
-        member.import_mode, member.import_mode_until = None, None
+        row = await self._row(member)
+        row.import_mode, row.import_mode_until = None, None
 
     def name_if_unnamed(self, member: Member, name: str | None) -> None:
         """Give ``member`` ``name`` when it has none yet (written with the transaction)."""
@@ -163,6 +182,16 @@ class MemberRepo:
             m.updated_at = now
             await self.s.flush()
         return m
+
+    async def upsert_sender(self, corp_id: str, user_id: str, now: datetime, *,
+                            name: str | None) -> Sender:
+        """:meth:`upsert` for the sender of a command, who is handed on as a value."""
+        return _sender(await self.upsert(corp_id, user_id, now, name=name))
+
+    async def upsert_senders(self, corp_id: str, people: Sequence[tuple[str, str | None]],
+                             now: datetime) -> dict[str, Sender]:
+        """:meth:`upsert_many` for the senders of a batch of commands, as values."""
+        return {u: _sender(m) for u, m in (await self.upsert_many(corp_id, people, now)).items()}
 
     async def upsert_many(self, corp_id: str, people: Sequence[tuple[str, str | None]],
                           now: datetime) -> dict[str, Member]:
@@ -518,14 +547,34 @@ class DueWorkRepo:
         await self.s.execute(stmt)
         self.touched = True
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> Sequence[DueWork]:
-        return await _claim(self.s, DueWork, DueWork.due_at, now, lease, limit,
-                            DueWork.due_at, DueWork.id)
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[DueItem]:
+        """Lease up to ``limit`` pending rows due by ``now`` until ``now + lease``, in due
+        order (on PostgreSQL ``FOR UPDATE SKIP LOCKED``: replicas never take the same row)."""
+        return [_due_item(r) for r in await _claim(self.s, DueWork, DueWork.due_at, now, lease,
+                                                   limit, DueWork.due_at, DueWork.id)]
 
-    async def upcoming(self, limit: int = 20) -> Sequence[DueWork]:
-        return (await self.s.execute(
+    async def upcoming(self, limit: int = 20) -> list[DueItem]:
+        return [_due_item(r) for r in (await self.s.execute(
             select(DueWork).where(DueWork.status == "pending").order_by(DueWork.due_at).limit(limit)
-        )).scalars().all()
+        )).scalars()]
+
+    async def mark_done(self, row_id: int, now: datetime) -> None:
+        """Row ``row_id`` is done at ``now``, if it is still pending (a row another handler
+        already took, merged into its own work, stays as that left it)."""
+        await self.s.execute(update(DueWork).where(
+            DueWork.id == row_id, DueWork.status == "pending").values(
+            status="done", done_at=now, claimed_until=None))
+
+    async def mark_failed(self, item: DueItem, error: str, *,
+                          retry_at: datetime | None) -> None:
+        """``item`` (as claimed) failed once more with ``error``: pending again at
+        ``retry_at``, or failed for good (kept at its due time) when ``retry_at`` is None.
+        Either way its lease ends."""
+        await self.s.execute(update(DueWork).where(DueWork.id == item.id).values(
+            attempts=item.attempts + 1, claimed_until=None,
+            status="failed" if retry_at is None else "pending",
+            due_at=item.due_at if retry_at is None else retry_at,
+            payload={**item.payload, "last_error": error}))
 
     async def is_pending(self, row_id: int) -> bool:
         """Is the row still pending? On PostgreSQL it is locked until the transaction ends

@@ -10,8 +10,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
-
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.lang import Lang
@@ -21,6 +19,7 @@ from bot.dispatch.metrics import Metrics
 from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
+from storage.db import store_error
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +37,9 @@ class Boundary:
         except UserError as e:
             self.metrics.count(name, "refused")
             await self.refused(e, ctx)
-        except DBAPIError:
-            raise  # the store is in trouble: no ack, the transport lets it be redelivered
-        except Exception:
+        except Exception as e:
+            if store_error(e):
+                raise  # the store is in trouble: no ack, the transport lets it be redelivered
             event_id = uuid.uuid4().hex[:12]
             log.exception("command %s failed (event %s, message %s, conversation %s)",
                           name, event_id, ctx.message.message_id, ctx.message.conversation_id)

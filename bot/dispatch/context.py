@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from bot.config import Settings
+from bot.core.domain.members import ADMIN, OWNER, Sender
 from bot.core.escape import Md, person
 from bot.core.faults import Faults
 from bot.core.lang import Lang
@@ -22,7 +23,7 @@ from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database, UnitOfWork
-from storage.models import ADMIN, OWNER, Member, Request
+from storage.models import Request
 
 
 class UserError(Exception):
@@ -63,7 +64,7 @@ class CommandSource:
     when the batch is done (same transaction)."""
 
     message: IncomingMessage
-    sender: Member
+    sender: Sender
     prepared: Any = None
     replies: list[dict[str, Any]] | None = None
 
@@ -104,7 +105,7 @@ class Context:
 
     @classmethod
     def for_message(cls, uow: UnitOfWork, settings: Settings, now: datetime, lang: Lang,
-                    message: IncomingMessage, sender: Member, faults: Faults | None = None,
+                    message: IncomingMessage, sender: Sender, faults: Faults | None = None,
                     prepared: Any = None, replies: list[dict[str, Any]] | None = None,
                     ) -> Context:
         """A command's context: its message, sender and language."""
@@ -180,7 +181,7 @@ class Context:
         return self._the_command().message
 
     @property
-    def sender(self) -> Member:
+    def sender(self) -> Sender:
         return self._the_command().sender
 
     @property

@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.core.cardref import CardKind, kind_of
 from bot.core.clock import Clock
 from bot.core.commands import ImportFile, Parsed, ParseError, lang_of, parse
+from bot.core.domain.members import Sender
 from bot.core.faults import Faults
 from bot.core.lang import Lang
 from bot.dispatch import authority
@@ -36,7 +37,6 @@ from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from storage.db import CommitOutcomeUnknown, Database, store_unavailable
-from storage.models import Member
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Dispatcher:
                 fresh.discard(key)   # the same id twice in one batch: the second is a repeat
                 todo.append(it)
             if todo:
-                senders = await uow.members.upsert_many(
+                senders = await uow.members.upsert_senders(
                     self.settings.org.corp_id,
                     [(it.msg.sender_id, it.msg.sender_nick or None) for it in todo], now)
                 uow.perms.expect(senders.values(), now)
@@ -195,7 +195,7 @@ class Dispatcher:
         self.metrics.duplicates += 1
         log.info("message %s already handled; acking the redelivery", key)
 
-    async def _answer(self, uow: Any, now: datetime, msg: IncomingMessage, sender: Member,
+    async def _answer(self, uow: Any, now: datetime, msg: IncomingMessage, sender: Sender,
                       parsed: Parsed | None, error: ParseError | None, *, prepared: Any = None,
                       replies: list[dict[str, Any]] | None = None) -> None:
         """Answer one message inside the transaction: its parse error, or its command."""
@@ -224,8 +224,8 @@ class Dispatcher:
             if msg.from_robot:
                 await uow.commit()
                 return
-            sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
-                                              name=msg.sender_nick or None)
+            sender = await uow.members.upsert_sender(self.settings.org.corp_id, msg.sender_id,
+                                                     now, name=msg.sender_nick or None)
             await self._answer(uow, now, msg, sender, parsed, error, prepared=prepared)
             self._after(uow)
             await uow.commit()
@@ -240,8 +240,9 @@ class Dispatcher:
             if not await uow.processed.claim(msg.dedupe_key, "robot", now):
                 return
             if verdict.tell:
-                sender = await uow.members.upsert(self.settings.org.corp_id, msg.sender_id, now,
-                                                  name=msg.sender_nick or None)
+                sender = await uow.members.upsert_sender(self.settings.org.corp_id,
+                                                         msg.sender_id, now,
+                                                         name=msg.sender_nick or None)
                 lang = self._lang(lang_of(msg.text))
                 ctx = Context.for_message(uow, self.settings, now, lang, msg, sender)
                 key = ("rate_limited_conversation" if verdict.scope == "conversation"
@@ -265,7 +266,7 @@ class Dispatcher:
             if route.reads_only:
                 await route.handler(cmd, ctx)
             else:
-                async with ctx.uow.session.begin_nested():
+                async with ctx.uow.savepoint():
                     await route.handler(cmd, ctx)
 
         await self.boundary.run(type(cmd).command_name, ctx, work)
@@ -291,7 +292,7 @@ class Dispatcher:
                 return {}
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
             env = Context(uow, self.settings, now, self.faults, message_id=action.message_id)
-            async with uow.session.begin_nested():
+            async with uow.savepoint():
                 # By the card's kind; a card Baton did not make goes to the request engine,
                 # which answers that it does not know it.
                 kind = kind_of(action.out_track_id) or CardKind.REQUEST

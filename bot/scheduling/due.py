@@ -14,15 +14,13 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
-
 from bot.config import Settings
 from bot.core.clock import Clock
+from bot.core.domain.due import DueItem
 from bot.core.faults import Faults
 from bot.dispatch.context import Context, DueHandler, DueJob
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database
-from storage.models import DueWork
 
 log = logging.getLogger(__name__)
 LATE_AFTER = timedelta(seconds=60)   # schedule lag over this is logged at WARNING
@@ -50,7 +48,7 @@ class DueRunner:
         while True:
             now = self.clock.now()
             async with self.db.uow() as uow:
-                rows = list(await uow.due.claim_due(now, self.lease, self.batch))
+                rows = await uow.due.claim_due(now, self.lease, self.batch)
                 await uow.commit()
             for row in rows:
                 await self._run(row, now)
@@ -58,7 +56,7 @@ class DueRunner:
             if len(rows) < self.batch:
                 return total
 
-    async def _run(self, row: DueWork, now: datetime) -> None:
+    async def _run(self, row: DueItem, now: datetime) -> None:
         # Per row, at the moment it runs: a long batch makes its last rows later than its first.
         lag = max(0.0, (self.clock.now() - row.due_at).total_seconds())
         self.last_lag, self.max_lag = lag, max(self.max_lag, lag)
@@ -81,11 +79,8 @@ class DueRunner:
                           "; giving up (OPERATOR ALERT)" if give_up else "")
             delay = timedelta(seconds=min(3600, 5 * 2 ** attempts))
             async with self.db.uow() as uow:
-                await uow.session.execute(update(DueWork).where(DueWork.id == row.id).values(
-                    attempts=attempts, claimed_until=None,
-                    status="failed" if give_up else "pending",
-                    due_at=row.due_at if give_up else self.clock.now() + delay,
-                    payload={**row.payload, "last_error": f"{type(e).__name__}: {e}"[:300]}))
+                await uow.due.mark_failed(row, f"{type(e).__name__}: {e}"[:300],
+                                          retry_at=None if give_up else self.clock.now() + delay)
                 await uow.commit()
 
     def context(self, row_id: int) -> Context:
@@ -101,9 +96,7 @@ class DueRunner:
             ctx = job.inside(uow, self.clock.now())
             yield ctx
             # A row another handler already did (merged into its work) stays as that left it.
-            await uow.session.execute(update(DueWork).where(
-                DueWork.id == row_id, DueWork.status == "pending").values(
-                status="done", done_at=ctx.now, claimed_until=None))
+            await uow.due.mark_done(row_id, ctx.now)
             uow.after_commit(self.on_commit)
             await uow.commit()
 

@@ -60,7 +60,7 @@ async def test_members_disarm_import_and_name_if_unnamed(db: Database) -> None:
         amy = await uow.members.upsert(CORP, "amy", NOW)
         bob = await uow.members.upsert(CORP, "bob", NOW, name="Bob")
         await uow.members.arm_import(amy, "replace", NOW + timedelta(hours=1))
-        uow.members.disarm_import(amy)
+        await uow.members.disarm_import(amy)
         uow.members.name_if_unnamed(amy, "Amy")
         uow.members.name_if_unnamed(bob, "Robert")        # has a name: kept
         uow.members.name_if_unnamed(bob, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 # Admin levels of a member inside Baton (not DingTalk's own flag).
 OWNER = "owner"
@@ -19,3 +20,18 @@ class MemberView:
     level: str
     role: str | None
     active: bool
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The member who sent a command, as read when it arrived: a value. What a handler
+    changes about them is written through the member repository, never onto this."""
+
+    corp_id: str
+    user_id: str
+    name: str
+    level: str
+    role: str | None
+    active: bool
+    import_mode: str | None = None          # "replace": the next file replaces, until...
+    import_mode_until: datetime | None = None
