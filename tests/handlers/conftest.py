@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,6 +30,7 @@ from bot.core.clock import FakeClock
 from bot.core.faults import Faults
 from bot.dispatch.dispatcher import Dispatcher
 from bot.scheduling.due import DueRunner
+from bot.transport import bodies
 from bot.transport.inbound import CardAction, FileRef, IncomingMessage
 from bot.transport.openapi import BadRequest, DingTalkError, NotFound, PermissionDenied
 from dingtalk_sim import SimUser
@@ -159,6 +160,26 @@ class FakeDingTalk:
     async def upload_media(self, content: bytes, file_name: str, media_type: str = "file") -> str:
         self._enter("upload_media", content, file_name, media_type)
         return f"@media{len(self.called('upload_media'))}"
+
+    # -- the Messenger port: the same bodies as the real client, recorded by the raw calls
+    async def send_by_webhook(self, url: str, text: str, *, markdown: bool = False,
+                              title: str = "Baton", at: Sequence[str] = ()) -> None:
+        await self.send_webhook(url, bodies.webhook_message(text, markdown=markdown, title=title,
+                                                            at=at))
+
+    async def send_to_group(self, conversation_id: str, text: str, *, markdown: bool = False,
+                            title: str = "Baton") -> None:
+        await self.group_send(conversation_id, *bodies.robot_message(text, markdown=markdown,
+                                                                     title=title))
+
+    async def send_to_user(self, user_id: str, text: str, *, markdown: bool = False,
+                           title: str = "Baton") -> bool:
+        res = await self.oto_send([user_id], *bodies.robot_message(text, markdown=markdown,
+                                                                    title=title))
+        return user_id not in res["flowControlledStaffIdList"]
+
+    async def send_file(self, user_id: str, media_id: str, file_name: str) -> None:
+        await self.oto_send([user_id], *bodies.file_message(media_id, file_name))
 
     # -- what Baton sends directly (not through the outbox)
     async def send_webhook(self, url: str, body: Mapping[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -159,8 +160,11 @@ def sdk() -> Iterator[tuple[Simulator, Recorder, Recorder]]:
         sim.start()
         # Left pointing at this (soon dead) simulator: never at the real service.
         dingtalk_stream.DingTalkStreamClient.OPEN_CONNECTION_API = sim.open_connection_url
+        # Its own logger: without one the SDK sets dingtalk_stream.client to INFO for the
+        # whole process, and a later test of the logging setup would see the SDK's lines.
         client = dingtalk_stream.DingTalkStreamClient(
-            dingtalk_stream.Credential(sim.client_id, sim.client_secret)
+            dingtalk_stream.Credential(sim.client_id, sim.client_secret),
+            logger=logging.getLogger("tests.sdk_client"),
         )
         robot, card = Recorder(), Recorder(CARD_ANSWER)
         client.register_callback_handler(ROBOT_TOPIC, robot)
