@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, NoLongerAllowed
+from bot.approvals.engine import NoLongerAllowed
 from bot.core.clock import local
 from bot.core.commands import Export, ExportTemplate, ImportFile, ImportMode, ImportUndo
 from bot.core.domain.bulk import (
@@ -428,8 +428,8 @@ class ImportUndoRequest(ApprovedChange):
                           action="import.undo_change")
 
 
-REGISTRY.add(ImportRequest())
-REGISTRY.add(ImportUndoRequest())
+router.request_kind(ImportRequest())
+router.request_kind(ImportUndoRequest())
 
 
 __all__ = ["build_export", "router", "send_export"]

@@ -15,7 +15,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, open_request
+from bot.approvals.engine import open_request
 from bot.core.clock import local
 from bot.core.commands import (
     AdminAdd,
@@ -193,7 +193,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
             # The same change asked again (no answer seen, a resend): one request is enough.
             await ctx.reply(ctx.t("request_already_open", id=open_.public_id), markdown=True)
             return open_
-    kind_ = REGISTRY.kinds[kind]
+    kind_ = ctx.request_kinds.kind(kind)
     about = kind_.affected(target, payload) if isinstance(kind_, ApprovedChange) else ()
     pool = await approvers_for(env, ctx.sender.user_id, *about)
     need = approvals_needed(env)
@@ -215,7 +215,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
         copies_to=sorted(pool) if not ctx.message.is_group and not twin_group else (),
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
-                          what=await REGISTRY.kinds[kind].describe(req, env),
+                          what=await kind_.describe(req, env),
                           need=need), markdown=True)
     return req
 
@@ -555,9 +555,9 @@ async def who_has(cmd: WhoHas, ctx: Context) -> None:
     await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("who_has_short"))
 
 
-REGISTRY.add(GrantRequest())
-REGISTRY.add(RoleSetRequest())
-REGISTRY.add(AdminChange(ADMIN_ADD, ADMIN))
-REGISTRY.add(AdminChange(ADMIN_REMOVE, MEMBER))
+router.request_kind(GrantRequest())
+router.request_kind(RoleSetRequest())
+router.request_kind(AdminChange(ADMIN_ADD, ADMIN))
+router.request_kind(AdminChange(ADMIN_REMOVE, MEMBER))
 
 __all__ = ["ADMIN_ROLE", "OWNER_ROLE", "catalog_of", "router"]

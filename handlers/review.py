@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.approvals.engine import REGISTRY, held_for_quiet_hours
+from bot.approvals.engine import held_for_quiet_hours
 from bot.config import Settings
 from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
@@ -464,6 +464,6 @@ class ReviewKind:
                  admins=len(c.admins) if c is not None else 0)
 
 
-REGISTRY.add(ReviewKind())
+router.request_kind(ReviewKind())
 
 __all__ = ["next_fire", "router", "schedule_review"]

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from bot.approvals.engine import REGISTRY
 from bot.core.commands import (
     TemplateApply,
     TemplateCreate,
@@ -419,8 +418,8 @@ class TemplateApplyRequest(ApprovedChange):
                      request_id=req.id)
 
 
-REGISTRY.add(TemplateSetRequest())
-REGISTRY.add(TemplateDeleteRequest())
-REGISTRY.add(TemplateApplyRequest())
+router.request_kind(TemplateSetRequest())
+router.request_kind(TemplateDeleteRequest())
+router.request_kind(TemplateApplyRequest())
 
 __all__ = ["router"]

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, NoLongerAllowed, open_request
+from bot.approvals.engine import NoLongerAllowed, open_request
 from bot.config import Settings
 from bot.core.commands import TransferOwner
 from bot.core.domain.members import ADMIN, MEMBER, OWNER
@@ -351,7 +351,7 @@ async def due_review(payload: dict[str, Any], dctx: Context) -> None:
                              who, markdown=True))
 
 
-REGISTRY.add(OwnerTransfer())
-REGISTRY.card_actions[f"{OWNER_TRANSFER}:console"] = console_done
+router.request_kind(OwnerTransfer())
+router.request_action(OWNER_TRANSFER, "console")(console_done)
 
 __all__ = ["router"]

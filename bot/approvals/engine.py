@@ -11,10 +11,9 @@ audit every transition and every refusal, cancel, expire.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from bot.approvals.cards import CardView, out_track_id, render_request_card
 from bot.core.cardref import CardKind, CardRef, CardRefError, letters
@@ -26,7 +25,6 @@ from bot.core.domain.requests import (
     Event,
     EventKind,
     RequestView,
-    Requirement,
     State,
     decide,
     progress,
@@ -35,6 +33,7 @@ from bot.core.domain.requests import (
 )
 from bot.core.escape import Md, joined
 from bot.core.sends import CardSpec
+from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
@@ -58,40 +57,8 @@ class NoLongerAllowed(Exception):
         self.code = code
 
 
-class RequestKind(Protocol):
-    kind: str
-
-    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]: ...
-
-    async def apply(self, req: Request, env: Context) -> None:
-        """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
-
-    async def after(self, req: Request, env: Context, state: State) -> None:
-        """Notices and follow-up work once the request reached ``state`` (terminal)."""
-
-    async def describe(self, req: Request, env: Context) -> Md:
-        """What the request changes, for its card (markdown; user values escaped)."""
-
-    async def subject(self, req: Request, env: Context) -> str:
-        """Who or what the request is about, in a few words, for lists such as ``pending``
-        (never empty; user values escaped)."""
-
-
-@dataclass
-class Registry:
-    kinds: dict[str, RequestKind] = field(default_factory=dict)
-    card_actions: dict[str, Callable[[Request, CardAction, Context], Awaitable[dict[str, Any]]]] = \
-        field(default_factory=dict)
-
-    def add(self, kind: RequestKind) -> None:
-        self.kinds[kind.kind] = kind
-
-
-REGISTRY = Registry()
-
-
 async def view_of(req: Request, env: Context) -> RequestView:
-    kind = REGISTRY.kinds[req.kind]
+    kind = env.request_kinds.kind(req.kind)
     votes = await env.uow.requests.votes_of(req.id)
     return RequestView(
         id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
@@ -116,7 +83,7 @@ async def card_params(req: Request, view: RequestView, env: Context) -> dict[str
         expires_at=req.expires_at, progress=progress(view), agreed=tuple(agreed),
         waiting_for=tuple(waiting),
         decided_by=names.get(req.decided_by or "", req.decided_by or "") if req.decided_by else "",
-        decided_at=req.decided_at, detail=await REGISTRY.kinds[req.kind].describe(req, env),
+        decided_at=req.decided_at, detail=await env.request_kinds.kind(req.kind).describe(req, env),
     )
     return render_request_card(cv)
 
@@ -223,7 +190,7 @@ async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
 
 
 async def finish(req: Request, env: Context, state: State) -> None:
-    kind = REGISTRY.kinds[req.kind]
+    kind = env.request_kinds.kind(req.kind)
     await kind.after(req, env, state)
     await env.uow.due.cancel(f"expire:{req.id}")
     # Its reminders (the next one, and any held for quiet hours) would list a closed request.
@@ -232,7 +199,7 @@ async def finish(req: Request, env: Context, state: State) -> None:
 
 async def apply_approved(req: Request, env: Context, actor: str) -> State:
     """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
-    kind = REGISTRY.kinds[req.kind]
+    kind = env.request_kinds.kind(req.kind)
     try:
         async with env.uow.savepoint():
             await kind.apply(req, env)
@@ -271,7 +238,7 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     env = env.for_request(req)
     if ref.copy and ref.copy != TWIN and not ref.copy.startswith(COPY):
-        handler = REGISTRY.card_actions.get(f"{req.kind}:{ref.copy}")
+        handler = env.request_kinds.actions.get(f"{req.kind}:{ref.copy}")
         if handler is None:
             return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
         return await handler(req, action, env)
@@ -286,8 +253,6 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
                                "claimed_params": dict(action.params)} if forged else
                         {"reason": d.refusal.code, "action": action.action_id})
         if forged:
-            from bot.delivery.alerts import raise_alert
-
             await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
                               what=t("alert_click", env.settings.locale.lang,
                                      action=action.action_id, id=req.public_id),

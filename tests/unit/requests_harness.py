@@ -114,6 +114,7 @@ async def harness(db_url: str) -> AsyncIterator[Harness]:
                 yield Harness(
                     db, settings, clock,
                     Dispatcher(db, settings, clock, router, client=client, faults=faults),
-                    DueRunner(db, settings, clock, client, faults, router.dues))
+                    DueRunner(db, settings, clock, client, faults, router.dues,
+                              request_kinds=router.requests))
         finally:
             await db.dispose()
