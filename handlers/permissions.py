@@ -12,6 +12,7 @@ admins other than the requester (and other than the person the change is about),
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,14 +40,14 @@ from bot.core.domain.permissions import (
     sources_of,
     ways_to_remove,
 )
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
-from storage.models import Member, Request
+from storage.models import Member
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class ApprovedChange:
 
     kind = ""
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         """Whose permissions or rights the change is about: none of them may approve it."""
         return (target,) if target else ()
 

@@ -30,6 +30,7 @@ from bot.core.domain.permissions import (
     effective,
     impact,
 )
+from bot.core.domain.requests import Request
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
@@ -43,7 +44,6 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from storage.models import Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -350,7 +350,7 @@ async def assign(env: Context, tpl: TemplateView, users: dict[str, str | None], 
 class TemplateSetRequest(ApprovedChange):
     kind = TEMPLATE_SET
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))     # editing it changes every holder
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -379,7 +379,7 @@ class TemplateSetRequest(ApprovedChange):
 class TemplateDeleteRequest(ApprovedChange):
     kind = TEMPLATE_DELETE
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -398,7 +398,7 @@ class TemplateDeleteRequest(ApprovedChange):
 class TemplateApplyRequest(ApprovedChange):
     kind = TEMPLATE_APPLY
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload["users"])
 
     async def describe(self, req: Request, env: Context) -> Md:

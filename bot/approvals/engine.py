@@ -24,6 +24,7 @@ from bot.core.domain.requests import (
     Effect,
     Event,
     EventKind,
+    Request,
     RequestView,
     State,
     decide,
@@ -38,7 +39,6 @@ from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
-from storage.models import Request
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def view_of(req: Request, env: Context) -> RequestView:
     kind = env.request_kinds.kind(req.kind)
     votes = await env.uow.requests.votes_of(req.id)
     return RequestView(
-        id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
+        id=req.id, kind=req.kind, state=req.state, requester=req.requester_id,
         expires_at=req.expires_at, requirements=await kind.requirements(req, env),
         votes=votes,
     )
@@ -126,24 +126,24 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
         payload = {**payload, "twin": twin_group}
     if copies_to:
         payload = {**payload, "copies": list(dict.fromkeys(copies_to))[:MAX_COPIES]}
-    req = Request(
-        corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
+    req = await env.uow.requests.create(
+        corp_id=env.corp_id, kind=kind, state=State.PENDING, requester_id=requester,
         target_id=target, conversation_id=conversation_id, reason=reason,
         payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
-        expires_at=env.now + ttl, source_message_id=env.message_id,
+        expires_at=env.now + ttl, source_message_id=env.message_id, savepoint=True,
     )
-    await env.uow.requests.save_new(req, savepoint=True)
-    req.card_out_track_id = out_track_id(env.corp_id, req.id)
+    track = out_track_id(env.corp_id, req.id)
+    req = await env.uow.requests.set_track(req.id, track)
     view = await view_of(req, env)
     params = await card_params(req, view, env)
     body = create_and_deliver_body(
         template_id=env.settings.dingtalk.card_template_id,
         robot_code=env.settings.dingtalk.effective_robot_code,
-        out_track_id=req.card_out_track_id, params=params,
+        out_track_id=track, params=params,
         group_id=conversation_id if is_group else None,
         user_id=None if is_group else requester, at=mention,
     )
-    await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
+    await env.card(CardSpec("create", track, conversation_key(req), body))
     for track, user in copy_tracks(req):
         body = create_and_deliver_body(
             template_id=env.settings.dingtalk.card_template_id,
@@ -163,16 +163,17 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
     return req
 
 
-async def _transition(req: Request, d: Decision, env: Context, actor: str) -> None:
-    before = req.state
-    req.state = d.state.value
-    req.version += 1
-    if d.state is not State.PENDING and d.state is not State.APPROVED:
-        req.decided_at = env.now
-        req.decided_by = actor or None
+async def _transition(req: Request, d: Decision, env: Context, actor: str) -> Request:
+    """Store the decision's state (decided now by ``actor`` once it is past APPROVED) and
+    audit it; returns the request as it now is."""
+    before = req.state.value
+    decided = d.state is not State.PENDING and d.state is not State.APPROVED
+    req = await env.uow.requests.transition(req.id, d.state, by=actor or None,
+                                            at=env.now if decided else None)
     await env.audit(actor or "system", f"{req.kind}.{d.state.value}", d.state.value,
                     target_id=req.target_id, request_id=req.id,
                     before={"state": before}, after={"state": d.state.value})
+    return req
 
 
 async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
@@ -197,28 +198,38 @@ async def finish(req: Request, env: Context, state: State) -> None:
     await env.uow.due.cancel_prefix(f"remind:{req.id}:")
 
 
-async def apply_approved(req: Request, env: Context, actor: str) -> State:
-    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
+async def _reread(req: Request, env: Context) -> Request:
+    found = await env.uow.requests.find(req.id)
+    if found is None:
+        raise LookupError(f"request {req.id} is gone")
+    return found
+
+
+async def apply_approved(req: Request, env: Context, actor: str) -> tuple[State, Request]:
+    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done.
+    Returns the state and the request as it now is (the kind's ``apply`` may have written
+    to its payload; a rollback undid that)."""
     kind = env.request_kinds.kind(req.kind)
     try:
         async with env.uow.savepoint():
             await kind.apply(req, env)
             env.faults.check(f"{req.kind}.apply")
     except Exception as e:
-        # The savepoint's rollback expired every loaded object; reload before reading.
-        await env.uow.requests.reload(req)
+        # The savepoint's rollback undid what apply wrote; read the request again.
+        req = await _reread(req, env)
         if isinstance(e, NoLongerAllowed):
             log.info("%s not applied: %s", req.public_id, e.code)
         else:
             log.exception("applying %s failed", req.public_id)
         d = decide(await view_of(req, env), Event(EventKind.APPLY_FAILED), env.now)
-        await _transition(req, d, env, actor)
+        req = await _transition(req, d, env, actor)
         error = e.code if isinstance(e, NoLongerAllowed) else type(e).__name__
-        req.payload = {**req.payload, "error": error}
-        return State.FAILED
+        req = await env.uow.requests.set_payload(req.id, {**req.payload, "error": error})
+        return State.FAILED, req
+    req = await _reread(req, env)
     d = decide(await view_of(req, env), Event(EventKind.APPLIED), env.now)
-    await _transition(req, d, env, actor)
-    return State.APPLIED
+    req = await _transition(req, d, env, actor)
+    return State.APPLIED, req
 
 
 def request_ref(raw: str, corp_id: str) -> CardRef | None:
@@ -263,10 +274,10 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
                     target_id=req.target_id, request_id=req.id, after={"vote": action.action_id})
     final: State | None = None
     if d.state is not State.PENDING:
-        await _transition(req, d, env, action.user_id)
+        req = await _transition(req, d, env, action.user_id)
         final = d.state
         if d.state is State.APPROVED and Effect.APPLY in d.effects:
-            final = await apply_approved(req, env, action.user_id)
+            final, req = await apply_approved(req, env, action.user_id)
     if final is not None and final is not State.APPROVED:
         await finish(req, env, final)
     params = await _refresh_card(req, env)
@@ -308,7 +319,7 @@ async def cancel(req: Request, env: Context, actor: str) -> None:
     if d.refusal is not None:
         raise UserError("cancel_not_open", id=req.public_id,
                         state=t(f"state_{req.state}", env.lang))
-    await _transition(req, d, env, actor)
+    req = await _transition(req, d, env, actor)
     await finish(req, env, d.state)
     await _refresh_card(req, env)
 
@@ -321,7 +332,7 @@ async def expire(request_id: int, env: Context) -> bool:
     d = decide(await view_of(req, env), Event(EventKind.EXPIRE), env.now)
     if d.refusal is not None:
         return False
-    await _transition(req, d, env, "")
+    req = await _transition(req, d, env, "")
     await finish(req, env, d.state)
     await _refresh_card(req, env)
     return True

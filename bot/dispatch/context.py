@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bot.config import Settings
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, person
 from bot.core.faults import Faults
 from bot.core.lang import Lang
@@ -23,7 +23,7 @@ from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database, UnitOfWork
-from storage.models import ADMIN, OWNER, Member, Request
+from storage.models import ADMIN, OWNER, Member
 
 
 class UserError(Exception):

@@ -14,14 +14,20 @@ import pytest
 
 from bot.approvals import engine
 from bot.config import Settings
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md
 from bot.dispatch.context import CommandRouter, Context, RequestKinds
 from handlers import build_router, transfer
-from storage.models import Request
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+
+def request(kind: str = "grant", **payload: Any) -> Request:
+    """A stored request as the engine sees it (only ``kind`` and ``payload`` matter here)."""
+    return Request(id=1, corp_id="dingctx", kind=kind, state=State.PENDING, requester_id="a",
+                   target_id=None, conversation_id="cid", reason="", payload=payload,
+                   created_at=NOW, expires_at=NOW)
 
 
 class Kind:
@@ -83,7 +89,7 @@ def test_a_context_hands_on_the_request_kinds_it_was_given() -> None:
     s = Settings.model_validate({"org": {"corp_id": "dingk"}, "locale": {"default": "zh-CN"}})
     ctx = Context(None, s, NOW, request_kinds=kinds)
     assert ctx.request_kinds.kind("x").kind == "x"
-    en = ctx.for_request(Request(payload={"lang": "en"}))
+    en = ctx.for_request(request(lang="en"))
     assert en is not ctx and en.request_kinds is kinds
     assert ctx.inside(cast(Any, object()), NOW).request_kinds is kinds
     assert Context(None, s, NOW).request_kinds.kinds == {}
@@ -110,3 +116,13 @@ def test_handler_modules_register_only_on_their_own_router(path: Path) -> None:
         assert not (isinstance(node, ast.Assign)
                     and any(isinstance(t, ast.Subscript) for t in node.targets)), \
             f"{path.name}: {ast.unparse(node)}"
+
+
+@pytest.mark.parametrize("package", ["bot", "handlers", "bench"])
+def test_no_request_row_outside_storage(package: str) -> None:
+    """The engine, the kinds and the CLI work on the core ``Request``; the ORM row of a
+    request stays in storage."""
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "storage.models":
+                assert "Request" not in [a.name for a in node.names], path
