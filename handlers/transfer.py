@@ -311,7 +311,6 @@ async def due_dingtalk_change(payload: dict[str, Any], dctx: Context) -> None:
     steps instead, as in other corps; a failure that may pass is retried by the runner."""
     async with dctx.db.uow() as uow:
         found = await uow.requests.find(int(payload["request_id"]))
-        # Read while the session holds it (after the block the row is detached and expired).
         who = (str(found.payload.get("previous_owner", "")), found.target_id or "") \
             if found is not None else None
     if who is None or dctx.client is None:

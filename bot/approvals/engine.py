@@ -6,6 +6,10 @@ the request and its card, judge clicks by the clicker's userId against the store
 (re-checked at click time, under a row lock), record votes, apply in the same transaction,
 update the card in place (in the ack and through the card API, so any replica converges),
 audit every transition and every refusal, cancel, expire.
+
+The kinds come from the family routers (``router.request_kind(...)``), through the
+Context's ``request_kinds``; a request is the core value ``Request``, changed only through
+the request repository's writes, each of which returns the request as it now is.
 """
 
 from __future__ import annotations
@@ -132,18 +136,18 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
         payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
         expires_at=env.now + ttl, source_message_id=env.message_id, savepoint=True,
     )
-    track = out_track_id(env.corp_id, req.id)
-    req = await env.uow.requests.set_track(req.id, track)
+    card_track = out_track_id(env.corp_id, req.id)
+    req = await env.uow.requests.set_track(req.id, card_track)
     view = await view_of(req, env)
     params = await card_params(req, view, env)
     body = create_and_deliver_body(
         template_id=env.settings.dingtalk.card_template_id,
         robot_code=env.settings.dingtalk.effective_robot_code,
-        out_track_id=track, params=params,
+        out_track_id=card_track, params=params,
         group_id=conversation_id if is_group else None,
         user_id=None if is_group else requester, at=mention,
     )
-    await env.card(CardSpec("create", track, conversation_key(req), body))
+    await env.card(CardSpec("create", card_track, conversation_key(req), body))
     for track, user in copy_tracks(req):
         body = create_and_deliver_body(
             template_id=env.settings.dingtalk.card_template_id,
