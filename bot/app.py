@@ -119,7 +119,7 @@ class BatonApp:
             on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease)
         router = build_router()
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, router.dues,
-                             on_commit=self.outbox.wake)
+                             on_commit=self.outbox.wake, request_kinds=router.requests)
         self.alarm = Alarm(self.due, s.scheduler.poll_interval.total_seconds())
         self.dispatcher = Dispatcher(self.db, s, self.clock, router,
                                      on_commit=self.outbox.wake, on_schedule=self.alarm.wake,

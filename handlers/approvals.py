@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, cancel, click, expire, open_requests_for
+from bot.approvals.engine import cancel, click, expire, open_requests_for
 from bot.core.clock import local
 from bot.core.commands import Cancel, Pending
 from bot.dispatch.context import CommandRouter, Context, UserError
@@ -29,7 +29,7 @@ async def pending(cmd: Pending, ctx: Context) -> None:
         lines.append(ctx.t(
             "pending_line", id=req.public_id, kind=t(f"kind_{req.kind}", ctx.lang),
             requester=names.get(req.requester_id, req.requester_id),
-            target=await REGISTRY.kinds[req.kind].subject(req, env),
+            target=await env.request_kinds.kind(req.kind).subject(req, env),
             expires=local(req.expires_at, ctx.settings.policy.timezone),
             role=ctx.t("pending_yours_to_decide" if mine_to_decide else "pending_you_asked")))
     await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("pending_title"))

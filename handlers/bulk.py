@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, NoLongerAllowed
+from bot.approvals.engine import NoLongerAllowed
 from bot.core.clock import local
 from bot.core.commands import Export, ExportTemplate, ImportFile, ImportMode, ImportUndo
 from bot.core.domain.bulk import (
@@ -43,7 +43,7 @@ from bot.core.domain.bulk import (
     same_basis,
 )
 from bot.core.domain.permissions import Catalog, GrantIn, Holdings, TemplateIn, effective, impact, sources_of
-from bot.core.domain.requests import State
+from bot.core.domain.requests import Request, State
 from bot.core.escape import Md, literal
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
@@ -54,7 +54,6 @@ from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start
 from handlers.templates import impact_text
 from storage import bulk as store
 from storage.db import Database, UnitOfWork
-from storage.models import Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -359,7 +358,7 @@ def _people_in(changes: list[dict[str, Any]]) -> tuple[str, ...]:
 class ImportRequest(ApprovedChange):
     kind = IMPORT
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -383,7 +382,7 @@ class ImportRequest(ApprovedChange):
                 raise NoLongerAllowed("import_store_changed")
         changes = [change_from_json(c) for c in req.payload["changes"]]
         await apply_batch(env, req, changes, batch=batch, action="import.change")
-        req.payload = {**req.payload, "batch": batch}
+        req = await env.uow.requests.set_payload(req.id, {**req.payload, "batch": batch})
         await env.audit(req.requester_id, "import.apply", "applied", request_id=req.id,
                         after={"batch": batch, "changes": len(changes),
                                "file": str(req.payload.get("file", ""))})
@@ -412,7 +411,7 @@ async def import_undo(cmd: ImportUndo, ctx: Context) -> None:
 class ImportUndoRequest(ApprovedChange):
     kind = IMPORT_UNDO
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return _people_in(payload["changes"])
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -428,8 +427,8 @@ class ImportUndoRequest(ApprovedChange):
                           action="import.undo_change")
 
 
-REGISTRY.add(ImportRequest())
-REGISTRY.add(ImportUndoRequest())
+router.request_kind(ImportRequest())
+router.request_kind(ImportUndoRequest())
 
 
 __all__ = ["build_export", "router", "send_export"]

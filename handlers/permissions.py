@@ -12,10 +12,11 @@ admins other than the requester (and other than the person the change is about),
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, open_request
+from bot.approvals.engine import open_request
 from bot.core.clock import local
 from bot.core.commands import (
     AdminAdd,
@@ -39,14 +40,14 @@ from bot.core.domain.permissions import (
     sources_of,
     ways_to_remove,
 )
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
-from storage.models import Member, Request
+from storage.models import Member
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
             # The same change asked again (no answer seen, a resend): one request is enough.
             await ctx.reply(ctx.t("request_already_open", id=open_.public_id), markdown=True)
             return open_
-    kind_ = REGISTRY.kinds[kind]
+    kind_ = ctx.request_kinds.kind(kind)
     about = kind_.affected(target, payload) if isinstance(kind_, ApprovedChange) else ()
     pool = await approvers_for(env, ctx.sender.user_id, *about)
     need = approvals_needed(env)
@@ -215,7 +216,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
         copies_to=sorted(pool) if not ctx.message.is_group and not twin_group else (),
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
-                          what=await REGISTRY.kinds[kind].describe(req, env),
+                          what=await kind_.describe(req, env),
                           need=need), markdown=True)
     return req
 
@@ -227,7 +228,7 @@ class ApprovedChange:
 
     kind = ""
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         """Whose permissions or rights the change is about: none of them may approve it."""
         return (target,) if target else ()
 
@@ -555,9 +556,9 @@ async def who_has(cmd: WhoHas, ctx: Context) -> None:
     await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("who_has_short"))
 
 
-REGISTRY.add(GrantRequest())
-REGISTRY.add(RoleSetRequest())
-REGISTRY.add(AdminChange(ADMIN_ADD, ADMIN))
-REGISTRY.add(AdminChange(ADMIN_REMOVE, MEMBER))
+router.request_kind(GrantRequest())
+router.request_kind(RoleSetRequest())
+router.request_kind(AdminChange(ADMIN_ADD, ADMIN))
+router.request_kind(AdminChange(ADMIN_REMOVE, MEMBER))
 
 __all__ = ["ADMIN_ROLE", "OWNER_ROLE", "catalog_of", "router"]

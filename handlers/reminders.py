@@ -21,12 +21,11 @@ from bot.approvals.engine import (
 from bot.core.clock import local
 from bot.core.commands.durations import format_duration
 from bot.core.domain.due import DueItem
-from bot.core.domain.requests import State, waiting_for
+from bot.core.domain.requests import Request, State, waiting_for
 from bot.core.escape import Md
 from bot.core.sends import Reply
 from bot.dispatch.context import Context
 from bot.texts.catalog import t
-from storage.models import Request
 
 KIND = "request_remind"
 MERGE_MAX = 20      # requests listed in one reminder message; the rest go in the next one

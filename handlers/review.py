@@ -26,13 +26,13 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.approvals.engine import REGISTRY, held_for_quiet_hours
+from bot.approvals.engine import held_for_quiet_hours
 from bot.config import Settings
 from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
 from bot.core.domain.reminders import next_allowed
-from bot.core.domain.requests import Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.domain.review import (
     KEEP,
     KEEP_ALL,
@@ -55,7 +55,7 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.permissions import catalog_of
 from storage.db import Database
-from storage.models import ADMIN, OWNER, Request
+from storage.models import ADMIN, OWNER
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -464,6 +464,6 @@ class ReviewKind:
                  admins=len(c.admins) if c is not None else 0)
 
 
-REGISTRY.add(ReviewKind())
+router.request_kind(ReviewKind())
 
 __all__ = ["next_fire", "router", "schedule_review"]

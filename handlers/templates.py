@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from bot.approvals.engine import REGISTRY
 from bot.core.commands import (
     TemplateApply,
     TemplateCreate,
@@ -31,6 +30,7 @@ from bot.core.domain.permissions import (
     effective,
     impact,
 )
+from bot.core.domain.requests import Request
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
@@ -44,7 +44,6 @@ from handlers.permissions import (
     resolve_name,
     start_request,
 )
-from storage.models import Request
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -351,7 +350,7 @@ async def assign(env: Context, tpl: TemplateView, users: dict[str, str | None], 
 class TemplateSetRequest(ApprovedChange):
     kind = TEMPLATE_SET
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))     # editing it changes every holder
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -380,7 +379,7 @@ class TemplateSetRequest(ApprovedChange):
 class TemplateDeleteRequest(ApprovedChange):
     kind = TEMPLATE_DELETE
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload.get("holder_ids", ()))
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -399,7 +398,7 @@ class TemplateDeleteRequest(ApprovedChange):
 class TemplateApplyRequest(ApprovedChange):
     kind = TEMPLATE_APPLY
 
-    def affected(self, target: str | None, payload: dict[str, Any]) -> tuple[str, ...]:
+    def affected(self, target: str | None, payload: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(payload["users"])
 
     async def describe(self, req: Request, env: Context) -> Md:
@@ -419,8 +418,8 @@ class TemplateApplyRequest(ApprovedChange):
                      request_id=req.id)
 
 
-REGISTRY.add(TemplateSetRequest())
-REGISTRY.add(TemplateDeleteRequest())
-REGISTRY.add(TemplateApplyRequest())
+router.request_kind(TemplateSetRequest())
+router.request_kind(TemplateDeleteRequest())
+router.request_kind(TemplateApplyRequest())
 
 __all__ = ["router"]

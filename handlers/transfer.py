@@ -6,12 +6,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import REGISTRY, NoLongerAllowed, open_request
+from bot.approvals.engine import NoLongerAllowed, open_request
 from bot.config import Settings
 from bot.core.commands import TransferOwner
 from bot.core.domain.members import ADMIN, MEMBER, OWNER
 from bot.core.domain.permissions import effective
-from bot.core.domain.requests import RequestConflict, Requirement, State
+from bot.core.domain.requests import Request, RequestConflict, Requirement, State
 from bot.core.domain.transfer import (
     OWNER_TRANSFER,
     TRANSFER_PERMISSION,
@@ -29,7 +29,6 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.permissions import catalog_of
 from storage.db import UnitOfWork
-from storage.models import Request
 from storage.snapshots import take_snapshot
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,8 @@ class OwnerTransfer:
         # Demote first: one owner per corp, always.
         await env.uow.members.set_level(owner, new_level, env.now)
         await env.uow.members.set_level(target, OWNER, env.now)
-        req.payload = {**req.payload, "previous_owner": owner.user_id, "snapshot": snap.id}
+        await env.uow.requests.set_payload(
+            req.id, {**req.payload, "previous_owner": owner.user_id, "snapshot": snap.id})
         await env.audit("system", "owner_transfer.apply", "applied", target_id=target_id,
                         request_id=req.id, before=before,
                         after={"owner": target_id, "previous_owner_level": new_level,
@@ -221,7 +221,7 @@ async def _console_card(req: Request, env: Context, new_name: str) -> None:
         template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
         out_track_id=track, params=params, user_id=prev)
     await env.card(CardSpec("create", track, f"user:{prev}", body))
-    req.payload = {**req.payload, "console": True}
+    await env.uow.requests.set_payload(req.id, {**req.payload, "console": True})
 
 
 def _days(d: timedelta) -> str:
@@ -276,7 +276,8 @@ async def due_verify(payload: dict[str, Any], dctx: Context) -> None:
             return
         mains = {str(a.get("userid")) for a in listed if int(a.get("sys_level", 0)) == 1}
         if new in mains:
-            req.payload = {**req.payload, "verified": env.now.isoformat()}
+            req = await env.uow.requests.set_payload(
+                req.id, {**req.payload, "verified": env.now.isoformat()})
             await env.audit("system", "owner_transfer.dingtalk_verified", "ok",
                             target_id=new, request_id=req.id)
             if req.payload.get("console") or not env.settings.dingtalk.exclusive_accounts:
@@ -310,7 +311,6 @@ async def due_dingtalk_change(payload: dict[str, Any], dctx: Context) -> None:
     steps instead, as in other corps; a failure that may pass is retried by the runner."""
     async with dctx.db.uow() as uow:
         found = await uow.requests.find(int(payload["request_id"]))
-        # Read while the session holds it (after the block the row is detached and expired).
         who = (str(found.payload.get("previous_owner", "")), found.target_id or "") \
             if found is not None else None
     if who is None or dctx.client is None:
@@ -351,7 +351,7 @@ async def due_review(payload: dict[str, Any], dctx: Context) -> None:
                              who, markdown=True))
 
 
-REGISTRY.add(OwnerTransfer())
-REGISTRY.card_actions[f"{OWNER_TRANSFER}:console"] = console_done
+router.request_kind(OwnerTransfer())
+router.request_action(OWNER_TRANSFER, "console")(console_done)
 
 __all__ = ["router"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -17,7 +17,8 @@ from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem, DueOverview
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView, Sender
 from bot.core.domain.outbox import OutboxRow
-from bot.core.domain.requests import RequestConflict, Vote
+from bot.core.domain.requests import Request as RequestValue
+from bot.core.domain.requests import RequestConflict, State, Vote
 from storage.models import (
     AuditEntry,
     AuditHead,
@@ -217,28 +218,90 @@ class MemberRepo:
         return found
 
 
+def request_of(row: Request) -> RequestValue:
+    """The core value of a request row (its payload copied, read-only)."""
+    return RequestValue(
+        id=row.id, corp_id=row.corp_id, kind=row.kind, state=State(row.state),
+        requester_id=row.requester_id, target_id=row.target_id,
+        conversation_id=row.conversation_id, reason=row.reason, payload=dict(row.payload),
+        created_at=row.created_at, expires_at=row.expires_at, decided_at=row.decided_at,
+        decided_by=row.decided_by, card_out_track_id=row.card_out_track_id,
+        source_message_id=row.source_message_id, version=row.version)
+
+
 class RequestRepo:
+    """Requests: read as core values, changed only through the writes below (each returns
+    the request as it now is). Rows stay in this module's session."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
-    async def find(self, request_id: int, *, for_update: bool = False) -> Request | None:
+    async def find(self, request_id: int, *, for_update: bool = False) -> RequestValue | None:
+        """The request, or None; ``for_update``: its row locked until the transaction ends
+        (``FOR UPDATE`` on PostgreSQL), so a click and an expiry decide one after the other."""
         q = select(Request).where(Request.id == request_id)
         if for_update:
             q = q.with_for_update()
-        return (await self.s.execute(q)).scalar_one_or_none()
+        row = (await self.s.execute(q)).scalar_one_or_none()
+        return request_of(row) if row is not None else None
 
-    async def open_for(self, corp_id: str) -> Sequence[Request]:
-        return (await self.s.execute(
+    async def open_for(self, corp_id: str) -> list[RequestValue]:
+        return [request_of(r) for r in (await self.s.execute(
             select(Request)
             .where(Request.corp_id == corp_id, Request.state.in_(("pending", "approved")))
             .order_by(Request.id)
-        )).scalars().all()
+        )).scalars()]
 
-    async def by_kind(self, corp_id: str, kind: str) -> Sequence[Request]:
-        return (await self.s.execute(
+    async def by_kind(self, corp_id: str, kind: str) -> list[RequestValue]:
+        return [request_of(r) for r in (await self.s.execute(
             select(Request).where(Request.corp_id == corp_id, Request.kind == kind)
             .order_by(Request.id.desc())
-        )).scalars().all()
+        )).scalars()]
+
+    async def create(self, *, corp_id: str, kind: str, state: State, requester_id: str,
+                     target_id: str | None, conversation_id: str, reason: str,
+                     payload: Mapping[str, Any], created_at: datetime, expires_at: datetime,
+                     decided_at: datetime | None = None, decided_by: str | None = None,
+                     source_message_id: str | None = None,
+                     savepoint: bool = False) -> RequestValue:
+        """Insert a request now and return it (with its id). ``savepoint``: see
+        :meth:`save_new` (a constraint that refuses it raises :class:`RequestConflict`)."""
+        row = Request(corp_id=corp_id, kind=kind, state=state.value, requester_id=requester_id,
+                      target_id=target_id, conversation_id=conversation_id, reason=reason,
+                      payload=dict(payload), created_at=created_at, expires_at=expires_at,
+                      decided_at=decided_at, decided_by=decided_by,
+                      source_message_id=source_message_id)
+        await self.save_new(row, savepoint=savepoint)
+        return request_of(row)
+
+    async def _row(self, request_id: int) -> Request:
+        row = await self.s.get(Request, request_id)
+        if row is None:
+            raise LookupError(f"no request {request_id}")
+        return row
+
+    async def transition(self, request_id: int, to: State, *, by: str | None = None,
+                         at: datetime | None = None) -> RequestValue:
+        """The request moves to ``to`` (its version goes up); ``at`` set: it was decided
+        then, by ``by`` (None: by no one, say an expiry)."""
+        row = await self._row(request_id)
+        row.state = to.value
+        row.version += 1
+        if at is not None:
+            row.decided_at, row.decided_by = at, by
+        return request_of(row)
+
+    async def set_track(self, request_id: int, out_track_id: str) -> RequestValue:
+        """The outTrackId of the request's card."""
+        row = await self._row(request_id)
+        row.card_out_track_id = out_track_id
+        return request_of(row)
+
+    async def set_payload(self, request_id: int, payload: Mapping[str, Any]) -> RequestValue:
+        """Replace the request's payload (callers pass ``{**req.payload, ...}``)."""
+        row = await self._row(request_id)
+        row.payload = dict(payload)
+        return request_of(row)
 
     def add(self, req: Request) -> None:
         self.s.add(req)
@@ -263,9 +326,9 @@ class RequestRepo:
         """Read ``req`` again (after a savepoint's rollback expired it)."""
         await self.s.refresh(req)
 
-    async def by_ids(self, corp_id: str, ids: set[int]) -> dict[int, Request]:
+    async def by_ids(self, corp_id: str, ids: set[int]) -> dict[int, RequestValue]:
         """Those of the requests ``ids`` that belong to ``corp_id``, by id."""
-        return {r.id: r for r in (await self.s.execute(
+        return {r.id: request_of(r) for r in (await self.s.execute(
             select(Request).where(Request.id.in_(ids), Request.corp_id == corp_id)
         )).scalars()}
 

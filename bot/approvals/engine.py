@@ -6,15 +6,18 @@ the request and its card, judge clicks by the clicker's userId against the store
 (re-checked at click time, under a row lock), record votes, apply in the same transaction,
 update the card in place (in the ack and through the card API, so any replica converges),
 audit every transition and every refusal, cancel, expire.
+
+The kinds come from the family routers (``router.request_kind(...)``), through the
+Context's ``request_kinds``; a request is the core value ``Request``, changed only through
+the request repository's writes, each of which returns the request as it now is.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from bot.approvals.cards import CardView, out_track_id, render_request_card
 from bot.core.cardref import CardKind, CardRef, CardRefError, letters
@@ -25,8 +28,8 @@ from bot.core.domain.requests import (
     Effect,
     Event,
     EventKind,
+    Request,
     RequestView,
-    Requirement,
     State,
     decide,
     progress,
@@ -35,11 +38,11 @@ from bot.core.domain.requests import (
 )
 from bot.core.escape import Md, joined
 from bot.core.sends import CardSpec
+from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
-from storage.models import Request
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +61,11 @@ class NoLongerAllowed(Exception):
         self.code = code
 
 
-class RequestKind(Protocol):
-    kind: str
-
-    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]: ...
-
-    async def apply(self, req: Request, env: Context) -> None:
-        """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
-
-    async def after(self, req: Request, env: Context, state: State) -> None:
-        """Notices and follow-up work once the request reached ``state`` (terminal)."""
-
-    async def describe(self, req: Request, env: Context) -> Md:
-        """What the request changes, for its card (markdown; user values escaped)."""
-
-    async def subject(self, req: Request, env: Context) -> str:
-        """Who or what the request is about, in a few words, for lists such as ``pending``
-        (never empty; user values escaped)."""
-
-
-@dataclass
-class Registry:
-    kinds: dict[str, RequestKind] = field(default_factory=dict)
-    card_actions: dict[str, Callable[[Request, CardAction, Context], Awaitable[dict[str, Any]]]] = \
-        field(default_factory=dict)
-
-    def add(self, kind: RequestKind) -> None:
-        self.kinds[kind.kind] = kind
-
-
-REGISTRY = Registry()
-
-
 async def view_of(req: Request, env: Context) -> RequestView:
-    kind = REGISTRY.kinds[req.kind]
+    kind = env.request_kinds.kind(req.kind)
     votes = await env.uow.requests.votes_of(req.id)
     return RequestView(
-        id=req.id, kind=req.kind, state=State(req.state), requester=req.requester_id,
+        id=req.id, kind=req.kind, state=req.state, requester=req.requester_id,
         expires_at=req.expires_at, requirements=await kind.requirements(req, env),
         votes=votes,
     )
@@ -116,7 +87,7 @@ async def card_params(req: Request, view: RequestView, env: Context) -> dict[str
         expires_at=req.expires_at, progress=progress(view), agreed=tuple(agreed),
         waiting_for=tuple(waiting),
         decided_by=names.get(req.decided_by or "", req.decided_by or "") if req.decided_by else "",
-        decided_at=req.decided_at, detail=await REGISTRY.kinds[req.kind].describe(req, env),
+        decided_at=req.decided_at, detail=await env.request_kinds.kind(req.kind).describe(req, env),
     )
     return render_request_card(cv)
 
@@ -159,24 +130,24 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
         payload = {**payload, "twin": twin_group}
     if copies_to:
         payload = {**payload, "copies": list(dict.fromkeys(copies_to))[:MAX_COPIES]}
-    req = Request(
-        corp_id=env.corp_id, kind=kind, state=State.PENDING.value, requester_id=requester,
+    req = await env.uow.requests.create(
+        corp_id=env.corp_id, kind=kind, state=State.PENDING, requester_id=requester,
         target_id=target, conversation_id=conversation_id, reason=reason,
         payload={**payload, "is_group": is_group, "lang": env.lang}, created_at=env.now,
-        expires_at=env.now + ttl, source_message_id=env.message_id,
+        expires_at=env.now + ttl, source_message_id=env.message_id, savepoint=True,
     )
-    await env.uow.requests.save_new(req, savepoint=True)
-    req.card_out_track_id = out_track_id(env.corp_id, req.id)
+    card_track = out_track_id(env.corp_id, req.id)
+    req = await env.uow.requests.set_track(req.id, card_track)
     view = await view_of(req, env)
     params = await card_params(req, view, env)
     body = create_and_deliver_body(
         template_id=env.settings.dingtalk.card_template_id,
         robot_code=env.settings.dingtalk.effective_robot_code,
-        out_track_id=req.card_out_track_id, params=params,
+        out_track_id=card_track, params=params,
         group_id=conversation_id if is_group else None,
         user_id=None if is_group else requester, at=mention,
     )
-    await env.card(CardSpec("create", req.card_out_track_id, conversation_key(req), body))
+    await env.card(CardSpec("create", card_track, conversation_key(req), body))
     for track, user in copy_tracks(req):
         body = create_and_deliver_body(
             template_id=env.settings.dingtalk.card_template_id,
@@ -196,16 +167,17 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
     return req
 
 
-async def _transition(req: Request, d: Decision, env: Context, actor: str) -> None:
-    before = req.state
-    req.state = d.state.value
-    req.version += 1
-    if d.state is not State.PENDING and d.state is not State.APPROVED:
-        req.decided_at = env.now
-        req.decided_by = actor or None
+async def _transition(req: Request, d: Decision, env: Context, actor: str) -> Request:
+    """Store the decision's state (decided now by ``actor`` once it is past APPROVED) and
+    audit it; returns the request as it now is."""
+    before = req.state.value
+    decided = d.state is not State.PENDING and d.state is not State.APPROVED
+    req = await env.uow.requests.transition(req.id, d.state, by=actor or None,
+                                            at=env.now if decided else None)
     await env.audit(actor or "system", f"{req.kind}.{d.state.value}", d.state.value,
                     target_id=req.target_id, request_id=req.id,
                     before={"state": before}, after={"state": d.state.value})
+    return req
 
 
 async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
@@ -223,35 +195,45 @@ async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
 
 
 async def finish(req: Request, env: Context, state: State) -> None:
-    kind = REGISTRY.kinds[req.kind]
+    kind = env.request_kinds.kind(req.kind)
     await kind.after(req, env, state)
     await env.uow.due.cancel(f"expire:{req.id}")
     # Its reminders (the next one, and any held for quiet hours) would list a closed request.
     await env.uow.due.cancel_prefix(f"remind:{req.id}:")
 
 
-async def apply_approved(req: Request, env: Context, actor: str) -> State:
-    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done."""
-    kind = REGISTRY.kinds[req.kind]
+async def _reread(req: Request, env: Context) -> Request:
+    found = await env.uow.requests.find(req.id)
+    if found is None:
+        raise LookupError(f"request {req.id} is gone")
+    return found
+
+
+async def apply_approved(req: Request, env: Context, actor: str) -> tuple[State, Request]:
+    """Apply an APPROVED request in a savepoint: APPLIED, or FAILED with nothing half-done.
+    Returns the state and the request as it now is (the kind's ``apply`` may have written
+    to its payload; a rollback undid that)."""
+    kind = env.request_kinds.kind(req.kind)
     try:
         async with env.uow.savepoint():
             await kind.apply(req, env)
             env.faults.check(f"{req.kind}.apply")
     except Exception as e:
-        # The savepoint's rollback expired every loaded object; reload before reading.
-        await env.uow.requests.reload(req)
+        # The savepoint's rollback undid what apply wrote; read the request again.
+        req = await _reread(req, env)
         if isinstance(e, NoLongerAllowed):
             log.info("%s not applied: %s", req.public_id, e.code)
         else:
             log.exception("applying %s failed", req.public_id)
         d = decide(await view_of(req, env), Event(EventKind.APPLY_FAILED), env.now)
-        await _transition(req, d, env, actor)
+        req = await _transition(req, d, env, actor)
         error = e.code if isinstance(e, NoLongerAllowed) else type(e).__name__
-        req.payload = {**req.payload, "error": error}
-        return State.FAILED
+        req = await env.uow.requests.set_payload(req.id, {**req.payload, "error": error})
+        return State.FAILED, req
+    req = await _reread(req, env)
     d = decide(await view_of(req, env), Event(EventKind.APPLIED), env.now)
-    await _transition(req, d, env, actor)
-    return State.APPLIED
+    req = await _transition(req, d, env, actor)
+    return State.APPLIED, req
 
 
 def request_ref(raw: str, corp_id: str) -> CardRef | None:
@@ -271,7 +253,7 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
         return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
     env = env.for_request(req)
     if ref.copy and ref.copy != TWIN and not ref.copy.startswith(COPY):
-        handler = REGISTRY.card_actions.get(f"{req.kind}:{ref.copy}")
+        handler = env.request_kinds.actions.get(f"{req.kind}:{ref.copy}")
         if handler is None:
             return ack_update(None, {"notice": t("click_unknown_card", env.lang)})
         return await handler(req, action, env)
@@ -286,8 +268,6 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
                                "claimed_params": dict(action.params)} if forged else
                         {"reason": d.refusal.code, "action": action.action_id})
         if forged:
-            from bot.delivery.alerts import raise_alert
-
             await raise_alert(env.uow, env.settings, env.now, actor=action.user_id,
                               what=t("alert_click", env.settings.locale.lang,
                                      action=action.action_id, id=req.public_id),
@@ -298,10 +278,10 @@ async def click(action: CardAction, env: Context) -> dict[str, Any]:
                     target_id=req.target_id, request_id=req.id, after={"vote": action.action_id})
     final: State | None = None
     if d.state is not State.PENDING:
-        await _transition(req, d, env, action.user_id)
+        req = await _transition(req, d, env, action.user_id)
         final = d.state
         if d.state is State.APPROVED and Effect.APPLY in d.effects:
-            final = await apply_approved(req, env, action.user_id)
+            final, req = await apply_approved(req, env, action.user_id)
     if final is not None and final is not State.APPROVED:
         await finish(req, env, final)
     params = await _refresh_card(req, env)
@@ -343,7 +323,7 @@ async def cancel(req: Request, env: Context, actor: str) -> None:
     if d.refusal is not None:
         raise UserError("cancel_not_open", id=req.public_id,
                         state=t(f"state_{req.state}", env.lang))
-    await _transition(req, d, env, actor)
+    req = await _transition(req, d, env, actor)
     await finish(req, env, d.state)
     await _refresh_card(req, env)
 
@@ -356,7 +336,7 @@ async def expire(request_id: int, env: Context) -> bool:
     d = decide(await view_of(req, env), Event(EventKind.EXPIRE), env.now)
     if d.refusal is not None:
         return False
-    await _transition(req, d, env, "")
+    req = await _transition(req, d, env, "")
     await finish(req, env, d.state)
     await _refresh_card(req, env)
     return True

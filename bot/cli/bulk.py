@@ -18,13 +18,13 @@ from bot.app import prepare_database
 from bot.cli.store import store_corp, with_corp
 from bot.config import Settings
 from bot.core.domain.bulk import Mode, change_to_json, plan, read_rows
+from bot.core.domain.requests import State
 from bot.files.sheet import FileRefused, read_table
 from bot.texts.catalog import t
 from handlers.bulk import build_export, change_audit_rows, dry_run_lines
 from handlers.permissions import catalog_of
 from storage import bulk as store
 from storage.db import open_database
-from storage.models import Request
 
 OPERATOR = "operator"
 
@@ -109,14 +109,14 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
             if dry_run or not p.changes:
                 print(t("import_cli_dry_run" if dry_run else "import_cli_no_changes", lang))
                 return 0
-            req = Request(corp_id=corp, kind="import", state="applied", requester_id=OPERATOR,
-                          conversation_id="", reason="baton import",
-                          payload={"file": Path(path).name, "mode": mode, "is_group": False,
-                                   "changes": [change_to_json(c) for c in p.changes]},
-                          created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
-            await uow.requests.save_new(req)
+            req = await uow.requests.create(
+                corp_id=corp, kind="import", state=State.APPLIED, requester_id=OPERATOR,
+                target_id=None, conversation_id="", reason="baton import",
+                payload={"file": Path(path).name, "mode": mode, "is_group": False,
+                         "changes": [change_to_json(c) for c in p.changes]},
+                created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
             batch = f"B-{req.id}"
-            req.payload = {**req.payload, "batch": batch}
+            req = await uow.requests.set_payload(req.id, {**req.payload, "batch": batch})
             show = _progress("applying", len(p.changes))
             done = await store.apply_changes(uow, corp, p.changes, by=OPERATOR, batch=batch,
                                              now=now, strict=True, progress=show)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bot.config import Settings
 from bot.core.domain.members import ADMIN, OWNER, Sender
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, person
 from bot.core.faults import Faults
 from bot.core.lang import Lang
@@ -23,7 +24,6 @@ from bot.texts.catalog import t
 from bot.transport.inbound import CardAction, IncomingMessage
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database, UnitOfWork
-from storage.models import Request
 
 
 class UserError(Exception):
@@ -89,14 +89,17 @@ class Context:
     """
 
     __slots__ = ("_command", "_job", "_lang", "_uow", "client", "faults", "message_id", "now",
-                 "said", "settings")
+                 "request_kinds", "said", "settings")
 
     def __init__(self, uow: UnitOfWork | None, settings: Settings, now: datetime,
                  faults: Faults | None = None, *, lang: Lang | None = None,
                  message_id: str | None = None, command: CommandSource | None = None,
                  job: DueJob | None = None, client: OpenApiClient | None = None,
-                 said: list[str] | None = None) -> None:
+                 said: list[str] | None = None,
+                 request_kinds: RequestKinds | None = None) -> None:
         self._uow, self.settings, self.now = uow, settings, now
+        # The request kinds the root router carries (the request engine looks kinds up here).
+        self.request_kinds = request_kinds if request_kinds is not None else RequestKinds()
         self.faults = faults if faults is not None else Faults()
         self._lang, self._command, self._job, self.client = lang, command, job, client
         self.message_id = (message_id if message_id is not None or command is None
@@ -107,10 +110,11 @@ class Context:
     def for_message(cls, uow: UnitOfWork, settings: Settings, now: datetime, lang: Lang,
                     message: IncomingMessage, sender: Sender, faults: Faults | None = None,
                     prepared: Any = None, replies: list[dict[str, Any]] | None = None,
-                    ) -> Context:
+                    request_kinds: RequestKinds | None = None) -> Context:
         """A command's context: its message, sender and language."""
         return cls(uow, settings, now, faults, lang=lang,
-                   command=CommandSource(message, sender, prepared, replies))
+                   command=CommandSource(message, sender, prepared, replies),
+                   request_kinds=request_kinds)
 
     def inside(self, uow: UnitOfWork, now: datetime) -> Context:
         """The same, acting in the unit of work ``uow`` opened at ``now``."""
@@ -122,7 +126,7 @@ class Context:
                        self.now if now is None else now, self.faults,
                        lang=self._lang if lang is None else lang, message_id=self.message_id,
                        command=self._command, job=self._job, client=self.client,
-                       said=self.said)
+                       said=self.said, request_kinds=self.request_kinds)
 
     # ---- what every context has ------------------------------------------------------------
 
@@ -230,6 +234,44 @@ class Context:
         return self._the_job().open()
 
 
+class RequestKind(Protocol):
+    """A kind of request (owner transfer, grant, import, ...) the request engine runs: its
+    requirements, how to apply it and its texts. Registered on a family's router with
+    :meth:`CommandRouter.request_kind`."""
+
+    kind: str
+
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]: ...
+
+    async def apply(self, req: Request, env: Context) -> None:
+        """Make the change; raise to fail (the caller rolls it back and marks FAILED)."""
+
+    async def after(self, req: Request, env: Context, state: State) -> None:
+        """Notices and follow-up work once the request reached ``state`` (terminal)."""
+
+    async def describe(self, req: Request, env: Context) -> Md:
+        """What the request changes, for its card (markdown; user values escaped)."""
+
+    async def subject(self, req: Request, env: Context) -> str:
+        """Who or what the request is about, in a few words, for lists such as ``pending``
+        (never empty; user values escaped)."""
+
+
+RequestAction = Callable[[Request, CardAction, Context], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class RequestKinds:
+    """The request kinds a router carries, by name, and the handlers of clicks on a kind's
+    own card copies, by ``"<kind>:<copy>"`` (say, an owner transfer's console card)."""
+
+    kinds: dict[str, RequestKind] = field(default_factory=dict)
+    actions: dict[str, RequestAction] = field(default_factory=dict)
+
+    def kind(self, name: str) -> RequestKind:
+        return self.kinds[name]
+
+
 C = TypeVar("C")
 Handler = Callable[[Any, Context], Awaitable[None]]
 
@@ -255,6 +297,7 @@ class CommandRouter:
         self.routes: dict[type[Any], Route] = {}
         self.card_actions: dict[str, ClickHandler] = {}
         self.dues: dict[str, DueHandler] = {}
+        self.requests = RequestKinds()
 
     def command(self, *types: type[Any], admin_only: bool = False,
                 prepare: Any = None, authority: str | None = None, reads_only: bool = False,
@@ -291,6 +334,24 @@ class CommandRouter:
             return fn
         return deco
 
+    def request_kind(self, kind: RequestKind) -> RequestKind:
+        """Carry the request kind ``kind`` (the request engine finds it by ``kind.kind``)."""
+        if kind.kind in self.requests.kinds:
+            raise ValueError(f"request kind {kind.kind} is already registered")
+        self.requests.kinds[kind.kind] = kind
+        return kind
+
+    def request_action(self, kind: str, copy: str) -> Callable[[RequestAction], RequestAction]:
+        """Route clicks on the ``copy`` card of a request of ``kind`` (a card of the kind's
+        own, not a vote) to the handler; it returns the ack body."""
+        def deco(fn: RequestAction) -> RequestAction:
+            key = f"{kind}:{copy}"
+            if key in self.requests.actions:
+                raise ValueError(f"request card {key} is already routed")
+            self.requests.actions[key] = fn
+            return fn
+        return deco
+
     def include(self, other: CommandRouter) -> None:
         for ty, route in other.routes.items():
             if ty in self.routes:
@@ -304,3 +365,11 @@ class CommandRouter:
             if kind in self.dues:
                 raise ValueError(f"due kind {kind} is routed twice")
             self.dues[kind] = due
+        for name, request_kind in other.requests.kinds.items():
+            if name in self.requests.kinds:
+                raise ValueError(f"request kind {name} is registered twice")
+            self.requests.kinds[name] = request_kind
+        for key, action in other.requests.actions.items():
+            if key in self.requests.actions:
+                raise ValueError(f"request card {key} is routed twice")
+            self.requests.actions[key] = action

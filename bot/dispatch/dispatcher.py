@@ -207,7 +207,7 @@ class Dispatcher:
         elif parsed is not None:
             await self._run(parsed, Context.for_message(
                 uow, self.settings, now, self._lang(parsed.lang), msg, sender, self.faults,
-                prepared, replies))
+                prepared, replies, request_kinds=self.router.requests))
 
     async def _read_alone(self, it: _Read) -> None:
         """A read whose batch failed before COMMIT, handled alone (a read has nothing to
@@ -291,7 +291,8 @@ class Dispatcher:
                 self.metrics.duplicates += 1
                 return {}
             await uow.members.upsert(self.settings.org.corp_id, action.user_id, now)
-            env = Context(uow, self.settings, now, self.faults, message_id=action.message_id)
+            env = Context(uow, self.settings, now, self.faults, message_id=action.message_id,
+                          request_kinds=self.router.requests)
             async with uow.savepoint():
                 # By the card's kind; a card Baton did not make goes to the request engine,
                 # which answers that it does not know it.

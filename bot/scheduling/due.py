@@ -18,7 +18,7 @@ from bot.config import Settings
 from bot.core.clock import Clock
 from bot.core.domain.due import DueItem
 from bot.core.faults import Faults
-from bot.dispatch.context import Context, DueHandler, DueJob
+from bot.dispatch.context import Context, DueHandler, DueJob, RequestKinds
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database
 
@@ -31,9 +31,10 @@ class DueRunner:
                  client: OpenApiClient | None, faults: Faults,
                  handlers: Mapping[str, DueHandler], *, on_commit: Callable[[], None] = lambda: None,
                  batch: int = 100,
-                 max_attempts: int = 10) -> None:
+                 max_attempts: int = 10, request_kinds: RequestKinds | None = None) -> None:
         self.db, self.settings, self.clock, self.client = db, settings, clock, client
         self.faults, self.handlers, self.on_commit = faults, handlers, on_commit
+        self.request_kinds = request_kinds      # the root router's, for request due work
         self.lease = settings.scheduler.lease
         self.batch, self.max_attempts = batch, max_attempts
         self.done = 0
@@ -86,7 +87,8 @@ class DueRunner:
     def context(self, row_id: int) -> Context:
         """A due job's context: its ``transaction()`` is :meth:`_transaction`."""
         ctx = Context(None, self.settings, self.clock.now(), self.faults, client=self.client,
-                      job=DueJob(row_id, self.db, lambda: self._transaction(ctx, row_id)))
+                      job=DueJob(row_id, self.db, lambda: self._transaction(ctx, row_id)),
+                      request_kinds=self.request_kinds)
         return ctx
 
     @contextlib.asynccontextmanager

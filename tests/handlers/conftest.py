@@ -466,7 +466,8 @@ async def make_harness(store_url: str) -> AsyncIterator[MakeHarness]:
             return Harness(
                 db, settings, clock,
                 Dispatcher(db, settings, clock, router, client=client, faults=faults),
-                DueRunner(db, settings, clock, client, faults, router.dues), fake)
+                DueRunner(db, settings, clock, client, faults, router.dues,
+                          request_kinds=router.requests), fake)
         yield make
 
 

@@ -3,6 +3,7 @@ real store (SQLite and PostgreSQL), what Baton sends read back from the outbox."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -125,15 +126,19 @@ async def test_pending_shows_a_target_for_every_kind(harness: Harness) -> None:
 
 
 async def test_import_requests_name_their_file_or_batch(harness: Harness) -> None:
+    from bot.core.domain.requests import Request, State
     from bot.dispatch.context import Context
     from handlers.bulk import ImportRequest, ImportUndoRequest
-    from storage.models import Request
 
     async with harness.db.uow() as uow:
         env = Context(uow, harness.settings, harness.clock.now(), harness.dispatcher.faults)
-        imp = Request(kind="import", payload={"file": "perms [x](y).xlsx", "changes": [{}, {}]})
+        now = harness.clock.now()
+        base = Request(id=1, corp_id=env.corp_id, kind="import", state=State.PENDING,
+                       requester_id="a", target_id=None, conversation_id="", reason="",
+                       payload={}, created_at=now, expires_at=now)
+        imp = replace(base, payload={"file": "perms [x](y).xlsx", "changes": [{}, {}]})
         assert await ImportRequest().subject(imp, env) == "导入文件 perms ［x］(y).xlsx（2 项更改）"
-        undo = Request(kind="import_undo", payload={"batch": "B-7", "changes": []})
+        undo = replace(base, kind="import_undo", payload={"batch": "B-7", "changes": []})
         assert await ImportUndoRequest().subject(undo, env) == "导入批次 B-7"
 
 

@@ -11,14 +11,21 @@ import pytest
 
 from bot.config import Settings
 from bot.core.commands import FileRef, ImportFile, Parsed
+from bot.core.domain.requests import Request, State
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, DueJob
 from handlers import build_router
 from storage.db import Database
-from storage.models import Request
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def request(kind: str = "grant", **payload: Any) -> Request:
+    """A stored request as the engine sees it (only ``kind`` and ``payload`` matter here)."""
+    return Request(id=1, corp_id="dingctx", kind=kind, state=State.PENDING, requester_id="a",
+                   target_id=None, conversation_id="cid", reason="", payload=payload,
+                   created_at=NOW, expires_at=NOW)
 
 
 def settings() -> Settings:
@@ -72,9 +79,9 @@ async def test_one_context_sends_and_remembers_where_for_its_request_copies_too(
     uow = FakeUow()
     ctx = Context(cast(Any, uow), settings(), NOW, message_id="m-1")
     assert ctx.lang == "zh"
-    en = ctx.for_request(Request(payload={"lang": "en"}))
+    en = ctx.for_request(request(lang="en"))
     assert en is not ctx and en.lang == "en" and en.uow is ctx.uow
-    assert ctx.for_request(Request(payload={"lang": "zh"})) is ctx
+    assert ctx.for_request(request(lang="zh")) is ctx
     await en.send(Reply(text="hi", conversation_id="cid", is_group=True))
     assert ctx.said == en.said == ["group:cid"]
     assert uow.outbox.added == [("reply", "group:cid", "m-1")]

@@ -6,10 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.approvals.engine import REGISTRY
 from bot.core.cardref import CardKind, CardRef
 from bot.core.domain.review import LiveGrant, assign_items
-from handlers import review
+from handlers import build_router, review
 from handlers.review import next_fire
 
 CRON = "0 9 1 1,4,7,10 *"
@@ -65,4 +64,4 @@ def test_review_card_refs_are_distinct_and_read_back_as_review_cards() -> None:
 
 def test_review_cards_route_by_their_kind_not_by_registry_keys() -> None:
     assert review.router.card_actions == {CardKind.REVIEW: review.review_click}
-    assert not [k for k in REGISTRY.card_actions if k.startswith("review:")]
+    assert not [k for k in build_router().requests.actions if k.startswith("review:")]

@@ -18,9 +18,12 @@ A test reads the diagram above and checks it against ``TRANSITIONS``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
 
 
 class State(StrEnum):
@@ -76,6 +79,42 @@ class Vote:
     voter: str
     action: str           # approve | reject | accept | decline
     at: datetime
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request as the store holds it: what the engine and the request kinds read. It is
+    never changed in place; the request repository's intent-named writes (``transition``,
+    ``set_track``, ``set_payload``) change the stored request and return the new value.
+
+    ``payload`` is a read-only mapping (the kind's own data: ``lang``, ``is_group``,
+    ``twin``, ``copies``, ``error``, ...); ``state`` is the machine's :class:`State`."""
+
+    id: int
+    corp_id: str
+    kind: str
+    state: State
+    requester_id: str
+    target_id: str | None
+    conversation_id: str
+    reason: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    card_out_track_id: str | None = None
+    source_message_id: str | None = None
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        # A copy, read-only: nothing outside the store can change what it holds.
+        object.__setattr__(self, "payload", MappingProxyType(dict(self.payload)))
+        object.__setattr__(self, "state", State(self.state))
+
+    @property
+    def public_id(self) -> str:
+        return f"R-{self.id}"
 
 
 @dataclass(frozen=True)
