@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
+from bot.core.domain.members import ADMIN, OWNER
 from bot.core.domain.reminders import next_allowed
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.domain.review import (
@@ -55,7 +56,6 @@ from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
 from handlers.permissions import catalog_of
 from storage.db import Database
-from storage.models import ADMIN, OWNER
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
@@ -344,7 +344,7 @@ async def due_review_start(payload: dict[str, Any], dctx: Context) -> None:
     async with dctx.transaction() as env:
         await _schedule_next(env.uow, env.settings, env.now)
         try:
-            async with env.uow.session.begin_nested():
+            async with env.uow.savepoint():
                 c = await open_campaign(env, "system")
         except UserError as e:
             await _tell_owner(env, t("review_cron_skipped", env.lang, why=e.render(env.lang)))

@@ -21,6 +21,7 @@ from typing import Any
 
 from bot.config import OutboxSettings
 from bot.core.clock import Clock
+from bot.core.domain.outbox import OutboxRow
 from bot.core.faults import Faults
 from bot.core.lang import Lang
 from bot.logs import redact
@@ -34,7 +35,6 @@ from bot.ports import (
 )
 from bot.texts.catalog import t
 from storage.db import Database, UnitOfWork
-from storage.models import OutboxRow
 
 log = logging.getLogger(__name__)
 
