@@ -227,7 +227,8 @@ MARKUP: dict[str, re.Pattern[str]] = {
     "image": re.compile(r"!\["),
     "heading": re.compile(r"^[ \t]{0,3}#{1,6}(?:[ \t]|$)|^[ \t]{0,3}(?:=+|-{2,})[ \t]*$", re.M),
     "mention": re.compile(r"@\S"),
-    "html": re.compile(r"<[A-Za-z/!?]|&#?\w+;"),
+    # Entity names and numbers are ASCII: "&¹;" is no entity (the escaper leaves it alone).
+    "html": re.compile(r"<[A-Za-z/!?]|&#?[0-9A-Za-z]+;"),
     "autolink": re.compile(rf"(?i)[a-z][a-z0-9+.-]*://|(?<![a-z0-9])www\.|"
                            rf"(?<![a-z0-9])(?:{_SCHEMES}):(?!\s)"),
     "line": re.compile(r"\n"),
@@ -256,6 +257,8 @@ def test_every_template_is_covered() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(USER_INPUT, min_size=1, max_size=4))
+@example(["&¹"])            # not an entity, though a Unicode \w+ between & and ; matches
+@example(["&lt"])           # would take the template's ";" and decode: escaped
 def test_no_reply_template_can_be_broken_out_of(values: list[str]) -> None:
     """Every key of the catalogue, both languages, user input in every parameter: no link,
     image, heading, mention, HTML tag, autolink, line or code span that the template
