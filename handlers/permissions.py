@@ -30,7 +30,7 @@ from bot.core.commands import (
     WhoHas,
 )
 from bot.core.commands.durations import format_duration
-from bot.core.domain.members import ADMIN, MEMBER, OWNER
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
     BUILTIN_ROLES,
@@ -47,7 +47,6 @@ from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
-from storage.models import Member
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ async def _lookup_target(cmd: Any, client: Directory | None) -> dict[str, Any]:
     return await lookup_users([cmd.target], client)
 
 
-async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Member:
+async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Sender:
     """The target as an active member of the corp (per the directory), stored."""
     info: dict[str, Any] = ctx.prepared or {}
     if "error" in info:
@@ -160,11 +159,11 @@ async def known_member(ctx: Context, user_id: str, *, audit_action: str) -> Memb
     if not entry.get("active", True):
         raise UserError("user_inactive", audit_action=audit_action, target=user_id,
                         user=literal(entry.get("name") or user_id, 64))
-    return await ctx.uow.members.upsert(ctx.corp_id, user_id, ctx.now,
-                                        name=entry.get("name") or None)
+    return await ctx.uow.members.upsert_sender(ctx.corp_id, user_id, ctx.now,
+                                               name=entry.get("name") or None)
 
 
-def who(m: Member) -> Md:
+def who(m: Sender) -> Md:
     return person(m.name, m.user_id)
 
 
@@ -333,7 +332,7 @@ async def revoke(cmd: Revoke, ctx: Context) -> None:
     uid = cmd.target.user_id
     name = _exact(cat, cmd.name) or cmd.name
     row = await ctx.uow.perms.revoke(ctx.corp_id, uid, name)
-    member = await ctx.uow.members.get(ctx.corp_id, uid)
+    member = await ctx.uow.members.sender(ctx.corp_id, uid)
     label = who(member) if member else literal(uid, 64)
     tz = ctx.settings.policy.timezone
     if row is None or (row.expires_at is not None and row.expires_at <= ctx.now):
@@ -416,7 +415,7 @@ async def role_set(cmd: RoleSet, ctx: Context) -> None:
                           before=before or ctx.t("none")), markdown=True)
 
 
-async def set_role(env: Context, target: Member, role: str | None, *, by: str,
+async def set_role(env: Context, target: Sender, role: str | None, *, by: str,
                    request_id: int | None = None, action: str = "role_set.apply") -> None:
     before = target.role
     await env.uow.members.set_role(target, role, env.now)
@@ -429,7 +428,7 @@ async def role_clear(cmd: RoleClear, ctx: Context) -> None:
     """Take a member's business role away. It only removes access, so it never needs
     approval, even for a role with a sensitive permission, nor a directory check (a member
     who left can still lose their role)."""
-    target = await ctx.uow.members.get(ctx.corp_id, cmd.target.user_id)
+    target = await ctx.uow.members.sender(ctx.corp_id, cmd.target.user_id)
     label = who(target) if target else literal(cmd.target.user_id, 64)
     if target is None or not target.role:
         await ctx.reply(ctx.t("role_clear_none", who=label), markdown=True)
@@ -463,7 +462,7 @@ class RoleSetRequest(ApprovedChange):
                  role=literal(str(req.payload["role"]), 64))
 
     async def apply(self, req: Request, env: Context) -> None:
-        target = await env.uow.members.get(env.corp_id, req.target_id or "")
+        target = await env.uow.members.sender(env.corp_id, req.target_id or "")
         if target is None:
             raise RuntimeError("the member is gone")
         await set_role(env, target, str(req.payload["role"]), by=req.requester_id,
@@ -488,7 +487,7 @@ async def admin_add(cmd: AdminAdd, ctx: Context) -> None:
 
 @router.command(AdminRemove, admin_only=True, authority="admin")
 async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
-    target = await ctx.uow.members.get(ctx.corp_id, cmd.target.user_id)
+    target = await ctx.uow.members.sender(ctx.corp_id, cmd.target.user_id)
     if target is None or target.level == MEMBER:
         raise UserError("admin_not_admin", audit_action="admin_remove.refused",
                         target=cmd.target.user_id,
@@ -503,7 +502,7 @@ async def admin_remove(cmd: AdminRemove, ctx: Context) -> None:
     await start_request(ctx, ADMIN_REMOVE, target.user_id, {})
 
 
-async def set_level(env: Context, target: Member, level: str, *, by: str,
+async def set_level(env: Context, target: Sender, level: str, *, by: str,
                     request_id: int | None = None) -> None:
     before = target.level
     await env.uow.members.set_level(target, level, env.now)
@@ -521,7 +520,7 @@ class AdminChange(ApprovedChange):
         return t(f"describe_{self.kind}", env.lang, who=await target_label(env, req))
 
     async def apply(self, req: Request, env: Context) -> None:
-        target = await env.uow.members.get(env.corp_id, req.target_id or "")
+        target = await env.uow.members.sender(env.corp_id, req.target_id or "")
         if target is None or target.level == OWNER:
             raise RuntimeError("the member is now the owner or gone")
         wanted_from = MEMBER if self.level == ADMIN else ADMIN

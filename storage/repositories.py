@@ -133,13 +133,15 @@ class MemberRepo:
         )).all()
         return {u: n for u, n in rows if n}
 
-    async def set_level(self, member: Member, level: str, now: datetime) -> None:
+    async def set_level(self, member: Member | Sender, level: str, now: datetime) -> None:
         """Write ``member``'s admin level now (the one-owner index checks it at once)."""
-        member.level, member.updated_at = level, now
+        row = await self._row(member)
+        row.level, row.updated_at = level, now
         await self.s.flush()
 
-    async def set_role(self, member: Member, role: str | None, now: datetime) -> None:
-        member.role, member.updated_at = role, now
+    async def set_role(self, member: Member | Sender, role: str | None, now: datetime) -> None:
+        row = await self._row(member)
+        row.role, row.updated_at = role, now
         await self.s.flush()
 
     async def arm_import(self, member: Member | Sender, mode: str, until: datetime) -> None:
