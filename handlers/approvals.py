@@ -18,18 +18,17 @@ router.card_action("request")(click)
 
 @router.command(Pending)
 async def pending(cmd: Pending, ctx: Context) -> None:
-    env = ctx
-    rows = await open_requests_for(env, ctx.sender.user_id)
+    rows = await open_requests_for(ctx, ctx.sender.user_id)
     if not rows:
         await ctx.reply(ctx.t("pending_none"))
         return
-    names = await env.names(*{r.requester_id for r, _ in rows})
+    names = await ctx.names(*{r.requester_id for r, _ in rows})
     lines = [f"### {ctx.t('pending_title')}"]
     for req, mine_to_decide in rows:
         lines.append(ctx.t(
             "pending_line", id=req.public_id, kind=t(f"kind_{req.kind}", ctx.lang),
             requester=names.get(req.requester_id, req.requester_id),
-            target=await env.request_kinds.kind(req.kind).subject(req, env),
+            target=await ctx.request_kinds.kind(req.kind).subject(req, ctx),
             expires=local(req.expires_at, ctx.settings.policy.timezone),
             role=ctx.t("pending_yours_to_decide" if mine_to_decide else "pending_you_asked")))
     await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("pending_title"))
@@ -45,11 +44,10 @@ async def cancel_request(cmd: Cancel, ctx: Context) -> None:
     if ctx.sender.user_id not in (req.requester_id, owner.user_id if owner else None):
         raise UserError("cancel_not_allowed", id=req.public_id,
                         audit_action=f"{req.kind}.cancel_refused")
-    env = ctx
-    await cancel(req, env, ctx.sender.user_id)
+    await cancel(req, ctx, ctx.sender.user_id)
     # One message for one action: where the request's own notice ("... was cancelled;
     # nothing changed") went to this conversation, it is the confirmation.
-    if ctx.message.conversation_key not in env.said:
+    if ctx.message.conversation_key not in ctx.said:
         await ctx.reply(ctx.t("cancel_done", id=req.public_id))
 
 

@@ -185,7 +185,6 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
     """Open a request approved by ``policy.approvals_required`` of the owner and admins
     (never the requester nor anyone the change is about, :meth:`ApprovedChange.affected`);
     refused up front when fewer can."""
-    env = ctx
     for open_ in await ctx.uow.requests.open_for(ctx.corp_id):
         if (open_.kind == kind and open_.requester_id == ctx.sender.user_id
                 and open_.target_id == target and open_.expires_at > ctx.now
@@ -195,18 +194,18 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
             return open_
     kind_ = ctx.request_kinds.kind(kind)
     about = kind_.affected(target, payload) if isinstance(kind_, ApprovedChange) else ()
-    pool = await approvers_for(env, ctx.sender.user_id, *about)
-    need = approvals_needed(env)
+    pool = await approvers_for(ctx, ctx.sender.user_id, *about)
+    need = approvals_needed(ctx)
     if len(pool) < need:
         raise UserError("not_enough_approvers", need=need, have=len(pool))
     payload = {**payload, "need": need}
-    names = await env.names(*pool)
+    names = await ctx.names(*pool)
     admin_groups = ctx.settings.org.admin_conversations
     if twin_group is None and not ctx.message.is_group and admin_groups:
         # Asked one-to-one: the approvers see the card in the admin group too.
         twin_group = admin_groups[0]
     req = await open_request(
-        env, kind=kind, requester=ctx.sender.user_id, target=target,
+        ctx, kind=kind, requester=ctx.sender.user_id, target=target,
         conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,
         reason="", payload=payload, ttl=ctx.settings.policy.approval_ttl,
         mention={u: names[u] for u in sorted(pool)} if ctx.message.is_group else None,
@@ -215,7 +214,7 @@ async def start_request(ctx: Context, kind: str, target: str | None, payload: di
         copies_to=sorted(pool) if not ctx.message.is_group and not twin_group else (),
     )
     await ctx.reply(ctx.t("request_created", id=req.public_id,
-                          what=await kind_.describe(req, env),
+                          what=await kind_.describe(req, ctx),
                           need=need), markdown=True)
     return req
 

@@ -279,8 +279,7 @@ async def progress_text(c: Campaign, env: Context) -> str:
 
 @router.command(ReviewStart, admin_only=True, authority="owner")
 async def review_start(cmd: ReviewStart, ctx: Context) -> None:
-    env = ctx
-    c = await open_campaign(env, ctx.sender.user_id)
+    c = await open_campaign(ctx, ctx.sender.user_id)
     if c is None:
         await ctx.reply(ctx.t("review_nothing"))
         return
@@ -292,12 +291,11 @@ async def review_start(cmd: ReviewStart, ctx: Context) -> None:
 
 @router.command(ReviewStatus, admin_only=True, authority="owner")
 async def review_status(cmd: ReviewStatus, ctx: Context) -> None:
-    env = ctx
     c = await ctx.uow.reviews.latest_in(ctx.corp_id)
     if c is None:
         await ctx.reply(ctx.t("review_none"))
         return
-    await ctx.reply(await progress_text(c, env), markdown=True,
+    await ctx.reply(await progress_text(c, ctx), markdown=True,
                     title=ctx.t("review_status_title", id=c.public_id, state=""))
 
 

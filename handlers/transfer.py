@@ -91,13 +91,12 @@ async def transfer_owner(cmd: TransferOwner, ctx: Context) -> None:
         target = await ctx.uow.members.upsert(corp, target_id, ctx.now, name=info.get("name"))
     else:
         ctx.uow.members.name_if_unnamed(target, info.get("name"))
-    env = ctx
-    names = await env.names(owner.user_id, target_id)
+    names = await ctx.names(owner.user_id, target_id)
     twin = next(iter(ctx.settings.org.admin_conversations), None) \
         if not ctx.message.is_group else None
     try:
         req = await open_request(
-            env, kind=OWNER_TRANSFER, requester=me.user_id, target=target_id,
+            ctx, kind=OWNER_TRANSFER, requester=me.user_id, target=target_id,
             conversation_id=ctx.message.conversation_id, is_group=ctx.message.is_group,
             reason=cmd.reason, payload={"owner": owner.user_id},
             ttl=ctx.settings.policy.approval_ttl,

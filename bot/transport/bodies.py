@@ -7,6 +7,7 @@ it. Interactive-card bodies are in :mod:`bot.transport.cards`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,3 +53,38 @@ def card_update(out_track_id: str, params: Mapping[str, str],
     if private:
         body["privateData"] = {u: {"cardParamMap": dict(p)} for u, p in private.items()}
     return body
+
+
+class MessageSends(ABC):
+    """The Messenger port's message methods, composed once from the three raw send calls
+    and the bodies above: the OpenAPI client and the handler tests' fake DingTalk share it,
+    so both send exactly the same bodies."""
+
+    @abstractmethod
+    async def send_webhook(self, url: str, body: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def group_send(self, conversation_id: str, msg_key: str,
+                         msg_param: Mapping[str, Any]) -> str: ...
+
+    @abstractmethod
+    async def oto_send(self, user_ids: list[str], msg_key: str,
+                       msg_param: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def send_by_webhook(self, url: str, text: str, *, markdown: bool = False,
+                              title: str = "Baton", at: Sequence[str] = ()) -> None:
+        await self.send_webhook(url, webhook_message(text, markdown=markdown, title=title, at=at))
+
+    async def send_to_group(self, conversation_id: str, text: str, *, markdown: bool = False,
+                            title: str = "Baton") -> None:
+        await self.group_send(conversation_id, *robot_message(text, markdown=markdown,
+                                                              title=title))
+
+    async def send_to_user(self, user_id: str, text: str, *, markdown: bool = False,
+                           title: str = "Baton") -> bool:
+        """One-to-one; False when DingTalk took the call but flow-controlled the person."""
+        res = await self.oto_send([user_id], *robot_message(text, markdown=markdown, title=title))
+        return user_id not in (res.get("flowControlledStaffIdList") or [])
+
+    async def send_file(self, user_id: str, media_id: str, file_name: str) -> None:
+        await self.oto_send([user_id], *file_message(media_id, file_name))

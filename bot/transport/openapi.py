@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +70,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-class OpenApiClient:
+class OpenApiClient(bodies.MessageSends):
     """Calls DingTalk. ``sleep`` and ``rng`` are injectable so tests control time."""
 
     def __init__(self, http: aiohttp.ClientSession, settings: DingTalkSettings, *,
@@ -232,26 +232,6 @@ class OpenApiClient:
     async def send_webhook(self, url: str, body: Mapping[str, Any]) -> None:
         """Reply through a sessionWebhook (no token: the URL is the secret; never log it)."""
         await self._request("POST", url, "/robot/sendBySession", json_body=body, auth=None)
-
-    async def send_by_webhook(self, url: str, text: str, *, markdown: bool = False,
-                              title: str = "Baton", at: Sequence[str] = ()) -> None:
-        await self.send_webhook(url, bodies.webhook_message(text, markdown=markdown, title=title,
-                                                            at=at))
-
-    async def send_to_group(self, conversation_id: str, text: str, *, markdown: bool = False,
-                            title: str = "Baton") -> None:
-        await self.group_send(conversation_id, *bodies.robot_message(text, markdown=markdown,
-                                                                     title=title))
-
-    async def send_to_user(self, user_id: str, text: str, *, markdown: bool = False,
-                           title: str = "Baton") -> bool:
-        """One-to-one; False when DingTalk took the call but flow-controlled the person."""
-        res = await self.oto_send([user_id], *bodies.robot_message(text, markdown=markdown,
-                                                                    title=title))
-        return user_id not in (res.get("flowControlledStaffIdList") or [])
-
-    async def send_file(self, user_id: str, media_id: str, file_name: str) -> None:
-        await self.oto_send([user_id], *bodies.file_message(media_id, file_name))
 
     async def group_send(self, conversation_id: str, msg_key: str, msg_param: Mapping[str, Any]) -> str:
         data = await self.api("POST", "/v1.0/robot/groupMessages/send", {

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -56,7 +56,7 @@ class Call:
 
 
 @dataclass
-class FakeDingTalk:
+class FakeDingTalk(bodies.MessageSends):
     """Stands where the OpenAPI client stands, with the same typed methods and the same
     errors the client raises for the simulator's answers (60121 -> NotFound, a forbidden
     exclusive-account change -> PermissionDenied ...). The company is a copy of the demo's."""
@@ -161,27 +161,7 @@ class FakeDingTalk:
         self._enter("upload_media", content, file_name, media_type)
         return f"@media{len(self.called('upload_media'))}"
 
-    # -- the Messenger port: the same bodies as the real client, recorded by the raw calls
-    async def send_by_webhook(self, url: str, text: str, *, markdown: bool = False,
-                              title: str = "Baton", at: Sequence[str] = ()) -> None:
-        await self.send_webhook(url, bodies.webhook_message(text, markdown=markdown, title=title,
-                                                            at=at))
-
-    async def send_to_group(self, conversation_id: str, text: str, *, markdown: bool = False,
-                            title: str = "Baton") -> None:
-        await self.group_send(conversation_id, *bodies.robot_message(text, markdown=markdown,
-                                                                     title=title))
-
-    async def send_to_user(self, user_id: str, text: str, *, markdown: bool = False,
-                           title: str = "Baton") -> bool:
-        res = await self.oto_send([user_id], *bodies.robot_message(text, markdown=markdown,
-                                                                    title=title))
-        return user_id not in res["flowControlledStaffIdList"]
-
-    async def send_file(self, user_id: str, media_id: str, file_name: str) -> None:
-        await self.oto_send([user_id], *bodies.file_message(media_id, file_name))
-
-    # -- what Baton sends directly (not through the outbox)
+    # -- what Baton sends (the Messenger's message methods come from MessageSends)
     async def send_webhook(self, url: str, body: Mapping[str, Any]) -> None:
         self._enter("send_webhook", url, dict(body))
 
