@@ -19,7 +19,8 @@ an ``offboard`` for each one gone or inactive (handlers/offboarding.py), one tra
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -130,15 +131,15 @@ async def _open_drifts(env: Context) -> dict[tuple[str, str], Request]:
             for r in await env.uow.requests.open_for(env.corp_id) if r.kind == ADMIN_DRIFT}
 
 
-async def open_drift(env: Context, d: Drift) -> Request | None:
+async def open_drift(env: Context, d: Drift, name: str | None = None) -> Request | None:
     """Alert drift ``d`` with an adopt / ignore card (None: one is open already, or there
-    is no owner to decide)."""
+    is no owner to decide). ``name``: the member's name in the directory."""
     if (d.user_id, d.change) in await _open_drifts(env):
         return None
     owner = await env.uow.members.owner_of(env.corp_id)
     if owner is None:
         return None
-    await env.uow.members.upsert(env.corp_id, d.user_id, env.now)
+    await env.uow.members.upsert(env.corp_id, d.user_id, env.now, name=name)
     org = env.settings.org
     group = org.alert_conversation or (org.admin_conversations[0]
                                        if org.admin_conversations else None)
@@ -152,16 +153,25 @@ async def open_drift(env: Context, d: Drift) -> Request | None:
         mention={owner.user_id: names[owner.user_id]} if group else None)
 
 
-async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool) -> list[Request]:
+async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
+                    unrecorded: Mapping[str, int] | None = None,
+                    names: Mapping[str, str] | None = None) -> list[Request]:
     """Compare DingTalk's admin list ``listed`` with the one recorded (and record it): new
     drifts are alerted; open drifts that no longer hold are withdrawn; ``daily`` (the
-    sweep): drifts ignored or left to expire that still hold are alerted again."""
+    sweep): drifts ignored or left to expire that still hold are alerted again.
+    ``unrecorded``: the list as it was before, when none was recorded yet (an event says
+    what changed); without it, every admin listed is a new sighting. ``names``: directory
+    names of members the store may not know yet."""
+    names = names or {}
     corp = env.corp_id
     before = await env.uow.drift.admin_list(corp)
+    if before is None:
+        before = dict(unrecorded) if unrecorded is not None else None
     baton = await env.uow.drift.baton_levels(corp)
     found = find_drift(before, listed, baton)
     await env.uow.drift.record_admin_list(corp, listed, env.now)
-    opened = [r for d in found if (r := await open_drift(env, d)) is not None]
+    opened = [r for d in found
+              if (r := await open_drift(env, d, names.get(d.user_id))) is not None]
     for (uid, change), req in (await _open_drifts(env)).items():
         d = Drift(uid, change, int(req.payload.get("dingtalk_level", 0)))
         if not holds(d, listed, baton):
@@ -174,35 +184,63 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool) -> 
             if r.state in OPEN or r.state not in (State.REJECTED, State.EXPIRED):
                 continue
             d = Drift(uid, change, listed.get(uid, 0))
-            if holds(d, listed, baton) and (again := await open_drift(env, d)) is not None:
+            if holds(d, listed, baton) and \
+                    (again := await open_drift(env, d, names.get(uid))) is not None:
                 opened.append(again)
     return opened
 
 
 # ---- events ---------------------------------------------------------------------------------
 
-async def _admin_list(event: OrgEvent, client: Directory | None) -> dict[str, int] | None:
-    """DingTalk's admin list now (None: it could not be read; the event's own word is used)."""
+@dataclass(frozen=True)
+class AdminsNow:
+    """What an admin event's lookups found: DingTalk's admin list (None: unreadable; the
+    event's own word is used) and the names of the people it is about."""
+
+    listed: dict[str, int] | None
+    names: dict[str, str]
+
+
+async def _names(client: Directory, user_ids: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for uid in user_ids:
+        try:
+            out[uid] = str((await client.user_get(uid)).get("name") or "")
+        except DingTalkError as e:
+            log.info("no directory name for %s: %s", uid, e)
+    return out
+
+
+async def _admin_list(event: OrgEvent, client: Directory | None) -> AdminsNow:
     if client is None:
-        return None
+        return AdminsNow(None, {})
+    listed: dict[str, int] | None = None
     try:
-        return admin_levels(await client.list_admins())
+        listed = admin_levels(await client.list_admins())
     except DingTalkError as e:
         log.warning("admin list unreadable after %s: %s", event.event_type, e)
-        return None
+    return AdminsNow(listed, await _names(client, event.user_ids))
 
 
-async def _on_admin_event(event: OrgEvent, listed: dict[str, int] | None, ctx: Context) -> None:
+async def _on_admin_event(event: OrgEvent, now: AdminsNow, ctx: Context) -> None:
+    """DingTalk says an admin was added or removed: reconcile with its admin list now (or,
+    when that could not be read, with the recorded one changed as the event says)."""
     if not ctx.settings.drift.enabled:
         return
-    if listed is None:       # the list could not be read: what the event says, on the last one
+    uid = event.user_ids[0]
+    added = event.event_type == ORG_ADMIN_ADD
+    listed = now.listed
+    if listed is None:
         listed = dict(await ctx.uow.drift.admin_list(ctx.corp_id) or {})
-        uid = event.user_ids[0]
-        if event.event_type == ORG_ADMIN_ADD:
+        if added:
             listed.setdefault(uid, SUB)
         else:
             listed.pop(uid, None)
-    await reconcile(ctx, listed, daily=False)
+    # Nothing recorded yet: the list before the event is this one, undone by the event.
+    before = {k: v for k, v in listed.items() if not (added and k == uid)}
+    if not added:
+        before.setdefault(uid, SUB)
+    await reconcile(ctx, listed, daily=False, unrecorded=before, names=now.names)
 
 
 router.event(ORG_ADMIN_ADD, prepare=_admin_list)(_on_admin_event)
@@ -252,6 +290,7 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
     s = dctx.settings
     listed: dict[str, int] | None = None
     left: list[str] = []
+    names: dict[str, str] = {}
     if s.drift.enabled and dctx.client is not None:
         try:
             listed = admin_levels(await dctx.client.list_admins())
@@ -259,11 +298,13 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
             log.warning("sweep: admin list unreadable: %s", e)
         async with dctx.db.uow() as uow:
             holders = await uow.drift.holding_members(s.org.corp_id)
+            known = await uow.members.names(s.org.corp_id, set(listed or ()))
         left = await _left(dctx.client, holders)
+        names = await _names(dctx.client, (u for u in listed or () if u not in known))
     async with dctx.transaction() as env:
         await _schedule_next(env.uow, env.settings, env.now)
         if listed is not None:
-            await reconcile(env, listed, daily=True)
+            await reconcile(env, listed, daily=True, names=names)
         for uid in left:
             await env.uow.due.schedule(
                 "offboard", env.now, {"user_id": uid, "via": "sweep"}, env.now,

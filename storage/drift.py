@@ -65,9 +65,9 @@ class DriftRepo:
 
     async def baton_levels(self, corp_id: str) -> dict[str, str]:
         """userId -> level of the owner and the admins (members are absent)."""
-        return dict((await self.s.execute(
+        return {u: level for u, level in (await self.s.execute(
             select(Member.user_id, Member.level)
-            .where(Member.corp_id == corp_id, Member.level != MEMBER))).tuples().all())
+            .where(Member.corp_id == corp_id, Member.level != MEMBER))).all()}
 
     # ---- who holds anything ------------------------------------------------------------
     async def holding_members(self, corp_id: str) -> list[str]:
@@ -120,8 +120,9 @@ class DriftRepo:
         items = (await self.s.execute(select(ReviewItem).where(
             ReviewItem.request_id == campaign_id, ReviewItem.admin_id == from_admin,
             ReviewItem.decision.is_(None)))).scalars().all()
-        cards = dict((await self.s.execute(select(ReviewCard.admin_id, ReviewCard.n).where(
-            ReviewCard.request_id == campaign_id))).tuples().all())
+        cards = {a: n for a, n in (await self.s.execute(
+            select(ReviewCard.admin_id, ReviewCard.n).where(
+                ReviewCard.request_id == campaign_id))).all()}
         if not items:
             return 0, cards.get(to_admin, -1), False
         for it in items:
