@@ -16,7 +16,6 @@ ZH: dict[str, str] = {
         "钉钉：{who} 成为主管理员；Baton 的主管理员是 {owner}。采纳后 Baton 也以 {who} 为主管理员（{owner} "
         "成为子管理员）。"
     ),
-    "drift_ignore_hint": "忽略后，只要钉钉与 Baton 仍不一致，每天的核对都会再次提醒。",
     "drift_alert": "钉钉管理后台变更未经 Baton：{what}（{id}，待主管理员采纳或忽略）",
     "drift_adopted": "{id} 已采纳：{what}",
     "drift_ignored": "{id} 已忽略（每天仍会提醒，直到钉钉与 Baton 一致）：{what}",
@@ -74,7 +73,6 @@ EN: dict[str, str] = {
         "DingTalk: {who} became the main administrator; Baton's owner is {owner}. Adopt: Baton makes "
         "{who} the owner ({owner} becomes an admin)."
     ),
-    "drift_ignore_hint": "Ignored, it is alerted again every day while DingTalk and Baton differ.",
     "drift_alert": (
         "admin change made in DingTalk, not through Baton: {what} ({id}, for the owner to adopt or "
         "ignore)"
