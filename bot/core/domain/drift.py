@@ -12,7 +12,7 @@ seen in DingTalk             and Baton says                              drift
 ==========================  ==========================================  ===============
 newly main administrator    someone else is the owner                   ``owner``
 newly sub-administrator     a member                                    ``admin_add``
-no longer an admin          an admin                                    ``admin_remove``
+no longer a sub-admin       an admin                                    ``admin_remove``
 ==========================  ==========================================  ===============
 
 With nothing recorded yet, every admin in the list is a new sighting. ``holds`` tells
@@ -64,7 +64,9 @@ def find_drift(before: Mapping[str, int] | None, now: Mapping[str, int],
         elif level == SUB and baton.get(uid, MEMBER) == MEMBER:
             out.append(Drift(uid, ADMIN_ADD, SUB))
     for uid in sorted(set(seen) - set(now)):
-        if baton.get(uid) == ADMIN:
+        # The main administrator leaving the list is one side of an owner change (in Baton,
+        # the console step of a transfer; else the new main admin's owner drift says it).
+        if seen[uid] != MAIN and baton.get(uid) == ADMIN:
             out.append(Drift(uid, ADMIN_REMOVE, 0))
     return out
 
