@@ -282,29 +282,47 @@ async def _left(client: Directory, user_ids: list[str]) -> list[str]:
     return out
 
 
+CHECK_CHUNK = 100       # members looked up by one ``drift_directory`` job (well inside a lease)
+
+
 @router.due("drift_sweep")
 async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
-    """Read DingTalk's admin list and check the members who hold something against the
-    directory (before the transaction), then reconcile and queue one ``offboard`` per
-    member found gone."""
+    """Read DingTalk's admin list (before the transaction) and reconcile with it; the
+    members who hold something are then looked up in the directory by ``drift_directory``
+    jobs of :data:`CHECK_CHUNK` each, so no job outlasts its lease on a large company."""
     s = dctx.settings
     listed: dict[str, int] | None = None
-    left: list[str] = []
     names: dict[str, str] = {}
     if s.drift.enabled and dctx.client is not None:
         try:
             listed = admin_levels(await dctx.client.list_admins())
         except DingTalkError as e:
             log.warning("sweep: admin list unreadable: %s", e)
-        async with dctx.db.uow() as uow:
-            holders = await uow.drift.holding_members(s.org.corp_id)
-            known = await uow.members.names(s.org.corp_id, set(listed or ()))
-        left = await _left(dctx.client, holders)
-        names = await _names(dctx.client, (u for u in listed or () if u not in known))
+        if listed:
+            async with dctx.db.uow() as uow:
+                known = await uow.members.names(s.org.corp_id, set(listed))
+            names = await _names(dctx.client, (u for u in listed if u not in known))
     async with dctx.transaction() as env:
         await _schedule_next(env.uow, env.settings, env.now)
+        if not s.drift.enabled:
+            return
         if listed is not None:
             await reconcile(env, listed, daily=True, names=names)
+        holders = await env.uow.drift.holding_members(env.corp_id)
+        day = env.now.date().isoformat()
+        for n, i in enumerate(range(0, len(holders), CHECK_CHUNK)):
+            await env.uow.due.schedule(
+                "drift_directory", env.now, {"user_ids": holders[i:i + CHECK_CHUNK]}, env.now,
+                dedupe_key=f"drift-directory:{env.corp_id}:{day}:{n}")
+
+
+@router.due("drift_directory")
+async def due_drift_directory(payload: dict[str, Any], dctx: Context) -> None:
+    """Look these members up in the directory; queue one ``offboard`` (a transaction of its
+    own) for each one gone or inactive."""
+    left = await _left(dctx.client, [str(u) for u in payload.get("user_ids", [])]) \
+        if dctx.client is not None else []
+    async with dctx.transaction() as env:
         for uid in left:
             await env.uow.due.schedule(
                 "offboard", env.now, {"user_id": uid, "via": "sweep"}, env.now,

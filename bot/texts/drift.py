@@ -52,6 +52,7 @@ ZH: dict[str, str] = {
     "audit_action_template.unassign": "取消模板分配",
     "audit_action_member.offboard": "成员离职处理",
     "audit_action_admin_drift.requested": "发现钉钉后台管理员变更",
+    "audit_action_review.handed_over": "审核项转交主管理员",
 }
 
 EN: dict[str, str] = {
@@ -115,4 +116,5 @@ EN: dict[str, str] = {
     "audit_action_template.unassign": "unassign a template",
     "audit_action_member.offboard": "offboard a member",
     "audit_action_admin_drift.requested": "admin change found in DingTalk",
+    "audit_action_review.handed_over": "review items handed to the owner",
 }

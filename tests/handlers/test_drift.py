@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.ports import ServerError
 from bot.transport.inbound import OrgEvent
 from handlers.drift import schedule_sweep
 from storage.models import AuditEntry, Request, TemplateAssignment
@@ -177,7 +178,8 @@ async def test_the_sweep_finds_a_leave_whose_event_was_missed(h: Harness) -> Non
     h.dingtalk.set_user("zhaoliu", active=False)               # no event arrives
     await schedule_sweep(h.db, h.settings, h.clock.now())
     h.clock.advance(timedelta(days=1))
-    await h.run_due()                                          # the sweep: queues the offboard
+    await h.run_due()                                          # the sweep: queues the lookups
+    await h.run_due()                                          # the lookups: queue the offboard
     await h.run_due()                                          # the offboard, on its own
     m = await member(h, "zhaoliu")
     assert m.role is None and not m.active
@@ -186,8 +188,8 @@ async def test_the_sweep_finds_a_leave_whose_event_was_missed(h: Harness) -> Non
     # The next day's sweep finds nothing more to do.
     n = len(await audit_actions(h))
     h.clock.advance(timedelta(days=1))
-    await h.run_due()
-    await h.run_due()
+    for _ in range(3):
+        await h.run_due()
     assert len(await audit_actions(h)) == n
 
 
@@ -263,3 +265,21 @@ async def test_a_baton_made_admin_is_no_drift(ha: Harness) -> None:
     h.clock.advance(timedelta(days=1))
     await h.run_due()
     assert await drift_cards(h) == []
+
+
+async def test_a_failed_directory_lookup_offboards_no_one(h: Harness) -> None:
+    await h.ask("lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    h.dingtalk.fail_next("user_get", ServerError("/topapi/v2/user/get", 503, "503", "down"),
+                         times=100)
+    h.dingtalk.fail_next("list_admins", ServerError("/topapi/user/listadmin", 503, "503",
+                                                    "down"))
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    for _ in range(3):
+        await h.run_due()
+    m = await member(h, "zhaoliu")
+    assert m.role == "sales" and m.active
+    assert await drift_cards(h) == []
+    # Looked up, not guessed: the sweep asked the directory about every holder.
+    assert {"zhaoliu", "zhangsan", "lisi", "wangwu"} <= {
+        args[0] for args in h.dingtalk.called("user_get")}
