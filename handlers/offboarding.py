@@ -49,6 +49,8 @@ async def offboard(env: Context, user_id: str, via: str) -> bool:
     """End everything ``user_id`` holds (see the module's docstring); False when there was
     nothing to do (unknown to Baton, or offboarded already)."""
     corp = env.corp_id
+    if not await env.uow.drift.hold_member(corp, user_id):
+        return False
     m = await env.uow.members.sender(corp, user_id)
     if m is None:
         return False

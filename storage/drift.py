@@ -104,6 +104,13 @@ class DriftRepo:
                 TemplateAssignment.id.in_([i for i, _ in assigned])))
         return ended
 
+    async def hold_member(self, corp_id: str, user_id: str) -> bool:
+        """Lock ``user_id``'s row for this transaction (two replicas offboarding the same
+        member take turns; the second finds the work done); False when there is none."""
+        return (await self.s.execute(select(Member.id).where(
+            Member.corp_id == corp_id, Member.user_id == user_id).with_for_update())
+        ).first() is not None
+
     async def mark_left(self, corp_id: str, user_id: str, now: datetime) -> None:
         """``user_id`` has left the corp: inactive in the store from now on."""
         row = (await self.s.execute(select(Member).where(

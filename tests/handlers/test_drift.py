@@ -283,3 +283,17 @@ async def test_a_failed_directory_lookup_offboards_no_one(h: Harness) -> None:
     # Looked up, not guessed: the sweep asked the directory about every holder.
     assert {"zhaoliu", "zhangsan", "lisi", "wangwu"} <= {
         args[0] for args in h.dingtalk.called("user_get")}
+
+
+async def test_the_sweep_finds_a_console_change_whose_event_was_missed(ha: Harness) -> None:
+    h = ha
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()                        # the first sweep records DingTalk's list
+    assert await drift_cards(h) == []
+    h.dingtalk.set_user("qianqi", admin_level=2)       # no event arrives
+    h.dingtalk.set_user("wangwu", admin_level=0)
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    got = {(d.target_id, d.payload["change"]) for d in await drift_cards(h)}
+    assert got == {("qianqi", "admin_add"), ("wangwu", "admin_remove")}
