@@ -164,6 +164,8 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
     names of members the store may not know yet."""
     names = names or {}
     corp = env.corp_id
+    # Two replicas reconciling at once (two events) take turns: the second sees the first's list.
+    await env.uow.serialise(f"dingtalk-admins:{corp}")
     before = await env.uow.drift.admin_list(corp)
     if before is None:
         before = dict(unrecorded) if unrecorded is not None else None
