@@ -97,6 +97,8 @@ async def offboard(env: Context, user_id: str, via: str) -> bool:
     owner_id = owner.user_id if owner else ""
     for req in owed:
         await refresh_card(req, env)
+    # What the owner is told waits for them (a request the owner made waits for the others).
+    owed = [r for r in owed if owner_id in waiting_for(await view_of(r, env))]
     review_id, moved = ("", 0) if not owner_id or owner_id == user_id else \
         await hand_over_items(env, user_id, owner_id)
     await env.audit("system", "member.offboard", "applied", target_id=user_id,

@@ -297,3 +297,17 @@ async def test_the_sweep_finds_a_console_change_whose_event_was_missed(ha: Harne
     await h.run_due()
     got = {(d.target_id, d.payload["change"]) for d in await drift_cards(h)}
     assert got == {("qianqi", "admin_add"), ("wangwu", "admin_remove")}
+
+
+async def test_an_event_about_two_members_offboards_each_in_its_own_transaction(
+        h: Harness) -> None:
+    await h.ask("lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    await h.ask("lisi", "设置角色 @钱七 sales", "业务角色设为 sales", ("qianqi",))
+    # The first member was done before a crash (its claim committed), the event comes again.
+    await event(h, "user_leave_org", "zhaoliu", event_id="both")
+    n = len(await audit_actions(h))
+    await event(h, "user_leave_org", "zhaoliu", "qianqi", event_id="both")
+    assert (await member(h, "qianqi")).role is None
+    after = await audit_actions(h)
+    assert [a for a in after[n:] if a[2] == "zhaoliu"] == []       # not twice
+    assert ("member.offboard", "applied", "qianqi") in after[n:]
