@@ -27,11 +27,11 @@ from typing import Any
 from bot.approvals.engine import NoLongerAllowed, cancel, open_request
 from bot.config import Settings
 from bot.core.domain.drift import (
-    ADMIN_ADD,
     OWNER_CHANGE,
     SUB,
     Drift,
     admin_levels,
+    adoptable,
     adopted_level,
     find_drift,
     holds,
@@ -72,9 +72,9 @@ class AdminDrift:
         target = await env.uow.members.sender(env.corp_id, uid)
         if target is None or not target.active:
             raise NoLongerAllowed("inactive")
-        want = adopted_level(change)
-        if target.level == want or (change == ADMIN_ADD and target.level == OWNER):
+        if not adoptable(change, target.level):
             raise NoLongerAllowed("changed")
+        want = adopted_level(change)
         owner = await env.uow.members.owner_of(env.corp_id)
         actor = owner.user_id if owner is not None else "system"
         if change == OWNER_CHANGE:

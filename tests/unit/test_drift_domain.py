@@ -15,6 +15,7 @@ from bot.core.domain.drift import (
     OWNER_CHANGE,
     Drift,
     admin_levels,
+    adoptable,
     adopted_level,
     find_drift,
     holds,
@@ -72,6 +73,16 @@ HOLDS = [
 @pytest.mark.parametrize(("d", "now", "baton", "want"), HOLDS)
 def test_holds(d: Drift, now: dict[str, int], baton: dict[str, str], want: bool) -> None:
     assert holds(d, now, baton) is want
+
+
+@pytest.mark.parametrize(("change", "level", "want"), [
+    (ADMIN_ADD, "member", True), (ADMIN_ADD, "admin", False), (ADMIN_ADD, "owner", False),
+    (ADMIN_REMOVE, "admin", True), (ADMIN_REMOVE, "member", False),
+    (ADMIN_REMOVE, "owner", False),
+    (OWNER_CHANGE, "member", True), (OWNER_CHANGE, "admin", True), (OWNER_CHANGE, "owner", False),
+])
+def test_adoptable_judges_on_batons_side(change: str, level: str, want: bool) -> None:
+    assert adoptable(change, level) is want
 
 
 def test_adopted_levels() -> None:

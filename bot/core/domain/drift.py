@@ -81,6 +81,14 @@ def holds(d: Drift, now: Mapping[str, int], baton: Mapping[str, str]) -> bool:
     return d.user_id not in now and level == ADMIN
 
 
+def adoptable(change: str, level: str) -> bool:
+    """Whether Baton's level for the user still differs the way the drift said (adopting is
+    judged on Baton's side alone: a click does no I/O)."""
+    if change == OWNER_CHANGE:
+        return level != OWNER
+    return level == (MEMBER if change == ADMIN_ADD else ADMIN)
+
+
 def adopted_level(change: str) -> str:
     """Baton's level for the user once the owner adopts the drift."""
     return {OWNER_CHANGE: OWNER, ADMIN_ADD: ADMIN, ADMIN_REMOVE: MEMBER}[change]
