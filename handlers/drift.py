@@ -37,7 +37,7 @@ from bot.core.domain.drift import (
     holds,
 )
 from bot.core.domain.members import ADMIN, OWNER
-from bot.core.domain.requests import OPEN, Request, Requirement, State
+from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context
@@ -183,7 +183,7 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
         for r in await env.uow.requests.by_kind(corp, ADMIN_DRIFT):   # newest first
             latest.setdefault((r.target_id or "", str(r.payload.get("change"))), r)
         for (uid, change), r in latest.items():
-            if r.state in OPEN or r.state not in (State.REJECTED, State.EXPIRED):
+            if r.state not in (State.REJECTED, State.EXPIRED):     # open, adopted, withdrawn
                 continue
             d = Drift(uid, change, listed.get(uid, 0))
             if holds(d, listed, baton) and \
