@@ -29,13 +29,14 @@ from bot.dispatch.metrics import Metrics
 from bot.scheduling.alarm import Alarm
 from bot.scheduling.due import DueRunner
 from bot.texts import catalog as i18n
-from bot.transport.handlers import CardCallbackHandler, RobotMessageHandler
+from bot.transport.handlers import CardCallbackHandler, OrgEventHandler, RobotMessageHandler
 from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
 from bot.transport.openapi import OpenApiClient
 from bot.transport.stream import BatonStreamClient
 from handlers import build_router
 from handlers.audit import schedule_retention
 from handlers.bulk import send_export
+from handlers.drift import schedule_sweep
 from handlers.review import schedule_review
 from storage import migrate
 from storage.db import Database, UnitOfWork, open_database
@@ -112,6 +113,7 @@ class BatonApp:
         await bootstrap(self.db, s, self.clock, self.client)
         await schedule_retention(self.db, s, self.clock.now())
         await schedule_review(self.db, s, self.clock.now())
+        await schedule_sweep(self.db, s, self.clock.now())
         self.outbox = OutboxSender(
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
@@ -133,6 +135,8 @@ class BatonApp:
         )
         self.stream.register_callback_handler(ROBOT_TOPIC, RobotMessageHandler(self.dispatcher))
         self.stream.register_callback_handler(CARD_TOPIC, CardCallbackHandler(self.dispatcher))
+        # DingTalk org events (contacts, admins): the subscription {"type": "EVENT", "topic": "*"}.
+        self.stream.register_all_event_handler(OrgEventHandler(self.dispatcher))
         self._stack.push_async_callback(self._shutdown)
         self.ops = Ops(self)
         self.stream.on_ack = self.ops.observe_ack

@@ -217,6 +217,27 @@ class ReviewSettings(_Section):
         return v
 
 
+class DriftSettings(_Section):
+    """Admin drift and offboarding: DingTalk's contact and admin events are handled as they
+    arrive; ``sweep`` (a crontab line in ``policy.timezone``, daily by default) compares
+    DingTalk's admin list and directory with the store as a net under missed events."""
+
+    sweep: str = "0 7 * * *"
+    enabled: bool = True
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, v: str) -> str:
+        try:
+            trigger = CronTrigger.from_crontab(v, timezone=UTC)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
+                             f"e.g. \"0 7 * * *\"): {e}") from None
+        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+            raise ValueError(f"{v!r} never fires")
+        return v
+
+
 class SchedulerSettings(_Section):
     poll_interval: timedelta = timedelta(seconds=30)
     lease: timedelta = timedelta(minutes=2)
@@ -330,6 +351,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     policy: PolicySettings = PolicySettings()
     review: ReviewSettings = ReviewSettings()
+    drift: DriftSettings = DriftSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()

@@ -42,6 +42,29 @@ def frame(
     }
 
 
+def event_frame(
+    state: SimState, event_type: str, data: Mapping[str, Any], *, event_id: str | None = None
+) -> dict[str, Any]:
+    """An EVENT frame (an org event such as ``user_leave_org``): the headers carry the
+    event's id, type, corp and birth time; a redelivery keeps them all."""
+    out = frame(state, "EVENT", event_type, data, message_id=None)
+    out["headers"].update(
+        {
+            "eventId": event_id or state.hex(32),
+            "eventType": event_type,
+            "eventCorpId": state.corp_id,
+            "eventBornTime": str(state.now_ms()),
+            "eventUnifiedAppId": state.app_id,
+        }
+    )
+    return out
+
+
+def org_event_data(state: SimState, user_ids: Sequence[str]) -> dict[str, Any]:
+    """The ``data`` of a contact or admin event: the members it is about."""
+    return {"userId": list(user_ids), "timeStamp": str(state.now_ms()), "corpId": state.corp_id}
+
+
 def _robot_common(
     state: SimState, conversation_id: str, conversation_type: str, msg_id: str | None
 ) -> dict[str, Any]:

@@ -275,6 +275,14 @@ class Simulator:
             )
         )
 
+    def push_event(
+        self, event_type: str, user_ids: Sequence[str], *, event_id: str | None = None
+    ) -> Delivery:
+        """DingTalk pushes an org event (``user_leave_org``, ``user_modify_org``,
+        ``org_admin_add``, ``org_admin_remove``...) about ``user_ids`` over Stream."""
+        data = frames.org_event_data(self._state, user_ids)
+        return self._call(self._gateway.deliver_event(event_type, data, event_id=event_id))
+
     def redeliver(self, delivery: Delivery, *, new_message_id: bool = False) -> Delivery:
         """Push the identical frame again (optionally under a fresh ``headers.messageId``)."""
         return self._call(self._gateway.redeliver(delivery, new_message_id=new_message_id))
@@ -399,6 +407,24 @@ class Simulator:
     def console_transfer_main_admin(self, from_user: str, to_user: str) -> None:
         """The admin-console transfer: ``to_user`` becomes main admin, ``from_user`` a member."""
         self._state.transfer_main_admin(from_user, to_user)
+
+    def member_leaves(self, user_id: str) -> Delivery:
+        """``user_id`` leaves the company: inactive in the directory, ``user_leave_org``
+        pushed."""
+        self._state.set_user(user_id, {"active": False})
+        return self.push_event("user_leave_org", [user_id])
+
+    def console_add_admin(self, user_id: str, *, push: bool = True) -> Delivery | None:
+        """The admin console makes ``user_id`` a sub-administrator; ``org_admin_add`` is
+        pushed (``push=False``: the event is lost, for the daily sweep to find)."""
+        self._state.set_user(user_id, {"admin_level": 2})
+        return self.push_event("org_admin_add", [user_id]) if push else None
+
+    def console_remove_admin(self, user_id: str, *, push: bool = True) -> Delivery | None:
+        """The admin console takes ``user_id``'s sub-administrator rights away;
+        ``org_admin_remove`` is pushed (``push=False``: lost)."""
+        self._state.set_user(user_id, {"admin_level": 0})
+        return self.push_event("org_admin_remove", [user_id]) if push else None
 
     # --- observing -------------------------------------------------------------------------
 

@@ -235,6 +235,16 @@ class StreamGateway:
         pushed = await self._push(out)
         return Delivery(out.message_id, str(data.get("msgId", "")), pushed)
 
+    async def deliver_event(
+        self, event_type: str, data: Mapping[str, Any], *, event_id: str | None = None
+    ) -> Delivery:
+        """Push an org event to a connection subscribed to EVENT (queued while none is);
+        redelivered, with the same ids, while it stays unacked."""
+        frame = frames.event_frame(self._state, event_type, data, event_id=event_id)
+        out = Outgoing("EVENT", event_type, frame, redeliver_after=self._redelivery_after)
+        pushed = await self._push(out)
+        return Delivery(out.message_id, "", pushed)
+
     async def redeliver(self, delivery: Delivery, *, new_message_id: bool) -> Delivery:
         frame = copy.deepcopy(delivery.frame)
         headers: dict[str, Any] = frame["headers"]

@@ -465,3 +465,32 @@ class ReviewKind:
 router.request_kind(ReviewKind())
 
 __all__ = ["next_fire", "router", "schedule_review"]
+
+
+async def hand_over_items(env: Context, from_admin: str, to_admin: str) -> tuple[str, int]:
+    """The undecided items of ``from_admin`` in the open campaign pass to ``to_admin`` (the
+    owner, when an admin leaves): ``to_admin``'s card is sent (or updated) with them, the
+    other's is updated. (The campaign's public id, items moved); ("", 0) when none moved."""
+    c = await env.uow.reviews.open_in(env.corp_id)
+    if c is None or from_admin == to_admin:
+        return "", 0
+    moved, n, new = await env.uow.drift.reassign_review(c.id, from_admin, to_admin)
+    if not moved:
+        return "", 0
+    c = await env.uow.reviews.campaign(c.id)
+    assert c is not None
+    s = env.settings
+    if new and n < MAX_CARDS:
+        track = _track(env.corp_id, c.id, n)
+        body = create_and_deliver_body(
+            template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,
+            out_track_id=track, params=await card_params(c, env, n), user_id=to_admin)
+        await env.card(CardSpec("create", track, f"user:{to_admin}", body))
+    elif not new:
+        await _update_card(c, env, n)
+    if from_admin in c.admins and c.admins.index(from_admin) < MAX_CARDS:
+        await _update_card(c, env, c.admins.index(from_admin))
+    await env.audit("system", "review.handed_over", "applied", request_id=c.id,
+                    target_id=from_admin, after={"to": to_admin, "items": moved,
+                                                 "via": "offboarding"})
+    return c.public_id, moved

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 import storage.sqlite_driver as one_trip
+from storage.drift import DriftRepo
 from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
@@ -163,6 +164,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.drift = DriftRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -388,3 +388,18 @@ class Snapshot(Base):
     request_id: Mapped[int | None] = mapped_column(Integer, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
+
+
+class DingTalkAdmin(Base):
+    """DingTalk's admin list as Baton last saw it (``topapi/user/listadmin``), so a change
+    made in DingTalk's console shows as a difference (admin drift)."""
+
+    __tablename__ = "dingtalk_admins"
+    __table_args__ = (
+        CheckConstraint("sys_level IN (1, 2)", name="sys_level"),
+    )
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sys_level: Mapped[int] = mapped_column(Integer)     # 1 main administrator, 2 sub-admin
+    seen_at: Mapped[datetime]

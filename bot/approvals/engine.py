@@ -194,6 +194,11 @@ async def _refresh_card(req: Request, env: Context) -> dict[str, str]:
     return params
 
 
+async def refresh_card(req: Request, env: Context) -> None:
+    """Update the request's card and copies in place (say, its deciders changed)."""
+    await _refresh_card(req, env.for_request(req))
+
+
 async def finish(req: Request, env: Context, state: State) -> None:
     kind = env.request_kinds.kind(req.kind)
     await kind.after(req, env, state)

@@ -213,9 +213,54 @@ def _people(sim: Simulator) -> list[SimUser]:
     return [sim.user(u.user_id) for u in DEMO_USERS]
 
 
-def _console(state: ChatState, args: list[str]) -> None:
+def _console_admin(state: ChatState, args: list[str]) -> bool | None:
+    """``/console admin add|remove <user>``: the console changes a sub-administrator, not
+    through Baton, and DingTalk pushes the event (True); None when the line is not that."""
+    if len(args) < 3 or args[0] != "admin" or args[1] not in ("add", "remove"):
+        return None
+    found = _find_user(" ".join(args[2:]))
+    if found is None:
+        print(_say(state, "no_user"))
+        return False
+    now = state.sim.user(found.user_id)
+    who = person(now.name, now.user_id)
+    add = args[1] == "add"
+    if (add and now.admin_level > 0) or (not add and now.admin_level != 2):
+        print(_say(state, "console_admin_same", who=who))
+        return False
+    if add:
+        state.sim.console_add_admin(found.user_id)
+    else:
+        state.sim.console_remove_admin(found.user_id)
+    print(_say(state, "console_admin_added" if add else "console_admin_removed", who=who))
+    return True
+
+
+def _leave(state: ChatState, args: list[str]) -> bool:
+    """``/leave <user>``: the member leaves the company (inactive, ``user_leave_org``);
+    True when the event was pushed (Baton's answer is then awaited)."""
+    found = _find_user(" ".join(args)) if args else None
+    if found is None:
+        print(_say(state, "no_user" if args else "leave_usage"))
+        return False
+    now = state.sim.user(found.user_id)
+    who = person(now.name, now.user_id)
+    if not now.active:
+        print(_say(state, "leave_already", who=who))
+        return False
+    state.sim.member_leaves(found.user_id)
+    print(_say(state, "leave_done", who=who))
+    return True
+
+
+def _console(state: ChatState, args: list[str]) -> bool:
     """``/console owner <user>``: the simulated DingTalk admin console changes the main
-    administrator (the console step of an owner transfer that Baton then verifies)."""
+    administrator (the console step of an owner transfer that Baton then verifies);
+    ``/console admin add|remove <user>``: it changes a sub-administrator. True when an
+    event was pushed to Baton (its answer is then awaited)."""
+    pushed = _console_admin(state, args)
+    if pushed is not None:
+        return pushed
     sim = state.sim
     people = _people(sim)
     wants = len(args) > 1 and args[0] == "owner"
@@ -227,19 +272,20 @@ def _console(state: ChatState, args: list[str]) -> None:
         if wants:
             print(_say(state, "no_user"))
         print(_say(state, "console_usage", owner=names(1), admins=names(2)))
-        return
+        return False
     # The demo directory has one main administrator, and a console transfer keeps it so.
     owner = next(u for u in people if u.admin_level == 1)
     target = next(u for u in people if u.user_id == found.user_id)
     who = person(target.name, target.user_id)
     if target.admin_level == 1:
         print(_say(state, "console_same", who=who))
-        return
+        return False
     if not target.active:
         print(_say(state, "console_inactive", who=who))
-        return
+        return False
     sim.console_transfer_main_admin(owner.user_id, target.user_id)
     print(_say(state, "console_done", to=who, was=person(owner.name, owner.user_id)))
+    return False
 
 
 def _click(state: ChatState, args: list[str]) -> bool:
@@ -302,13 +348,13 @@ async def _line(state: ChatState, line: str) -> bool:
         if cmd == "/in":
             _go_in(state, " ".join(args))
             return True
-        if cmd == "/console":
-            _console(state, args)
-            return True
-        if cmd != "/click":
+        if cmd in ("/console", "/leave"):
+            if not (_console(state, args) if cmd == "/console" else _leave(state, args)):
+                return True
+        elif cmd != "/click":
             print(_say(state, "unknown_command", cmd=cmd))
             return True
-        if not _click(state, args):
+        elif not _click(state, args):
             return True
     else:
         sim.say(state.user, line, conversation_id=state.conversation or None,

@@ -21,7 +21,7 @@ from bot.core.faults import Faults
 from bot.core.lang import Lang
 from bot.core.sends import CardSpec, Reply
 from bot.texts.catalog import t
-from bot.transport.inbound import CardAction, IncomingMessage
+from bot.transport.inbound import CardAction, IncomingMessage, OrgEvent
 from bot.transport.openapi import OpenApiClient
 from storage.db import Database, UnitOfWork
 
@@ -279,6 +279,17 @@ Handler = Callable[[Any, Context], Awaitable[None]]
 Prepare = Callable[[Any, OpenApiClient | None], Awaitable[Any]]
 ClickHandler = Callable[[CardAction, Context], Awaitable[dict[str, Any]]]
 DueHandler = Callable[[dict[str, Any], Context], Awaitable[None]]
+EventHandler = Callable[[OrgEvent, Any, Context], Awaitable[None]]
+EventPrepare = Callable[[OrgEvent, OpenApiClient | None], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class EventRoute:
+    """An org event's handler: ``handler(event, prepared, ctx)``, where ``prepared`` is what
+    ``prepare(event, client)`` found before the transaction (directory lookups)."""
+
+    handler: EventHandler
+    prepare: EventPrepare | None = None
 
 
 @dataclass(frozen=True)
@@ -297,6 +308,7 @@ class CommandRouter:
         self.routes: dict[type[Any], Route] = {}
         self.card_actions: dict[str, ClickHandler] = {}
         self.dues: dict[str, DueHandler] = {}
+        self.events: dict[str, EventRoute] = {}
         self.requests = RequestKinds()
 
     def command(self, *types: type[Any], admin_only: bool = False,
@@ -334,6 +346,18 @@ class CommandRouter:
             return fn
         return deco
 
+    def event(self, event_type: str, *, prepare: EventPrepare | None = None,
+              ) -> Callable[[EventHandler], EventHandler]:
+        """Route DingTalk org events of ``event_type`` (``user_leave_org``...) to the
+        handler, once per member the event names, each in a transaction of its own that
+        also records the event (a redelivered event changes nothing twice)."""
+        def deco(fn: EventHandler) -> EventHandler:
+            if event_type in self.events:
+                raise ValueError(f"event {event_type} is already routed")
+            self.events[event_type] = EventRoute(fn, prepare)
+            return fn
+        return deco
+
     def request_kind(self, kind: RequestKind) -> RequestKind:
         """Carry the request kind ``kind`` (the request engine finds it by ``kind.kind``)."""
         if kind.kind in self.requests.kinds:
@@ -365,6 +389,10 @@ class CommandRouter:
             if kind in self.dues:
                 raise ValueError(f"due kind {kind} is routed twice")
             self.dues[kind] = due
+        for event_type, event_route in other.events.items():
+            if event_type in self.events:
+                raise ValueError(f"event {event_type} is routed twice")
+            self.events[event_type] = event_route
         for name, request_kind in other.requests.kinds.items():
             if name in self.requests.kinds:
                 raise ValueError(f"request kind {name} is registered twice")

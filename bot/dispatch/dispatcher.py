@@ -34,7 +34,7 @@ from bot.dispatch.limits import RateLimiter, Verdict, member_share
 from bot.dispatch.metrics import Metrics
 from bot.dispatch.turns import SenderTurns
 from bot.texts.catalog import t
-from bot.transport.inbound import CardAction, IncomingMessage
+from bot.transport.inbound import CardAction, IncomingMessage, OrgEvent
 from bot.transport.openapi import OpenApiClient
 from storage.db import CommitOutcomeUnknown, Database, store_unavailable
 
@@ -304,3 +304,36 @@ class Dispatcher:
         return response
 
 
+
+    async def handle_event(self, event: OrgEvent) -> None:
+        """Handle a DingTalk org event: once per member it names, each in one transaction
+        that records ``evt:<eventId>:<userId>`` (a redelivery, or a member already done
+        before a crash, changes nothing). An event Baton does not route is acked and
+        dropped. Raises (no ack: DingTalk redelivers) when the store fails."""
+        route = self.router.events.get(event.event_type)
+        if route is None:
+            log.info("event %s of type %s not handled", event.event_id, event.event_type)
+            return
+        if event.corp_id and event.corp_id != self.settings.org.corp_id:
+            log.warning("event %s is for corp %s, not ours; ignored", event.event_id,
+                        event.corp_id)
+            return
+        for one in event.each():
+            prepared = None
+            if route.prepare is not None:
+                prepared = await route.prepare(one, self.client)
+            now = self.clock.now()
+            async with self.db.uow() as uow:
+                if not await uow.processed.claim(one.dedupe_key(), "event", now):
+                    self.metrics.duplicates += 1
+                    log.info("event %s already handled", one.dedupe_key())
+                    continue
+                ctx = Context(uow, self.settings, now, self.faults,
+                              message_id=one.dedupe_key(), client=self.client,
+                              request_kinds=self.router.requests)
+                async with uow.savepoint():
+                    await route.handler(one, prepared, ctx)
+                self._after(uow)
+                await uow.commit()
+                self.faults.crash("commit.before_ack")
+            self.metrics.count("event", event.event_type)

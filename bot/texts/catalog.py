@@ -19,6 +19,7 @@ from bot.core.lang import LANGS, Lang
 from bot.texts import (
     audit,
     bulk,
+    drift,
     general,
     permissions,
     reminders,
@@ -52,6 +53,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("bulk", {"zh": bulk.ZH, "en": bulk.EN}),
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
+    Family("drift", {"zh": drift.ZH, "en": drift.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (

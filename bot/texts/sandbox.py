@@ -26,7 +26,8 @@ ZH: Mapping[str, str] = {
     "file_too_big": "  文件 {path} 有 {size} 字节，超过沙盒能发送的 {limit} 字节。未发送任何内容。",
     "file_sent": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
     "console_usage": (
-        "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员）。钉钉现在的管理员："
+        "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员），"
+        "/console admin add|remove <成员>（在后台添加或移除子管理员）。钉钉现在的管理员："
         "主管理员 {owner}；子管理员 {admins}"
     ),
     "console_same": "  {who} 已经是钉钉的主管理员，后台没有更改。",
@@ -35,6 +36,14 @@ ZH: Mapping[str, str] = {
         "  钉钉管理后台（模拟）：主管理员已改为 {to}，{was} 不再是管理员。"
         "请在后台步骤卡片上点 Done（/click done），让 Baton 到钉钉核实。"
     ),
+    "console_admin_added": "  钉钉管理后台（模拟）：{who} 已成为子管理员；org_admin_add 事件已推送给 Baton。",
+    "console_admin_removed": (
+        "  钉钉管理后台（模拟）：{who} 不再是子管理员；org_admin_remove 事件已推送给 Baton。"
+    ),
+    "console_admin_same": "  钉钉后台里 {who} 已经是这样了，没有更改。",
+    "leave_usage": "  用法：/leave <成员>（模拟该成员离职：钉钉通讯录停用并推送 user_leave_org）",
+    "leave_done": "  钉钉（模拟）：{who} 已离职；user_leave_org 事件已推送给 Baton。",
+    "leave_already": "  {who} 已经离职（停用），没有更改。",
     "nobody": "无",
     "files_at": "Baton 发送的文件保存在 {path}",
     "files_bad": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
@@ -77,7 +86,8 @@ EN: Mapping[str, str] = {
     "file_sent": "  {name} ({size} bytes) sent to Baton one-to-one by {who}",
     "console_usage": (
         "  usage: /console owner <user> (plays the DingTalk admin console changing the "
-        "main administrator). DingTalk's administrators now: main {owner}; sub {admins}"
+        "main administrator), /console admin add|remove <user> (adds or removes a "
+        "sub-administrator there). DingTalk's administrators now: main {owner}; sub {admins}"
     ),
     "console_same": (
         "  {who} is already DingTalk's main administrator; the console "
@@ -92,6 +102,21 @@ EN: Mapping[str, str] = {
         "{was} is no longer an administrator. Press Done on the console step's card "
         "(/click done) for Baton to check DingTalk."
     ),
+    "console_admin_added": (
+        "  DingTalk admin console (simulated): {who} is now a sub-administrator; "
+        "org_admin_add pushed to Baton."
+    ),
+    "console_admin_removed": (
+        "  DingTalk admin console (simulated): {who} is no longer a sub-administrator; "
+        "org_admin_remove pushed to Baton."
+    ),
+    "console_admin_same": "  {who} is that already in DingTalk's console; nothing changed.",
+    "leave_usage": (
+        "  usage: /leave <user> (plays the member leaving the company: inactive in "
+        "DingTalk's directory, user_leave_org pushed)"
+    ),
+    "leave_done": "  DingTalk (simulated): {who} has left; user_leave_org pushed to Baton.",
+    "leave_already": "  {who} has left already (inactive); nothing changed.",
     "nobody": "none",
     "files_at": "Files Baton sends are saved in {path}",
     "files_bad": (
@@ -114,6 +139,9 @@ HELP_ZH = """沙盒聊天。可以输入：
   /console owner <成员>   模拟钉钉管理后台：把 <成员> 设为主管理员（主管理员转让的
                       后台步骤；之后在后台步骤卡片上 /click done）；只输入 /console
                       列出管理员
+  /console admin add|remove <成员>   模拟钉钉管理后台添加或移除子管理员（未经 Baton：
+                      Baton 收到事件后发出采纳/忽略卡片，主管理员 /click adopt 或 ignore）
+  /leave <成员>       模拟成员离职（Baton 收到 user_leave_org，结束其全部权限）
   /users  /cards  /help  /quit"""
 
 HELP_EN = """Sandbox chat. Lines you type:
@@ -128,4 +156,9 @@ HELP_EN = """Sandbox chat. Lines you type:
   /console owner <user>   play the DingTalk admin console: make <user> the main
                       administrator (the console step of an owner transfer; then
                       /click done on the console card); /console alone lists the admins
+  /console admin add|remove <user>   play the console adding or removing a
+                      sub-administrator, not through Baton: Baton alerts it with an
+                      adopt / ignore card for the owner (/click adopt or ignore)
+  /leave <user>       play a member leaving the company (Baton gets user_leave_org and
+                      ends everything they hold)
   /users  /cards  /help  /quit"""

@@ -11,6 +11,11 @@ from bot.core.commands import FileRef
 
 ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
 CARD_TOPIC = "/v1.0/card/instances/callback"
+# Org events (EVENT frames; the subscription is {"type": "EVENT", "topic": "*"}) Baton reads.
+USER_LEAVE_ORG = "user_leave_org"
+USER_MODIFY_ORG = "user_modify_org"
+ORG_ADMIN_ADD = "org_admin_add"
+ORG_ADMIN_REMOVE = "org_admin_remove"
 
 
 class MalformedFrame(ValueError):
@@ -132,3 +137,48 @@ def parse_card_action(message_id: str, data: dict[str, Any]) -> CardAction:
         space_type=str(data.get("spaceType") or ""),
         space_id=str(data.get("spaceId") or ""),
     )
+
+
+@dataclass(frozen=True)
+class OrgEvent:
+    """A DingTalk org event about some members (``user_leave_org``, ``org_admin_add``...).
+
+    ``event_id`` is DingTalk's id of the event (a redelivery carries the same one);
+    ``user_ids`` the members it is about. :meth:`each` splits it into one event per member,
+    each handled in a transaction of its own."""
+
+    event_id: str
+    event_type: str
+    corp_id: str
+    born_at: datetime | None
+    user_ids: tuple[str, ...]
+
+    def dedupe_key(self) -> str:
+        return f"evt:{self.event_id}:{','.join(self.user_ids)}"
+
+    def each(self) -> tuple[OrgEvent, ...]:
+        return tuple(OrgEvent(self.event_id, self.event_type, self.corp_id, self.born_at, (u,))
+                     for u in self.user_ids)
+
+
+def _user_ids(data: dict[str, Any]) -> tuple[str, ...]:
+    raw: Any = next((data[k] for k in ("userId", "UserId", "userIds", "staffId") if k in data), [])
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise MalformedFrame("event userId is neither a list nor a string")
+    return tuple(dict.fromkeys(str(u) for u in raw if isinstance(u, str | int) and str(u)))
+
+
+def parse_org_event(headers: dict[str, Any], data: Any) -> OrgEvent:
+    """An EVENT frame's headers (``eventId``, ``eventType``, ``eventCorpId``,
+    ``eventBornTime``) and decoded ``data`` (``userId``: a list of userIds)."""
+    event_id = str(headers.get("eventId") or headers.get("messageId") or "")
+    event_type = str(headers.get("eventType") or "")
+    if not event_id or not event_type:
+        raise MalformedFrame("event without eventId/eventType")
+    if not isinstance(data, dict):
+        raise MalformedFrame("event data is not an object")
+    return OrgEvent(event_id=event_id, event_type=event_type,
+                    corp_id=str(headers.get("eventCorpId") or data.get("CorpId") or ""),
+                    born_at=_ms(headers.get("eventBornTime")), user_ids=_user_ids(data))

@@ -216,3 +216,29 @@ async def test_console_owner_plays_the_console_step_and_baton_verifies_it(
             in played.rsplit("> /console\n", 1)[1])
     help_text = played.rsplit("> /help", 1)[1]
     assert "/file <path>" in help_text and "/console owner <user>" in help_text
+
+
+async def test_leave_and_console_admin_play_org_events(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    def drift_card() -> bool:
+        """the drift card"""
+        return CARD.format(1) in sim.cards()
+
+    state = ChatState(sim, lang="en")
+    await chat(app, state, [
+        "/leave", "/leave nobody", "/as 李四", "role set @赵六 sales", "/leave 赵六",
+        "/leave 赵六", "/console admin remove 钱七", "/console admin add 钱七", drift_card,
+        "/click adopt", "/as 张三", "/click adopt", "/help"])
+    out = capsys.readouterr().out
+    assert "usage: /leave <user>" in out
+    left = out.split("> /leave 赵六", 1)[1]
+    assert "DingTalk (simulated): 赵六 (zhaoliu) has left; user_leave_org pushed" in left
+    assert "has left** (DingTalk's leave event)" in left and "role sales" in left
+    assert "赵六 (zhaoliu) has left already (inactive); nothing changed." in out
+    assert "钱七 (qianqi) is that already in DingTalk's console; nothing changed." in out
+    assert "钱七 (qianqi) is now a sub-administrator; org_admin_add pushed" in out
+    adopted = out.split("> /as 张三", 1)[1]
+    assert "status=applied" in adopted
+    assert sim.user("zhaoliu").active is False and sim.user("qianqi").admin_level == 2
+    help_text = out.rsplit("> /help", 1)[1]
+    assert "/leave <user>" in help_text and "/console admin add|remove <user>" in help_text

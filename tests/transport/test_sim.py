@@ -753,3 +753,42 @@ async def test_ping_interval_hang_gateway_and_robot_sender(http: aiohttp.ClientS
         assert data["senderPlatform"] == "robot" and "senderStaffId" not in data
         assert data["conversationType"] == "2" and data["text"] == {"content": " 机器人的消息"}
         await ws.close()
+
+
+async def test_org_events_are_pushed_over_stream_to_event_subscribers(
+    http: aiohttp.ClientSession,
+) -> None:
+    """Console admin changes and a member leaving change the directory and push EVENT
+    frames (eventId, eventType, eventCorpId, eventBornTime) to a connection subscribed to
+    EVENT only; unacked, the same event comes again."""
+    with make_sim(robot_redelivery_after=60) as s:
+        callbacks_only = await open_ws(http, s)
+        d = s.console_add_admin("carol")
+        assert d is not None and s.user("carol").admin_level == 2
+        status, body = await call(http, s, "POST", OPEN, {
+            "clientId": s.client_id, "clientSecret": s.client_secret,
+            "subscriptions": [{"type": "EVENT", "topic": "*"}]})
+        assert status == 200
+        ws = await http.ws_connect(f"{body['endpoint']}?ticket={quote_plus(body['ticket'])}")
+        frame = await recv(ws)          # queued until an EVENT subscriber came
+        h = frame["headers"]
+        assert frame["type"] == "EVENT" and h["eventType"] == "org_admin_add"
+        assert h["messageId"] == d.message_id and h["eventId"] and h["eventCorpId"] == s.corp_id
+        assert h["eventBornTime"].isdigit() and all(isinstance(v, str) for v in h.values())
+        assert json.loads(frame["data"])["userId"] == ["carol"]
+        s.advance(61)                   # unacked: the same event again
+        again = await recv(ws)
+        assert again["headers"]["eventId"] == h["eventId"] and again["data"] == frame["data"]
+        await ack(ws, again, {"status": "SUCCESS"})
+        await s.until(lambda: s.acks(d.message_id), what="the event's ack")
+
+        d = s.member_leaves("bob")
+        frame = await recv(ws)
+        assert frame["headers"]["eventType"] == "user_leave_org"
+        assert json.loads(frame["data"])["userId"] == ["bob"] and not s.user("bob").active
+        removed = s.console_remove_admin("carol", push=False)      # a lost event
+        assert removed is None and s.user("carol").admin_level == 0
+        # No event ever went to the socket subscribed to callbacks only.
+        first = s.connections()[0]
+        assert first.subscriptions == [("CALLBACK", ROBOT_TOPIC)] and first.frames_sent == 0
+        await callbacks_only.close()

@@ -2,9 +2,9 @@
 
 ::
 
-    PENDING --vote(approve|accept), quorum not yet met--> PENDING
-    PENDING --vote(approve|accept), quorum met---------> APPROVED
-    PENDING --vote(reject|decline)---------------------> REJECTED
+    PENDING --vote(approve|accept|adopt), quorum not met--> PENDING
+    PENDING --vote(approve|accept|adopt), quorum met------> APPROVED
+    PENDING --vote(reject|decline|ignore)-----------------> REJECTED
     PENDING --cancel-----------------------------------> CANCELLED
     PENDING --expire-----------------------------------> EXPIRED
     APPROVED --applied---------------------------------> APPLIED
@@ -64,8 +64,9 @@ TRANSITIONS: dict[State, dict[EventKind, frozenset[State]]] = {
 TERMINAL = frozenset(s for s, out in TRANSITIONS.items() if not out)
 OPEN = frozenset({State.PENDING, State.APPROVED})
 
-POSITIVE = frozenset({"approve", "accept"})
-NEGATIVE = frozenset({"reject", "decline"})
+# "adopt" / "ignore": the owner's answer on an admin-drift alert (handlers/drift.py).
+POSITIVE = frozenset({"approve", "accept", "adopt"})
+NEGATIVE = frozenset({"reject", "decline", "ignore"})
 ACTIONS = POSITIVE | NEGATIVE
 
 
