@@ -187,5 +187,5 @@ async def test_0007_carries_applied_changes_over_from_the_audit(db_url: str) -> 
 
 
 def test_every_event_type_is_named_for_a_change() -> None:
-    assert all(t.split(".")[0] in {"grant", "role", "admin", "owner", "template", "import"}
+    assert all(t.split(".")[0] in {"grant", "role", "admin", "owner", "template", "import", "member"}
                for t in EVENT_TYPES.values())

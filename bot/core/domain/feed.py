@@ -30,6 +30,8 @@ EVENT_TYPES: dict[str, str] = {
     "template.set": "template.edited",
     "template.delete": "template.deleted",
     "template.assign": "template.applied",
+    "template.unassign": "template.unapplied",
+    "member.offboard": "member.offboarded",
     "import.change": "import.change",
     "import.undo_change": "import.undone",
 }
@@ -38,7 +40,7 @@ EVENT_TYPES: dict[str, str] = {
 #: a batch whose changes have their own entries, DingTalk's side of a transfer.
 NOT_CHANGES: frozenset[str] = frozenset({
     "review.keep", "review.unreviewed_keep", "review.applied", "import.apply",
-    "owner_transfer.dingtalk_changed",
+    "owner_transfer.dingtalk_changed", "review.handed_over",
 })
 
 #: Every public event type, for validating subscriptions (``integrations.webhooks[].events``).
