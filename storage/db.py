@@ -36,6 +36,7 @@ from storage.repositories import (
     RequestRepo,
 )
 from storage.review import ReviewRepo
+from storage.rolesync import RoleSyncRepo
 from storage.sqlite_driver import OneTripConnection
 
 
@@ -158,6 +159,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.rolesync = RoleSyncRepo(self.session)
         return self
 
     def _unlock(self) -> None:
