@@ -24,6 +24,7 @@ from bot.texts import (
     reminders,
     requests,
     review,
+    rolesync,
     sandbox,
     system,
     transfer,
@@ -50,6 +51,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("system", {"zh": system.ZH, "en": system.EN}),
     Family("audit", {"zh": audit.ZH, "en": audit.EN}),
     Family("bulk", {"zh": bulk.ZH, "en": bulk.EN}),
+    Family("rolesync", {"zh": rolesync.ZH, "en": rolesync.EN}),
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
 )
