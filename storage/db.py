@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, text
@@ -30,6 +30,7 @@ from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
     DueWorkRepo,
+    FeedRepo,
     MemberRepo,
     OutboxRepo,
     ProcessedRepo,
@@ -69,6 +70,9 @@ class Database:
     sessions: async_sessionmaker[AsyncSession]
     is_sqlite: bool
     write_lock: asyncio.Lock | None
+    #: Called with the feed's new head after a commit that wrote change events (in this
+    #: process; other replicas learn from the feed_head row).
+    feed_listeners: list[Callable[[int], None]] = field(default_factory=list)
 
     @property
     def dialect(self) -> str:
@@ -153,7 +157,8 @@ class UnitOfWork:
             raise
         self.members = MemberRepo(self.session)
         self.requests = RequestRepo(self.session)
-        self.audit = AuditRepo(self.session)
+        self.feed = FeedRepo(self.session)
+        self.audit = AuditRepo(self.session, self.feed)
         self.outbox = OutboxRepo(self.session)
         self.processed = ProcessedRepo(self.session)
         self.due = DueWorkRepo(self.session)
@@ -215,6 +220,9 @@ class UnitOfWork:
         callbacks, self._after_commit = self._after_commit, []
         for fn in callbacks:
             fn()
+        if self.feed.written:
+            for listener in self._db.feed_listeners:
+                listener(self.feed.written)
 
 
 @contextlib.asynccontextmanager

@@ -279,6 +279,39 @@ class AuditHead(Base):
     anchor_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
+class ChangeEventRow(Base):
+    """The change feed: one row per applied change, written with its audit entry.
+
+    ``seq`` is global and follows commit order (writers lock :class:`FeedHead`); ``event_id``
+    is the stable id receivers deduplicate on."""
+
+    __tablename__ = "change_events"
+    __table_args__ = (Index("ix_change_events_at", "at"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[str] = mapped_column(String(64))
+    subject_kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    subject: Mapped[str | None] = mapped_column(String(200), default=None)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    request_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    at: Mapped[datetime]
+
+
+class FeedHead(Base):
+    """The feed's last sequence number (one row, id 1). Locked by every writer until its
+    commit, so sequence order is commit order and a reader never sees a gap fill in later."""
+
+    __tablename__ = "feed_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
 class ProcessedMessage(Base):
     """Inbound ids already handled; the primary key makes a redelivery a no-op."""
 

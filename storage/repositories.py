@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.domain.audit import AuditRecord
 from bot.core.domain.due import DueItem, DueOverview
+from bot.core.domain.feed import ChangeEvent, event_type, subject_of
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, MemberView, Sender
 from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.requests import Request as RequestValue
@@ -22,7 +24,9 @@ from bot.core.domain.requests import RequestConflict, State, Vote
 from storage.models import (
     AuditEntry,
     AuditHead,
+    ChangeEventRow,
     DueWork,
+    FeedHead,
     Member,
     OutboxMessage,
     ProcessedMessage,
@@ -740,9 +744,83 @@ def _record(e: AuditEntry) -> AuditRecord:
                        hash=e.hash)
 
 
-class AuditRepo:
+class FeedRepo:
+    """The change feed (see :mod:`bot.core.domain.feed`): written by :class:`AuditRepo` with
+    the audit entry of each applied change; read by the decision API, webhooks and syncs."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+        #: The highest sequence number this transaction wrote (0: none), for after-commit
+        #: listeners (an in-process index catches up without a query).
+        self.written = 0
+
+    async def emit(self, corp_id: str, entries: Sequence[AuditEntry]) -> list[ChangeEvent]:
+        """Events for those of ``entries`` that record an applied change, numbered after the
+        head, which stays locked until the transaction ends (commit order = seq order)."""
+        typed = [(e, t) for e in entries if (t := event_type(e.action, e.result)) is not None]
+        if not typed:
+            return []
+        head = (await self.s.execute(
+            select(FeedHead).where(FeedHead.id == 1).with_for_update()
+        )).scalar_one_or_none()
+        if head is None:
+            head = FeedHead(id=1, seq=0)
+            self.s.add(head)
+        out = []
+        for e, kind in typed:
+            head.seq += 1
+            subject = subject_of(e.target_id, e.before, e.after)
+            row = ChangeEventRow(
+                seq=head.seq, event_id=uuid.uuid4().hex, corp_id=corp_id, type=kind,
+                action=e.action, actor_id=e.actor_id,
+                subject_kind=subject[0] if subject else None,
+                subject=subject[1] if subject else None, before=e.before, after=e.after,
+                request_id=e.request_id, at=e.at)
+            self.s.add(row)
+            out.append(_event(row))
+        self.written = head.seq
+        return out
+
+    async def head(self) -> int:
+        """The sequence number of the last committed event (0 when there is none)."""
+        return int((await self.s.execute(
+            select(FeedHead.seq).where(FeedHead.id == 1))).scalar_one_or_none() or 0)
+
+    async def oldest(self) -> int | None:
+        """The first sequence number still kept (retention removes older ones)."""
+        first: int | None = (await self.s.execute(
+            select(func.min(ChangeEventRow.seq)))).scalar_one_or_none()
+        return first
+
+    async def after(self, seq: int, limit: int, *, upto: int | None = None,
+                    types: Sequence[str] | None = None) -> list[ChangeEvent]:
+        """Up to ``limit`` events after ``seq`` (and not after ``upto``), in order."""
+        q = select(ChangeEventRow).where(ChangeEventRow.seq > seq)
+        if upto is not None:
+            q = q.where(ChangeEventRow.seq <= upto)
+        if types:
+            q = q.where(ChangeEventRow.type.in_(list(types)))
+        rows = (await self.s.execute(q.order_by(ChangeEventRow.seq).limit(limit))).scalars()
+        return [_event(r) for r in rows]
+
+    async def purge_before(self, cutoff: datetime, *, corp_id: str | None = None) -> int:
+        """Remove events dated before ``cutoff`` (the audit's retention); the head stays."""
+        q = delete(ChangeEventRow).where(ChangeEventRow.at < cutoff)
+        if corp_id is not None:
+            q = q.where(ChangeEventRow.corp_id == corp_id)
+        gone = await self.s.execute(q)
+        return int(getattr(gone, "rowcount", 0) or 0)
+
+
+def _event(r: ChangeEventRow) -> ChangeEvent:
+    return ChangeEvent(r.event_id, r.seq, r.corp_id, r.type, r.action, r.actor_id,
+                       r.subject_kind, r.subject, r.before, r.after, r.request_id, r.at)
+
+
+class AuditRepo:
+    def __init__(self, session: AsyncSession, feed: FeedRepo | None = None) -> None:
+        self.s = session
+        self.feed = feed if feed is not None else FeedRepo(session)
 
     async def append(self, corp_id: str, now: datetime, *, actor_id: str, action: str,
                      result: str, target_id: str | None = None, request_id: int | None = None,
@@ -763,6 +841,7 @@ class AuditRepo:
         entry.hash = chain_hash(head.hash, audit_fields(entry))
         head.seq, head.hash = entry.seq, entry.hash
         self.s.add(entry)
+        await self.feed.emit(corp_id, [entry])
         await self.s.flush()
         return entry
 
@@ -790,6 +869,7 @@ class AuditRepo:
             rows.append(entry)
         head.seq, head.hash = seq, prev
         self.s.add_all(rows)
+        await self.feed.emit(corp_id, rows)
         await self.s.flush()
 
     async def recent(self, corp_id: str, n: int, *,
@@ -877,6 +957,8 @@ class AuditRepo:
         gone = await self.s.execute(
             delete(AuditEntry).where(AuditEntry.corp_id == corp_id, AuditEntry.seq <= last))
         head.anchor_seq, head.anchor_hash = anchor.seq, anchor.hash
+        # The feed keeps pace with the audit: its events of the same age go too.
+        await self.feed.purge_before(cutoff, corp_id=corp_id)
         await self.s.flush()
         return int(getattr(gone, "rowcount", 0) or 0), anchor.seq
 
