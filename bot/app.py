@@ -127,6 +127,8 @@ class BatonApp:
                         rolesync.KIND: lambda p: self.roles.deliver(p, self.clock.now())},
             on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease,
             on_denied={rolesync.KIND: self.roles.parked})
+        self.role_feed = rolesync.FeedFollower(self.db, s, self.clock.now,
+                                               on_commit=self.outbox.wake)
         self.budget = BudgetWatch(self.db, s, lambda: self.client.metered_month,
                                   self.clock.now, on_commit=self.outbox.wake)
         router = build_router()
@@ -152,6 +154,8 @@ class BatonApp:
         self._stack.push_async_callback(self.ops.stop)
         self.budget.start()
         self._stack.push_async_callback(self.budget.stop)
+        self.role_feed.start()
+        self._stack.push_async_callback(self.role_feed.stop)
         if self.run_scheduler:
             self.alarm.start(first_run=False)
             # What fell due while Baton was down is queued before the sender's first claim:

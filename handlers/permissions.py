@@ -44,7 +44,6 @@ from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.core.sends import Reply
-from bot.delivery.rolesync import queue_member_change
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
@@ -421,8 +420,6 @@ async def set_role(env: Context, target: Sender, role: str | None, *, by: str,
     await env.uow.members.set_role(target, role, env.now)
     await env.audit(by, action, "applied", target_id=target.user_id,
                     request_id=request_id, before={"role": before}, after={"role": role})
-    await queue_member_change(env.uow, env.settings, env.now, target.user_id,
-                              gained=[role] if role else [], lost=[before] if before else [])
 
 
 @router.command(RoleClear, admin_only=True, authority="admin")

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.config import Settings
-from bot.delivery.rolesync import RoleSync
+from bot.delivery.rolesync import RECONCILE, RoleSync
 from bot.dispatch.context import CommandRouter, Context
 from bot.ports import DingTalkError
 from handlers.review import next_fire
@@ -16,7 +16,6 @@ from storage.db import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
-RECONCILE = "roles_reconcile"
 
 
 def _key(corp_id: str, what: str) -> str:

@@ -54,19 +54,24 @@ class RoleSyncRepo:
             out[name].add(uid)
         return out
 
-    async def held_by(self, corp_id: str, user_id: str, roles: Iterable[str],
-                      now: datetime) -> set[str]:
-        """Which of ``roles`` one member holds now (role or live grant)."""
-        wanted = list(roles)
+    async def held_many(self, corp_id: str, user_ids: Iterable[str], roles: Iterable[str],
+                        now: datetime) -> dict[str, set[str]]:
+        """Which of ``roles`` each of ``user_ids`` holds now (role or live grant)."""
+        wanted, users = list(roles), list(dict.fromkeys(user_ids))
+        out: dict[str, set[str]] = {u: set() for u in users}
         if not wanted:
-            return set()
-        held = set((await self.s.execute(select(Member.role).where(
-            Member.corp_id == corp_id, Member.user_id == user_id,
-            Member.role.in_(wanted)))).scalars())
-        held |= set((await self.s.execute(select(Grant.name).where(
-            Grant.corp_id == corp_id, Grant.user_id == user_id, Grant.name.in_(wanted),
-            or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).scalars())
-        return {str(r) for r in held}
+            return out
+        for i in range(0, len(users), 500):
+            part = users[i:i + 500]
+            for uid, role in (await self.s.execute(select(Member.user_id, Member.role).where(
+                    Member.corp_id == corp_id, Member.user_id.in_(part),
+                    Member.role.in_(wanted)))).all():
+                out[uid].add(str(role))
+            for uid, name in (await self.s.execute(select(Grant.user_id, Grant.name).where(
+                    Grant.corp_id == corp_id, Grant.user_id.in_(part), Grant.name.in_(wanted),
+                    or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
+                out[uid].add(name)
+        return out
 
     # ---- marks -----------------------------------------------------------------------------
     async def mark(self, corp_id: str, name: str) -> str | None:

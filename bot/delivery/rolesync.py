@@ -3,11 +3,13 @@
 - **On start** (:meth:`RoleSync.ensure`): find or create the role group
   (``integrations.dingtalk_roles.group``) and each mapped role in it; their DingTalk ids are
   kept in the store (``dingtalk_roles``).
-- **A change** (:func:`queue_member_change`): in the transaction of the change, the mapped
-  roles the member gained (and holds) or lost (and no longer holds through another source)
-  become ``dingtalk_role`` outbox rows, one per ``addrolesforemps`` / ``removerolesforemps``
-  call (at most 20 users and 20 roles; :func:`bot.core.domain.rolesync.plan_calls`). The
-  outbox sends them, retries transient failures with backoff, and survives restarts.
+- **A change** (:func:`follow_feed`, a consumer of the change feed): the events after its
+  cursor (``sync_marks`` ``roles.cursor``) that touch a mapped role (a role set or cleared, a
+  grant of a role added, revoked or expired, an import row, a member's access ended) become
+  ``dingtalk_role`` outbox rows, one per ``addrolesforemps`` / ``removerolesforemps`` call
+  (at most 20 users and 20 roles; :func:`bot.core.domain.rolesync.plan_calls`), in one
+  commit with the cursor's move. The outbox sends them, retries transient failures with
+  backoff, and survives restarts.
 - **Reconcile** (:meth:`RoleSync.reconcile`, the due job ``roles_reconcile`` on
   ``integrations.dingtalk_roles.reconcile`` and after every start): DingTalk's members of each
   mapped role (``topapi/role/simplelist``, 100 a page) against the store; every difference is
@@ -21,12 +23,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from bot.config import Settings
+from bot.core.domain.feed import USER, ChangeEvent
 from bot.core.domain.outbox import OutboxRow
 from bot.core.domain.rolesync import (
     Difference,
@@ -48,6 +53,18 @@ KIND = "dingtalk_role"                # the outbox kind of a role call
 CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in order
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
 DETAIL_CAP = 8                        # users named per role in a summary
+CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
+FEED_PAGE = 500                       # events read per transaction
+RECONCILE = "roles_reconcile"         # the due kind of a reconcile (handlers/rolesync.py)
+# Events whose before/after name the role they moved (``role``, a grant's ``name``, an
+# import row's ``value``); others that touch a member are checked for every mapped role.
+KNOWN_TYPES = frozenset({"role.changed", "grant.added", "grant.revoked", "grant.expired",
+                         "import.change", "import.undone"})
+NAME_KEYS = frozenset({"role", "name", "value"})
+# Changes that never move a mapped role: admin and owner levels, templates (a template's
+# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does).
+IGNORED_TYPES = frozenset({"admin.added", "admin.removed", "owner.changed", "template.created",
+                           "template.edited", "template.deleted", "template.applied"})
 
 
 class RoleIdsMissing(RuntimeError):
@@ -65,22 +82,121 @@ async def queue_calls(uow: UnitOfWork, now: datetime, calls: Iterable[RoleCall])
     return n
 
 
-async def queue_member_change(uow: UnitOfWork, settings: Settings, now: datetime,
-                              user_id: str, *, gained: Iterable[str] = (),
-                              lost: Iterable[str] = ()) -> int:
-    """A member's roles changed (``gained`` / ``lost``, any names): queue the DingTalk calls
-    that follow, in this transaction. Nothing when the sync is off or no mapped role moved.
-    Returns the number of calls queued."""
+def candidates(event: ChangeEvent, mapped: Iterable[str]) -> set[str]:
+    """The mapped roles an event may have moved: the role, grant or import row it names;
+    every mapped role for a change to a member this code does not know (say, a member who
+    left: their access ended some way this module was not told of)."""
+    m = set(mapped)
+    if event.type in IGNORED_TYPES:
+        return set()
+    if event.type not in KNOWN_TYPES:
+        return m if event.subject_kind == USER else set()
+    named: set[str] = set()
+    for side in (event.before, event.after):
+        if side:
+            named |= {v for k, v in side.items() if k in NAME_KEYS and isinstance(v, str)}
+    return named & m
+
+
+async def follow_feed(uow: UnitOfWork, settings: Settings, now: datetime, *,
+                      limit: int = FEED_PAGE) -> tuple[int, int]:
+    """One step of the feed consumer, in ``uow``: the role-relevant events after the cursor
+    become DingTalk calls (the state each member is in *now*, so the order of old events
+    does not matter), batched (20 users a call), and the cursor moves on, all in one commit.
+    Returns (events read, calls queued). The first step after the sync is turned on starts
+    at the feed's head (the reconcile after start covers what came before)."""
     cfg = settings.integrations.dingtalk_roles
-    gained, lost = set(gained), set(lost)
-    mapped = set(cfg.map)
-    if not cfg.enabled or not (gained | lost) & mapped:
-        return 0
-    held = await uow.rolesync.held_by(settings.org.corp_id, user_id, mapped, now)
-    add, remove = change(gained, lost, held, mapped)
-    edits: list[tuple[Op, str, str]] = [("add", r, user_id) for r in add]
-    edits += [("remove", r, user_id) for r in remove]
-    return await queue_calls(uow, now, plan_calls(edits))
+    if not cfg.enabled:
+        return 0, 0
+    corp = settings.org.corp_id
+    await uow.serialise("rolesync.feed")          # one consumer at a time across replicas
+    mark = await uow.rolesync.mark(corp, CURSOR_MARK)
+    head = await uow.feed.head()
+    if mark is None or not mark.isdigit():
+        await uow.rolesync.set_mark(corp, CURSOR_MARK, str(head), now)
+        return 0, 0
+    cursor = int(mark)
+    if cursor >= head:
+        return 0, 0
+    oldest = await uow.feed.oldest()
+    if oldest is not None and cursor + 1 < oldest:
+        # Events past the retention are gone: a reconcile finds what they changed.
+        log.warning("role sync cursor %d is behind the feed's oldest event %d: reconciling",
+                    cursor, oldest)
+        await uow.due.schedule(RECONCILE, now, {"corp_id": corp}, now,
+                               dedupe_key=f"roles-reconcile:{corp}:gap:{cursor}")
+    events = await uow.feed.after(cursor, limit, upto=head)
+    touched: dict[str, set[str]] = {}
+    for e in events:
+        if e.corp_id != corp:
+            continue
+        moved = candidates(e, cfg.map)
+        if moved:
+            for u in e.users():
+                touched.setdefault(u, set()).update(moved)
+    held = await uow.rolesync.held_many(corp, touched, cfg.map, now)
+    edits: list[tuple[Op, str, str]] = []
+    for user, moved in touched.items():
+        add, remove = change(moved, moved, held.get(user, set()), cfg.map)
+        edits += [("add", r, user) for r in add] + [("remove", r, user) for r in remove]
+    n = await queue_calls(uow, now, plan_calls(edits))
+    await uow.rolesync.set_mark(corp, CURSOR_MARK,
+                                str(events[-1].seq if len(events) == limit else head), now)
+    return len(events), n
+
+
+class FeedFollower:
+    """Runs :func:`follow_feed` whenever this process commits change events (``wake``, a
+    listener of the database) and every ``poll`` seconds (changes other replicas commit)."""
+
+    def __init__(self, db: Database, settings: Settings, now: Callable[[], datetime], *,
+                 poll: float = 5.0, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.db, self.settings, self._now, self.poll = db, settings, now, poll
+        self.on_commit = on_commit
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.events = 0
+        self.calls = 0
+
+    def wake(self, _seq: int = 0) -> None:
+        self._wake.set()
+
+    async def catch_up(self) -> int:
+        """Follow until the cursor reaches the head; the number of calls queued."""
+        queued = 0
+        while True:
+            async with self.db.uow() as uow:
+                read, n = await follow_feed(uow, self.settings, self._now())
+                if n:
+                    uow.after_commit(self.on_commit)
+                await uow.commit()
+            self.events, self.calls, queued = self.events + read, self.calls + n, queued + n
+            if read < FEED_PAGE:
+                return queued
+
+    def start(self) -> None:
+        if self._task is None and self.settings.integrations.dingtalk_roles.enabled:
+            self.db.feed_listeners.append(self.wake)
+            self._task = asyncio.create_task(self._run(), name="role-feed")
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()          # before reading: a wake meanwhile reads again
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("role sync could not follow the change feed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            if self.wake in self.db.feed_listeners:
+                self.db.feed_listeners.remove(self.wake)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 # ---- the sync itself -----------------------------------------------------------------------
@@ -238,5 +354,6 @@ class RoleSync:
                      calls=calls, detail="; ".join(parts)))
 
 
-__all__ = ["CONVERSATION", "DENIED_MARK", "KIND", "ReconcileResult", "RoleIdsMissing",
-           "RoleSync", "queue_calls", "queue_member_change"]
+__all__ = ["CONVERSATION", "CURSOR_MARK", "DENIED_MARK", "KIND", "RECONCILE", "FeedFollower",
+           "ReconcileResult", "RoleIdsMissing", "RoleSync", "candidates", "follow_feed",
+           "queue_calls"]
