@@ -321,12 +321,11 @@ class RoleSync:
         desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
         diffs = differences(desired, actual)
         enforce = self.cfg.mode == "enforce"
-        for d in diffs:
-            await uow.audit.append(
-                self.corp, now, actor_id="system:roles", action=f"roles.{d.kind}",
-                result="applied" if enforce else "reported", target_id=d.user_id,
-                after={"role": d.role, "dingtalk_role": self.cfg.map[d.role],
-                       "fix": d.op if enforce else None})
+        await uow.audit.append_many(self.corp, now, [
+            {"actor_id": "system:roles", "action": f"roles.{d.kind}",
+             "result": "applied" if enforce else "reported", "target_id": d.user_id,
+             "after": {"role": d.role, "dingtalk_role": self.cfg.map[d.role],
+                       "fix": d.op if enforce else None}} for d in diffs])
         calls = await queue_calls(uow, now, reconcile_calls(diffs)) if enforce else 0
         if diffs:
             await queue_alert(uow, self.settings, now, who="Baton",
