@@ -98,7 +98,9 @@ class BudgetWatch:
                 await self._task
             self._task = None
         try:
-            await self.flush()
+            # Bounded: a store that is down must not hold up the stop (the counts are only
+            # this replica's latest minute; the warning comes with the next flush anywhere).
+            await asyncio.wait_for(self.flush(), 5)
         except Exception:
             log.exception("could not record the last DingTalk call counts")
 
