@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, SyncMark
+from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, OutboxMessage, SyncMark
 from storage.repositories import _insert
 
 
@@ -71,6 +71,16 @@ class RoleSyncRepo:
                     Grant.corp_id == corp_id, Grant.user_id.in_(part), Grant.name.in_(wanted),
                     or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
                 out[uid].add(name)
+        return out
+
+    async def users_in_flight(self, kind: str) -> set[str]:
+        """Members named by role calls of ``kind`` still waiting in the outbox (pending)."""
+        out: set[str] = set()
+        for payload in (await self.s.execute(select(OutboxMessage.payload).where(
+                OutboxMessage.kind == kind, OutboxMessage.status == "pending"))).scalars():
+            users = payload.get("users") if isinstance(payload, dict) else None
+            if isinstance(users, list):
+                out |= {str(u) for u in users}
         return out
 
     # ---- marks -----------------------------------------------------------------------------

@@ -319,7 +319,10 @@ class RoleSync:
         """In the caller's transaction: compare, audit each difference, fix (enforce) by
         queueing calls, and summarise to the alert conversation."""
         desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
-        diffs = differences(desired, actual)
+        # Members whose change is on its way (a queued call, or an event not followed yet)
+        # are not drift: what is in flight will set them right.
+        moving = await uow.rolesync.users_in_flight(KIND) | await self._unfollowed(uow)
+        diffs = [d for d in differences(desired, actual) if d.user_id not in moving]
         enforce = self.cfg.mode == "enforce"
         await uow.audit.append_many(self.corp, now, [
             {"actor_id": "system:roles", "action": f"roles.{d.kind}",
@@ -333,6 +336,21 @@ class RoleSync:
                                   "roles_why", self.settings.locale.lang), what_cap=900)
         await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
         return ReconcileResult(tuple(diffs), calls, read_calls)
+
+    async def _unfollowed(self, uow: UnitOfWork) -> set[str]:
+        mark = await uow.rolesync.mark(self.corp, CURSOR_MARK)
+        if mark is None or not mark.isdigit():
+            return set()
+        users: set[str] = set()
+        cursor = int(mark)
+        while True:
+            events = await uow.feed.after(cursor, FEED_PAGE)
+            for e in events:
+                if e.corp_id == self.corp and candidates(e, self.cfg.map):
+                    users.update(e.users())
+            if len(events) < FEED_PAGE:
+                return users
+            cursor = events[-1].seq
 
     def _summary(self, diffs: Sequence[Difference], calls: int) -> str:
         lang = self.settings.locale.lang

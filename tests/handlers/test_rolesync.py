@@ -181,16 +181,21 @@ async def test_a_start_refused_for_a_permission_alerts_once(make_harness: MakeHa
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
 
 
-async def _drift(h: Harness) -> None:
-    """zhaoliu holds sales in Baton (the change not followed yet); wangwu carries the label
-    in DingTalk, given in the console."""
+async def _drift(h: Harness, sync: RoleSync) -> None:
+    """zhaoliu holds sales in Baton, and carried its label until someone took it away in the
+    console; wangwu carries the label, given in the console."""
     await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    await sender(h, sync).drain_once()
+    rid = h.dingtalk.role_id("Baton", "销售")
+    assert rid is not None
+    h.dingtalk.role_holders[rid].remove("zhaoliu")
     h.dingtalk.console_assign("Baton", "销售", "wangwu")
 
 
 async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> None:
     h, sync = await rig(make_harness)
-    await _drift(h)
+    await _drift(h, sync)
     assert await schedule_reconcile(h.db, h.settings, h.clock.now())
     await h.run_due()
     async with h.db.uow() as uow:
@@ -211,9 +216,24 @@ async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> No
     assert len(await alerts(h, "钉钉角色对账")) == 1
 
 
+async def test_a_change_on_its_way_is_not_drift(make_harness: MakeHarness) -> None:
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()                   # the event is not followed yet: not a difference
+    await follow(h)
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()                   # the call is queued, not sent: not a difference
+    assert len(h.dingtalk.called("role_members")) == 4          # two reconciles of two roles
+    assert await alerts(h, "钉钉角色对账") == []
+    assert [c for c, _, _ in await rows(h)] == [RoleCall("add", ("sales",), ("zhaoliu",))]
+    await sender(h, sync).drain_once()
+    assert h.dingtalk.holders_of("Baton", "销售") == ["zhaoliu"]
+
+
 async def test_reconcile_report_only_alerts(make_harness: MakeHarness) -> None:
-    h, _ = await rig(make_harness, mode="report")
-    await _drift(h)
+    h, sync = await rig(make_harness, mode="report")
+    await _drift(h, sync)
     await schedule_reconcile(h.db, h.settings, h.clock.now())
     await h.run_due()
     async with h.db.uow() as uow:
@@ -222,7 +242,7 @@ async def test_reconcile_report_only_alerts(make_harness: MakeHarness) -> None:
     assert results == {"reported"}
     assert await rows(h) == []
     [summary] = await alerts(h, "只报告")
-    assert "未做修改" in summary
+    assert "未做修改" in summary and "销售 缺 zhaoliu" in summary
     assert sorted(h.dingtalk.holders_of("Baton", "销售")) == ["wangwu"]
 
 
