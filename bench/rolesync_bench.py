@@ -103,6 +103,9 @@ async def run(members: int, n_roles: int) -> None:
                 if r.kind == KIND:
                     await sync.deliver(r.payload, clock.now())
             fix_took = time.perf_counter() - t0
+            async with db.uow() as uow:
+                await uow.outbox.mark_sent_each([(r.id, clock.now(), False) for r in rows])
+                await uow.commit()
             c2 = counted(sim)
             again, took2 = await reconcile()
             c3 = counted(sim)
