@@ -241,13 +241,19 @@ class RoleSync:
             await uow.commit()
         return ids
 
-    async def start(self, now: datetime) -> bool:
-        """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal."""
+    async def start(self, now: datetime, *, within: float = 20.0) -> bool:
+        """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal, and
+        bounded (a DingTalk outage must not hold up the start: the first role call and the
+        reconcile ensure again; find-or-create is safe to cut short)."""
         if not self.cfg.enabled:
             return False
         try:
-            await self.ensure(now)
+            await asyncio.wait_for(self.ensure(now), within)
             return True
+        except TimeoutError:
+            log.warning("DingTalk roles not ensured within %.0fs of the start; the first role "
+                        "call or the reconcile will", within)
+            return False
         except DingTalkError as e:
             log.warning("DingTalk roles not ensured on start: %s", e)
             await self.alert_failure(e, now)
