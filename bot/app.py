@@ -22,7 +22,9 @@ from bot.bootstrap import bootstrap
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
 from bot.core.faults import Faults
+from bot.delivery import rolesync
 from bot.delivery.alerts import queue_alert
+from bot.delivery.budget import BudgetWatch
 from bot.delivery.outbox import OutboxSender
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.metrics import Metrics
@@ -38,6 +40,7 @@ from handlers.audit import schedule_retention
 from handlers.bulk import send_export
 from handlers.drift import schedule_sweep
 from handlers.review import schedule_review
+from handlers.rolesync import schedule_reconcile
 from storage import migrate
 from storage.db import Database, UnitOfWork, open_database
 
@@ -45,9 +48,10 @@ log = logging.getLogger(__name__)
 
 
 def implements_ports(client: OpenApiClient, uow: UnitOfWork, clock: SystemClock,
-                     ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock]:
+                     ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock,
+                                ports.Roles]:
     """The concrete classes as the ports they implement: mypy checks that they fit."""
-    return client, client, uow, clock
+    return client, client, uow, clock, client
 
 
 class NotConfigured(Exception):
@@ -114,11 +118,21 @@ class BatonApp:
         await schedule_retention(self.db, s, self.clock.now())
         await schedule_review(self.db, s, self.clock.now())
         await schedule_sweep(self.db, s, self.clock.now())
+        # DingTalk role labels: the group and roles found or created before anything is sent.
+        self.roles = rolesync.RoleSync(self.db, s, self.client)
+        await self.roles.start(self.clock.now())
+        await schedule_reconcile(self.db, s, self.clock.now())
         self.outbox = OutboxSender(
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
-                                                        self.clock.now())},
-            on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease)
+                                                        self.clock.now()),
+                        rolesync.KIND: lambda p: self.roles.deliver(p, self.clock.now())},
+            on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease,
+            on_denied={rolesync.KIND: self.roles.parked})
+        self.role_feed = rolesync.FeedFollower(self.db, s, self.clock.now,
+                                               on_commit=self.outbox.wake)
+        self.budget = BudgetWatch(self.db, s, lambda: self.client.metered_month,
+                                  self.clock.now, on_commit=self.outbox.wake)
         router = build_router()
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, router.dues,
                              on_commit=self.outbox.wake, request_kinds=router.requests)
@@ -142,6 +156,10 @@ class BatonApp:
         self.stream.on_ack = self.ops.observe_ack
         await self.ops.start()
         self._stack.push_async_callback(self.ops.stop)
+        self.budget.start()
+        self._stack.push_async_callback(self.budget.stop)
+        self.role_feed.start()
+        self._stack.push_async_callback(self.role_feed.stop)
         if self.run_scheduler:
             self.alarm.start(first_run=False)
             # What fell due while Baton was down is queued before the sender's first claim:
@@ -157,7 +175,8 @@ class BatonApp:
 
     async def _outbox_gave_up(self, uow: Any, row: Any, attempts: int, error: str) -> None:
         lang = self.settings.locale.lang
-        kind = i18n.t(f"outbox_kind_{row.kind}" if row.kind in ("reply", "card", "export")
+        kind = i18n.t(f"outbox_kind_{row.kind}" if row.kind in ("reply", "card", "export",
+                                                                 rolesync.KIND)
                  else "outbox_kind_reply", lang)
         await queue_alert(uow, self.settings, self.clock.now(), who="Baton",
                           what=i18n.t("alert_outbox_failed", lang, to=row.conversation_key, kind=kind,

@@ -88,6 +88,10 @@ class DingTalkSettings(_Section):
     exclusive_accounts: bool = False
     request_timeout: float = 5.0
     max_retries: int = 4
+    monthly_call_budget: int = Field(default=10_000, ge=1)
+    """Metered OpenAPI calls the corp may make a month (a standard corp: 10,000, for all its
+    internal apps together). At 80% and at 100% of it, one warning a month goes to
+    ``org.alert_conversation``."""
     stream: StreamSettings = StreamSettings()
 
     @property
@@ -325,6 +329,50 @@ class OpsSettings(_Section):
     _dur = field_validator("max_outbox_age", "max_schedule_lag", mode="before")(config_duration)
 
 
+def _cron_line(v: str) -> str:
+    try:
+        trigger = CronTrigger.from_crontab(v, timezone=UTC)
+    except ValueError as e:
+        raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
+                         f"e.g. \"30 2 * * *\"): {e}") from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError(f"{v!r} never fires")
+    return v
+
+
+class DingTalkRolesSettings(_Section):
+    """Catalog roles mirrored as DingTalk role labels (通讯录角色). Off unless ``enabled``."""
+
+    enabled: bool = False
+    group: str = Field(default="Baton", min_length=1, max_length=64)
+    """The DingTalk role group Baton finds or creates for its roles."""
+    map: dict[str, str] = Field(default_factory=dict)
+    """catalog role -> DingTalk role name (inside ``group``)."""
+    mode: Literal["enforce", "report"] = "enforce"
+    """enforce: a reconcile makes DingTalk match Baton; report: it only alerts."""
+    reconcile: str = "30 2 * * *"
+    """When to compare DingTalk with the store (crontab, in policy.timezone); also after
+    every start."""
+
+    _cron = field_validator("reconcile")(_cron_line)
+
+    @field_validator("map")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        problems = [f"{k}: the DingTalk role name is empty" for k, name in v.items()
+                    if not name.strip()]
+        names = [n.strip() for n in v.values()]
+        problems += [f"{n!r} is mapped from more than one catalog role"
+                     for n in sorted({n for n in names if names.count(n) > 1})]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {k: name.strip() for k, name in v.items()}
+
+
+class IntegrationsSettings(_Section):
+    dingtalk_roles: DingTalkRolesSettings = DingTalkRolesSettings()
+
+
 class LogSettings(_Section):
     level: str = "INFO"
     json_format: bool = False
@@ -357,7 +405,21 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     ops: OpsSettings = OpsSettings()
     audit: AuditSettings = AuditSettings()
+    integrations: IntegrationsSettings = IntegrationsSettings()
     log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _mapped_roles_exist(self) -> Settings:
+        roles = self.integrations.dingtalk_roles
+        unknown = sorted(set(roles.map) - set(self.catalog.roles))
+        if unknown:
+            known = ", ".join(sorted(self.catalog.roles)) or "none"
+            raise ValueError(f"integrations.dingtalk_roles.map: {', '.join(unknown)} is not a "
+                             f"role of catalog.roles (known: {known})")
+        if roles.enabled and not roles.map:
+            raise ValueError("integrations.dingtalk_roles: enabled with an empty map; map at "
+                             "least one catalog role to a DingTalk role name, or turn it off")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from bot.core.clock import Clock
+from bot.core.domain.rolesync import RoleGroupInfo
 
 __all__ = [
     "CARD_EXISTS", "CARD_MISSING", "AuthError", "BadRequest", "Clock", "DingTalkError",
-    "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "ServerError",
-    "SessionExpired", "TransportError", "UnitOfWork",
+    "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "Roles",
+    "ServerError", "SessionExpired", "TransportError", "UnitOfWork",
 ]
 
 
@@ -124,6 +125,27 @@ class Directory(Protocol):
     async def dept_children(self, dept_id: int) -> list[dict[str, Any]]: ...
 
     async def dept_user_ids(self, dept_id: int) -> list[str]: ...
+
+
+@runtime_checkable
+class Roles(Protocol):
+    """DingTalk's role labels (通讯录角色): groups of roles, and who carries each. Every page
+    of a paged read is fetched; ids are DingTalk's."""
+
+    async def role_groups(self) -> list[RoleGroupInfo]: ...
+
+    async def add_role_group(self, name: str) -> int: ...
+
+    async def add_role(self, group_id: int, name: str) -> int: ...
+
+    async def role_members(self, role_id: int) -> list[str]: ...
+
+    async def add_roles_for_users(self, role_ids: Sequence[int],
+                                  user_ids: Sequence[str]) -> None:
+        """At most 20 of each; every role to every user."""
+
+    async def remove_roles_for_users(self, role_ids: Sequence[int],
+                                     user_ids: Sequence[str]) -> None: ...
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ from dingtalk_sim.model import (
     Upload,
 )
 from dingtalk_sim.openapi import OpenApi
+from dingtalk_sim.roles import RoleApi, RoleBook
 from dingtalk_sim.state import DelayRule, DeptSpec, FailRule, SimState
 from dingtalk_sim.stream import StreamGateway
 
@@ -88,6 +89,8 @@ class Simulator:
             ping_interval=ping_interval,
         )
         self._api = OpenApi(self._state)
+        self._role_book = RoleBook(self._state)
+        self._roles = RoleApi(self._state, self._role_book)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -172,6 +175,7 @@ class Simulator:
         app = web.Application(middlewares=[self._api.middleware], client_max_size=64 * 1024**2)
         self._gateway.add_routes(app)
         self._api.add_routes(app)
+        self._roles.add_routes(app)
         # access_log=None: request lines carry tickets, tokens and webhook sessions
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -425,6 +429,40 @@ class Simulator:
         ``org_admin_remove`` is pushed (``push=False``: lost)."""
         self._state.set_user(user_id, {"admin_level": 0})
         return self.push_event("org_admin_remove", [user_id]) if push else None
+    # --- role labels (通讯录角色), as the admin console sees them ----------------------------
+
+    def deny_roles(self, on: bool = True) -> None:
+        """Every role call answers errcode 60011, as for an app without the permission."""
+        with self._state.lock:
+            self._role_book.denied = on
+            self._state.changed()
+
+    def role_id(self, group: str, role: str) -> int | None:
+        return self._role_book.role_id(group, role)
+
+    def role_holders(self, group: str, role: str) -> list[str]:
+        """Who carries ``group``/``role`` (empty when the role does not exist)."""
+        rid = self._role_book.role_id(group, role)
+        return [] if rid is None else self._role_book.holders(rid)
+
+    def console_add_role(self, group: str, role: str) -> int:
+        """Create a role (and its group) as an admin would in the console."""
+        with self._state.lock:
+            found = [g.group_id for g in self._role_book.groups.values() if g.name == group]
+            gid = found[0] if found else self._role_book.add_group(group)
+            rid = self._role_book.role_id(group, role)
+            return rid if rid is not None else self._role_book.add_role(gid, role)
+
+    def console_assign_role(self, group: str, role: str, user_id: str, on: bool = True) -> None:
+        """Give (or take) a role label in the console, not through the API."""
+        rid = self.console_add_role(group, role)
+        self._role_book.assign(rid, [user_id], on)
+
+    def role_calls(self, path: str | None = None) -> int:
+        """Role API calls answered with errcode 0 (one path, or all of them)."""
+        with self._state.lock:
+            calls = self._role_book.calls
+            return calls[path] if path is not None else sum(calls.values())
 
     # --- observing -------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from handlers import (
     offboarding,
     permissions,
     review,
+    rolesync,
     templates,
     transfer,
 )
@@ -28,6 +29,7 @@ FAMILIES: tuple[CommandRouter, ...] = (
     audit.router,
     drift.router,
     offboarding.router,
+    rolesync.router,
 )
 
 

@@ -38,6 +38,7 @@ from storage.repositories import (
     RequestRepo,
 )
 from storage.review import ReviewRepo
+from storage.rolesync import RoleSyncRepo
 from storage.sqlite_driver import OneTripConnection
 
 
@@ -165,6 +166,7 @@ class UnitOfWork:
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
         self.drift = DriftRepo(self.session)
+        self.rolesync = RoleSyncRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -403,3 +403,38 @@ class DingTalkAdmin(Base):
     user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sys_level: Mapped[int] = mapped_column(Integer)     # 1 main administrator, 2 sub-admin
     seen_at: Mapped[datetime]
+class DingTalkRole(Base):
+    """A mapped catalog role's DingTalk role label (通讯录角色): its ids, found or created on
+    start, read when a role call is sent."""
+
+    __tablename__ = "dingtalk_roles"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dingtalk_name: Mapped[str] = mapped_column(String(128))
+    role_id: Mapped[int] = mapped_column(BigInteger)
+    group_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class SyncMark(Base):
+    """A named mark an integration keeps: a cursor, or that a once-only alert went out
+    (e.g. ``budget:2026-12:80``, ``roles.denied``)."""
+
+    __tablename__ = "sync_marks"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime]
+
+
+class ApiCallMonth(Base):
+    """Metered DingTalk OpenAPI calls of a month, summed over every replica."""
+
+    __tablename__ = "api_call_months"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)     # 2026-12
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime]

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.delivery.outbox import OutboxSender
     from bot.dispatch.metrics import Metrics
     from bot.scheduling.due import DueRunner
+    from bot.transport.openapi import OpenApiClient
     from bot.transport.stream import BatonStreamClient
     from storage.db import Database
 
@@ -50,6 +51,8 @@ class Observed(Protocol):
     def outbox(self) -> OutboxSender: ...
     @property
     def due(self) -> DueRunner: ...
+    @property
+    def client(self) -> OpenApiClient: ...
 
 log = logging.getLogger(__name__)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -160,6 +163,23 @@ class AppCollector(Collector):
         yield CounterMetricFamily("baton_outbox_given_up", "Messages FAILED after the retry "
                                   "limit (each raised an operator alert)",
                                   value=app.outbox.failed)
+        yield CounterMetricFamily("baton_outbox_parked", "Rows parked because DingTalk refused "
+                                  "them for a missing permission (alerted once)",
+                                  value=app.outbox.parked)
+        calls = CounterMetricFamily("baton_dingtalk_calls", "DingTalk OpenAPI calls made by "
+                                    "this replica, by API (retries included)", labels=["api"])
+        for api, n in sorted(app.client.calls.items()):
+            calls.add_metric([api], n)
+        yield calls
+        month = GaugeMetricFamily("baton_dingtalk_metered_calls_month", "Calls counted "
+                                  "against DingTalk's monthly quota by this replica, by month",
+                                  labels=["month"])
+        for m, n in sorted(app.client.metered_month.items()):
+            month.add_metric([m], n)
+        yield month
+        yield GaugeMetricFamily("baton_dingtalk_monthly_call_budget",
+                                "dingtalk.monthly_call_budget",
+                                value=app.settings.dingtalk.monthly_call_budget)
         s = self.last
         if s is not None:
             now = app.clock.now()

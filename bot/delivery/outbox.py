@@ -30,6 +30,7 @@ from bot.ports import (
     CARD_MISSING,
     DingTalkError,
     Messenger,
+    PermissionDenied,
     RateLimited,
     SessionExpired,
 )
@@ -42,6 +43,8 @@ MESSAGE_KINDS = {"reply", "card", "export"}
 AFTER_CREATION = timedelta(seconds=1)      # an update waiting for its card goes this long after
 Deliverer = Callable[[dict[str, Any]], Awaitable[None]]
 GiveUp = Callable[[UnitOfWork, OutboxRow, int, str], Awaitable[None]]
+# Called in the transaction that parks a row DingTalk refused for want of a permission.
+Park = Callable[[UnitOfWork, OutboxRow, DingTalkError, datetime], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,18 @@ class OutboxSender:
                  idle_poll: float = 5.0, rng: random.Random | None = None,
                  alert_window: timedelta = timedelta(seconds=30),
                  deliverers: dict[str, Deliverer] | None = None,
-                 on_give_up: GiveUp | None = None, faults: Faults | None = None) -> None:
+                 on_give_up: GiveUp | None = None, faults: Faults | None = None,
+                 on_denied: dict[str, Park] | None = None) -> None:
         self._db, self._client, self._s, self._clock = db, client, settings, clock
         self._alert_window = alert_window
         # Other kinds of rows (e.g. "export": build a file, upload it, send it), same retries.
         self._deliverers = deliverers or {}
         # Called in the transaction that marks a row FAILED (the operator alert).
         self._on_give_up = on_give_up
+        # Kinds whose rows are parked (FAILED at once, no retries) when DingTalk answers that
+        # the app lacks a permission: retrying cannot help until an operator grants it.
+        self._on_denied = on_denied or {}
+        self.parked = 0
         self._faults = faults or Faults()
         self._batch, self._lease, self._idle = batch, lease, idle_poll
         self._rng = rng or random.Random()
@@ -271,6 +279,9 @@ class OutboxSender:
         except DingTalkError as e:
             if e.code == CARD_MISSING and await self._wait_for_creation(row):
                 return False
+            if isinstance(e, PermissionDenied) and row.kind in self._on_denied:
+                await self._park(row, e)
+                return False
             await self._record_failure(row, f"{type(e).__name__}: {e.code} {e.message}",
                                        e.retry_after)
             return False
@@ -303,6 +314,19 @@ class OutboxSender:
             await self._failed(row, error, retry_after)
         except Exception:   # the store is in trouble: the row keeps its lease, then goes again
             log.exception("outbox row %s: could not record the failed send", row.id)
+
+    async def _park(self, row: OutboxRow, e: DingTalkError) -> None:
+        try:
+            async with self._db.uow() as uow:
+                await uow.outbox.mark_failed(row.id, f"parked: {type(e).__name__}: {e.code} "
+                                                     f"{e.message}")
+                await self._on_denied[row.kind](uow, row, e, self._clock.now())
+                await uow.commit()
+            self.parked += 1
+            log.error("OPERATOR ALERT: outbox row %s (%s) parked: DingTalk refused it for a "
+                      "missing permission (%s)", row.id, row.kind, e.code)
+        except Exception:   # the store is in trouble: the row keeps its lease, then goes again
+            log.exception("outbox row %s: could not park it", row.id)
 
     async def _forget_webhook(self, row: OutboxRow) -> None:
         """A dead sessionWebhook is of no use and still a secret: drop it from the row."""

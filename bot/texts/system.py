@@ -15,6 +15,7 @@ ZH: Mapping[str, str] = {
     "outbox_kind_reply": "消息",
     "outbox_kind_card": "卡片",
     "outbox_kind_export": "导出文件",
+    "outbox_kind_dingtalk_role": "钉钉角色同步调用",
     "db_unavailable_click": (
         "抱歉，数据库暂时不可用，你刚才在卡片上的点击没有生效。请稍后再点一次；"
         "如需排查，请把事件编号 {event_id} 告诉管理员。"
@@ -43,6 +44,7 @@ EN: Mapping[str, str] = {
     "outbox_kind_reply": "message",
     "outbox_kind_card": "card",
     "outbox_kind_export": "export file",
+    "outbox_kind_dingtalk_role": "DingTalk role sync call",
     "db_unavailable_click": (
         "Sorry, the database is unavailable right now, so your click on the card was "
         "not applied. Please click again in a moment; for support, quote event id "

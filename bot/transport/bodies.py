@@ -55,6 +55,20 @@ def card_update(out_track_id: str, params: Mapping[str, str],
     return body
 
 
+def role_emps(role_ids: Sequence[int], user_ids: Sequence[str]) -> dict[str, str]:
+    """``topapi/role/addrolesforemps`` / ``removerolesforemps``: comma-separated strings of at
+    most 20 role ids and 20 user ids (every role is applied to every user)."""
+    if not role_ids or not user_ids or len(role_ids) > 20 or len(user_ids) > 20:
+        raise ValueError(f"a role call takes 1 to 20 roles and users, not {len(role_ids)} "
+                         f"and {len(user_ids)}")
+    return {"roleIds": ",".join(str(r) for r in role_ids), "userIds": ",".join(user_ids)}
+
+
+def page(size: int, offset: int, **more: Any) -> dict[str, Any]:
+    """A legacy paged read (``topapi/role/list``, ``topapi/role/simplelist``)."""
+    return {**more, "size": size, "offset": offset}
+
+
 class MessageSends(ABC):
     """The Messenger port's message methods, composed once from the three raw send calls
     and the bodies above: the OpenAPI client and the handler tests' fake DingTalk share it,

@@ -15,13 +15,14 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from bot.config import DingTalkSettings
+from bot.core.domain.rolesync import MEMBERS_PAGE, ROLES_PAGE, RoleGroupInfo
 from bot.ports import (
     AuthError,
     BadRequest,
@@ -303,3 +304,45 @@ class OpenApiClient(bodies.MessageSends):
         await self.api("POST", "/v1.0/contact/orgAccounts/mainAdministrators/change", {
             "sourceUserId": source_user, "targetUserId": target_user, "effectCorpId": corp_id,
         })
+
+    # ---- role labels (通讯录角色) ---------------------------------------------------------
+    async def role_groups(self) -> list[RoleGroupInfo]:
+        out: list[RoleGroupInfo] = []
+        offset = 0
+        while True:
+            data = await self.oapi("/topapi/role/list", bodies.page(ROLES_PAGE, offset))
+            result = data.get("result") or {}
+            for g in result.get("list") or []:
+                out.append(RoleGroupInfo(int(g["groupId"]), str(g.get("name", "")), tuple(
+                    (int(r["id"]), str(r.get("name", ""))) for r in g.get("roles") or [])))
+            if not result.get("hasMore"):
+                return out
+            offset += ROLES_PAGE
+
+    async def add_role_group(self, name: str) -> int:
+        data = await self.oapi("/role/add_role_group", {"name": name})
+        return int(data["groupId"])
+
+    async def add_role(self, group_id: int, name: str) -> int:
+        data = await self.oapi("/role/add_role", {"roleName": name, "groupId": group_id})
+        return int(data["roleId"])
+
+    async def role_members(self, role_id: int) -> list[str]:
+        out: list[str] = []
+        offset = 0
+        while True:
+            data = await self.oapi("/topapi/role/simplelist",
+                                   bodies.page(MEMBERS_PAGE, offset, role_id=role_id))
+            result = data.get("result") or {}
+            out += [str(u["userid"]) for u in result.get("list") or []]
+            if not result.get("hasMore"):
+                return out
+            offset += MEMBERS_PAGE
+
+    async def add_roles_for_users(self, role_ids: Sequence[int],
+                                  user_ids: Sequence[str]) -> None:
+        await self.oapi("/topapi/role/addrolesforemps", bodies.role_emps(role_ids, user_ids))
+
+    async def remove_roles_for_users(self, role_ids: Sequence[int],
+                                     user_ids: Sequence[str]) -> None:
+        await self.oapi("/topapi/role/removerolesforemps", bodies.role_emps(role_ids, user_ids))

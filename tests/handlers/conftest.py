@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from bot.bootstrap import bootstrap
 from bot.cli.sandbox import DEMO_CATALOG, DEMO_CORP, DEMO_DEPARTMENTS, DEMO_GROUP, DEMO_USERS
 from bot.config import Settings
 from bot.core.clock import FakeClock
+from bot.core.domain.rolesync import RoleGroupInfo
 from bot.core.faults import Faults
 from bot.dispatch.dispatcher import Dispatcher
 from bot.scheduling.due import DueRunner
@@ -71,6 +72,11 @@ class FakeDingTalk(bodies.MessageSends):
     files: dict[str, bytes] = field(default_factory=dict)      # download code -> bytes
     calls: list[Call] = field(default_factory=list)
     _fail: dict[str, list[DingTalkError]] = field(default_factory=dict)
+    # Role labels (通讯录角色): group id -> (name, {role id: role name}); role id -> holders.
+    role_book: dict[int, tuple[str, dict[int, str]]] = field(default_factory=lambda: {
+        1: ("默认", {2: "主管"})})
+    role_holders: dict[int, list[str]] = field(default_factory=lambda: {2: []})
+    _role_ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
 
     def fail_next(self, method: str, error: DingTalkError, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` raise ``error``."""
@@ -148,6 +154,73 @@ class FakeDingTalk(bodies.MessageSends):
         if source.admin_level != 1:
             raise BadRequest(api, 400, "invalidParameter.sourceUserId.notMainAdmin", "源用户不是主管理员")
         self.console_transfer_main_admin(source_user, target_user)
+
+    # -- role labels
+    def role_id(self, group: str, role: str) -> int | None:
+        return next((rid for name, roles in self.role_book.values() if name == group
+                     for rid, n in roles.items() if n == role), None)
+
+    def holders_of(self, group: str, role: str) -> list[str]:
+        rid = self.role_id(group, role)
+        return [] if rid is None else list(self.role_holders[rid])
+
+    def console_assign(self, group: str, role: str, user_id: str) -> None:
+        """A label given in DingTalk's console (no API call, nothing Baton did)."""
+        rid = self.role_id(group, role)
+        if rid is None:
+            gid = next((g for g, (n, _) in self.role_book.items() if n == group), None)
+            if gid is None:
+                gid = next(self._role_ids)
+                self.role_book[gid] = (group, {})
+            rid = next(self._role_ids)
+            self.role_book[gid][1][rid] = role
+            self.role_holders[rid] = []
+        self.role_holders[rid].append(user_id)
+
+    async def role_groups(self) -> list[RoleGroupInfo]:
+        self._enter("role_groups")
+        return [RoleGroupInfo(gid, name, tuple(roles.items()))
+                for gid, (name, roles) in sorted(self.role_book.items())]
+
+    async def add_role_group(self, name: str) -> int:
+        self._enter("add_role_group", name)
+        if any(n == name for n, _ in self.role_book.values()):
+            raise BadRequest("/role/add_role_group", 200, "33013", "角色组名称已存在")
+        gid = next(self._role_ids)
+        self.role_book[gid] = (name, {})
+        return gid
+
+    async def add_role(self, group_id: int, name: str) -> int:
+        self._enter("add_role", group_id, name)
+        rid = next(self._role_ids)
+        self.role_book[group_id][1][rid] = name
+        self.role_holders[rid] = []
+        return rid
+
+    async def role_members(self, role_id: int) -> list[str]:
+        self._enter("role_members", role_id)
+        if role_id not in self.role_holders:
+            raise BadRequest("/topapi/role/simplelist", 200, "33011", "角色不存在")
+        return list(self.role_holders[role_id])
+
+    def _emps(self, method: str, role_ids: Sequence[int], user_ids: Sequence[str]) -> None:
+        self._enter(method, tuple(role_ids), tuple(user_ids))
+        assert 1 <= len(role_ids) <= 20 and 1 <= len(user_ids) <= 20, (role_ids, user_ids)
+        for rid in role_ids:
+            have = self.role_holders[rid]
+            for u in user_ids:
+                if method == "add_roles_for_users" and u not in have:
+                    have.append(u)
+                elif method == "remove_roles_for_users" and u in have:
+                    have.remove(u)
+
+    async def add_roles_for_users(self, role_ids: Sequence[int],
+                                  user_ids: Sequence[str]) -> None:
+        self._emps("add_roles_for_users", role_ids, user_ids)
+
+    async def remove_roles_for_users(self, role_ids: Sequence[int],
+                                     user_ids: Sequence[str]) -> None:
+        self._emps("remove_roles_for_users", role_ids, user_ids)
 
     # -- files
     async def download_file(self, download_code: str) -> bytes:

@@ -312,3 +312,27 @@ def test_quiet_hours_off_in_yaml_is_read_as_none(tmp_path: Path) -> None:
     assert s.policy.quiet_hours is None
     problems = problems_of(write(tmp_path, "policy:\n  quiet_hours: 22\n"))
     assert problems[0].startswith("policy.quiet_hours: 22 is not a time range")
+
+
+# --- integrations.dingtalk_roles -------------------------------------------------------------
+
+
+def test_role_sync_map_must_name_catalog_roles(tmp_path: Path) -> None:
+    catalog = {"permissions": {"crm.view": {"zh": "看", "en": "view"}},
+               "roles": {"sales": ["crm.view"]}}
+    ok = load_settings(write(tmp_path, {"catalog": catalog, "integrations": {"dingtalk_roles": {
+        "enabled": True, "map": {"sales": " 销售 "}}}}), env={})
+    assert ok.integrations.dingtalk_roles.map == {"sales": "销售"}
+    assert ok.integrations.dingtalk_roles.mode == "enforce"
+    problems = problems_of(write(tmp_path, {"catalog": catalog, "integrations": {
+        "dingtalk_roles": {"map": {"salse": "销售"}}}}))
+    assert any("salse is not a role of catalog.roles (known: sales)" in p for p in problems)
+    problems = problems_of(write(tmp_path, {"catalog": catalog, "integrations": {
+        "dingtalk_roles": {"enabled": True}}}))
+    assert any("enabled with an empty map" in p for p in problems)
+    problems = problems_of(write(tmp_path, {"catalog": catalog, "integrations": {
+        "dingtalk_roles": {"reconcile": "every night", "mode": "fix"}}}))
+    assert any(p.startswith("integrations.dingtalk_roles.reconcile:") for p in problems)
+    assert any(p.startswith("integrations.dingtalk_roles.mode:") for p in problems)
+    problems = problems_of(write(tmp_path, {"dingtalk": {"monthly_call_budget": 0}}))
+    assert any(p.startswith("dingtalk.monthly_call_budget:") for p in problems)

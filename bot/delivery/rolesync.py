@@ -1,0 +1,382 @@
+"""DingTalk role sync (通讯录角色): Baton's mapped catalog roles kept in step in DingTalk.
+
+- **On start** (:meth:`RoleSync.ensure`): find or create the role group
+  (``integrations.dingtalk_roles.group``) and each mapped role in it; their DingTalk ids are
+  kept in the store (``dingtalk_roles``).
+- **A change** (:func:`follow_feed`, a consumer of the change feed): the events after its
+  cursor (``sync_marks`` ``roles.cursor``) that touch a mapped role (a role set or cleared, a
+  grant of a role added, revoked or expired, an import row, a member's access ended) become
+  ``dingtalk_role`` outbox rows, one per ``addrolesforemps`` / ``removerolesforemps`` call
+  (at most 20 users and 20 roles; :func:`bot.core.domain.rolesync.plan_calls`), in one
+  commit with the cursor's move. The outbox sends them, retries transient failures with
+  backoff, and survives restarts.
+- **Reconcile** (:meth:`RoleSync.reconcile`, the due job ``roles_reconcile`` on
+  ``integrations.dingtalk_roles.reconcile`` and after every start): DingTalk's members of each
+  mapped role (``topapi/role/simplelist``, 100 a page) against the store; every difference is
+  audited and summarised to ``org.alert_conversation``; ``enforce`` queues the calls that fix
+  DingTalk, ``report`` changes nothing.
+- **Refused for a permission** (errcode 60011 / HTTP 403): the row is parked (FAILED at once,
+  not retried) and the alert conversation is told once, until a role call succeeds again
+  (the mark ``roles.denied``); the next reconcile after the operator grants the permission
+  repairs whatever was parked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.config import Settings
+from bot.core.domain.feed import USER, ChangeEvent
+from bot.core.domain.outbox import OutboxRow
+from bot.core.domain.rolesync import (
+    Difference,
+    Op,
+    RoleCall,
+    change,
+    differences,
+    plan_calls,
+    reconcile_calls,
+)
+from bot.delivery.alerts import queue_alert
+from bot.ports import DingTalkError, PermissionDenied, Roles
+from bot.texts.catalog import t
+from storage.db import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+KIND = "dingtalk_role"                # the outbox kind of a role call
+CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in order
+DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
+DETAIL_CAP = 8                        # users named per role in a summary
+CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
+FEED_PAGE = 500                       # events read per transaction
+RECONCILE = "roles_reconcile"         # the due kind of a reconcile (handlers/rolesync.py)
+# Events whose before/after name the role they moved (``role``, a grant's ``name``, an
+# import row's ``value``); others that touch a member are checked for every mapped role.
+KNOWN_TYPES = frozenset({"role.changed", "grant.added", "grant.revoked", "grant.expired",
+                         "import.change", "import.undone"})
+NAME_KEYS = frozenset({"role", "name", "value"})
+# Changes that never move a mapped role: admin and owner levels, templates (a template's
+# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does).
+IGNORED_TYPES = frozenset({"admin.added", "admin.removed", "owner.changed", "template.created",
+                           "template.edited", "template.deleted", "template.applied"})
+
+
+class RoleIdsMissing(RuntimeError):
+    """A role call for a mapped role whose DingTalk id is not known yet (the start's ensure
+    failed): the row is retried, and each attempt tries the ensure again."""
+
+
+# ---- in the transaction of a change ------------------------------------------------------
+
+async def queue_calls(uow: UnitOfWork, now: datetime, calls: Iterable[RoleCall]) -> int:
+    n = 0
+    for call in calls:
+        await uow.outbox.add(KIND, CONVERSATION, call.payload(), now)
+        n += 1
+    return n
+
+
+def candidates(event: ChangeEvent, mapped: Iterable[str]) -> set[str]:
+    """The mapped roles an event may have moved: the role, grant or import row it names;
+    every mapped role for a change to a member this code does not know (say, a member who
+    left: their access ended some way this module was not told of)."""
+    m = set(mapped)
+    if event.type in IGNORED_TYPES:
+        return set()
+    if event.type not in KNOWN_TYPES:
+        return m if event.subject_kind == USER else set()
+    named: set[str] = set()
+    for side in (event.before, event.after):
+        if side:
+            named |= {v for k, v in side.items() if k in NAME_KEYS and isinstance(v, str)}
+    return named & m
+
+
+async def follow_feed(uow: UnitOfWork, settings: Settings, now: datetime, *,
+                      limit: int = FEED_PAGE) -> tuple[int, int]:
+    """One step of the feed consumer, in ``uow``: the role-relevant events after the cursor
+    become DingTalk calls (the state each member is in *now*, so the order of old events
+    does not matter), batched (20 users a call), and the cursor moves on, all in one commit.
+    Returns (events read, calls queued). The first step after the sync is turned on starts
+    at the feed's head (the reconcile after start covers what came before)."""
+    cfg = settings.integrations.dingtalk_roles
+    if not cfg.enabled:
+        return 0, 0
+    corp = settings.org.corp_id
+    await uow.serialise("rolesync.feed")          # one consumer at a time across replicas
+    mark = await uow.rolesync.mark(corp, CURSOR_MARK)
+    head = await uow.feed.head()
+    if mark is None or not mark.isdigit():
+        await uow.rolesync.set_mark(corp, CURSOR_MARK, str(head), now)
+        return 0, 0
+    cursor = int(mark)
+    if cursor >= head:
+        return 0, 0
+    oldest = await uow.feed.oldest()
+    if oldest is not None and cursor + 1 < oldest:
+        # Events past the retention are gone: a reconcile finds what they changed.
+        log.warning("role sync cursor %d is behind the feed's oldest event %d: reconciling",
+                    cursor, oldest)
+        await uow.due.schedule(RECONCILE, now, {"corp_id": corp}, now,
+                               dedupe_key=f"roles-reconcile:{corp}:gap:{cursor}")
+    events = await uow.feed.after(cursor, limit, upto=head)
+    touched: dict[str, set[str]] = {}
+    for e in events:
+        if e.corp_id != corp:
+            continue
+        moved = candidates(e, cfg.map)
+        if moved:
+            for u in e.users():
+                touched.setdefault(u, set()).update(moved)
+    held = await uow.rolesync.held_many(corp, touched, cfg.map, now)
+    edits: list[tuple[Op, str, str]] = []
+    for user, moved in touched.items():
+        add, remove = change(moved, moved, held.get(user, set()), cfg.map)
+        edits += [("add", r, user) for r in add] + [("remove", r, user) for r in remove]
+    n = await queue_calls(uow, now, plan_calls(edits))
+    await uow.rolesync.set_mark(corp, CURSOR_MARK,
+                                str(events[-1].seq if len(events) == limit else head), now)
+    return len(events), n
+
+
+class FeedFollower:
+    """Runs :func:`follow_feed` whenever this process commits change events (``wake``, a
+    listener of the database) and every ``poll`` seconds (changes other replicas commit)."""
+
+    def __init__(self, db: Database, settings: Settings, now: Callable[[], datetime], *,
+                 poll: float = 5.0, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.db, self.settings, self._now, self.poll = db, settings, now, poll
+        self.on_commit = on_commit
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.events = 0
+        self.calls = 0
+
+    def wake(self, _seq: int = 0) -> None:
+        self._wake.set()
+
+    async def catch_up(self) -> int:
+        """Follow until the cursor reaches the head; the number of calls queued."""
+        queued = 0
+        while True:
+            async with self.db.uow() as uow:
+                read, n = await follow_feed(uow, self.settings, self._now())
+                if n:
+                    uow.after_commit(self.on_commit)
+                await uow.commit()
+            self.events, self.calls, queued = self.events + read, self.calls + n, queued + n
+            if read < FEED_PAGE:
+                return queued
+
+    def start(self) -> None:
+        if self._task is None and self.settings.integrations.dingtalk_roles.enabled:
+            self.db.feed_listeners.append(self.wake)
+            self._task = asyncio.create_task(self._run(), name="role-feed")
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()          # before reading: a wake meanwhile reads again
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("role sync could not follow the change feed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            if self.wake in self.db.feed_listeners:
+                self.db.feed_listeners.remove(self.wake)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+# ---- the sync itself -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    differences: tuple[Difference, ...]
+    calls: int                  # fix calls queued (enforce)
+    read_calls: int             # DingTalk calls spent reading
+
+
+class RoleSync:
+    """The DingTalk side: ensure, deliver a queued call, reconcile."""
+
+    def __init__(self, db: Database, settings: Settings, roles: Roles) -> None:
+        self.db, self.settings, self.roles = db, settings, roles
+        self.cfg = settings.integrations.dingtalk_roles
+        self.corp = settings.org.corp_id
+        self.read_calls = 0
+
+    # -- start
+    async def ensure(self, now: datetime) -> dict[str, int]:
+        """Find or create the group and every mapped role; store their ids; return
+        catalog role -> DingTalk role id. Raises the port's errors."""
+        groups = await self.roles.role_groups()
+        self.read_calls += 1
+        group = next((g for g in groups if g.name == self.cfg.group), None)
+        group_id = group.group_id if group else await self.roles.add_role_group(self.cfg.group)
+        ids: dict[str, int] = {}
+        for role, name in sorted(self.cfg.map.items()):
+            rid = group.role_id(name) if group else None
+            if rid is None:
+                rid = await self.roles.add_role(group_id, name)
+                log.info("DingTalk role %s/%s created (id %s) for %s", self.cfg.group, name,
+                         rid, role)
+            ids[role] = rid
+        async with self.db.uow() as uow:
+            for role, rid in ids.items():
+                await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
+                                             now)
+            await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+            await uow.commit()
+        return ids
+
+    async def start(self, now: datetime, *, within: float = 20.0) -> bool:
+        """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal, and
+        bounded (a DingTalk outage must not hold up the start: the first role call and the
+        reconcile ensure again; find-or-create is safe to cut short)."""
+        if not self.cfg.enabled:
+            return False
+        try:
+            await asyncio.wait_for(self.ensure(now), within)
+            return True
+        except TimeoutError:
+            log.warning("DingTalk roles not ensured within %.0fs of the start; the first role "
+                        "call or the reconcile will", within)
+            return False
+        except DingTalkError as e:
+            log.warning("DingTalk roles not ensured on start: %s", e)
+            await self.alert_failure(e, now)
+            return False
+
+    async def _ids(self, roles: Sequence[str], now: datetime) -> list[int]:
+        async with self.db.uow() as uow:
+            known = await uow.rolesync.role_ids(self.corp)
+        if any(r not in known or known[r][0] != self.cfg.map.get(r) for r in roles):
+            fresh = await self.ensure(now)
+            return [fresh[r] for r in roles if r in fresh]
+        return [known[r][1] for r in roles]
+
+    # -- the outbox deliverer
+    async def deliver(self, payload: dict[str, object], now: datetime) -> None:
+        call = RoleCall.from_payload(payload)
+        roles = [r for r in call.roles if r in self.cfg.map]   # unmapped since: dropped
+        if not roles:
+            log.info("role call for %s dropped: no longer mapped", call.roles)
+            return
+        ids = await self._ids(roles, now)
+        if len(ids) != len(roles):
+            raise RoleIdsMissing(f"no DingTalk id for {roles}")
+        if call.op == "add":
+            await self.roles.add_roles_for_users(ids, call.users)
+        else:
+            await self.roles.remove_roles_for_users(ids, call.users)
+
+    # -- refusals
+    async def parked(self, uow: UnitOfWork, row: OutboxRow, e: DingTalkError,
+                     now: datetime) -> None:
+        """The outbox parked a role call DingTalk refused for a permission: alert once."""
+        await self._alert_denied(uow, e, now)
+
+    async def _alert_denied(self, uow: UnitOfWork, e: DingTalkError, now: datetime) -> None:
+        if await uow.rolesync.claim_mark(self.corp, DENIED_MARK, now, value=e.code):
+            lang = self.settings.locale.lang
+            await queue_alert(uow, self.settings, now, who="Baton",
+                              what=t("roles_denied", lang, api=e.api, code=e.code),
+                              why=t("roles_why", lang), what_cap=400)
+
+    async def alert_failure(self, e: DingTalkError, now: datetime) -> None:
+        async with self.db.uow() as uow:
+            if isinstance(e, PermissionDenied):
+                await self._alert_denied(uow, e, now)
+            else:
+                lang = self.settings.locale.lang
+                await queue_alert(uow, self.settings, now, who="Baton",
+                                  what=t("roles_failed", lang, api=e.api, code=e.code,
+                                         message=e.message[:80]),
+                                  why=t("roles_why", lang), what_cap=400)
+            await uow.commit()
+
+    # -- reconcile
+    async def read_dingtalk(self, now: datetime) -> dict[str, set[str]]:
+        """Who carries each mapped role in DingTalk (ensuring the roles first)."""
+        before = self.read_calls
+        ids = await self.ensure(now)
+        actual: dict[str, set[str]] = {}
+        for role, rid in sorted(ids.items()):
+            members = await self.roles.role_members(rid)
+            self.read_calls += max(1, -(-len(members) // 100))
+            actual[role] = set(members)
+        log.info("DingTalk roles read in %d calls", self.read_calls - before)
+        return actual
+
+    async def reconcile(self, uow: UnitOfWork, now: datetime,
+                        actual: dict[str, set[str]], read_calls: int) -> ReconcileResult:
+        """In the caller's transaction: compare, audit each difference, fix (enforce) by
+        queueing calls, and summarise to the alert conversation."""
+        desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
+        # Members whose change is on its way (a queued call, or an event not followed yet)
+        # are not drift: what is in flight will set them right.
+        moving = await uow.rolesync.users_in_flight(KIND) | await self._unfollowed(uow)
+        diffs = [d for d in differences(desired, actual) if d.user_id not in moving]
+        enforce = self.cfg.mode == "enforce"
+        await uow.audit.append_many(self.corp, now, [
+            {"actor_id": "system:roles", "action": f"roles.{d.kind}",
+             "result": "applied" if enforce else "reported", "target_id": d.user_id,
+             "after": {"role": d.role, "dingtalk_role": self.cfg.map[d.role],
+                       "fix": d.op if enforce else None}} for d in diffs])
+        calls = await queue_calls(uow, now, reconcile_calls(diffs)) if enforce else 0
+        if diffs:
+            await queue_alert(uow, self.settings, now, who="Baton",
+                              what=self._summary(diffs, calls), why=t(
+                                  "roles_why", self.settings.locale.lang), what_cap=900)
+        await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+        return ReconcileResult(tuple(diffs), calls, read_calls)
+
+    async def _unfollowed(self, uow: UnitOfWork) -> set[str]:
+        mark = await uow.rolesync.mark(self.corp, CURSOR_MARK)
+        if mark is None or not mark.isdigit():
+            return set()
+        users: set[str] = set()
+        cursor = int(mark)
+        while True:
+            events = await uow.feed.after(cursor, FEED_PAGE)
+            for e in events:
+                if e.corp_id == self.corp and candidates(e, self.cfg.map):
+                    users.update(e.users())
+            if len(events) < FEED_PAGE:
+                return users
+            cursor = events[-1].seq
+
+    def _summary(self, diffs: Sequence[Difference], calls: int) -> str:
+        lang = self.settings.locale.lang
+        missing = [d for d in diffs if d.kind == "missing"]
+        extra = [d for d in diffs if d.kind == "extra"]
+        parts: list[str] = []
+        for kind, group in (("missing", missing), ("extra", extra)):
+            by_role: dict[str, list[str]] = {}
+            for d in group:
+                by_role.setdefault(d.role, []).append(d.user_id)
+            for role, users in sorted(by_role.items()):
+                shown = ", ".join(users[:DETAIL_CAP]) + (
+                    f" (+{len(users) - DETAIL_CAP})" if len(users) > DETAIL_CAP else "")
+                parts.append(str(t(f"roles_detail_{kind}", lang, role=self.cfg.map[role],
+                                   users=shown)))
+        key = "roles_summary_enforce" if self.cfg.mode == "enforce" else "roles_summary_report"
+        return str(t(key, lang, n=len(diffs), missing=len(missing), extra=len(extra),
+                     calls=calls, detail="; ".join(parts)))
+
+
+__all__ = ["CONVERSATION", "CURSOR_MARK", "DENIED_MARK", "KIND", "RECONCILE", "FeedFollower",
+           "ReconcileResult", "RoleIdsMissing", "RoleSync", "candidates", "follow_feed",
+           "queue_calls"]
