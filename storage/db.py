@@ -38,6 +38,7 @@ from storage.repositories import (
 )
 from storage.review import ReviewRepo
 from storage.sqlite_driver import OneTripConnection
+from storage.webhooks import WebhookRepo
 
 
 class CommitOutcomeUnknown(Exception):
@@ -163,6 +164,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.webhooks = WebhookRepo(self.session)
         return self
 
     def _unlock(self) -> None:

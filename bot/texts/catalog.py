@@ -27,6 +27,7 @@ from bot.texts import (
     sandbox,
     system,
     transfer,
+    webhooks,
 )
 
 
@@ -52,6 +53,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("bulk", {"zh": bulk.ZH, "en": bulk.EN}),
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
+    Family("webhooks", {"zh": webhooks.ZH, "en": webhooks.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (
