@@ -346,6 +346,8 @@ class WebhookSettings(_Section):
     @field_validator("secret", mode="before")
     @classmethod
     def _secret(cls, v: Any) -> Any:
+        if isinstance(v, SecretStr):
+            return v    # settings already loaded, validated again (model_dump, copy)
         ref = _ENV_REF.match(v) if isinstance(v, str) else None
         if ref is None:
             raise ValueError("secrets are read only from the environment: write ${ENV_NAME} "

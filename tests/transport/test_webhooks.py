@@ -23,7 +23,7 @@ from bot.delivery.webhooks import WebhookSender
 from bot.transport.webhooks import HttpWebhooks
 from storage.db import Database
 from storage.models import AuditEntry, OutboxMessage
-from tests.transport.webhook_support import Receiver
+from tests.webhook_receiver import Receiver
 
 CORP = "dingtestcorp"
 SECRET = "whsec-test-3a9f"

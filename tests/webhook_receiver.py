@@ -1,6 +1,7 @@
-"""A webhook receiver for the tests (not a test itself): a real aiohttp server on port 0 that
-verifies each request's signature with the receiver-side function the docs show, records
-what came, deduplicates on the event id, and can be told to fail, or to hang until released.
+"""A webhook receiver shared by the transport and end-to-end tests (not a test itself): a
+real aiohttp server on port 0 that verifies each request's signature with the receiver-side
+function the docs show, records what came, deduplicates on the event id, and can be told to
+fail, or to hang until released.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Endpoint:
     fail_at: dict[int, int] = field(default_factory=dict)   # seq -> failures left
     status: int = 200
     hang: bool = False
+    hang_seq: int | None = None        # hang once, on the first request for this seq
     release: asyncio.Event = field(default_factory=asyncio.Event)
     waiting: int = 0
 
@@ -82,7 +84,8 @@ class Receiver:
                              str(body["type"]), ok and body["id"] == request.headers.get(
                                  EVENT_ID_HEADER), body))
         self.changed.set()
-        if ep.hang:
+        if ep.hang or ep.hang_seq == int(body["seq"]):
+            ep.hang_seq = None
             ep.waiting += 1
             await ep.release.wait()
             ep.waiting -= 1
