@@ -7,6 +7,7 @@ fail, or to hang until released.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -127,7 +128,5 @@ class Receiver:
             if left <= 0:
                 raise TimeoutError(f"receiver: timed out waiting for {what}")
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(left, 0.1))
-            except TimeoutError:
-                pass

@@ -77,6 +77,12 @@ class Process:
         return env
 
     async def start(self, crash: str | None = None) -> None:
+        self.spawn(crash)
+        await self.until(lambda: any(c.live for c in self.sim.connections()) or self.dead(),
+                         "Baton connected")
+        assert not self.dead(), self.log_tail()
+
+    def spawn(self, crash: str | None) -> None:
         env = self.env()
         if crash:
             env[CRASH_ENV] = crash
@@ -85,9 +91,6 @@ class Process:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli.main", "run", "--config", str(self.cfg)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        await self.until(lambda: any(c.live for c in self.sim.connections()) or self.dead(),
-                         "Baton connected")
-        assert not self.dead(), self.log_tail()
 
     def dead(self) -> bool:
         return self.proc is None or self.proc.poll() is not None
@@ -183,10 +186,10 @@ async def test_each_event_exactly_once_after_kills_mid_delivery(
         await run.start()
         await receiver.until(lambda: len(receiver.unique("crm")) >= len(events), timeout=30,
                              what="every event")
-        await asyncio.wait_for(_cursor_at(db_url, max(events)), 30)
+        await _cursor_at(db_url, max(events))
         await run.stop()
-        listed = subprocess.run(
-            [sys.executable, "-m", "bot.cli.main", "webhooks", "list", "--config", str(cfg)],
+        listed = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "bot.cli.main", "webhooks", "list", "--config", str(cfg)],
             cwd=ROOT, env=run.env(), capture_output=True, text=True, timeout=60, check=True)
     finally:
         if run.proc is not None and run.proc.poll() is None:
@@ -208,8 +211,12 @@ async def test_each_event_exactly_once_after_kills_mid_delivery(
 
 
 async def _cursor_at(url: str, seq: int) -> None:
-    while await cursor(url) < seq:
+    """Wait (30 s at most) until the subscriber's cursor has reached ``seq``."""
+    for _ in range(600):
+        if await cursor(url) >= seq:
+            return
         await asyncio.sleep(0.05)
+    raise AssertionError(f"the cursor never reached {seq}")
 
 
 @pytest.fixture
