@@ -104,6 +104,15 @@ class WebhookRepo:
                                            last_delivered_at=now))
         return bool(getattr(res, "rowcount", 0))
 
+    async def release(self, name: str, token: str, cursor: int | None, now: datetime) -> bool:
+        """Give up a lease early (a stop), moving the cursor to ``cursor`` if given."""
+        values: dict[str, object] = {"claimed_until": None, "claim_token": None}
+        if cursor is not None:
+            values.update(cursor=cursor, attempts=0, last_error=None, last_delivered_at=now)
+        res = await self.s.execute(update(Row).where(Row.name == name, Row.claim_token == token)
+                                   .values(**values))
+        return bool(getattr(res, "rowcount", 0))
+
     async def replay(self, name: str, cursor: int, now: datetime) -> Subscription | None:
         """Resume a subscriber (paused or not) after ``cursor``: active, due now, no attempts
         counted, any lease broken (its holder's later writes are refused)."""

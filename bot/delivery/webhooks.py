@@ -42,12 +42,14 @@ from bot.texts.catalog import t
 from storage.db import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY = 1.0   # seconds between two records of a round's progress
 
 
 class WebhookSender:
     def __init__(self, db: Database, poster: Webhooks, settings: Settings, clock: Clock, *,
                  faults: Faults | None = None, rng: random.Random | None = None,
-                 on_alert: Callable[[], None] | None = None) -> None:
+                 on_alert: Callable[[], None] | None = None,
+                 progress_every: float = PROGRESS_EVERY) -> None:
         self._db, self._poster, self._settings, self._clock = db, poster, settings, clock
         self._subs: dict[str, WebhookSettings] = {
             w.name: w for w in settings.integrations.webhooks}
@@ -55,9 +57,12 @@ class WebhookSender:
         self._faults = faults or Faults()
         self._rng = rng or random.Random()
         self._on_alert = on_alert
+        self._progress_every = progress_every
         self._wake = asyncio.Event()
         self._stopping = False
         self._rounds: dict[str, asyncio.Task[None]] = {}
+        self._reached: dict[str, int] = {}   # per round under way: the last seq acknowledged
+        self._posts: dict[str, asyncio.Future[None]] = {}   # per round: the POST under way
         #: Per subscriber, since start: events acknowledged, failed attempts, pauses.
         self.delivered: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
@@ -105,6 +110,11 @@ class WebhookSender:
                 timeout = min(timeout, max(0.0, (nxt - self._clock.now()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+        # A POST under way is not waited for (a slow receiver must not hold up a shutdown):
+        # it is cancelled, and its round records what was acknowledged and frees its lease,
+        # so the next start resumes at once; the cut-off event goes again.
+        for post in list(self._posts.values()):
+            post.cancel()
         if self._rounds:
             await asyncio.wait(list(self._rounds.values()))
 
@@ -122,7 +132,7 @@ class WebhookSender:
 
     async def _start_rounds(self) -> int:
         idle = [n for n in self._subs if n not in self._rounds]
-        if not idle:
+        if not idle or self._stopping:
             return 0
         async with self._db.uow() as uow:
             head = await uow.feed.head()
@@ -152,34 +162,75 @@ class WebhookSender:
             head = await uow.feed.head()
             events = await uow.feed.after(sub.cursor, self._d.batch, upto=head, types=types)
             await uow.commit()
-        reached, error, complete = await self._post(cfg, sub.cursor, events, lease)
+        self._reached[name] = sub.cursor
+        try:
+            reached, error, complete = await self._post(cfg, token, sub.cursor, events, lease)
+        except asyncio.CancelledError:
+            reached = self._reached.pop(name, sub.cursor)
+            try:
+                await asyncio.wait_for(self._release(name, token, sub.cursor, reached), 5)
+            except Exception:
+                log.exception("webhook %s: could not free the lease at a stop", name)
+            raise
+        self._reached.pop(name, None)
+        if error is None and not complete:
+            # Cut short without a failure (a stop, the lease's budget, a lost lease): keep
+            # what went, free the lease, count no attempt; the rest goes next round.
+            await self._release(name, token, sub.cursor, reached)
+            return
         if complete and len(events) < self._d.batch:
             reached = max(reached, head)   # every wanted event up to the head went
         await self._settle(cfg, sub, token, reached, error)
 
-    async def _post(self, cfg: WebhookSettings, cursor: int, events: list[ChangeEvent],
-                    lease: timedelta) -> tuple[int, str | None, bool]:
+    async def _release(self, name: str, token: str, cursor: int, reached: int) -> None:
+        async with self._db.uow() as uow:
+            await uow.webhooks.release(name, token, reached if reached > cursor else None,
+                                       self._clock.now())
+            await uow.commit()
+
+    async def _post(self, cfg: WebhookSettings, token: str, cursor: int,
+                    events: list[ChangeEvent], lease: timedelta,
+                    ) -> tuple[int, str | None, bool]:
         """POST ``events`` in order: (the seq of the last one acknowledged, the error that
-        stopped the round or None, whether every one of them went)."""
+        stopped the round or None, whether every one of them went). Progress is recorded
+        about once a second meanwhile, so a crash sends at most about a second's worth of
+        events again."""
         loop = asyncio.get_running_loop()
-        began = loop.time()
+        began = recorded_at = loop.time()
         reached = cursor
         secret = cfg.secret.get_secret_value()
         for ev in events:
             if self._stopping or loop.time() - began + cfg.timeout > lease.total_seconds() / 2:
                 return reached, None, False   # the rest next round: no POST outlives the lease
+            post = asyncio.ensure_future(self._poster.post_event(
+                cfg.url, secret, ev.as_json(), sent_at=int(self._clock.now().timestamp()),
+                timeout=cfg.timeout))
+            self._posts[cfg.name] = post
             try:
-                await self._poster.post_event(cfg.url, secret, ev.as_json(),
-                                              sent_at=int(self._clock.now().timestamp()),
-                                              timeout=cfg.timeout)
+                await post
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if (me is not None and me.cancelling()) or not self._stopping:
+                    raise       # the round itself is cancelled
+                return reached, None, False     # a stop cut this POST short
             except WebhookFailed as e:
                 return reached, f"#{ev.seq}: {redact(str(e), (secret,))}", False
             except Exception as e:   # a bug, not the receiver: keep the event, say so loudly
                 log.exception("webhook %s: event %s could not be sent", cfg.name, ev.id)
                 return reached, f"#{ev.seq}: {type(e).__name__}: {e}", False
+            finally:
+                self._posts.pop(cfg.name, None)
             self._faults.crash("webhook.before_mark")
-            reached = ev.seq
+            reached = self._reached[cfg.name] = ev.seq
             self.delivered[cfg.name] += 1
+            if loop.time() - recorded_at >= self._progress_every:
+                async with self._db.uow() as uow:
+                    kept = await uow.webhooks.delivered(cfg.name, token, reached,
+                                                        self._clock.now())
+                    await uow.commit()
+                if not kept:
+                    return reached, None, False   # the lease is gone: the settle says so
+                recorded_at = loop.time()
         return reached, None, True
 
     async def _settle(self, cfg: WebhookSettings, sub: Subscription, token: str, reached: int,

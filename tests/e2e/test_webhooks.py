@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import select
 
+from bot.api.ops import snapshot
 from bot.app import BatonApp
 from bot.cli.sandbox import DEMO_CATALOG, demo_simulator, sim_settings
 from bot.config import Settings
@@ -241,8 +243,26 @@ async def test_a_hanging_webhook_never_holds_up_commands(
                              what="the fast subscriber's event")
     assert receiver.endpoints["slow"].waiting == 1
     assert len(receiver.of("slow")) == 1
+    # /metrics: slow is 3 events behind, fast is caught up.
+    text = await metrics(bot, 'baton_webhook_lag_events{webhook="fast"} 0.0')
+    assert 'baton_webhook_lag_events{webhook="slow"} 3.0' in text
+    assert 'baton_webhook_paused{webhook="slow"} 0.0' in text
+    assert 'baton_webhook_delivered_total{webhook="fast"} 3.0' in text
     receiver.endpoints["slow"].hang = False
     receiver.endpoints["slow"].release.set()
     await receiver.until(lambda: len(receiver.unique("slow")) == 3, timeout=10, what="slow")
     assert receiver.unique("slow") == receiver.unique("fast")
     assert all(h.verified for h in receiver.hits)
+    await metrics(bot, 'baton_webhook_lag_events{webhook="slow"} 0.0')
+
+
+async def metrics(bot: BatonApp, wanted: str) -> str:
+    """The /metrics text once it shows ``wanted`` (10 s at most)."""
+    text = ""
+    for _ in range(200):
+        bot.ops.collector.last = await snapshot(bot)
+        text = generate_latest(bot.ops.registry).decode()
+        if wanted in text:
+            return text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{wanted!r} never showed in\n{text}")

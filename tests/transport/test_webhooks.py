@@ -64,8 +64,8 @@ def settings(db_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
 
 
 def sender(db: Database, s: Settings, http: aiohttp.ClientSession, clock: FakeClock,
-           poster: Any = None) -> WebhookSender:
-    return WebhookSender(db, poster or HttpWebhooks(http), s, clock, rng=random.Random(3))
+           poster: Any = None, **kw: Any) -> WebhookSender:
+    return WebhookSender(db, poster or HttpWebhooks(http), s, clock, rng=random.Random(3), **kw)
 
 
 async def changes(db: Database, clock: FakeClock, n: int, *, start: int = 0) -> None:
@@ -309,3 +309,39 @@ async def test_a_round_cut_short_after_a_2xx_sends_the_same_ids_again(
     assert receiver.unique("crm") == list(range(1, 11))
     assert receiver.repeats("crm") == 2              # 5 and 6, with the same ids
     assert (await sub(db, "crm")).cursor == 10
+
+
+async def test_progress_recorded_during_a_round_bounds_what_a_crash_sends_again(
+        db: Database, db_url: str, receiver: Receiver, http: aiohttp.ClientSession,
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(db_url, receiver, monkeypatch, {"name": "crm"}, lease="30s")
+    dying = sender(db, s, http, clock, DieAfter(HttpWebhooks(http), 6), progress_every=0)
+    await dying.register()
+    await changes(db, clock, 10)
+    with pytest.raises(CutShort):
+        await dying._round("crm")
+    assert (await sub(db, "crm")).cursor == 5        # each 2xx recorded but the last
+    clock.advance(timedelta(seconds=31))
+    await sender(db, s, http, clock).drain()
+    assert receiver.unique("crm") == list(range(1, 11))
+    assert receiver.repeats("crm") == 1              # only 6
+
+
+async def test_a_stop_cuts_a_hanging_post_short_and_frees_the_lease(
+        db: Database, db_url: str, receiver: Receiver, http: aiohttp.ClientSession,
+        clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(db_url, receiver, monkeypatch, {"name": "slow", "timeout": 25}, lease="60s")
+    receiver.endpoints["slow"].hang_seq = 3
+    ws = sender(db, s, http, clock, progress_every=0)
+    await ws.register()
+    await changes(db, clock, 4)
+    task = asyncio.create_task(ws.drain())
+    await receiver.until(lambda: receiver.endpoints["slow"].waiting == 1, what="POST of 3")
+    ws.stop()
+    await asyncio.wait_for(ws.run(), 5)              # well inside the POST's 25 s timeout
+    await asyncio.wait_for(task, 5)
+    st = await sub(db, "slow")
+    assert (st.cursor, st.attempts, st.claimed_until) == (2, 0, None)
+    await sender(db, s, http, clock).drain()         # the next start resumes at once
+    assert receiver.unique("slow") == [1, 2, 3, 4]
+    assert [h.seq for h in receiver.of("slow")] == [1, 2, 3, 3, 4]
