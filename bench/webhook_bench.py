@@ -105,8 +105,7 @@ def settings(url: str, sink: Sink, *names: str) -> Settings:
     return Settings.model_validate({"database": {"url": url}, "org": {"corp_id": CORP},
                                     "integrations": {
         "webhooks": [{"name": n, "url": f"{sink.base}/{n}", "secret": "${BENCH_WEBHOOK_SECRET}",
-                      "timeout": 25} for n in names],
-        "webhook_delivery": {"batch": 100}}})
+                      "timeout": 25} for n in names]}})
 
 
 async def write_events(db: Database, n: int) -> None:

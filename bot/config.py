@@ -381,9 +381,10 @@ class WebhookDeliverySettings(_Section):
     poll_interval: timedelta = timedelta(seconds=2)
     """How often a replica looks for events other replicas committed (its own commits wake
     it at once)."""
-    batch: int = Field(default=50, ge=1, le=1000)
-    """Events one round takes for a subscriber (sent one after another, in order; the
-    cursor is written at the round's end, so a crash mid-round sends up to this many again)."""
+    batch: int = Field(default=200, ge=1, le=1000)
+    """Events one round takes for a subscriber (sent one after another, in order). The
+    cursor is written about once a second and at the round's end, so a crash sends again
+    what was acknowledged since (at most this many)."""
     lease: timedelta = timedelta(seconds=60)
     """How long one sender holds a subscriber: another replica (or this one after a
     restart) takes it over when it runs out. A round sends no POST that could end past

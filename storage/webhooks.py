@@ -72,14 +72,15 @@ class WebhookRepo:
                     lease: timedelta) -> Subscription | None:
         """Lease an active, due, free subscriber to ``token`` (None: paused, not due, or held
         by another). One conditional UPDATE: of two replicas racing, one wins."""
-        res = await self.s.execute(update(Row).where(
+        res = (await self.s.execute(update(Row).where(
             Row.name == name, Row.state == State.ACTIVE.value, Row.next_attempt_at <= now,
             or_(Row.claimed_until.is_(None), Row.claimed_until <= now),
-        ).values(claimed_until=now + lease, claim_token=token).returning(Row.name))
-        if res.scalar_one_or_none() is None:
+        ).values(claimed_until=now + lease, claim_token=token).returning(
+            Row.name, Row.cursor, Row.state, Row.attempts, Row.next_attempt_at, Row.last_error,
+            Row.last_delivered_at, Row.paused_at, Row.claimed_until))).one_or_none()
+        if res is None:
             return None
-        row = await self.s.get(Row, name, populate_existing=True)
-        return _value(row) if row is not None else None
+        return Subscription(res[0], res[1], State(res[2]), *res[3:])
 
     async def settle(self, name: str, token: str, out: Outcome, now: datetime, *,
                      progressed: bool) -> bool:

@@ -27,7 +27,8 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.config import Settings, WebhookSettings
 from bot.core.clock import Clock
@@ -43,6 +44,17 @@ from storage.db import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 1.0   # seconds between two records of a round's progress
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A subscriber leased for one round, with the events the round is to send."""
+
+    cfg: WebhookSettings
+    token: str
+    sub: Subscription
+    head: int
+    events: list[ChangeEvent]
 
 
 class WebhookSender:
@@ -96,15 +108,11 @@ class WebhookSender:
             return
         while not self._stopping:
             self._wake.clear()
-            try:
-                await self._start_rounds()
-            except Exception:
-                log.exception("webhooks: could not look for work; will retry")
             timeout = self._d.poll_interval.total_seconds()
             try:
-                async with self._db.uow() as uow:
-                    nxt = await uow.webhooks.next_due_at(self.names)
+                _started, nxt = await self._start_rounds()
             except Exception:
+                log.exception("webhooks: could not look for work; will retry")
                 nxt = None
             if nxt is not None:
                 timeout = min(timeout, max(0.0, (nxt - self._clock.now()).total_seconds()))
@@ -125,23 +133,40 @@ class WebhookSender:
     async def drain(self) -> None:
         """Run rounds until no subscriber has due work (tests)."""
         while True:
-            started = await self._start_rounds()
+            started, _ = await self._start_rounds()
             if not started and not self._rounds:
                 return
             await asyncio.wait(list(self._rounds.values()))
 
-    async def _start_rounds(self) -> int:
+    async def _start_rounds(self) -> tuple[int, datetime | None]:
+        """In one transaction, lease every idle subscriber that has due work and read its
+        events; start a round for each. Returns (rounds started, the next retry time)."""
         idle = [n for n in self._subs if n not in self._rounds]
         if not idle or self._stopping:
-            return 0
+            return 0, None
+        now = self._clock.now()
         async with self._db.uow() as uow:
             head = await uow.feed.head()
-            due = await uow.webhooks.due(idle, head, self._clock.now())
-        for name in due:
-            task = asyncio.create_task(self._round(name), name=f"webhook:{name}")
-            self._rounds[name] = task
-            task.add_done_callback(functools.partial(self._round_done, name))
-        return len(due)
+            claimed = [c for name in await uow.webhooks.due(idle, head, now)
+                       if (c := await self._claim(uow, name, head, now)) is not None]
+            nxt = await uow.webhooks.next_due_at(idle)
+            await uow.commit()
+        for c in claimed:
+            task = asyncio.create_task(self._deliver(c), name=f"webhook:{c.cfg.name}")
+            self._rounds[c.cfg.name] = task
+            task.add_done_callback(functools.partial(self._round_done, c.cfg.name))
+        return len(claimed), nxt
+
+    async def _claim(self, uow: UnitOfWork, name: str, head: int,
+                     now: datetime) -> Claimed | None:
+        cfg = self._subs[name]
+        token = uuid.uuid4().hex
+        sub = await uow.webhooks.claim(name, token, now, self._d.lease)
+        if sub is None:
+            return None
+        types = None if "*" in cfg.events else list(cfg.events)
+        events = await uow.feed.after(sub.cursor, self._d.batch, upto=head, types=types)
+        return Claimed(cfg, token, sub, head, events)
 
     def _round_done(self, name: str, _task: asyncio.Task[None]) -> None:
         task = self._rounds.pop(name, None)
@@ -150,18 +175,17 @@ class WebhookSender:
         self._wake.set()
 
     async def _round(self, name: str) -> None:
-        cfg = self._subs[name]
-        token = uuid.uuid4().hex
-        lease = self._d.lease
-        now = self._clock.now()
-        types = None if "*" in cfg.events else list(cfg.events)
+        """One round for ``name`` now, if it is due and free (tests drive it so)."""
         async with self._db.uow() as uow:
-            sub = await uow.webhooks.claim(name, token, now, lease)
-            if sub is None:
-                return
             head = await uow.feed.head()
-            events = await uow.feed.after(sub.cursor, self._d.batch, upto=head, types=types)
+            c = await self._claim(uow, name, head, self._clock.now())
             await uow.commit()
+        if c is not None:
+            await self._deliver(c)
+
+    async def _deliver(self, c: Claimed) -> None:
+        cfg, token, sub, head, events = c.cfg, c.token, c.sub, c.head, c.events
+        name, lease = cfg.name, self._d.lease
         self._reached[name] = sub.cursor
         try:
             reached, error, complete = await self._post(cfg, token, sub.cursor, events, lease)
