@@ -78,10 +78,11 @@ class Process:
                    PYTHONPATH=str(ROOT))
         return env
 
-    async def start(self, crash: str | None = None) -> None:
+    async def start(self, crash: str | None = None, live: int = 1) -> None:
         self.spawn(crash)
-        await self.until(lambda: any(c.live for c in self.sim.connections()) or self.dead(),
-                         "Baton connected")
+        await self.until(
+            lambda: sum(c.live for c in self.sim.connections()) >= live or self.dead(),
+            "Baton connected")
         assert not self.dead(), self.log_tail()
 
     def spawn(self, crash: str | None) -> None:
@@ -150,15 +151,8 @@ async def test_each_event_exactly_once_after_kills_mid_delivery(
         tmp_path: Path, db_url: str, receiver: Receiver) -> None:
     sim = demo_simulator()
     sim.start()
-    cfg = baton_config(tmp_path / "baton.yaml", sim_base_url=sim.base_url, corp_id=sim.corp_id,
-                       db_url=db_url, catalog=DEMO_CATALOG, extra={
-        "limits": {"user_per_minute": 1000, "conversation_per_minute": 1000},
-        "integrations": {
-            "webhooks": [{"name": "crm", "url": receiver.url("crm"),
-                          "secret": "${HOOK_SECRET}", "max_attempts": 1000, "timeout": 0.5}],
-            # A dead process's lease runs out after 2 s; retries come quickly.
-            "webhook_delivery": {"lease": "2s", "poll_interval": "1s", "base_backoff": 0.05,
-                                 "max_backoff": 0.2}}})
+    # A dead process's lease runs out after 2 s; retries come quickly.
+    cfg = webhook_config(tmp_path, sim, db_url, receiver)
     run = Process(sim, cfg, tmp_path)
     receiver.endpoints["crm"].status = 503     # closed until every command has committed
     try:
@@ -210,6 +204,51 @@ async def test_each_event_exactly_once_after_kills_mid_delivery(
     assert repeated.count(start + 4) >= 2                                      # the kill
     print("received:", [h.seq - start for h in hits])
     assert f"crm\tactive\tcursor {max(events)}\tlag 0" in listed.stdout, listed.stdout
+
+
+def webhook_config(tmp_path: Path, sim: Simulator, db_url: str, receiver: Receiver,
+                   **delivery: Any) -> Path:
+    return baton_config(tmp_path / "baton.yaml", sim_base_url=sim.base_url,
+                        corp_id=sim.corp_id, db_url=db_url, catalog=DEMO_CATALOG, extra={
+        "limits": {"user_per_minute": 1000, "conversation_per_minute": 1000},
+        "integrations": {
+            "webhooks": [{"name": "crm", "url": receiver.url("crm"),
+                          "secret": "${HOOK_SECRET}", "max_attempts": 1000, "timeout": 0.5}],
+            "webhook_delivery": {"lease": "2s", "poll_interval": "1s", "base_backoff": 0.05,
+                                 "max_backoff": 0.2, **delivery}}})
+
+
+@pytest.mark.pg
+async def test_two_replicas_deliver_each_event_once_in_order(
+        tmp_path: Path, pg_url: str, receiver: Receiver) -> None:
+    sim = demo_simulator()
+    sim.start()
+    cfg = webhook_config(tmp_path, sim, pg_url, receiver, poll_interval=0.2)
+    a, b = Process(sim, cfg, tmp_path / "a"), Process(sim, cfg, tmp_path / "b")
+    a.logs.mkdir()
+    b.logs.mkdir()
+    try:
+        await a.start()
+        await b.start(live=2)
+        start = await cursor(pg_url)
+        for text, at in COMMANDS + COMMANDS:      # DingTalk spreads them over both sockets
+            await a.say(text, at)
+        events = {s: i for s, i in (await feed(pg_url)).items() if s > start}
+        assert len(events) >= len(COMMANDS)      # (a role set twice changes once)
+        await receiver.until(lambda: len(receiver.hits) >= len(events), timeout=30,
+                             what="every event")
+        await _cursor_at(pg_url, max(events))
+        await a.stop()
+        await b.stop()
+    finally:
+        for p in (a, b):
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.kill()
+        sim.stop()
+    hits = receiver.of("crm")
+    assert all(h.verified for h in hits)
+    assert [h.seq for h in hits] == sorted(events), "a repeat or a reordering"
+    assert [h.event_id for h in hits] == [events[s] for s in sorted(events)]
 
 
 async def _cursor_at(url: str, seq: int) -> None:
