@@ -103,7 +103,8 @@ class WebhookSender:
         return added
 
     async def run(self) -> None:
-        """Deliver until :meth:`stop`; then let the rounds under way finish and return."""
+        """Deliver until :meth:`stop`; then cut short the POSTs under way, let each round
+        record what was acknowledged and free its lease, and return."""
         if not self._subs:
             return
         while not self._stopping:
