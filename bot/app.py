@@ -26,6 +26,7 @@ from bot.delivery import rolesync
 from bot.delivery.alerts import queue_alert
 from bot.delivery.budget import BudgetWatch
 from bot.delivery.outbox import OutboxSender
+from bot.delivery.webhooks import WebhookSender
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.metrics import Metrics
 from bot.scheduling.alarm import Alarm
@@ -35,6 +36,7 @@ from bot.transport.handlers import CardCallbackHandler, OrgEventHandler, RobotMe
 from bot.transport.inbound import CARD_TOPIC, ROBOT_TOPIC
 from bot.transport.openapi import OpenApiClient
 from bot.transport.stream import BatonStreamClient
+from bot.transport.webhooks import HttpWebhooks
 from handlers import build_router
 from handlers.audit import schedule_retention
 from handlers.bulk import send_export
@@ -48,10 +50,11 @@ log = logging.getLogger(__name__)
 
 
 def implements_ports(client: OpenApiClient, uow: UnitOfWork, clock: SystemClock,
+                     hooks: HttpWebhooks,
                      ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock,
-                                ports.Roles]:
+                                ports.Roles, ports.Webhooks]:
     """The concrete classes as the ports they implement: mypy checks that they fit."""
-    return client, client, uow, clock, client
+    return client, client, uow, clock, client, hooks
 
 
 class NotConfigured(Exception):
@@ -133,6 +136,12 @@ class BatonApp:
                                                on_commit=self.outbox.wake)
         self.budget = BudgetWatch(self.db, s, lambda: self.client.metered_month,
                                   self.clock.now, on_commit=self.outbox.wake)
+        # The change feed pushed to webhook subscribers: woken by this process's commits
+        # that wrote events, polling for other replicas'.
+        self.webhooks = WebhookSender(self.db, HttpWebhooks(self.http), s, self.clock,
+                                      faults=self.faults, on_alert=self.outbox.wake)
+        await self.webhooks.register()
+        self.db.feed_listeners.append(self.webhooks.wake)
         router = build_router()
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, router.dues,
                              on_commit=self.outbox.wake, request_kinds=router.requests)
@@ -169,6 +178,7 @@ class BatonApp:
         self._tasks = [
             asyncio.create_task(self.outbox.run(), name="outbox"),
             asyncio.create_task(self.stream.start(), name="stream"),
+            asyncio.create_task(self.webhooks.run(), name="webhooks"),
         ]
         for t in self._tasks:
             t.add_done_callback(self._task_done)
@@ -195,6 +205,7 @@ class BatonApp:
         await bounded(self.alarm.stop(), 5, "scheduler stop")
         # The sender drains once more and returns; cancel only what overstays its grace.
         self.outbox.stop()
+        self.webhooks.stop()
         if not self._tasks:  # the start failed before the tasks were made
             return
         _done, late = await asyncio.wait(self._tasks, timeout=10)

@@ -34,6 +34,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from bot.core.domain import feed
+
 DEFAULT_OPENAPI = "https://api.dingtalk.com"
 DEFAULT_OAPI = "https://oapi.dingtalk.com"
 
@@ -369,8 +371,119 @@ class DingTalkRolesSettings(_Section):
         return {k: name.strip() for k, name in v.items()}
 
 
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_WEBHOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+class WebhookSettings(_Section):
+    """One subscriber of the change feed (``integrations.webhooks[]``)."""
+
+    name: str
+    """Its name in `baton webhooks list|replay` and in /metrics: lower-case letters, digits,
+    ``-``, ``_``, ``.``."""
+    url: str
+    """Where each event is POSTed (http or https)."""
+    secret: SecretStr
+    """The HMAC-SHA256 signing key, from the environment only: write ``${ENV_NAME}``."""
+    events: tuple[str, ...] = ("*",)
+    """Event types to send (see bot/core/domain/feed.py TYPES), or ``*`` for all."""
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+    """Failed attempts at one event before the subscriber is paused (and an alert goes out)."""
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    """Seconds allowed for one POST (connect to last byte of the answer)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _WEBHOOK_NAME.match(v):
+            raise ValueError(f"{v!r} is not a webhook name: use lower-case letters, digits, "
+                             "'-', '_' or '.', at most 64, e.g. crm")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        scheme, sep, rest = v.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+            raise ValueError(f"{v!r} is not an http(s) URL, e.g. https://crm.example.com/baton")
+        return v
+
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _secret(cls, v: Any) -> Any:
+        if isinstance(v, SecretStr):
+            return v    # settings already loaded, validated again (model_dump, copy)
+        ref = _ENV_REF.match(v) if isinstance(v, str) else None
+        if ref is None:
+            raise ValueError("secrets are read only from the environment: write ${ENV_NAME} "
+                             "(e.g. secret: ${CRM_WEBHOOK_SECRET}) and set that variable")
+        value = os.environ.get(ref.group(1), "")
+        if not value:
+            raise ValueError(f"the environment variable {ref.group(1)} is not set or empty")
+        return value
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list | tuple) or not v:
+            raise ValueError("events must be a list of event types, or [\"*\"] for all")
+        unknown = sorted(str(e) for e in v if e != "*" and e not in feed.TYPES)
+        if unknown:
+            raise ValueError(f"unknown event type(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(feed.TYPES))} (or * for all)")
+        return tuple(v)
+
+
+class WebhookDeliverySettings(_Section):
+    """How the webhook sender retries and polls (for every subscriber)."""
+
+    base_backoff: float = Field(default=2.0, gt=0)
+    """Seconds before the first retry of a failed POST; doubled each time, jittered."""
+    max_backoff: float = Field(default=600.0, gt=0)
+    """The longest wait between two attempts."""
+    poll_interval: timedelta = timedelta(seconds=2)
+    """How often a replica looks for events other replicas committed (its own commits wake
+    it at once)."""
+    batch: int = Field(default=200, ge=1, le=1000)
+    """Events one round takes for a subscriber (sent one after another, in order). The
+    cursor is written about once a second and at the round's end, so a crash sends again
+    what was acknowledged since (at most this many)."""
+    lease: timedelta = timedelta(seconds=60)
+    """How long one sender holds a subscriber: another replica (or this one after a
+    restart) takes it over when it runs out. A round sends no POST that could end past
+    half of it, so keep it above twice every webhook's ``timeout``."""
+
+    _dur = field_validator("poll_interval", "lease", mode="before")(config_duration)
+
+
 class IntegrationsSettings(_Section):
+    """What Baton tells other systems."""
+
+    webhooks: tuple[WebhookSettings, ...] = ()
+    """Subscribers of the change feed, each POSTed every event in order, signed."""
+    webhook_delivery: WebhookDeliverySettings = WebhookDeliverySettings()
     dingtalk_roles: DingTalkRolesSettings = DingTalkRolesSettings()
+    """Catalog roles mirrored as DingTalk role labels (通讯录角色)."""
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique(cls, v: tuple[WebhookSettings, ...]) -> tuple[WebhookSettings, ...]:
+        names = [w.name for w in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"webhook names must be unique; given twice: {', '.join(twice)}")
+        return v
+
+    @model_validator(mode="after")
+    def _lease(self) -> IntegrationsSettings:
+        half = self.webhook_delivery.lease.total_seconds() / 2
+        slow = [w.name for w in self.webhooks if w.timeout >= half]
+        if slow:
+            raise ValueError(f"webhook timeout of {', '.join(slow)} must be under half of "
+                             f"integrations.webhook_delivery.lease ({half:g}s)")
+        return self
 
 
 class LogSettings(_Section):

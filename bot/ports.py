@@ -22,7 +22,7 @@ from bot.core.domain.rolesync import RoleGroupInfo
 __all__ = [
     "CARD_EXISTS", "CARD_MISSING", "AuthError", "BadRequest", "Clock", "DingTalkError",
     "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "Roles",
-    "ServerError", "SessionExpired", "TransportError", "UnitOfWork",
+    "ServerError", "SessionExpired", "TransportError", "UnitOfWork", "WebhookFailed", "Webhooks",
 ]
 
 
@@ -125,6 +125,25 @@ class Directory(Protocol):
     async def dept_children(self, dept_id: int) -> list[dict[str, Any]]: ...
 
     async def dept_user_ids(self, dept_id: int) -> list[str]: ...
+
+
+class WebhookFailed(Exception):
+    """A webhook POST did not get a 2xx: ``status`` is the answer's (None: no answer at all,
+    e.g. a timeout or a refused connection)."""
+
+    def __init__(self, status: int | None, reason: str) -> None:
+        super().__init__(f"HTTP {status}: {reason}" if status is not None else reason)
+        self.status, self.reason = status, reason
+
+
+@runtime_checkable
+class Webhooks(Protocol):
+    """POSTs change events to subscribers' URLs (``bot.transport.webhooks.HttpWebhooks``)."""
+
+    async def post_event(self, url: str, secret: str, event: Mapping[str, Any], *,
+                         sent_at: int, timeout: float) -> None:
+        """POST ``event`` (a ``ChangeEvent.as_json()``) signed with ``secret`` at unix time
+        ``sent_at``; returns on a 2xx, else raises :class:`WebhookFailed`."""
 
 
 @runtime_checkable

@@ -40,6 +40,7 @@ from storage.repositories import (
 from storage.review import ReviewRepo
 from storage.rolesync import RoleSyncRepo
 from storage.sqlite_driver import OneTripConnection
+from storage.webhooks import WebhookRepo
 
 
 class CommitOutcomeUnknown(Exception):
@@ -167,6 +168,7 @@ class UnitOfWork:
         self.reviews = ReviewRepo(self.session)
         self.drift = DriftRepo(self.session)
         self.rolesync = RoleSyncRepo(self.session)
+        self.webhooks = WebhookRepo(self.session)
         return self
 
     def _unlock(self) -> None:

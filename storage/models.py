@@ -312,6 +312,31 @@ class FeedHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class WebhookSubscriber(Base):
+    """A webhook subscriber's place in the change feed (its URL, secret and filter are
+    configuration). The cursor moves only after a 2xx; a lease (``claimed_until`` with the
+    holder's ``claim_token``) lets one sender at a time deliver to it, so each subscriber
+    gets the feed in order even with several replicas."""
+
+    __tablename__ = "webhook_subscribers"
+    __table_args__ = (
+        CheckConstraint("state IN ('active', 'paused')", name="state"),
+        CheckConstraint("cursor >= 0", name="cursor"),
+    )
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    claim_token: Mapped[str | None] = mapped_column(String(32), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    last_delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    paused_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+
+
 class ProcessedMessage(Base):
     """Inbound ids already handled; the primary key makes a redelivery a no-op."""
 

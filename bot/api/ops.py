@@ -25,7 +25,9 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from bot.config import Settings
     from bot.core.clock import Clock
+    from bot.core.domain.webhooks import Subscription
     from bot.delivery.outbox import OutboxSender
+    from bot.delivery.webhooks import WebhookSender
     from bot.dispatch.metrics import Metrics
     from bot.scheduling.due import DueRunner
     from bot.transport.openapi import OpenApiClient
@@ -53,6 +55,8 @@ class Observed(Protocol):
     def due(self) -> DueRunner: ...
     @property
     def client(self) -> OpenApiClient: ...
+    @property
+    def webhooks(self) -> WebhookSender: ...
 
 log = logging.getLogger(__name__)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -109,6 +113,8 @@ class Snapshot:
         self.outbox_oldest: datetime | None = None
         self.due_overdue = 0
         self.due_oldest: datetime | None = None
+        self.feed_head = 0
+        self.webhooks: list[Subscription] = []
 
 
 async def snapshot(app: Observed) -> Snapshot:
@@ -119,6 +125,10 @@ async def snapshot(app: Observed) -> Snapshot:
             await uow.ping()
             s.outbox_pending, s.outbox_oldest, s.outbox_failed = await uow.outbox.backlog()
             s.due_overdue, s.due_oldest = await uow.due.overdue(now)
+            if app.webhooks.names:
+                s.feed_head = await uow.feed.head()
+                wanted = set(app.webhooks.names)
+                s.webhooks = [w for w in await uow.webhooks.all() if w.name in wanted]
         s.db_ok = True
     except Exception as e:  # the store is down: that is the answer, not an error
         s.db_error = type(e).__name__
@@ -180,8 +190,10 @@ class AppCollector(Collector):
         yield GaugeMetricFamily("baton_dingtalk_monthly_call_budget",
                                 "dingtalk.monthly_call_budget",
                                 value=app.settings.dingtalk.monthly_call_budget)
+        yield from self._webhook_counters()
         s = self.last
         if s is not None:
+            yield from self._webhook_gauges(s)
             now = app.clock.now()
             yield GaugeMetricFamily("baton_database_up", "1 when the database answers",
                                     value=1 if s.db_ok else 0)
@@ -197,6 +209,32 @@ class AppCollector(Collector):
             yield GaugeMetricFamily(
                 "baton_schedule_lag_seconds", "Age of the oldest overdue row",
                 value=(now - s.due_oldest).total_seconds() if s.due_oldest else 0)
+
+
+    def _webhook_counters(self) -> Iterator[Any]:
+        hooks = self.app.webhooks
+        for name, help_, counts in (
+                ("baton_webhook_delivered", "Events a webhook subscriber acknowledged (2xx)",
+                 hooks.delivered),
+                ("baton_webhook_failures", "Failed webhook delivery attempts", hooks.failures)):
+            c = CounterMetricFamily(name, help_, labels=["webhook"])
+            for sub in hooks.names:
+                c.add_metric([sub], counts[sub])
+            yield c
+
+    def _webhook_gauges(self, s: Snapshot) -> Iterator[Any]:
+        lag = GaugeMetricFamily("baton_webhook_lag_events",
+                                "Feed events a webhook subscriber has not acknowledged yet",
+                                labels=["webhook"])
+        attempts = GaugeMetricFamily("baton_webhook_attempts", "Failed attempts at the "
+                                     "subscriber's next event", labels=["webhook"])
+        paused = GaugeMetricFamily("baton_webhook_paused", "1 when the subscriber is paused "
+                                   "(baton webhooks replay resumes it)", labels=["webhook"])
+        for w in s.webhooks:
+            lag.add_metric([w.name], max(0, s.feed_head - w.cursor))
+            attempts.add_metric([w.name], w.attempts)
+            paused.add_metric([w.name], 1 if w.state == "paused" else 0)
+        yield from (lag, attempts, paused)
 
 
 class Ops:

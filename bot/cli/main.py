@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.Namespace], tuple[Any, ..
     "export": ("bot.cli.bulk", "export_file", lambda a: (a.file, a.format)),
     "import": ("bot.cli.bulk", "import_file", lambda a: (a.file, a.mode, a.dry_run)),
     "schedule": ("bot.cli.schedule", "show_schedule", lambda a: (a.limit,)),
+    "webhooks list": ("bot.cli.webhooks", "webhooks_list", lambda a: ()),
+    "webhooks replay": ("bot.cli.webhooks", "webhooks_replay", lambda a: (a.name, a.start)),
 }
 
 
@@ -111,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schedule", help="what is due next, overdue and failed (due work)")
     sc.add_argument("--limit", type=int, default=20, help="rows to list (default %(default)s)")
     sc.add_argument("--config", "-c")
+    wh = sub.add_parser("webhooks", help="the change feed's webhook subscribers")
+    whs = wh.add_subparsers(dest="webhookscmd", required=True)
+    wl = whs.add_parser("list", help="each subscriber's cursor, lag, state and last error")
+    wl.add_argument("--config", "-c")
+    wr = whs.add_parser("replay", help="resume a subscriber from a sequence number (audited)")
+    wr.add_argument("name", help="the webhook's name in integrations.webhooks")
+    wr.add_argument("--from", dest="start", type=int, required=True,
+                    help="the first event to send again (its seq; see `baton webhooks list`)")
+    wr.add_argument("--config", "-c")
     return p
 
 
@@ -135,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_sandbox: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = _command(
             "bot.cli.sandbox", "run_sandbox")
         return asyncio.run(run_sandbox(args))
-    key = f"{args.cmd} {getattr(args, 'auditcmd', '')}".strip()
+    key = f"{args.cmd} {getattr(args, 'auditcmd', '') or getattr(args, 'webhookscmd', '')}".strip()
     if key not in COMMANDS:
         return 2
     module, name, arguments = COMMANDS[key]

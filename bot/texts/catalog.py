@@ -29,6 +29,7 @@ from bot.texts import (
     sandbox,
     system,
     transfer,
+    webhooks,
 )
 
 
@@ -56,6 +57,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
     Family("drift", {"zh": drift.ZH, "en": drift.EN}),
+    Family("webhooks", {"zh": webhooks.ZH, "en": webhooks.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (
