@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 import storage.sqlite_driver as one_trip
+from storage.paging import PagingRepo
 from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
@@ -158,6 +159,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.paging = PagingRepo(self.session)
         return self
 
     def _unlock(self) -> None:

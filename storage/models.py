@@ -279,6 +279,27 @@ class AuditHead(Base):
     anchor_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
+class PagedAnswer(Base):
+    """The last long answer (more than one page) a member got in a conversation, and the
+    page they saw: what ``next`` / ``下一页`` continues. One row per member and conversation;
+    each page is read from the store again when it is asked for."""
+
+    __tablename__ = "paged_answers"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "conversation_key", "user_id"),
+        CheckConstraint("page >= 1", name="page_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    conversation_key: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    page: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
 class ProcessedMessage(Base):
     """Inbound ids already handled; the primary key makes a redelivery a no-op."""
 

@@ -16,8 +16,9 @@ by the escaper), so clipping is a safety net rather than the rule.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 #: DingTalk's limit on a robot message's ``msgParam`` (group send), in bytes.
 MESSAGE_BYTES = 15_000
@@ -68,6 +69,17 @@ class Window:
     def paged(self) -> bool:
         """More than one page: the answer gets a footer and can be continued."""
         return self.pages > 1
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a member is in a long answer: its ``kind`` (``who_has``, ``whoami``,
+    ``pending``, ``audit``, ``template_show``), what it was asked with (plain JSON values:
+    a name, a user id, a count) and the page last shown. ``next`` asks for ``page + 1``."""
+
+    kind: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    page: int = 1
 
 
 def page_count(total: int, per_page: int) -> int:
@@ -161,5 +173,18 @@ def _fair_share(sizes: list[int], room: int) -> int:
     return lo
 
 
-__all__ = ["MAX_PAGE", "MESSAGE_BYTES", "TEXT_BYTES", "TITLE_BYTES", "PageOutOfRange", "Window",
-           "clip", "compose", "encoded_size", "page_count", "pages", "window"]
+__all__ = [
+    "MAX_PAGE",
+    "MESSAGE_BYTES",
+    "TEXT_BYTES",
+    "TITLE_BYTES",
+    "Cursor",
+    "PageOutOfRange",
+    "Window",
+    "clip",
+    "compose",
+    "encoded_size",
+    "page_count",
+    "pages",
+    "window",
+]

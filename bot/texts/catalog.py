@@ -20,6 +20,7 @@ from bot.texts import (
     audit,
     bulk,
     general,
+    paging,
     permissions,
     reminders,
     requests,
@@ -52,6 +53,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("bulk", {"zh": bulk.ZH, "en": bulk.EN}),
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
+    Family("paging", {"zh": paging.ZH, "en": paging.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (

@@ -558,7 +558,7 @@ def _audit(a: _Args) -> Audit:
 
 _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "help": _help,
-    "whoami": _paged(lambda page: WhoAmI(page)),
+    "whoami": _paged(WhoAmI),
     "admins": _no_arguments(Admins),
     "who-has": _who_has,
     "transfer-owner": _transfer_owner,
@@ -575,7 +575,7 @@ _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "template list": _no_arguments(TemplateList),
     "template delete": _template_delete,
     "template apply": _template_apply,
-    "pending": _paged(lambda page: Pending(page)),
+    "pending": _paged(Pending),
     "cancel": _cancel,
     "export": _export,
     "export template": _no_arguments(ExportTemplate),

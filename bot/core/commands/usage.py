@@ -143,7 +143,8 @@ EN = UsageTexts(
         "bad_number": "Sorry, “{got}” is not a valid number here: use a whole number from "
         "{min} to {max}.",
         "bad_request_id": "Sorry, “{got}” is not a request id. Request ids look like R-12.",
-        "bad_page": "Sorry, “{got}” is not a page I can show: write page and a whole number from 1 to {max}, for example page 2.",
+        "bad_page": "Sorry, “{got}” is not a page I can show: write page and a whole number "
+        "from 1 to {max}, for example page 2.",
         "bad_format": "Sorry, “{got}” is not one of the options here.",
         "bad_name": "Sorry, “{got}” cannot be used as {what}: {charset}.",
         "bad_list": "Sorry, please separate the permissions with commas, "
