@@ -129,7 +129,7 @@ def clip(line: str, budget: int) -> str:
             lo = mid
         else:
             hi = mid - 1
-    cut = line[:lo]
+    cut = line[:lo].rstrip("*")
     if cut.count("**") % 2:
         cut = cut[:cut.rfind("**")]
     if cut.count("`") % 2:
