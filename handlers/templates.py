@@ -181,8 +181,7 @@ async def template_show_page(ctx: Context, args: Mapping[str, Any], page: int) -
     names = await ctx.names(*holders) if holders else {}
     head = [f"### {ctx.t('template_title', name=literal(tpl.name, 64))}",
             ctx.t("template_items", items=_items_text(list(tpl.permissions), cat, ctx.lang)),
-            ctx.t("template_holders_title", n=total) if total
-            else ctx.t("template_holders", n=total)]
+            ctx.t("template_holders", n=total)]
     await reply_page(ctx, answer, w, "\n\n".join(head),
                      [f"- {literal(names[u], 80)}" for u in holders],
                      title=ctx.t("template_short"))

@@ -12,7 +12,6 @@ ZH: dict[str, str] = {
     "next_done": "上一个回答已经显示到最后一页（共 {pages} 页），没有更多内容了。"
                  "发送 {first} 从第 1 页重新查看。",
     "page_whoami_more": "（共 {n} 项权限）",
-    "template_holders_title": "使用人（{n} 人）：",
 }
 
 EN: dict[str, str] = {
@@ -26,5 +25,4 @@ EN: dict[str, str] = {
     "next_done": "Your last answer is already at its last page ({pages} of {pages}); there is "
                  "nothing more. Send {first} to start again.",
     "page_whoami_more": "({n} permissions in all)",
-    "template_holders_title": "Holders ({n}):",
 }
