@@ -22,7 +22,11 @@ the outbox insert and the commit included), ``--runs`` times after two unmeasure
 * ``page 1`` / ``page 65``: ``handlers.permissions.who_has`` now: the store counts the
   holders (one UNION over the indexes) and reads one page of 50, holdings and names of those
   50 only; page 65 is the middle (an OFFSET of 3,200);
-* ``next``: ``handlers.paging.next_page`` (reads the cursor, then a page).
+* ``next``: ``handlers.paging.next_page`` (reads the cursor, then a page);
+* ``pending, 500 open``: ``handlers.approvals.pending`` (page 1) with 500 open grant requests
+  the sender may decide (no comparator: it was one message of 500 lines before, over the
+  limit; every open request is still judged for who may decide it, names and subjects are
+  read for the page's 20 only).
 
 Checks (the run fails otherwise): the paged count equals the full list's, and page 1 holds
 the full list's first 50 user ids; every paged reply fits DingTalk's 15,000-byte message.
@@ -45,13 +49,15 @@ from sqlalchemy import insert, or_, select
 
 from bench.common import pg_reachable, postgres_url, print_rows, sqlite_url
 from bot.config import Settings
-from bot.core.commands import NextPage, WhoHas
+from bot.core.commands import NextPage, Pending, WhoHas
 from bot.core.domain.permissions import OWNER_ROLE, Catalog, Source, sources_of
 from bot.core.escape import literal
 from bot.core.paging import TEXT_BYTES, encoded_size
 from bot.dispatch.context import Context
 from bot.logs import setup_logging
 from bot.transport.inbound import IncomingMessage
+from handlers import build_router
+from handlers.approvals import pending
 from handlers.paging import next_page
 from handlers.permissions import catalog_of, source_text, who_has
 from storage import migrate
@@ -63,6 +69,7 @@ from storage.models import (
     Grant,
     Member,
     OutboxMessage,
+    Request,
     Template,
     TemplateAssignment,
 )
@@ -72,6 +79,7 @@ GROUP = "cid-bench-group"
 ADMIN_ID = "u00001"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TARGET_MS = 200.0
+KINDS = build_router().requests
 NAME = "crm.export"
 CHUNK = 5000
 MODULES = ("crm", "finance", "hr", "ops", "sales", "support", "legal", "it")
@@ -153,6 +161,12 @@ async def load(db: Database, ds: DataSet) -> None:
                  "created_at": ds.members[0]["created_at"]} for t, u in ds.assignments]
         for i in range(0, len(rows), CHUNK):
             await conn.execute(insert(TemplateAssignment), rows[i:i + CHUNK])
+        now = ds.members[0]["created_at"]
+        await conn.execute(insert(Request), [
+            {"corp_id": CORP, "kind": "grant", "state": "pending", "requester_id": "u00002",
+             "target_id": f"u{100 + i:05d}", "conversation_id": GROUP, "reason": "",
+             "payload": {"name": NAME, "seconds": None, "need": 1, "lang": "en"},
+             "created_at": now, "expires_at": now + timedelta(days=400)} for i in range(500)])
     if not db.is_sqlite:
         async with db.engine.begin() as conn:
             await conn.exec_driver_sql("ANALYZE")
@@ -222,7 +236,8 @@ async def one(db: Database, settings: Settings, handler: Any, cmd: Any,
         now = datetime.now(UTC)
         sender = await uow.members.sender(CORP, ADMIN_ID)
         assert sender is not None
-        ctx = Context.for_message(uow, settings, now, "en", message(seq, now), sender)
+        ctx = Context.for_message(uow, settings, now, "en", message(seq, now), sender,
+                                  request_kinds=KINDS)
         await handler(cmd, ctx)
         await uow.commit()
     ms = (time.perf_counter() - t0) * 1000
@@ -269,6 +284,7 @@ async def bench_one(db_name: str, url: str, args: argparse.Namespace) -> list[Ro
             ("page 1 (now)", who_has, WhoHas(NAME)),
             ("page 65 (now)", who_has, WhoHas(NAME, 65)),
             ("next (now)", next_page, NextPage()),
+            ("pending, 500 open", pending, Pending()),
         ]
         rows = []
         seq = 0
@@ -284,7 +300,9 @@ async def bench_one(db_name: str, url: str, args: argparse.Namespace) -> list[Ro
                 size = max(size, encoded_size(text))
                 if i >= 2:
                     ms.append(took)
-            if "now" in label and size > TEXT_BYTES:
+            if label.startswith("pending") and "Page 1 of 25" not in text:
+                raise SystemExit(f"{db_name}: pending did not page 500 requests: {text[-200:]}")
+            if "before" not in label and size > TEXT_BYTES:
                 raise SystemExit(f"{db_name}: a {label} reply takes {size} bytes")
             rows.append(Row(db_name, label, ms, size))
         return rows
