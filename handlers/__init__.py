@@ -10,6 +10,7 @@ from handlers import (
     drift,
     info,
     offboarding,
+    paging,
     permissions,
     review,
     rolesync,
@@ -30,6 +31,7 @@ FAMILIES: tuple[CommandRouter, ...] = (
     drift.router,
     offboarding.router,
     rolesync.router,
+    paging.router,
 )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from bot.approvals.engine import cancel, click, expire, open_requests_for
 from bot.core.clock import local
 from bot.core.commands import Cancel, Pending
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.paging import LongAnswer, reply_page
 from bot.texts.catalog import t
 from handlers.reminders import remind_due
 
@@ -16,22 +18,37 @@ router = CommandRouter()
 router.card_action("request")(click)
 
 
+PENDING_PER_PAGE = 20
+
+
 @router.command(Pending)
 async def pending(cmd: Pending, ctx: Context) -> None:
+    await pending_page(ctx, {}, cmd.page)
+
+
+async def pending_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
+    """Open requests the sender may decide or made, by request number, a page at a time
+    (names and subjects are read for the page's requests only)."""
     rows = await open_requests_for(ctx, ctx.sender.user_id)
     if not rows:
         await ctx.reply(ctx.t("pending_none"))
         return
-    names = await ctx.names(*{r.requester_id for r, _ in rows})
-    lines = [f"### {ctx.t('pending_title')}"]
-    for req, mine_to_decide in rows:
+    answer = LongAnswer("pending", "pending")
+    w = answer.window(ctx.lang, len(rows), PENDING_PER_PAGE, page)
+    shown = rows[w.start:w.stop]
+    names = await ctx.names(*{r.requester_id for r, _ in shown})
+    lines = []
+    for req, mine_to_decide in shown:
         lines.append(ctx.t(
             "pending_line", id=req.public_id, kind=t(f"kind_{req.kind}", ctx.lang),
             requester=names.get(req.requester_id, req.requester_id),
             target=await ctx.request_kinds.kind(req.kind).subject(req, ctx),
             expires=local(req.expires_at, ctx.settings.policy.timezone),
             role=ctx.t("pending_yours_to_decide" if mine_to_decide else "pending_you_asked")))
-    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("pending_title"))
+    head = f"### {ctx.t('pending_title')}"
+    if w.paged:
+        head += f" ({len(rows)})"
+    await reply_page(ctx, answer, w, head, lines, title=ctx.t("pending_title"))
 
 
 @router.command(Cancel)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,13 +28,14 @@ from bot.core.escape import literal
 from bot.core.escape import person as text_person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context
+from bot.dispatch.paging import LongAnswer, reply_page
 from bot.texts.catalog import MESSAGES, t
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 router = CommandRouter()
 
-SHOW_MAX = 50
+PER_PAGE = 20
 SUMMARY_CHARS = 100
 RETENTION = "audit_retention"
 RETENTION_HOUR = 3
@@ -144,24 +145,34 @@ async def _names(ctx: Context, user_ids: set[str]) -> dict[str, str]:
 
 @router.command(Audit, admin_only=True, authority="admin")
 async def audit(cmd: Audit, ctx: Context) -> None:
-    n = min(cmd.n, SHOW_MAX)
-    uid = cmd.target.user_id if cmd.target else None
-    entries = await ctx.uow.audit.recent(ctx.corp_id, n, user_id=uid)
+    await audit_page(ctx, {"user": cmd.target.user_id if cmd.target else None, "n": cmd.n},
+                     cmd.page)
+
+
+async def audit_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
+    """The newest ``n`` entries (of one member, when given), newest first, a page at a
+    time: the store counts them and reads only this page's."""
+    uid = args.get("user")
+    n = int(args.get("n") or 10)
+    answer = LongAnswer("audit", "audit", (*((f"uid:{uid}",) if uid else ()), str(n)),
+                        {"user": uid, "n": n})
+    total = await ctx.uow.audit.count(ctx.corp_id, user_id=uid, at_most=n)
+    w = answer.window(ctx.lang, total, PER_PAGE, page) if total else None
+    entries = await ctx.uow.audit.recent(ctx.corp_id, w.size, user_id=uid, offset=w.start) \
+        if w else []
     ids = {x for e in entries for x in (e.actor_id, e.target_id) if x}
     names = await _names(ctx, ids | ({uid} if uid else set()))
     who = person(uid, names) if uid else ""
-    if not entries:
+    if w is None:
         await ctx.reply(ctx.t("audit_none_user", who=who) if uid else ctx.t("audit_none"),
                         markdown=True)
         return
-    title = ctx.t("audit_title_user", who=who, n=len(entries)) if uid \
-        else ctx.t("audit_title", n=len(entries))
-    out = [f"### {title}"]
-    if cmd.n > SHOW_MAX and len(entries) == SHOW_MAX:     # there may be more than shown
-        out.append(ctx.t("audit_capped", asked=cmd.n, max=SHOW_MAX))
+    title = ctx.t("audit_title_user", who=who, n=total) if uid \
+        else ctx.t("audit_title", n=total)
     tz = ctx.settings.policy.timezone
-    body = "\n".join(entry_line(e, names, ctx.lang, tz) for e in entries)
-    await ctx.reply("\n\n".join([*out, body]), markdown=True, title=ctx.t("audit_short"))
+    await reply_page(ctx, answer, w, f"### {title}",
+                     [entry_line(e, names, ctx.lang, tz) for e in entries],
+                     title=ctx.t("audit_short"))
 
 
 # ---- retention ------------------------------------------------------------------------------
@@ -207,5 +218,5 @@ async def due_audit_retention(payload: dict[str, Any], dctx: Context) -> None:
 
 
 
-__all__ = ["action_text", "change_summary", "entry_line", "reason_text", "router",
+__all__ = ["action_text", "audit_page", "change_summary", "entry_line", "reason_text", "router",
            "schedule_retention"]

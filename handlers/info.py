@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bot.core.commands import Admins, Help, WhoAmI, render_help
 from bot.core.domain.members import ADMIN, OWNER, MemberView, Sender
 from bot.core.domain.permissions import sources_of
 from bot.core.escape import Md, joined, person
 from bot.dispatch.context import CommandRouter, Context
+from bot.dispatch.paging import LongAnswer, reply_page
 from bot.texts.catalog import t
 from handlers.permissions import catalog_of, source_text
 
@@ -38,17 +42,32 @@ async def permission_lines(ctx: Context, member: Sender) -> list[str]:
     return lines
 
 
+WHOAMI_PER_PAGE = 40
+
+
 @router.command(WhoAmI, reads_only=True)
 async def whoami(cmd: WhoAmI, ctx: Context) -> None:
+    await whoami_page(ctx, {}, cmd.page)
+
+
+async def whoami_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
+    """The sender's level and role, then their permissions (by name), a page at a time."""
     m = ctx.sender
-    out = [f"### {ctx.t('whoami_title')}",
-           ctx.t("whoami_level", name=m.name or m.user_id, user_id=m.user_id,
-                 level=ctx.t(f"level_{m.level}")),
-           ctx.t("whoami_role", role=m.role) if m.role else ctx.t("whoami_no_role")]
+    answer = LongAnswer("whoami", "whoami")
     lines = await permission_lines(ctx, m)
-    out += [ctx.t("whoami_perms"), *lines] if lines else [ctx.t("whoami_no_perms")]
-    await ctx.reply("\n\n".join(out[:3]) + "\n\n" + "\n".join(out[3:]), markdown=True,
-                    title=ctx.t("whoami_title"))
+    w = answer.window(ctx.lang, len(lines), WHOAMI_PER_PAGE, page)
+    head = [f"### {ctx.t('whoami_title')}",
+            ctx.t("whoami_level", name=m.name or m.user_id, user_id=m.user_id,
+                  level=ctx.t(f"level_{m.level}")),
+            ctx.t("whoami_role", role=m.role) if m.role else ctx.t("whoami_no_role")]
+    if not lines:
+        head.append(ctx.t("whoami_no_perms"))
+    elif w.paged:
+        head.append(f"{ctx.t('whoami_perms')} {ctx.t('page_whoami_more', n=len(lines))}")
+    else:
+        head.append(ctx.t("whoami_perms"))
+    await reply_page(ctx, answer, w, "\n\n".join(head), lines[w.start:w.stop],
+                     title=ctx.t("whoami_title"))
 
 
 @router.command(Admins)

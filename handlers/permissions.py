@@ -45,6 +45,7 @@ from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.paging import LongAnswer, reply_page
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
 from storage.permissions import schedule_expiry
@@ -530,28 +531,37 @@ class AdminChange(ApprovedChange):
 
 # ---- who-has --------------------------------------------------------------------------------
 
-WHO_HAS_LIMIT = 50
+WHO_HAS_PER_PAGE = 50
 
 
 @router.command(WhoHas, admin_only=True, authority="admin", reads_only=True)
 async def who_has(cmd: WhoHas, ctx: Context) -> None:
+    await who_has_page(ctx, {"name": cmd.name}, cmd.page)
+
+
+async def who_has_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
+    """One page of the holders of a role or permission, by user id, with their sources:
+    the store counts them and reads only this page's (names and holdings included)."""
     cat = catalog_of(ctx.settings)
-    name = resolve_name(cat, cmd.name, ctx.lang)
-    holders = await ctx.uow.perms.who_has(ctx.corp_id, name, cat, ctx.now)
+    name = resolve_name(cat, str(args["name"]), ctx.lang)
+    answer = LongAnswer("who_has", "who-has", (name,), {"name": name})
+    per = WHO_HAS_PER_PAGE
+    total, holders = await ctx.uow.perms.who_has_page(ctx.corp_id, name, cat, ctx.now,
+                                                      offset=(page - 1) * per, limit=per)
     title = cat.label(name, ctx.lang) if cat.is_permission(name) else \
         ctx.t("role_label", name=literal(name, 64))
-    if not holders:
+    if not total:
         await ctx.reply(ctx.t("who_has_none", name=title), markdown=True)
         return
+    w = answer.window(ctx.lang, total, per, page)
     names = await ctx.names(*holders)
     tz = ctx.settings.policy.timezone
-    lines = [f"### {ctx.t('who_has_title', name=title, n=len(holders))}"]
-    for uid in list(holders)[:WHO_HAS_LIMIT]:
-        srcs = ctx.t("list_sep").join(source_text(s, ctx.lang, tz, cat) for s in holders[uid])
-        lines.append(f"- {literal(names[uid], 80)}: {srcs}")
-    if len(holders) > WHO_HAS_LIMIT:
-        lines.append(ctx.t("and_more", n=len(holders) - WHO_HAS_LIMIT))
-    await ctx.reply("\n".join(lines), markdown=True, title=ctx.t("who_has_short"))
+    sep = ctx.t("list_sep")
+    lines = [f"- {literal(names[uid], 80)}: "
+             f"{sep.join(source_text(s, ctx.lang, tz, cat) for s in srcs)}"
+             for uid, srcs in holders.items()]
+    await reply_page(ctx, answer, w, f"### {ctx.t('who_has_title', name=title, n=total)}",
+                     lines, title=ctx.t("who_has_short"))
 
 
 router.request_kind(GrantRequest())
@@ -559,4 +569,4 @@ router.request_kind(RoleSetRequest())
 router.request_kind(AdminChange(ADMIN_ADD, ADMIN))
 router.request_kind(AdminChange(ADMIN_REMOVE, MEMBER))
 
-__all__ = ["ADMIN_ROLE", "OWNER_ROLE", "catalog_of", "router"]
+__all__ = ["ADMIN_ROLE", "OWNER_ROLE", "catalog_of", "router", "who_has_page"]

@@ -34,6 +34,7 @@ from bot.core.domain.requests import Request
 from bot.core.escape import Md, code, joined, literal, person
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
+from bot.dispatch.paging import LongAnswer, reply_page
 from bot.ports import DingTalkError, Directory
 from bot.texts.catalog import t
 from handlers.permissions import (
@@ -159,21 +160,31 @@ async def template_create(cmd: TemplateCreate, ctx: Context) -> None:
                           items=_items_text(items, cat, ctx.lang)), markdown=True)
 
 
+HOLDERS_PER_PAGE = 50
+
+
 @router.command(TemplateShow, admin_only=True, authority="admin")
 async def template_show(cmd: TemplateShow, ctx: Context) -> None:
+    await template_show_page(ctx, {"name": cmd.name}, cmd.page)
+
+
+async def template_show_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
+    """A template's items and its holders (by user id), a page of holders at a time: the
+    store counts them and reads only this page's."""
     cat = catalog_of(ctx.settings)
-    tpl = await _template(ctx, cmd.name, "", ctx.lang)
-    holders = await ctx.uow.perms.holders(tpl.id)
-    names = await ctx.names(*holders[:SHOW_HOLDERS]) if holders else {}
-    lines = [f"### {ctx.t('template_title', name=literal(tpl.name, 64))}",
-             ctx.t("template_items", items=_items_text(list(tpl.permissions), cat, ctx.lang)),
-             ctx.t("template_holders", n=len(holders))]
-    if holders:
-        shown = ctx.t("list_sep").join(literal(names[u], 80) for u in holders[:SHOW_HOLDERS])
-        if len(holders) > SHOW_HOLDERS:
-            shown += " " + ctx.t("and_more", n=len(holders) - SHOW_HOLDERS)
-        lines.append(shown)
-    await ctx.reply("\n\n".join(lines), markdown=True, title=ctx.t("template_short"))
+    tpl = await _template(ctx, str(args["name"]), "", ctx.lang)
+    answer = LongAnswer("template_show", "template show", (tpl.name,), {"name": tpl.name})
+    per = HOLDERS_PER_PAGE
+    total, holders = await ctx.uow.perms.holders_page(tpl.id, offset=(page - 1) * per,
+                                                      limit=per)
+    w = answer.window(ctx.lang, total, per, page)
+    names = await ctx.names(*holders) if holders else {}
+    head = [f"### {ctx.t('template_title', name=literal(tpl.name, 64))}",
+            ctx.t("template_items", items=_items_text(list(tpl.permissions), cat, ctx.lang)),
+            ctx.t("template_holders", n=total)]
+    await reply_page(ctx, answer, w, "\n\n".join(head),
+                     [f"- {literal(names[u], 80)}" for u in holders],
+                     title=ctx.t("template_short"))
 
 
 @router.command(TemplateList, admin_only=True, authority="admin")

@@ -27,6 +27,7 @@ from sqlalchemy.pool import NullPool
 
 import storage.sqlite_driver as one_trip
 from storage.drift import DriftRepo
+from storage.paging import PagingRepo
 from storage.permissions import PermissionRepo
 from storage.repositories import (
     AuditRepo,
@@ -169,6 +170,7 @@ class UnitOfWork:
         self.drift = DriftRepo(self.session)
         self.rolesync = RoleSyncRepo(self.session)
         self.webhooks = WebhookRepo(self.session)
+        self.paging = PagingRepo(self.session)
         return self
 
     def _unlock(self) -> None:

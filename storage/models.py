@@ -335,6 +335,25 @@ class WebhookSubscriber(Base):
     last_delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     paused_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime]
+class PagedAnswer(Base):
+    """The last long answer (more than one page) a member got in a conversation, and the
+    page they saw: what ``next`` / ``下一页`` continues. One row per member and conversation;
+    each page is read from the store again when it is asked for."""
+
+    __tablename__ = "paged_answers"
+    __table_args__ = (
+        UniqueConstraint("corp_id", "conversation_key", "user_id"),
+        CheckConstraint("page >= 1", name="page_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    conversation_key: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    page: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
 
 
 class ProcessedMessage(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     select,
     text,
     type_coerce,
+    union,
     union_all,
     update,
 )
@@ -157,60 +158,95 @@ class PermissionRepo:
 
     async def who_has(self, corp_id: str, name: str, catalog: Catalog,
                       now: datetime) -> dict[str, tuple[Source, ...]]:
-        """Members holding ``name`` (a permission, or a role) with the sources that give it."""
+        """Members holding ``name`` (a permission, or a role) with the sources that give
+        it, all of them, by user id (the decision API and exports; chat reads a page)."""
+        ids_q = (await self._holder_ids(corp_id, name, catalog, now)).subquery()
+        ids = list((await self.s.execute(select(ids_q.c[0]).order_by(ids_q.c[0]))).scalars())
+        return await self.sources_for(corp_id, name, catalog, now, ids)
+
+    async def who_has_page(self, corp_id: str, name: str, catalog: Catalog, now: datetime,
+                           *, offset: int, limit: int) -> tuple[int, dict[str, tuple[Source, ...]]]:
+        """How many members hold ``name``, and the ``limit`` holders from ``offset`` on (by
+        user id) with their sources: one read over the indexes whatever the number of
+        holders, and holdings computed for that page only."""
+        ids_q = (await self._holder_ids(corp_id, name, catalog, now)).subquery()
+        # The page and the count in one statement (a window count over the whole UNION);
+        # past the last page there is no row to carry it, and the count is asked alone.
+        rows = (await self.s.execute(
+            select(ids_q.c[0], func.count().over()).order_by(ids_q.c[0])
+            .limit(limit).offset(offset))).all()
+        total = int(rows[0][1]) if rows else int((await self.s.execute(
+            select(func.count()).select_from(ids_q))).scalar_one())
+        return total, await self.sources_for(corp_id, name, catalog, now, [r[0] for r in rows])
+
+    async def sources_for(self, corp_id: str, name: str, catalog: Catalog, now: datetime,
+                          user_ids: list[str]) -> dict[str, tuple[Source, ...]]:
+        """The sources that give each of ``user_ids`` ``name`` (those holding it), in order."""
         if catalog.is_role(name) and not catalog.is_permission(name):
-            return await self._who_has_role(corp_id, name, now)
-        # Every name that can carry the permission: itself, the roles that include it, and
-        # wildcards; then compute exactly, on the candidates only.
-        carriers = {name} | {r for r in catalog.roles if name in catalog.expand(r)}
-        candidates: set[str] = set()
-        if name in catalog.expand(OWNER_ROLE):
-            candidates |= set((await self.s.execute(
-                select(Member.user_id).where(Member.corp_id == corp_id, Member.level == OWNER)
-            )).scalars())
-        candidates |= set((await self.s.execute(
-            select(Member.user_id).where(Member.corp_id == corp_id,
-                                         Member.role.in_(carriers))
-        )).scalars())
-        candidates |= set((await self.s.execute(
-            select(Grant.user_id).where(Grant.corp_id == corp_id, Grant.name.in_(carriers),
-                                        or_(Grant.expires_at.is_(None), Grant.expires_at > now))
-        )).scalars())
-        tpl_ids = [tid for tid, items in (await self.s.execute(
-            select(Template.id, Template.permissions).where(Template.corp_id == corp_id)
-        )).all() if any(name in catalog.expand(i) for i in items)]
-        if tpl_ids:
-            candidates |= set((await self.s.execute(
-                select(TemplateAssignment.user_id)
-                .where(TemplateAssignment.template_id.in_(tpl_ids))
-            )).scalars())
-        held = await self.holdings_many(corp_id, candidates, now)
+            return await self._role_sources(corp_id, name, now, user_ids)
+        held = await self.holdings_many(corp_id, user_ids, now)
         out: dict[str, tuple[Source, ...]] = {}
-        for uid in sorted(held):
+        for uid in user_ids:
             srcs = sources_of(held[uid], catalog, now).get(name)
             if srcs:
                 out[uid] = srcs
         return out
 
-    async def _who_has_role(self, corp_id: str, role: str,
-                            now: datetime) -> dict[str, tuple[Source, ...]]:
-        out: dict[str, list[Source]] = {}
-        if role in (OWNER_ROLE, "admin"):
+    async def _holder_ids(self, corp_id: str, name: str, catalog: Catalog,
+                          now: datetime) -> Any:
+        """One UNION (so: distinct) of the user ids that hold ``name`` through any source:
+        the owner's level, a role, a live grant, a template."""
+        live = or_(Grant.expires_at.is_(None), Grant.expires_at > now)
+        if catalog.is_role(name) and not catalog.is_permission(name):
+            parts: list[Any] = [select(Member.user_id).where(Member.corp_id == corp_id,
+                                                              Member.role == name)]
+            if name in (OWNER_ROLE, "admin"):
+                parts.append(select(Member.user_id).where(Member.corp_id == corp_id,
+                                                          Member.level == name))
+            parts.append(select(Grant.user_id).where(Grant.corp_id == corp_id,
+                                                     Grant.name == name, live))
+            return union(*parts)
+        # Every name that can carry the permission: itself, the roles that include it, and
+        # the templates whose items (permissions, wildcards, roles) expand to it.
+        carriers = sorted({name} | {r for r in catalog.roles if name in catalog.expand(r)})
+        parts = [select(Member.user_id).where(Member.corp_id == corp_id,
+                                              Member.role.in_(carriers)),
+                 select(Grant.user_id).where(Grant.corp_id == corp_id,
+                                             Grant.name.in_(carriers), live)]
+        if name in catalog.expand(OWNER_ROLE):
+            parts.append(select(Member.user_id).where(Member.corp_id == corp_id,
+                                                      Member.level == OWNER))
+        tpl_ids = [tid for tid, items in (await self.s.execute(
+            select(Template.id, Template.permissions).where(Template.corp_id == corp_id)
+        )).all() if any(name in catalog.expand(i) for i in items)]
+        if tpl_ids:
+            parts.append(select(TemplateAssignment.user_id)
+                         .where(TemplateAssignment.template_id.in_(tpl_ids)))
+        return union(*parts)
+    async def _role_sources(self, corp_id: str, role: str, now: datetime,
+                            user_ids: list[str]) -> dict[str, tuple[Source, ...]]:
+        """Each of ``user_ids`` holding ``role``: by level (owner, admin), as their role, by a
+        live grant of it; in the order of ``user_ids``."""
+        found: dict[str, list[Source]] = {}
+        for chunk in _chunks(user_ids, 500):
+            if role in (OWNER_ROLE, "admin"):
+                for uid in (await self.s.execute(
+                    select(Member.user_id).where(Member.corp_id == corp_id, Member.level == role,
+                                                 Member.user_id.in_(chunk))
+                )).scalars():
+                    found.setdefault(uid, []).append(Source("level", role))
             for uid in (await self.s.execute(
-                select(Member.user_id).where(Member.corp_id == corp_id, Member.level == role)
+                select(Member.user_id).where(Member.corp_id == corp_id, Member.role == role,
+                                             Member.user_id.in_(chunk))
             )).scalars():
-                out.setdefault(uid, []).append(Source("level", role))
-        for uid in (await self.s.execute(
-            select(Member.user_id).where(Member.corp_id == corp_id, Member.role == role)
-        )).scalars():
-            out.setdefault(uid, []).append(Source("role", role))
-        for uid, exp in (await self.s.execute(
-            select(Grant.user_id, Grant.expires_at).where(
-                Grant.corp_id == corp_id, Grant.name == role,
-                or_(Grant.expires_at.is_(None), Grant.expires_at > now))
-        )).all():
-            out.setdefault(uid, []).append(Source("grant", role, exp))
-        return {u: tuple(s) for u, s in sorted(out.items())}
+                found.setdefault(uid, []).append(Source("role", role))
+            for uid, exp in (await self.s.execute(
+                select(Grant.user_id, Grant.expires_at).where(
+                    Grant.corp_id == corp_id, Grant.name == role, Grant.user_id.in_(chunk),
+                    or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+            )).all():
+                found.setdefault(uid, []).append(Source("grant", role, exp))
+        return {u: tuple(found[u]) for u in user_ids if u in found}
 
     # ---- grants --------------------------------------------------------------------------
     async def grant(self, corp_id: str, user_id: str, name: str, *, by: str, now: datetime,
@@ -297,6 +333,17 @@ class PermissionRepo:
             .where(TemplateAssignment.template_id.in_(ids))
             .group_by(TemplateAssignment.template_id)
         )).all()}
+
+    async def holders_page(self, template_id: int, *, offset: int,
+                           limit: int) -> tuple[int, list[str]]:
+        """How many members hold the template, and ``limit`` of them from ``offset`` on
+        (by user id)."""
+        total = (await self._holder_counts([template_id])).get(template_id, 0)
+        ids = list((await self.s.execute(
+            select(TemplateAssignment.user_id).where(TemplateAssignment.template_id == template_id)
+            .order_by(TemplateAssignment.user_id).limit(limit).offset(offset)
+        )).scalars())
+        return total, ids
 
     async def holders(self, template_id: int) -> list[str]:
         return list((await self.s.execute(

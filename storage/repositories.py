@@ -872,15 +872,28 @@ class AuditRepo:
         await self.feed.emit(corp_id, rows)
         await self.s.flush()
 
-    async def recent(self, corp_id: str, n: int, *,
-                     user_id: str | None = None) -> list[AuditRecord]:
-        """The newest ``n`` entries, newest first (only those ``user_id`` is actor or target
-        of, when given)."""
+    async def recent(self, corp_id: str, n: int, *, user_id: str | None = None,
+                     offset: int = 0) -> list[AuditRecord]:
+        """The newest ``n`` entries from the ``offset``-th newest on, newest first (only
+        those ``user_id`` is actor or target of, when given)."""
         q = select(AuditEntry).where(AuditEntry.corp_id == corp_id)
         if user_id is not None:
             q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
-        rows = (await self.s.execute(q.order_by(AuditEntry.seq.desc()).limit(n))).scalars()
+        rows = (await self.s.execute(
+            q.order_by(AuditEntry.seq.desc()).limit(n).offset(offset))).scalars()
         return [_record(e) for e in rows]
+
+    async def count(self, corp_id: str, *, user_id: str | None = None,
+                    at_most: int | None = None) -> int:
+        """How many entries there are (of ``user_id``, when given), counting no further
+        than ``at_most``."""
+        q = select(AuditEntry.seq).where(AuditEntry.corp_id == corp_id)
+        if user_id is not None:
+            q = q.where(or_(AuditEntry.actor_id == user_id, AuditEntry.target_id == user_id))
+        if at_most is not None:
+            q = q.order_by(AuditEntry.seq.desc()).limit(at_most)
+        return int((await self.s.execute(
+            select(func.count()).select_from(q.subquery()))).scalar_one())
 
     async def between(self, corp_id: str, *, user_id: str | None = None,
                       action_prefix: str | None = None, since: datetime | None = None,

@@ -12,10 +12,6 @@ ZH: Mapping[str, str] = {
     "audit_title_user": "与 {who} 相关的审计记录（最近 {n} 条）",
     "audit_none": "暂无审计记录。",
     "audit_none_user": "没有与 {who} 相关的审计记录。",
-    "audit_capped": (
-        "你要了 {asked} 条，每次最多显示 {max} 条，以下是最近 {max} 条；"
-        "更多记录请运维运行 `baton audit export`。"
-    ),
     "audit_on": "对象 {who}",
     "audit_result_applied": "已生效",
     "audit_result_refused": "已拒绝",
@@ -114,10 +110,6 @@ EN: Mapping[str, str] = {
     "audit_title_user": "Audit log involving {who} (newest {n})",
     "audit_none": "The audit log is empty.",
     "audit_none_user": "No audit entries involve {who}.",
-    "audit_capped": (
-        "You asked for {asked}; at most {max} are shown at once, so these are the newest "
-        "{max}. For more, an operator can run `baton audit export`."
-    ),
     "audit_on": "on {who}",
     "audit_result_applied": "applied",
     "audit_result_refused": "refused",

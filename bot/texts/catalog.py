@@ -21,6 +21,7 @@ from bot.texts import (
     bulk,
     drift,
     general,
+    paging,
     permissions,
     reminders,
     requests,
@@ -58,6 +59,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("review", {"zh": review.ZH, "en": review.EN}),
     Family("drift", {"zh": drift.ZH, "en": drift.EN}),
     Family("webhooks", {"zh": webhooks.ZH, "en": webhooks.EN}),
+    Family("paging", {"zh": paging.ZH, "en": paging.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (

@@ -6,15 +6,16 @@ tested at the handler level, tests/handlers/test_permissions.py."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot.app import BatonApp
 from bot.cli.sandbox import sim_settings
 from bot.config import Settings
 from dingtalk_sim import Simulator
-from storage.models import TemplateAssignment
+from storage.models import Member, TemplateAssignment
 from tests.e2e.conftest import CARD, GROUP, card_status, click, reply_to
 from tests.e2e.helpers import say
 from tests.support import audit_actions, grants, verify_chain
@@ -165,3 +166,22 @@ async def test_a_request_asked_one_to_one_reaches_the_admin_group(
     await card_status(sim, CARD.format(1), "applied")                  # both update together
     await card_status(sim, CARD.format(1) + "-group", "applied")
     assert set(await grants(bot_ag, "qianqi")) == {"crm.export"}
+
+
+# ---- a long answer in pages -------------------------------------------------------------------
+
+async def test_who_has_over_thousands_of_holders_pages_over_the_wire(
+        sim: Simulator, bot: BatonApp) -> None:
+    """Each page goes through the simulator's 15,000-byte msgParam check; next continues."""
+    corp, now = bot.settings.org.corp_id, datetime.now(UTC)
+    async with bot.db.uow() as uow:
+        await uow.session.execute(insert(Member), [
+            {"corp_id": corp, "user_id": f"m{i:05d}", "name": "名" * 60, "level": "member",
+             "role": "analyst", "active": True, "created_at": now, "updated_at": now}
+            for i in range(3000)])
+        await uow.commit()
+    text = await say(sim, "lisi", "who-has crm.report.view", "Page 1 of 61")
+    assert "Members holding crm.report.view View reports (3001)" in text
+    assert text.count("\n- ") == 50 and "(m00049): role analyst" in text
+    text = await say(sim, "lisi", "下一页", "第 2/61 页")
+    assert "(m00050)" in text and "(m00099)" in text

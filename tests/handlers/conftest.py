@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -420,7 +421,7 @@ def handler_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
                             openapi_endpoint="http://127.0.0.1:9", oapi_endpoint="http://127.0.0.1:9")
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = DEMO_CORP
-    data["catalog"] = DEMO_CATALOG
+    data["catalog"] = copy.deepcopy(DEMO_CATALOG)    # a section override must not change it
     data["policy"]["quiet_hours"] = None
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

@@ -1,5 +1,5 @@
 """The audit trail in chat at the handler level (ported from the end-to-end suite, same
-assertions): by user and count, capped at 50, refused to members (and that refusal audited),
+assertions): by user and count, in pages, refused to members (and that refusal audited),
 refusals in the chat's language, hostile stored values shown literally. The wire path keeps
 its runs in tests/e2e/test_audit.py."""
 
@@ -58,16 +58,15 @@ async def test_a_refusal_reads_in_chinese_in_a_chinese_chat(h: Harness) -> None:
             ("review start.refused", "need_owner")
 
 
-async def test_audit_caps_at_50_and_says_so(h: Harness) -> None:
+async def test_audit_over_50_comes_in_pages_of_20(h: Harness) -> None:
     await append(h, 60, actor_id="system", action="test.fill", result="applied")
-    text = await h.ask("lisi", "audit 80", "Audit log (newest 50)")
-    assert "You asked for 80; at most 50 are shown at once" in text
-    assert "baton audit export" in text
-    assert len(lines(text)) == 50
-    text = await h.ask("lisi", "审计 60", "审计记录（最近 50 条）")
-    assert "每次最多显示 50 条" in text and len(lines(text)) == 50
+    text = await h.ask("lisi", "audit 80", "Audit log (newest 61)")
+    assert "Page 1 of 4. Send `next` for page 2, or `audit 80 page 2`." in text
+    assert len(lines(text)) == 20
+    text = await h.ask("lisi", "审计 60", "审计记录（最近 60 条）")
+    assert "第 1/3 页" in text and len(lines(text)) == 20
     text = await h.ask("lisi", "audit 3", "Audit log (newest 3)")
-    assert len(lines(text)) == 3 and "at most" not in text
+    assert len(lines(text)) == 3 and "Page" not in text
 
 
 async def test_audit_is_refused_to_a_member_and_the_refusal_is_audited(

@@ -25,6 +25,7 @@ from bot.core.commands import (
     Help,
     ImportMode,
     ImportUndo,
+    NextPage,
     Parsed,
     ParseError,
     Pending,
@@ -246,6 +247,26 @@ VALID: list[tuple[str, Sequence[str], Command, Lang]] = [
     ("审计", (), Audit(), "zh"),
     ("审计 @李四 5", M, Audit(U1, 5), "zh"),
     ("审计@李四", M, Audit(U1), "zh"),
+    ("audit uid:abc 5000 page 3", (), Audit(UserRef("abc"), 5000, 3), "en"),
+    ("审计 @李四 500 第2页", M, Audit(U1, 500, 2), "zh"),
+    ("审计 第 3 页", (), Audit(None, 10, 3), "zh"),
+    ("who-has crm.export page 2", (), WhoHas("crm.export", 2), "en"),
+    ("who-has crm.export page7", (), WhoHas("crm.export", 7), "en"),
+    ("谁有 crm.export 第2页", (), WhoHas("crm.export", 2), "zh"),
+    ("谁有crm.export 第 12 页", (), WhoHas("crm.export", 12), "zh"),
+    ("whoami page 3", (), WhoAmI(3), "en"),
+    ("我的权限第二页", (), WhoAmI(2), "zh"),
+    ("我的权限 page 4", (), WhoAmI(4), "zh"),
+    ("pending page 2", (), Pending(2), "en"),
+    ("待审批 第3页", (), Pending(3), "zh"),
+    ("template show sales page 2", (), TemplateShow("sales", 2), "en"),
+    ("template show page", (), TemplateShow("page"), "en"),
+    ("模板 查看 销售基础 第2页", (), TemplateShow("销售基础", 2), "zh"),
+    ("next", (), NextPage(), "en"),
+    ("MORE", (), NextPage(), "en"),
+    ("/next", (), NextPage(), "en"),
+    ("下一页", (), NextPage(), "zh"),
+    ("更多", (), NextPage(), "zh"),
     # review
     ("review start", (), ReviewStart(), "en"),
     ("/Review Status", (), ReviewStatus(), "en"),
@@ -398,7 +419,15 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
     ("导入 撤销 批次/1", (), "bad_name", "import undo", "zh"),
     # audit
     ("audit 0", (), "bad_number", "audit", "en"),
-    ("audit 201", (), "bad_number", "audit", "en"),
+    ("audit 5001", (), "bad_number", "audit", "en"),
+    ("who-has crm.export page 0", (), "bad_page", "who-has", "en"),
+    ("who-has crm.export page x", (), "bad_page", "who-has", "en"),
+    ("whoami page -1", (), "bad_page", "whoami", "en"),
+    ("whoami page 100000", (), "bad_page", "whoami", "en"),
+    ("我的权限 第零页", (), "bad_page", "whoami", "zh"),
+    ("待审批 第1.5页", (), "bad_page", "pending", "zh"),
+    ("next 2", (), "too_many_arguments", "next", "en"),
+    ("下一页 谁有", (), "too_many_arguments", "next", "zh"),
     ("audit -5", (), "bad_number", "audit", "en"),
     ("audit 1.5", (), "bad_number", "audit", "en"),
     ("audit 99999999999", (), "bad_number", "audit", "en"),
@@ -619,7 +648,7 @@ def test_usage_of_an_unknown_name() -> None:
 
 
 def test_command_names_are_unique_and_canonical() -> None:
-    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 27
+    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 28
     for name in COMMAND_NAMES:
         assert primary(name, "en") == name
 

@@ -23,6 +23,7 @@ ERROR_CODES: frozenset[str] = frozenset(
         "no_target",
         "bad_duration",
         "bad_number",
+        "bad_page",
         "bad_request_id",
         "bad_format",
         "bad_name",

@@ -38,6 +38,7 @@ from .model import (
     Help,
     ImportMode,
     ImportUndo,
+    NextPage,
     Parsed,
     Pending,
     ReviewStart,
@@ -60,7 +61,8 @@ from .model import (
 from .words import GROUPS, WORDS, Word, primary, resolve_topic
 
 MAX_LENGTH = 2000
-AUDIT_MAX = 200
+AUDIT_MAX = 5000      # the newest entries ``audit`` may cover (shown in pages)
+PAGE_MAX = 99_999     # bot.core.paging.MAX_PAGE
 
 # Every pattern is a single bounded character class: no backtracking to speak of.
 _PERM = re.compile(r"[A-Za-z0-9_.*:\-]{1,64}")
@@ -73,6 +75,12 @@ _COUNT = re.compile(r"[0-9]{1,6}")
 _NUMBERISH = re.compile(r"[+\-]?[0-9][0-9.,]*")
 _SIGNED_NUMBER = re.compile("[+\\-\u2212]?[0-9]")
 _SEPARATOR = re.compile(r"[,，、]")
+# A page asked for at the end of a paged command: ``page 2`` / ``page2`` / ``第2页`` /
+# ``第 2 页`` (``第二页`` too). Only the number part is checked once the form is recognised.
+_PAGE_EN = re.compile(r"(?i)page(?: (?P<n>\S+)|(?P<d>[0-9]\S*))")
+_PAGE_ZH = re.compile(r"第 ?(?P<n>[^ ]+?) ?页")
+_ZH_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+              "八": 8, "九": 9, "十": 10}
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]")
 _LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -278,6 +286,25 @@ class _Args:
         if self.more():
             raise self.fail("too_many_arguments", got=" ".join(self.raws[self.pos :]))
 
+    def page_tail(self) -> int:
+        """``page N`` / ``第N页`` at the end of the arguments, taken off them (1 without)."""
+        for width in (3, 2, 1):
+            if len(self.toks) - self.pos < width:
+                continue
+            tail = " ".join(self.toks[-width:])
+            m = _PAGE_EN.fullmatch(tail) or _PAGE_ZH.fullmatch(tail)
+            if m is None:
+                continue
+            number = m.group("n") or m.group("d")
+            written = " ".join(self.raws[-width:])
+            del self.toks[-width:], self.raws[-width:]
+            value = _ZH_DIGITS.get(number) if number in _ZH_DIGITS else (
+                int(number) if _COUNT.fullmatch(number) else None)
+            if value is None or not 1 <= value <= PAGE_MAX:
+                raise self.fail("bad_page", got=written, max=str(PAGE_MAX))
+            return value
+        return 1
+
     def user(self) -> UserRef:
         tok, raw = self.take("user")
         ref = self.user_ref(tok, raw)
@@ -361,10 +388,21 @@ def _no_arguments(make: Callable[[], Command]) -> Callable[[_Args], Command]:
     return parse_none
 
 
+def _paged(make: Callable[[int], Command]) -> Callable[[_Args], Command]:
+    """A command with no arguments but an optional ``page N`` / ``第N页``."""
+    def parse_page(a: _Args) -> Command:
+        page = a.page_tail()
+        a.end()
+        return make(page)
+
+    return parse_page
+
+
 def _who_has(a: _Args) -> WhoHas:
+    page = a.page_tail()
     name = a.name_arg("permission", _PERM)
     a.end()
-    return WhoHas(name)
+    return WhoHas(name, page)
 
 
 def _transfer_owner(a: _Args) -> TransferOwner:
@@ -422,9 +460,10 @@ def _template_set(a: _Args) -> TemplateSet:
 
 
 def _template_show(a: _Args) -> TemplateShow:
+    page = a.page_tail()
     name = a.name_arg("template", _TEMPLATE)
     a.end()
-    return TemplateShow(name)
+    return TemplateShow(name, page)
 
 
 def _template_delete(a: _Args) -> TemplateDelete:
@@ -492,6 +531,7 @@ def _import_undo(a: _Args) -> ImportUndo:
 
 
 def _audit(a: _Args) -> Audit:
+    page = a.page_tail()
     target: UserRef | None = None
     count: int | None = None
     while a.more():
@@ -513,12 +553,12 @@ def _audit(a: _Args) -> Audit:
         else:
             a.pos -= 1
             a.end()
-    return Audit(target, 10 if count is None else count)
+    return Audit(target, 10 if count is None else count, page)
 
 
 _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "help": _help,
-    "whoami": _no_arguments(WhoAmI),
+    "whoami": _paged(WhoAmI),
     "admins": _no_arguments(Admins),
     "who-has": _who_has,
     "transfer-owner": _transfer_owner,
@@ -535,13 +575,14 @@ _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "template list": _no_arguments(TemplateList),
     "template delete": _template_delete,
     "template apply": _template_apply,
-    "pending": _no_arguments(Pending),
+    "pending": _paged(Pending),
     "cancel": _cancel,
     "export": _export,
     "export template": _no_arguments(ExportTemplate),
     "import": _import_mode,
     "import undo": _import_undo,
     "audit": _audit,
+    "next": _no_arguments(NextPage),
     "review start": _no_arguments(ReviewStart),
     "review status": _no_arguments(ReviewStatus),
 }

@@ -37,6 +37,7 @@ class Help:
 @dataclass(frozen=True, slots=True)
 class WhoAmI:
     command_name: ClassVar[str] = "whoami"
+    page: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class Admins:
 class WhoHas:
     command_name: ClassVar[str] = "who-has"
     name: str
+    page: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,7 @@ class TemplateSet:
 class TemplateShow:
     command_name: ClassVar[str] = "template show"
     name: str
+    page: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,7 @@ class TemplateApply:
 @dataclass(frozen=True, slots=True)
 class Pending:
     command_name: ClassVar[str] = "pending"
+    page: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,14 @@ class Audit:
     command_name: ClassVar[str] = "audit"
     target: UserRef | None = None
     n: int = 10
+    page: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NextPage:
+    """``next`` / ``下一页``: the next page of the sender's last paged answer here."""
+
+    command_name: ClassVar[str] = "next"
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +249,7 @@ Command: TypeAlias = (
     | ImportMode
     | ImportUndo
     | Audit
+    | NextPage
     | ReviewStart
     | ReviewStatus
     | ImportFile
@@ -269,6 +282,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     ImportMode,
     ImportUndo,
     Audit,
+    NextPage,
     ReviewStart,
     ReviewStatus,
 )

@@ -40,6 +40,7 @@ _EN: dict[str, tuple[str, ...]] = {
     "import": ("import",),
     "import undo": ("import undo",),
     "audit": ("audit",),
+    "next": ("next", "more"),
     "review start": ("review start",),
     "review status": ("review status",),
 }
@@ -70,6 +71,7 @@ _ZH: dict[str, tuple[str, ...]] = {
     "import": ("导入",),
     "import undo": ("导入 撤销",),
     "audit": ("审计",),
+    "next": ("下一页", "更多"),
     "review start": ("权限审核 开始",),
     "review status": ("权限审核 状态",),
 }
