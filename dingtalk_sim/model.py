@@ -25,6 +25,8 @@ class SimUser:
     admin_level: int = 0  # DingTalk sys_level: 0 none, 1 main administrator, 2 sub-administrator
     dept_ids: list[int] = field(default_factory=lambda: [1])
     in_corp: bool = True  # False: an outsider; atUsers entries for them carry no staffId
+    manager: str = ""  # the direct supervisor's userId (user/get's manager_userid)
+    leads: list[int] = field(default_factory=list)  # departments this member heads
 
 
 @dataclass

@@ -605,7 +605,8 @@ class OpenApi:
             "exclusive_account": self._state.exclusive_accounts,
             "dept_id_list": list(user.dept_ids),
             "dept_order_list": [{"dept_id": d, "order": 0} for d in user.dept_ids],
-            "leader_in_dept": [{"dept_id": d, "leader": False} for d in user.dept_ids],
+            "leader_in_dept": [{"dept_id": d, "leader": d in user.leads} for d in user.dept_ids],
+            "manager_userid": user.manager,
             "title": "",
             "job_number": "",
             "state_code": "86",
@@ -643,6 +644,8 @@ class OpenApi:
     def _dept_json(self, dept_id: int) -> dict[str, Any]:
         dept = self._state.departments[dept_id]
         result: dict[str, Any] = {"dept_id": dept.dept_id, "name": dept.name}
+        result["dept_manager_userid_list"] = [
+            u.user_id for u in self._state.users.values() if u.in_corp and dept_id in u.leads]
         if dept.parent_id is not None:
             result["parent_id"] = dept.parent_id
         return result

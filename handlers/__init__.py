@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from bot.dispatch.context import CommandRouter
-from handlers import approvals, audit, bulk, info, permissions, review, templates, transfer
+from handlers import (
+    access,
+    approvals,
+    audit,
+    bulk,
+    info,
+    permissions,
+    review,
+    templates,
+    transfer,
+)
 
 # In order: a command type, card kind or due kind is routed once (include refuses a second).
 FAMILIES: tuple[CommandRouter, ...] = (
@@ -15,6 +25,7 @@ FAMILIES: tuple[CommandRouter, ...] = (
     templates.router,
     bulk.router,
     audit.router,
+    access.router,
 )
 
 

@@ -35,8 +35,8 @@ DEMO_USERS = (
     SimUser("zhangsan", "张三", admin_level=1),
     SimUser("lisi", "李四", admin_level=2),
     SimUser("wangwu", "王五", admin_level=2),
-    SimUser("zhaoliu", "赵六", dept_ids=[2]),
-    SimUser("qianqi", "钱七", dept_ids=[3]),
+    SimUser("zhaoliu", "赵六", dept_ids=[2], leads=[3]),
+    SimUser("qianqi", "钱七", dept_ids=[3], manager="zhaoliu"),
     SimUser("sunba", "孙八", active=False),
 )
 # The demo company: root, a sales department (销售部) and a team inside it.

@@ -17,6 +17,7 @@ from typing import Any
 from bot.core.escape import Md, param
 from bot.core.lang import LANGS, Lang
 from bot.texts import (
+    access,
     audit,
     bulk,
     general,
@@ -52,6 +53,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("bulk", {"zh": bulk.ZH, "en": bulk.EN}),
     Family("reminders", {"zh": reminders.ZH, "en": reminders.EN}),
     Family("review", {"zh": review.ZH, "en": review.EN}),
+    Family("access", {"zh": access.ZH, "en": access.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -103,7 +104,7 @@ class FakeDingTalk(bodies.MessageSends):
             raise NotFound("/topapi/v2/user/get", 200, "60121", "找不到该用户")
         return {"userid": u.user_id, "name": u.name, "active": u.active,
                 "admin": u.admin_level > 0, "exclusive_account": self.exclusive_accounts,
-                "dept_id_list": list(u.dept_ids)}
+                "dept_id_list": list(u.dept_ids), "manager_userid": u.manager}
 
     async def list_admins(self) -> list[dict[str, Any]]:
         self._enter("list_admins")
@@ -115,7 +116,8 @@ class FakeDingTalk(bodies.MessageSends):
         if dept_id not in self.departments:
             raise BadRequest("/topapi/v2/department/get", 200, "60003", "部门不存在")
         name, parent = self.departments[dept_id]
-        out: dict[str, Any] = {"dept_id": dept_id, "name": name}
+        out: dict[str, Any] = {"dept_id": dept_id, "name": name, "dept_manager_userid_list": [
+            u.user_id for u in self.users.values() if u.in_corp and dept_id in u.leads]}
         if parent is not None:
             out["parent_id"] = parent
         return out
@@ -347,7 +349,7 @@ def handler_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
                             openapi_endpoint="http://127.0.0.1:9", oapi_endpoint="http://127.0.0.1:9")
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = DEMO_CORP
-    data["catalog"] = DEMO_CATALOG
+    data["catalog"] = copy.deepcopy(DEMO_CATALOG)     # a section's update must not touch it
     data["policy"]["quiet_hours"] = None
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

@@ -58,7 +58,8 @@ def test_the_root_router_carries_exactly_the_request_kinds_of_the_families() -> 
     root = build_router()
     assert set(root.requests.kinds) == {
         "owner_transfer", "grant", "role_set", "admin_add", "admin_remove",
-        "template_set", "template_delete", "template_apply", "import", "import_undo", "review"}
+        "template_set", "template_delete", "template_apply", "import", "import_undo", "review",
+        "access"}
     assert all(k.kind == name for name, k in root.requests.kinds.items())
     assert root.requests.actions == {"owner_transfer:console": transfer.console_done}
 

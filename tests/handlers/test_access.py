@@ -1,0 +1,248 @@
+"""Members asking for access themselves (product.md section 13) at the handler level, on
+SQLite and PostgreSQL: request, requests, cancel, the card, caps, duplicates, per-permission
+policy (manager, department head, users, role, N of M, auto-approval, not requestable),
+policy show, release, the expiry warning and extend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.cli.sandbox import DEMO_CATALOG
+from storage.models import AuditEntry
+from tests.handlers.conftest import CARD, Harness, MakeHarness, replies
+from tests.support import grants, verify_chain
+
+
+def catalog(**policies: dict[str, Any]) -> dict[str, Any]:
+    """The demo catalog with a policy on some permissions (``crm__export`` for crm.export)."""
+    perms = {k: dict(v) for k, v in DEMO_CATALOG["permissions"].items()}
+    for pid, pol in policies.items():
+        perms[pid.replace("__", ".")]["policy"] = pol
+    return {**DEMO_CATALOG, "permissions": perms}
+
+
+@dataclass(frozen=True)
+class Entry:
+    result: str
+    target_id: str | None
+    request_id: int | None
+    before: Any
+    after: Any
+
+
+async def entries(h: Harness, action: str) -> list[Entry]:
+    async with h.db.uow() as uow:
+        return [Entry(e.result, e.target_id, e.request_id, e.before, e.after)
+                for e in (await uow.session.execute(
+                    select(AuditEntry).where(AuditEntry.action == action)
+                    .order_by(AuditEntry.seq))).scalars()]
+
+
+async def test_a_member_asks_an_admin_approves(h: Harness) -> None:
+    text = await h.ask("zhaoliu", "申请 crm.export 8小时 导出月度销售报表", "已发起申请 **R-1**")
+    assert "导出数据" in text and "需要 1 位同意" in text
+    assert "张三" in text and "李四" in text and "王五" in text
+    card = await h.card_status(CARD.format(1), "pending")
+    body = card["markdown"]
+    assert "赵六" in body and "导出月度销售报表" in body            # who asks, and why
+    assert "目前没有任何业务权限" in body                             # what they hold now
+    assert "crm.export" in body and "8小时" in body and "至 " in body  # the gain, until when
+    assert card["progress"] == "0/1 已同意" and "前有效" in card["expires"]
+    # No one approves their own request.
+    assert "不能审批自己" in await h.press("zhaoliu", CARD.format(1), "approve")
+    assert await grants(h, "zhaoliu") == {}
+    await h.press("lisi", CARD.format(1), "approve")
+    card = await h.card_status(CARD.format(1), "applied")
+    assert "目前" not in card["markdown"]
+    assert (await grants(h, "zhaoliu"))["crm.export"] == h.clock.now() + timedelta(hours=8)
+    [row] = await entries(h, "grant.apply")
+    assert row.result == "applied" and row.after["via"] == "self_service"
+    assert row.target_id == "zhaoliu" and row.request_id == 1
+    await h.told("R-1** 已生效")
+    await verify_chain(h)
+
+
+async def test_bad_input_is_answered_and_changes_nothing(h: Harness) -> None:
+    text = await h.ask("zhaoliu", "申请 crm.export 8小时", "缺少理由")
+    assert "申请 <权限或角色> [<时长>] <理由>" in text
+    text = await h.ask("zhaoliu", "request crm.exprt for 2h month report", "crm.exprt")
+    assert "`crm.export`" in text                                   # did you mean
+    await h.ask("zhaoliu", "request owner for 2h please", "built-in")
+    await h.ask("zhaoliu", "request crm.export for 3x please", "not a duration")
+    assert await grants(h, "zhaoliu") == {}
+    assert len(await entries(h, "access.refused")) == 2
+    async with h.db.uow() as uow:
+        assert await uow.requests.open_for(h.settings.org.corp_id) == []
+
+
+async def test_caps_duplicates_and_what_one_holds(make_harness: MakeHarness) -> None:
+    h = await make_harness(catalog=catalog(crm__export={"max_duration": "8h"}))
+    text = await h.ask("zhaoliu", "request crm.export for 3d monthly report", "Request **R-1**")
+    assert "cap of 8h" in text and "for 8h" in text
+    # The same again: one request is enough.
+    text = await h.ask("zhaoliu", "request crm.export for 1h again", "already asking")
+    assert "R-1" in text
+    await h.press("wangwu", CARD.format(1), "approve")
+    # Held now: asking opens nothing.
+    text = await h.ask("zhaoliu", "request crm.export for 1h more", "already hold")
+    assert "a grant" in text
+    # Held through a role too.
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await h.ask("zhaoliu", "request crm.customer.view for 1h x", "role sales")
+    async with h.db.uow() as uow:
+        reqs = await uow.requests.by_kind(h.settings.org.corp_id, "access")
+    assert [r.public_id for r in reqs] == ["R-1"]
+    # No policy cap: the default (policy.max_duration, 7d) caps and fills in a missing one.
+    text = await h.ask("zhaoliu", "request finance.invoice invoices for a client", "R-2")
+    assert "for 1w" in text and "cap" not in text
+
+
+async def test_requests_lists_mine_and_cancel_works(h: Harness) -> None:
+    text = await h.ask("qianqi", "我的申请", "还没有发起过申请")
+    await h.ask("qianqi", "申请 crm.export 2小时 对账", "R-1")
+    await h.ask("qianqi", "申请 finance.invoice 1天 开票", "R-2")
+    text = await h.ask("qianqi", "我的申请", "我的申请")
+    assert "R-1" in text and "R-2" in text and "待审批" in text
+    assert text.index("R-2") < text.index("R-1")                      # newest first
+    await h.ask("qianqi", "取消 R-1", "已取消")
+    await h.card_status(CARD.format(1), "cancelled")
+    text = await h.ask("qianqi", "requests", "My requests")
+    assert "Cancelled" in text
+    # Someone else's list is their own.
+    await h.ask("zhaoliu", "requests", "You have made no requests")
+
+
+async def test_manager_and_department_head_approve(make_harness: MakeHarness) -> None:
+    # 钱七's manager is 赵六, who also heads 华东销售组 (钱七's department).
+    h = await make_harness(catalog=catalog(
+        crm__report__view={"approvers": ["manager"]},
+        crm__customer__edit={"approvers": ["dept_leader"]},
+        finance__invoice={"approvers": ["manager", {"users": ["wangwu"]}],
+                          "approvals_required": 2}))
+    text = await h.ask("qianqi", "request crm.report.view for 2h weekly numbers", "R-1",
+                       conversation="")
+    assert "赵六" in text and "李四" not in text
+    # Asked one-to-one: the approver gets the card one-to-one.
+    assert "user:zhaoliu" in str(h.spaces) or any(
+        "zhaoliu" in s for spaces in h.spaces.values() for s in spaces)
+    assert "Only 赵六" in await h.press("lisi", CARD.format(1), "approve")
+    await h.press("zhaoliu", CARD.format(1), "approve")
+    assert "crm.report.view" in await grants(h, "qianqi")
+    await h.ask("qianqi", "request crm.customer.edit for 2h fix a record", "R-2")
+    await h.press("zhaoliu", CARD.format(2), "approve")
+    await h.card_status(CARD.format(2), "applied")
+    # 2 of {manager, 王五}: one yes is progress, two apply.
+    await h.ask("qianqi", "request finance.invoice for 1h month end", "2 must agree")
+    await h.press("wangwu", CARD.format(3), "approve")
+    assert (await h.card_status(CARD.format(3), "pending"))["progress"].startswith("1/2")
+    await h.press("zhaoliu", CARD.format(3), "approve")
+    await h.card_status(CARD.format(3), "applied")
+    # 赵六 has no manager: a manager-only policy has no one to ask, and says so at once.
+    text = await h.ask("zhaoliu", "request crm.report.view for 2h x", "only 0 can approve")
+    async with h.db.uow() as uow:
+        assert len(await uow.requests.by_kind(h.settings.org.corp_id, "access")) == 3
+
+
+async def test_no_one_approves_a_change_about_themselves(make_harness: MakeHarness) -> None:
+    # An admin asking: the admins' pool leaves them out.
+    h = await make_harness(catalog=catalog(crm__export={"approvers": [{"users": ["lisi"]}]}))
+    text = await h.ask("lisi", "request crm.export for 1h x", "only 0 can approve")
+    assert "needs 1 approvers" in text
+
+
+async def test_role_approvers_auto_approve_and_not_requestable(
+        make_harness: MakeHarness) -> None:
+    h = await make_harness(catalog=catalog(
+        crm__report__view={"auto_approve": {"max_duration": "2h"}},
+        crm__customer__view={"auto_approve": {"departments": ["销售部"]}},
+        finance__invoice={"requestable": False},
+        crm__customer__edit={"approvers": [{"role": "analyst"}]}))
+    text = await h.ask("qianqi", "request crm.report.view for 2h quick look", "approved by policy")
+    assert (await grants(h, "qianqi"))["crm.report.view"] == h.clock.now() + timedelta(hours=2)
+    [row] = await entries(h, "grant.apply")
+    assert row.after["via"] == "auto_approve" and row.result == "applied"
+    # Over the auto limit: an ordinary request.
+    await h.ask("qianqi", "release crm.report.view", "given back")
+    await h.ask("qianqi", "request crm.report.view for 3h longer look", "R-1")
+    # By department: 赵六 is in 销售部, 钱七 is not.
+    await h.ask("zhaoliu", "request crm.customer.view for 1d visit", "approved by policy")
+    await h.ask("qianqi", "request crm.customer.view for 1d visit", "R-2")
+    text = await h.ask("qianqi", "request finance.invoice for 1h x", "cannot be requested")
+    # Approvers by role: the members holding analyst.
+    await h.ask("lisi", "role set @zhaoliu analyst", "analyst", ("zhaoliu",))
+    text = await h.ask("qianqi", "request crm.customer.edit for 1h fix", "R-3")
+    assert "赵六" in text and "李四" not in text
+
+
+async def test_policy_show(make_harness: MakeHarness) -> None:
+    h = await make_harness(
+        catalog=catalog(crm__export={"approvers": ["manager", "admins"], "max_duration": "8h",
+                                     "approvals_required": 2},
+                        crm__report__view={"auto_approve": {"max_duration": "2h",
+                                                            "departments": ["销售部"]}},
+                        finance__invoice={"requestable": False}),
+        policy={"break_glass": {"users": ["zhaoliu"], "permissions": ["crm.export"]}})
+    text = await h.ask("zhaoliu", "策略 crm.export", "申请策略")
+    assert "直属主管" in text and "子管理员" in text and "2" in text and "8小时" in text
+    assert "紧急授权" in text
+    text = await h.ask("qianqi", "policy show crm.report.view", "Request policy")
+    assert "the owner" in text and "at most 2h" in text and "销售部" in text
+    assert "break-glass" not in text
+    await h.ask("qianqi", "policy show finance.invoice", "Not requestable")
+    await h.ask("qianqi", "policy show crm.exprt", "`crm.export`")
+
+
+async def test_release(h: Harness) -> None:
+    await h.ask("lisi", "grant @zhaoliu crm.report.view for 7d", "Granted", ("zhaoliu",))
+    text = await h.ask("zhaoliu", "我用完了 crm.report.view", "已交还")
+    assert await grants(h, "zhaoliu") == {}
+    [row] = await entries(h, "grant.revoke")
+    assert row.result == "applied" and row.before["via"] == "release" and row.after is None
+    # Nothing (left) to release, or held otherwise: a clear answer, nothing changed.
+    await h.ask("zhaoliu", "release crm.report.view", "You hold no grant")
+    await h.ask("lisi", "role set @zhaoliu sales", "sales", ("zhaoliu",))
+    text = await h.ask("zhaoliu", "release crm.customer.view", "not from a grant")
+    assert "role sales" in text
+    assert len(await entries(h, "release.refused")) == 2
+    # The expiry of the released grant finds nothing to do.
+    h.clock.advance(timedelta(days=8))
+    sent = await h.run_due()
+    assert not [s for s in replies(sent) if "到期" in s or "ended" in s]
+
+
+async def test_expiry_warning_once_then_extend(h: Harness) -> None:
+    await h.ask("zhaoliu", "request crm.export for 10h month end", "R-1")
+    await h.press("lisi", CARD.format(1), "approve")
+    ends = h.clock.now() + timedelta(hours=10)
+    # Warned at 20% of the life left (2h) or policy.expiry_warning (1h): the later, 1h before.
+    h.clock.advance(timedelta(hours=8, minutes=30))
+    assert not [s for s in replies(await h.run_due()) if "将于" in s]
+    h.clock.advance(timedelta(minutes=31))
+    warned = [s for s in replies(await h.run_due(), "user:zhaoliu") if "将于" in s]
+    assert len(warned) == 1 and "`续期 crm.export <时长> <理由>`" in warned[0]
+    assert not [s for s in replies(await h.run_due()) if "将于" in s]       # once
+    # extend is a new request, approved as usual; it adds to the current end.
+    text = await h.ask("zhaoliu", "续期 crm.export 2小时 还没做完", "R-2")
+    assert "再延长 2小时" in text
+    assert (await grants(h, "zhaoliu"))["crm.export"] == ends
+    await h.press("wangwu", CARD.format(2), "approve")
+    assert (await grants(h, "zhaoliu"))["crm.export"] == ends + timedelta(hours=2)
+    vias = [r.after["via"] for r in await entries(h, "grant.apply")]
+    assert vias == ["self_service", "extend"]
+    # Nothing to extend: a clear answer.
+    await h.ask("qianqi", "extend crm.export for 1h x", "no crm.export")
+    assert len(await entries(h, "extend.refused")) == 1
+
+
+async def test_help_lists_the_new_commands(h: Harness) -> None:
+    text = await h.ask("qianqi", "帮助", "Baton 命令")
+    for word in ("申请 <权限或角色>", "我的申请", "我用完了", "续期", "策略", "紧急授权"):
+        assert word in text
+    text = await h.ask("qianqi", "help", "Baton commands")
+    for word in ("request <permission-or-role>", "requests", "release", "extend",
+                 "policy show", "break-glass"):
+        assert word in text
