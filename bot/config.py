@@ -245,7 +245,7 @@ class PolicySettings(_Section):
     quiet_hours: str | None = "22:00-08:00"
     timezone: str = "Asia/Shanghai"
     # Member requests (section 13): the defaults a permission's own ``policy`` overrides.
-    approvers: list[Approver] = Field(default_factory=lambda: _DEFAULT_APPROVERS.copy())
+    approvers: list[Approver] = Field(default_factory=_DEFAULT_APPROVERS.copy)
     max_duration: timedelta | None = timedelta(days=7)
     """The longest a member may ask for; longer asks are capped (null: no cap)."""
     expiry_warning: timedelta = timedelta(hours=1)
