@@ -7,6 +7,7 @@ from handlers import (
     access,
     approvals,
     audit,
+    breakglass,
     bulk,
     info,
     permissions,
@@ -26,6 +27,7 @@ FAMILIES: tuple[CommandRouter, ...] = (
     bulk.router,
     audit.router,
     access.router,
+    breakglass.router,
 )
 
 

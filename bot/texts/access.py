@@ -63,6 +63,38 @@ ZH: Mapping[str, str] = {
     "approver_dept_leader": "申请人所在部门的负责人",
     "approver_role": "角色 {role} 的成员",
     "and": "且",
+    "kind_break_glass": "紧急授权",
+    "bg_refused": (
+        "你不在紧急授权名单中，或 {name} 不允许紧急授权（policy.break_glass），未做任何更改。"
+        "此次尝试已记录并通知管理员。如需权限，请用 `申请`。"
+    ),
+    "bg_held": "你已经拥有 {name}（来源：{sources}），无需紧急授权。",
+    "bg_done": (
+        "紧急授权 **{id}** 已生效：{name}，至 {at}。已通知 {who}，他们可随时撤回。"
+        "用完请发送 `我用完了 {perm}`。"
+    ),
+    "bg_card_title": "紧急授权 {id}",
+    "bg_card_body": (
+        "**{who}** 使用了紧急授权：{name}，至 {at}。\n\n理由：{reason}\n\n"
+        "如不应授予，请点「撤回」立即收回。"
+    ),
+    "bg_status_active": "生效中",
+    "bg_status_withdrawn": "已撤回",
+    "bg_status_ended": "已结束",
+    "bg_card_withdrawn": "已由 {who} 于 {at} 撤回",
+    "bg_card_ended": "已于 {at} 结束",
+    "bg_card_until": "至 {at}",
+    "bg_withdraw_ok": "已撤回，{who} 的 {name} 立即失效。",
+    "bg_withdraw_not_yours": "只有被通知的主管理员和审批人可以撤回，你的点击未生效。",
+    "bg_withdraw_over": "这次紧急授权已结束（{state}），无需撤回。",
+    "bg_withdrawn_holder": "你的紧急授权 {name}（{id}）已被 {who} 撤回，立即失效。",
+    "bg_review": (
+        "请复核紧急授权 **{id}**：{who} 于 {at} 使用 {name}（理由：{reason}），{outcome}。"
+        "可发送 `审计 uid:{uid}` 查看这段时间的操作。"
+    ),
+    "bg_review_title": "紧急授权复核",
+    "bg_outcome_withdrawn": "已由 {by} 撤回",
+    "bg_outcome_ended": "已按时结束",
 }
 
 
@@ -137,4 +169,39 @@ EN: Mapping[str, str] = {
     "approver_dept_leader": "the head of the requester's department",
     "approver_role": "members in role {role}",
     "and": "and",
+    "kind_break_glass": "Break-glass",
+    "bg_refused": (
+        "You are not on the break-glass list, or {name} does not allow break-glass "
+        "(policy.break_glass); nothing was changed. The attempt is recorded and the admins are "
+        "told. To ask for access, use `request`."
+    ),
+    "bg_held": "You already hold {name} (from {sources}); no break-glass needed.",
+    "bg_done": (
+        "Break-glass **{id}** applies now: {name}, until {at}. {who} are told and may "
+        "withdraw it at any time. When you are done, send `release {perm}`."
+    ),
+    "bg_card_title": "Break-glass {id}",
+    "bg_card_body": (
+        "**{who}** used break-glass: {name}, until {at}.\n\nReason: {reason}\n\n"
+        "If it should not stand, press “Withdraw” to end it now."
+    ),
+    "bg_status_active": "Active",
+    "bg_status_withdrawn": "Withdrawn",
+    "bg_status_ended": "Ended",
+    "bg_card_withdrawn": "withdrawn by {who} at {at}",
+    "bg_card_ended": "ended at {at}",
+    "bg_card_until": "until {at}",
+    "bg_withdraw_ok": "Withdrawn: {who} loses {name} now.",
+    "bg_withdraw_not_yours": (
+        "Only the owner and the approvers told of it can withdraw it; your click changed nothing."
+    ),
+    "bg_withdraw_over": "This break-glass is already over ({state}); nothing to withdraw.",
+    "bg_withdrawn_holder": "Your break-glass {name} ({id}) was withdrawn by {who}; it ends now.",
+    "bg_review": (
+        "Please review break-glass **{id}**: {who} used {name} at {at} (reason: {reason}); "
+        "{outcome}. `audit uid:{uid}` shows what happened meanwhile."
+    ),
+    "bg_review_title": "Break-glass review",
+    "bg_outcome_withdrawn": "withdrawn by {by}",
+    "bg_outcome_ended": "it ended on time",
 }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.cli.sandbox import DEMO_CATALOG
@@ -246,3 +247,76 @@ async def test_help_lists_the_new_commands(h: Harness) -> None:
     for word in ("request <permission-or-role>", "requests", "release", "extend",
                  "policy show", "break-glass"):
         assert word in text
+
+
+# ---- break-glass -----------------------------------------------------------------------------
+
+BG = "baton-dingsandboxcorp-R{}-bg"
+
+
+@pytest.fixture
+async def hb(make_harness: MakeHarness) -> Harness:
+    return await make_harness(
+        catalog=catalog(crm__export={"approvers": ["manager", "admins"]}),
+        policy={"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
+                                "max": "1h"}},
+        org={"alert_conversation": "cidALERTS"})
+
+
+async def test_break_glass_applies_at_once_and_is_announced(hb: Harness) -> None:
+    h = hb
+    text = await h.ask("qianqi", "紧急授权 crm.export 客户系统故障，需要立即导出名单", "已生效")
+    assert "R-1" in text and "赵六" in text and "张三" in text and "李四" in text
+    assert (await grants(h, "qianqi"))["crm.export"] == h.clock.now() + timedelta(hours=1)
+    [row] = await entries(h, "grant.apply")
+    assert row.after["via"] == "break_glass" and row.result == "applied"
+    [used] = await entries(h, "break_glass.used")
+    assert used.after["reason"] == "客户系统故障，需要立即导出名单"
+    # One card, one-to-one to the owner and every approver (the manager included).
+    card = await h.card_status(BG.format(1), "active")
+    assert "钱七" in card["markdown"] and "客户系统故障" in card["markdown"]
+    [space] = h.spaces[BG.format(1)]
+    for uid in ("zhangsan", "lisi", "wangwu", "zhaoliu"):
+        assert f"IM_ROBOT.{uid}" in space
+    assert "IM_ROBOT.qianqi" not in space
+    # Only those told may withdraw; the holder may not.
+    assert "只有被通知的" in await h.press("qianqi", BG.format(1), "withdraw")
+    assert "crm.export" in await grants(h, "qianqi")
+    notice = await h.press("zhaoliu", BG.format(1), "withdraw")
+    assert "Withdrawn" in notice or "已撤回" in notice
+    assert await grants(h, "qianqi") == {}
+    card = await h.card_status(BG.format(1), "withdrawn")
+    assert "赵六" in card["decided"]
+    [rev] = await entries(h, "grant.revoke")
+    assert rev.before["via"] == "withdraw" and rev.result == "applied"
+    await h.told("已被", to="user:qianqi")
+    await h.told("复核紧急授权", to="user:zhangsan")
+    # A second press: already over.
+    assert "已结束" in await h.press("lisi", BG.format(1), "withdraw")
+    await verify_chain(h)
+
+
+async def test_break_glass_ends_on_time_with_a_review(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    h.clock.advance(timedelta(hours=1, minutes=1))
+    await h.run_due()
+    assert await grants(h, "qianqi") == {}
+    await h.card_status(BG.format(1), "ended")
+    text = await h.told("Please review break-glass", to="user:zhangsan")
+    assert "ended on time" in text
+    assert len(await entries(h, "break_glass.review")) == 1
+    assert "over" in await h.press("lisi", BG.format(1), "withdraw")
+
+
+async def test_break_glass_refused_for_anyone_not_listed(hb: Harness) -> None:
+    h = hb
+    await h.ask("zhaoliu", "紧急授权 crm.export 我也想要", "不在紧急授权名单")
+    await h.ask("qianqi", "break-glass finance.invoice need it", "not on the break-glass list")
+    await h.ask("qianqi", "break-glass crm.exprt x", "`crm.export`")
+    await h.ask("qianqi", "break-glass crm.export", "a reason")
+    assert await grants(h, "zhaoliu") == {} and await grants(h, "qianqi") == {}
+    refused = await entries(h, "break_glass.refused")
+    assert len(refused) == 3
+    alerts = [s for s in await h.sent_after(0) if s.to == "group:cidALERTS"]
+    assert alerts and "我也想要" in str(alerts[0].payload)
