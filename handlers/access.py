@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import open_request
+from bot.approvals.engine import card_params, copy_tracks, open_request, view_of
 from bot.config import RoleApprover, Settings, UsersApprover
 from bot.core.clock import local
 from bot.core.commands import AccessRequest, Extend, MyRequests, PolicyShow, Release
@@ -35,12 +35,15 @@ from bot.core.domain.access import (
 )
 from bot.core.domain.members import OWNER
 from bot.core.domain.permissions import BUILTIN_ROLES, live, sources_of
-from bot.core.domain.requests import OPEN, Request, Requirement
+from bot.core.domain.reminders import next_allowed
+from bot.core.domain.requests import OPEN, Request, Requirement, State
 from bot.core.escape import Md, joined, literal
-from bot.core.sends import Reply
+from bot.core.sends import CardSpec, Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory
 from bot.texts.catalog import t
+from bot.transport.cards import create_and_deliver_body
+from bot.transport.workdays import later
 from handlers.permissions import (
     ApprovedChange,
     apply_grant,
@@ -216,6 +219,12 @@ async def ask(ctx: Context, name: str, asked: timedelta | None, reason: str, *,
         # Asked one-to-one: each approver gets the card one-to-one (a manager or a department
         # head need not be in any admin group).
         copies_to=sorted(plan.approvers) if not group else ())
+    p = ctx.settings.policy
+    escalate_at = next_allowed(later(ctx.now, p.escalate_after, p.calendar, p.timezone),
+                               p.quiet_hours, p.timezone)
+    if escalate_at < req.expires_at:
+        await ctx.uow.due.schedule("access_escalate", escalate_at, {"request_id": req.id},
+                                   ctx.now, dedupe_key=f"escalate:{req.id}")
     await ctx.reply(ctx.t("access_asked", id=req.public_id, what=await describe(req, ctx, False),
                           capped=capped, need=plan.need,
                           approvers=joined(ctx.t("list_sep"),
@@ -265,6 +274,11 @@ async def describe(req: Request, env: Context, holdings: bool = True) -> Md:
                      at=local(env.now + timedelta(seconds=secs), tz)) if secs \
             else t("access_for_ever", env.lang)
         text = t("access_gain", env.lang, name=label, duration=duration)
+    escalated = [str(u) for u in req.payload.get("escalated_to", ())]
+    if escalated and req.state in OPEN:
+        names = await env.names(*escalated)
+        text = Md(text + "\n\n" + t("access_escalated", env.lang, who=joined(
+            t("list_sep", env.lang), (names[u] for u in escalated))))
     if holdings and req.state in OPEN:
         held = sources_of(await env.uow.perms.holdings(env.corp_id, req.target_id or "", env.now),
                           cat, env.now)
@@ -303,6 +317,63 @@ class AccessKind(ApprovedChange):
         await apply_grant(env, user_id=req.target_id or req.requester_id,
                           name=str(req.payload["name"]), by=req.requester_id,
                           duration=duration, request_id=req.id, via=via)
+
+
+# ---- escalation -------------------------------------------------------------------------------
+
+def next_tier(req: Request, staff: list[tuple[str, str]]) -> list[str]:
+    """Who a request no one decided goes to: the owner, or (the owner already asked, or the
+    one asking) the admins not yet asked. ``staff``: (userId, level) of the active owner and
+    admins."""
+    pool = {str(u) for u in req.payload.get("approvers", ())}
+    out = {req.requester_id, req.target_id or ""}
+    owner = [u for u, level in staff if level == OWNER and u not in pool | out]
+    if owner:
+        return owner
+    return sorted(u for u, level in staff if level != OWNER and u not in pool | out)
+
+
+@router.due("access_escalate")
+async def due_escalate(payload: dict[str, Any], dctx: Context) -> None:
+    """Undecided after ``policy.escalate_after``: the next tier becomes approvers too, gets the
+    card one-to-one, and the card says so."""
+    async with dctx.transaction() as tx:
+        req = await tx.uow.requests.find(int(payload["request_id"]), for_update=True)
+        if req is None or req.state is not State.PENDING or req.payload.get("escalated_to"):
+            return
+        env = tx.for_request(req)
+        staff = [(m.user_id, m.level) for m in await env.uow.members.admins_of(env.corp_id)
+                 if m.active]
+        new = next_tier(req, staff)
+        if not new:
+            return
+        copies = [str(u) for u in req.payload.get("copies", [])]
+        first = len(copies)
+        copies += [u for u in new if u not in copies]
+        req = await env.uow.requests.set_payload(req.id, {
+            **req.payload, "approvers": sorted({*req.payload.get("approvers", ()), *new}),
+            "escalated_to": new, "copies": copies})
+        await env.audit("system", "access.escalated", "pending", target_id=req.target_id,
+                        request_id=req.id, after={"to": new})
+        params = await card_params(req, await view_of(req, env), env)
+        s = env.settings.dingtalk
+        for track, user in copy_tracks(req):
+            if user and user in copies[first:]:
+                body = create_and_deliver_body(
+                    template_id=s.card_template_id, robot_code=s.effective_robot_code,
+                    out_track_id=track, params=params, user_id=user)
+                await env.card(CardSpec("create", track, f"user:{user}", body))
+            else:
+                await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
+        track = req.card_out_track_id or ""
+        await env.card(CardSpec("update", track, f"card:{track}", {"params": params}))
+        names = await env.names(*new)
+        await env.send(Reply(t("access_escalated_notice", env.lang, id=req.public_id,
+                               after=format_duration(env.settings.policy.escalate_after,
+                                                     env.lang),
+                               who=joined(t("list_sep", env.lang), (names[u] for u in new))),
+                             req.conversation_id, bool(req.payload.get("is_group", True)),
+                             req.requester_id, markdown=True))
 
 
 # ---- listing, releasing, the policy ------------------------------------------------------

@@ -64,6 +64,8 @@ ZH: Mapping[str, str] = {
     "approver_role": "角色 {role} 的成员",
     "and": "且",
     "kind_break_glass": "紧急授权",
+    "access_escalated": "⚠️ 超时无人处理，已升级至：{who}",
+    "access_escalated_notice": "**{id}** 已等待超过 {after} 无人处理，已升级至 {who}。",
     "bg_refused": (
         "你不在紧急授权名单中，或 {name} 不允许紧急授权（policy.break_glass），未做任何更改。"
         "此次尝试已记录并通知管理员。如需权限，请用 `申请`。"
@@ -170,6 +172,8 @@ EN: Mapping[str, str] = {
     "approver_role": "members in role {role}",
     "and": "and",
     "kind_break_glass": "Break-glass",
+    "access_escalated": "⚠️ Undecided in time: escalated to {who}",
+    "access_escalated_notice": "**{id}** waited over {after} with no decision; escalated to {who}.",
     "bg_refused": (
         "You are not on the break-glass list, or {name} does not allow break-glass "
         "(policy.break_glass); nothing was changed. The attempt is recorded and the admins are "

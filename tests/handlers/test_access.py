@@ -6,13 +6,15 @@ policy show, release, the expiry warning and extend."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from bot.cli.sandbox import DEMO_CATALOG
+from bot.core.clock import FakeClock
 from storage.models import AuditEntry
 from tests.handlers.conftest import CARD, Harness, MakeHarness, replies
 from tests.support import grants, verify_chain
@@ -320,3 +322,64 @@ async def test_break_glass_refused_for_anyone_not_listed(hb: Harness) -> None:
     assert len(refused) == 3
     alerts = [s for s in await h.sent_after(0) if s.to == "group:cidALERTS"]
     assert alerts and "我也想要" in str(alerts[0].payload)
+
+
+# ---- escalation and working days ------------------------------------------------------------
+
+async def due_at(h: Harness, kind: str) -> list[datetime]:
+    async with h.db.uow() as uow:
+        return [d.due_at for d in await uow.due.upcoming(50) if d.kind == kind]
+
+
+async def test_an_undecided_request_escalates_to_the_owner(make_harness: MakeHarness) -> None:
+    h = await make_harness(catalog=catalog(crm__report__view={"approvers": ["manager"]}),
+                           policy={"escalate_after": "8h"})
+    await h.ask("qianqi", "申请 crm.report.view 1天 周报", "R-1")
+    assert "只有 赵六" in await h.press("zhangsan", CARD.format(1), "approve")  # not yet theirs
+    h.clock.advance(timedelta(hours=8, minutes=1))
+    sent = await h.run_due()
+    assert [s for s in replies(sent) if "已升级至" in s and "张三" in s]
+    card = h.card(CARD.format(1))
+    assert "已升级至：张三" in card["markdown"] and "张三" in card["markdown"]
+    # The owner got the card one-to-one, and may now decide.
+    assert any("IM_ROBOT.zhangsan" in sp for sps in h.spaces.values() for sp in sps)
+    await h.press("zhangsan", CARD.format(1), "approve")
+    await h.card_status(CARD.format(1), "applied")
+    assert len(await entries(h, "access.escalated")) == 1
+    # Once only: nothing more is due for it.
+    assert await due_at(h, "access_escalate") == []
+
+
+async def test_a_decided_request_does_not_escalate(h: Harness) -> None:
+    await h.ask("qianqi", "request crm.export for 1d x", "R-1")
+    [at] = await due_at(h, "access_escalate")
+    assert at == h.clock.now() + h.settings.policy.escalate_after
+    await h.press("lisi", CARD.format(1), "approve")
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    assert await entries(h, "access.escalated") == []
+
+
+NATIONAL_DAY_EVE = datetime(2026, 9, 30, 10, 0, tzinfo=UTC)  # 18:00 in Shanghai, before 国庆
+
+
+async def test_working_days_count_holidays_and_make_up_days(make_harness: MakeHarness) -> None:
+    plain = await make_harness(clock=FakeClock(NATIONAL_DAY_EVE), policy={"escalate_after": "8h",
+                                                                         "approval_ttl": "14d"})
+    await plain.ask("qianqi", "request crm.export for 1d x", "R-1")
+    assert await due_at(plain, "access_escalate") == [NATIONAL_DAY_EVE + timedelta(hours=8)]
+
+
+async def test_working_days_with_the_cn_calendar(make_harness: MakeHarness) -> None:
+    h = await make_harness(clock=FakeClock(NATIONAL_DAY_EVE),
+                           policy={"escalate_after": "8h", "approval_ttl": "14d",
+                                   "calendar": "cn"})
+    await h.ask("qianqi", "request crm.export for 1d x", "R-1")
+    # 6h of 30 September, then 1 to 7 October are the National Day holiday: the last 2h fall
+    # on the first working day after it.
+    [at] = await due_at(h, "access_escalate")
+    assert at.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) == datetime(
+        2026, 10, 8, 2, 0)
+    # The first reminder counts working days too (4h of 30 September: 22:00 that day).
+    [remind] = await due_at(h, "request_remind")
+    assert remind == NATIONAL_DAY_EVE + timedelta(hours=4)
