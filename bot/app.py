@@ -24,6 +24,8 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.faults import Faults
 from bot.delivery.alerts import queue_alert
 from bot.delivery.outbox import OutboxSender
+from bot.delivery.todos import KIND as TODO
+from bot.delivery.todos import send_todo
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.metrics import Metrics
 from bot.scheduling.alarm import Alarm
@@ -115,7 +117,8 @@ class BatonApp:
         self.outbox = OutboxSender(
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
-                                                        self.clock.now())},
+                                                        self.clock.now()),
+                        TODO: lambda p: send_todo(self.db, self.client, s.org.corp_id, p)},
             on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease)
         router = build_router()
         self.due = DueRunner(self.db, s, self.clock, self.client, self.faults, router.dues,

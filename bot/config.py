@@ -401,6 +401,12 @@ class OpsSettings(_Section):
     _dur = field_validator("max_outbox_age", "max_schedule_lag", mode="before")(config_duration)
 
 
+class IntegrationsSettings(_Section):
+    dingtalk_todo: bool = False
+    """Each approver of a member's request also gets a DingTalk to-do (待办), marked done when
+    the request ends (the app needs the to-do permission, Todo.Todo.Write)."""
+
+
 class LogSettings(_Section):
     level: str = "INFO"
     json_format: bool = False
@@ -432,6 +438,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     ops: OpsSettings = OpsSettings()
     audit: AuditSettings = AuditSettings()
+    integrations: IntegrationsSettings = IntegrationsSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

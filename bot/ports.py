@@ -110,6 +110,14 @@ class Messenger(Protocol):
 
     async def download_file(self, download_code: str) -> bytes: ...
 
+    async def create_todo(self, union_id: str, subject: str, description: str,
+                          source_id: str) -> str:
+        """A DingTalk to-do (待办) in ``union_id``'s list; its task id."""
+        ...
+
+    async def complete_todo(self, union_id: str, task_id: str) -> None:
+        """Mark a to-do done."""
+
 
 @runtime_checkable
 class Directory(Protocol):

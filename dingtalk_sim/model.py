@@ -156,3 +156,17 @@ class Upload:
     content: bytes
     type: str
     at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimTodo:
+    """A DingTalk to-do (待办) as created through ``/v1.0/todo/users/{unionId}/tasks``."""
+
+    task_id: str
+    union_id: str  # whose list it is in (the path's unionId)
+    subject: str
+    description: str
+    source_id: str
+    executor_ids: tuple[str, ...]
+    done: bool
+    created_at: float

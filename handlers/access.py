@@ -39,6 +39,8 @@ from bot.core.domain.reminders import next_allowed
 from bot.core.domain.requests import OPEN, Request, Requirement, State
 from bot.core.escape import Md, joined, literal
 from bot.core.sends import CardSpec, Reply
+from bot.delivery.todos import KIND as TODO
+from bot.delivery.todos import todo_key
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory
 from bot.texts.catalog import t
@@ -219,6 +221,7 @@ async def ask(ctx: Context, name: str, asked: timedelta | None, reason: str, *,
         # Asked one-to-one: each approver gets the card one-to-one (a manager or a department
         # head need not be in any admin group).
         copies_to=sorted(plan.approvers) if not group else ())
+    await todos(ctx, "create", req, sorted(plan.approvers))
     p = ctx.settings.policy
     escalate_at = next_allowed(later(ctx.now, p.escalate_after, p.calendar, p.timezone),
                                p.quiet_hours, p.timezone)
@@ -288,6 +291,24 @@ async def describe(req: Request, env: Context, holdings: bool = True) -> Md:
     return text
 
 
+async def todos(env: Context, op: str, req: Request, users: list[str]) -> None:
+    """With ``integrations.dingtalk_todo``: a to-do for each of ``users`` (``create``), or
+    theirs closed (``done``), through the outbox, in this transaction."""
+    if not env.settings.integrations.dingtalk_todo:
+        return
+    cat = catalog_of(env.settings)
+    names = await env.names(req.requester_id)
+    subject = t("todo_subject", env.lang, id=req.public_id, who=names[req.requester_id],
+                name=cat.label(str(req.payload["name"]), env.lang))
+    for user in users:
+        payload: dict[str, Any] = {"op": op, "request_id": req.id, "user_id": user}
+        if op == "create":
+            payload |= {"subject": str(subject), "description": req.reason[:500],
+                        "source_id": f"baton-{env.corp_id}-{req.public_id}-{user}"}
+        await env.uow.outbox.add(TODO, todo_key(user), payload, env.now,
+                                 source_message_id=env.message_id)
+
+
 class AccessKind(ApprovedChange):
     """A member's own request: approved by the pool its policy named when it was made (kept
     with the request), never by the requester, who is also the member it is about."""
@@ -302,6 +323,10 @@ class AccessKind(ApprovedChange):
 
     async def describe(self, req: Request, env: Context) -> Md:
         return await describe(req, env)
+
+    async def after(self, req: Request, env: Context, state: State) -> None:
+        await super().after(req, env, state)
+        await todos(env, "done", req, sorted(str(u) for u in req.payload.get("approvers", ())))
 
     async def apply(self, req: Request, env: Context) -> None:
         secs = req.payload.get("seconds")
@@ -353,6 +378,7 @@ async def due_escalate(payload: dict[str, Any], dctx: Context) -> None:
         req = await env.uow.requests.set_payload(req.id, {
             **req.payload, "approvers": sorted({*req.payload.get("approvers", ()), *new}),
             "escalated_to": new, "copies": copies})
+        await todos(env, "create", req, new)
         await env.audit("system", "access.escalated", "pending", target_id=req.target_id,
                         request_id=req.id, after={"to": new})
         params = await card_params(req, await view_of(req, env), env)

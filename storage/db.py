@@ -37,6 +37,7 @@ from storage.repositories import (
 )
 from storage.review import ReviewRepo
 from storage.sqlite_driver import OneTripConnection
+from storage.todos import TodoRepo
 
 
 class CommitOutcomeUnknown(Exception):
@@ -158,6 +159,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.todos = TodoRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -64,6 +64,7 @@ ZH: Mapping[str, str] = {
     "approver_role": "角色 {role} 的成员",
     "and": "且",
     "kind_break_glass": "紧急授权",
+    "todo_subject": "审批 {id}：{who} 申请 {name}",
     "access_escalated": "⚠️ 超时无人处理，已升级至：{who}",
     "access_escalated_notice": "**{id}** 已等待超过 {after} 无人处理，已升级至 {who}。",
     "bg_refused": (
@@ -172,6 +173,7 @@ EN: Mapping[str, str] = {
     "approver_role": "members in role {role}",
     "and": "and",
     "kind_break_glass": "Break-glass",
+    "todo_subject": "Approve {id}: {who} asks for {name}",
     "access_escalated": "⚠️ Undecided in time: escalated to {who}",
     "access_escalated_notice": "**{id}** waited over {after} with no decision; escalated to {who}.",
     "bg_refused": (

@@ -55,6 +55,19 @@ def card_update(out_track_id: str, params: Mapping[str, str],
     return body
 
 
+def todo_create(subject: str, description: str, source_id: str,
+                executor_union_id: str) -> dict[str, Any]:
+    """``POST /v1.0/todo/users/{unionId}/tasks``: a to-do in the executor's own list."""
+    return {"sourceId": source_id, "subject": subject[:200], "description": description[:1000],
+            "executorIds": [executor_union_id], "participantIds": [executor_union_id],
+            "isOnlyShowExecutor": True, "priority": 20, "notifyConfigs": {"dingNotify": "1"}}
+
+
+def todo_done() -> dict[str, Any]:
+    """``PUT /v1.0/todo/users/{unionId}/tasks/{taskId}``: mark it done."""
+    return {"done": True}
+
+
 class MessageSends(ABC):
     """The Messenger port's message methods, composed once from the three raw send calls
     and the bodies above: the OpenAPI client and the handler tests' fake DingTalk share it,

@@ -102,7 +102,8 @@ class FakeDingTalk(bodies.MessageSends):
         u = self.users.get(user_id)
         if u is None or not u.in_corp:
             raise NotFound("/topapi/v2/user/get", 200, "60121", "找不到该用户")
-        return {"userid": u.user_id, "name": u.name, "active": u.active,
+        return {"userid": u.user_id, "unionid": f"union-{u.user_id}", "name": u.name,
+                "active": u.active,
                 "admin": u.admin_level > 0, "exclusive_account": self.exclusive_accounts,
                 "dept_id_list": list(u.dept_ids), "manager_userid": u.manager}
 
@@ -150,6 +151,24 @@ class FakeDingTalk(bodies.MessageSends):
         if source.admin_level != 1:
             raise BadRequest(api, 400, "invalidParameter.sourceUserId.notMainAdmin", "源用户不是主管理员")
         self.console_transfer_main_admin(source_user, target_user)
+
+    # -- to-dos
+    todos: dict[str, dict[str, Any]] = field(default_factory=dict)   # task id -> the to-do
+
+    async def create_todo(self, union_id: str, subject: str, description: str,
+                          source_id: str) -> str:
+        self._enter("create_todo", union_id, subject, description, source_id)
+        task = f"task{len(self.todos) + 1}"
+        self.todos[task] = {"union_id": union_id, "subject": subject, "done": False,
+                            "source_id": source_id}
+        return task
+
+    async def complete_todo(self, union_id: str, task_id: str) -> None:
+        self._enter("complete_todo", union_id, task_id)
+        if task_id not in self.todos or self.todos[task_id]["union_id"] != union_id:
+            raise NotFound("/v1.0/todo/users/{unionId}/tasks/{taskId}", 404,
+                           "todo.task.notExist", "待办不存在")
+        self.todos[task_id]["done"] = True
 
     # -- files
     async def download_file(self, download_code: str) -> bytes:

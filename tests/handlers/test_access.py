@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from bot.cli.sandbox import DEMO_CATALOG
 from bot.core.clock import FakeClock
+from bot.delivery.todos import send_todo
+from bot.ports import NotFound
 from storage.models import AuditEntry
 from tests.handlers.conftest import CARD, Harness, MakeHarness, replies
 from tests.support import grants, verify_chain
@@ -383,3 +385,69 @@ async def test_working_days_with_the_cn_calendar(make_harness: MakeHarness) -> N
     # The first reminder counts working days too (4h of 30 September: 22:00 that day).
     [remind] = await due_at(h, "request_remind")
     assert remind == NATIONAL_DAY_EVE + timedelta(hours=4)
+
+
+# ---- DingTalk to-dos --------------------------------------------------------------------------
+
+async def deliver_todos(h: Harness, delivered: list[dict[str, Any]]) -> None:
+    """What the outbox would do with the to-do rows queued since (once each, in order)."""
+    for s in await h.sent_after(0):
+        if s.kind == "todo" and s.payload not in delivered:
+            delivered.append(s.payload)
+            await send_todo(h.db, h.dingtalk, h.settings.org.corp_id, s.payload)
+
+
+@pytest.fixture
+async def ht(make_harness: MakeHarness) -> Harness:
+    return await make_harness(integrations={"dingtalk_todo": True})
+
+
+async def test_each_approver_gets_a_todo_closed_when_decided(ht: Harness) -> None:
+    h = ht
+    await h.ask("qianqi", "申请 crm.export 1天 月底对账", "R-1")
+    rows = [s for s in await h.sent_after(0) if s.kind == "todo"]
+    assert sorted(r.payload["user_id"] for r in rows) == ["lisi", "wangwu", "zhangsan"]
+    assert {r.to for r in rows} == {"todo:lisi", "todo:wangwu", "todo:zhangsan"}
+    delivered: list[dict[str, Any]] = []
+    await deliver_todos(h, delivered)
+    assert len(h.dingtalk.todos) == 3 and not any(t["done"] for t in h.dingtalk.todos.values())
+    assert all("R-1" in t["subject"] and "钱七" in t["subject"] for t in h.dingtalk.todos.values())
+    # unionIds are looked up once and kept.
+    lookups = len(h.dingtalk.called("user_get"))
+    await h.press("wangwu", CARD.format(1), "approve")
+    await deliver_todos(h, delivered)
+    assert all(t["done"] for t in h.dingtalk.todos.values())
+    assert len(h.dingtalk.called("user_get")) == lookups
+
+
+async def test_a_todo_for_a_request_that_ended_first_is_never_made(ht: Harness) -> None:
+    h = ht
+    await h.ask("qianqi", "request crm.export for 1d x", "R-1")
+    await h.ask("qianqi", "cancel R-1", "cancelled")
+    creates = [s.payload for s in await h.sent_after(0)
+               if s.kind == "todo" and s.payload["op"] == "create"]
+    dones = [s.payload for s in await h.sent_after(0)
+             if s.kind == "todo" and s.payload["op"] == "done"]
+    for p in dones + creates:           # the done goes out first (the create was retrying)
+        await send_todo(h.db, h.dingtalk, h.settings.org.corp_id, p)
+    assert h.dingtalk.todos == {}
+
+
+async def test_a_failed_todo_call_never_blocks_the_card(ht: Harness) -> None:
+    h = ht
+    h.dingtalk.fail_next("create_todo", NotFound("/v1.0/todo", 403, "forbidden", "no"))
+    await h.ask("qianqi", "request crm.export for 1d x", "R-1")
+    await h.card_status(CARD.format(1), "pending")
+    creates = [s.payload for s in await h.sent_after(0)
+               if s.kind == "todo" and s.payload["op"] == "create"]
+    with pytest.raises(NotFound):       # the outbox retries it later
+        await send_todo(h.db, h.dingtalk, h.settings.org.corp_id, creates[0])
+    await send_todo(h.db, h.dingtalk, h.settings.org.corp_id, creates[0])
+    assert len(h.dingtalk.todos) == 1
+    await h.press("lisi", CARD.format(1), "approve")
+    await h.card_status(CARD.format(1), "applied")
+
+
+async def test_no_todos_unless_turned_on(h: Harness) -> None:
+    await h.ask("qianqi", "request crm.export for 1d x", "R-1")
+    assert not [s for s in await h.sent_after(0) if s.kind == "todo"]
