@@ -102,7 +102,7 @@ async def test_caps_duplicates_and_what_one_holds(make_harness: MakeHarness) -> 
         reqs = await uow.requests.by_kind(h.settings.org.corp_id, "access")
     assert [r.public_id for r in reqs] == ["R-1"]
     # No policy cap: the default (policy.max_duration, 7d) caps and fills in a missing one.
-    text = await h.ask("zhaoliu", "request finance.invoice invoices for a client", "R-2")
+    text = await h.ask("qianqi", "request crm.customer.edit fix records", "R-2")
     assert "for 1w" in text and "cap" not in text
 
 
