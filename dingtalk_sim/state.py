@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from dingtalk_sim.model import (
-    SimTodo,
     AckRecord,
     BadFrame,
     CardUpdate,
@@ -28,6 +27,7 @@ from dingtalk_sim.model import (
     SentMessage,
     SimCard,
     SimGroup,
+    SimTodo,
     SimUser,
     Upload,
 )
