@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 
 
 def implements_ports(client: OpenApiClient, uow: UnitOfWork, clock: SystemClock,
-                     ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock]:
+                     ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock,
+                                ports.Todos]:
     """The concrete classes as the ports they implement: mypy checks that they fit."""
-    return client, client, uow, clock
+    return client, client, uow, clock, client
 
 
 class NotConfigured(Exception):

@@ -21,7 +21,7 @@ from bot.core.clock import Clock
 __all__ = [
     "CARD_EXISTS", "CARD_MISSING", "AuthError", "BadRequest", "Clock", "DingTalkError",
     "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "ServerError",
-    "SessionExpired", "TransportError", "UnitOfWork",
+    "SessionExpired", "Todos", "TransportError", "UnitOfWork",
 ]
 
 
@@ -110,9 +110,15 @@ class Messenger(Protocol):
 
     async def download_file(self, download_code: str) -> bytes: ...
 
+
+@runtime_checkable
+class Todos(Protocol):
+    """DingTalk to-dos (待办), for the approvers of a request (``integrations.dingtalk_todo``);
+    a port of its own, so a messenger without them still is one."""
+
     async def create_todo(self, union_id: str, subject: str, description: str,
                           source_id: str) -> str:
-        """A DingTalk to-do (待办) in ``union_id``'s list; its task id."""
+        """A to-do in ``union_id``'s list; its task id."""
         ...
 
     async def complete_todo(self, union_id: str, task_id: str) -> None:

@@ -692,8 +692,6 @@ class OpenApi:
     def _dept_json(self, dept_id: int) -> dict[str, Any]:
         dept = self._state.departments[dept_id]
         result: dict[str, Any] = {"dept_id": dept.dept_id, "name": dept.name}
-        result["dept_manager_userid_list"] = [
-            u.user_id for u in self._state.users.values() if u.in_corp and dept_id in u.leads]
         if dept.parent_id is not None:
             result["parent_id"] = dept.parent_id
         return result
@@ -702,7 +700,11 @@ class OpenApi:
         self._require_legacy_token(request)
         dept_id = self._dept_id(await self._legacy_body(request))
         with self._state.lock:
-            return self._legacy_ok(self._dept_json(dept_id))
+            # department/get (not listsub) names the department's heads.
+            leaders = [u.user_id for u in self._state.users.values()
+                       if u.in_corp and dept_id in u.leads]
+            return self._legacy_ok({**self._dept_json(dept_id),
+                                    "dept_manager_userid_list": leaders})
 
     async def _dept_listsub(self, request: web.Request) -> web.Response:
         self._require_legacy_token(request)

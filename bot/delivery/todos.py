@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from bot.ports import BadRequest, Directory, Messenger
+from bot.ports import BadRequest, Directory, Todos
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 KIND = "todo"
 
 
-class TodoClient(Messenger, Directory, Protocol):
+class TodoClient(Todos, Directory, Protocol):
     """The to-do calls and the directory lookup of a unionId (the OpenAPI client is both)."""
 
 

@@ -8,8 +8,10 @@ cards, alerts) is read back from the outbox table: the recording the outbox woul
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
+import hashlib
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -102,7 +104,7 @@ class FakeDingTalk(bodies.MessageSends):
         u = self.users.get(user_id)
         if u is None or not u.in_corp:
             raise NotFound("/topapi/v2/user/get", 200, "60121", "找不到该用户")
-        return {"userid": u.user_id, "unionid": f"union-{u.user_id}", "name": u.name,
+        return {"userid": u.user_id, "unionid": self.union_id(u.user_id), "name": u.name,
                 "active": u.active,
                 "admin": u.admin_level > 0, "exclusive_account": self.exclusive_accounts,
                 "dept_id_list": list(u.dept_ids), "manager_userid": u.manager}
@@ -117,8 +119,7 @@ class FakeDingTalk(bodies.MessageSends):
         if dept_id not in self.departments:
             raise BadRequest("/topapi/v2/department/get", 200, "60003", "部门不存在")
         name, parent = self.departments[dept_id]
-        out: dict[str, Any] = {"dept_id": dept_id, "name": name, "dept_manager_userid_list": [
-            u.user_id for u in self.users.values() if u.in_corp and dept_id in u.leads]}
+        out: dict[str, Any] = {"dept_id": dept_id, "name": name}
         if parent is not None:
             out["parent_id"] = parent
         return out
@@ -130,7 +131,8 @@ class FakeDingTalk(bodies.MessageSends):
 
     async def dept_get(self, dept_id: int) -> dict[str, Any]:
         self._enter("dept_get", dept_id)
-        return self._dept(dept_id)
+        return {**self._dept(dept_id), "dept_manager_userid_list": [
+            u.user_id for u in self.users.values() if u.in_corp and dept_id in u.leads]}
 
     async def dept_children(self, dept_id: int) -> list[dict[str, Any]]:
         self._enter("dept_children", dept_id)
@@ -152,6 +154,11 @@ class FakeDingTalk(bodies.MessageSends):
             raise BadRequest(api, 400, "invalidParameter.sourceUserId.notMainAdmin", "源用户不是主管理员")
         self.console_transfer_main_admin(source_user, target_user)
 
+    def union_id(self, user_id: str) -> str:
+        """The simulator's unionId of a user (a stable digest of the corp and the userId)."""
+        digest = hashlib.sha256(f"{self.corp_id}/union:{user_id}".encode()).digest()[:18]
+        return base64.b64encode(digest).decode()
+
     # -- to-dos
     todos: dict[str, dict[str, Any]] = field(default_factory=dict)   # task id -> the to-do
 
@@ -166,8 +173,8 @@ class FakeDingTalk(bodies.MessageSends):
     async def complete_todo(self, union_id: str, task_id: str) -> None:
         self._enter("complete_todo", union_id, task_id)
         if task_id not in self.todos or self.todos[task_id]["union_id"] != union_id:
-            raise NotFound("/v1.0/todo/users/{unionId}/tasks/{taskId}", 404,
-                           "todo.task.notExist", "待办不存在")
+            raise BadRequest("/v1.0/todo/users/{unionId}/tasks/{taskId}", 404,
+                             "todo.task.notExist", "待办不存在")
         self.todos[task_id]["done"] = True
 
     # -- files
