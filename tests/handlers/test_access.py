@@ -17,6 +17,7 @@ from bot.cli.sandbox import DEMO_CATALOG
 from bot.core.clock import FakeClock
 from bot.delivery.todos import send_todo
 from bot.ports import NotFound
+from storage.bulk import entries as export_entries
 from storage.models import AuditEntry
 from tests.handlers.conftest import CARD, Harness, MakeHarness, replies
 from tests.support import grants, verify_chain
@@ -298,6 +299,17 @@ async def test_break_glass_applies_at_once_and_is_announced(hb: Harness) -> None
     # A second press: already over.
     assert "已结束" in await h.press("lisi", BG.format(1), "withdraw")
     await verify_chain(h)
+
+
+async def test_break_glass_is_tagged_in_the_export(hb: Harness) -> None:
+    h = hb
+    await h.ask("lisi", "grant @zhaoliu crm.report.view", "Granted", ("zhaoliu",))
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    async with h.db.uow() as uow:
+        _, source = await export_entries(uow, h.settings.org.corp_id, h.clock.now())
+    notes = {k[0]: v for k, v in source.items() if k[1] == "grant"}
+    assert notes["qianqi"].endswith("break_glass=R-1")
+    assert "break_glass" not in notes["zhaoliu"]
 
 
 async def test_break_glass_ends_on_time_with_a_review(hb: Harness) -> None:
