@@ -446,6 +446,11 @@ async def release(cmd: Release, ctx: Context) -> None:
     await ctx.audit(uid, "grant.revoke", "applied", target_id=uid,
                     before={"name": name, "expires_at": row.expires_at.isoformat()
                             if row.expires_at else None, "via": "release"}, after=None)
+    origin = await ctx.uow.requests.find(row.request_id) if row.request_id else None
+    if origin is not None and origin.kind == "break_glass":
+        # Given back early: its card shows it ended, and the owner's review opens now.
+        await ctx.uow.due.schedule("break_glass_end", ctx.now, {"request_id": origin.id},
+                                   ctx.now, dedupe_key=f"bg-released:{origin.id}")
     await ctx.reply(ctx.t("release_done", name=label), markdown=True)
 
 

@@ -101,7 +101,7 @@ async def _params(req: Request, env: Context, status: str, *, by: str = "",
     if status == "withdrawn" and at is not None:
         decided = t("bg_card_withdrawn", env.lang, who=names[by], at=local(at, tz, "%m-%d %H:%M"))
     elif status == "ended":
-        decided = t("bg_card_ended", env.lang, at=local(ends, tz, "%m-%d %H:%M"))
+        decided = t("bg_card_ended", env.lang, at=local(min(at or ends, ends), tz, "%m-%d %H:%M"))
     status_text = t(f"bg_status_{status}", env.lang)
     body = t("bg_card_body", env.lang, who=names[req.requester_id],
              name=cat.label(str(req.payload["name"]), env.lang), at=local(ends, tz),
@@ -182,7 +182,7 @@ async def due_end(payload: dict[str, Any], dctx: Context) -> None:
         env = tx.for_request(req)
         req = await env.uow.requests.set_payload(req.id, {**req.payload, "over": "ended"})
         if req.payload.get("told"):
-            params = await _params(req, env, "ended")
+            params = await _params(req, env, "ended", at=env.now)   # on time, or given back
             await env.card(CardSpec("update", req.card_out_track_id or "",
                                     f"card:{req.card_out_track_id}", {"params": params}))
         await _review(req, env, t("bg_outcome_ended", env.lang))

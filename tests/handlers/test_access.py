@@ -325,6 +325,19 @@ async def test_break_glass_ends_on_time_with_a_review(hb: Harness) -> None:
     assert "over" in await h.press("lisi", BG.format(1), "withdraw")
 
 
+async def test_break_glass_given_back_early_ends_its_card(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    h.clock.advance(timedelta(minutes=10))
+    await h.ask("qianqi", "release crm.export", "given back")
+    await h.run_due()
+    await h.card_status(BG.format(1), "ended")
+    await h.told("Please review break-glass", to="user:zhangsan")
+    h.clock.advance(timedelta(hours=1))
+    await h.run_due()                                   # the end at 1h finds it over
+    assert len(await entries(h, "break_glass.review")) == 1
+
+
 async def test_break_glass_refused_for_anyone_not_listed(hb: Harness) -> None:
     h = hb
     await h.ask("zhaoliu", "紧急授权 crm.export 我也想要", "不在紧急授权名单")
