@@ -66,10 +66,10 @@ from storage.models import (
     ADMIN,
     MEMBER,
     OWNER,
+    Base,
     Grant,
     Member,
     OutboxMessage,
-    Request,
     Template,
     TemplateAssignment,
 )
@@ -162,7 +162,8 @@ async def load(db: Database, ds: DataSet) -> None:
         for i in range(0, len(rows), CHUNK):
             await conn.execute(insert(TemplateAssignment), rows[i:i + CHUNK])
         now = ds.members[0]["created_at"]
-        await conn.execute(insert(Request), [
+        # The requests table as a Core table: the ORM row of a request stays in storage.
+        await conn.execute(insert(Base.metadata.tables["requests"]), [
             {"corp_id": CORP, "kind": "grant", "state": "pending", "requester_id": "u00002",
              "target_id": f"u{100 + i:05d}", "conversation_id": GROUP, "reason": "",
              "payload": {"name": NAME, "seconds": None, "need": 1, "lang": "en"},

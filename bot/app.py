@@ -26,6 +26,8 @@ from bot.delivery import rolesync
 from bot.delivery.alerts import queue_alert
 from bot.delivery.budget import BudgetWatch
 from bot.delivery.outbox import OutboxSender
+from bot.delivery.todos import KIND as TODO
+from bot.delivery.todos import send_todo
 from bot.delivery.webhooks import WebhookSender
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.metrics import Metrics
@@ -52,9 +54,9 @@ log = logging.getLogger(__name__)
 def implements_ports(client: OpenApiClient, uow: UnitOfWork, clock: SystemClock,
                      hooks: HttpWebhooks,
                      ) -> tuple[ports.Messenger, ports.Directory, ports.UnitOfWork, ports.Clock,
-                                ports.Roles, ports.Webhooks]:
+                                ports.Roles, ports.Webhooks, ports.Todos]:
     """The concrete classes as the ports they implement: mypy checks that they fit."""
-    return client, client, uow, clock, client, hooks
+    return client, client, uow, clock, client, hooks, client
 
 
 class NotConfigured(Exception):
@@ -129,7 +131,8 @@ class BatonApp:
             self.db, self.client, s.outbox, self.clock, alert_window=s.limits.alert_window,
             deliverers={"export": lambda p: send_export(self.db, s, self.client, p,
                                                         self.clock.now()),
-                        rolesync.KIND: lambda p: self.roles.deliver(p, self.clock.now())},
+                        rolesync.KIND: lambda p: self.roles.deliver(p, self.clock.now()),
+                        TODO: lambda p: send_todo(self.db, self.client, s.org.corp_id, p)},
             on_give_up=self._outbox_gave_up, faults=self.faults, lease=s.outbox.lease,
             on_denied={rolesync.KIND: self.roles.parked})
         self.role_feed = rolesync.FeedFollower(self.db, s, self.clock.now,

@@ -131,9 +131,74 @@ class LocaleSettings(_Section):
         return "zh" if self.default == "zh-CN" else "en"
 
 
+APPROVER_WORDS = ("owner", "admins", "manager", "dept_leader")
+
+
+class UsersApprover(_Section):
+    users: list[str] = Field(min_length=1)
+
+
+class RoleApprover(_Section):
+    role: str
+
+
+Approver = Literal["owner", "admins", "manager", "dept_leader"] | UsersApprover | RoleApprover
+_DEFAULT_APPROVERS: list[Approver] = ["owner", "admins"]
+_APPROVER_HELP = "owner, admins, manager, dept_leader, {users: [userId, ...]} or {role: <role>}"
+
+
+def approver_list(v: Any) -> Any:
+    """One clear message for an approver that is none of the accepted forms."""
+    if v is None:
+        return v
+    if not isinstance(v, list) or not v:
+        raise ValueError(f"must be a non-empty list of {_APPROVER_HELP}")
+    for item in v:
+        ok = (isinstance(item, str) and item in APPROVER_WORDS) or isinstance(
+            item, UsersApprover | RoleApprover) or (
+            isinstance(item, dict) and len(item) == 1 and set(item) <= {"users", "role"})
+        if not ok:
+            raise ValueError(f"{item!r} is not an approver; use {_APPROVER_HELP}")
+    return v
+
+
+class AutoApprove(_Section):
+    """Apply a member's request at once when every condition given holds."""
+
+    departments: list[str] | None = None
+    """The requester is in one of these departments (names or ids, from the directory)."""
+    max_duration: timedelta | None = None
+    """The (capped) duration asked for is at most this."""
+
+    _dur = field_validator("max_duration", mode="before")(config_duration)
+
+    @model_validator(mode="after")
+    def _some(self) -> AutoApprove:
+        if self.departments is None and self.max_duration is None:
+            raise ValueError("auto_approve needs departments, max_duration or both")
+        if self.departments is not None and not self.departments:
+            raise ValueError("auto_approve.departments is empty; list departments or remove it")
+        return self
+
+
+class PermissionPolicy(_Section):
+    """A permission's own policy for member requests (over the defaults under ``policy``)."""
+
+    approvers: list[Approver] | None = None
+    approvals_required: int | None = Field(default=None, ge=1)
+    max_duration: timedelta | None = None
+    auto_approve: AutoApprove | None = None
+    requestable: bool = True
+
+    _dur = field_validator("max_duration", mode="before")(config_duration)
+
+    _approvers = field_validator("approvers", mode="before")(approver_list)
+
+
 class LocalizedName(_Section):
     zh: str
     en: str
+    policy: PermissionPolicy | None = None
 
 
 class CatalogSettings(_Section):
@@ -153,9 +218,25 @@ class CatalogSettings(_Section):
         for name in self.sensitive:
             if name not in self.roles and name not in self.permissions:
                 problems.append(f"sensitive: {name!r} is neither a role nor a permission")
+        for pid, names in self.permissions.items():
+            policy = names.policy
+            for a in (policy.approvers or []) if policy else []:
+                if isinstance(a, RoleApprover) and a.role not in self.roles:
+                    problems.append(f"permissions.{pid}.policy.approvers: role {a.role!r} is "
+                                    "not a role of the catalog")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+class BreakGlassSettings(_Section):
+    """Emergency access: who may take which permissions at once, for how long at most."""
+
+    users: list[str] = Field(default_factory=list)
+    permissions: list[str] = Field(default_factory=list)
+    max: timedelta = timedelta(hours=1)
+
+    _dur = field_validator("max", mode="before")(config_duration)
 
 
 class PolicySettings(_Section):
@@ -169,11 +250,27 @@ class PolicySettings(_Section):
     post_transfer_review: timedelta = timedelta(days=7)
     quiet_hours: str | None = "22:00-08:00"
     timezone: str = "Asia/Shanghai"
+    # Member requests (section 13): the defaults a permission's own ``policy`` overrides.
+    approvers: list[Approver] = Field(default_factory=_DEFAULT_APPROVERS.copy)
+    max_duration: timedelta | None = timedelta(days=7)
+    """The longest a member may ask for; longer asks are capped (null: no cap)."""
+    expiry_warning: timedelta = timedelta(hours=1)
+    """The holder of a time-bound grant is warned once, at 20% of its life left or this
+    long before it ends, whichever comes later."""
+    calendar: Literal["cn"] | None = None
+    break_glass: BreakGlassSettings = Field(default_factory=BreakGlassSettings)
 
     _dur = field_validator(
         "approval_ttl", "remind_every", "remind_max", "escalate_after", "post_transfer_review",
-        mode="before",
+        "expiry_warning", mode="before",
     )(config_duration)
+
+    @field_validator("max_duration", mode="before")
+    @classmethod
+    def _max(cls, v: Any) -> timedelta | None:
+        return None if v is None else config_duration(v)
+
+    _approvers = field_validator("approvers", mode="before")(approver_list)
 
     @field_validator("quiet_hours", mode="before")
     @classmethod
@@ -466,6 +563,9 @@ class IntegrationsSettings(_Section):
     webhook_delivery: WebhookDeliverySettings = WebhookDeliverySettings()
     dingtalk_roles: DingTalkRolesSettings = DingTalkRolesSettings()
     """Catalog roles mirrored as DingTalk role labels (通讯录角色)."""
+    dingtalk_todo: bool = False
+    """Each approver of a member's request also gets a DingTalk to-do (待办), marked done when
+    the request ends (the app needs the to-do permission, Todo.Todo.Write)."""
 
     @field_validator("webhooks")
     @classmethod
@@ -532,6 +632,21 @@ class Settings(BaseSettings):
         if roles.enabled and not roles.map:
             raise ValueError("integrations.dingtalk_roles: enabled with an empty map; map at "
                              "least one catalog role to a DingTalk role name, or turn it off")
+        return self
+
+    @model_validator(mode="after")
+    def _policy_names(self) -> Settings:
+        """Names in ``policy`` that must be in the catalog."""
+        problems = []
+        for name in self.policy.break_glass.permissions:
+            if name not in self.catalog.permissions:
+                problems.append(f"policy.break_glass.permissions: {name!r} is not a permission "
+                                "of the catalog")
+        for a in self.policy.approvers:
+            if isinstance(a, RoleApprover) and a.role not in self.catalog.roles:
+                problems.append(f"policy.approvers: role {a.role!r} is not a role of the catalog")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @classmethod

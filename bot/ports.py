@@ -22,7 +22,8 @@ from bot.core.domain.rolesync import RoleGroupInfo
 __all__ = [
     "CARD_EXISTS", "CARD_MISSING", "AuthError", "BadRequest", "Clock", "DingTalkError",
     "Directory", "Messenger", "NotFound", "PermissionDenied", "RateLimited", "Roles",
-    "ServerError", "SessionExpired", "TransportError", "UnitOfWork", "WebhookFailed", "Webhooks",
+    "ServerError", "SessionExpired", "Todos", "TransportError", "UnitOfWork", "WebhookFailed",
+    "Webhooks",
 ]
 
 
@@ -110,6 +111,20 @@ class Messenger(Protocol):
                           private: Mapping[str, Mapping[str, str]] | None = None) -> None: ...
 
     async def download_file(self, download_code: str) -> bytes: ...
+
+
+@runtime_checkable
+class Todos(Protocol):
+    """DingTalk to-dos (待办), for the approvers of a request (``integrations.dingtalk_todo``);
+    a port of its own, so a messenger without them still is one."""
+
+    async def create_todo(self, union_id: str, subject: str, description: str,
+                          source_id: str) -> str:
+        """A to-do in ``union_id``'s list; its task id."""
+        ...
+
+    async def complete_todo(self, union_id: str, task_id: str) -> None:
+        """Mark a to-do done."""
 
 
 @runtime_checkable

@@ -25,6 +25,8 @@ class SimUser:
     admin_level: int = 0  # DingTalk sys_level: 0 none, 1 main administrator, 2 sub-administrator
     dept_ids: list[int] = field(default_factory=lambda: [1])
     in_corp: bool = True  # False: an outsider; atUsers entries for them carry no staffId
+    manager: str = ""  # the direct supervisor's userId (user/get's manager_userid)
+    leads: list[int] = field(default_factory=list)  # departments this member heads
 
 
 @dataclass
@@ -154,3 +156,17 @@ class Upload:
     content: bytes
     type: str
     at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimTodo:
+    """A DingTalk to-do (待办) as created through ``/v1.0/todo/users/{unionId}/tasks``."""
+
+    task_id: str
+    union_id: str  # whose list it is in (the path's unionId)
+    subject: str
+    description: str
+    source_id: str
+    executor_ids: tuple[str, ...]
+    done: bool
+    created_at: float

@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from dingtalk_sim import cards as cardlib
 from dingtalk_sim.errors import ApiError, LegacyError, default_code
 from dingtalk_sim.frames import oto_conversation
-from dingtalk_sim.model import CardUpdate, HttpRecord, SentMessage, Upload
+from dingtalk_sim.model import CardUpdate, HttpRecord, SentMessage, SimTodo, Upload
 from dingtalk_sim.state import CardState, FailRule, SimState
 from dingtalk_sim.stream import CONNECT_PATH, OPEN_PATH
 
@@ -92,6 +93,8 @@ class OpenApi:
         r.add_post("/v1.0/card/instances/deliver", self._card_deliver)
         r.add_post("/v1.0/card/instances/createAndDeliver", self._card_create_deliver)
         r.add_post("/v1.0/contact/orgAccounts/mainAdministrators/change", self._change_main_admin)
+        r.add_post("/v1.0/todo/users/{unionId}/tasks", self._todo_create)
+        r.add_put("/v1.0/todo/users/{unionId}/tasks/{taskId}", self._todo_update)
         r.add_get("/gettoken", self._gettoken)
         r.add_post("/robot/sendBySession", self._webhook)
         r.add_post("/media/upload", self._media_upload)
@@ -580,6 +583,51 @@ class OpenApi:
             self._state.changed()
         return _json_response({"success": True, "result": True})
 
+    # --- to-dos (待办) ------------------------------------------------------------------------
+
+    def _todo_union(self, request: web.Request) -> str:
+        union_id = request.match_info["unionId"]
+        with self._state.lock:
+            known = self._state.user_of_union(union_id) is not None
+        if not known:
+            raise ApiError(400, "invalidParameter.unionId", "unionId 不存在")
+        return union_id
+
+    async def _todo_create(self, request: web.Request) -> web.Response:
+        self._require_token(request)
+        union_id = self._todo_union(request)
+        body = await self._body(request)
+        subject = body.get("subject")
+        if not isinstance(subject, str) or not subject.strip():
+            raise ApiError(400, "invalidParameter.subject", "subject 不能为空")
+        executors = body.get("executorIds") or []
+        if not isinstance(executors, list) or not all(isinstance(e, str) for e in executors):
+            raise ApiError(400, "invalidParameter.executorIds", "executorIds 格式错误")
+        with self._state.lock:
+            task_id = f"task{len(self._state.todos) + 1}"
+            todo = SimTodo(task_id, union_id, subject, str(body.get("description") or ""),
+                           str(body.get("sourceId") or ""), tuple(executors), False,
+                           self._state.now())
+            self._state.todos[task_id] = todo
+            self._state.changed()
+        return _json_response({"id": task_id, "subject": subject, "done": False,
+                               "executorIds": executors, "sourceId": todo.source_id,
+                               "createdTime": int(todo.created_at * 1000)})
+
+    async def _todo_update(self, request: web.Request) -> web.Response:
+        self._require_token(request)
+        union_id = self._todo_union(request)
+        body = await self._body(request)
+        task_id = request.match_info["taskId"]
+        with self._state.lock:
+            todo = self._state.todos.get(task_id)
+            if todo is None or todo.union_id != union_id:
+                raise ApiError(404, "todo.task.notExist", "待办不存在")
+            if isinstance(body.get("done"), bool):
+                self._state.todos[task_id] = replace(todo, done=body["done"])
+            self._state.changed()
+        return _json_response({"result": True})
+
     # --- directory -------------------------------------------------------------------------
 
     async def _user_get(self, request: web.Request) -> web.Response:
@@ -594,7 +642,7 @@ class OpenApi:
             raise LegacyError(60121, "找不到该用户")
         result = {
             "userid": user.user_id,
-            "unionid": self._state.lwcp(f"union:{user.user_id}")[11:],
+            "unionid": self._state.union_id(user.user_id),
             "name": user.name,
             "active": user.active,
             "admin": user.admin_level > 0,
@@ -605,7 +653,8 @@ class OpenApi:
             "exclusive_account": self._state.exclusive_accounts,
             "dept_id_list": list(user.dept_ids),
             "dept_order_list": [{"dept_id": d, "order": 0} for d in user.dept_ids],
-            "leader_in_dept": [{"dept_id": d, "leader": False} for d in user.dept_ids],
+            "leader_in_dept": [{"dept_id": d, "leader": d in user.leads} for d in user.dept_ids],
+            "manager_userid": user.manager,
             "title": "",
             "job_number": "",
             "state_code": "86",
@@ -651,7 +700,11 @@ class OpenApi:
         self._require_legacy_token(request)
         dept_id = self._dept_id(await self._legacy_body(request))
         with self._state.lock:
-            return self._legacy_ok(self._dept_json(dept_id))
+            # department/get (not listsub) names the department's heads.
+            leaders = [u.user_id for u in self._state.users.values()
+                       if u.in_corp and dept_id in u.leads]
+            return self._legacy_ok({**self._dept_json(dept_id),
+                                    "dept_manager_userid_list": leaders})
 
     async def _dept_listsub(self, request: web.Request) -> web.Response:
         self._require_legacy_token(request)

@@ -28,6 +28,7 @@ from dingtalk_sim.model import (
     SentMessage,
     SimCard,
     SimGroup,
+    SimTodo,
     SimUser,
     Upload,
 )
@@ -489,6 +490,14 @@ class Simulator:
     def cards(self) -> dict[str, SimCard]:
         with self._state.lock:
             return {k: c.snapshot() for k, c in self._state.cards.items()}
+
+    def todos(self) -> dict[str, SimTodo]:
+        """Every to-do created, by task id."""
+        with self._state.lock:
+            return dict(self._state.todos)
+
+    def union_id(self, user_id: str) -> str:
+        return self._state.union_id(user_id)
 
     def connections(self) -> list[ConnInfo]:
         return self._gateway.connections()

@@ -27,6 +27,7 @@ from dingtalk_sim.model import (
     SentMessage,
     SimCard,
     SimGroup,
+    SimTodo,
     SimUser,
     Upload,
 )
@@ -159,6 +160,7 @@ class SimState:
         self.sessions: dict[str, Session] = {}
         self.files: dict[str, tuple[str, bytes]] = {}  # downloadCode -> (name, bytes)
         self.cards: dict[str, CardState] = {}
+        self.todos: dict[str, SimTodo] = {}  # task id -> the to-do
         self.group_sends: dict[str, deque[float]] = {}
         self.fail_rules: dict[str, deque[FailRule]] = {}
         self.delay_rules: dict[str, deque[DelayRule]] = {}
@@ -229,6 +231,16 @@ class SimState:
         with self.lock:
             raw = self.rng.getrandbits(128).to_bytes(16, "big")
         return "msg" + base64.b64encode(raw).decode()
+
+    def union_id(self, user_id: str) -> str:
+        """The user's unionId, as user/get answers it."""
+        return self.lwcp(f"union:{user_id}")[11:]
+
+    def user_of_union(self, union_id: str) -> str | None:
+        for uid, user in self.users.items():
+            if user.in_corp and self.union_id(uid) == union_id:
+                return uid
+        return None
 
     def lwcp(self, key: str) -> str:
         """A stable encrypted-looking id (``$:LWCP_v1:$...``) for a user or robot."""

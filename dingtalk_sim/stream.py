@@ -490,6 +490,14 @@ class StreamGateway:
         else:
             frame = {}
             text = out.raw or ""
+        if out.redeliver_after is not None:
+            # Armed before the frame leaves: a client that reads it and moves the sim clock
+            # at once must find the redelivery timer already there.
+            once = replace(out, redeliver_after=None)
+            self._schedule(
+                out.redeliver_after,
+                lambda: self._spawn(self._redeliver_unacked(once)),
+            )
         if conn.zombie:
             with self._state.lock:
                 conn.lost += 1
@@ -507,12 +515,6 @@ class StreamGateway:
             with self._state.lock:
                 conn.frames_sent += 1
                 self._state.changed()
-        if out.redeliver_after is not None:
-            once = replace(out, redeliver_after=None)
-            self._schedule(
-                out.redeliver_after,
-                lambda: self._spawn(self._redeliver_unacked(once)),
-            )
         return frame
 
     async def _redeliver_unacked(self, out: Outgoing) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from bot.dispatch.context import CommandRouter
 from handlers import (
+    access,
     approvals,
     audit,
+    breakglass,
     bulk,
     drift,
     info,
@@ -32,6 +34,8 @@ FAMILIES: tuple[CommandRouter, ...] = (
     offboarding.router,
     rolesync.router,
     paging.router,
+    access.router,
+    breakglass.router,
 )
 
 

@@ -30,6 +30,7 @@ from bot.core.commands import (
     WhoHas,
 )
 from bot.core.commands.durations import format_duration
+from bot.core.domain.access import warn_at
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
@@ -266,8 +267,11 @@ async def target_label(env: Context, req: Request) -> Md:
 
 async def apply_grant(env: Context, *, user_id: str, name: str, by: str,
                       duration: timedelta | None, request_id: int | None = None,
-                      batch_id: str | None = None) -> tuple[bool, datetime | None]:
-    """Grant (merged), audit, schedule its expiry; (changed?, expiry after)."""
+                      batch_id: str | None = None,
+                      via: str | None = None) -> tuple[bool, datetime | None]:
+    """Grant (merged), audit, schedule its expiry and the holder's warning before it;
+    (changed?, expiry after). ``via`` names the road a member's own request took
+    (``self_service``, ``auto_approve``, ``extend``, ``break_glass``), kept in the audit."""
     expires = env.now + duration if duration else None
     change = await env.uow.perms.grant(env.corp_id, user_id, name, by=by, now=env.now,
                                        expires_at=expires, request_id=request_id,
@@ -278,9 +282,18 @@ async def apply_grant(env: Context, *, user_id: str, name: str, by: str,
         return False, after.expires_at
     before = None if change.before is None else {
         "name": name, "expires_at": _iso(change.before_expires)}
+    detail: dict[str, Any] = {"name": name, "expires_at": _iso(after.expires_at)}
+    if via:
+        detail["via"] = via
     await env.audit(by, "grant.apply", "applied", target_id=user_id, request_id=request_id,
-                    before=before, after={"name": name, "expires_at": _iso(after.expires_at)})
+                    before=before, after=detail)
     await schedule_expiry(env.uow.due, after, env.now)
+    if after.expires_at is not None:
+        at = warn_at(env.now, after.expires_at, env.settings.policy.expiry_warning)
+        await env.uow.due.schedule(
+            "grant_warn", at, {"user_id": user_id, "name": name,
+                               "expires_at": after.expires_at.isoformat()}, env.now,
+            dedupe_key=f"grant-warn:{after.id}:{int(after.expires_at.timestamp())}")
     return True, after.expires_at
 
 

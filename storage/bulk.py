@@ -15,6 +15,7 @@ from storage.models import (
     AuditEntry,
     Grant,
     Member,
+    Request,
     Template,
     TemplateAssignment,
 )
@@ -47,13 +48,16 @@ async def entries(uow: UnitOfWork, corp_id: str, now: datetime,
             out.append(Entry(m.user_id, "level", m.level))
         if m.role:
             out.append(Entry(m.user_id, "role", m.role))
-    for g in (await uow.session.execute(
-        select(Grant).where(Grant.corp_id == corp_id,
-                            or_(Grant.expires_at.is_(None), Grant.expires_at > now))
-    )).scalars():
+    for g, kind in (await uow.session.execute(
+        select(Grant, Request.kind).outerjoin(Request, Request.id == Grant.request_id)
+        .where(Grant.corp_id == corp_id,
+               or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+    )).all():
         e = Entry(g.user_id, "grant", g.name, g.expires_at)
         out.append(e)
         source[e.key] = f"granted_by={g.granted_by}" + (f" batch={g.batch_id}" if g.batch_id else "")
+        if kind == "break_glass":       # emergency access stands out (issue 18)
+            source[e.key] += f" break_glass=R-{g.request_id}"
     for uid, name, via in (await uow.session.execute(
         select(TemplateAssignment.user_id, Template.name, TemplateAssignment.via_dept)
         .join(Template, Template.id == TemplateAssignment.template_id)

@@ -41,6 +41,7 @@ from storage.repositories import (
 from storage.review import ReviewRepo
 from storage.rolesync import RoleSyncRepo
 from storage.sqlite_driver import OneTripConnection
+from storage.todos import TodoRepo
 from storage.webhooks import WebhookRepo
 
 
@@ -171,6 +172,7 @@ class UnitOfWork:
         self.rolesync = RoleSyncRepo(self.session)
         self.webhooks = WebhookRepo(self.session)
         self.paging = PagingRepo(self.session)
+        self.todos = TodoRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -238,6 +238,31 @@ class ReviewItem(Base):
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class UnionId(Base):
+    """A member's DingTalk unionId (the to-do API names people by it), looked up once."""
+
+    __tablename__ = "union_ids"
+
+    corp_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    union_id: Mapped[str] = mapped_column(String(128))
+
+
+class TodoTask(Base):
+    """An approver's DingTalk to-do for a request: ``state`` is ``open`` until the request
+    ends, then ``done`` (a done row with no ``task_id``: the request ended before the to-do
+    was created, so it never is)."""
+
+    __tablename__ = "todo_tasks"
+    __table_args__ = (CheckConstraint("state IN ('open', 'done')", name="state"),)
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="open")
+
+
 class AuditEntry(Base):
     """Append-only, hash-chained record of every change and every refusal."""
 

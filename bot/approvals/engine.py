@@ -22,7 +22,7 @@ from typing import Any
 from bot.approvals.cards import CardView, out_track_id, render_request_card
 from bot.core.cardref import CardKind, CardRef, CardRefError, letters
 from bot.core.clock import local
-from bot.core.domain.reminders import in_quiet, next_allowed, next_reminder_at
+from bot.core.domain.reminders import in_quiet, next_allowed, reminder_gap
 from bot.core.domain.requests import (
     Decision,
     Effect,
@@ -43,6 +43,7 @@ from bot.dispatch.context import Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
 from bot.transport.inbound import CardAction
+from bot.transport.workdays import later
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,8 @@ async def open_request(env: Context, *, kind: str, requester: str, target: str |
     await env.uow.due.schedule("request_expire", req.expires_at, {"request_id": req.id},
                                env.now, dedupe_key=f"expire:{req.id}")
     p = env.settings.policy
-    remind_at = next_allowed(env.now + min(p.remind_every, ttl / 2), p.quiet_hours, p.timezone)
+    remind_at = next_allowed(later(env.now, min(p.remind_every, ttl / 2), p.calendar, p.timezone),
+                             p.quiet_hours, p.timezone)
     await env.uow.due.schedule("request_remind", remind_at, {"request_id": req.id}, env.now,
                                dedupe_key=f"remind:{req.id}:1")
     return req
@@ -363,7 +365,8 @@ async def held_for_quiet_hours(env: Context, kind: str, payload: dict[str, Any],
 async def schedule_next_reminder(req: Request, env: Context, n: int) -> None:
     """Reminder ``n`` went out now: the next one backs off (doubling), outside quiet hours."""
     p = env.settings.policy
-    nxt = next_reminder_at(env.now, n, p.remind_every, p.remind_max, p.quiet_hours, p.timezone)
+    nxt = next_allowed(later(env.now, reminder_gap(n, p.remind_every, p.remind_max), p.calendar,
+                             p.timezone), p.quiet_hours, p.timezone)
     if nxt < req.expires_at:
         await env.uow.due.schedule("request_remind", nxt, {"request_id": req.id, "n": n + 1},
                                    env.now, dedupe_key=f"remind:{req.id}:{n + 1}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import os
 import shlex
 import sys
@@ -35,8 +36,8 @@ DEMO_USERS = (
     SimUser("zhangsan", "张三", admin_level=1),
     SimUser("lisi", "李四", admin_level=2),
     SimUser("wangwu", "王五", admin_level=2),
-    SimUser("zhaoliu", "赵六", dept_ids=[2]),
-    SimUser("qianqi", "钱七", dept_ids=[3]),
+    SimUser("zhaoliu", "赵六", dept_ids=[2], leads=[3]),
+    SimUser("qianqi", "钱七", dept_ids=[3], manager="zhaoliu"),
     SimUser("sunba", "孙八", active=False),
 )
 # The demo company: root, a sales department (销售部) and a team inside it.
@@ -48,8 +49,12 @@ DEMO_CATALOG: dict[str, Any] = {
         "crm.customer.view": {"zh": "查看客户", "en": "View customers"},
         "crm.customer.edit": {"zh": "编辑客户", "en": "Edit customers"},
         "crm.export": {"zh": "导出数据", "en": "Export data"},
-        "crm.report.view": {"zh": "查看报表", "en": "View reports"},
-        "finance.invoice": {"zh": "开具发票", "en": "Issue invoices"},
+        # Members may ask for these themselves (`申请` / `request`): a report for up to 2h is
+        # approved at once; invoices need the requester's manager or an admin, 8h at most.
+        "crm.report.view": {"zh": "查看报表", "en": "View reports",
+                            "policy": {"auto_approve": {"max_duration": "2h"}}},
+        "finance.invoice": {"zh": "开具发票", "en": "Issue invoices",
+                            "policy": {"approvers": ["manager", "admins"], "max_duration": "8h"}},
     },
     "roles": {
         "sales": ["crm.customer.view", "crm.customer.edit"],
@@ -78,7 +83,7 @@ def sim_settings(sim: Simulator, db_url: str, base: Settings | None = None,
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = sim.corp_id
     if not data["catalog"]["permissions"]:
-        data["catalog"] = DEMO_CATALOG
+        data["catalog"] = copy.deepcopy(DEMO_CATALOG)   # a section's update must not touch it
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return Settings.model_validate(data)
@@ -451,6 +456,10 @@ async def run_sandbox(args: argparse.Namespace) -> int:
         settings = sim_settings(
             sim, f"sqlite+aiosqlite:///{args.db}", base,
             locale={"default": "zh-CN" if args.lang == "zh" else "en"},
+            # 钱七 may break the glass on crm.export; approvers get DingTalk to-dos.
+            policy={"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
+                                    "max": "1h"}},
+            integrations={"dingtalk_todo": True},
         )
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
         state = ChatState(sim, lang=args.lang, files=files)

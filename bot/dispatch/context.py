@@ -277,6 +277,7 @@ Handler = Callable[[Any, Context], Awaitable[None]]
 
 
 Prepare = Callable[[Any, OpenApiClient | None], Awaitable[Any]]
+PrepareSender = Callable[[Any, OpenApiClient | None, str], Awaitable[Any]]
 ClickHandler = Callable[[CardAction, Context], Awaitable[dict[str, Any]]]
 DueHandler = Callable[[dict[str, Any], Context], Awaitable[None]]
 EventHandler = Callable[[OrgEvent, Any, Context], Awaitable[None]]
@@ -299,6 +300,7 @@ class Route:
     prepare: Prepare | None = None
     authority: str | None = None       # "admin" (owner or admin) or "owner"; None: anyone
     reads_only: bool = False           # writes nothing but its replies: no savepoint needed
+    prepare_sender: PrepareSender | None = None   # as prepare, also told who sent it
 
 
 class CommandRouter:
@@ -313,17 +315,21 @@ class CommandRouter:
 
     def command(self, *types: type[Any], admin_only: bool = False,
                 prepare: Any = None, authority: str | None = None, reads_only: bool = False,
+                prepare_sender: Any = None,
                 ) -> Callable[[Callable[[C, Context], Awaitable[None]]],
                               Callable[[C, Context], Awaitable[None]]]:
         """Route ``types`` to the handler. ``prepare(cmd, client)`` runs before the
         transaction (directory lookups and other I/O), its result is ``ctx.prepared``.
         ``authority`` ("admin" or "owner") is checked before the handler runs; a sender
-        without it is refused with a message naming it, and the refusal is audited."""
+        without it is refused with a message naming it, and the refusal is audited.
+        ``prepare_sender(cmd, client, sender_id)`` is ``prepare`` for lookups about the
+        sender (their manager and department heads)."""
         def deco(fn: Callable[[C, Context], Awaitable[None]]) -> Callable[[C, Context], Awaitable[None]]:
             for ty in types:
                 if ty in self.routes:
                     raise ValueError(f"{ty.__name__} is already routed")
-                self.routes[ty] = Route(fn, admin_only, prepare, authority, reads_only)
+                self.routes[ty] = Route(fn, admin_only, prepare, authority, reads_only,
+                                        prepare_sender)
             return fn
         return deco
 

@@ -78,12 +78,15 @@ class Dispatcher:
             return parsed_lang
         return loc.lang
 
-    async def _prepare(self, parsed: Parsed) -> Any:
+    async def _prepare(self, parsed: Parsed, sender_id: str) -> Any:
         """Run a command's I/O (directory lookups) before its transaction opens."""
         route = self.router.routes.get(type(parsed.command))
-        if route is None or route.prepare is None:
+        if route is None or (route.prepare is None and route.prepare_sender is None):
             return None
         try:
+            if route.prepare_sender is not None:
+                return await route.prepare_sender(parsed.command, self.client, sender_id)
+            assert route.prepare is not None
             return await route.prepare(parsed.command, self.client)
         except Exception:
             log.exception("preparing %s failed", type(parsed.command).command_name)
@@ -139,7 +142,7 @@ class Dispatcher:
         # The turn is taken on arrival; a change's lookups (prepare) overlap the wait for it.
         before, done = self._turns.take(msg.sender_id, read=batched)
         try:
-            prepared = None if batched or parsed is None else await self._prepare(parsed)
+            prepared = None if batched or parsed is None else await self._prepare(parsed, msg.sender_id)
             if before:
                 await asyncio.wait(before)
             if batched and await self._reads.submit(_Read(msg, parsed, error)):
@@ -156,7 +159,8 @@ class Dispatcher:
         if parsed is None:
             return False
         route = self.router.routes.get(type(parsed.command))
-        return route is not None and route.reads_only and route.prepare is None
+        return (route is not None and route.reads_only and route.prepare is None
+                and route.prepare_sender is None)
 
     async def _read_batch(self, items: list[_Read]) -> None:
         """Run read commands that arrived together in one transaction: one statement

@@ -17,6 +17,7 @@ from typing import Any
 from bot.core.escape import Md, param
 from bot.core.lang import LANGS, Lang
 from bot.texts import (
+    access,
     audit,
     bulk,
     drift,
@@ -60,6 +61,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("drift", {"zh": drift.ZH, "en": drift.EN}),
     Family("webhooks", {"zh": webhooks.ZH, "en": webhooks.EN}),
     Family("paging", {"zh": paging.ZH, "en": paging.EN}),
+    Family("access", {"zh": access.ZH, "en": access.EN}),
 )
 # The sandbox's terminal lines: plain text, never markdown, so a catalogue of their own.
 SANDBOX_FAMILIES: tuple[Family, ...] = (

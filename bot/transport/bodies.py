@@ -67,6 +67,17 @@ def role_emps(role_ids: Sequence[int], user_ids: Sequence[str]) -> dict[str, str
 def page(size: int, offset: int, **more: Any) -> dict[str, Any]:
     """A legacy paged read (``topapi/role/list``, ``topapi/role/simplelist``)."""
     return {**more, "size": size, "offset": offset}
+def todo_create(subject: str, description: str, source_id: str,
+                executor_union_id: str) -> dict[str, Any]:
+    """``POST /v1.0/todo/users/{unionId}/tasks``: a to-do in the executor's own list."""
+    return {"sourceId": source_id, "subject": subject[:200], "description": description[:1000],
+            "executorIds": [executor_union_id], "participantIds": [executor_union_id],
+            "isOnlyShowExecutor": True, "priority": 20, "notifyConfigs": {"dingNotify": "1"}}
+
+
+def todo_done() -> dict[str, Any]:
+    """``PUT /v1.0/todo/users/{unionId}/tasks/{taskId}``: mark it done."""
+    return {"done": True}
 
 
 class MessageSends(ABC):

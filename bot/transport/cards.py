@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
 def create_and_deliver_body(*, template_id: str, robot_code: str, out_track_id: str,
                             params: Mapping[str, str], group_id: str | None = None,
                             user_id: str | None = None,
-                            at: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``POST /v1.0/card/instances/createAndDeliver``: into a group, or a one-to-one chat."""
+                            at: Mapping[str, str] | None = None,
+                            user_ids: Sequence[str] = ()) -> dict[str, Any]:
+    """``POST /v1.0/card/instances/createAndDeliver``: into a group, or a one-to-one chat
+    (``user_ids``: the one card into several one-to-one chats, one openSpaceId listing each;
+    a click in any of them calls back with the same outTrackId)."""
     body: dict[str, Any] = {
         "cardTemplateId": template_id,
         "outTrackId": out_track_id,
@@ -25,8 +28,9 @@ def create_and_deliver_body(*, template_id: str, robot_code: str, out_track_id: 
         if at:
             deliver["atUserIds"] = dict(at)
         body["imGroupOpenDeliverModel"] = deliver
-    elif user_id:
-        body["openSpaceId"] = f"dtv1.card//IM_ROBOT.{user_id}"
+    elif user_id or user_ids:
+        spaces = [user_id] if user_id else list(dict.fromkeys(user_ids))
+        body["openSpaceId"] = "dtv1.card//" + ";".join(f"IM_ROBOT.{u}" for u in spaces)
         body["imRobotOpenSpaceModel"] = {"supportForward": False}
         body["imRobotOpenDeliverModel"] = {"spaceType": "IM_ROBOT", "robotCode": robot_code}
     else:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -257,6 +258,22 @@ class OpenApiClient(bodies.MessageSends):
                           private: Mapping[str, Mapping[str, str]] | None = None) -> None:
         await self.api("PUT", "/v1.0/card/instances",
                        bodies.card_update(out_track_id, params, private))
+
+    async def create_todo(self, union_id: str, subject: str, description: str,
+                          source_id: str) -> str:
+        """A to-do for ``union_id``; its task id."""
+        u = quote(union_id, safe="")
+        data = await self._call(
+            "POST", f"{self._api}/v1.0/todo/users/{u}/tasks?operatorId={u}",
+            "/v1.0/todo/users/{unionId}/tasks",
+            bodies.todo_create(subject, description, source_id, union_id), auth="header")
+        return str(data["id"])
+
+    async def complete_todo(self, union_id: str, task_id: str) -> None:
+        u, task = quote(union_id, safe=""), quote(task_id, safe="")
+        await self._call("PUT", f"{self._api}/v1.0/todo/users/{u}/tasks/{task}?operatorId={u}",
+                         "/v1.0/todo/users/{unionId}/tasks/{taskId}", bodies.todo_done(),
+                         auth="header")
 
     async def user_get(self, user_id: str) -> dict[str, Any]:
         data = await self.oapi("/topapi/v2/user/get", {"userid": user_id, "language": "zh_CN"})

@@ -242,3 +242,25 @@ async def test_leave_and_console_admin_play_org_events(
     assert sim.user("zhaoliu").active is False and sim.user("qianqi").admin_level == 2
     help_text = out.rsplit("> /help", 1)[1]
     assert "/leave <user>" in help_text and "/console admin add|remove <user>" in help_text
+
+
+def test_the_demo_shows_a_member_asking_and_an_approver_deciding(tmp_path: Path) -> None:
+    """The demo catalog's policies (issue 18): 钱七 asks one-to-one, the card reaches their
+    manager 赵六, who approves; a short report is approved by policy at once."""
+    r = sandbox(tmp_path, [
+        "/as 钱七",
+        "/in dm",
+        "申请 finance.invoice 4小时 给客户开月结发票",
+        "/as 赵六",
+        f"/click approve {CARD.format(1)}-dmc",
+        "/as 钱七",
+        "我的申请",
+        "申请 crm.report.view 2小时 看周报",
+        "策略 finance.invoice",
+    ])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "已发起申请 **R-1**" in out and "赵六" in out
+    assert "R-1** 已生效" in out                        # R-1 applied, told to 钱七
+    assert "按策略自动批准" in out
+    assert "申请人的直属主管" in out

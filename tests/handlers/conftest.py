@@ -8,8 +8,10 @@ cards, alerts) is read back from the outbox table: the recording the outbox woul
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
+import hashlib
 import itertools
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -108,9 +110,10 @@ class FakeDingTalk(bodies.MessageSends):
         u = self.users.get(user_id)
         if u is None or not u.in_corp:
             raise NotFound("/topapi/v2/user/get", 200, "60121", "找不到该用户")
-        return {"userid": u.user_id, "name": u.name, "active": u.active,
+        return {"userid": u.user_id, "unionid": self.union_id(u.user_id), "name": u.name,
+                "active": u.active,
                 "admin": u.admin_level > 0, "exclusive_account": self.exclusive_accounts,
-                "dept_id_list": list(u.dept_ids)}
+                "dept_id_list": list(u.dept_ids), "manager_userid": u.manager}
 
     async def list_admins(self) -> list[dict[str, Any]]:
         self._enter("list_admins")
@@ -134,7 +137,8 @@ class FakeDingTalk(bodies.MessageSends):
 
     async def dept_get(self, dept_id: int) -> dict[str, Any]:
         self._enter("dept_get", dept_id)
-        return self._dept(dept_id)
+        return {**self._dept(dept_id), "dept_manager_userid_list": [
+            u.user_id for u in self.users.values() if u.in_corp and dept_id in u.leads]}
 
     async def dept_children(self, dept_id: int) -> list[dict[str, Any]]:
         self._enter("dept_children", dept_id)
@@ -222,6 +226,28 @@ class FakeDingTalk(bodies.MessageSends):
     async def remove_roles_for_users(self, role_ids: Sequence[int],
                                      user_ids: Sequence[str]) -> None:
         self._emps("remove_roles_for_users", role_ids, user_ids)
+    def union_id(self, user_id: str) -> str:
+        """The simulator's unionId of a user (a stable digest of the corp and the userId)."""
+        digest = hashlib.sha256(f"{self.corp_id}/union:{user_id}".encode()).digest()[:18]
+        return base64.b64encode(digest).decode()
+
+    # -- to-dos
+    todos: dict[str, dict[str, Any]] = field(default_factory=dict)   # task id -> the to-do
+
+    async def create_todo(self, union_id: str, subject: str, description: str,
+                          source_id: str) -> str:
+        self._enter("create_todo", union_id, subject, description, source_id)
+        task = f"task{len(self.todos) + 1}"
+        self.todos[task] = {"union_id": union_id, "subject": subject, "done": False,
+                            "source_id": source_id}
+        return task
+
+    async def complete_todo(self, union_id: str, task_id: str) -> None:
+        self._enter("complete_todo", union_id, task_id)
+        if task_id not in self.todos or self.todos[task_id]["union_id"] != union_id:
+            raise BadRequest("/v1.0/todo/users/{unionId}/tasks/{taskId}", 404,
+                             "todo.task.notExist", "待办不存在")
+        self.todos[task_id]["done"] = True
 
     # -- files
     async def download_file(self, download_code: str) -> bytes:

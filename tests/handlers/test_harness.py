@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.ports import Directory, Messenger
+from bot.ports import Directory, Messenger, Todos
 from storage.models import AuditEntry, Member, OutboxMessage, Request
 from tests.handlers.conftest import FakeDingTalk, Harness
 
@@ -31,3 +31,4 @@ def test_the_fake_dingtalk_stands_where_the_client_stands() -> None:
     fake = FakeDingTalk()
     assert isinstance(fake, Messenger)
     assert isinstance(fake, Directory)
+    assert isinstance(fake, Todos)

@@ -101,11 +101,11 @@ async def test_a_change_with_a_slow_lookup_keeps_its_place(db: Database, db_url:
     looking_up = asyncio.Event()
 
     class SlowLookup(Dispatcher):
-        async def _prepare(self, parsed: Any) -> Any:   # stands in for a directory lookup
+        async def _prepare(self, parsed: Any, sender: str) -> Any:  # a slow directory lookup
             if not looking_up.is_set():
                 looking_up.set()
                 await gate
-            return await super()._prepare(parsed)
+            return await super()._prepare(parsed, sender)
 
     dispatcher = SlowLookup(db, settings, FakeClock(datetime.now(UTC)), build_router())
     first = asyncio.create_task(dispatcher.handle_robot_message(_msg(0, "p", "admins")))

@@ -92,3 +92,22 @@ async def test_main_admin_change_matches(sim: Simulator, client: OpenApiClient,
     mine = await outcome(lambda: fake.change_main_admin(source, target, sim.corp_id))
     assert real == mine
     assert await client.list_admins() == await fake.list_admins()
+
+
+async def test_todos_match(sim: Simulator, client: OpenApiClient, fake: FakeDingTalk) -> None:
+    """A to-do created in a member's list by unionId, then marked done; an unknown task is
+    the same refusal on both sides."""
+    union = (await client.user_get("lisi"))["unionid"]
+    assert union == (await fake.user_get("lisi"))["unionid"] == sim.union_id("lisi")
+    task = await client.create_todo(union, "审批 R-1", "理由", "baton-x-R-1-lisi")
+    mine = await fake.create_todo(union, "审批 R-1", "理由", "baton-x-R-1-lisi")
+    [todo] = sim.todos().values()
+    assert (todo.task_id, todo.union_id, todo.subject, todo.done) == (task, union, "审批 R-1",
+                                                                      False)
+    assert todo.executor_ids == (union,) and todo.source_id == "baton-x-R-1-lisi"
+    await client.complete_todo(union, task)
+    await fake.complete_todo(union, mine)
+    assert sim.todos()[task].done and fake.todos[mine]["done"]
+    assert await outcome(lambda: client.complete_todo(union, "task99")) == \
+        await outcome(lambda: fake.complete_todo(union, "task99")) == \
+        ("BadRequest", "todo.task.notExist")

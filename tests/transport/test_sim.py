@@ -565,7 +565,17 @@ async def test_directory(sim: Simulator, http: aiohttp.ClientSession) -> None:
     body = await legacy(http, sim, "/topapi/user/listid", {"dept_id": 2}, token)
     assert body["result"] == {"userid_list": ["bob", "carol"]}
     body = await legacy(http, sim, "/topapi/v2/department/get", {"dept_id": 3}, token)
-    assert body["result"] == {"dept_id": 3, "name": "后端组", "parent_id": 2}
+    assert body["result"] == {"dept_id": 3, "name": "后端组", "parent_id": 2,
+                              "dept_manager_userid_list": []}
+    # Managers and department heads (issue 18): user/get's manager_userid and leader flags,
+    # department/get's heads.
+    sim.set_user("erin", manager="carol", leads=[3])
+    body = await legacy(http, sim, "/topapi/v2/user/get", {"userid": "erin"}, token)
+    assert body["result"]["manager_userid"] == "carol"
+    assert body["result"]["leader_in_dept"] == [{"dept_id": 3, "leader": True}]
+    assert body["result"]["unionid"] == sim.union_id("erin")
+    body = await legacy(http, sim, "/topapi/v2/department/get", {"dept_id": 3}, token)
+    assert body["result"]["dept_manager_userid_list"] == ["erin"]
     body = await legacy(http, sim, "/topapi/v2/department/listsub", {"dept_id": 1}, token)
     assert body["result"] == [{"dept_id": 2, "name": "研发部", "parent_id": 1}]
     body = await legacy(http, sim, "/topapi/v2/department/get", {"dept_id": 99}, token)

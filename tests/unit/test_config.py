@@ -69,8 +69,48 @@ def test_example_loads_with_the_documented_defaults() -> None:
     o = s.outbox
     assert (o.per_conversation_per_minute, o.max_attempts, o.base_backoff, o.max_backoff) == (
         20, 8, 1.0, 300.0)
-    assert set(s.catalog.permissions) == {"crm.customer.view", "crm.customer.edit", "crm.export"}
+    assert set(s.catalog.permissions) == {"crm.customer.view", "crm.customer.edit", "crm.export",
+                                          "crm.report.view"}
     assert s.catalog.sensitive == ["crm.export", "crm_admin"]
+    # Member requests (section 13)
+    assert p.approvers == ["owner", "admins"] and p.max_duration == timedelta(days=7)
+    assert p.expiry_warning == timedelta(hours=1) and p.calendar is None
+    assert p.break_glass.users == [] and p.break_glass.max == timedelta(hours=1)
+    assert s.integrations.dingtalk_todo is False
+    export = s.catalog.permissions["crm.export"].policy
+    assert export is not None and export.max_duration == timedelta(hours=8)
+    assert export.approvers == ["manager", "admins"]
+
+
+@pytest.mark.parametrize(("policy", "problem"), [
+    ({"approvers": ["boss"]}, "policy.approvers: 'boss' is not an approver"),
+    ({"approvers": []}, "policy.approvers: must be a non-empty list"),
+    ({"approvers": [{"role": "nope"}]}, "role 'nope' is not a role of the catalog"),
+    ({"break_glass": {"permissions": ["zz"]}}, "'zz' is not a permission of the catalog"),
+    ({"calendar": "us"}, "policy.calendar"),
+    ({"max_duration": "soon"}, "policy.max_duration"),
+])
+def test_config_check_names_each_policy_problem(tmp_path: Path, policy: dict[str, Any],
+                                                problem: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, {"policy": policy}), env={})
+    assert problem in str(e.value)
+
+
+@pytest.mark.parametrize(("own", "problem"), [
+    ({"approvers": ["manager", {"users": []}]}, "users"),
+    ({"auto_approve": {}}, "auto_approve needs departments, max_duration or both"),
+    ({"auto_approve": {"departments": []}}, "auto_approve.departments is empty"),
+    ({"approvals_required": 0}, "approvals_required"),
+    ({"approvers": [{"role": "ghost"}]}, "role 'ghost' is not a role of the catalog"),
+    ({"requestable": "sometimes"}, "requestable"),
+])
+def test_config_check_names_each_permission_policy_problem(
+        tmp_path: Path, own: dict[str, Any], problem: str) -> None:
+    catalog = {"permissions": {"crm.export": {"zh": "导出", "en": "Export", "policy": own}}}
+    with pytest.raises(ConfigError) as e:
+        load_settings(write(tmp_path, {"catalog": catalog}), env={})
+    assert problem in str(e.value)
 
 
 def test_example_values_are_the_code_defaults_except_the_marked_examples() -> None:

@@ -69,7 +69,8 @@ def test_the_root_router_runs_every_kind_of_due_work_and_file_imports() -> None:
         "request_expire", "request_remind", "grant_expire", "audit_retention",
         "review_start", "review_remind", "review_close",
         "transfer_verify", "transfer_dingtalk_change", "transfer_review",
-        "drift_sweep", "drift_directory", "offboard", "roles_reconcile"}
+        "drift_sweep", "drift_directory", "offboard", "roles_reconcile", "grant_warn",
+        "break_glass_end", "access_escalate"}
     # A file message is a parsed core value, routed like any command.
     assert ImportFile in router.routes
     cmd = ImportFile(FileRef("code", "perms.xlsx"), in_group=False)

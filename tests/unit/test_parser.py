@@ -12,23 +12,29 @@ from hypothesis import strategies as st
 from bot.core.commands import (
     COMMAND_NAMES,
     ERROR_CODES,
+    AccessRequest,
     AdminAdd,
     AdminRemove,
     Admins,
     Audit,
+    BreakGlass,
     Cancel,
     Command,
     DeptRef,
     Export,
     ExportTemplate,
+    Extend,
     Grant,
     Help,
     ImportMode,
     ImportUndo,
+    MyRequests,
     NextPage,
     Parsed,
     ParseError,
     Pending,
+    PolicyShow,
+    Release,
     ReviewStart,
     ReviewStatus,
     Revoke,
@@ -273,6 +279,26 @@ VALID: list[tuple[str, Sequence[str], Command, Lang]] = [
     ("权限审核 开始", (), ReviewStart(), "zh"),
     ("权限审核开始", (), ReviewStart(), "zh"),
     ("权限审核 状态", (), ReviewStatus(), "zh"),
+    # self-service (section 13): the reason is the rest; the duration is optional
+    ("request crm.export for 8h monthly report", (),
+     AccessRequest("crm.export", timedelta(hours=8), "monthly report"), "en"),
+    ("request crm.export 2d audit prep", (),
+     AccessRequest("crm.export", timedelta(days=2), "audit prep"), "en"),
+    ("request sales just the report", (), AccessRequest("sales", None, "just the report"), "en"),
+    ("申请 crm.export 8小时 导出月报", (),
+     AccessRequest("crm.export", timedelta(hours=8), "导出月报"), "zh"),
+    ("申请crm.export 导出 月报", (), AccessRequest("crm.export", None, "导出 月报"), "zh"),
+    ("requests", (), MyRequests(), "en"),
+    ("我的申请", (), MyRequests(), "zh"),
+    ("release crm.export", (), Release("crm.export"), "en"),
+    ("我用完了 crm.export", (), Release("crm.export"), "zh"),
+    ("extend crm.export for 2h not done", (),
+     Extend("crm.export", timedelta(hours=2), "not done"), "en"),
+    ("续期 crm.export 报表没做完", (), Extend("crm.export", None, "报表没做完"), "zh"),
+    ("policy show crm.export", (), PolicyShow("crm.export"), "en"),
+    ("策略 crm.export", (), PolicyShow("crm.export"), "zh"),
+    ("break-glass crm.export outage now", (), BreakGlass("crm.export", "outage now"), "en"),
+    ("紧急授权 crm.export 客户故障", (), BreakGlass("crm.export", "客户故障"), "zh"),
     # mentions are taken in order; extra ones (never used by a token) are ignored
     (
         "template apply t @a @b @c",
@@ -321,6 +347,15 @@ MALFORMED: list[tuple[str, Sequence[str], str, str | None, Lang | None]] = [
     ("导出 模板 x", (), "too_many_arguments", "export template", "zh"),
     ("review start now", (), "too_many_arguments", "review start", "en"),
     ("权限审核 状态 x", (), "too_many_arguments", "review status", "zh"),
+    ("request crm.export", (), "missing_argument", "request", "en"),
+    ("申请 crm.export 8小时", (), "missing_argument", "request", "zh"),
+    ("request crm.export for", (), "missing_argument", "request", "en"),
+    ("request crm.export for soon x", (), "bad_duration", "request", "en"),
+    ("request crm.export -5d x", (), "bad_duration", "request", "en"),
+    ("紧急授权 crm.export", (), "missing_argument", "break-glass", "zh"),
+    ("release", (), "missing_argument", "release", "en"),
+    ("release a b", (), "too_many_arguments", "release", "en"),
+    ("policy", (), "missing_argument", "policy", "en"),
     # who-has
     ("who-has", (), "missing_argument", "who-has", "en"),
     ("谁有", (), "missing_argument", "who-has", "zh"),
@@ -648,7 +683,7 @@ def test_usage_of_an_unknown_name() -> None:
 
 
 def test_command_names_are_unique_and_canonical() -> None:
-    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 28
+    assert len(set(COMMAND_NAMES)) == len(COMMAND_NAMES) == 34
     for name in COMMAND_NAMES:
         assert primary(name, "en") == name
 

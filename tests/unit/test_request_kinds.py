@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md
 from bot.dispatch.context import CommandRouter, Context, RequestKinds
-from handlers import build_router, transfer
+from handlers import breakglass, build_router, transfer
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -59,9 +59,10 @@ def test_the_root_router_carries_exactly_the_request_kinds_of_the_families() -> 
     assert set(root.requests.kinds) == {
         "owner_transfer", "grant", "role_set", "admin_add", "admin_remove",
         "template_set", "template_delete", "template_apply", "import", "import_undo", "review",
-        "admin_drift"}
+        "admin_drift", "access", "break_glass"}
     assert all(k.kind == name for name, k in root.requests.kinds.items())
-    assert root.requests.actions == {"owner_transfer:console": transfer.console_done}
+    assert root.requests.actions == {"owner_transfer:console": transfer.console_done,
+                                     "break_glass:bg": breakglass.withdraw}
 
 
 def test_a_request_kind_is_registered_once_and_included_like_a_command() -> None:

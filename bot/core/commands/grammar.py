@@ -25,22 +25,28 @@ from ..lang import Lang
 from .durations import parse_duration
 from .errors import ParseError
 from .model import (
+    AccessRequest,
     AdminAdd,
     AdminRemove,
     Admins,
     Audit,
+    BreakGlass,
     Cancel,
     Command,
     DeptRef,
     Export,
     ExportTemplate,
+    Extend,
     Grant,
     Help,
     ImportMode,
     ImportUndo,
+    MyRequests,
     NextPage,
     Parsed,
     Pending,
+    PolicyShow,
+    Release,
     ReviewStart,
     ReviewStatus,
     Revoke,
@@ -373,6 +379,29 @@ class _Args:
         raise self.fail("too_many_arguments", got=" ".join(raws))
 
 
+    def duration_then_reason(self) -> tuple[timedelta | None, str]:
+        """``[[for] <duration>] <reason>``: an optional duration (one token, ``8h`` / ``8小时``,
+        or ``for`` and one token), then the reason, which is required."""
+        duration: timedelta | None = None
+        if self.more():
+            explicit = self.toks[self.pos].lower() in _FOR
+            at = self.pos + (1 if explicit else 0)
+            if at < len(self.toks):
+                try:
+                    duration = parse_duration(self.toks[at])
+                    self.pos = at + 1
+                except ValueError:
+                    if explicit or _SIGNED_NUMBER.match(self.toks[at]):
+                        raise self.fail("bad_duration", got=self.raws[at]) from None
+            elif explicit:
+                raise self.fail("missing_argument", what="duration")
+        _, raws = self.take_rest()
+        reason = " ".join(raws).strip()
+        if not reason:
+            raise self.fail("missing_argument", what="reason")
+        return duration, reason
+
+
 def _help(a: _Args) -> Help:
     if not a.more():
         return Help()
@@ -556,6 +585,39 @@ def _audit(a: _Args) -> Audit:
     return Audit(target, 10 if count is None else count, page)
 
 
+def _access_request(a: _Args) -> AccessRequest:
+    name = a.name_arg("permission", _PERM)
+    duration, reason = a.duration_then_reason()
+    return AccessRequest(name, duration, reason)
+
+
+def _extend(a: _Args) -> Extend:
+    name = a.name_arg("permission", _PERM)
+    duration, reason = a.duration_then_reason()
+    return Extend(name, duration, reason)
+
+
+def _release(a: _Args) -> Release:
+    name = a.name_arg("permission", _PERM)
+    a.end()
+    return Release(name)
+
+
+def _policy_show(a: _Args) -> PolicyShow:
+    name = a.name_arg("permission", _PERM)
+    a.end()
+    return PolicyShow(name)
+
+
+def _break_glass(a: _Args) -> BreakGlass:
+    name = a.name_arg("permission", _PERM)
+    _, raws = a.take_rest()
+    reason = " ".join(raws).strip()
+    if not reason:
+        raise a.fail("missing_argument", what="reason")
+    return BreakGlass(name, reason)
+
+
 _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "help": _help,
     "whoami": _paged(WhoAmI),
@@ -585,4 +647,10 @@ _PARSERS: dict[str, Callable[[_Args], Command]] = {
     "next": _no_arguments(NextPage),
     "review start": _no_arguments(ReviewStart),
     "review status": _no_arguments(ReviewStatus),
+    "request": _access_request,
+    "requests": _no_arguments(MyRequests),
+    "release": _release,
+    "extend": _extend,
+    "policy show": _policy_show,
+    "break-glass": _break_glass,
 }

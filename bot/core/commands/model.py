@@ -205,6 +205,48 @@ class ReviewStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessRequest:
+    """A member asks for a permission or role for themselves (section 13)."""
+
+    command_name: ClassVar[str] = "request"
+    name: str
+    duration: timedelta | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyRequests:
+    command_name: ClassVar[str] = "requests"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    command_name: ClassVar[str] = "release"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Extend:
+    command_name: ClassVar[str] = "extend"
+    name: str
+    duration: timedelta | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyShow:
+    command_name: ClassVar[str] = "policy show"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class BreakGlass:
+    command_name: ClassVar[str] = "break-glass"
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FileRef:
     """A file sent to Baton: DingTalk's download code for it, and its name."""
 
@@ -252,6 +294,12 @@ Command: TypeAlias = (
     | NextPage
     | ReviewStart
     | ReviewStatus
+    | AccessRequest
+    | MyRequests
+    | Release
+    | Extend
+    | PolicyShow
+    | BreakGlass
     | ImportFile
 )
 
@@ -285,6 +333,12 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     NextPage,
     ReviewStart,
     ReviewStatus,
+    AccessRequest,
+    MyRequests,
+    Release,
+    Extend,
+    PolicyShow,
+    BreakGlass,
 )
 
 COMMAND_NAMES: tuple[str, ...] = tuple(t.command_name for t in COMMAND_TYPES)

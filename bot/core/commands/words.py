@@ -43,6 +43,12 @@ _EN: dict[str, tuple[str, ...]] = {
     "next": ("next", "more"),
     "review start": ("review start",),
     "review status": ("review status",),
+    "request": ("request",),
+    "requests": ("requests", "my-requests"),
+    "release": ("release",),
+    "extend": ("extend",),
+    "policy show": ("policy show",),
+    "break-glass": ("break-glass", "breakglass"),
 }
 
 _ZH: dict[str, tuple[str, ...]] = {
@@ -74,6 +80,12 @@ _ZH: dict[str, tuple[str, ...]] = {
     "next": ("下一页", "更多"),
     "review start": ("权限审核 开始",),
     "review status": ("权限审核 状态",),
+    "request": ("申请",),
+    "requests": ("我的申请",),
+    "release": ("我用完了",),
+    "extend": ("续期",),
+    "policy show": ("策略",),
+    "break-glass": ("紧急授权",),
 }
 
 #: Words that only start a family of commands ("template" alone is not a command).
@@ -83,6 +95,7 @@ GROUPS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
         "admin": ("admin add", "admin remove"),
         "role": ("role set", "role clear"),
         "review": ("review start", "review status"),
+        "policy": ("policy show",),
     }
 )
 _GROUP_WORDS: dict[str, dict[Lang, tuple[str, ...]]] = {
@@ -90,6 +103,7 @@ _GROUP_WORDS: dict[str, dict[Lang, tuple[str, ...]]] = {
     "admin": {"en": ("admin",), "zh": ()},
     "role": {"en": ("role",), "zh": ()},
     "review": {"en": ("review",), "zh": ("权限审核",)},
+    "policy": {"en": ("policy",), "zh": ()},
 }
 
 Kind: TypeAlias = Literal["command", "group"]

@@ -41,6 +41,8 @@ EVENT_TYPES: dict[str, str] = {
 NOT_CHANGES: frozenset[str] = frozenset({
     "review.keep", "review.unreviewed_keep", "review.applied", "import.apply",
     "owner_transfer.dingtalk_changed", "review.handed_over",
+    # The grant itself is a grant.added event whose ``after.via`` is "break_glass".
+    "break_glass.used",
 })
 
 #: Every public event type, for validating subscriptions (``integrations.webhooks[].events``).
