@@ -30,6 +30,7 @@ from bot.core.commands import (
     WhoHas,
 )
 from bot.core.commands.durations import format_duration
+from bot.core.domain.index import CorpIndex
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
@@ -47,6 +48,7 @@ from bot.core.sends import Reply
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
+from storage.index import keeper
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,20 @@ def catalog_of(settings: Any) -> Catalog:
         hit = (c, Catalog.from_settings(c))
         _CATALOGS[id(c)] = hit
     return hit[1]
+
+
+async def permission_index(ctx: Context) -> CorpIndex | None:
+    """The company's permission index, caught up with every change committed before now
+    (read in this transaction), or None inside a transaction that changed something itself
+    (the index never holds what may roll back; such a caller reads the store)."""
+    uow = ctx.uow
+    if uow.feed.written:
+        return None
+    k = keeper(uow.database, catalog_of(ctx.settings))
+    if uow.index_synced is not k:
+        await k.sync_in(uow)
+        uow.index_synced = k
+    return k.corp(ctx.corp_id)
 
 
 # ---- names -------------------------------------------------------------------------------
@@ -537,16 +553,19 @@ WHO_HAS_LIMIT = 50
 async def who_has(cmd: WhoHas, ctx: Context) -> None:
     cat = catalog_of(ctx.settings)
     name = resolve_name(cat, cmd.name, ctx.lang)
-    holders = await ctx.uow.perms.who_has(ctx.corp_id, name, cat, ctx.now)
+    view = await permission_index(ctx)
+    holders = (view.holders(name, ctx.now) if view is not None
+               else await ctx.uow.perms.who_has(ctx.corp_id, name, cat, ctx.now))
     title = cat.label(name, ctx.lang) if cat.is_permission(name) else \
         ctx.t("role_label", name=literal(name, 64))
     if not holders:
         await ctx.reply(ctx.t("who_has_none", name=title), markdown=True)
         return
-    names = await ctx.names(*holders)
+    shown = list(holders)[:WHO_HAS_LIMIT]
+    names = await ctx.names(*shown)
     tz = ctx.settings.policy.timezone
     lines = [f"### {ctx.t('who_has_title', name=title, n=len(holders))}"]
-    for uid in list(holders)[:WHO_HAS_LIMIT]:
+    for uid in shown:
         srcs = ctx.t("list_sep").join(source_text(s, ctx.lang, tz, cat) for s in holders[uid])
         lines.append(f"- {literal(names[uid], 80)}: {srcs}")
     if len(holders) > WHO_HAS_LIMIT:

@@ -38,6 +38,7 @@ from storage.repositories import (
 )
 from storage.review import ReviewRepo
 from storage.sqlite_driver import OneTripConnection
+from storage.tokens import TokenRepo
 
 
 class CommitOutcomeUnknown(Exception):
@@ -72,6 +73,8 @@ class Database:
     #: Called with the feed's new head after a commit that wrote change events (in this
     #: process; other replicas learn from the feed_head row).
     feed_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    #: The in-memory permission index of this database (``storage.index.keeper``).
+    index: object | None = None
 
     @property
     def dialect(self) -> str:
@@ -137,10 +140,16 @@ class UnitOfWork:
         self._stack = contextlib.AsyncExitStack()
         self._after_commit: list[Callable[[], None]] = []
         self.session: AsyncSession
+        #: The index this transaction caught up (once per transaction: a batch of reads).
+        self.index_synced: object | None = None
 
     @property
     def dialect(self) -> str:
         return self._db.dialect
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     async def __aenter__(self) -> UnitOfWork:
         self._locked = False
@@ -163,6 +172,7 @@ class UnitOfWork:
         self.due = DueWorkRepo(self.session)
         self.perms = PermissionRepo(self.session)
         self.reviews = ReviewRepo(self.session)
+        self.tokens = TokenRepo(self.session)
         return self
 
     def _unlock(self) -> None:

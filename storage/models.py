@@ -312,6 +312,24 @@ class FeedHead(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class ApiToken(Base):
+    """A bearer token of the decision API, stored only as its SHA-256 (the token itself is
+    shown once, at ``baton token create``). Revoked tokens stay, with ``revoked_at``: their
+    count is the epoch a replica's token cache checks on every request."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class ProcessedMessage(Base):
     """Inbound ids already handled; the primary key makes a redelivery a no-op."""
 
