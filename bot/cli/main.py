@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.Namespace], tuple[Any, ..
     "export": ("bot.cli.bulk", "export_file", lambda a: (a.file, a.format)),
     "import": ("bot.cli.bulk", "import_file", lambda a: (a.file, a.mode, a.dry_run)),
     "schedule": ("bot.cli.schedule", "show_schedule", lambda a: (a.limit,)),
+    "token": ("bot.cli.tokens", "token", lambda a: (a.tokencmd, getattr(a, "name", None),
+                                                     getattr(a, "scope", "read"))),
 }
 
 
@@ -111,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schedule", help="what is due next, overdue and failed (due work)")
     sc.add_argument("--limit", type=int, default=20, help="rows to list (default %(default)s)")
     sc.add_argument("--config", "-c")
+    tk = sub.add_parser("token", help="bearer tokens of the decision API (api.port)")
+    tks = tk.add_subparsers(dest="tokencmd", required=True)
+    tc = tks.add_parser("create", help="make a token (shown once; stored only as a hash)")
+    tc.add_argument("--name", required=True, help="who uses it, e.g. crm")
+    tc.add_argument("--scope", choices=["read"], default="read",
+                    help="what it may do (default %(default)s: every GET of /v1)")
+    tc.add_argument("--config", "-c")
+    tl = tks.add_parser("list", help="the tokens, active and revoked (never the tokens)")
+    tl.add_argument("--config", "-c")
+    tr = tks.add_parser("revoke", help="end a token at once, on every replica")
+    tr.add_argument("name")
+    tr.add_argument("--config", "-c")
     return p
 
 

@@ -38,7 +38,7 @@ EVENT_TYPES: dict[str, str] = {
 #: a batch whose changes have their own entries, DingTalk's side of a transfer.
 NOT_CHANGES: frozenset[str] = frozenset({
     "review.keep", "review.unreviewed_keep", "review.applied", "import.apply",
-    "owner_transfer.dingtalk_changed",
+    "owner_transfer.dingtalk_changed", "api_token.create", "api_token.revoke",
 })
 
 #: Every public event type, for validating subscriptions (``integrations.webhooks[].events``).

@@ -120,10 +120,11 @@ class CorpIndex:
             out |= self.by_name.get("level:" + OWNER_ROLE, set())
         for key, users in self.by_name.items():
             kind, _, held = key.partition(":")
-            if kind in ("role", "grant") and name in cat.expand(held):
-                out |= users
-            elif kind == "template" and any(name in cat.expand(i)
-                                            for i in self.templates.get(held, ())):
+            if kind == "template":
+                carries = any(name in cat.expand(i) for i in self.templates.get(held, ()))
+            else:
+                carries = kind in ("role", "grant") and name in cat.expand(held)
+            if carries:
                 out |= users
         return out
 
@@ -150,6 +151,24 @@ class CorpIndex:
             if got:
                 out[uid] = got
         return out
+
+
+    def holders_page(self, permission: str, now: datetime, *, after: str | None, limit: int,
+                     ) -> tuple[list[tuple[str, tuple[Source, ...]]], bool]:
+        """Holders of ``permission`` with user ids after ``after``, at most ``limit``, in
+        user id order, and whether more follow. Only as many members are resolved as the
+        page needs (plus one, to know whether it is the last)."""
+        page: list[tuple[str, tuple[Source, ...]]] = []
+        for uid in sorted(self.candidates(permission)):
+            if after is not None and uid <= after:
+                continue
+            got = self.sources(uid, now).get(permission)
+            if not got:
+                continue
+            if len(page) == limit:
+                return page, True
+            page.append((uid, got))
+        return page, False
 
 
 class PermissionIndex:
