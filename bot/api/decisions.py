@@ -20,6 +20,7 @@ An unknown user is a member who holds nothing: nothing says whether they exist.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -252,10 +253,11 @@ class DecisionApi:
             raise err
 
     async def _wait_for(self, at_least: int) -> int:
-        deadline = self.monotonic() + self.cfg.max_wait.total_seconds()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.max_wait.total_seconds()
         as_of = self.keeper.as_of
         while as_of < at_least:
-            left = deadline - self.monotonic()
+            left = deadline - loop.time()
             if left <= 0:
                 err = ApiError(503, "not_fresh", f"the index is at {as_of}, not yet at "
                                f"{at_least}: retry shortly (a sequence number from the future "
