@@ -4,6 +4,7 @@ the simulator before its next line) on each storage backend."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -216,3 +217,13 @@ async def test_console_owner_plays_the_console_step_and_baton_verifies_it(
             in played.rsplit("> /console\n", 1)[1])
     help_text = played.rsplit("> /help", 1)[1]
     assert "/file <path>" in help_text and "/console owner <user>" in help_text
+
+
+def test_the_sandbox_serves_the_decision_api_and_prints_its_url_and_a_demo_token(
+        tmp_path: Path) -> None:
+    r = sandbox(tmp_path, ["/quit"], "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"Decision API: (http://127\.0\.0\.1:\d+/v1) \(demo token (baton_\S+)\)",
+                  r.stdout)
+    assert m, r.stdout
+    assert f"curl -H 'Authorization: Bearer {m[2]}' '{m[1]}/check?user=zhaoliu" in r.stdout
