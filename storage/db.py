@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -75,6 +76,8 @@ class Database:
     feed_listeners: list[Callable[[int], None]] = field(default_factory=list)
     #: The in-memory permission index of this database (``storage.index.keeper``).
     index: object | None = None
+    #: Connections handed out by :meth:`reader`, closed with the engine.
+    readers: list[AsyncConnection] = field(default_factory=list)
 
     @property
     def dialect(self) -> str:
@@ -83,7 +86,20 @@ class Database:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
 
+    async def reader(self) -> AsyncConnection:
+        """A connection of its own for one-statement reads in autocommit: no transaction
+        around them, and on SQLite no ``BEGIN IMMEDIATE`` and no write lock (WAL readers do
+        not wait for writers). For the hot freshness read of the index; the caller keeps
+        it and closes it."""
+        conn = await self.engine.connect()
+        self.readers.append(conn)
+        return await conn.execution_options(isolation_level="AUTOCOMMIT", baton_reader=True)
+
     async def dispose(self) -> None:
+        readers, self.readers = self.readers, []
+        for conn in readers:
+            with contextlib.suppress(Exception):
+                await conn.close()
         await self.engine.dispose()
 
 
@@ -101,6 +117,8 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("baton_reader"):
+            return      # Database.reader(): each statement on its own, in autocommit
         dbapi_conn = conn.connection.dbapi_connection
         if isinstance(dbapi_conn, OneTripConnection):
             dbapi_conn.begin_with_first_statement("BEGIN IMMEDIATE")

@@ -28,10 +28,13 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.core.domain.feed import TEMPLATE, ChangeEvent
 from bot.core.domain.index import CorpIndex, PermissionIndex
 from bot.core.domain.permissions import Catalog
 from storage.db import Database, UnitOfWork
+from storage.tokens import freshness
 
 log = logging.getLogger(__name__)
 LEVEL_EVENTS = frozenset({"owner.changed", "admin.added", "admin.removed"})
@@ -53,6 +56,7 @@ class IndexKeeper:
         self._flight_no = 0
         self._moved = asyncio.Event()      # set (and replaced) when a commit here is seen
         self._listener: Callable[[int], None] = self._on_commit
+        self._reader: AsyncConnection | None = None
         db.feed_listeners.append(self._listener)
 
     @property
@@ -97,8 +101,37 @@ class IndexKeeper:
                 await asyncio.shield(f)
 
     async def _fly(self) -> int:
-        async with self.db.uow() as uow:
-            return await self.sync_in(uow)
+        head, epoch = await self._read()
+        self.reads += 1
+        self.token_epoch = max(self.token_epoch, epoch)
+        self.head = max(self.head, head)
+        if self.loaded and head <= self.index.as_of:
+            return self.index.as_of          # nothing new: no transaction at all
+        async with self.db.uow() as uow, self._lock:
+            if not self.loaded:
+                await self._load(uow, head)
+            await self._catch_up(uow, head)
+            return self.index.as_of
+
+    async def _read(self) -> tuple[int, int]:
+        """The freshness read on a connection kept for it (one round trip, autocommit)."""
+        try:
+            if self._reader is None:
+                self._reader = await self.db.reader()
+            return await freshness(self._reader)
+        except BaseException:
+            conn, self._reader = self._reader, None
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
+
+    async def aclose(self) -> None:
+        self.close()
+        conn, self._reader = self._reader, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def sync_in(self, uow: UnitOfWork) -> int:
         """Catch up inside ``uow`` (a transaction that has written no change itself: the
@@ -180,7 +213,7 @@ def keeper(db: Database, catalog: Catalog) -> IndexKeeper:
     if isinstance(got, IndexKeeper) and got.catalog is catalog:
         return got
     if isinstance(got, IndexKeeper):
-        got.close()
+        got.close()      # its reader connection, if any, goes with the engine's disposal
     made = IndexKeeper(db, catalog)
     db.index = made
     return made

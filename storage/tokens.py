@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.core.domain.tokens import TokenView
 from storage.models import ApiToken, FeedHead
+from storage.repositories import built_once
 
 
 def _view(r: ApiToken) -> TokenView:
@@ -60,11 +62,23 @@ class TokenRepo:
         return None if row is None else _view(row)
 
     async def freshness(self) -> tuple[int, int]:
-        """(the feed's committed head, the token epoch) in one round trip. The epoch is the
-        number of revoked tokens: it only grows, and grows with every revoke, so a cache of
-        verified tokens stamped with it knows when to look again."""
-        head = select(FeedHead.seq).where(FeedHead.id == 1).scalar_subquery()
-        epoch = (select(func.count()).select_from(ApiToken)
-                 .where(ApiToken.revoked_at.is_not(None)).scalar_subquery())
-        got = (await self.s.execute(select(head, epoch))).one()
-        return int(got[0] or 0), int(got[1] or 0)
+        """(the feed's committed head, the token epoch) in one round trip (see
+        :func:`freshness`)."""
+        return await freshness(self.s)
+
+
+def _freshness() -> Any:
+    head = select(FeedHead.seq).where(FeedHead.id == 1).scalar_subquery()
+    epoch = (select(func.count()).select_from(ApiToken)
+             .where(ApiToken.revoked_at.is_not(None)).scalar_subquery())
+    return select(head, epoch)
+
+
+async def freshness(conn: AsyncSession | AsyncConnection) -> tuple[int, int]:
+    """(the feed's committed head, the token epoch) in one statement. The epoch is the
+    number of revoked tokens: it only grows, and grows with every revoke, so a cache of
+    verified tokens stamped with it knows when to look again. ``conn`` may be a read-only
+    connection in autocommit (:meth:`storage.db.Database.reader`): one round trip, no
+    transaction, no SQLite write lock."""
+    got = (await conn.execute(built_once(("freshness",), _freshness))).one()
+    return int(got[0] or 0), int(got[1] or 0)
