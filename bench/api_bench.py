@@ -250,7 +250,7 @@ async def bench(args: argparse.Namespace) -> int:
             await db.dispose()
     by = {(r["system"], r["conns"]): r for r in results}
     hi, lo = args.conns[0], args.conns[-1]
-    rows = [["system", f"req/s @{hi}", f"x constant", f"p50 ms @{lo}", f"p99 ms @{lo}"]]
+    rows = [["system", f"req/s @{hi}", "x constant", f"p50 ms @{lo}", f"p99 ms @{lo}"]]
     for name in ("constant", "baton", "sqlalchemy"):
         r_hi, r_lo = by[(name, hi)], by[(name, lo)]
         rows.append([name, f"{r_hi['rps']:.0f}",

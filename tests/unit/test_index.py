@@ -38,13 +38,14 @@ steps = st.lists(st.one_of(
     max_size=30)
 
 
-def direct(users: dict[str, Entry], tpls: dict[str, tuple[str, ...]], uid: str) -> dict:  # type: ignore[type-arg]
+def direct(users: dict[str, Entry], tpls: dict[str, tuple[str, ...]], uid: str,
+           at: datetime = NOW) -> dict:  # type: ignore[type-arg]
     e = users.get(uid)
     if e is None:
         return {}
     h = Holdings(e.level, e.role, e.grants,
                  tuple(TemplateIn(t, tpls[t]) for t in e.templates if t in tpls))
-    return sources_of(h, CAT, NOW)
+    return sources_of(h, CAT, at)
 
 
 @settings(max_examples=300, deadline=None)
@@ -57,6 +58,8 @@ def test_index_answers_what_sources_of_computes(start: dict[str, Entry],
     c = idx.corp("c")
     users, tpls = dict(start), dict(tpls)
     for kind, key, value in history:
+        for uid in USERS:               # answers kept between changes must not go stale
+            c.sources(uid, NOW)
         if kind == "user":
             c.put(key, value)
             if value is None:
@@ -71,6 +74,11 @@ def test_index_answers_what_sources_of_computes(start: dict[str, Entry],
                 tpls[key] = value
     for uid in USERS:
         assert c.sources(uid, NOW) == direct(users, tpls, uid)
+    # Kept answers follow the clock: a grant that expires stops counting, an earlier time
+    # is computed afresh.
+    for at in (NOW + timedelta(hours=1), NOW + timedelta(days=2), NOW - timedelta(days=1)):
+        for uid in USERS:
+            assert c.sources(uid, at) == direct(users, tpls, uid, at)
     for perm in PERMS:
         want = {u: s[perm] for u in sorted(USERS) if perm in (s := direct(users, tpls, u))}
         assert c.holders(perm, NOW) == want

@@ -63,10 +63,16 @@ class CorpIndex:
         self.entries: dict[str, Entry] = {}
         self.templates: dict[str, tuple[str, ...]] = {}
         self.by_name: dict[str, set[str]] = {}
+        # Resolved answers: user -> (sources, computed at, valid until). An answer holds
+        # from when it was computed until the first grant in it that expires after that
+        # (None: until the member or a template of theirs changes, which drops it).
+        self._memo: dict[str, tuple[dict[str, tuple[Source, ...]], datetime,
+                                    datetime | None]] = {}
 
     # ---- writes --------------------------------------------------------------------------
     def put(self, user_id: str, entry: Entry | None) -> None:
         """Replace a member's entry (None or an empty entry: they hold nothing)."""
+        self._memo.pop(user_id, None)
         old = self.entries.pop(user_id, None)
         if old is not None:
             for n in old.names():
@@ -83,6 +89,8 @@ class CorpIndex:
 
     def put_template(self, name: str, items: tuple[str, ...] | None) -> None:
         """Replace a template's items (None: it no longer exists)."""
+        for uid in self.by_name.get("template:" + name, ()):
+            self._memo.pop(uid, None)
         if items is None:
             self.templates.pop(name, None)
         else:
@@ -97,10 +105,19 @@ class CorpIndex:
 
     def sources(self, user_id: str, now: datetime) -> dict[str, tuple[Source, ...]]:
         """Each effective permission of ``user_id`` with its live sources (an unknown member
-        holds nothing: the same answer as a member without permissions)."""
-        if user_id not in self.entries:
+        holds nothing: the same answer as a member without permissions). Computed by
+        ``sources_of`` and kept until it may change (a grant in it expires, the member or
+        one of their templates changes); the caller must not modify what it returns."""
+        e = self.entries.get(user_id)
+        if e is None:
             return {}
-        return sources_of(self.holdings(user_id), self.catalog, now)
+        hit = self._memo.get(user_id)
+        if hit is not None and hit[1] <= now and (hit[2] is None or now < hit[2]):
+            return hit[0]
+        got = sources_of(self.holdings(user_id), self.catalog, now)
+        ends = [g.expires_at for g in e.grants if g.expires_at is not None and g.expires_at > now]
+        self._memo[user_id] = (got, now, min(ends) if ends else None)
+        return got
 
     def check(self, user_id: str, permission: str, now: datetime) -> tuple[Source, ...]:
         """The live sources through which ``user_id`` holds ``permission`` (empty: not held)."""
