@@ -145,7 +145,7 @@ class BatonApp:
         # command, then kept current from the change feed.
         self.index = keeper(self.db, catalog_of(s))
         await self.index.sync()
-        self._stack.callback(self.index.close)
+        self._stack.push_async_callback(self.index.aclose)
         self.api = DecisionApi(self.db, s, self.clock, index=self.index)
         await self.api.start()
         self._stack.push_async_callback(self.api.stop)

@@ -96,6 +96,9 @@ class Database:
         return await conn.execution_options(isolation_level="AUTOCOMMIT", baton_reader=True)
 
     async def dispose(self) -> None:
+        closing = getattr(self.index, "aclose", None)
+        if closing is not None:
+            await closing()
         readers, self.readers = self.readers, []
         for conn in readers:
             with contextlib.suppress(Exception):

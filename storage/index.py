@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,6 +58,7 @@ class IndexKeeper:
         self._moved = asyncio.Event()      # set (and replaced) when a commit here is seen
         self._listener: Callable[[int], None] = self._on_commit
         self._reader: AsyncConnection | None = None
+        self._warming: asyncio.Future[None] | None = None
         db.feed_listeners.append(self._listener)
 
     @property
@@ -73,6 +75,8 @@ class IndexKeeper:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.db.feed_listeners.remove(self._listener)
+        if self._warming is not None:
+            self._warming.cancel()
 
     def _on_commit(self, head: int) -> None:
         self.head = max(self.head, head)
@@ -128,6 +132,10 @@ class IndexKeeper:
 
     async def aclose(self) -> None:
         self.close()
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warming
         conn, self._reader = self._reader, None
         if conn is not None:
             with contextlib.suppress(Exception):
@@ -156,7 +164,19 @@ class IndexKeeper:
         fresh.as_of = head
         self.index, self.loaded = fresh, True
         self.reloads += 1
+        if self._warming is not None:
+            self._warming.cancel()
+        self._warming = asyncio.ensure_future(self._warm(fresh))
         log.info("permission index loaded at seq %d (%d companies)", head, len(fresh.corps))
+
+    async def _warm(self, index: PermissionIndex, chunk: int = 200) -> None:
+        """Resolve every member's answer once after a load, a chunk at a time between
+        other work (the loop is never held for more than a chunk)."""
+        for c in list(index.corps.values()):
+            users = list(c.entries)
+            for i in range(0, len(users), chunk):
+                await asyncio.sleep(0)
+                c.warm(users[i:i + chunk], datetime.now(UTC))
 
     async def _catch_up(self, uow: UnitOfWork, head: int) -> None:
         while self.index.as_of < head:

@@ -74,7 +74,7 @@ async def assert_same(k: IndexKeeper, db: Database, users: list[str]) -> None:
 async def test_the_index_equals_the_store_for_random_stores(db: Database) -> None:
     rng = random.Random(17)
     users = await random_store(db, rng)
-    k = IndexKeeper(db, CAT)
+    k = keeper(db, CAT)
     await assert_same(k, db, users)
 
 
@@ -143,7 +143,7 @@ async def test_every_kind_of_change_is_in_the_next_answer(db: Database) -> None:
 
 
 async def test_concurrent_readers_share_one_freshness_read(db: Database) -> None:
-    k = IndexKeeper(db, CAT)
+    k = keeper(db, CAT)
     await k.sync()
     before = k.reads
     await asyncio.gather(*(k.sync() for _ in range(50)))
@@ -154,7 +154,7 @@ async def test_concurrent_readers_share_one_freshness_read(db: Database) -> None
 
 async def test_a_retention_gap_reloads_the_whole_index(db: Database) -> None:
     users = await random_store(db, random.Random(5), n=5)
-    k = IndexKeeper(db, CAT)
+    k = keeper(db, CAT)
     await k.sync()
     async with db.uow() as uow:
         await uow.perms.grant(CORP, "u01", "b.z", by="t", now=NOW, expires_at=None)
@@ -175,7 +175,7 @@ async def test_a_revoke_moves_the_token_epoch_of_the_freshness_read(db: Database
                                        now=NOW)
         assert await uow.tokens.create(CORP, "crm", "read", "h2", by="t", now=NOW) is None
         await uow.commit()
-    k = IndexKeeper(db, CAT)
+    k = keeper(db, CAT)
     await k.sync()
     assert k.token_epoch == 0
     async with db.uow() as uow:
