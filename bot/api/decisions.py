@@ -38,7 +38,6 @@ from bot.core.clock import Clock
 from bot.core.domain.index import CorpIndex
 from bot.core.domain.permissions import Catalog, Source, expiry
 from bot.core.domain.tokens import TokenView, token_hash, well_formed
-from handlers.permissions import catalog_of
 from storage.db import Database
 from storage.index import IndexKeeper, keeper
 
@@ -132,8 +131,10 @@ class DecisionApi:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db, self.settings, self.clock = db, settings, clock
         self.cfg = settings.api
-        self.catalog: Catalog = catalog_of(settings)
-        self.keeper = index or keeper(db, self.catalog)
+        # The index's catalog (the composition root hands over the one the chat uses);
+        # alone (tests, benchmarks), one built from the settings.
+        self.keeper = index or keeper(db, Catalog.from_settings(settings.catalog))
+        self.catalog: Catalog = self.keeper.catalog
         self.monotonic = monotonic
         self._verified: dict[str, _Verified] = {}
         self._buckets: dict[int, Bucket] = {}
