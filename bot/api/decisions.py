@@ -138,6 +138,7 @@ class DecisionApi:
         self.monotonic = monotonic
         self._verified: dict[str, _Verified] = {}
         self._buckets: dict[int, Bucket] = {}
+        self._failures: dict[str, Bucket] = {}       # wrong tokens, by peer address
         self.token_lookups = 0          # store reads for a token (cache misses)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -228,6 +229,8 @@ class DecisionApi:
             found = await uow.tokens.by_hash(h)
         if found is None or not found.active:
             self._verified.pop(h, None)
+            # Guessing costs a store read each: a peer's failures share one bucket.
+            self._limit_failures(request.remote or "?")
             raise self._unauthorized("the token is not valid (unknown or revoked)")
         if len(self._verified) > 10_000:
             self._verified.clear()
@@ -239,6 +242,21 @@ class DecisionApi:
         err = ApiError(401, "unauthorized", message)
         err.headers["WWW-Authenticate"] = 'Bearer realm="baton"'
         return err
+
+    def _limit_failures(self, peer: str) -> None:
+        now = self.monotonic()
+        b = self._failures.get(peer)
+        if b is None:
+            if len(self._failures) > 10_000:
+                self._failures.clear()
+            b = self._failures[peer] = Bucket(self.cfg.rate_per_second, self.cfg.burst, now)
+        wait = b.take(now)
+        if wait > 0:
+            err = ApiError(429, "rate_limited", "too many requests with tokens that are not "
+                           "valid; retry after the Retry-After seconds",
+                           retry_after=round(wait, 3))
+            err.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            raise err
 
     def _limit(self, token: TokenView) -> None:
         now = self.monotonic()

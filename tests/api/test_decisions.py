@@ -260,6 +260,10 @@ async def test_each_token_has_a_rate_limit_with_retry_after(make: Any) -> None:
         assert (await r.json())["error"] == "rate_limited"
     a.tick.t += 1.0
     assert (await a.get("/v1/users/mia/permissions"))[0] == 200
+    # Wrong tokens from one peer share a bucket too (each costs a store read).
+    wrong = "baton_" + "w" * 43
+    statuses = [(await a.get("/v1/users/mia/permissions", token=wrong))[0] for _ in range(3)]
+    assert statuses == [401, 401, 429]
 
 
 async def test_events_page_the_feed_and_say_410_past_retention(make: Any, db: Database) -> None:
