@@ -169,6 +169,13 @@ class IndexKeeper:
         self._warming = asyncio.ensure_future(self._warm(fresh))
         log.info("permission index loaded at seq %d (%d companies)", head, len(fresh.corps))
 
+    async def warmed(self) -> None:
+        """Until the answers of the last load are all resolved (``baton run`` then moves
+        what it built out of the collector's sight, as it does at start)."""
+        if self._warming is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._warming)
+
     async def _warm(self, index: PermissionIndex, chunk: int = 200) -> None:
         """Resolve every member's answer once after a load, a chunk at a time between
         other work (the loop is never held for more than a chunk)."""
