@@ -9,6 +9,8 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.core.domain.permissions import Catalog, sources_of
 from bot.core.domain.tokens import token_hash
 from storage.db import Database
@@ -71,8 +73,9 @@ async def assert_same(k: IndexKeeper, db: Database, users: list[str]) -> None:
                                         if perm in s}
 
 
-async def test_the_index_equals_the_store_for_random_stores(db: Database) -> None:
-    rng = random.Random(17)
+@pytest.mark.parametrize("seed", [17, 5, 2026])
+async def test_the_index_equals_the_store_for_random_stores(db: Database, seed: int) -> None:
+    rng = random.Random(seed)
     users = await random_store(db, rng)
     k = keeper(db, CAT)
     await assert_same(k, db, users)
