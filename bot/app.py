@@ -17,6 +17,7 @@ import aiohttp
 import dingtalk_stream
 
 from bot import ports
+from bot.api.decisions import DecisionApi
 from bot.api.ops import Ops
 from bot.bootstrap import bootstrap
 from bot.config import Settings
@@ -43,10 +44,12 @@ from handlers import build_router
 from handlers.audit import schedule_retention
 from handlers.bulk import send_export
 from handlers.drift import schedule_sweep
+from handlers.permissions import catalog_of
 from handlers.review import schedule_review
 from handlers.rolesync import schedule_reconcile
 from storage import migrate
 from storage.db import Database, UnitOfWork, open_database
+from storage.index import keeper
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +175,14 @@ class BatonApp:
         self._stack.push_async_callback(self.budget.stop)
         self.role_feed.start()
         self._stack.push_async_callback(self.role_feed.stop)
+        # The permission index (chat reads and the decision API): loaded before the first
+        # command, then kept current from the change feed.
+        self.index = keeper(self.db, catalog_of(s))
+        await self.index.sync()
+        self._stack.push_async_callback(self.index.aclose)
+        self.api = DecisionApi(self.db, s, self.clock, index=self.index)
+        await self.api.start()
+        self._stack.push_async_callback(self.api.stop)
         if self.run_scheduler:
             self.alarm.start(first_run=False)
             # What fell due while Baton was down is queued before the sender's first claim:

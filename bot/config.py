@@ -584,6 +584,24 @@ class IntegrationsSettings(_Section):
             raise ValueError(f"webhook timeout of {', '.join(slow)} must be under half of "
                              f"integrations.webhook_delivery.lease ({half:g}s)")
         return self
+class ApiSettings(_Section):
+    """The decision API (/v1/...): answers for in-house systems. Off unless ``port`` is set."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=0, le=65535)
+    rate_per_second: float = Field(default=200.0, gt=0)
+    """Each token's sustained rate (a token bucket per token, in each replica)."""
+    burst: int = Field(default=400, ge=1)
+    """How many requests a token may make at once before the rate applies."""
+    max_wait: timedelta = timedelta(seconds=2)
+    """How long a request with ``at_least=<seq>`` waits for the index to reach it."""
+    page_size: int = Field(default=100, ge=1, le=1000)
+    """Holders and events per page unless the caller asks for fewer (``limit``)."""
+    token_cache: timedelta = timedelta(minutes=5)
+    """How long a verified token is trusted without the store (a revoke still ends it
+    on the next request: the freshness read carries the revoke epoch)."""
+
+    _dur = field_validator("max_wait", "token_cache", mode="before")(config_duration)
 
 
 class LogSettings(_Section):
@@ -617,6 +635,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     limits: LimitsSettings = LimitsSettings()
     ops: OpsSettings = OpsSettings()
+    api: ApiSettings = ApiSettings()
     audit: AuditSettings = AuditSettings()
     integrations: IntegrationsSettings = IntegrationsSettings()
     log: LogSettings = LogSettings()

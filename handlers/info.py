@@ -12,7 +12,7 @@ from bot.core.escape import Md, joined, person
 from bot.dispatch.context import CommandRouter, Context
 from bot.dispatch.paging import LongAnswer, reply_page
 from bot.texts.catalog import t
-from handlers.permissions import catalog_of, source_text
+from handlers.permissions import catalog_of, permission_index, source_text
 
 router = CommandRouter()
 
@@ -32,9 +32,11 @@ async def permission_lines(ctx: Context, member: Sender) -> list[str]:
 
     cat = catalog_of(ctx.settings)
     tz = ctx.settings.policy.timezone
-    held = await ctx.uow.perms.holdings_of(member, ctx.now)
+    view = await permission_index(ctx)
+    held = (view.sources(member.user_id, ctx.now) if view is not None else
+            sources_of(await ctx.uow.perms.holdings_of(member, ctx.now), cat, ctx.now))
     lines: list[str] = []
-    for perm, srcs in sources_of(held, cat, ctx.now).items():
+    for perm, srcs in held.items():
         lines.append(t("whoami_perm_line", ctx.lang, perm=cat.label(perm, ctx.lang),
                        source=joined(t("list_sep", ctx.lang),
                                      (source_text(s, ctx.lang, tz, cat) for s in srcs)),

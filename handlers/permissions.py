@@ -31,6 +31,7 @@ from bot.core.commands import (
 )
 from bot.core.commands.durations import format_duration
 from bot.core.domain.access import warn_at
+from bot.core.domain.index import CorpIndex
 from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
@@ -49,6 +50,7 @@ from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.dispatch.paging import LongAnswer, reply_page
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import MESSAGES, t
+from storage.index import keeper
 from storage.permissions import schedule_expiry
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,20 @@ def catalog_of(settings: Any) -> Catalog:
         hit = (c, Catalog.from_settings(c))
         _CATALOGS[id(c)] = hit
     return hit[1]
+
+
+async def permission_index(ctx: Context) -> CorpIndex | None:
+    """The company's permission index, caught up with every change committed before now
+    (read in this transaction), or None inside a transaction that changed something itself
+    (the index never holds what may roll back; such a caller reads the store)."""
+    uow = ctx.uow
+    if uow.feed.written:
+        return None
+    k = keeper(uow.database, catalog_of(ctx.settings))
+    if uow.index_synced is not k:
+        await k.sync_in(uow)
+        uow.index_synced = k
+    return k.corp(ctx.corp_id)
 
 
 # ---- names -------------------------------------------------------------------------------
@@ -554,13 +570,23 @@ async def who_has(cmd: WhoHas, ctx: Context) -> None:
 
 async def who_has_page(ctx: Context, args: Mapping[str, Any], page: int) -> None:
     """One page of the holders of a role or permission, by user id, with their sources:
-    the store counts them and reads only this page's (names and holdings included)."""
+    from the permission index (the store counts them and reads only this page's inside a
+    transaction that changed something itself)."""
     cat = catalog_of(ctx.settings)
     name = resolve_name(cat, str(args["name"]), ctx.lang)
     answer = LongAnswer("who_has", "who-has", (name,), {"name": name})
     per = WHO_HAS_PER_PAGE
-    total, holders = await ctx.uow.perms.who_has_page(ctx.corp_id, name, cat, ctx.now,
-                                                      offset=(page - 1) * per, limit=per)
+    view = await permission_index(ctx)
+    if view is not None:
+        # The index resolves every holder (by user id, as the store pages them); this page's
+        # slice is what is named and shown.
+        every = view.holders(name, ctx.now)
+        total = len(every)
+        start = (page - 1) * per
+        holders = dict(list(every.items())[start:start + per])
+    else:
+        total, holders = await ctx.uow.perms.who_has_page(ctx.corp_id, name, cat, ctx.now,
+                                                          offset=(page - 1) * per, limit=per)
     title = cat.label(name, ctx.lang) if cat.is_permission(name) else \
         ctx.t("role_label", name=literal(name, 64))
     if not total:

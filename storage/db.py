@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -42,6 +43,7 @@ from storage.review import ReviewRepo
 from storage.rolesync import RoleSyncRepo
 from storage.sqlite_driver import OneTripConnection
 from storage.todos import TodoRepo
+from storage.tokens import TokenRepo
 from storage.webhooks import WebhookRepo
 
 
@@ -77,6 +79,10 @@ class Database:
     #: Called with the feed's new head after a commit that wrote change events (in this
     #: process; other replicas learn from the feed_head row).
     feed_listeners: list[Callable[[int], None]] = field(default_factory=list)
+    #: The in-memory permission index of this database (``storage.index.keeper``).
+    index: object | None = None
+    #: Connections handed out by :meth:`reader`, closed with the engine.
+    readers: list[AsyncConnection] = field(default_factory=list)
 
     @property
     def dialect(self) -> str:
@@ -85,7 +91,23 @@ class Database:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
 
+    async def reader(self) -> AsyncConnection:
+        """A connection of its own for one-statement reads in autocommit: no transaction
+        around them, and on SQLite no ``BEGIN IMMEDIATE`` and no write lock (WAL readers do
+        not wait for writers). For the hot freshness read of the index; the caller keeps
+        it and closes it."""
+        conn = await self.engine.connect()
+        self.readers.append(conn)
+        return await conn.execution_options(isolation_level="AUTOCOMMIT", baton_reader=True)
+
     async def dispose(self) -> None:
+        closing = getattr(self.index, "aclose", None)
+        if closing is not None:
+            await closing()
+        readers, self.readers = self.readers, []
+        for conn in readers:
+            with contextlib.suppress(Exception):
+                await conn.close()
         await self.engine.dispose()
 
 
@@ -103,6 +125,8 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("baton_reader"):
+            return      # Database.reader(): each statement on its own, in autocommit
         dbapi_conn = conn.connection.dbapi_connection
         if isinstance(dbapi_conn, OneTripConnection):
             dbapi_conn.begin_with_first_statement("BEGIN IMMEDIATE")
@@ -142,10 +166,16 @@ class UnitOfWork:
         self._stack = contextlib.AsyncExitStack()
         self._after_commit: list[Callable[[], None]] = []
         self.session: AsyncSession
+        #: The index this transaction caught up (once per transaction: a batch of reads).
+        self.index_synced: object | None = None
 
     @property
     def dialect(self) -> str:
         return self._db.dialect
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     async def __aenter__(self) -> UnitOfWork:
         self._locked = False
@@ -173,6 +203,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepo(self.session)
         self.paging = PagingRepo(self.session)
         self.todos = TodoRepo(self.session)
+        self.tokens = TokenRepo(self.session)
         return self
 
     def _unlock(self) -> None:

@@ -379,6 +379,22 @@ class PagedAnswer(Base):
     args: Mapped[dict[str, Any]] = mapped_column(JSON)
     page: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime]
+class ApiToken(Base):
+    """A bearer token of the decision API, stored only as its SHA-256 (the token itself is
+    shown once, at ``baton token create``). Revoked tokens stay, with ``revoked_at``: their
+    count is the epoch a replica's token cache checks on every request."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    corp_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ProcessedMessage(Base):

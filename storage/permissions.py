@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.domain.index import Entry
 from bot.core.domain.members import Sender
 from bot.core.domain.permissions import (
     OWNER_ROLE,
@@ -41,7 +42,7 @@ from bot.core.domain.permissions import (
     longest,
     sources_of,
 )
-from storage.models import OWNER, Grant, Member, Template, TemplateAssignment, UTCDateTime
+from storage.models import MEMBER, OWNER, Grant, Member, Template, TemplateAssignment, UTCDateTime
 from storage.repositories import DueWorkRepo, built_once
 
 
@@ -149,6 +150,66 @@ class PermissionRepo:
                     templates[uid].append(TemplateIn(name, tuple(items)))
         return {u: Holdings(base[u][0], base[u][1], tuple(grants[u]), tuple(templates[u]))
                 for u in ids}
+
+    # ---- the in-memory index (bot.core.domain.index) -----------------------------------
+    async def index_corps(self) -> list[str]:
+        """Every company the store holds members or templates of."""
+        got = set((await self.s.execute(select(Member.corp_id).distinct())).scalars())
+        got |= set((await self.s.execute(select(Template.corp_id).distinct())).scalars())
+        return sorted(got)
+
+    async def index_all(self, corp_id: str) -> tuple[dict[str, Entry], dict[str, tuple[str, ...]]]:
+        """Every member's entry and every template's items in ``corp_id`` (four queries,
+        no per-member round trip), grants with their expiries, expired ones included (the
+        index checks expiry when it reads)."""
+        return await self._entries(corp_id, None), await self.index_templates(corp_id, None)
+
+    async def index_users(self, corp_id: str, user_ids: Iterable[str]) -> dict[str, Entry]:
+        """The entries of ``user_ids`` as stored now (a member not stored: an empty one)."""
+        ids = sorted(set(user_ids))
+        out: dict[str, Entry] = {u: Entry() for u in ids}
+        for chunk in _chunks(ids, 500):
+            out.update(await self._entries(corp_id, chunk))
+        return out
+
+    async def index_level_holders(self, corp_id: str) -> list[str]:
+        """Members whose level is owner or admin."""
+        return list((await self.s.execute(
+            select(Member.user_id).where(Member.corp_id == corp_id, Member.level != MEMBER)
+        )).scalars())
+
+    async def index_templates(self, corp_id: str, names: Iterable[str] | None,
+                              ) -> dict[str, tuple[str, ...]]:
+        """Items of the templates ``names`` (all when None); a missing one is left out."""
+        q = select(Template.name, Template.permissions).where(Template.corp_id == corp_id)
+        if names is not None:
+            q = q.where(Template.name.in_(sorted(set(names))))
+        return {n: tuple(items) for n, items in (await self.s.execute(q)).all()}
+
+    async def _entries(self, corp_id: str, ids: Sequence[str] | None) -> dict[str, Entry]:
+        mq = select(Member.user_id, Member.level, Member.role).where(Member.corp_id == corp_id)
+        gq = select(Grant.user_id, Grant.name, Grant.expires_at).where(Grant.corp_id == corp_id)
+        tq = (select(TemplateAssignment.user_id, Template.name)
+              .join(Template, TemplateAssignment.template_id == Template.id)
+              .where(Template.corp_id == corp_id))
+        if ids is not None:
+            mq = mq.where(Member.user_id.in_(ids))
+            gq = gq.where(Grant.user_id.in_(ids))
+            tq = tq.where(TemplateAssignment.user_id.in_(ids))
+        base: dict[str, tuple[str, str | None]] = {
+            u: (lv, r) for u, lv, r in (await self.s.execute(mq)).all()}
+        grants: dict[str, list[GrantIn]] = {}
+        for u, n, exp in (await self.s.execute(gq.order_by(Grant.user_id, Grant.name))).all():
+            grants.setdefault(u, []).append(GrantIn(n, exp))
+        tpls: dict[str, list[str]] = {}
+        for u, n in (await self.s.execute(tq.order_by(TemplateAssignment.user_id,
+                                                      Template.name))).all():
+            tpls.setdefault(u, []).append(n)
+        out: dict[str, Entry] = {}
+        for u in set(base) | set(grants) | set(tpls):
+            level, role = base.get(u, (MEMBER, None))
+            out[u] = Entry(level, role, tuple(grants.get(u, ())), tuple(tpls.get(u, ())))
+        return out
 
     async def grant_row(self, corp_id: str, user_id: str, name: str) -> Grant | None:
         return (await self.s.execute(

@@ -49,6 +49,8 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.Namespace], tuple[Any, ..
     "schedule": ("bot.cli.schedule", "show_schedule", lambda a: (a.limit,)),
     "webhooks list": ("bot.cli.webhooks", "webhooks_list", lambda a: ()),
     "webhooks replay": ("bot.cli.webhooks", "webhooks_replay", lambda a: (a.name, a.start)),
+    "token": ("bot.cli.tokens", "token", lambda a: (a.tokencmd, getattr(a, "name", None),
+                                                     getattr(a, "scope", "read"))),
 }
 
 
@@ -122,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--from", dest="start", type=int, required=True,
                     help="the first event to send again (its seq; see `baton webhooks list`)")
     wr.add_argument("--config", "-c")
+    tk = sub.add_parser("token", help="bearer tokens of the decision API (api.port)")
+    tks = tk.add_subparsers(dest="tokencmd", required=True)
+    tc = tks.add_parser("create", help="make a token (shown once; stored only as a hash)")
+    tc.add_argument("--name", required=True, help="who uses it, e.g. crm")
+    tc.add_argument("--scope", choices=["read"], default="read",
+                    help="what it may do (default %(default)s: every GET of /v1)")
+    tc.add_argument("--config", "-c")
+    tl = tks.add_parser("list", help="the tokens, active and revoked (never the tokens)")
+    tl.add_argument("--config", "-c")
+    tr = tks.add_parser("revoke", help="end a token at once, on every replica")
+    tr.add_argument("name")
+    tr.add_argument("--config", "-c")
     return p
 
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import BatonApp
+from bot.cli.tokens import new_token
 from bot.config import ConfigError, Settings, load_settings
+from bot.core.domain.tokens import token_hash
 from bot.core.escape import person
 from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
@@ -437,6 +439,20 @@ def _files_folder(path: str) -> Path:
     return folder
 
 
+async def demo_token(app: BatonApp) -> str:
+    """A fresh API token named ``sandbox`` (the last one, unrecoverable, is revoked)."""
+    corp, now, raw = app.settings.org.corp_id, app.clock.now(), new_token()
+    async with app.db.uow() as uow:
+        if await uow.tokens.revoke(corp, "sandbox", now):
+            await uow.audit.append(corp, now, actor_id="sandbox", action="api_token.revoke",
+                                   result="applied", before={"name": "sandbox", "scope": "read"})
+        await uow.tokens.create(corp, "sandbox", "read", token_hash(raw), by="sandbox", now=now)
+        await uow.audit.append(corp, now, actor_id="sandbox", action="api_token.create",
+                               result="applied", after={"name": "sandbox", "scope": "read"})
+        await uow.commit()
+    return raw
+
+
 async def run_sandbox(args: argparse.Namespace) -> int:
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
     try:
@@ -460,12 +476,16 @@ async def run_sandbox(args: argparse.Namespace) -> int:
             policy={"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
                                     "max": "1h"}},
             integrations={"dingtalk_todo": True},
+            api={"port": base.api.port or 0},
         )
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
         state = ChatState(sim, lang=args.lang, files=files)
         print(_say(state, "files_at", path=files))
         async with BatonApp(settings) as app:
             await app.wait_connected()
+            token = await demo_token(app)
+            print(_say(state, "api_at", url=f"http://{settings.api.host}:{app.api.port}/v1",
+                       token=token))
             lines = _file_lines(args.script) if args.script else _stdin_lines(
                 "你> " if args.lang == "zh" else "you> ")
             await _chat(state, lines)

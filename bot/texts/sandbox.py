@@ -46,6 +46,9 @@ ZH: Mapping[str, str] = {
     "leave_already": "  {who} 已经离职（停用），没有更改。",
     "nobody": "无",
     "files_at": "Baton 发送的文件保存在 {path}",
+    "api_at": (
+        "决策 API：{url}（演示令牌 {token}）\n  试试：curl -H 'Authorization: Bearer {token}' "
+        "'{url}/check?user=zhaoliu&permission=crm.customer.view'"),
     "files_bad": "--files {path}：无法创建这个文件夹（{error}）。请换一个可写的文件夹。",
     "file_saved": "文件 {name}，已保存到 {path}",
     "file_missing": "文件 {name}（模拟器中没有它的上传，未保存）",
@@ -119,6 +122,9 @@ EN: Mapping[str, str] = {
     "leave_already": "  {who} has left already (inactive); nothing changed.",
     "nobody": "none",
     "files_at": "Files Baton sends are saved in {path}",
+    "api_at": (
+        "Decision API: {url} (demo token {token})\n  try: curl -H 'Authorization: Bearer {token}' "
+        "'{url}/check?user=zhaoliu&permission=crm.customer.view'"),
     "files_bad": (
         "--files {path}: the folder cannot be created ({error}). Give a folder "
         "you can write to."

@@ -4,6 +4,7 @@ the simulator before its next line) on each storage backend."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -264,3 +265,11 @@ def test_the_demo_shows_a_member_asking_and_an_approver_deciding(tmp_path: Path)
     assert "R-1** 已生效" in out                        # R-1 applied, told to 钱七
     assert "按策略自动批准" in out
     assert "申请人的直属主管" in out
+def test_the_sandbox_serves_the_decision_api_and_prints_its_url_and_a_demo_token(
+        tmp_path: Path) -> None:
+    r = sandbox(tmp_path, ["/quit"], "--lang", "en")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"Decision API: (http://127\.0\.0\.1:\d+/v1) \(demo token (baton_\S+)\)",
+                  r.stdout)
+    assert m, r.stdout
+    assert f"curl -H 'Authorization: Bearer {m[2]}' '{m[1]}/check?user=zhaoliu" in r.stdout

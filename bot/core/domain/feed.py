@@ -40,7 +40,8 @@ EVENT_TYPES: dict[str, str] = {
 #: a batch whose changes have their own entries, DingTalk's side of a transfer.
 NOT_CHANGES: frozenset[str] = frozenset({
     "review.keep", "review.unreviewed_keep", "review.applied", "import.apply",
-    "owner_transfer.dingtalk_changed", "review.handed_over",
+    "owner_transfer.dingtalk_changed", "review.handed_over", "api_token.create",
+    "api_token.revoke",
     # The grant itself is a grant.added event whose ``after.via`` is "break_glass".
     "break_glass.used",
 })
