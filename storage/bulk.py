@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, or_, select, union
 
@@ -37,35 +39,92 @@ async def corps(uow: UnitOfWork) -> list[str]:
     return sorted(set((await uow.session.execute(q)).scalars()))
 
 
+@dataclass(frozen=True)
+class TableChunk:
+    """Some members (by userId, in order) and every assignment they hold."""
+
+    people: Mapping[str, tuple[str | None, str, str | None]]   # user_id: (name, level, role)
+    entries: list[Entry]                                     # ordered by member, then kind
+    source: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+
+_KIND_ORDER = {"level": 0, "role": 1, "grant": 2, "template": 3}
+
+
+def _in_range(col: Any, lo: str | None, hi: str | None) -> list[Any]:
+    conds = []
+    if lo is not None:
+        conds.append(col > lo)
+    if hi is not None:
+        conds.append(col <= hi)
+    return conds
+
+
+async def table_chunks(uow: UnitOfWork, corp_id: str, now: datetime, size: int = 2000,
+                       ) -> AsyncIterator[TableChunk]:
+    """The permission table, ``size`` members at a time (by userId ranges, so assignments
+    of users the store has no member row for are not left out); column reads only, no ORM
+    rows, so a table of 100,000 rows is never held at once."""
+    ids = list((await uow.session.execute(
+        select(Member.user_id).where(Member.corp_id == corp_id).order_by(Member.user_id)
+    )).scalars())
+    edges: list[tuple[str | None, str | None]] = []
+    for i in range(0, max(len(ids), 1), size):
+        lo = ids[i - 1] if i else None
+        hi = ids[i + size - 1] if i + size < len(ids) else None
+        edges.append((lo, hi))
+    del ids
+    for lo, hi in edges:
+        people = {uid: (name, level, role) for uid, name, level, role in (
+            await uow.session.execute(
+                select(Member.user_id, Member.name, Member.level, Member.role).where(
+                    Member.corp_id == corp_id, *_in_range(Member.user_id, lo, hi)))).all()}
+        out: list[Entry] = []
+        source: dict[tuple[str, str, str], str] = {}
+        for uid, (_name, level, role) in people.items():
+            if level in (OWNER, ADMIN):
+                out.append(Entry(uid, "level", level))
+            if role:
+                out.append(Entry(uid, "role", role))
+        for uid, name, exp, by, batch in (await uow.session.execute(
+            select(Grant.user_id, Grant.name, Grant.expires_at, Grant.granted_by,
+                   Grant.batch_id).where(
+                Grant.corp_id == corp_id, *_in_range(Grant.user_id, lo, hi),
+                or_(Grant.expires_at.is_(None), Grant.expires_at > now))
+        )).all():
+            e = Entry(uid, "grant", name, exp)
+            out.append(e)
+            source[e.key] = f"granted_by={by}" + (f" batch={batch}" if batch else "")
+        for uid, name, via in (await uow.session.execute(
+            select(TemplateAssignment.user_id, Template.name, TemplateAssignment.via_dept)
+            .join(Template, Template.id == TemplateAssignment.template_id)
+            .where(Template.corp_id == corp_id,
+                   *_in_range(TemplateAssignment.user_id, lo, hi))
+        )).all():
+            e = Entry(uid, "template", name)
+            out.append(e)
+            if via:
+                source[e.key] = f"dept={via}"
+        out.sort(key=lambda e: (e.user_id, _KIND_ORDER[e.kind], e.value))
+        yield TableChunk(people, out, source)
+
+
 async def entries(uow: UnitOfWork, corp_id: str, now: datetime,
                   ) -> tuple[list[Entry], dict[tuple[str, str, str], str]]:
     """Every assignment in the store, ordered by member, and a source note per entry."""
     out: list[Entry] = []
     source: dict[tuple[str, str, str], str] = {}
-    for m in await members(uow, corp_id):
-        if m.level in (OWNER, ADMIN):
-            out.append(Entry(m.user_id, "level", m.level))
-        if m.role:
-            out.append(Entry(m.user_id, "role", m.role))
-    for g in (await uow.session.execute(
-        select(Grant).where(Grant.corp_id == corp_id,
-                            or_(Grant.expires_at.is_(None), Grant.expires_at > now))
-    )).scalars():
-        e = Entry(g.user_id, "grant", g.name, g.expires_at)
-        out.append(e)
-        source[e.key] = f"granted_by={g.granted_by}" + (f" batch={g.batch_id}" if g.batch_id else "")
-    for uid, name, via in (await uow.session.execute(
-        select(TemplateAssignment.user_id, Template.name, TemplateAssignment.via_dept)
-        .join(Template, Template.id == TemplateAssignment.template_id)
-        .where(Template.corp_id == corp_id)
-    )).all():
-        e = Entry(uid, "template", name)
-        out.append(e)
-        if via:
-            source[e.key] = f"dept={via}"
-    order = {"level": 0, "role": 1, "grant": 2, "template": 3}
-    out.sort(key=lambda e: (e.user_id, order[e.kind], e.value))
+    async for chunk in table_chunks(uow, corp_id, now, size=5000):
+        out.extend(chunk.entries)
+        source.update(chunk.source)
     return out, source
+
+
+async def people(uow: UnitOfWork, corp_id: str) -> dict[str, tuple[str | None, str]]:
+    """Every member's (name, level), by userId: what an import validates against."""
+    return {uid: (name, level) for uid, name, level in (await uow.session.execute(
+        select(Member.user_id, Member.name, Member.level).where(Member.corp_id == corp_id)
+    )).all()}
 
 
 async def apply_changes(uow: UnitOfWork, corp_id: str, changes: Iterable[Change], *, by: str,

@@ -21,7 +21,14 @@ from bot.core.domain.bulk import Mode, change_to_json, plan, read_rows
 from bot.core.domain.requests import State
 from bot.files.sheet import FileRefused, read_table
 from bot.texts.catalog import t
-from handlers.bulk import build_export, change_audit_rows, dry_run_lines
+from handlers.bulk import (
+    build_export,
+    change_audit_rows,
+    dry_run_lines,
+    plain,
+    read_limits,
+    refusal_params,
+)
 from handlers.permissions import catalog_of
 from storage import bulk as store
 from storage.db import open_database
@@ -54,14 +61,18 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
         if corp is None:
             return 1
         settings = with_corp(settings, corp)
-        data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
-                                         template=False, lang=settings.locale.lang)
+        built = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
+                                   template=False, lang=settings.locale.lang)
     finally:
         await db.dispose()
     tmp = Path(path + ".part")
-    await asyncio.to_thread(tmp.write_bytes, data)
+    await asyncio.to_thread(tmp.write_bytes, built.data)
     await asyncio.to_thread(tmp.replace, path)
-    print(f"wrote {path} ({len(data)} bytes, {fmt})")
+    print(f"wrote {path} ({len(built.data)} bytes, {built.rows} rows, {fmt})")
+    for key, params in built.over:
+        # The file is written (a backup, a report), but the import would refuse it as is.
+        print("baton: " + plain(key, settings.locale.lang, name=Path(path).name, **params),
+              file=sys.stderr)
     return 0
 
 
@@ -73,10 +84,12 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
         print(f"baton: cannot read {path}: {e.strerror}", file=sys.stderr)
         return 1
     try:
-        table = await asyncio.to_thread(read_table, data, Path(path).name)
+        table = await asyncio.to_thread(read_table, data, Path(path).name,
+                                        **read_limits(settings))
     except FileRefused as e:
-        print("baton: " + t(f"import_refused_{e.code}", lang,
-                            **{**e.params, "name": Path(path).name}), file=sys.stderr)
+        print("baton: " + plain(f"import_refused_{e.code}", lang,
+                                **{**refusal_params(e), "name": Path(path).name}),
+              file=sys.stderr)
         return 1
     now = datetime.now(UTC)
     db = open_database(settings.database.url)
@@ -87,13 +100,13 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
             return 1
         corp = found
         async with db.uow() as uow:
-            known = await store.members(uow, corp)
-            levels = {m.user_id: m.level for m in known}
+            known = await store.people(uow, corp)
             templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
             good, errors = read_rows(((r.row, r.cells) for r in table.rows),
-                                     catalog=catalog_of(settings), members=levels,
+                                     catalog=catalog_of(settings),
+                                     members={u: lv for u, (_n, lv) in known.items()},
                                      templates=templates, now=now,
-                                     names={m.user_id: m.name for m in known})
+                                     names={u: n for u, (n, _lv) in known.items()})
             current, _ = await store.entries(uow, corp, now)
             p = plan(good, errors, current, mode)
             for line in dry_run_lines(p, lang, settings.policy.timezone):

@@ -84,6 +84,8 @@ class Dispatcher:
         if route is None or route.prepare is None:
             return None
         try:
+            if route.prepare_settings:
+                return await route.prepare(parsed.command, self.client, self.settings)
             return await route.prepare(parsed.command, self.client)
         except Exception:
             log.exception("preparing %s failed", type(parsed.command).command_name)
