@@ -112,6 +112,28 @@ def _table_row(e: Entry, people: Mapping[str, tuple[str | None, str, str | None]
             e.expires_at.isoformat() if e.expires_at else "", source.get(e.key, "")]
 
 
+def _effective_rows(chunk: store.TableChunk, items: Mapping[str, tuple[str, ...]],
+                    cat: Catalog, lang: Lang, now: datetime) -> list[list[object]]:
+    """The ``effective`` sheet's rows of a chunk's members: each permission and its sources,
+    from the chunk's own entries (no second read of the store)."""
+    grants: dict[str, list[GrantIn]] = {}
+    templates: dict[str, list[TemplateIn]] = {}
+    for e in chunk.entries:
+        if e.kind == "grant":
+            grants.setdefault(e.user_id, []).append(GrantIn(e.value, e.expires_at))
+        elif e.kind == "template":
+            templates.setdefault(e.user_id, []).append(TemplateIn(e.value, items.get(e.value, ())))
+    out: list[list[object]] = []
+    for uid in sorted(chunk.people):
+        name, level, role = chunk.people[uid]
+        held = Holdings(level, role, tuple(grants.get(uid, ())), tuple(templates.get(uid, ())))
+        for perm, srcs in sources_of(held, cat, now).items():
+            out.append([uid, name or "", perm, cat.label(perm, lang), "; ".join(
+                f"{s.kind}:{s.name}" + (f"@{s.expires_at.isoformat()}" if s.expires_at else "")
+                for s in srcs)])
+    return out
+
+
 def over_limits(settings: Any, *, rows: int, size: int, inflated: int = 0,
                 refusal: FileRefused | None = None) -> tuple[tuple[str, dict[str, str]], ...]:
     """Why the import would refuse a file of ``rows`` data rows and ``size`` bytes (and,
@@ -152,34 +174,44 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
     corp = settings.org.corp_id
     if fmt == "csv":
         out = CsvWriter(COLUMNS)
+        waiting: asyncio.Future[None] | None = None
         async with db.uow() as uow:
             async for chunk in store.table_chunks(uow, corp, now, CHUNK):
                 table = [_table_row(e, chunk.people, chunk.source) for e in chunk.entries]
-                await asyncio.to_thread(out.append_rows, table)
+                if waiting is not None:
+                    await waiting
+                waiting = asyncio.ensure_future(asyncio.to_thread(out.append_rows, table))
+        if waiting is not None:
+            await waiting
         data = await asyncio.to_thread(out.close)
         return ExportFile(data, f"baton-permissions-{stamp}.csv", out.rows,
                           over_limits(settings, rows=out.rows, size=len(data)))
     wb = XlsxWriter()
+    ws = wb.sheet("permissions", COLUMNS)
+    eff_ws = wb.sheet("effective", ("user_id", "name", "permission", "label", "sources"),
+                      spooled=True)
+
+    def write(table: list[list[object]], eff: list[list[object]]) -> None:
+        ws.append_rows(table)
+        eff_ws.append_rows(eff)
+
+    # One pass over the store: a chunk's rows are written (off the loop) while the next
+    # chunk is read; the effective permissions come from the same rows.
+    pending: asyncio.Future[None] | None = None
     async with db.uow() as uow:
-        ws = wb.sheet("permissions", COLUMNS)
+        tpls = [(tp.name, tuple(tp.permissions)) for tp, _ in await uow.perms.templates(corp)]
+        items = dict(tpls)
         async for chunk in store.table_chunks(uow, corp, now, CHUNK):
             table = [_table_row(e, chunk.people, chunk.source) for e in chunk.entries]
-            await asyncio.to_thread(ws.append_rows, table)
-        n_rows, read_bytes = ws.rows, ws.inflated
-        eff_ws = wb.sheet("effective", ("user_id", "name", "permission", "label", "sources"))
-        async for chunk in store.table_chunks(uow, corp, now, CHUNK):
-            held = await uow.perms.holdings_many(corp, chunk.people, now, known={
-                u: (level, role) for u, (_n, level, role) in chunk.people.items()})
-            eff: list[list[object]] = []
-            for uid in sorted(held):
-                name = chunk.people[uid][0] or ""
-                for perm, srcs in sources_of(held[uid], cat, now).items():
-                    eff.append([uid, name, perm, cat.label(perm, lang), "; ".join(
-                        f"{s.kind}:{s.name}" + (f"@{s.expires_at.isoformat()}"
-                                                if s.expires_at else "") for s in srcs)])
-            await asyncio.to_thread(eff_ws.append_rows, eff)
-        tpls = [(tp.name, ", ".join(tp.permissions)) for tp, _ in await uow.perms.templates(corp)]
-    wb.sheet("templates", ("template", "items")).append_rows(tpls)
+            eff = _effective_rows(chunk, items, cat, lang, now)
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(asyncio.to_thread(write, table, eff))
+    if pending is not None:
+        await pending
+    n_rows, read_bytes = ws.rows, ws.inflated
+    tpls_rows = [(n, ", ".join(i)) for n, i in tpls]
+    wb.sheet("templates", ("template", "items")).append_rows(tpls_rows)
     about = wb.sheet("about", ("key", "value"))
     about.append_rows([("format", FORMAT_VERSION), ("exported_at", now.isoformat()),
                        ("corp_id", corp)])
@@ -337,7 +369,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                                   for k, v in refusal_params(info["params"]).items()}
         raise UserError(f"import_refused_{info['refused']}", audit_action="import.refused",
                         **{**params, "name": name})
-    table: Table = info["table"]
+    table: Table = info.pop("table")      # let the rows go once they are entries
     me = ctx.sender
     mode: Mode = "add"
     if me.import_mode == "replace" and me.import_mode_until and me.import_mode_until > ctx.now:
@@ -350,6 +382,7 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
                              members={u: lv for u, (_n, lv) in known.items()},
                              templates=set(templates), now=ctx.now,
                              names={u: n for u, (n, _lv) in known.items()})
+    del table
     current, _src = await store.entries(ctx.uow, corp, ctx.now)
     p = plan(good, errors, current, mode)
     lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)

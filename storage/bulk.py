@@ -120,6 +120,11 @@ async def entries(uow: UnitOfWork, corp_id: str, now: datetime,
     return out, source
 
 
+async def has_member(uow: UnitOfWork, corp_id: str, user_id: str) -> bool:
+    return (await uow.session.execute(select(Member.id).where(
+        Member.corp_id == corp_id, Member.user_id == user_id))).first() is not None
+
+
 async def people(uow: UnitOfWork, corp_id: str) -> dict[str, tuple[str | None, str]]:
     """Every member's (name, level), by userId: what an import validates against."""
     return {uid: (name, level) for uid, name, level in (await uow.session.execute(

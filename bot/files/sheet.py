@@ -18,11 +18,13 @@ import logging
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import PurePosixPath
+from sys import intern
 from typing import Any, Literal, TypeVar
 
 import openpyxl
@@ -289,6 +291,7 @@ class SheetWriter:
         self._part = part
         self.rows = 0            # data rows written (the header not counted)
         self.inflated = 0        # the sheet's XML so far, in bytes
+        self.closed = False
         self._next = 1
 
     def _write(self, text: str) -> None:
@@ -311,8 +314,33 @@ class SheetWriter:
         self._next = r
 
     def close(self) -> None:
+        if self.closed:
+            return
         self._write(_SHEET_TAIL)
         self._part.close()
+        self.closed = True
+
+
+class _Spool:
+    """A sheet's XML held compressed (fast, level 1) until the workbook is closed, for a sheet
+    filled in step with another: only one zip part can be open for writing at a time."""
+
+    def __init__(self) -> None:
+        self._z = zlib.compressobj(1)
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(self._z.compress(data))
+
+    def close(self) -> None:
+        self._parts.append(self._z.flush())
+
+    def replay(self, out: Any) -> None:
+        d = zlib.decompressobj()
+        for part in self._parts:
+            out.write(d.decompress(part))
+        out.write(d.flush())
+        self._parts.clear()
 
 
 class XlsxWriter:
@@ -326,25 +354,32 @@ class XlsxWriter:
 
     def __init__(self) -> None:
         self._buf = io.BytesIO()
-        self._zip = zipfile.ZipFile(self._buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6)
+        self._zip = zipfile.ZipFile(self._buf, "w", zipfile.ZIP_DEFLATED, compresslevel=3)
         self._titles: list[str] = []
         self._open: SheetWriter | None = None
+        self._spooled: list[tuple[int, _Spool, SheetWriter]] = []
         self.sheets: dict[str, SheetWriter] = {}
 
-    def sheet(self, title: str, header: Sequence[object]) -> SheetWriter:
-        """Start the next sheet (closing the one before) with its header row."""
-        if self._open is not None:
+    def sheet(self, title: str, header: Sequence[object], *, spooled: bool = False,
+              ) -> SheetWriter:
+        """Start the next sheet (closing the one before) with its header row; a ``spooled``
+        one stays open beside the others, its rows held compressed until :meth:`close`."""
+        if self._open is not None and not spooled:
             self._open.close()
+            self._open = None
         title = re.sub(r"[\\/*?:\[\]]", "_", title)[:31] or f"Sheet{len(self._titles) + 1}"
         self._titles.append(title)
-        part = self._zip.open(f"xl/worksheets/sheet{len(self._titles)}.xml", "w",
-                              force_zip64=True)
-        ws = SheetWriter(part)
+        spool = _Spool() if spooled else None
+        ws = SheetWriter(spool if spool is not None else self._zip.open(
+            f"xl/worksheets/sheet{len(self._titles)}.xml", "w", force_zip64=True))
+        if spool is not None:
+            self._spooled.append((len(self._titles), spool, ws))
         ws._write(_SHEET_HEAD)
         if header:
             ws._write(_xml_row(1, header))
         ws._next = 2
-        self._open = ws
+        if not spooled:
+            self._open = ws
         self.sheets[title] = ws
         return ws
 
@@ -354,6 +389,10 @@ class XlsxWriter:
         if self._open is not None:
             self._open.close()
             self._open = None
+        for i, spool, ws in self._spooled:
+            ws.close()
+            with self._zip.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as part:
+                spool.replay(part)
         n = len(self._titles)
         sheets = "".join(
             f'<sheet name="{escape_attr(t)}" sheetId="{i}" r:id="rId{i}"/>'
@@ -729,7 +768,9 @@ def _read_rows(rows: Iterator[Sequence[object]], max_rows: int, max_cols: int) -
             width = max(where.values()) + 1
             gaps = [i for i in range(width) if i not in where.values()]
             continue
-        cells = {c: _cell_text(raw[i]) if 0 <= i < size else "" for c, i in cols}
+        # Interned: a large table repeats its types, values, times and sources thousands of
+        # times; one copy of each keeps a 100,000-row file's rows small.
+        cells = {c: intern(_cell_text(raw[i])) if 0 <= i < size else "" for c, i in cols}
         stray = (size > width and not _blank(raw[width:])) or (
             bool(gaps) and not _blank(raw[i] for i in gaps if i < size))
         if stray:
