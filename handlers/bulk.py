@@ -143,17 +143,17 @@ def over_limits(settings: Any, *, rows: int, size: int, inflated: int = 0,
     out: list[tuple[str, dict[str, str]]] = []
     if rows > lim.max_rows:
         out.append(("export_over_rows", {"rows": str(rows), "max": str(lim.max_rows),
-                                         "key": "bulk.max_rows"}))
+                                         "setting": "bulk.max_rows"}))
     if size > lim.max_bytes:
         out.append(("export_over_size", {"size": f"{size / 1048576:.1f}",
                                          "max": f"{lim.max_file_mb:g}",
-                                         "key": "bulk.max_file_mb"}))
+                                         "setting": "bulk.max_file_mb"}))
     if inflated > inflate_cap(lim.max_rows) and rows <= lim.max_rows:
         out.append(("export_over_inflated", {"size": f"{inflated / 1048576:.0f}",
                                              "max": f"{inflate_cap(lim.max_rows) / 1048576:.0f}",
-                                             "key": "bulk.max_rows"}))
+                                             "setting": "bulk.max_rows"}))
     if refusal is not None and not out:
-        out.append(("export_not_importable", {"code": refusal.code, "key": "bulk.max_rows"}))
+        out.append(("export_not_importable", {"code": refusal.code, "setting": "bulk.max_rows"}))
     return tuple(out)
 
 
@@ -228,7 +228,7 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
                                   refusal=refusal))
 
 
-def plain(key: str, lang: Lang, **params: Any) -> str:
+def plain(key: str, lang: Lang, /, **params: Any) -> str:
     """A message as plain text, for a file (nothing escaped: no markdown there)."""
     return MESSAGES[key][lang].format(**{k: str(v) for k, v in params.items()})
 

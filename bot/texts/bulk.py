@@ -87,19 +87,19 @@ ZH: Mapping[str, str] = {
     "import_status_unchanged": "不变",
     "export_over_title": "导出文件超出导入上限",
     "export_over_rows": (
-        "注意：{name} 有 {rows} 行，超过导入上限 {max} 行（{key}）。"
-        "要把它再导入，请先在配置中调大 {key}。"
+        "注意：{name} 有 {rows} 行，超过导入上限 {max} 行（{setting}）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
     ),
     "export_over_size": (
-        "注意：{name} 有 {size} MB，超过导入上限 {max} MB（{key}）。"
-        "要把它再导入，请先在配置中调大 {key}。"
+        "注意：{name} 有 {size} MB，超过导入上限 {max} MB（{setting}）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
     ),
     "export_over_inflated": (
-        "注意：{name} 解压后约 {size} MB，超过导入允许的 {max} MB（由 {key} 决定）。"
-        "要把它再导入，请先在配置中调大 {key}。"
+        "注意：{name} 解压后约 {size} MB，超过导入允许的 {max} MB（由 {setting} 决定）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
     ),
     "export_not_importable": (
-        "注意：{name} 不会被导入接受（{code}）。要把它再导入，请先在配置中调大 {key}。"
+        "注意：{name} 不会被导入接受（{code}）。要把它再导入，请先在配置中调大 {setting}。"
     ),
     "import_refused_not_workbook": "文件 {name} 不是有效的 Excel 工作簿，未读取。",
     "import_refused_macro": "文件 {name} 含有宏（.xlsm 或 vbaProject），出于安全原因拒绝。请另存为 .xlsx。",
@@ -217,19 +217,19 @@ EN: Mapping[str, str] = {
     "import_status_unchanged": "unchanged",
     "export_over_title": "Export over the import limits",
     "export_over_rows": (
-        "Note: {name} has {rows} rows, more than an import accepts ({max}, {key}). "
-        "Raise {key} in the configuration before importing it back."
+        "Note: {name} has {rows} rows, more than an import accepts ({max}, {setting}). "
+        "Raise {setting} in the configuration before importing it back."
     ),
     "export_over_size": (
-        "Note: {name} is {size} MB, more than an import accepts ({max} MB, {key}). "
-        "Raise {key} in the configuration before importing it back."
+        "Note: {name} is {size} MB, more than an import accepts ({max} MB, {setting}). "
+        "Raise {setting} in the configuration before importing it back."
     ),
     "export_over_inflated": (
         "Note: {name} inflates to about {size} MB, more than an import reads ({max} MB, "
-        "set by {key}). Raise {key} in the configuration before importing it back."
+        "set by {setting}). Raise {setting} in the configuration before importing it back."
     ),
     "export_not_importable": (
-        "Note: an import would refuse {name} ({code}). Raise {key} in the configuration "
+        "Note: an import would refuse {name} ({code}). Raise {setting} in the configuration "
         "before importing it back."
     ),
     "import_refused_not_workbook": "{name} is not a valid Excel workbook; not read.",
