@@ -67,9 +67,9 @@ async def seed(url: str, rows: int) -> int:
     return n
 
 
-def edit_file(src: str, fmt: str, dst: str) -> int:
-    """One data row in ten edited: a role changed, a grant's expiry moved, another template.
-    Returns how many rows were edited (each is one change)."""
+def edit_file(src: str, fmt: str, dst: str, every: int = 10) -> int:
+    """One data row in ``every`` edited: a role changed, a grant's expiry moved, another
+    template. Returns how many rows were edited (each is one change)."""
     table = read_table(Path(src).read_bytes(), Path(src).name, max_bytes=1 << 30,
                        max_rows=10_000_000)
     later = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0).isoformat()
@@ -82,7 +82,7 @@ def edit_file(src: str, fmt: str, dst: str) -> int:
             held_tpl.setdefault(r.cells["user_id"], set()).add(r.cells["value"])
     for i, r in enumerate(table.rows):
         cells = [r.cells.get(c, "") for c in COLUMNS]
-        if i % 10 == 0:
+        if i % every == 0:
             kind, value = cells[2], cells[3]
             if kind == "role":
                 cells[3] = roles[(roles.index(value) + 1) % len(roles)]
@@ -138,7 +138,8 @@ def run_phase(*args: str) -> dict[str, str]:
     return fields
 
 
-def one_size(rows: int, fmt: str, url_for: str, tmp: str) -> dict[str, dict[str, str]]:
+def one_size(rows: int, fmt: str, url_for: str, tmp: str, full: bool = True,
+             ) -> dict[str, dict[str, str]]:
     url = url_for
     if url_for == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp}/bench-{rows}-{fmt}.db"
@@ -156,6 +157,16 @@ def one_size(rows: int, fmt: str, url_for: str, tmp: str) -> dict[str, dict[str,
         got["apply"]["note"] else "B-0"
     got["undo"] = run_phase("--phase", "undo", "--url", url, "--fmt", fmt, "--batch", batch)
     got["meta"] = {"rows": str(n), "edits": str(edits), "bytes": str(os.path.getsize(path))}
+    if full:
+        # Every row edited: a batch of about as many changes as rows, applied and undone.
+        everything = f"{tmp}/table-{rows}-all.{fmt}"
+        got["meta"]["all_edits"] = str(edit_file(path, fmt, everything, every=1))
+        got["apply_all"] = run_phase("--phase", "apply", "--url", url, "--fmt", fmt,
+                                     "--file", everything)
+        note = got["apply_all"]["note"]
+        batch = note.split("batch ")[-1].split()[0] if "batch" in note else "B-0"
+        got["undo_all"] = run_phase("--phase", "undo", "--url", url, "--fmt", fmt,
+                                    "--batch", batch)
     return got
 
 
@@ -195,7 +206,9 @@ def main() -> None:
                   f"{big['meta']['edits']} edited) vs {base['meta']['rows']} rows")
             print(f"  {'phase':8} {'s@' + str(a.rows):>10} {'MB':>6} {'s@' + str(a.base):>10} "
                   f"{'MB':>6} {'ratio':>6}  note")
-            for ph in ("export", "dryrun", "apply", "undo"):
+            print(f"  (apply_all / undo_all: every row edited, {big['meta']['all_edits']} and "
+                  f"{base['meta']['all_edits']} changes in one batch)")
+            for ph in ("export", "dryrun", "apply", "undo", "apply_all", "undo_all"):
                 b, g = base[ph], big[ph]
                 ratio = float(g["seconds"]) / max(float(b["seconds"]), 1e-3)
                 print(f"  {ph:8} {g['seconds']:>10} {g['rss_mb']:>6} {b['seconds']:>10} "
