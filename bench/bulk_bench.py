@@ -30,17 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.app import prepare_database
 from bot.cli.bulk import export_file, import_file, undo_batch
-from bot.cli.sandbox import ORG_CATALOG, ORG_TEMPLATES, org_shape
+from bot.cli.sandbox import ORG_CATALOG, edit_file, org_shape
 from bot.config import Settings
-from bot.files.sheet import COLUMNS, CsvWriter, XlsxWriter, read_table
 from storage.db import open_database
 from storage.demo import seed_org
 
@@ -65,46 +63,6 @@ async def seed(url: str, rows: int) -> int:
         await uow.commit()
     await db.dispose()
     return n
-
-
-def edit_file(src: str, fmt: str, dst: str, every: int = 10) -> int:
-    """One data row in ``every`` edited: a role changed, a grant's expiry moved, another
-    template. Returns how many rows were edited (each is one change)."""
-    table = read_table(Path(src).read_bytes(), Path(src).name, max_bytes=1 << 30,
-                       max_rows=10_000_000)
-    later = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0).isoformat()
-    roles = list(ORG_CATALOG["roles"])
-    tpls = list(ORG_TEMPLATES)
-    rows, edited = [], 0
-    held_tpl: dict[str, set[str]] = {}
-    for r in table.rows:
-        if r.cells["type"] == "template":
-            held_tpl.setdefault(r.cells["user_id"], set()).add(r.cells["value"])
-    for i, r in enumerate(table.rows):
-        cells = [r.cells.get(c, "") for c in COLUMNS]
-        if i % every == 0:
-            kind, value = cells[2], cells[3]
-            if kind == "role":
-                cells[3] = roles[(roles.index(value) + 1) % len(roles)]
-                edited += 1
-            elif kind == "grant":
-                cells[4] = later
-                edited += 1
-            elif kind == "template":
-                other = next(t for t in tpls if t not in held_tpl.get(cells[0], set()))
-                cells[3] = other
-                edited += 1
-        rows.append(cells)
-    if fmt == "csv":
-        w = CsvWriter(COLUMNS)
-        w.append_rows(rows)
-        data = w.close()
-    else:
-        wb = XlsxWriter()
-        wb.sheet("permissions", COLUMNS).append_rows(rows)
-        data = wb.close()
-    Path(dst).write_bytes(data)
-    return edited
 
 
 async def phase(name: str, url: str, path: str, fmt: str, batch: str) -> None:

@@ -16,13 +16,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.app import BatonApp
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.escape import person
+from bot.files.sheet import COLUMNS, CsvWriter, XlsxWriter, read_table
 from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
 from bot.texts.sandbox import HELP_EN, HELP_ZH
@@ -115,6 +116,48 @@ async def seed_large_org(app: BatonApp, members: int) -> int:
                               datetime.now(UTC))
         await uow.commit()
     return rows
+
+
+def edit_file(src: str, fmt: str, dst: str, every: int = 10) -> int:
+    """An exported table of the large organisation (``src``) with one data row in ``every``
+    edited, written to ``dst`` (for the bulk benchmark and round-trip tests): a role changed,
+    a grant's expiry moved, another template. Returns how many rows were edited (each is
+    one change)."""
+    table = read_table(Path(src).read_bytes(), Path(src).name, max_bytes=1 << 30,
+                       max_rows=10_000_000)
+    later = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0).isoformat()
+    roles = list(ORG_CATALOG["roles"])
+    tpls = list(ORG_TEMPLATES)
+    rows, edited = [], 0
+    held_tpl: dict[str, set[str]] = {}
+    for r in table.rows:
+        if r.cells["type"] == "template":
+            held_tpl.setdefault(r.cells["user_id"], set()).add(r.cells["value"])
+    for i, r in enumerate(table.rows):
+        cells = [r.cells.get(c, "") for c in COLUMNS]
+        if i % every == 0:
+            kind, value = cells[2], cells[3]
+            if kind == "role":
+                cells[3] = roles[(roles.index(value) + 1) % len(roles)]
+                edited += 1
+            elif kind == "grant":
+                cells[4] = later
+                edited += 1
+            elif kind == "template":
+                other = next(t for t in tpls if t not in held_tpl.get(cells[0], set()))
+                cells[3] = other
+                edited += 1
+        rows.append(cells)
+    if fmt == "csv":
+        w = CsvWriter(COLUMNS)
+        w.append_rows(rows)
+        data = w.close()
+    else:
+        wb = XlsxWriter()
+        wb.sheet("permissions", COLUMNS).append_rows(rows)
+        data = wb.close()
+    Path(dst).write_bytes(data)
+    return edited
 
 
 def demo_simulator(**kw: Any) -> Simulator:

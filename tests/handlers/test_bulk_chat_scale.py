@@ -14,8 +14,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from bench.bulk_bench import edit_file
-from bot.cli.sandbox import org_catalog, org_shape
+from bot.cli.sandbox import edit_file, org_catalog, org_shape
 from storage import bulk as store
 from storage.demo import seed_org
 from tests.handlers.conftest import CARD, GROUP, Harness, MakeHarness
@@ -62,7 +61,7 @@ async def test_the_round_trip_through_chat(app: Harness, tmp_path: Path) -> None
     assert "the full per-row dry run is sent to you as a file" in reply
     assert reply.count("\n") < 60                     # a summary, not thousands of lines
     # the report: every row of the file, with its status
-    [(report_name, report)] = [f for f in await deliver_exports(h, sent)
+    [(_name, report)] = [f for f in await deliver_exports(h, sent)
                                if f[0].startswith("baton-import-report")]
     ws = openpyxl.load_workbook(io.BytesIO(report), read_only=True)["report"]
     statuses = [r[1] for r in ws.iter_rows(min_row=2, values_only=True)]

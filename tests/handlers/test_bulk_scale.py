@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench.bulk_bench import edit_file
 from bot.cli.bulk import export_file, import_file, undo_batch
-from bot.cli.sandbox import ORG_CATALOG, org_shape
+from bot.cli.sandbox import ORG_CATALOG, edit_file, org_shape
 from bot.config import Settings
 from bot.files.sheet import read_table
 from storage import bulk as store
