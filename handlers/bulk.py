@@ -217,7 +217,7 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
                        ("corp_id", corp)])
     data = await asyncio.to_thread(wb.close)
     # What the import reads of it: the permissions and about sheets and the small parts.
-    read_bytes += about.inflated + 256 * 1024   # the small parts; a sheet's first block twice
+    read_bytes += about.inflated + wb.shared_bytes + 256 * 1024   # + the small parts
     refusal = None
     try:
         check_workbook(data, settings.bulk.max_rows)

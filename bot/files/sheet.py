@@ -268,7 +268,8 @@ def _xml_text(v: str) -> str:
     return f"<t>{v}</t>"
 
 
-def _xml_row(r: int, row: Sequence[object]) -> str:
+def _xml_row(r: int, row: Sequence[object], strings: dict[str, int]) -> str:
+    """One row; its text goes into the shared-string table ``strings`` (text -> index)."""
     cells = []
     for i, c in enumerate(row):
         if c is None or c == "":
@@ -276,7 +277,10 @@ def _xml_row(r: int, row: Sequence[object]) -> str:
         p = c if isinstance(c, str) else _plain(c)
         if isinstance(p, str):
             if p:
-                cells.append(f'<c r="{_col(i)}{r}" t="inlineStr"><is>{_xml_text(p)}</is></c>')
+                n = strings.get(p)
+                if n is None:
+                    n = strings[p] = len(strings)
+                cells.append(f'<c r="{_col(i)}{r}" t="s"><v>{n}</v></c>')
         elif p is not None:
             cells.append(f'<c r="{_col(i)}{r}"><v>{p!r}</v></c>' if isinstance(p, float)
                          else f'<c r="{_col(i)}{r}"><v>{p}</v></c>')
@@ -287,8 +291,9 @@ class SheetWriter:
     """One sheet of a :class:`XlsxWriter`, open for rows; closed by the next sheet or the
     workbook's :meth:`XlsxWriter.close`."""
 
-    def __init__(self, part: Any) -> None:
+    def __init__(self, part: Any, strings: dict[str, int]) -> None:
         self._part = part
+        self._strings = strings
         self.rows = 0            # data rows written (the header not counted)
         self.inflated = 0        # the sheet's XML so far, in bytes
         self.closed = False
@@ -303,7 +308,7 @@ class SheetWriter:
         out: list[str] = []
         r = self._next
         for row in rows:
-            out.append(_xml_row(r, row))
+            out.append(_xml_row(r, row, self._strings))
             r += 1
             if len(out) >= 2000:
                 self._write("".join(out))
@@ -345,9 +350,9 @@ class _Spool:
 
 class XlsxWriter:
     """A write-only workbook: each sheet streamed row by row into a deflated zip, only the
-    compressed bytes kept. Text cells are inline strings (no shared-string table for an
-    import to parse whole), neutralised so none is a formula, with what .xlsx cannot hold
-    written as visible ``\\xNN`` (as the audit export does).
+    compressed bytes kept (and one copy of each distinct text, for the shared-string table:
+    reading a shared string costs openpyxl a fraction of an inline one). No text is a
+    formula; what .xlsx cannot hold is written as visible ``\\xNN`` (as the audit export).
 
     openpyxl's own write-only mode writes the same XML, but through a generic element
     serialiser: about 15 s per 100,000 six-column rows against well under one second here."""
@@ -358,7 +363,9 @@ class XlsxWriter:
         self._titles: list[str] = []
         self._open: SheetWriter | None = None
         self._spooled: list[tuple[int, _Spool, SheetWriter]] = []
+        self._strings: dict[str, int] = {}
         self.sheets: dict[str, SheetWriter] = {}
+        self.shared_bytes = 0    # xl/sharedStrings.xml, once closed
 
     def sheet(self, title: str, header: Sequence[object], *, spooled: bool = False,
               ) -> SheetWriter:
@@ -371,12 +378,13 @@ class XlsxWriter:
         self._titles.append(title)
         spool = _Spool() if spooled else None
         ws = SheetWriter(spool if spool is not None else self._zip.open(
-            f"xl/worksheets/sheet{len(self._titles)}.xml", "w", force_zip64=True))
+            f"xl/worksheets/sheet{len(self._titles)}.xml", "w", force_zip64=True),
+            self._strings)
         if spool is not None:
             self._spooled.append((len(self._titles), spool, ws))
         ws._write(_SHEET_HEAD)
         if header:
-            ws._write(_xml_row(1, header))
+            ws._write(_xml_row(1, header, self._strings))
         ws._next = 2
         if not spooled:
             self._open = ws
@@ -394,6 +402,9 @@ class XlsxWriter:
             with self._zip.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as part:
                 spool.replay(part)
         n = len(self._titles)
+        with self._zip.open("xl/sharedStrings.xml", "w", force_zip64=True) as part:
+            self.shared_bytes = _write_strings(part, self._strings)
+        self._strings.clear()
         sheets = "".join(
             f'<sheet name="{escape_attr(t)}" sheetId="{i}" r:id="rId{i}"/>'
             for i, t in enumerate(self._titles, start=1))
@@ -405,7 +416,9 @@ class XlsxWriter:
                        f'Target="worksheets/sheet{i}.xml"/>' for i in range(1, n + 1))
         z.writestr("xl/_rels/workbook.xml.rels", _XML_HEAD + f'<Relationships xmlns="{_NS_PKG}">'
                    f'{rels}<Relationship Id="rId{n + 1}" Type="{_NS_REL}/styles" '
-                   'Target="styles.xml"/></Relationships>')
+                   f'Target="styles.xml"/><Relationship Id="rId{n + 2}" '
+                   f'Type="{_NS_REL}/sharedStrings" Target="sharedStrings.xml"/>'
+                   "</Relationships>")
         z.writestr("xl/styles.xml", _STYLES)
         z.writestr("_rels/.rels", _XML_HEAD + f'<Relationships xmlns="{_NS_PKG}">'
                    f'<Relationship Id="rId1" Type="{_NS_REL}/officeDocument" '
@@ -420,9 +433,33 @@ class XlsxWriter:
                    '<Default Extension="xml" ContentType="application/xml"/>'
                    f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
                    f'<Override PartName="/xl/styles.xml" ContentType="{ct}.styles+xml"/>'
+                   '<Override PartName="/xl/sharedStrings.xml" '
+                   f'ContentType="{ct}.sharedStrings+xml"/>'
                    f"{overrides}</Types>")
         z.close()
         return self._buf.getvalue()
+
+
+def _write_strings(part: Any, strings: dict[str, int]) -> int:
+    """The shared-string table (texts in index order, neutralised and escaped); its size."""
+    size = 0
+
+    def put(text: str) -> None:
+        nonlocal size
+        data = text.encode("utf-8")
+        size += len(data)
+        part.write(data)
+
+    put(_XML_HEAD + f'<sst xmlns="{_NS_MAIN}" count="{len(strings)}" '
+        f'uniqueCount="{len(strings)}">')
+    out: list[str] = []
+    for text in strings:           # a dict keeps insertion order: the indexes
+        out.append(f"<si>{_xml_text(text)}</si>")
+        if len(out) >= 5000:
+            put("".join(out))
+            out.clear()
+    put("".join(out) + "</sst>")
+    return size
 
 
 def escape_attr(v: str) -> str:
