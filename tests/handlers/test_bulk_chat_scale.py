@@ -15,6 +15,7 @@ import openpyxl
 import pytest
 
 from bot.cli.sandbox import edit_file, org_catalog, org_shape
+from handlers.bulk import send_export
 from storage import bulk as store
 from storage.demo import seed_org
 from tests.handlers.conftest import CARD, GROUP, Harness, MakeHarness
@@ -77,3 +78,25 @@ async def test_the_round_trip_through_chat(app: Harness, tmp_path: Path) -> None
     await h.press("zhangsan", CARD.format(2) + "-group", "approve")
     await h.card_status(CARD.format(2), "applied")
     assert await table(h) == before
+
+
+async def test_an_export_over_the_limits_says_so_in_chat(make_harness: MakeHarness) -> None:
+    """The file is sent all the same, then a note naming the key to raise before it can be
+    imported back; and that import is refused, naming it too."""
+    h = await make_harness(catalog=org_catalog(), locale={"default": "en"},
+                           bulk={"max_rows": 1000})
+    async with h.db.uow() as uow:
+        await seed_org(uow, h.settings.org.corp_id, org_shape(150, leaders=False),
+                       h.clock.now())
+        await uow.commit()
+    sent = await h.say("lisi", "export xlsx")
+    [row] = [s for s in sent if s.kind == "export"]
+    await send_export(h.db, h.settings, h.dingtalk, row.payload, h.clock.now())  # type: ignore[arg-type]
+    calls = h.dingtalk.called("oto_send")
+    [(content, name, _)] = h.dingtalk.called("upload_media")
+    assert calls[-2][1] == "sampleFile"
+    to, key, param = calls[-1]
+    assert to == ["lisi"] and key == "sampleMarkdown"
+    assert "more than an import accepts (1000, bulk.max_rows)" in param["text"]
+    text = await send_file(h, "lisi", name, content, "refused")
+    assert "more than 1000 rows (bulk.max_rows)" in text
