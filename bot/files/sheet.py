@@ -50,6 +50,7 @@ MAX_ROWS = 200_000                    # data rows (default of bulk.max_rows)
 ROW_BUDGET = 1024                     # inflated bytes a workbook may stream to, per allowed row
 INFLATE_BASE = 8 * 1024 * 1024        # ... plus this, for the parts around the rows
 MAX_RATIO = 100                       # per zip member, uncompressed/compressed
+TOTAL_PARTS = 4                       # all parts together: at most this many times the cap
 SHARED_STRING_BYTES = 40              # xl/sharedStrings.xml, uncompressed, per allowed row...
 MIN_SHARED_STRINGS = 8 * 1024 * 1024  # ... but never less than this
 MAX_SHARED_STRINGS = MIN_SHARED_STRINGS
@@ -582,6 +583,10 @@ def _check_zip(data: bytes, max_rows: int = MAX_ROWS) -> None:
             if len(infos) > MAX_ENTRIES:
                 raise FileRefused("zip_bomb", {"reason": "entries", "count": str(len(infos)),
                                                "max": str(MAX_ENTRIES)})
+            total = sum(i.file_size for i in infos)
+            if total > TOTAL_PARTS * cap:     # more than any workbook of max_rows holds
+                raise FileRefused("zip_bomb", {"reason": "size", "size": str(total),
+                                               "max": str(TOTAL_PARTS * cap)})
             for i in infos:
                 if i.file_size > cap:
                     raise FileRefused("zip_bomb", {"reason": "size", "size": str(i.file_size),
