@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, or_, select, union, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, union, update
 
 from bot.core.domain.bulk import Change, Entry
 from storage.db import UnitOfWork
@@ -240,9 +240,11 @@ async def apply_changes(uow: UnitOfWork, corp_id: str, changes: Iterable[Change]
         await s.execute(update(Grant).execution_options(synchronize_session=False), [
             {"id": gid, "expires_at": exp, "batch_id": batch, "granted_by": by}
             for gid, exp in set_grants.items()])
-    for tid, uid in unassign:
-        await s.execute(delete(TemplateAssignment).where(
-            TemplateAssignment.template_id == tid, TemplateAssignment.user_id == uid))
+    if unassign:
+        ta = cast(Table, TemplateAssignment.__table__)
+        await s.execute(delete(ta).where(ta.c.template_id == bindparam("tid"),
+                                         ta.c.user_id == bindparam("uid")),
+                        [{"tid": tid, "uid": uid} for tid, uid in sorted(unassign)])
     if new_roles:
         await s.execute(update(Member).execution_options(synchronize_session=False), [
             {"id": mid, "role": role, "updated_at": now} for mid, role in new_roles.items()])
