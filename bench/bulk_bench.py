@@ -44,7 +44,8 @@ from storage.db import open_database
 from storage.demo import seed_org
 
 CORP = "bench"
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+PG = f"{PG_SERVER}/baton_bulk_bench"      # its own database, created and emptied here
 
 
 def settings_for(url: str) -> Settings:
@@ -136,7 +137,12 @@ def one_size(rows: int, fmt: str, url_for: str, tmp: str, full: bool = True,
 
 
 async def _reset_pg(url: str) -> None:
-
+    admin = create_async_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as c:
+        if not (await c.execute(text("SELECT 1 FROM pg_database WHERE datname = "
+                                     "'baton_bulk_bench'"))).first():
+            await c.execute(text("CREATE DATABASE baton_bulk_bench"))
+    await admin.dispose()
     eng = create_async_engine(url)
     async with eng.begin() as c:
         await c.execute(text("DROP SCHEMA public CASCADE"))
