@@ -178,7 +178,7 @@ def sim_settings(sim: Simulator, db_url: str, base: Settings | None = None,
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = sim.corp_id
     if not data["catalog"]["permissions"]:
-        data["catalog"] = DEMO_CATALOG
+        data["catalog"] = dict(DEMO_CATALOG)  # a copy: sections update it in place
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return Settings.model_validate(data)

@@ -347,7 +347,7 @@ def handler_settings(db_url: str, **sections: dict[str, Any]) -> Settings:
                             openapi_endpoint="http://127.0.0.1:9", oapi_endpoint="http://127.0.0.1:9")
     data["database"]["url"] = db_url
     data["org"]["corp_id"] = DEMO_CORP
-    data["catalog"] = DEMO_CATALOG
+    data["catalog"] = dict(DEMO_CATALOG)      # a copy: sections update it in place
     data["policy"]["quiet_hours"] = None
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
