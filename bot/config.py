@@ -398,6 +398,23 @@ class LimitsSettings(_Section):
     _dur = field_validator("alert_window", mode="before")(config_duration)
 
 
+class BulkSettings(_Section):
+    """Bulk import and export (``export``, a file sent to Baton, ``baton export/import``).
+
+    Both bound what an import accepts; an export that would exceed them still writes its
+    file but says which key to raise before the file can be imported again."""
+
+    max_rows: int = Field(default=200_000, ge=1, le=5_000_000)
+    """Data rows an import file may hold (and an export may write and still re-import).
+    The inflated size a workbook may stream to is derived from it (1 KiB a row)."""
+    max_file_mb: float = Field(default=20, gt=0, le=1024)
+    """The file's size as sent or downloaded, in MB (MiB)."""
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
 AUDIT_MIN_RETENTION = timedelta(days=180)
 
 
@@ -638,6 +655,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     audit: AuditSettings = AuditSettings()
     integrations: IntegrationsSettings = IntegrationsSettings()
+    bulk: BulkSettings = BulkSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

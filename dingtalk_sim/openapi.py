@@ -31,6 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TOKEN_HEADER = "x-acs-dingtalk-access-token"  # noqa: S105 (a header name)
 MSG_PARAM_MAX_BYTES = 15000
+LIST_PAGE_MAX = 100  # topapi/user/listsimple: at most 100 members a page
 OTO_MAX_USERS = 20
 FILES_PATH = "/sim/files/"
 # msgKey -> keys its msgParam must hold (others are accepted without checks)
@@ -101,6 +102,7 @@ class OpenApi:
         r.add_post("/topapi/v2/user/get", self._user_get)
         r.add_post("/topapi/user/listadmin", self._list_admin)
         r.add_post("/topapi/user/listid", self._list_userid)
+        r.add_post("/topapi/user/listsimple", self._list_simple)
         r.add_post("/topapi/v2/department/get", self._dept_get)
         r.add_post("/topapi/v2/department/listsub", self._dept_listsub)
         r.add_get(FILES_PATH + "{code}", self._file_bytes)
@@ -688,6 +690,28 @@ class OpenApi:
                 u.user_id for u in self._state.users.values() if u.in_corp and dept_id in u.dept_ids
             ]
         return self._legacy_ok({"userid_list": ids})
+
+    async def _list_simple(self, request: web.Request) -> web.Response:
+        """A department's members a page at a time, as DingTalk serves a large directory:
+        ``{dept_id, cursor, size}`` (size 1..100) -> ``{has_more, next_cursor, list}``."""
+        self._require_legacy_token(request)
+        body = await self._legacy_body(request)
+        dept_id = self._dept_id(body)
+        cursor, size = body.get("cursor", 0), body.get("size")
+        if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
+            raise LegacyError(40035, "不合法的参数 cursor")
+        if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= LIST_PAGE_MAX:
+            raise LegacyError(40035, "不合法的参数 size")
+        with self._state.lock:
+            members = sorted((u for u in self._state.users.values()
+                              if u.in_corp and dept_id in u.dept_ids), key=lambda u: u.user_id)
+        page = members[cursor:cursor + size]
+        more = cursor + size < len(members)
+        result: dict[str, Any] = {"has_more": more,
+                                  "list": [{"userid": u.user_id, "name": u.name} for u in page]}
+        if more:
+            result["next_cursor"] = cursor + size
+        return self._legacy_ok(result)
 
     def _dept_json(self, dept_id: int) -> dict[str, Any]:
         dept = self._state.departments[dept_id]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,9 +47,20 @@ from bot.core.domain.requests import Request, State
 from bot.core.escape import Md, literal
 from bot.core.lang import Lang
 from bot.dispatch.context import CommandRouter, Context, UserError
-from bot.files.sheet import COLUMNS, FORMAT_VERSION, FileRefused, Table, read_table, write_csv, write_xlsx
+from bot.files.sheet import (
+    COLUMNS,
+    FORMAT_VERSION,
+    CsvWriter,
+    FileRefused,
+    Table,
+    XlsxWriter,
+    check_workbook,
+    inflate_cap,
+    read_table,
+    write_xlsx,
+)
 from bot.ports import DingTalkError, Messenger
-from bot.texts.catalog import t
+from bot.texts.catalog import MESSAGES, t
 from handlers.permissions import ApprovedChange, catalog_of, did_you_mean, start_request
 from handlers.templates import impact_text
 from storage import bulk as store
@@ -80,9 +91,76 @@ async def export(cmd: Export | ExportTemplate, ctx: Context) -> None:
     await ctx.reply(ctx.t(key, fmt=fmt))
 
 
+@dataclass(frozen=True)
+class ExportFile:
+    """A built export: the file, its name, its data rows, and what would keep Baton's own
+    import (under the same configuration) from taking it back: (text key, params) each."""
+
+    data: bytes
+    name: str
+    rows: int
+    over: tuple[tuple[str, dict[str, str]], ...] = ()
+
+
+CHUNK = 500          # members a chunk of the export (the peak RSS follows it: 2000 gave +25 MB)
+
+
+def _table_row(e: Entry, people: Mapping[str, tuple[str | None, str, str | None]],
+               source: Mapping[tuple[str, str, str], str]) -> list[object]:
+    who = people.get(e.user_id)
+    return [e.user_id, (who[0] if who else None) or "", e.kind, e.value,
+            e.expires_at.isoformat() if e.expires_at else "", source.get(e.key, "")]
+
+
+def _effective_rows(chunk: store.TableChunk, items: Mapping[str, tuple[str, ...]],
+                    cat: Catalog, lang: Lang, now: datetime) -> list[list[object]]:
+    """The ``effective`` sheet's rows of a chunk's members: each permission and its sources,
+    from the chunk's own entries (no second read of the store)."""
+    grants: dict[str, list[GrantIn]] = {}
+    templates: dict[str, list[TemplateIn]] = {}
+    for e in chunk.entries:
+        if e.kind == "grant":
+            grants.setdefault(e.user_id, []).append(GrantIn(e.value, e.expires_at))
+        elif e.kind == "template":
+            templates.setdefault(e.user_id, []).append(TemplateIn(e.value, items.get(e.value, ())))
+    out: list[list[object]] = []
+    for uid in sorted(chunk.people):
+        name, level, role = chunk.people[uid]
+        held = Holdings(level, role, tuple(grants.get(uid, ())), tuple(templates.get(uid, ())))
+        for perm, srcs in sources_of(held, cat, now).items():
+            out.append([uid, name or "", perm, cat.label(perm, lang), "; ".join(
+                f"{s.kind}:{s.name}" + (f"@{s.expires_at.isoformat()}" if s.expires_at else "")
+                for s in srcs)])
+    return out
+
+
+def over_limits(settings: Any, *, rows: int, size: int, inflated: int = 0,
+                refusal: FileRefused | None = None) -> tuple[tuple[str, dict[str, str]], ...]:
+    """Why the import would refuse a file of ``rows`` data rows and ``size`` bytes (and,
+    for a workbook, ``inflated`` bytes read and the directory's own ``refusal``), each
+    naming the configuration key to raise."""
+    lim = settings.bulk
+    out: list[tuple[str, dict[str, str]]] = []
+    if rows > lim.max_rows:
+        out.append(("export_over_rows", {"rows": str(rows), "max": str(lim.max_rows),
+                                         "setting": "bulk.max_rows"}))
+    if size > lim.max_bytes:
+        out.append(("export_over_size", {"size": f"{size / 1048576:.1f}",
+                                         "max": f"{lim.max_file_mb:g}",
+                                         "setting": "bulk.max_file_mb"}))
+    if inflated > inflate_cap(lim.max_rows) and rows <= lim.max_rows:
+        out.append(("export_over_inflated", {"size": f"{inflated / 1048576:.0f}",
+                                             "max": f"{inflate_cap(lim.max_rows) / 1048576:.0f}",
+                                             "setting": "bulk.max_rows"}))
+    if refusal is not None and not out:
+        out.append(("export_not_importable", {"code": refusal.code, "setting": "bulk.max_rows"}))
+    return tuple(out)
+
+
 async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
-                       template: bool, lang: Lang) -> tuple[bytes, str]:
-    """The file (bytes, name): the full table, or the empty import template."""
+                       template: bool, lang: Lang) -> ExportFile:
+    """The file: the full table (read from the store in chunks and streamed into the file),
+    or the empty import template."""
     stamp = now.strftime("%Y%m%d-%H%M")
     if template:
         rows: list[list[object]] = []
@@ -91,33 +169,105 @@ async def build_export(db: Database, settings: Any, now: datetime, *, fmt: str,
             ("permissions", COLUMNS, rows), ("example", COLUMNS, example),
             ("about", ("key", "value"), [("format", FORMAT_VERSION), ("kind", "import template")]),
         ])
-        return data, f"baton-import-template-{FORMAT_VERSION}.xlsx"
+        return ExportFile(data, f"baton-import-template-{FORMAT_VERSION}.xlsx", 0)
     cat = catalog_of(settings)
     corp = settings.org.corp_id
-    async with db.uow() as uow:
-        entries, source = await store.entries(uow, corp, now)
-        people = {m.user_id: m.name for m in await store.members(uow, corp)}
-        tpls = [(tp.name, list(tp.permissions)) for tp, _ in await uow.perms.templates(corp)]
-        held = await uow.perms.holdings_many(corp, people, now)
-    table = [[e.user_id, people.get(e.user_id, ""), e.kind, e.value,
-              e.expires_at.isoformat() if e.expires_at else "", source.get(e.key, "")]
-             for e in entries]
     if fmt == "csv":
-        return await asyncio.to_thread(write_csv, COLUMNS, table), f"baton-permissions-{stamp}.csv"
-    eff: list[list[object]] = []
-    for uid in sorted(held):
-        for perm, srcs in sources_of(held[uid], cat, now).items():
-            eff.append([uid, people.get(uid, ""), perm, cat.label(perm, lang),
-                        "; ".join(f"{s.kind}:{s.name}" + (f"@{s.expires_at.isoformat()}"
-                                                          if s.expires_at else "") for s in srcs)])
-    data = await asyncio.to_thread(write_xlsx, [
-        ("permissions", COLUMNS, table),
-        ("effective", ("user_id", "name", "permission", "label", "sources"), eff),
-        ("templates", ("template", "items"), [(n, ", ".join(i)) for n, i in tpls]),
-        ("about", ("key", "value"), [("format", FORMAT_VERSION), ("exported_at", now.isoformat()),
-                                     ("corp_id", corp)]),
-    ])
-    return data, f"baton-permissions-{stamp}.xlsx"
+        out = CsvWriter(COLUMNS)
+        waiting: asyncio.Future[None] | None = None
+        async with db.uow() as uow:
+            async for chunk in store.table_chunks(uow, corp, now, CHUNK):
+                table = [_table_row(e, chunk.people, chunk.source) for e in chunk.entries]
+                if waiting is not None:
+                    await waiting
+                waiting = asyncio.ensure_future(asyncio.to_thread(out.append_rows, table))
+        if waiting is not None:
+            await waiting
+        data = await asyncio.to_thread(out.close)
+        return ExportFile(data, f"baton-permissions-{stamp}.csv", out.rows,
+                          over_limits(settings, rows=out.rows, size=len(data)))
+    wb = XlsxWriter()
+    ws = wb.sheet("permissions", COLUMNS)
+    eff_ws = wb.sheet("effective", ("user_id", "name", "permission", "label", "sources"),
+                      spooled=True)
+
+    def write(table: list[list[object]], eff: list[list[object]]) -> None:
+        ws.append_rows(table)
+        eff_ws.append_rows(eff)
+
+    # One pass over the store: a chunk's rows are written (off the loop) while the next
+    # chunk is read; the effective permissions come from the same rows.
+    pending: asyncio.Future[None] | None = None
+    async with db.uow() as uow:
+        tpls = [(tp.name, tuple(tp.permissions)) for tp, _ in await uow.perms.templates(corp)]
+        items = dict(tpls)
+        async for chunk in store.table_chunks(uow, corp, now, CHUNK):
+            table = [_table_row(e, chunk.people, chunk.source) for e in chunk.entries]
+            eff = _effective_rows(chunk, items, cat, lang, now)
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(asyncio.to_thread(write, table, eff))
+    if pending is not None:
+        await pending
+    n_rows, read_bytes = ws.rows, ws.inflated
+    tpls_rows = [(n, ", ".join(i)) for n, i in tpls]
+    wb.sheet("templates", ("template", "items")).append_rows(tpls_rows)
+    about = wb.sheet("about", ("key", "value"))
+    about.append_rows([("format", FORMAT_VERSION), ("exported_at", now.isoformat()),
+                       ("corp_id", corp)])
+    data = await asyncio.to_thread(wb.close)
+    # What the import reads of it: the permissions and about sheets and the small parts.
+    read_bytes += about.inflated + wb.shared_bytes + 256 * 1024   # + the small parts
+    refusal = None
+    try:
+        check_workbook(data, settings.bulk.max_rows)
+    except FileRefused as e:
+        refusal = e
+    return ExportFile(data, f"baton-permissions-{stamp}.xlsx", n_rows,
+                      over_limits(settings, rows=n_rows, size=len(data), inflated=read_bytes,
+                                  refusal=refusal))
+
+
+def plain(key: str, lang: Lang, /, **params: Any) -> str:
+    """A message as plain text, for a file (nothing escaped: no markdown there)."""
+    return MESSAGES[key][lang].format(**{k: str(v) for k, v in params.items()})
+
+
+def report_rows(p: Plan) -> list[list[Any]]:
+    """Every row of a dry run, compactly, for the report file (an outbox payload)."""
+    out: list[list[Any]] = []
+    for r in p.rows:
+        if r.error is not None:
+            out.append([r.row, "error", r.error.code, dict(r.error.params), list(r.error.hints)])
+        elif r.entry is not None:
+            out.append([r.row, r.status, *entry_to_json(r.entry)])
+    return out
+
+
+async def build_report(payload: dict[str, Any], lang: Lang, tz: str, now: datetime,
+                       ) -> tuple[bytes, str]:
+    """The full per-row dry run of an import, as a workbook (the chat shows the first rows)."""
+    def rows() -> list[list[object]]:
+        out: list[list[object]] = []
+        for item in payload["report"]:
+            if item[1] == "error":
+                why = plain(f"import_row_{item[2]}", lang, **item[3])
+                if item[4]:
+                    why = f"{why} ({', '.join(item[4])})"
+                out.append([item[0], plain("import_status_error", lang), "", "", "", "", why])
+            else:
+                uid, kind, value, exp = item[2:6]
+                out.append([item[0], plain(f"import_status_{item[1]}", lang), uid, kind, value,
+                            local(datetime.fromisoformat(exp), tz) if exp else "", ""])
+        return out
+
+    header = ("row", "status", "user_id", "type", "value", "expires_at", "detail")
+    data = await asyncio.to_thread(lambda: write_xlsx([
+        ("report", header, rows()),
+        ("about", ("key", "value"), [("format", FORMAT_VERSION),
+                                     ("import", str(payload.get("file", ""))),
+                                     ("timezone", tz), ("dry_run_at", now.isoformat())])]))
+    return data, f"baton-import-report-{now.strftime('%Y%m%d-%H%M')}.xlsx"
 
 
 async def build_removals(db: Database, settings: Any, now: datetime,
@@ -142,13 +292,22 @@ async def send_export(db: Database, settings: Any, client: Messenger,
                       payload: dict[str, Any], now: datetime) -> None:
     """The outbox's delivery of an ``export`` row: build, upload, send one-to-one."""
     lang: Lang = "en" if payload.get("lang") == "en" else "zh"
+    over: tuple[tuple[str, dict[str, str]], ...] = ()
     if "removals" in payload:
         data, name = await build_removals(db, settings, now, payload)
+    elif "report" in payload:
+        data, name = await build_report(payload, lang, settings.policy.timezone, now)
     else:
-        data, name = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
-                                        template=bool(payload.get("template")), lang=lang)
+        built = await build_export(db, settings, now, fmt=str(payload.get("fmt", "xlsx")),
+                                   template=bool(payload.get("template")), lang=lang)
+        data, name, over = built.data, built.name, built.over
     media = await client.upload_media(data, name)
     await client.send_file(str(payload["user_id"]), media, name)
+    if over:
+        # Said after the file, once: a retry of this row rebuilds and resends both.
+        await client.send_to_user(str(payload["user_id"]), "\n\n".join(
+            t(key, lang, name=literal(name, 80), **params) for key, params in over),
+            markdown=True, title=t("export_over_title", lang))
 
 
 # ---- import: arming replace mode ----------------------------------------------------------------
@@ -162,8 +321,10 @@ async def import_mode(cmd: ImportMode, ctx: Context) -> None:
 
 # ---- import: the file ---------------------------------------------------------------------------
 
-async def fetch_file(cmd: ImportFile, client: Messenger | None) -> dict[str, Any]:
-    """Before the transaction: download and read the file (parsing off the event loop)."""
+async def fetch_file(cmd: ImportFile, client: Messenger | None, settings: Any,
+                     ) -> dict[str, Any]:
+    """Before the transaction: download and read the file (parsing off the event loop),
+    within ``bulk.max_file_mb`` and ``bulk.max_rows``."""
     if cmd.in_group:
         return {}
     if client is None:
@@ -174,13 +335,28 @@ async def fetch_file(cmd: ImportFile, client: Messenger | None) -> dict[str, Any
         log.warning("downloading import file failed: %s", e)
         return {"error": e.code}
     try:
-        table = await asyncio.to_thread(read_table, data, cmd.file.file_name)
+        table = await asyncio.to_thread(read_table, data, cmd.file.file_name,
+                                        **read_limits(settings))
     except FileRefused as e:
         return {"refused": e.code, "params": dict(e.params)}
     return {"table": table}
 
 
-@router.command(ImportFile, authority="admin", prepare=fetch_file)
+def read_limits(settings: Any) -> dict[str, int]:
+    return {"max_bytes": settings.bulk.max_bytes, "max_rows": settings.bulk.max_rows}
+
+
+def refusal_params(e: FileRefused | dict[str, str]) -> dict[str, str]:
+    """A refusal's parameters for its message (sizes in MB where the limit is set in MB)."""
+    params = dict(e.params if isinstance(e, FileRefused) else e)
+    if "size" in params and "max" in params and params["size"].isdigit() and \
+            params["max"].isdigit():
+        params["size_mb"] = f"{int(params['size']) / 1048576:.1f}"
+        params["max_mb"] = f"{int(params['max']) / 1048576:.1f}"
+    return params
+
+
+@router.command(ImportFile, authority="admin", prepare=fetch_file, prepare_settings=True)
 async def import_file(cmd: ImportFile, ctx: Context) -> None:
     info: dict[str, Any] = ctx.prepared or {}
     name = literal(cmd.file.file_name, 80)
@@ -189,25 +365,33 @@ async def import_file(cmd: ImportFile, ctx: Context) -> None:
     if "error" in info:
         raise UserError("import_download_failed", name=name)
     if "refused" in info:
-        params: dict[str, Any] = {k: literal(str(v), 80) for k, v in info["params"].items()}
+        params: dict[str, Any] = {k: literal(str(v), 80)
+                                  for k, v in refusal_params(info["params"]).items()}
         raise UserError(f"import_refused_{info['refused']}", audit_action="import.refused",
                         **{**params, "name": name})
-    table: Table = info["table"]
+    table: Table = info.pop("table")      # let the rows go once they are entries
     me = ctx.sender
     mode: Mode = "add"
     if me.import_mode == "replace" and me.import_mode_until and me.import_mode_until > ctx.now:
         mode = "replace"
     cat = catalog_of(ctx.settings)
     corp = ctx.corp_id
-    known = await store.members(ctx.uow, corp)
-    levels = {m.user_id: m.level for m in known}
+    known = await store.people(ctx.uow, corp)
     templates = {tp.name: list(tp.permissions) for tp, _ in await ctx.uow.perms.templates(corp)}
     good, errors = read_rows(((r.row, r.cells) for r in table.rows), catalog=cat,
-                             members=levels, templates=set(templates), now=ctx.now,
-                             names={m.user_id: m.name for m in known})
+                             members={u: lv for u, (_n, lv) in known.items()},
+                             templates=set(templates), now=ctx.now,
+                             names={u: n for u, (n, _lv) in known.items()})
+    del table
     current, _src = await store.entries(ctx.uow, corp, ctx.now)
     p = plan(good, errors, current, mode)
     lines = dry_run_lines(p, ctx.lang, ctx.settings.policy.timezone)
+    if len(p.errors) + p.count("create") + p.count("update") > SHOW_ROWS:
+        # A large dry run: the reply shows the first rows; every row goes out as a file.
+        await ctx.uow.outbox.add("export", f"user:{me.user_id}", {
+            "user_id": me.user_id, "lang": ctx.lang, "file": cmd.file.file_name,
+            "report": report_rows(p)}, ctx.now, source_message_id=ctx.message.message_id)
+        lines.append(f"- {ctx.t('import_report_file', rows=len(p.rows))}")
     if p.errors:
         await ctx.audit(ctx.sender.user_id, "import.refused", "refused", after={
             "file": cmd.file.file_name, "rows": len(p.rows), "errors": len(p.errors)})

@@ -78,6 +78,11 @@ class IndexKeeper:
         if self._warming is not None:
             self._warming.cancel()
 
+    def invalidate(self) -> None:
+        """Load afresh from the store on the next read: for rows written behind the change
+        feed's back (a seeded demo organisation), which no event announces."""
+        self.loaded = False
+
     def _on_commit(self, head: int) -> None:
         self.head = max(self.head, head)
         moved, self._moved = self._moved, asyncio.Event()

@@ -1,9 +1,12 @@
-"""``baton export FILE`` and ``baton import FILE [--mode add|replace] [--dry-run]``.
+"""``baton export FILE``, ``baton import FILE [--mode add|replace] [--dry-run]`` and
+``baton import-undo B-7``.
 
 The operator's way to move the permission table: the same file format, validation and dry
 run as the chat import, applied all or nothing in one transaction. An operator import is
 recorded as an applied import request (requester ``operator``), so ``import undo <batch>``
-works on it like on any other batch; every change is audited.
+works on it like on any other batch; every change is audited. ``baton import-undo`` rolls a
+batch back the same way (an applied ``import_undo`` request, refused if the table changed
+since the batch).
 """
 
 from __future__ import annotations
@@ -17,11 +20,18 @@ from pathlib import Path
 from bot.app import prepare_database
 from bot.cli.store import store_corp, with_corp
 from bot.config import Settings
-from bot.core.domain.bulk import Mode, change_to_json, plan, read_rows
+from bot.core.domain.bulk import Mode, change_from_json, change_to_json, inverse, plan, read_rows
 from bot.core.domain.requests import State
 from bot.files.sheet import FileRefused, read_table
 from bot.texts.catalog import t
-from handlers.bulk import build_export, change_audit_rows, dry_run_lines
+from handlers.bulk import (
+    build_export,
+    change_audit_rows,
+    dry_run_lines,
+    plain,
+    read_limits,
+    refusal_params,
+)
 from handlers.permissions import catalog_of
 from storage import bulk as store
 from storage.db import open_database
@@ -54,14 +64,18 @@ async def export_file(settings: Settings, path: str, fmt: str | None) -> int:
         if corp is None:
             return 1
         settings = with_corp(settings, corp)
-        data, _name = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
-                                         template=False, lang=settings.locale.lang)
+        built = await build_export(db, settings, datetime.now(UTC), fmt=fmt,
+                                   template=False, lang=settings.locale.lang)
     finally:
         await db.dispose()
     tmp = Path(path + ".part")
-    await asyncio.to_thread(tmp.write_bytes, data)
+    await asyncio.to_thread(tmp.write_bytes, built.data)
     await asyncio.to_thread(tmp.replace, path)
-    print(f"wrote {path} ({len(data)} bytes, {fmt})")
+    print(f"wrote {path} ({len(built.data)} bytes, {built.rows} rows, {fmt})")
+    for key, params in built.over:
+        # The file is written (a backup, a report), but the import would refuse it as is.
+        print("baton: " + plain(key, settings.locale.lang, name=Path(path).name, **params),
+              file=sys.stderr)
     return 0
 
 
@@ -73,10 +87,12 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
         print(f"baton: cannot read {path}: {e.strerror}", file=sys.stderr)
         return 1
     try:
-        table = await asyncio.to_thread(read_table, data, Path(path).name)
+        table = await asyncio.to_thread(read_table, data, Path(path).name,
+                                        **read_limits(settings))
     except FileRefused as e:
-        print("baton: " + t(f"import_refused_{e.code}", lang,
-                            **{**e.params, "name": Path(path).name}), file=sys.stderr)
+        print("baton: " + plain(f"import_refused_{e.code}", lang,
+                                **{**refusal_params(e), "name": Path(path).name}),
+              file=sys.stderr)
         return 1
     now = datetime.now(UTC)
     db = open_database(settings.database.url)
@@ -87,13 +103,14 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
             return 1
         corp = found
         async with db.uow() as uow:
-            known = await store.members(uow, corp)
-            levels = {m.user_id: m.level for m in known}
+            known = await store.people(uow, corp)
             templates = {tp.name for tp, _ in await uow.perms.templates(corp)}
             good, errors = read_rows(((r.row, r.cells) for r in table.rows),
-                                     catalog=catalog_of(settings), members=levels,
+                                     catalog=catalog_of(settings),
+                                     members={u: lv for u, (_n, lv) in known.items()},
                                      templates=templates, now=now,
-                                     names={m.user_id: m.name for m in known})
+                                     names={u: n for u, (n, _lv) in known.items()})
+            del table, known              # the file's rows are entries now: let them go
             current, _ = await store.entries(uow, corp, now)
             p = plan(good, errors, current, mode)
             for line in dry_run_lines(p, lang, settings.policy.timezone):
@@ -128,6 +145,55 @@ async def import_file(settings: Settings, path: str, mode: Mode, dry_run: bool) 
                                           "file": Path(path).name})
             await uow.commit()
         print(t("import_cli_applied", lang, n=len(done), batch=batch))
+        return 0
+    finally:
+        await db.dispose()
+
+
+async def undo_batch(settings: Settings, batch: str) -> int:
+    """Roll the import batch ``batch`` back, all or nothing, as the operator."""
+    lang = settings.locale.lang
+    batch = batch.upper() if batch.lower().startswith("b-") else f"B-{batch}"
+    now = datetime.now(UTC)
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        corp = await store_corp(db, settings)
+        if corp is None:
+            return 1
+        async with db.uow() as uow:
+            source = [r for r in await uow.requests.by_kind(corp, "import")
+                      if r.payload.get("batch") == batch and r.state == State.APPLIED.value]
+            if not source:
+                print("baton: " + plain("import_undo_unknown", lang, batch=batch), file=sys.stderr)
+                return 1
+            undone = [r for r in await uow.requests.by_kind(corp, "import_undo")
+                      if r.payload.get("batch") == batch and r.state == State.APPLIED.value]
+            if undone:
+                print("baton: " + plain("import_undo_done", lang, batch=batch,
+                                        id=undone[0].public_id), file=sys.stderr)
+                return 1
+            changes = inverse(change_from_json(c) for c in source[0].payload["changes"])
+            req = await uow.requests.create(
+                corp_id=corp, kind="import_undo", state=State.APPLIED, requester_id=OPERATOR,
+                target_id=None, conversation_id="", reason="baton import-undo",
+                payload={"batch": batch, "source": source[0].id, "is_group": False,
+                         "changes": [change_to_json(c) for c in changes]},
+                created_at=now, expires_at=now, decided_at=now, decided_by=OPERATOR)
+            show = _progress("undoing", len(changes))
+            try:
+                done = await store.apply_changes(uow, corp, changes, by=OPERATOR,
+                                                 batch=f"{batch}-undo", now=now, strict=True,
+                                                 progress=show)
+            except store.Conflict:
+                print("baton: " + plain("not_applied_import_undo_store_changed", lang),
+                      file=sys.stderr)
+                return 1
+            await uow.audit.append_many(corp, now, change_audit_rows(
+                done, actor=OPERATOR, request_id=req.id, batch=f"{batch}-undo",
+                action="import.undo_change"))
+            await uow.commit()
+        print(plain("import_cli_undone", lang, n=len(done), batch=batch))
         return 0
     finally:
         await db.dispose()

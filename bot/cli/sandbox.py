@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,13 @@ from bot.cli.tokens import new_token
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.domain.tokens import token_hash
 from bot.core.escape import person
+from bot.files.sheet import COLUMNS, CsvWriter, XlsxWriter, read_table
 from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
 from bot.texts.sandbox import HELP_EN, HELP_ZH
 from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
+from storage.bulk import has_member
+from storage.demo import OrgShape, seed_org
 
 DEMO_CORP = "dingsandboxcorp"
 DEMO_GROUP = "cidSANDBOXADMINS"
@@ -65,6 +69,102 @@ DEMO_CATALOG: dict[str, Any] = {
     },
     "sensitive": ["crm.export", "crm_admin", "finance.invoice"],
 }
+
+
+_APPS = {"crm": "客户", "erp": "资源", "hr": "人事", "fin": "财务", "ops": "运维", "bi": "报表"}
+_VERBS = {"view": ("查看", "View"), "edit": ("编辑", "Edit"), "export": ("导出", "Export"),
+          "report": ("统计", "Report on"), "admin": ("管理", "Administer")}
+ORG_PERMISSIONS = [f"{a}.{v}" for a in _APPS for v in _VERBS]
+ORG_ROLES = [f"{a}_user" for a in _APPS]
+ORG_TEMPLATES = {f"tpl{j:02d}": [ORG_PERMISSIONS[(j * 7 + k) % len(ORG_PERMISSIONS)]
+                                 for k in range(3)] for j in range(20)}
+ORG_CATALOG: dict[str, Any] = {
+    "permissions": {f"{a}.{v}": {"zh": f"{zv}{za}", "en": f"{ev} {a.upper()}"}
+                    for a, za in _APPS.items() for v, (zv, ev) in _VERBS.items()},
+    "roles": {f"{a}_user": [f"{a}.view", f"{a}.edit"] for a in _APPS},
+    "sensitive": ["fin.admin"],
+}
+"""The catalog of a large demo organisation (``--org-size``): 30 permissions, 6 roles."""
+
+
+def org_shape(members: int, leaders: bool = True) -> OrgShape:
+    return OrgShape(members, ORG_PERMISSIONS, ORG_ROLES, ORG_TEMPLATES,
+                    admins=2 if leaders else -1)
+
+
+ORG_DEPT_BASE = 100     # the large organisation's departments: 100, 101, ... under the root
+ORG_DEPT_SIZE = 100     # members a department
+
+
+def org_directory(members: int) -> tuple[list[SimUser], dict[int, str | tuple[str, int]]]:
+    """The simulated directory of ``--org-size`` members (the store's seeded members)."""
+    shape = org_shape(members)
+    depts: dict[int, str | tuple[str, int]] = {
+        ORG_DEPT_BASE + d: (f"事业部{d:03d}", 1) for d in range(-(-members // ORG_DEPT_SIZE))}
+    users = [SimUser(shape.uid(i), shape.name(i), dept_ids=[ORG_DEPT_BASE + i // ORG_DEPT_SIZE])
+             for i in range(members)]
+    return users, depts
+
+
+def org_catalog() -> dict[str, Any]:
+    """The demo catalog and the large organisation's, together."""
+    return {"permissions": {**DEMO_CATALOG["permissions"], **ORG_CATALOG["permissions"]},
+            "roles": {**DEMO_CATALOG["roles"], **ORG_CATALOG["roles"]},
+            "sensitive": [*DEMO_CATALOG["sensitive"], *ORG_CATALOG["sensitive"]]}
+
+
+async def seed_large_org(app: BatonApp, members: int) -> int:
+    """Seed the store with the large organisation once (its members are led by the demo's
+    owner and admins); returns the permission table's rows added (0 when already there)."""
+    async with app.db.uow() as uow:
+        if await has_member(uow, app.settings.org.corp_id, OrgShape.uid(0)):
+            return 0
+        rows = await seed_org(uow, app.settings.org.corp_id, org_shape(members, leaders=False),
+                              datetime.now(UTC))
+        await uow.commit()
+    return rows
+
+
+def edit_file(src: str, fmt: str, dst: str, every: int = 10) -> int:
+    """An exported table of the large organisation (``src``) with one data row in ``every``
+    edited, written to ``dst`` (for the bulk benchmark and round-trip tests): a role changed,
+    a grant's expiry moved, another template. Returns how many rows were edited (each is
+    one change)."""
+    table = read_table(Path(src).read_bytes(), Path(src).name, max_bytes=1 << 30,
+                       max_rows=10_000_000)
+    later = (datetime.now(UTC) + timedelta(days=400)).replace(microsecond=0).isoformat()
+    roles = list(ORG_CATALOG["roles"])
+    tpls = list(ORG_TEMPLATES)
+    rows, edited = [], 0
+    held_tpl: dict[str, set[str]] = {}
+    for r in table.rows:
+        if r.cells["type"] == "template":
+            held_tpl.setdefault(r.cells["user_id"], set()).add(r.cells["value"])
+    for i, r in enumerate(table.rows):
+        cells = [r.cells.get(c, "") for c in COLUMNS]
+        if i % every == 0:
+            kind, value = cells[2], cells[3]
+            if kind == "role":
+                cells[3] = roles[(roles.index(value) + 1) % len(roles)]
+                edited += 1
+            elif kind == "grant":
+                cells[4] = later
+                edited += 1
+            elif kind == "template":
+                other = next(t for t in tpls if t not in held_tpl.get(cells[0], set()))
+                cells[3] = other
+                edited += 1
+        rows.append(cells)
+    if fmt == "csv":
+        w = CsvWriter(COLUMNS)
+        w.append_rows(rows)
+        data = w.close()
+    else:
+        wb = XlsxWriter()
+        wb.sheet("permissions", COLUMNS).append_rows(rows)
+        data = wb.close()
+    Path(dst).write_bytes(data)
+    return edited
 
 
 def demo_simulator(**kw: Any) -> Simulator:
@@ -466,23 +566,35 @@ async def run_sandbox(args: argparse.Namespace) -> int:
     except OSError as e:
         print(_text(args.lang, "files_bad", path=args.files, error=e.strerror), file=sys.stderr)
         return 2
-    sim = demo_simulator()
+    size = max(0, int(getattr(args, "org_size", 0) or 0))
+    extra: dict[str, Any] = {}
+    if size:
+        users, depts = org_directory(size)
+        extra = {"users": (*DEMO_USERS, *users), "departments": {**DEMO_DEPARTMENTS, **depts}}
+    sim = demo_simulator(**extra)
     sim.start()
     try:
-        settings = sim_settings(
-            sim, f"sqlite+aiosqlite:///{args.db}", base,
-            locale={"default": "zh-CN" if args.lang == "zh" else "en"},
+        sections: dict[str, dict[str, Any]] = {
+            "locale": {"default": "zh-CN" if args.lang == "zh" else "en"},
             # 钱七 may break the glass on crm.export; approvers get DingTalk to-dos.
-            policy={"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
-                                    "max": "1h"}},
-            integrations={"dingtalk_todo": True},
-            api={"port": base.api.port or 0},
-        )
+            "policy": {"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
+                                       "max": "1h"}},
+            "integrations": {"dingtalk_todo": True},
+            "api": {"port": base.api.port or 0},
+        }
+        if size and not base.catalog.permissions:
+            sections["catalog"] = org_catalog()
+        settings = sim_settings(sim, f"sqlite+aiosqlite:///{args.db}", base, **sections)
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
         state = ChatState(sim, lang=args.lang, files=files)
         print(_say(state, "files_at", path=files))
         async with BatonApp(settings) as app:
             await app.wait_connected()
+            if size:
+                rows = await seed_large_org(app, size)
+                app.index.invalidate()      # seeded behind the feed's back: load afresh
+                print(f"Sandbox: a large organisation of {size} members "
+                      f"({rows} permission rows added; 0: already seeded) in {args.db}")
             token = await demo_token(app)
             print(_say(state, "api_at", url=f"http://{settings.api.host}:{app.api.port}/v1",
                        token=token))

@@ -276,7 +276,7 @@ C = TypeVar("C")
 Handler = Callable[[Any, Context], Awaitable[None]]
 
 
-Prepare = Callable[[Any, OpenApiClient | None], Awaitable[Any]]
+Prepare = Callable[..., Awaitable[Any]]   # (cmd, client) or, with prepare_settings, (cmd, client, settings)
 PrepareSender = Callable[[Any, OpenApiClient | None, str], Awaitable[Any]]
 ClickHandler = Callable[[CardAction, Context], Awaitable[dict[str, Any]]]
 DueHandler = Callable[[dict[str, Any], Context], Awaitable[None]]
@@ -301,6 +301,7 @@ class Route:
     authority: str | None = None       # "admin" (owner or admin) or "owner"; None: anyone
     reads_only: bool = False           # writes nothing but its replies: no savepoint needed
     prepare_sender: PrepareSender | None = None   # as prepare, also told who sent it
+    prepare_settings: bool = False     # prepare(cmd, client, settings): it needs the config
 
 
 class CommandRouter:
@@ -315,11 +316,12 @@ class CommandRouter:
 
     def command(self, *types: type[Any], admin_only: bool = False,
                 prepare: Any = None, authority: str | None = None, reads_only: bool = False,
-                prepare_sender: Any = None,
+                prepare_sender: Any = None, prepare_settings: bool = False,
                 ) -> Callable[[Callable[[C, Context], Awaitable[None]]],
                               Callable[[C, Context], Awaitable[None]]]:
         """Route ``types`` to the handler. ``prepare(cmd, client)`` runs before the
-        transaction (directory lookups and other I/O), its result is ``ctx.prepared``.
+        transaction (directory lookups and other I/O), its result is ``ctx.prepared``
+        (``prepare(cmd, client, settings)`` with ``prepare_settings``).
         ``authority`` ("admin" or "owner") is checked before the handler runs; a sender
         without it is refused with a message naming it, and the refusal is audited.
         ``prepare_sender(cmd, client, sender_id)`` is ``prepare`` for lookups about the
@@ -329,7 +331,7 @@ class CommandRouter:
                 if ty in self.routes:
                     raise ValueError(f"{ty.__name__} is already routed")
                 self.routes[ty] = Route(fn, admin_only, prepare, authority, reads_only,
-                                        prepare_sender)
+                                        prepare_sender, prepare_settings)
             return fn
         return deco
 

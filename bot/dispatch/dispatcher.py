@@ -87,6 +87,8 @@ class Dispatcher:
             if route.prepare_sender is not None:
                 return await route.prepare_sender(parsed.command, self.client, sender_id)
             assert route.prepare is not None
+            if route.prepare_settings:
+                return await route.prepare(parsed.command, self.client, self.settings)
             return await route.prepare(parsed.command, self.client)
         except Exception:
             log.exception("preparing %s failed", type(parsed.command).command_name)

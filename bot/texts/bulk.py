@@ -36,6 +36,7 @@ ZH: Mapping[str, str] = {
     "import_cli_has_errors": "文件有错误，没有应用任何更改。",
     "import_cli_dry_run": "预览：没有应用任何更改。",
     "import_cli_no_changes": "与当前权限一致，无需更改。",
+    "import_cli_undone": "已撤销批次 {batch}：回退 {n} 项更改。",
     "import_cli_applied": "已作为批次 {batch} 应用 {n} 项更改（撤销：`导入 撤销 {batch}`）",
     "import_batch": "批次：{batch}（撤销：`导入 撤销 {batch}`）",
     "import_removals_list": "将移除以下 {n} 项：",
@@ -70,11 +71,38 @@ ZH: Mapping[str, str] = {
     "describe_import_undo": "撤销导入批次 {batch}（{n} 项更改）",
     "subject_import": "导入文件 {file}（{n} 项更改）",
     "subject_import_undo": "导入批次 {batch}",
-    "import_refused_too_large": "文件 {name} 太大（{size} 字节，上限 {max}），未读取。请拆分后分批导入。",
+    "import_refused_too_large": (
+        "文件 {name} 太大（{size_mb} MB，上限 {max_mb} MB，配置项 bulk.max_file_mb），未读取。"
+        "请拆分后分批导入，或请运维调大 bulk.max_file_mb。"
+    ),
+    "import_refused_zip_bomb": "文件 {name} 解压后异常巨大（疑似压缩炸弹），拒绝读取。",
+    "import_refused_too_many_rows": (
+        "文件 {name} 超过 {max} 行（配置项 bulk.max_rows），拒绝读取。请拆分后分批导入，"
+        "或请运维调大 bulk.max_rows。"
+    ),
+    "import_report_file": "共 {rows} 行：逐行的完整预览已作为文件私聊发给你。",
+    "import_status_error": "错误",
+    "import_status_create": "新增",
+    "import_status_update": "更新",
+    "import_status_unchanged": "不变",
+    "export_over_title": "导出文件超出导入上限",
+    "export_over_rows": (
+        "注意：{name} 有 {rows} 行，超过导入上限 {max} 行（{setting}）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
+    ),
+    "export_over_size": (
+        "注意：{name} 有 {size} MB，超过导入上限 {max} MB（{setting}）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
+    ),
+    "export_over_inflated": (
+        "注意：{name} 解压后约 {size} MB，超过导入允许的 {max} MB（由 {setting} 决定）。"
+        "要把它再导入，请先在配置中调大 {setting}。"
+    ),
+    "export_not_importable": (
+        "注意：{name} 不会被导入接受（{code}）。要把它再导入，请先在配置中调大 {setting}。"
+    ),
     "import_refused_not_workbook": "文件 {name} 不是有效的 Excel 工作簿，未读取。",
     "import_refused_macro": "文件 {name} 含有宏（.xlsm 或 vbaProject），出于安全原因拒绝。请另存为 .xlsx。",
-    "import_refused_zip_bomb": "文件 {name} 解压后异常巨大（疑似压缩炸弹），拒绝读取。",
-    "import_refused_too_many_rows": "文件 {name} 超过 {max} 行，拒绝读取。请拆分后分批导入。",
     "import_refused_too_many_columns": "文件 {name} 列数过多，请使用导入模板的列。",
     "import_refused_bad_header": (
         "文件 {name} 的表头不对。需要列：user_id, name, type, value, expires_at, source"
@@ -134,6 +162,7 @@ EN: Mapping[str, str] = {
     "import_cli_has_errors": "the file has errors; nothing was applied",
     "import_cli_dry_run": "dry run: nothing applied",
     "import_cli_no_changes": "nothing to change",
+    "import_cli_undone": "undid batch {batch}: {n} changes rolled back.",
     "import_cli_applied": "applied {n} changes as batch {batch} (undo: `import undo {batch}`)",
     "import_batch": "Batch: {batch} (undo: `import undo {batch}`)",
     "import_removals_list": "These {n} will be removed:",
@@ -172,13 +201,41 @@ EN: Mapping[str, str] = {
     "describe_import_undo": "undo import batch {batch} ({n} changes)",
     "subject_import": "import of {file} ({n} changes)",
     "subject_import_undo": "import batch {batch}",
-    "import_refused_too_large": "{name} is too large ({size} bytes; the limit is {max}); not read. Split it.",
+    "import_refused_too_large": (
+        "{name} is too large ({size_mb} MB; the limit is {max_mb} MB, bulk.max_file_mb); "
+        "not read. Split it, or ask the operator to raise bulk.max_file_mb."
+    ),
+    "import_refused_zip_bomb": "{name} expands to an abnormal size (a zip bomb?) and is refused.",
+    "import_refused_too_many_rows": (
+        "{name} has more than {max} rows (bulk.max_rows) and is refused; split it, or ask "
+        "the operator to raise bulk.max_rows."
+    ),
+    "import_report_file": "{rows} rows: the full per-row dry run is sent to you as a file.",
+    "import_status_error": "error",
+    "import_status_create": "create",
+    "import_status_update": "update",
+    "import_status_unchanged": "unchanged",
+    "export_over_title": "Export over the import limits",
+    "export_over_rows": (
+        "Note: {name} has {rows} rows, more than an import accepts ({max}, {setting}). "
+        "Raise {setting} in the configuration before importing it back."
+    ),
+    "export_over_size": (
+        "Note: {name} is {size} MB, more than an import accepts ({max} MB, {setting}). "
+        "Raise {setting} in the configuration before importing it back."
+    ),
+    "export_over_inflated": (
+        "Note: {name} inflates to about {size} MB, more than an import reads ({max} MB, "
+        "set by {setting}). Raise {setting} in the configuration before importing it back."
+    ),
+    "export_not_importable": (
+        "Note: an import would refuse {name} ({code}). Raise {setting} in the configuration "
+        "before importing it back."
+    ),
     "import_refused_not_workbook": "{name} is not a valid Excel workbook; not read.",
     "import_refused_macro": (
         "{name} contains macros (.xlsm or a VBA project) and is refused; save it as .xlsx."
     ),
-    "import_refused_zip_bomb": "{name} expands to an abnormal size (a zip bomb?) and is refused.",
-    "import_refused_too_many_rows": "{name} has more than {max} rows and is refused; split it.",
     "import_refused_too_many_columns": "{name} has too many columns; use the template's columns.",
     "import_refused_bad_header": (
         "{name} has the wrong header. Columns: user_id, name, type, value, expires_at, "

@@ -30,7 +30,8 @@ def db_url(tmp_path: object) -> str:
 
 @pytest.fixture
 def settings(sim: Simulator, db_url: str) -> Settings:
-    return sim_settings(sim, db_url, locale={"default": "en"})
+    # bulk.max_rows lowered: the 200,000-row sheet below is refused at row 50,002.
+    return sim_settings(sim, db_url, locale={"default": "en"}, bulk={"max_rows": 50_000})
 
 
 @pytest.fixture
@@ -114,7 +115,15 @@ async def test_a_200000_row_sheet(sim: Simulator, app: BatonApp) -> None:
         ws.append([i, "grant", "p"])
     buf = io.BytesIO()
     wb.save(buf)
-    await send(sim, "huge.xlsx", buf.getvalue(), "more than")
+    text = await send(sim, "huge.xlsx", buf.getvalue(), "more than")
+    assert "more than 50000 rows (bulk.max_rows)" in text
+    await unchanged(app)
+
+
+async def test_a_file_over_the_size_limit_names_the_key(sim: Simulator, app: BatonApp) -> None:
+    big = b"user_id,type,value\n" + b"x" * (21 * 1024 * 1024)
+    text = await send(sim, "big.csv", big, "too large")
+    assert "the limit is 20.0 MB, bulk.max_file_mb" in text
     await unchanged(app)
 
 

@@ -599,6 +599,34 @@ async def test_directory(sim: Simulator, http: aiohttp.ClientSession) -> None:
         assert s.user("carol").admin_level == 1 and s.user("alice").admin_level == 0
 
 
+async def test_a_large_directory_is_served_in_pages(http: aiohttp.ClientSession) -> None:
+    """topapi/user/listsimple: at most 100 members a page, with a cursor, as DingTalk's."""
+    users = [SimUser(f"m{i:04d}", f"成员{i}", dept_ids=[1, 2] if i % 3 else [1])
+             for i in range(250)]
+    with make_sim(users=users, departments={1: "公司", 2: ("销售部", 1)}) as s:
+        token = await get_token(http, s)
+        for dept, size in ((1, 100), (2, 37)):
+            seen: list[str] = []
+            cursor, pages = 0, 0
+            while True:
+                body = await legacy(http, s, "/topapi/user/listsimple",
+                                    {"dept_id": dept, "cursor": cursor, "size": size}, token)
+                assert body["errcode"] == 0
+                res = body["result"]
+                assert len(res["list"]) <= size
+                seen += [u["userid"] for u in res["list"]]
+                pages += 1
+                if not res["has_more"]:
+                    assert "next_cursor" not in res
+                    break
+                cursor = res["next_cursor"]
+            want = sorted(u.user_id for u in users if dept in u.dept_ids)
+            assert seen == want and pages == -(-len(want) // size)
+        for bad in ({"dept_id": 1, "cursor": 0, "size": 101}, {"dept_id": 1, "size": 0},
+                    {"dept_id": 1, "cursor": -1, "size": 10}):
+            assert (await legacy(http, s, "/topapi/user/listsimple", bad, token))["errcode"] != 0
+
+
 # --- fault injection -----------------------------------------------------------------------
 
 

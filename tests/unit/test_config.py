@@ -238,6 +238,11 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
     ({"review": {"cron": "every quarter"}}, "review.cron: 'every quarter' is not a crontab line"),
     ({"review": {"cron": "0 9 31 2 *"}}, "review.cron: '0 9 31 2 *' never fires"),
     ({"log": {"level": "LOUD"}}, "log.level: is not a log level"),
+    ({"bulk": {"max_rows": 0}}, "bulk.max_rows: Input should be greater than or equal to 1"),
+    ({"bulk": {"max_rows": "lots"}}, "bulk.max_rows: Input should be a valid integer"),
+    ({"bulk": {"max_file_mb": -1}}, "bulk.max_file_mb: Input should be greater than 0"),
+    ({"bulk": {"max_file_mb": 4096}}, "bulk.max_file_mb: Input should be less than or equal"),
+    ({"bulk": {"max_rowz": 5}}, "bulk.max_rowz: is not a known setting"),
 ])
 def test_each_problem_names_its_key(tmp_path: Path, data: dict[str, Any], expect: str) -> None:
     problems = problems_of(write(tmp_path, data))
@@ -376,3 +381,11 @@ def test_role_sync_map_must_name_catalog_roles(tmp_path: Path) -> None:
     assert any(p.startswith("integrations.dingtalk_roles.mode:") for p in problems)
     problems = problems_of(write(tmp_path, {"dingtalk": {"monthly_call_budget": 0}}))
     assert any(p.startswith("dingtalk.monthly_call_budget:") for p in problems)
+
+
+def test_bulk_limits_are_settings(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, {"bulk": {"max_rows": 500000, "max_file_mb": 50}}))
+    assert (s.bulk.max_rows, s.bulk.max_bytes) == (500_000, 50 * 1024 * 1024)
+    assert (Settings().bulk.max_rows, Settings().bulk.max_file_mb) == (200_000, 20)
+    env = load_settings(env={"BATON_BULK__MAX_ROWS": "1000"})
+    assert env.bulk.max_rows == 1000

@@ -205,7 +205,8 @@ def test_formulas_are_read_as_text_and_exported_without_formulas() -> None:
     assert got == [SheetRow(2, cells('=HYPERLINK("http://x")', "", "grant", "=1+1", "",
                                      "=cmd|' /C calc'!A0"))]
     out = write_xlsx([("permissions", COLUMNS, [list(got[0].cells.values())])])
-    xml = zipfile.ZipFile(io.BytesIO(out)).read("xl/worksheets/sheet1.xml").decode()
+    book = zipfile.ZipFile(io.BytesIO(out))
+    xml = (book.read("xl/worksheets/sheet1.xml") + book.read("xl/sharedStrings.xml")).decode()
     assert "<f>" not in xml and "<f " not in xml
     assert "'=HYPERLINK(" in xml and "'=1+1" in xml
     assert read_table(out, "again.xlsx").rows == got        # and it re-imports to the same text
@@ -367,10 +368,39 @@ def big_sheet(n: int, dimension: str | None = None) -> bytes:
 def test_a_200000_row_sheet_is_refused_as_it_streams() -> None:
     data = big_sheet(200_000)
     assert len(data) < MAX_BYTES
-    e = refused(data, "huge.xlsx")
+    e = refused(data, "huge.xlsx", max_rows=50_000)     # bulk.max_rows: 50000
     assert e.code == "too_many_rows"
     # stopped at the first row over the limit: header row 1, data rows 2..50001
     assert e.params == {"max": "50000", "row": "50002"}
+
+
+def test_the_inflated_bytes_are_counted_as_they_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each part within the directory's caps, together over what max_rows allows: refused
+    while streaming (the cap is derived from max_rows, not fixed)."""
+    monkeypatch.setattr(sheet, "INFLATE_BASE", 0)
+    rows = [[f"u{i}", "", "grant", f"p{i}" * 300, "", ""] for i in range(6)]
+    data = write_xlsx([("permissions", COLUMNS, rows), ("about", ("key", "value"),
+                                                        [(f"k{i}", "v" * 900) for i in range(6)])])
+    sizes = {i.filename: i.file_size for i in zipfile.ZipFile(io.BytesIO(data)).infolist()}
+    cap = sheet.inflate_cap(8)                          # 8 KiB
+    assert max(sizes.values()) < cap < sum(sizes.values())
+    e = refused(data, "a.xlsx", max_rows=8)
+    assert (e.code, e.params["reason"], e.params["max"]) == ("zip_bomb", "inflated", str(cap))
+    # the same file reads under a larger bulk.max_rows
+    assert len(read_table(data, "a.xlsx", max_rows=40).rows) == 6
+
+
+def test_the_part_size_cap_grows_with_max_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A part the directory says is larger than max_rows allows is refused unread; raising
+    bulk.max_rows raises the cap (no fixed 50 MB)."""
+    monkeypatch.setattr(sheet, "INFLATE_BASE", 0)
+    rows = [[f"u{i}", "", "grant", f"p{i}", "", ""] for i in range(40)]
+    data = xlsx(rows)
+    forbid_reading(monkeypatch)
+    e = refused(data, "a.xlsx", max_rows=2)
+    assert (e.code, e.params["reason"]) == ("zip_bomb", "size")
+    monkeypatch.undo()
+    assert len(read_table(data, "a.xlsx", max_rows=40).rows) == 40
 
 
 def test_row_limit_is_on_data_rows() -> None:
@@ -520,7 +550,8 @@ def test_an_oversized_shared_string_table_is_refused_unread() -> None:
     strings = "".join(f"<si><t>{i:x}</t></si>" for i in range(500_000))
     with _zipfile.ZipFile(out, "w", _zipfile.ZIP_STORED) as z:
         for item in src.infolist():
-            z.writestr(item.filename, src.read(item.filename))
+            if item.filename != "xl/sharedStrings.xml":
+                z.writestr(item.filename, src.read(item.filename))
         z.writestr("xl/sharedStrings.xml", f"<sst>{strings}</sst>")
     assert len(strings) > MAX_SHARED_STRINGS
     try:

@@ -32,7 +32,7 @@ KINDS: Mapping[str, Kind] = {
 _UID = re.compile(r"[A-Za-z0-9_\-.@$]{1,64}")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Entry:
     """One assignment a member holds (or a file asks for)."""
 
@@ -47,7 +47,7 @@ class Entry:
         return (self.user_id, self.kind, "" if self.kind == "role" else self.value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowError:
     row: int
     code: str                       # the message key suffix: import_row_<code>
@@ -55,7 +55,7 @@ class RowError:
     hints: tuple[str, ...] = ()     # did-you-mean: the closest known names (unknown ones)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowResult:
     row: int
     status: Literal["create", "update", "unchanged", "error"]
@@ -63,7 +63,7 @@ class RowResult:
     error: RowError | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     op: Literal["create", "update", "remove"]
     entry: Entry                     # the state after (for remove: what is removed)
