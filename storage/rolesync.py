@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, OutboxMessage, SyncMark
 from storage.repositories import _insert
+
+
+def _left(corp_id: str) -> Select[tuple[str]]:
+    """The members of ``corp_id`` who have left (inactive): they hold no label."""
+    return select(Member.user_id).where(Member.corp_id == corp_id, Member.active.is_(False))
 
 
 class RoleSyncRepo:
@@ -46,10 +51,12 @@ class RoleSyncRepo:
         if not wanted:
             return out
         for uid, role in (await self.s.execute(select(Member.user_id, Member.role).where(
-                Member.corp_id == corp_id, Member.role.in_(wanted)))).all():
+                Member.corp_id == corp_id, Member.role.in_(wanted),
+                Member.active.is_(True)))).all():
             out[str(role)].add(uid)
         for uid, name in (await self.s.execute(select(Grant.user_id, Grant.name).where(
                 Grant.corp_id == corp_id, Grant.name.in_(wanted),
+                Grant.user_id.not_in(_left(corp_id)),
                 or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
             out[name].add(uid)
         return out
@@ -65,12 +72,25 @@ class RoleSyncRepo:
             part = users[i:i + 500]
             for uid, role in (await self.s.execute(select(Member.user_id, Member.role).where(
                     Member.corp_id == corp_id, Member.user_id.in_(part),
-                    Member.role.in_(wanted)))).all():
+                    Member.role.in_(wanted), Member.active.is_(True)))).all():
                 out[uid].add(str(role))
             for uid, name in (await self.s.execute(select(Grant.user_id, Grant.name).where(
                     Grant.corp_id == corp_id, Grant.user_id.in_(part), Grant.name.in_(wanted),
+                    Grant.user_id.not_in(_left(corp_id)),
                     or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
                 out[uid].add(name)
+        return out
+
+    async def left(self, corp_id: str, user_ids: Iterable[str]) -> set[str]:
+        """Which of ``user_ids`` have left the corp (inactive in the store): DingTalk
+        refuses a role call naming any of them (errcode 33012), and drops their labels
+        itself."""
+        users = list(dict.fromkeys(user_ids))
+        out: set[str] = set()
+        for i in range(0, len(users), 500):
+            out |= set((await self.s.execute(select(Member.user_id).where(
+                Member.corp_id == corp_id, Member.user_id.in_(users[i:i + 500]),
+                Member.active.is_(False)))).scalars())
         return out
 
     async def users_in_flight(self, kind: str) -> set[str]:

@@ -43,7 +43,7 @@ from bot.core.domain.rolesync import (
     reconcile_calls,
 )
 from bot.delivery.alerts import queue_alert
-from bot.ports import DingTalkError, PermissionDenied, Roles
+from bot.ports import BadRequest, DingTalkError, PermissionDenied, Roles
 from bot.texts.catalog import t
 from storage.db import Database, UnitOfWork
 
@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 KIND = "dingtalk_role"                # the outbox kind of a role call
 CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in order
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
+INVALID_USERS = "33012"               # errcode: a user id in the call is not in the corp
 DETAIL_CAP = 8                        # users named per role in a summary
 CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
 FEED_PAGE = 500                       # events read per transaction
@@ -134,6 +135,10 @@ async def follow_feed(uow: UnitOfWork, settings: Settings, now: datetime, *,
         if moved:
             for u in e.users():
                 touched.setdefault(u, set()).update(moved)
+    # A member who left gets no call: DingTalk drops a leaver's labels itself, and refuses
+    # a call naming an id no longer in the corp (errcode 33012).
+    for user in await uow.rolesync.left(corp, touched):
+        del touched[user]
     held = await uow.rolesync.held_many(corp, touched, cfg.map, now)
     edits: list[tuple[Op, str, str]] = []
     for user, moved in touched.items():
@@ -277,10 +282,36 @@ class RoleSync:
         ids = await self._ids(roles, now)
         if len(ids) != len(roles):
             raise RoleIdsMissing(f"no DingTalk id for {roles}")
-        if call.op == "add":
-            await self.roles.add_roles_for_users(ids, call.users)
-        else:
-            await self.roles.remove_roles_for_users(ids, call.users)
+        dropped = await self._send(call.op, ids, call.users)
+        if dropped:
+            # Left the corp since the call was queued: DingTalk has dropped their labels.
+            log.warning("role call %s %s: user ids DingTalk no longer knows dropped: %s",
+                        call.op, roles, dropped)
+            async with self.db.uow() as uow:
+                await uow.audit.append_many(self.corp, now, [
+                    {"actor_id": "system:roles", "action": "roles.user_dropped",
+                     "result": "skipped", "target_id": u,
+                     "after": {"op": call.op, "roles": roles, "errcode": INVALID_USERS}}
+                    for u in dropped])
+                await uow.commit()
+
+    async def _send(self, op: Op, ids: list[int], users: Sequence[str]) -> list[str]:
+        """One role call; refused for an invalid user id (33012: one named has left the
+        corp), it is split in halves until the invalid ids stand alone; those are returned
+        (dropped, not retried: DingTalk drops a leaver's labels itself)."""
+        try:
+            if op == "add":
+                await self.roles.add_roles_for_users(ids, users)
+            else:
+                await self.roles.remove_roles_for_users(ids, users)
+            return []
+        except BadRequest as e:
+            if e.code != INVALID_USERS:
+                raise
+            if len(users) == 1:
+                return list(users)
+        half = len(users) // 2
+        return await self._send(op, ids, users[:half]) + await self._send(op, ids, users[half:])
 
     # -- refusals
     async def parked(self, uow: UnitOfWork, row: OutboxRow, e: DingTalkError,

@@ -207,6 +207,11 @@ class FakeDingTalk(bodies.MessageSends):
     def _emps(self, method: str, role_ids: Sequence[int], user_ids: Sequence[str]) -> None:
         self._enter(method, tuple(role_ids), tuple(user_ids))
         assert 1 <= len(role_ids) <= 20 and 1 <= len(user_ids) <= 20, (role_ids, user_ids)
+        # A user id DingTalk knows as out of the corp (a leaver) fails the whole call.
+        if any(u in self.users and not self.users[u].in_corp for u in user_ids):
+            path = "/topapi/role/" + ("addrolesforemps" if method.startswith("add")
+                                      else "removerolesforemps")
+            raise BadRequest(path, 200, "33012", "userIds 不合法")
         for rid in role_ids:
             have = self.role_holders[rid]
             for u in user_ids:

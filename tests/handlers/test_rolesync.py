@@ -16,9 +16,11 @@ from bot.delivery.budget import BudgetWatch, record_calls
 from bot.delivery.outbox import OutboxSender
 from bot.delivery.rolesync import CURSOR_MARK, KIND, RoleSync, follow_feed
 from bot.ports import PermissionDenied, ServerError
+from bot.transport.inbound import OrgEvent
 from handlers.rolesync import schedule_reconcile
 from storage.models import AuditEntry, OutboxMessage
 from tests.handlers.conftest import GROUP, Harness, MakeHarness
+from tests.support import audit_actions, member
 
 ROLES: dict[str, Any] = {"enabled": True, "group": "Baton",
                          "map": {"sales": "销售", "analyst": "分析师"}, "mode": "enforce"}
@@ -295,3 +297,52 @@ async def test_the_budget_warns_once_a_month_per_threshold(make_harness: MakeHar
     assert await watch.flush() == []
     async with h.db.uow() as uow:
         assert await uow.rolesync.calls_in(h.settings.org.corp_id, "2027-01") == 8000
+
+
+def leaves(h: Harness, user_id: str) -> None:
+    """``user_id`` leaves the company in DingTalk: out of the corp, their labels gone (as
+    DingTalk drops a leaver's role labels itself)."""
+    h.dingtalk.set_user(user_id, active=False, in_corp=False)
+    for have in h.dingtalk.role_holders.values():
+        if user_id in have:
+            have.remove(user_id)
+
+
+async def test_a_member_who_leaves_gets_no_role_calls(make_harness: MakeHarness) -> None:
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await h.ask("lisi", "role set @qianqi sales", "role is now sales", ("qianqi",))
+    await follow(h)
+    out = sender(h, sync)
+    await out.drain_once()
+    assert sorted(h.dingtalk.holders_of("Baton", "销售")) == ["qianqi", "zhaoliu"]
+    leaves(h, "zhaoliu")
+    await h.dispatcher.handle_event(OrgEvent("leave-1", "user_leave_org",
+                                             h.settings.org.corp_id, None, ("zhaoliu",)))
+    assert not (await member(h, "zhaoliu")).active
+    # Offboarding cleared the role: the leaver is left out of every role call.
+    assert await follow(h) == 0
+    assert await rows(h) == []
+    # A call queued before the leave names them with someone who stays: the leaver is
+    # dropped (DingTalk refuses the whole call for one invalid user id), the rest is done.
+    async with h.db.uow() as uow:
+        await uow.outbox.add(KIND, "dingtalk:roles",
+                             RoleCall("add", ("sales",), ("qianqi", "zhaoliu")).payload(),
+                             h.clock.now())
+        await uow.commit()
+    told = len(await alerts(h, ""))
+    await out.drain_once()
+    assert await rows(h) == [] and [s for _, s, _ in await rows(h, None)][-1] == "sent"
+    assert h.dingtalk.holders_of("Baton", "销售") == ["qianqi"]
+    assert len(await alerts(h, "")) == told           # no failure alerted
+    assert ("roles.user_dropped", "skipped", "zhaoliu") in await audit_actions(h)
+    # The reconcile counts only active members: the leaver's role is not "missing".
+    async with h.db.uow() as uow:
+        m = await uow.members.sender(h.settings.org.corp_id, "zhaoliu")
+        assert m is not None
+        await uow.members.set_role(m, "analyst", h.clock.now())     # inactive, role kept
+        await uow.commit()
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert await rows(h) == []
+    assert h.dingtalk.holders_of("Baton", "分析师") == []
