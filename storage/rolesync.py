@@ -13,7 +13,7 @@ from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, OutboxMess
 from storage.repositories import _insert
 
 
-def _left(corp_id: str) -> Select[tuple[str]]:
+def _left(corp_id: str) -> Select[str]:
     """The members of ``corp_id`` who have left (inactive): they hold no label."""
     return select(Member.user_id).where(Member.corp_id == corp_id, Member.active.is_(False))
 
