@@ -37,6 +37,7 @@ from bot.core.domain.rolesync import (
     Difference,
     Op,
     RoleCall,
+    RoleGroupInfo,
     change,
     differences,
     plan_calls,
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 KIND = "dingtalk_role"                # the outbox kind of a role call
 CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in order
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
+NAME_TAKEN = ("33013", "33014")       # errcodes: a role group's / a role's name is taken
 INVALID_USERS = "33012"               # errcode: a user id in the call is not in the corp
 DETAIL_CAP = 8                        # users named per role in a summary
 CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
@@ -225,26 +227,82 @@ class RoleSync:
     # -- start
     async def ensure(self, now: datetime) -> dict[str, int]:
         """Find or create the group and every mapped role; store their ids; return
-        catalog role -> DingTalk role id. Raises the port's errors."""
-        groups = await self.roles.role_groups()
-        self.read_calls += 1
-        group = next((g for g in groups if g.name == self.cfg.group), None)
-        group_id = group.group_id if group else await self.roles.add_role_group(self.cfg.group)
-        ids: dict[str, int] = {}
-        for role, name in sorted(self.cfg.map.items()):
-            rid = group.role_id(name) if group else None
-            if rid is None:
-                rid = await self.roles.add_role(group_id, name)
-                log.info("DingTalk role %s/%s created (id %s) for %s", self.cfg.group, name,
-                         rid, role)
-            ids[role] = rid
+        catalog role -> DingTalk role id. Raises the port's errors.
+
+        Replicas starting together must not both create: when something is missing, the
+        look and the creates run again under the lock ``rolesync.ensure`` (one replica at a
+        time; the second finds what the first made); a name DingTalk says is taken (33013 /
+        33014: made meanwhile by someone else) is looked up again, not a failure."""
+        groups = await self._groups()
+        if self._complete(groups):
+            ids, group_id = self._found(groups)
+            async with self.db.uow() as uow:
+                await self._save(uow, ids, group_id, now)
+                await uow.commit()
+            return ids
         async with self.db.uow() as uow:
-            for role, rid in ids.items():
-                await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
-                                             now)
-            await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+            await uow.serialise("rolesync.ensure")
+            ids, group_id = await self._create(await self._groups())
+            await self._save(uow, ids, group_id, now)
             await uow.commit()
         return ids
+
+    async def _groups(self) -> list[RoleGroupInfo]:
+        groups = await self.roles.role_groups()
+        self.read_calls += 1
+        return groups
+
+    def _group(self, groups: Sequence[RoleGroupInfo]) -> RoleGroupInfo | None:
+        return next((g for g in groups if g.name == self.cfg.group), None)
+
+    def _complete(self, groups: Sequence[RoleGroupInfo]) -> bool:
+        group = self._group(groups)
+        return group is not None and all(group.role_id(n) is not None
+                                         for n in self.cfg.map.values())
+
+    def _found(self, groups: Sequence[RoleGroupInfo]) -> tuple[dict[str, int], int]:
+        group = self._group(groups)
+        assert group is not None
+        return {r: rid for r, n in sorted(self.cfg.map.items())
+                if (rid := group.role_id(n)) is not None}, group.group_id
+
+    async def _create(self, groups: Sequence[RoleGroupInfo]) -> tuple[dict[str, int], int]:
+        group = self._group(groups)
+        if group is None:
+            try:
+                gid = await self.roles.add_role_group(self.cfg.group)
+                group = RoleGroupInfo(gid, self.cfg.group)
+            except BadRequest as e:
+                if e.code != NAME_TAKEN[0]:
+                    raise
+                log.info("DingTalk role group %s made meanwhile: looking again", self.cfg.group)
+                group = self._group(await self._groups())
+                if group is None:
+                    raise
+        ids: dict[str, int] = {}
+        for role, name in sorted(self.cfg.map.items()):
+            rid = group.role_id(name)
+            if rid is None:
+                try:
+                    rid = await self.roles.add_role(group.group_id, name)
+                    log.info("DingTalk role %s/%s created (id %s) for %s", self.cfg.group,
+                             name, rid, role)
+                except BadRequest as e:
+                    if e.code != NAME_TAKEN[1]:
+                        raise
+                    group = self._group(await self._groups()) or group
+                    rid = group.role_id(name)
+                    if rid is None:
+                        raise
+            ids[role] = rid
+        return ids, group.group_id
+
+    async def _save(self, uow: UnitOfWork, ids: dict[str, int], group_id: int,
+                    now: datetime) -> None:
+        for role, rid in ids.items():
+            await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
+                                         now)
+        await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
 
     async def start(self, now: datetime, *, within: float = 20.0) -> bool:
         """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal, and

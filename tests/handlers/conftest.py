@@ -180,8 +180,10 @@ class FakeDingTalk(bodies.MessageSends):
 
     async def role_groups(self) -> list[RoleGroupInfo]:
         self._enter("role_groups")
-        return [RoleGroupInfo(gid, name, tuple(roles.items()))
-                for gid, (name, roles) in sorted(self.role_book.items())]
+        found = [RoleGroupInfo(gid, name, tuple(roles.items()))
+                 for gid, (name, roles) in sorted(self.role_book.items())]
+        await asyncio.sleep(0)          # an answer on its way: another caller may go first
+        return found
 
     async def add_role_group(self, name: str) -> int:
         self._enter("add_role_group", name)
@@ -193,6 +195,8 @@ class FakeDingTalk(bodies.MessageSends):
 
     async def add_role(self, group_id: int, name: str) -> int:
         self._enter("add_role", group_id, name)
+        if name in self.role_book[group_id][1].values():
+            raise BadRequest("/role/add_role", 200, "33014", "角色名称已存在")
         rid = next(self._role_ids)
         self.role_book[group_id][1][rid] = name
         self.role_holders[rid] = []

@@ -6,12 +6,13 @@ a month per threshold."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.domain.rolesync import RoleCall
+from bot.core.domain.rolesync import RoleCall, RoleGroupInfo
 from bot.delivery.budget import BudgetWatch, record_calls
 from bot.delivery.outbox import OutboxSender
 from bot.delivery.rolesync import CURSOR_MARK, KIND, RoleSync, follow_feed
@@ -346,3 +347,41 @@ async def test_a_member_who_leaves_gets_no_role_calls(make_harness: MakeHarness)
     await h.run_due()
     assert await rows(h) == []
     assert h.dingtalk.holders_of("Baton", "分析师") == []
+
+
+async def test_replicas_starting_together_make_the_group_once(make_harness: MakeHarness) -> None:
+    h = await make_harness(integrations={"dingtalk_roles": ROLES},
+                           org={"alert_conversation": GROUP})
+    a, b = (RoleSync(h.db, h.settings, h.dingtalk) for _ in range(2))
+    assert await asyncio.gather(a.start(h.clock.now()), b.start(h.clock.now())) == [True, True]
+    assert [n for n, _ in h.dingtalk.role_book.values()].count("Baton") == 1
+    assert sorted(r for _, roles in h.dingtalk.role_book.values() for r in roles.values()
+                  if r in ("销售", "分析师")) == ["分析师", "销售"]
+    assert await alerts(h, "") == []
+    async with h.db.uow() as uow:
+        ids = await uow.rolesync.role_ids(h.settings.org.corp_id)
+    assert ids["sales"][1] == h.dingtalk.role_id("Baton", "销售")
+
+
+async def test_a_group_made_meanwhile_is_found_not_alerted(make_harness: MakeHarness) -> None:
+    """Another process made the group (or a role) between this one's look and its create:
+    DingTalk refuses the name as taken (33013 / 33014), and the ensure looks again."""
+    h = await make_harness(integrations={"dingtalk_roles": ROLES},
+                           org={"alert_conversation": GROUP})
+    sync = RoleSync(h.db, h.settings, h.dingtalk)
+    h.dingtalk.console_assign("Baton", "销售", "wangwu")
+    real = h.dingtalk.role_groups
+    calls = 0
+
+    async def stale() -> list[RoleGroupInfo]:
+        nonlocal calls
+        calls += 1
+        found = await real()
+        return [g for g in found if g.name != "Baton"] if calls == 1 else found
+
+    h.dingtalk.role_groups = stale         # type: ignore[method-assign]
+    assert await sync.start(h.clock.now())
+    assert await alerts(h, "") == []
+    async with h.db.uow() as uow:
+        ids = await uow.rolesync.role_ids(h.settings.org.corp_id)
+    assert ids["sales"][1] == h.dingtalk.role_id("Baton", "销售")
