@@ -16,9 +16,10 @@
   audited and summarised to ``org.alert_conversation``; ``enforce`` queues the calls that fix
   DingTalk, ``report`` changes nothing.
 - **Refused for a permission** (errcode 60011 / HTTP 403): the row is parked (FAILED at once,
-  not retried) and the alert conversation is told once, until a role call succeeds again
-  (the mark ``roles.denied``); the next reconcile after the operator grants the permission
-  repairs whatever was parked.
+  not retried) and the alert conversation is told once, until a role call (a write)
+  succeeds again (the mark ``roles.denied``, cleared only in :meth:`RoleSync.deliver`: a
+  read that succeeds proves nothing about writes); the next reconcile after the operator
+  grants the permission repairs whatever was parked.
 """
 
 from __future__ import annotations
@@ -302,7 +303,6 @@ class RoleSync:
         for role, rid in ids.items():
             await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
                                          now)
-        await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
 
     async def start(self, now: datetime, *, within: float = 20.0) -> bool:
         """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal, and
@@ -341,17 +341,22 @@ class RoleSync:
         if len(ids) != len(roles):
             raise RoleIdsMissing(f"no DingTalk id for {roles}")
         dropped = await self._send(call.op, ids, call.users)
-        if dropped:
-            # Left the corp since the call was queued: DingTalk has dropped their labels.
-            log.warning("role call %s %s: user ids DingTalk no longer knows dropped: %s",
-                        call.op, roles, dropped)
-            async with self.db.uow() as uow:
+        # A role call (a write) went through: a refusal for a permission is over (a read that
+        # succeeds says nothing of it: the app may read roles and not change them).
+        async with self.db.uow() as uow:
+            if dropped:
+                # Left the corp since the call was queued: DingTalk dropped their labels.
+                log.warning("role call %s %s: user ids DingTalk no longer knows dropped: %s",
+                            call.op, roles, dropped)
                 await uow.audit.append_many(self.corp, now, [
                     {"actor_id": "system:roles", "action": "roles.user_dropped",
                      "result": "skipped", "target_id": u,
                      "after": {"op": call.op, "roles": roles, "errcode": INVALID_USERS}}
                     for u in dropped])
-                await uow.commit()
+            if len(dropped) < len(call.users) and await uow.rolesync.mark(
+                    self.corp, DENIED_MARK) is not None:
+                await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+            await uow.commit()
 
     async def _send(self, op: Op, ids: list[int], users: Sequence[str]) -> list[str]:
         """One role call; refused for an invalid user id (33012: one named has left the
@@ -429,7 +434,6 @@ class RoleSync:
             await queue_alert(uow, self.settings, now, who="Baton",
                               what=self._summary(diffs, calls), why=t(
                                   "roles_why", self.settings.locale.lang), what_cap=900)
-        await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
         return ReconcileResult(tuple(diffs), calls, read_calls)
 
     async def _unfollowed(self, uow: UnitOfWork) -> set[str]:

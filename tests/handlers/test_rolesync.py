@@ -178,8 +178,12 @@ async def test_a_start_refused_for_a_permission_alerts_once(make_harness: MakeHa
     assert not await sync.start(h.clock.now())
     assert not await sync.start(h.clock.now())
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
-    assert await sync.start(h.clock.now())        # granted: the mark is cleared
+    assert await sync.start(h.clock.now())        # granted: a read proves nothing of writes
     h.dingtalk.fail_next("role_groups", DENIED)
+    assert not await sync.start(h.clock.now())
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    await sync.deliver(RoleCall("add", ("sales",), ("zhaoliu",)).payload(), h.clock.now())
+    h.dingtalk.fail_next("role_groups", DENIED)   # a role call went through: told again
     assert not await sync.start(h.clock.now())
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
 
@@ -385,3 +389,32 @@ async def test_a_group_made_meanwhile_is_found_not_alerted(make_harness: MakeHar
     async with h.db.uow() as uow:
         ids = await uow.rolesync.role_ids(h.settings.org.corp_id)
     assert ids["sales"][1] == h.dingtalk.role_id("Baton", "销售")
+
+
+async def test_write_denied_is_alerted_once_across_reconciles(make_harness: MakeHarness) -> None:
+    """The app may read roles but not change them: the refusal is told once, not again by
+    every reconcile whose read succeeded; a role call that succeeds ends the refusal."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    h.dingtalk.fail_next("add_roles_for_users", DENIED, times=3)
+    out = sender(h, sync)
+    await out.drain_once()
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    for _ in range(2):                  # nightly reconciles: read fine, the fix refused again
+        await schedule_reconcile(h.db, h.settings, h.clock.now())
+        await h.run_due()
+        await out.drain_once()
+        h.clock.advance(timedelta(days=1))
+    assert out.parked == 3
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    # Granted: the next fix goes through, and a later refusal is told again.
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    await out.drain_once()
+    assert h.dingtalk.holders_of("Baton", "销售") == ["zhaoliu"]
+    await h.ask("lisi", "role clear @zhaoliu", "sales", ("zhaoliu",))
+    await follow(h)
+    h.dingtalk.fail_next("remove_roles_for_users", DENIED)
+    await out.drain_once()
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
