@@ -426,7 +426,7 @@ class RoleSync:
         enforce = self.cfg.mode == "enforce"
         await uow.audit.append_many(self.corp, now, [
             {"actor_id": "system:roles", "action": f"roles.{d.kind}",
-             "result": "applied" if enforce else "reported", "target_id": d.user_id,
+             "result": "queued" if enforce else "reported", "target_id": d.user_id,
              "after": {"role": d.role, "dingtalk_role": self.cfg.map[d.role],
                        "fix": d.op if enforce else None}} for d in diffs])
         calls = await queue_calls(uow, now, reconcile_calls(diffs)) if enforce else 0

@@ -209,8 +209,8 @@ async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> No
         found = (await uow.session.execute(select(
             AuditEntry.action, AuditEntry.result, AuditEntry.target_id).where(
             AuditEntry.action.like("roles.%")).order_by(AuditEntry.seq))).all()
-    assert sorted(found) == [("roles.extra", "applied", "wangwu"),
-                             ("roles.missing", "applied", "zhaoliu")]
+    assert sorted(found) == [("roles.extra", "queued", "wangwu"),
+                             ("roles.missing", "queued", "zhaoliu")]
     assert [c for c, _, _ in await rows(h)] == [RoleCall("remove", ("sales",), ("wangwu",)),
                                                 RoleCall("add", ("sales",), ("zhaoliu",))]
     [summary] = await alerts(h, "钉钉角色对账")
