@@ -66,9 +66,11 @@ KNOWN_TYPES = frozenset({"role.changed", "grant.added", "grant.revoked", "grant.
                          "import.change", "import.undone"})
 NAME_KEYS = frozenset({"role", "name", "value"})
 # Changes that never move a mapped role: admin and owner levels, templates (a template's
-# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does).
+# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does),
+# applied to a member or taken off them.
 IGNORED_TYPES = frozenset({"admin.added", "admin.removed", "owner.changed", "template.created",
-                           "template.edited", "template.deleted", "template.applied"})
+                           "template.edited", "template.deleted", "template.applied",
+                           "template.unapplied"})
 
 
 class RoleIdsMissing(RuntimeError):

@@ -418,3 +418,20 @@ async def test_write_denied_is_alerted_once_across_reconciles(make_harness: Make
     h.dingtalk.fail_next("remove_roles_for_users", DENIED)
     await out.drain_once()
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
+
+
+async def test_template_events_send_nothing(make_harness: MakeHarness) -> None:
+    """A template applied to a member or taken off (templates are not mirrored) moves no
+    mapped role: no call, not even an add the member already has."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    await sender(h, sync).drain_once()
+    async with h.db.uow() as uow:
+        for action in ("template.assign", "template.unassign"):
+            await uow.audit.append(h.settings.org.corp_id, h.clock.now(), actor_id="lisi",
+                                   action=action, result="applied", target_id="zhaoliu",
+                                   before={"template": "crm"}, after=None)
+        await uow.commit()
+    assert await follow(h) == 0
+    assert await rows(h) == []
