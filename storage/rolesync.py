@@ -93,11 +93,17 @@ class RoleSyncRepo:
                 Member.active.is_(False)))).scalars())
         return out
 
-    async def users_in_flight(self, kind: str) -> set[str]:
-        """Members named by role calls of ``kind`` still waiting in the outbox (pending)."""
+    async def users_in_flight(self, kind: str, sent_since: datetime | None = None) -> set[str]:
+        """Members named by role calls of ``kind`` still waiting in the outbox (pending), and
+        by those sent at or after ``sent_since`` (a reader of DingTalk who began then may not
+        have seen them land)."""
         out: set[str] = set()
+        moving = OutboxMessage.status == "pending"
+        if sent_since is not None:
+            moving = or_(moving, (OutboxMessage.status == "sent")
+                         & (OutboxMessage.sent_at >= sent_since))
         for payload in (await self.s.execute(select(OutboxMessage.payload).where(
-                OutboxMessage.kind == kind, OutboxMessage.status == "pending"))).scalars():
+                OutboxMessage.kind == kind, moving))).scalars():
             users = payload.get("users") if isinstance(payload, dict) else None
             if isinstance(users, list):
                 out |= {str(u) for u in users}

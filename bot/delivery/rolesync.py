@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.config import Settings
 from bot.core.domain.feed import USER, ChangeEvent
@@ -56,6 +56,7 @@ CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in ord
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
 NAME_TAKEN = ("33013", "33014")       # errcodes: a role group's / a role's name is taken
 INVALID_USERS = "33012"               # errcode: a user id in the call is not in the corp
+SENT_SLACK = timedelta(seconds=30)    # calls sent this long before a read count in flight
 DETAIL_CAP = 8                        # users named per role in a summary
 CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
 FEED_PAGE = 500                       # events read per transaction
@@ -417,13 +418,17 @@ class RoleSync:
         return actual
 
     async def reconcile(self, uow: UnitOfWork, now: datetime,
-                        actual: dict[str, set[str]], read_calls: int) -> ReconcileResult:
+                        actual: dict[str, set[str]], read_calls: int,
+                        read_began: datetime | None = None) -> ReconcileResult:
         """In the caller's transaction: compare, audit each difference, fix (enforce) by
-        queueing calls, and summarise to the alert conversation."""
+        queueing calls, and summarise to the alert conversation. ``read_began``: when the
+        read of DingTalk (``actual``) began."""
         desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
-        # Members whose change is on its way (a queued call, or an event not followed yet)
-        # are not drift: what is in flight will set them right.
-        moving = await uow.rolesync.users_in_flight(KIND) | await self._unfollowed(uow)
+        # Members whose change is on its way (a queued call, a call sent since the read
+        # began: the read may predate it, or an event not followed yet) are not drift: what
+        # is in flight sets them right. (A margin for clocks of replicas that differ.)
+        since = None if read_began is None else read_began - SENT_SLACK
+        moving = await uow.rolesync.users_in_flight(KIND, since) | await self._unfollowed(uow)
         diffs = [d for d in differences(desired, actual) if d.user_id not in moving]
         enforce = self.cfg.mode == "enforce"
         await uow.audit.append_many(self.corp, now, [

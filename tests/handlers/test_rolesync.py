@@ -198,6 +198,7 @@ async def _drift(h: Harness, sync: RoleSync) -> None:
     assert rid is not None
     h.dingtalk.role_holders[rid].remove("zhaoliu")
     h.dingtalk.console_assign("Baton", "销售", "wangwu")
+    h.clock.advance(timedelta(minutes=5))     # later: the call is long done, not in flight
 
 
 async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> None:
@@ -435,3 +436,28 @@ async def test_template_events_send_nothing(make_harness: MakeHarness) -> None:
         await uow.commit()
     assert await follow(h) == 0
     assert await rows(h) == []
+
+
+async def test_a_call_sent_during_the_read_is_not_drift(make_harness: MakeHarness) -> None:
+    """The queued call goes out after the reconcile read DingTalk and before it compares:
+    it is not reported (nor fixed again) as a difference."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    real, reads = h.dingtalk.role_members, 0
+
+    async def read_then_send(role_id: int) -> list[str]:
+        nonlocal reads
+        found = await real(role_id)
+        reads += 1
+        if reads == 2:                 # DingTalk read: the outbox sends the queued call now
+            await sender(h, sync).drain_once()
+        return found
+
+    h.dingtalk.role_members = read_then_send        # type: ignore[method-assign]
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert h.dingtalk.holders_of("Baton", "销售") == ["zhaoliu"]
+    assert await alerts(h, "钉钉角色对账") == []
+    assert await rows(h) == []
+    assert [a for a in await audit_actions(h) if a[0].startswith("roles.")] == []
