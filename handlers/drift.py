@@ -10,7 +10,9 @@ request engine refuses, audits and alerts anyone else's). Adopt: Baton records t
 (``admin_add.apply`` / ``admin_remove.apply`` / ``owner_transfer.apply``, audited
 ``applied`` with ``{"via": "drift"}``). Ignore, or no answer before it expires: the next
 daily sweep alerts it again while DingTalk and Baton still differ. A drift that no longer
-holds (Baton caught up, or the console change was undone) is withdrawn.
+holds (Baton caught up, or the console change was undone) is withdrawn. The first list ever
+read by a sweep is the baseline: recorded, its differences from Baton told once in one
+summary (no cards: nothing changed, it was so before Baton looked).
 
 The sweep also checks every member who holds something against the directory and queues
 an ``offboard`` for each one gone or inactive (handlers/offboarding.py), one transaction each.
@@ -27,6 +29,7 @@ from typing import Any
 from bot.approvals.engine import NoLongerAllowed, cancel, open_request
 from bot.config import Settings
 from bot.core.domain.drift import (
+    MAIN,
     OWNER_CHANGE,
     SUB,
     Drift,
@@ -36,10 +39,11 @@ from bot.core.domain.drift import (
     find_drift,
     holds,
 )
-from bot.core.domain.members import ADMIN, OWNER
+from bot.core.domain.members import ADMIN, MEMBER, OWNER
 from bot.core.domain.requests import Request, Requirement, State
-from bot.core.escape import Md
+from bot.core.escape import Md, person
 from bot.core.sends import Reply
+from bot.delivery.alerts import queue_alert
 from bot.dispatch.context import CommandRouter, Context
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import t
@@ -170,8 +174,13 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
     if before is None:
         before = dict(unrecorded) if unrecorded is not None else None
     baton = await env.uow.drift.baton_levels(corp)
-    found = find_drift(before, listed, baton)
     await env.uow.drift.record_admin_list(corp, listed, env.now)
+    if before is None:
+        # The first list ever seen (say, the first sweep after an upgrade): the baseline.
+        # What differs already is told once, in one summary; only later changes are drifts.
+        await _baseline(env, listed, baton, names)
+        return []
+    found = find_drift(before, listed, baton)
     opened = [r for d in found
               if (r := await open_drift(env, d, names.get(d.user_id))) is not None]
     for (uid, change), req in (await _open_drifts(env)).items():
@@ -190,6 +199,46 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
                     (again := await open_drift(env, d, names.get(uid))) is not None:
                 opened.append(again)
     return opened
+
+
+async def _baseline(env: Context, listed: Mapping[str, int], baton: Mapping[str, str],
+                    directory: Mapping[str, str]) -> None:
+    """One summary of how DingTalk's admins (``listed``) and Baton's differ as the baseline
+    is recorded: no card (nothing changed; it has always been so)."""
+    dingtalk_only = sorted(u for u, lv in listed.items()
+                           if (lv == SUB and baton.get(u, MEMBER) == MEMBER)
+                           or (lv == MAIN and baton.get(u) != OWNER))
+    baton_only = sorted(u for u, lv in baton.items() if lv == ADMIN and u not in listed)
+    if not dingtalk_only and not baton_only:
+        return
+    known = await env.uow.members.names(env.corp_id, {*dingtalk_only, *baton_only})
+    names = {u: person(known.get(u) or directory.get(u), u)
+             for u in (*dingtalk_only, *baton_only)}
+    parts: list[str] = []
+    if dingtalk_only:
+        parts.append(t("drift_baseline_dingtalk_only", env.lang,
+                       who="、".join(names[u] for u in dingtalk_only[:BASELINE_CAP])
+                       + (f" (+{len(dingtalk_only) - BASELINE_CAP})"
+                          if len(dingtalk_only) > BASELINE_CAP else "")))
+    if baton_only:
+        parts.append(t("drift_baseline_baton_only", env.lang,
+                       who="、".join(names[u] for u in baton_only[:BASELINE_CAP])
+                       + (f" (+{len(baton_only) - BASELINE_CAP})"
+                          if len(baton_only) > BASELINE_CAP else "")))
+    text = t("drift_baseline", env.lang, detail="；".join(parts))
+    org = env.settings.org
+    if org.alert_conversation:
+        await queue_alert(env.uow, env.settings, env.now, who="Baton", what=text,
+                          why=t("drift_baseline_why", env.lang), what_cap=900)
+        return
+    owner = await env.uow.members.owner_of(env.corp_id)
+    if org.admin_conversations:
+        await env.send(Reply(text, org.admin_conversations[0], True, markdown=True))
+    elif owner is not None:
+        await env.send(Reply(text, owner.user_id, False, owner.user_id, markdown=True))
+
+
+BASELINE_CAP = 20       # people named per side in the baseline's summary
 
 
 # ---- events ---------------------------------------------------------------------------------

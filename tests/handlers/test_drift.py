@@ -311,3 +311,30 @@ async def test_an_event_about_two_members_offboards_each_in_its_own_transaction(
     after = await audit_actions(h)
     assert [a for a in after[n:] if a[2] == "zhaoliu"] == []       # not twice
     assert ("member.offboard", "applied", "qianqi") in after[n:]
+
+
+async def test_the_first_sweep_records_a_baseline_with_one_summary(ha: Harness) -> None:
+    """Upgrading with drift on: DingTalk's admins and Baton's already differ (a sub-admin
+    made in the console long ago, a Baton admin who is none in DingTalk). The first sweep
+    records DingTalk's list as the baseline and says so once, listing the differences; it
+    opens no card, and the next sweeps stay quiet until DingTalk changes."""
+    h = ha
+    h.dingtalk.set_user("qianqi", admin_level=2)
+    h.dingtalk.set_user("wangwu", admin_level=0)
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    assert await drift_cards(h) == []
+    [summary] = [s.text for s in await h.sent_after(0) if "基准" in s.text]
+    assert "钱七" in summary and "王五" in summary
+    for _ in range(2):
+        h.clock.advance(timedelta(days=1))
+        await h.run_due()
+    assert await drift_cards(h) == []
+    assert len([s for s in await h.sent_after(0) if "基准" in s.text]) == 1
+    # A change after the baseline is a drift as before.
+    h.dingtalk.set_user("zhaoliu", admin_level=2)
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
+        ("zhaoliu", "admin_add")}
