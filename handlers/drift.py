@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.approvals.engine import NoLongerAllowed, cancel, open_request
@@ -159,22 +159,31 @@ async def open_drift(env: Context, d: Drift, name: str | None = None) -> Request
 
 async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
                     unrecorded: Mapping[str, int] | None = None,
-                    names: Mapping[str, str] | None = None) -> list[Request]:
+                    names: Mapping[str, str] | None = None,
+                    read_at: datetime | None = None) -> list[Request]:
     """Compare DingTalk's admin list ``listed`` with the one recorded (and record it): new
     drifts are alerted; open drifts that no longer hold are withdrawn; ``daily`` (the
     sweep): drifts ignored or left to expire that still hold are alerted again.
     ``unrecorded``: the list as it was before, when none was recorded yet (an event says
-    what changed); without it, every admin listed is a new sighting. ``names``: directory
-    names of members the store may not know yet."""
+    what changed); without it, the list is recorded as the baseline. ``names``: directory
+    names of members the store may not know yet. ``read_at``: when the read of ``listed``
+    began (default: now); a list read before the one recorded is stale and changes
+    nothing (two replicas read, the first reader commits last)."""
     names = names or {}
     corp = env.corp_id
     # Two replicas reconciling at once (two events) take turns: the second sees the first's list.
     await env.uow.serialise(f"dingtalk-admins:{corp}")
+    read_at = read_at or env.now
+    seen = await env.uow.drift.admin_list_seen(corp)
+    if seen is not None and _aware(seen) > read_at:
+        log.info("admin list read at %s is older than the one recorded (%s): not recorded",
+                 read_at, seen)
+        return []
     before = await env.uow.drift.admin_list(corp)
     if before is None:
         before = dict(unrecorded) if unrecorded is not None else None
     baton = await env.uow.drift.baton_levels(corp)
-    await env.uow.drift.record_admin_list(corp, listed, env.now)
+    await env.uow.drift.record_admin_list(corp, listed, read_at)
     if before is None:
         # The first list ever seen (say, the first sweep after an upgrade): the baseline.
         # What differs already is told once, in one summary; only later changes are drifts.
@@ -199,6 +208,11 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
                     (again := await open_drift(env, d, names.get(uid))) is not None:
                 opened.append(again)
     return opened
+
+
+def _aware(at: datetime) -> datetime:
+    """A time from the store (SQLite returns it naive, in UTC) comparable with the clock's."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 async def _baseline(env: Context, listed: Mapping[str, int], baton: Mapping[str, str],
@@ -291,7 +305,9 @@ async def _on_admin_event(event: OrgEvent, now: AdminsNow, ctx: Context) -> None
     before = {k: v for k, v in listed.items() if not (added and k == uid)}
     if not added:
         before.setdefault(uid, SUB)
-    await reconcile(ctx, listed, daily=False, unrecorded=before, names=now.names)
+    # ctx.now was taken before the prepare's read (the dispatcher's rule for events).
+    await reconcile(ctx, listed, daily=False, unrecorded=before, names=now.names,
+                    read_at=ctx.now)
 
 
 router.event(ORG_ADMIN_ADD, prepare=_admin_list)(_on_admin_event)
@@ -342,6 +358,7 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
     members who hold something are then looked up in the directory by ``drift_directory``
     jobs of :data:`CHECK_CHUNK` each, so no job outlasts its lease on a large company."""
     s = dctx.settings
+    began = dctx.now                    # before the read: what it finds is at least this new
     listed: dict[str, int] | None = None
     names: dict[str, str] = {}
     if s.drift.enabled and dctx.client is not None:
@@ -358,7 +375,7 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
         if not s.drift.enabled:
             return
         if listed is not None:
-            await reconcile(env, listed, daily=True, names=names)
+            await reconcile(env, listed, daily=True, names=names, read_at=began)
         holders = await env.uow.drift.holding_members(env.corp_id)
         day = env.now.date().isoformat()
         for n, i in enumerate(range(0, len(holders), CHECK_CHUNK)):

@@ -51,6 +51,11 @@ class DriftRepo:
             return {} if seen else None
         return {u: int(level) for u, level in rows if u}
 
+    async def admin_list_seen(self, corp_id: str) -> datetime | None:
+        """When the recorded list was read from DingTalk (None: nothing recorded)."""
+        return (await self.s.execute(select(func.max(DingTalkAdmin.seen_at)).where(
+            DingTalkAdmin.corp_id == corp_id))).scalar_one_or_none()
+
     async def record_admin_list(self, corp_id: str, levels: Mapping[str, int],
                                 now: datetime) -> None:
         """Replace the recorded list with ``levels`` (an empty list is recorded too, by a

@@ -338,3 +338,30 @@ async def test_the_first_sweep_records_a_baseline_with_one_summary(ha: Harness) 
     await h.run_due()
     assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
         ("zhaoliu", "admin_add")}
+
+
+async def test_an_older_admin_list_never_overwrites_a_newer_one(ha: Harness) -> None:
+    """Two admin events handled at once (two replicas): the one that read DingTalk's list
+    first commits last. Its older list is not recorded over the newer one."""
+    h = ha
+    await event(h, "org_admin_add", "lisi")              # something recorded: no baseline
+    real = h.dingtalk.list_admins
+    calls = 0
+
+    async def slow_read() -> list[dict[str, Any]]:
+        nonlocal calls
+        calls += 1
+        found = await real()
+        if calls == 1:                  # while this answer travels, qianqi is made an admin
+            h.clock.advance(timedelta(seconds=5))
+            h.dingtalk.set_user("qianqi", admin_level=2)
+            await event(h, "org_admin_add", "qianqi")
+        return found
+
+    h.dingtalk.list_admins = slow_read               # type: ignore[method-assign]
+    await event(h, "org_admin_add", "wangwu")
+    async with h.db.uow() as uow:
+        recorded = await uow.drift.admin_list(h.settings.org.corp_id)
+    assert recorded is not None and recorded.get("qianqi") == 2
+    assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
+        ("qianqi", "admin_add")}
