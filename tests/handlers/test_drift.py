@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from bot.ports import ServerError
 from bot.transport.inbound import OrgEvent
-from handlers.drift import schedule_sweep
+from handlers.drift import LOOKUPS_AT_ONCE, schedule_sweep
 from storage.models import AuditEntry, Request, TemplateAssignment
 from tests.handlers.conftest import CARD, GROUP, Harness, MakeHarness, Sent, replies
-from tests.support import audit_actions, grants, member, verify_chain
+from tests.support import Overlap, audit_actions, grants, member, verify_chain
 
 ALERTS = "cidALERTS"
 _ids = itertools.count(1)
@@ -365,3 +365,24 @@ async def test_an_older_admin_list_never_overwrites_a_newer_one(ha: Harness) -> 
     assert recorded is not None and recorded.get("qianqi") == 2
     assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
         ("qianqi", "admin_add")}
+
+
+async def test_the_directory_lookups_of_a_sweep_overlap_a_few_at_a_time(h: Harness) -> None:
+    """A job's 100 lookups go a few at a time (not one after another), so the job ends well
+    inside its lease; a member gone is still found."""
+    async with h.db.uow() as uow:
+        for i in range(30):
+            await uow.members.upsert(h.settings.org.corp_id, f"u{i:02}", h.clock.now(),
+                                     name=f"u{i:02}")
+            m = await uow.members.sender(h.settings.org.corp_id, f"u{i:02}")
+            assert m is not None
+            await uow.members.set_role(m, "sales", h.clock.now())
+        await uow.commit()
+    lookups = Overlap(h.dingtalk.user_get)
+    h.dingtalk.user_get = lookups                       # type: ignore[method-assign]
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    for _ in range(3):
+        await h.run_due()
+    assert 1 < lookups.most <= LOOKUPS_AT_ONCE
+    assert not (await member(h, "u07")).active             # unknown to the directory: gone

@@ -15,13 +15,13 @@ from sqlalchemy import select
 from bot.core.domain.rolesync import RoleCall, RoleGroupInfo
 from bot.delivery.budget import BudgetWatch, record_calls
 from bot.delivery.outbox import OutboxSender
-from bot.delivery.rolesync import CURSOR_MARK, KIND, RoleSync, follow_feed
+from bot.delivery.rolesync import CURSOR_MARK, KIND, ROLE_READS_AT_ONCE, RoleSync, follow_feed
 from bot.ports import PermissionDenied, ServerError
 from bot.transport.inbound import OrgEvent
 from handlers.rolesync import schedule_reconcile
 from storage.models import AuditEntry, OutboxMessage
 from tests.handlers.conftest import GROUP, Harness, MakeHarness
-from tests.support import audit_actions, member
+from tests.support import Overlap, audit_actions, member
 
 ROLES: dict[str, Any] = {"enabled": True, "group": "Baton",
                          "map": {"sales": "销售", "analyst": "分析师"}, "mode": "enforce"}
@@ -461,3 +461,17 @@ async def test_a_call_sent_during_the_read_is_not_drift(make_harness: MakeHarnes
     assert await alerts(h, "钉钉角色对账") == []
     assert await rows(h) == []
     assert [a for a in await audit_actions(h) if a[0].startswith("roles.")] == []
+
+
+async def test_the_reconcile_reads_roles_a_few_at_a_time(make_harness: MakeHarness) -> None:
+    """Each mapped role's members are read alongside the others' (a few at a time), so a
+    reconcile of many roles ends well inside its lease; what it finds is the same."""
+    h, _ = await rig(make_harness, map={"sales": "销售", "analyst": "分析师",
+                                        "crm_admin": "CRM 管理员"})
+    reads = Overlap(h.dingtalk.role_members)
+    h.dingtalk.role_members = reads                     # type: ignore[method-assign]
+    h.dingtalk.console_assign("Baton", "分析师", "wangwu")
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert 1 < reads.most <= ROLE_READS_AT_ONCE
+    assert [c for c, _, _ in await rows(h)] == [RoleCall("remove", ("analyst",), ("wangwu",))]
