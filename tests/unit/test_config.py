@@ -197,6 +197,8 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
     ({"catalog": {"sensitive": ["zz"]}}, "catalog: sensitive: 'zz' is neither a role nor a permission"),
     ({"review": {"cron": "every quarter"}}, "review.cron: 'every quarter' is not a crontab line"),
     ({"review": {"cron": "0 9 31 2 *"}}, "review.cron: '0 9 31 2 *' never fires"),
+    ({"drift": {"sweep": "daily"}}, "drift.sweep: 'daily' is not a crontab line"),
+    ({"drift": {"sweep": "0 9 31 2 *"}}, "drift.sweep: '0 9 31 2 *' never fires"),
     ({"log": {"level": "LOUD"}}, "log.level: is not a log level"),
 ])
 def test_each_problem_names_its_key(tmp_path: Path, data: dict[str, Any], expect: str) -> None:
