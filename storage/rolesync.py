@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, OutboxMessage, SyncMark
-from storage.repositories import _insert
+from storage.repositories import dialect_insert
 
 
 def _left(corp_id: str) -> Select[str]:
@@ -125,7 +125,7 @@ class RoleSyncRepo:
     async def claim_mark(self, corp_id: str, name: str, now: datetime, value: str = "") -> bool:
         """Set the mark unless it is set; True for the one caller that set it (a once-only
         alert across replicas and restarts)."""
-        res = await self.s.execute(_insert(self.s, SyncMark).values(
+        res = await self.s.execute(dialect_insert(self.s, SyncMark).values(
             corp_id=corp_id, name=name, value=value, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["corp_id", "name"]))
         return bool(getattr(res, "rowcount", 0))
@@ -141,7 +141,7 @@ class RoleSyncRepo:
         """Add each month's metered calls to its total; the totals after."""
         out: dict[str, int] = {}
         for month, n in counts.items():
-            await self.s.execute(_insert(self.s, ApiCallMonth).values(
+            await self.s.execute(dialect_insert(self.s, ApiCallMonth).values(
                 corp_id=corp_id, month=month, calls=0, updated_at=now,
             ).on_conflict_do_nothing(index_elements=["corp_id", "month"]))
             await self.s.execute(update(ApiCallMonth).where(
