@@ -4,8 +4,8 @@ member reads, the 20-a-call limit, and a refusal for a missing permission as a t
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
