@@ -14,8 +14,9 @@ from sqlalchemy import select
 
 from bot.ports import ServerError
 from bot.transport.inbound import OrgEvent
+from handlers import review
 from handlers.drift import LOOKUPS_AT_ONCE, schedule_sweep
-from storage.models import AuditEntry, Request, TemplateAssignment
+from storage.models import AuditEntry, Request, ReviewItem, TemplateAssignment
 from tests.handlers.conftest import CARD, GROUP, Harness, MakeHarness, Sent, replies
 from tests.support import Overlap, audit_actions, grants, member, verify_chain
 
@@ -386,3 +387,20 @@ async def test_the_directory_lookups_of_a_sweep_overlap_a_few_at_a_time(h: Harne
         await h.run_due()
     assert 1 < lookups.most <= LOOKUPS_AT_ONCE
     assert not (await member(h, "u07")).active             # unknown to the directory: gone
+
+
+async def test_review_items_stay_put_when_the_owner_can_have_no_card(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every review card number is taken (MAX_CARDS reviewers): the owner could not be given
+    a card to decide the leaver's items on, so the items are not moved to them (the deadline's
+    policy decides them, as for reviewers beyond the cap), and nobody is told otherwise."""
+    monkeypatch.setattr(review, "MAX_CARDS", 1)
+    await h.ask("wangwu", "授权 @赵六 crm.report.view", "已授予", ("zhaoliu",))
+    await h.ask("zhangsan", "权限审核 开始", "R-1")
+    before = set(h.cards)
+    await event(h, "user_leave_org", "wangwu")
+    assert set(h.cards) == before
+    assert ("review.handed_over", "applied", "wangwu") not in await audit_actions(h)
+    async with h.db.uow() as uow:
+        admins = set((await uow.session.execute(select(ReviewItem.admin_id))).scalars())
+    assert admins == {"wangwu"}
