@@ -121,7 +121,7 @@ class BatonApp:
         # One shared HTTP session for every outbound call (trust_env off: no proxy surprises).
         self.http = await self._stack.enter_async_context(
             aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=64)))
-        self.client = OpenApiClient(self.http, s.dingtalk)
+        self.client = OpenApiClient(self.http, s.dingtalk, now=self.clock.now)
         await bootstrap(self.db, s, self.clock, self.client)
         await schedule_retention(self.db, s, self.clock.now())
         await schedule_review(self.db, s, self.clock.now())

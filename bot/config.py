@@ -320,6 +320,17 @@ class ReviewSettings(_Section):
         return v
 
 
+def _cron_line(v: str) -> str:
+    try:
+        trigger = CronTrigger.from_crontab(v, timezone=UTC)
+    except ValueError as e:
+        raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
+                         f"e.g. \"30 2 * * *\"): {e}") from None
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        raise ValueError(f"{v!r} never fires")
+    return v
+
+
 class DriftSettings(_Section):
     """Admin drift and offboarding: DingTalk's contact and admin events are handled as they
     arrive; ``sweep`` (a crontab line in ``policy.timezone``, daily by default) compares
@@ -328,17 +339,7 @@ class DriftSettings(_Section):
     sweep: str = "0 7 * * *"
     enabled: bool = True
 
-    @field_validator("sweep")
-    @classmethod
-    def _sweep(cls, v: str) -> str:
-        try:
-            trigger = CronTrigger.from_crontab(v, timezone=UTC)
-        except ValueError as e:
-            raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
-                             f"e.g. \"0 7 * * *\"): {e}") from None
-        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
-            raise ValueError(f"{v!r} never fires")
-        return v
+    _sweep = field_validator("sweep")(_cron_line)
 
 
 class SchedulerSettings(_Section):
@@ -443,17 +444,6 @@ class OpsSettings(_Section):
     """Unhealthy when due work is this late."""
 
     _dur = field_validator("max_outbox_age", "max_schedule_lag", mode="before")(config_duration)
-
-
-def _cron_line(v: str) -> str:
-    try:
-        trigger = CronTrigger.from_crontab(v, timezone=UTC)
-    except ValueError as e:
-        raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
-                         f"e.g. \"30 2 * * *\"): {e}") from None
-    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
-        raise ValueError(f"{v!r} never fires")
-    return v
 
 
 class DingTalkRolesSettings(_Section):

@@ -89,6 +89,14 @@ class RoleBook:
         with self._state.lock:
             return list(self.members.get(role_id, []))
 
+    def drop_user(self, user_id: str) -> None:
+        """``user_id`` left the corp: off every role."""
+        with self._state.lock:
+            for have in self.members.values():
+                if user_id in have:
+                    have.remove(user_id)
+            self._state.changed()
+
     def assign(self, role_id: int, user_ids: list[str], on: bool) -> None:
         with self._state.lock:
             have = self.members[role_id]

@@ -414,9 +414,12 @@ class Simulator:
         self._state.transfer_main_admin(from_user, to_user)
 
     def member_leaves(self, user_id: str) -> Delivery:
-        """``user_id`` leaves the company: inactive in the directory, ``user_leave_org``
-        pushed."""
-        self._state.set_user(user_id, {"active": False})
+        """``user_id`` leaves the company: out of the corp (inactive; role calls naming them
+        are refused with 33012), their role labels dropped as DingTalk drops them,
+        ``user_leave_org`` pushed."""
+        with self._state.lock:
+            self._state.set_user(user_id, {"active": False, "in_corp": False})
+            self._role_book.drop_user(user_id)
         return self.push_event("user_leave_org", [user_id])
 
     def console_add_admin(self, user_id: str, *, push: bool = True) -> Delivery | None:

@@ -10,7 +10,9 @@ request engine refuses, audits and alerts anyone else's). Adopt: Baton records t
 (``admin_add.apply`` / ``admin_remove.apply`` / ``owner_transfer.apply``, audited
 ``applied`` with ``{"via": "drift"}``). Ignore, or no answer before it expires: the next
 daily sweep alerts it again while DingTalk and Baton still differ. A drift that no longer
-holds (Baton caught up, or the console change was undone) is withdrawn.
+holds (Baton caught up, or the console change was undone) is withdrawn. The first list ever
+read by a sweep is the baseline: recorded, its differences from Baton told once in one
+summary (no cards: nothing changed, it was so before Baton looked).
 
 The sweep also checks every member who holds something against the directory and queues
 an ``offboard`` for each one gone or inactive (handlers/offboarding.py), one transaction each.
@@ -18,15 +20,17 @@ an ``offboard`` for each one gone or inactive (handlers/offboarding.py), one tra
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.approvals.engine import NoLongerAllowed, cancel, open_request
 from bot.config import Settings
 from bot.core.domain.drift import (
+    MAIN,
     OWNER_CHANGE,
     SUB,
     Drift,
@@ -36,10 +40,11 @@ from bot.core.domain.drift import (
     find_drift,
     holds,
 )
-from bot.core.domain.members import ADMIN, OWNER
+from bot.core.domain.members import ADMIN, MEMBER, OWNER
 from bot.core.domain.requests import Request, Requirement, State
-from bot.core.escape import Md
+from bot.core.escape import Md, person
 from bot.core.sends import Reply
+from bot.delivery.alerts import queue_alert
 from bot.dispatch.context import CommandRouter, Context
 from bot.ports import DingTalkError, Directory, NotFound
 from bot.texts.catalog import t
@@ -155,23 +160,37 @@ async def open_drift(env: Context, d: Drift, name: str | None = None) -> Request
 
 async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
                     unrecorded: Mapping[str, int] | None = None,
-                    names: Mapping[str, str] | None = None) -> list[Request]:
+                    names: Mapping[str, str] | None = None,
+                    read_at: datetime | None = None) -> list[Request]:
     """Compare DingTalk's admin list ``listed`` with the one recorded (and record it): new
     drifts are alerted; open drifts that no longer hold are withdrawn; ``daily`` (the
     sweep): drifts ignored or left to expire that still hold are alerted again.
     ``unrecorded``: the list as it was before, when none was recorded yet (an event says
-    what changed); without it, every admin listed is a new sighting. ``names``: directory
-    names of members the store may not know yet."""
+    what changed); without it, the list is recorded as the baseline. ``names``: directory
+    names of members the store may not know yet. ``read_at``: when the read of ``listed``
+    began (default: now); a list read before the one recorded is stale and changes
+    nothing (two replicas read, the first reader commits last)."""
     names = names or {}
     corp = env.corp_id
     # Two replicas reconciling at once (two events) take turns: the second sees the first's list.
     await env.uow.serialise(f"dingtalk-admins:{corp}")
+    read_at = read_at or env.now
+    seen = await env.uow.drift.admin_list_seen(corp)
+    if seen is not None and _aware(seen) > read_at:
+        log.info("admin list read at %s is older than the one recorded (%s): not recorded",
+                 read_at, seen)
+        return []
     before = await env.uow.drift.admin_list(corp)
     if before is None:
         before = dict(unrecorded) if unrecorded is not None else None
     baton = await env.uow.drift.baton_levels(corp)
+    await env.uow.drift.record_admin_list(corp, listed, read_at)
+    if before is None:
+        # The first list ever seen (say, the first sweep after an upgrade): the baseline.
+        # What differs already is told once, in one summary; only later changes are drifts.
+        await _baseline(env, listed, baton, names)
+        return []
     found = find_drift(before, listed, baton)
-    await env.uow.drift.record_admin_list(corp, listed, env.now)
     opened = [r for d in found
               if (r := await open_drift(env, d, names.get(d.user_id))) is not None]
     for (uid, change), req in (await _open_drifts(env)).items():
@@ -190,6 +209,51 @@ async def reconcile(env: Context, listed: Mapping[str, int], *, daily: bool,
                     (again := await open_drift(env, d, names.get(uid))) is not None:
                 opened.append(again)
     return opened
+
+
+def _aware(at: datetime) -> datetime:
+    """A time from the store (SQLite returns it naive, in UTC) comparable with the clock's."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+async def _baseline(env: Context, listed: Mapping[str, int], baton: Mapping[str, str],
+                    directory: Mapping[str, str]) -> None:
+    """One summary of how DingTalk's admins (``listed``) and Baton's differ as the baseline
+    is recorded: no card (nothing changed; it has always been so)."""
+    dingtalk_only = sorted(u for u, lv in listed.items()
+                           if (lv == SUB and baton.get(u, MEMBER) == MEMBER)
+                           or (lv == MAIN and baton.get(u) != OWNER))
+    baton_only = sorted(u for u, lv in baton.items() if lv == ADMIN and u not in listed)
+    if not dingtalk_only and not baton_only:
+        return
+    known = await env.uow.members.names(env.corp_id, {*dingtalk_only, *baton_only})
+    names = {u: person(known.get(u) or directory.get(u), u)
+             for u in (*dingtalk_only, *baton_only)}
+    parts: list[str] = []
+    if dingtalk_only:
+        parts.append(t("drift_baseline_dingtalk_only", env.lang,
+                       who="、".join(names[u] for u in dingtalk_only[:BASELINE_CAP])
+                       + (f" (+{len(dingtalk_only) - BASELINE_CAP})"
+                          if len(dingtalk_only) > BASELINE_CAP else "")))
+    if baton_only:
+        parts.append(t("drift_baseline_baton_only", env.lang,
+                       who="、".join(names[u] for u in baton_only[:BASELINE_CAP])
+                       + (f" (+{len(baton_only) - BASELINE_CAP})"
+                          if len(baton_only) > BASELINE_CAP else "")))
+    text = t("drift_baseline", env.lang, detail="；".join(parts))
+    org = env.settings.org
+    if org.alert_conversation:
+        await queue_alert(env.uow, env.settings, env.now, who="Baton", what=text,
+                          why=t("drift_baseline_why", env.lang), what_cap=900)
+        return
+    owner = await env.uow.members.owner_of(env.corp_id)
+    if org.admin_conversations:
+        await env.send(Reply(text, org.admin_conversations[0], True, markdown=True))
+    elif owner is not None:
+        await env.send(Reply(text, owner.user_id, False, owner.user_id, markdown=True))
+
+
+BASELINE_CAP = 20       # people named per side in the baseline's summary
 
 
 # ---- events ---------------------------------------------------------------------------------
@@ -242,7 +306,9 @@ async def _on_admin_event(event: OrgEvent, now: AdminsNow, ctx: Context) -> None
     before = {k: v for k, v in listed.items() if not (added and k == uid)}
     if not added:
         before.setdefault(uid, SUB)
-    await reconcile(ctx, listed, daily=False, unrecorded=before, names=now.names)
+    # ctx.now was taken before the prepare's read (the dispatcher's rule for events).
+    await reconcile(ctx, listed, daily=False, unrecorded=before, names=now.names,
+                    read_at=ctx.now)
 
 
 router.event(ORG_ADMIN_ADD, prepare=_admin_list)(_on_admin_event)
@@ -271,20 +337,28 @@ async def schedule_sweep(db: Database, settings: Settings, now: datetime) -> Non
 
 
 async def _left(client: Directory, user_ids: list[str]) -> list[str]:
-    """Those of ``user_ids`` the directory shows gone or inactive (a failed lookup: not)."""
-    out = []
-    for uid in user_ids:
-        try:
-            if not bool((await client.user_get(uid)).get("active", True)):
-                out.append(uid)
-        except NotFound:
-            out.append(uid)
-        except DingTalkError as e:
-            log.warning("sweep: directory lookup of %s failed: %s", uid, e)
-    return out
+    """Those of ``user_ids`` the directory shows gone or inactive (a failed lookup: not),
+    looked up :data:`LOOKUPS_AT_ONCE` at a time."""
+    gate = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+
+    async def gone(uid: str) -> bool:
+        async with gate:
+            try:
+                return not bool((await client.user_get(uid)).get("active", True))
+            except NotFound:
+                return True
+            except DingTalkError as e:
+                log.warning("sweep: directory lookup of %s failed: %s", uid, e)
+                return False
+
+    found = await asyncio.gather(*(gone(u) for u in user_ids))
+    return [u for u, g in zip(user_ids, found, strict=True) if g]
 
 
-CHECK_CHUNK = 100       # members looked up by one ``drift_directory`` job (well inside a lease)
+CHECK_CHUNK = 100       # members looked up by one ``drift_directory`` job
+# Lookups in flight at once: 100 one after another at DingTalk's slower answers (~0.5 s)
+# would near the due lease (60 s); 8 at a time end in a few seconds, within the API's rate.
+LOOKUPS_AT_ONCE = 8
 
 
 @router.due("drift_sweep")
@@ -293,6 +367,7 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
     members who hold something are then looked up in the directory by ``drift_directory``
     jobs of :data:`CHECK_CHUNK` each, so no job outlasts its lease on a large company."""
     s = dctx.settings
+    began = dctx.now                    # before the read: what it finds is at least this new
     listed: dict[str, int] | None = None
     names: dict[str, str] = {}
     if s.drift.enabled and dctx.client is not None:
@@ -309,7 +384,7 @@ async def due_drift_sweep(payload: dict[str, Any], dctx: Context) -> None:
         if not s.drift.enabled:
             return
         if listed is not None:
-            await reconcile(env, listed, daily=True, names=names)
+            await reconcile(env, listed, daily=True, names=names, read_at=began)
         holders = await env.uow.drift.holding_members(env.corp_id)
         day = env.now.date().isoformat()
         for n, i in enumerate(range(0, len(holders), CHECK_CHUNK)):

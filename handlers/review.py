@@ -474,13 +474,16 @@ async def hand_over_items(env: Context, from_admin: str, to_admin: str) -> tuple
     c = await env.uow.reviews.open_in(env.corp_id)
     if c is None or from_admin == to_admin:
         return "", 0
-    moved, n, new = await env.uow.drift.reassign_review(c.id, from_admin, to_admin)
+    moved, n, new = await env.uow.drift.reassign_review(c.id, from_admin, to_admin, MAX_CARDS)
     if not moved:
+        if n >= MAX_CARDS:
+            log.warning("review %s: %s's items stay (no card is left for %s); the deadline's "
+                        "policy decides them", c.public_id, from_admin, to_admin)
         return "", 0
     c = await env.uow.reviews.campaign(c.id)
     assert c is not None
     s = env.settings
-    if new and n < MAX_CARDS:
+    if new:
         track = _track(env.corp_id, c.id, n)
         body = create_and_deliver_body(
             template_id=s.dingtalk.card_template_id, robot_code=s.dingtalk.effective_robot_code,

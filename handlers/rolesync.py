@@ -53,6 +53,7 @@ async def due_roles_reconcile(payload: dict[str, Any], dctx: Context) -> None:
         async with dctx.transaction():
             return          # turned off since it was planned: nothing more is planned
     sync = RoleSync(dctx.db, settings, dctx.client)
+    began = dctx.now
     try:
         actual = await sync.read_dingtalk(dctx.now)
     except DingTalkError as e:
@@ -62,7 +63,7 @@ async def due_roles_reconcile(payload: dict[str, Any], dctx: Context) -> None:
             await _schedule_next(env.uow, settings, env.now)
         return
     async with dctx.transaction() as env:
-        result = await sync.reconcile(env.uow, env.now, actual, sync.read_calls)
+        result = await sync.reconcile(env.uow, env.now, actual, sync.read_calls, began)
         await _schedule_next(env.uow, settings, env.now)
     log.info("DingTalk role reconcile: %d differences, %d fix calls queued, %d read calls",
              len(result.differences), result.calls, result.read_calls)

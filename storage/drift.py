@@ -51,6 +51,11 @@ class DriftRepo:
             return {} if seen else None
         return {u: int(level) for u, level in rows if u}
 
+    async def admin_list_seen(self, corp_id: str) -> datetime | None:
+        """When the recorded list was read from DingTalk (None: nothing recorded)."""
+        return (await self.s.execute(select(func.max(DingTalkAdmin.seen_at)).where(
+            DingTalkAdmin.corp_id == corp_id))).scalar_one_or_none()
+
     async def record_admin_list(self, corp_id: str, levels: Mapping[str, int],
                                 now: datetime) -> None:
         """Replace the recorded list with ``levels`` (an empty list is recorded too, by a
@@ -120,10 +125,12 @@ class DriftRepo:
             await self.s.flush()
 
     # ---- review items ------------------------------------------------------------------
-    async def reassign_review(self, campaign_id: int, from_admin: str,
-                              to_admin: str) -> tuple[int, int, bool]:
+    async def reassign_review(self, campaign_id: int, from_admin: str, to_admin: str,
+                              max_cards: int) -> tuple[int, int, bool]:
         """Move the undecided items of ``from_admin`` in campaign ``campaign_id`` to
-        ``to_admin``: (items moved, ``to_admin``'s card number, whether that card is new)."""
+        ``to_admin``: (items moved, ``to_admin``'s card number, whether that card is new).
+        Nothing moves when ``to_admin``'s card number would be ``max_cards`` or more (no
+        card could show them the items)."""
         items = (await self.s.execute(select(ReviewItem).where(
             ReviewItem.request_id == campaign_id, ReviewItem.admin_id == from_admin,
             ReviewItem.decision.is_(None)))).scalars().all()
@@ -132,11 +139,14 @@ class DriftRepo:
                 ReviewCard.request_id == campaign_id))).all()}
         if not items:
             return 0, cards.get(to_admin, -1), False
+        new = to_admin not in cards
+        n = max(cards.values(), default=-1) + 1 if new else cards[to_admin]
+        if n >= max_cards:
+            return 0, n, False
         for it in items:
             it.admin_id = to_admin
-        new = to_admin not in cards
         if new:
-            cards[to_admin] = max(cards.values(), default=-1) + 1
+            cards[to_admin] = n
             self.s.add(ReviewCard(request_id=campaign_id, n=cards[to_admin], admin_id=to_admin))
         await self.s.flush()
         return len(items), cards[to_admin], new

@@ -62,6 +62,11 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
+#: The session's dialect's INSERT (it has ``on_conflict_do_nothing``), for the other
+#: repositories of storage/.
+dialect_insert = _insert
+
+
 async def _claim(session: AsyncSession, model: Any, due_col: Any, now: datetime,
                  lease: timedelta, limit: int, *order: Any) -> Sequence[Any]:
     """Lease up to ``limit`` pending rows due by ``now`` (``FOR UPDATE SKIP LOCKED`` on

@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Select, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ApiCallMonth, DingTalkRole, Grant, Member, OutboxMessage, SyncMark
-from storage.repositories import _insert
+from storage.repositories import dialect_insert
+
+
+def _left(corp_id: str) -> Select[str]:
+    """The members of ``corp_id`` who have left (inactive): they hold no label."""
+    return select(Member.user_id).where(Member.corp_id == corp_id, Member.active.is_(False))
 
 
 class RoleSyncRepo:
@@ -46,10 +51,12 @@ class RoleSyncRepo:
         if not wanted:
             return out
         for uid, role in (await self.s.execute(select(Member.user_id, Member.role).where(
-                Member.corp_id == corp_id, Member.role.in_(wanted)))).all():
+                Member.corp_id == corp_id, Member.role.in_(wanted),
+                Member.active.is_(True)))).all():
             out[str(role)].add(uid)
         for uid, name in (await self.s.execute(select(Grant.user_id, Grant.name).where(
                 Grant.corp_id == corp_id, Grant.name.in_(wanted),
+                Grant.user_id.not_in(_left(corp_id)),
                 or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
             out[name].add(uid)
         return out
@@ -65,19 +72,38 @@ class RoleSyncRepo:
             part = users[i:i + 500]
             for uid, role in (await self.s.execute(select(Member.user_id, Member.role).where(
                     Member.corp_id == corp_id, Member.user_id.in_(part),
-                    Member.role.in_(wanted)))).all():
+                    Member.role.in_(wanted), Member.active.is_(True)))).all():
                 out[uid].add(str(role))
             for uid, name in (await self.s.execute(select(Grant.user_id, Grant.name).where(
                     Grant.corp_id == corp_id, Grant.user_id.in_(part), Grant.name.in_(wanted),
+                    Grant.user_id.not_in(_left(corp_id)),
                     or_(Grant.expires_at.is_(None), Grant.expires_at > now)))).all():
                 out[uid].add(name)
         return out
 
-    async def users_in_flight(self, kind: str) -> set[str]:
-        """Members named by role calls of ``kind`` still waiting in the outbox (pending)."""
+    async def left(self, corp_id: str, user_ids: Iterable[str]) -> set[str]:
+        """Which of ``user_ids`` have left the corp (inactive in the store): DingTalk
+        refuses a role call naming any of them (errcode 33012), and drops their labels
+        itself."""
+        users = list(dict.fromkeys(user_ids))
         out: set[str] = set()
+        for i in range(0, len(users), 500):
+            out |= set((await self.s.execute(select(Member.user_id).where(
+                Member.corp_id == corp_id, Member.user_id.in_(users[i:i + 500]),
+                Member.active.is_(False)))).scalars())
+        return out
+
+    async def users_in_flight(self, kind: str, sent_since: datetime | None = None) -> set[str]:
+        """Members named by role calls of ``kind`` still waiting in the outbox (pending), and
+        by those sent at or after ``sent_since`` (a reader of DingTalk who began then may not
+        have seen them land)."""
+        out: set[str] = set()
+        moving = OutboxMessage.status == "pending"
+        if sent_since is not None:
+            moving = or_(moving, (OutboxMessage.status == "sent")
+                         & (OutboxMessage.sent_at >= sent_since))
         for payload in (await self.s.execute(select(OutboxMessage.payload).where(
-                OutboxMessage.kind == kind, OutboxMessage.status == "pending"))).scalars():
+                OutboxMessage.kind == kind, moving))).scalars():
             users = payload.get("users") if isinstance(payload, dict) else None
             if isinstance(users, list):
                 out |= {str(u) for u in users}
@@ -99,7 +125,7 @@ class RoleSyncRepo:
     async def claim_mark(self, corp_id: str, name: str, now: datetime, value: str = "") -> bool:
         """Set the mark unless it is set; True for the one caller that set it (a once-only
         alert across replicas and restarts)."""
-        res = await self.s.execute(_insert(self.s, SyncMark).values(
+        res = await self.s.execute(dialect_insert(self.s, SyncMark).values(
             corp_id=corp_id, name=name, value=value, updated_at=now,
         ).on_conflict_do_nothing(index_elements=["corp_id", "name"]))
         return bool(getattr(res, "rowcount", 0))
@@ -115,7 +141,7 @@ class RoleSyncRepo:
         """Add each month's metered calls to its total; the totals after."""
         out: dict[str, int] = {}
         for month, n in counts.items():
-            await self.s.execute(_insert(self.s, ApiCallMonth).values(
+            await self.s.execute(dialect_insert(self.s, ApiCallMonth).values(
                 corp_id=corp_id, month=month, calls=0, updated_at=now,
             ).on_conflict_do_nothing(index_elements=["corp_id", "month"]))
             await self.s.execute(update(ApiCallMonth).where(

@@ -8,6 +8,7 @@ the shipped package either."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from collections.abc import Mapping
@@ -101,3 +102,21 @@ def assert_no_live_markup(text: str) -> None:
     for bad in ("](", "![", "@所有人", "<b>", "<img", "://", "javascript:", "`code`"):
         assert bad not in text, (bad, text)
     assert not re.search(r"(?m)^\s*#+ 已批准", text), text
+
+
+class Overlap:
+    """Wraps a fake's lookup: counts the calls in flight at once (each answer takes a few
+    turns of the loop, as over a socket)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn, self.now, self.most = fn, 0, 0
+
+    async def __call__(self, *args: Any) -> Any:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            return await self.fn(*args)
+        finally:
+            self.now -= 1

@@ -16,9 +16,10 @@
   audited and summarised to ``org.alert_conversation``; ``enforce`` queues the calls that fix
   DingTalk, ``report`` changes nothing.
 - **Refused for a permission** (errcode 60011 / HTTP 403): the row is parked (FAILED at once,
-  not retried) and the alert conversation is told once, until a role call succeeds again
-  (the mark ``roles.denied``); the next reconcile after the operator grants the permission
-  repairs whatever was parked.
+  not retried) and the alert conversation is told once, until a role call (a write)
+  succeeds again (the mark ``roles.denied``, cleared only in :meth:`RoleSync.deliver`: a
+  read that succeeds proves nothing about writes); the next reconcile after the operator
+  grants the permission repairs whatever was parked.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.config import Settings
 from bot.core.domain.feed import USER, ChangeEvent
@@ -37,13 +38,14 @@ from bot.core.domain.rolesync import (
     Difference,
     Op,
     RoleCall,
+    RoleGroupInfo,
     change,
     differences,
     plan_calls,
     reconcile_calls,
 )
 from bot.delivery.alerts import queue_alert
-from bot.ports import DingTalkError, PermissionDenied, Roles
+from bot.ports import BadRequest, DingTalkError, PermissionDenied, Roles
 from bot.texts.catalog import t
 from storage.db import Database, UnitOfWork
 
@@ -52,6 +54,10 @@ log = logging.getLogger(__name__)
 KIND = "dingtalk_role"                # the outbox kind of a role call
 CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in order
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
+NAME_TAKEN = ("33013", "33014")       # errcodes: a role group's / a role's name is taken
+INVALID_USERS = "33012"               # errcode: a user id in the call is not in the corp
+SENT_SLACK = timedelta(seconds=30)    # calls sent this long before a read count in flight
+ROLE_READS_AT_ONCE = 4                # mapped roles whose members are read at once (reconcile)
 DETAIL_CAP = 8                        # users named per role in a summary
 CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
 FEED_PAGE = 500                       # events read per transaction
@@ -62,9 +68,11 @@ KNOWN_TYPES = frozenset({"role.changed", "grant.added", "grant.revoked", "grant.
                          "import.change", "import.undone"})
 NAME_KEYS = frozenset({"role", "name", "value"})
 # Changes that never move a mapped role: admin and owner levels, templates (a template's
-# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does).
+# roles are not mirrored: DingTalk shows the role a member holds, as `who-has <role>` does),
+# applied to a member or taken off them.
 IGNORED_TYPES = frozenset({"admin.added", "admin.removed", "owner.changed", "template.created",
-                           "template.edited", "template.deleted", "template.applied"})
+                           "template.edited", "template.deleted", "template.applied",
+                           "template.unapplied"})
 
 
 class RoleIdsMissing(RuntimeError):
@@ -134,6 +142,10 @@ async def follow_feed(uow: UnitOfWork, settings: Settings, now: datetime, *,
         if moved:
             for u in e.users():
                 touched.setdefault(u, set()).update(moved)
+    # A member who left gets no call: DingTalk drops a leaver's labels itself, and refuses
+    # a call naming an id no longer in the corp (errcode 33012).
+    for user in await uow.rolesync.left(corp, touched):
+        del touched[user]
     held = await uow.rolesync.held_many(corp, touched, cfg.map, now)
     edits: list[tuple[Op, str, str]] = []
     for user, moved in touched.items():
@@ -220,26 +232,81 @@ class RoleSync:
     # -- start
     async def ensure(self, now: datetime) -> dict[str, int]:
         """Find or create the group and every mapped role; store their ids; return
-        catalog role -> DingTalk role id. Raises the port's errors."""
-        groups = await self.roles.role_groups()
-        self.read_calls += 1
-        group = next((g for g in groups if g.name == self.cfg.group), None)
-        group_id = group.group_id if group else await self.roles.add_role_group(self.cfg.group)
-        ids: dict[str, int] = {}
-        for role, name in sorted(self.cfg.map.items()):
-            rid = group.role_id(name) if group else None
-            if rid is None:
-                rid = await self.roles.add_role(group_id, name)
-                log.info("DingTalk role %s/%s created (id %s) for %s", self.cfg.group, name,
-                         rid, role)
-            ids[role] = rid
+        catalog role -> DingTalk role id. Raises the port's errors.
+
+        Replicas starting together must not both create: when something is missing, the
+        look and the creates run again under the lock ``rolesync.ensure`` (one replica at a
+        time; the second finds what the first made); a name DingTalk says is taken (33013 /
+        33014: made meanwhile by someone else) is looked up again, not a failure."""
+        groups = await self._groups()
+        if self._complete(groups):
+            ids, group_id = self._found(groups)
+            async with self.db.uow() as uow:
+                await self._save(uow, ids, group_id, now)
+                await uow.commit()
+            return ids
         async with self.db.uow() as uow:
-            for role, rid in ids.items():
-                await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
-                                             now)
-            await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+            await uow.serialise("rolesync.ensure")
+            ids, group_id = await self._create(await self._groups())
+            await self._save(uow, ids, group_id, now)
             await uow.commit()
         return ids
+
+    async def _groups(self) -> list[RoleGroupInfo]:
+        groups = await self.roles.role_groups()
+        self.read_calls += 1
+        return groups
+
+    def _group(self, groups: Sequence[RoleGroupInfo]) -> RoleGroupInfo | None:
+        return next((g for g in groups if g.name == self.cfg.group), None)
+
+    def _complete(self, groups: Sequence[RoleGroupInfo]) -> bool:
+        group = self._group(groups)
+        return group is not None and all(group.role_id(n) is not None
+                                         for n in self.cfg.map.values())
+
+    def _found(self, groups: Sequence[RoleGroupInfo]) -> tuple[dict[str, int], int]:
+        group = self._group(groups)
+        assert group is not None
+        return {r: rid for r, n in sorted(self.cfg.map.items())
+                if (rid := group.role_id(n)) is not None}, group.group_id
+
+    async def _create(self, groups: Sequence[RoleGroupInfo]) -> tuple[dict[str, int], int]:
+        group = self._group(groups)
+        if group is None:
+            try:
+                gid = await self.roles.add_role_group(self.cfg.group)
+                group = RoleGroupInfo(gid, self.cfg.group)
+            except BadRequest as e:
+                if e.code != NAME_TAKEN[0]:
+                    raise
+                log.info("DingTalk role group %s made meanwhile: looking again", self.cfg.group)
+                group = self._group(await self._groups())
+                if group is None:
+                    raise
+        ids: dict[str, int] = {}
+        for role, name in sorted(self.cfg.map.items()):
+            rid = group.role_id(name)
+            if rid is None:
+                try:
+                    rid = await self.roles.add_role(group.group_id, name)
+                    log.info("DingTalk role %s/%s created (id %s) for %s", self.cfg.group,
+                             name, rid, role)
+                except BadRequest as e:
+                    if e.code != NAME_TAKEN[1]:
+                        raise
+                    group = self._group(await self._groups()) or group
+                    rid = group.role_id(name)
+                    if rid is None:
+                        raise
+            ids[role] = rid
+        return ids, group.group_id
+
+    async def _save(self, uow: UnitOfWork, ids: dict[str, int], group_id: int,
+                    now: datetime) -> None:
+        for role, rid in ids.items():
+            await uow.rolesync.save_role(self.corp, role, self.cfg.map[role], rid, group_id,
+                                         now)
 
     async def start(self, now: datetime, *, within: float = 20.0) -> bool:
         """On start: :meth:`ensure`, its failures alerted (a refusal once) and not fatal, and
@@ -277,10 +344,41 @@ class RoleSync:
         ids = await self._ids(roles, now)
         if len(ids) != len(roles):
             raise RoleIdsMissing(f"no DingTalk id for {roles}")
-        if call.op == "add":
-            await self.roles.add_roles_for_users(ids, call.users)
-        else:
-            await self.roles.remove_roles_for_users(ids, call.users)
+        dropped = await self._send(call.op, ids, call.users)
+        # A role call (a write) went through: a refusal for a permission is over (a read that
+        # succeeds says nothing of it: the app may read roles and not change them).
+        async with self.db.uow() as uow:
+            if dropped:
+                # Left the corp since the call was queued: DingTalk dropped their labels.
+                log.warning("role call %s %s: user ids DingTalk no longer knows dropped: %s",
+                            call.op, roles, dropped)
+                await uow.audit.append_many(self.corp, now, [
+                    {"actor_id": "system:roles", "action": "roles.user_dropped",
+                     "result": "skipped", "target_id": u,
+                     "after": {"op": call.op, "roles": roles, "errcode": INVALID_USERS}}
+                    for u in dropped])
+            if len(dropped) < len(call.users) and await uow.rolesync.mark(
+                    self.corp, DENIED_MARK) is not None:
+                await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
+            await uow.commit()
+
+    async def _send(self, op: Op, ids: list[int], users: Sequence[str]) -> list[str]:
+        """One role call; refused for an invalid user id (33012: one named has left the
+        corp), it is split in halves until the invalid ids stand alone; those are returned
+        (dropped, not retried: DingTalk drops a leaver's labels itself)."""
+        try:
+            if op == "add":
+                await self.roles.add_roles_for_users(ids, users)
+            else:
+                await self.roles.remove_roles_for_users(ids, users)
+            return []
+        except BadRequest as e:
+            if e.code != INVALID_USERS:
+                raise
+            if len(users) == 1:
+                return list(users)
+        half = len(users) // 2
+        return await self._send(op, ids, users[:half]) + await self._send(op, ids, users[half:])
 
     # -- refusals
     async def parked(self, uow: UnitOfWork, row: OutboxRow, e: DingTalkError,
@@ -312,27 +410,38 @@ class RoleSync:
         """Who carries each mapped role in DingTalk (ensuring the roles first)."""
         before = self.read_calls
         ids = await self.ensure(now)
-        actual: dict[str, set[str]] = {}
-        for role, rid in sorted(ids.items()):
-            members = await self.roles.role_members(rid)
+        gate = asyncio.Semaphore(ROLE_READS_AT_ONCE)     # a few roles at a time: the job
+                                                          # ends well inside its lease
+
+        async def read(rid: int) -> set[str]:
+            async with gate:
+                members = await self.roles.role_members(rid)
             self.read_calls += max(1, -(-len(members) // 100))
-            actual[role] = set(members)
+            return set(members)
+
+        roles = sorted(ids)
+        found = await asyncio.gather(*(read(ids[r]) for r in roles))
+        actual = dict(zip(roles, found, strict=True))
         log.info("DingTalk roles read in %d calls", self.read_calls - before)
         return actual
 
     async def reconcile(self, uow: UnitOfWork, now: datetime,
-                        actual: dict[str, set[str]], read_calls: int) -> ReconcileResult:
+                        actual: dict[str, set[str]], read_calls: int,
+                        read_began: datetime | None = None) -> ReconcileResult:
         """In the caller's transaction: compare, audit each difference, fix (enforce) by
-        queueing calls, and summarise to the alert conversation."""
+        queueing calls, and summarise to the alert conversation. ``read_began``: when the
+        read of DingTalk (``actual``) began."""
         desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
-        # Members whose change is on its way (a queued call, or an event not followed yet)
-        # are not drift: what is in flight will set them right.
-        moving = await uow.rolesync.users_in_flight(KIND) | await self._unfollowed(uow)
+        # Members whose change is on its way (a queued call, a call sent since the read
+        # began: the read may predate it, or an event not followed yet) are not drift: what
+        # is in flight sets them right. (A margin for clocks of replicas that differ.)
+        since = None if read_began is None else read_began - SENT_SLACK
+        moving = await uow.rolesync.users_in_flight(KIND, since) | await self._unfollowed(uow)
         diffs = [d for d in differences(desired, actual) if d.user_id not in moving]
         enforce = self.cfg.mode == "enforce"
         await uow.audit.append_many(self.corp, now, [
             {"actor_id": "system:roles", "action": f"roles.{d.kind}",
-             "result": "applied" if enforce else "reported", "target_id": d.user_id,
+             "result": "queued" if enforce else "reported", "target_id": d.user_id,
              "after": {"role": d.role, "dingtalk_role": self.cfg.map[d.role],
                        "fix": d.op if enforce else None}} for d in diffs])
         calls = await queue_calls(uow, now, reconcile_calls(diffs)) if enforce else 0
@@ -340,7 +449,6 @@ class RoleSync:
             await queue_alert(uow, self.settings, now, who="Baton",
                               what=self._summary(diffs, calls), why=t(
                                   "roles_why", self.settings.locale.lang), what_cap=900)
-        await uow.rolesync.clear_mark(self.corp, DENIED_MARK)
         return ReconcileResult(tuple(diffs), calls, read_calls)
 
     async def _unfollowed(self, uow: UnitOfWork) -> set[str]:

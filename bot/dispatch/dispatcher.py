@@ -325,10 +325,12 @@ class Dispatcher:
                         event.corp_id)
             return
         for one in event.each():
+            # The event's time is taken before its lookups: what they read is at least this
+            # recent (handlers/drift.py never records an admin list over a newer one).
+            now = self.clock.now()
             prepared = None
             if route.prepare is not None:
                 prepared = await route.prepare(one, self.client)
-            now = self.clock.now()
             async with self.db.uow() as uow:
                 if not await uow.processed.claim(one.dedupe_key(), "event", now):
                     self.metrics.duplicates += 1

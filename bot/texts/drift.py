@@ -17,6 +17,13 @@ ZH: dict[str, str] = {
         "成为子管理员）。"
     ),
     "drift_alert": "钉钉管理后台变更未经 Baton：{what}（{id}，待主管理员采纳或忽略）",
+    "drift_baseline": (
+        "首次核对钉钉管理员名单，已记为基准：{detail}。这些差异此前已存在，不逐一开卡片；此后钉钉后台的"
+        "新变更才会提醒。"
+    ),
+    "drift_baseline_dingtalk_only": "钉钉是管理员、Baton 不是：{who}",
+    "drift_baseline_baton_only": "Baton 是子管理员、钉钉不是：{who}",
+    "drift_baseline_why": "钉钉管理员核对",
     "drift_adopted": "{id} 已采纳：{what}",
     "drift_ignored": "{id} 已忽略（每天仍会提醒，直到钉钉与 Baton 一致）：{what}",
     "drift_expired": "{id} 无人处理，已过期（明天的核对会再次提醒）：{what}",
@@ -74,6 +81,14 @@ EN: dict[str, str] = {
         "DingTalk: {who} became the main administrator; Baton's owner is {owner}. Adopt: Baton makes "
         "{who} the owner ({owner} becomes an admin)."
     ),
+    "drift_baseline": (
+        "First check of DingTalk's admin list, recorded as the baseline: {detail}. These "
+        "differences were there before; no card is opened for them. Only later changes in "
+        "DingTalk's console are alerted."
+    ),
+    "drift_baseline_dingtalk_only": "admin in DingTalk, not in Baton: {who}",
+    "drift_baseline_baton_only": "sub-admin in Baton, not in DingTalk: {who}",
+    "drift_baseline_why": "DingTalk admin check",
     "drift_alert": (
         "admin change made in DingTalk, not through Baton: {what} ({id}, for the owner to adopt or "
         "ignore)"

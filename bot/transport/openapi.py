@@ -73,12 +73,14 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 class OpenApiClient(bodies.MessageSends):
-    """Calls DingTalk. ``sleep`` and ``rng`` are injectable so tests control time."""
+    """Calls DingTalk. ``sleep`` and ``rng`` are injectable so tests control time; ``now``
+    (the bot's clock) dates each metered call's month."""
 
     def __init__(self, http: aiohttp.ClientSession, settings: DingTalkSettings, *,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  rng: random.Random | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._http = http
         self._s = settings
         self._api = settings.openapi_endpoint.rstrip("/")
@@ -86,6 +88,7 @@ class OpenApiClient(bodies.MessageSends):
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._mono = monotonic
+        self._now = now
         self._token: str | None = None
         self._token_deadline = 0.0
         self._token_lock = asyncio.Lock()
@@ -143,7 +146,7 @@ class OpenApiClient(bodies.MessageSends):
     def _count(self, api: str) -> None:
         self.calls[api] += 1
         if not api.startswith(UNMETERED_PREFIXES):
-            month = datetime.now(UTC).strftime("%Y-%m")
+            month = self._now().astimezone(UTC).strftime("%Y-%m")
             self.metered_month[month] = self.metered_month.get(month, 0) + 1
 
     async def _request(self, method: str, url: str, api: str, *, json_body: Any = None,

@@ -99,3 +99,24 @@ async def test_refused_for_a_permission_alerts_once(sim: Simulator, app: BatonAp
     assert sim.role_calls(ADD_EMPS_PATH) == 0 and sim.role_holders("Baton", "销售") == []
     text = await metrics(app)
     assert "baton_outbox_parked_total 2.0" in text
+
+
+async def test_a_member_who_leaves_loses_the_label_without_a_failing_call(
+        sim: Simulator, app: BatonApp) -> None:
+    await sim.until(lambda: sim.role_calls(MEMBERS_PATH) == 2, what="the first reconcile")
+    await say(sim, "lisi", "设置角色 @赵六 sales", "业务角色设为 sales", ("zhaoliu",))
+    await sim.until(lambda: sim.role_holders("Baton", "销售") == ["zhaoliu"],
+                    what="the role set to reach DingTalk")
+    d = sim.member_leaves("zhaoliu")
+    await sim.until(lambda: sim.acks(d.message_id), what="the leave's ack")
+    assert sim.role_holders("Baton", "销售") == []           # DingTalk dropped the label
+    # A barrier: a later change is sent after anything the leave queued (one ordered queue;
+    # a refused call ahead of it would hold it back for minutes of retries).
+    await say(sim, "lisi", "设置角色 @钱七 analyst", "业务角色设为 analyst", ("qianqi",))
+    await sim.until(lambda: sim.role_holders("Baton", "分析师") == ["qianqi"],
+                    what="the next change to reach DingTalk")
+    for path in (ADD_EMPS_PATH, REMOVE_EMPS_PATH):
+        assert len(sim.requests(path)) == sim.role_calls(path), f"a refused call to {path}"
+    assert sim.role_calls(REMOVE_EMPS_PATH) == 0
+    assert alerts(sim, "钉钉角色同步失败") == [] and alerts(sim, "未送达") == []
+    assert sim.role_holders("Baton", "销售") == []

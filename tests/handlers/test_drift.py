@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from bot.ports import ServerError
 from bot.transport.inbound import OrgEvent
-from handlers.drift import schedule_sweep
-from storage.models import AuditEntry, Request, TemplateAssignment
+from handlers import review
+from handlers.drift import LOOKUPS_AT_ONCE, schedule_sweep
+from storage.models import AuditEntry, Request, ReviewItem, TemplateAssignment
 from tests.handlers.conftest import CARD, GROUP, Harness, MakeHarness, Sent, replies
-from tests.support import audit_actions, grants, member, verify_chain
+from tests.support import Overlap, audit_actions, grants, member, verify_chain
 
 ALERTS = "cidALERTS"
 _ids = itertools.count(1)
@@ -311,3 +312,95 @@ async def test_an_event_about_two_members_offboards_each_in_its_own_transaction(
     after = await audit_actions(h)
     assert [a for a in after[n:] if a[2] == "zhaoliu"] == []       # not twice
     assert ("member.offboard", "applied", "qianqi") in after[n:]
+
+
+async def test_the_first_sweep_records_a_baseline_with_one_summary(ha: Harness) -> None:
+    """Upgrading with drift on: DingTalk's admins and Baton's already differ (a sub-admin
+    made in the console long ago, a Baton admin who is none in DingTalk). The first sweep
+    records DingTalk's list as the baseline and says so once, listing the differences; it
+    opens no card, and the next sweeps stay quiet until DingTalk changes."""
+    h = ha
+    h.dingtalk.set_user("qianqi", admin_level=2)
+    h.dingtalk.set_user("wangwu", admin_level=0)
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    assert await drift_cards(h) == []
+    [summary] = [s.text for s in await h.sent_after(0) if "基准" in s.text]
+    assert "钱七" in summary and "王五" in summary
+    for _ in range(2):
+        h.clock.advance(timedelta(days=1))
+        await h.run_due()
+    assert await drift_cards(h) == []
+    assert len([s for s in await h.sent_after(0) if "基准" in s.text]) == 1
+    # A change after the baseline is a drift as before.
+    h.dingtalk.set_user("zhaoliu", admin_level=2)
+    h.clock.advance(timedelta(days=1))
+    await h.run_due()
+    assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
+        ("zhaoliu", "admin_add")}
+
+
+async def test_an_older_admin_list_never_overwrites_a_newer_one(ha: Harness) -> None:
+    """Two admin events handled at once (two replicas): the one that read DingTalk's list
+    first commits last. Its older list is not recorded over the newer one."""
+    h = ha
+    await event(h, "org_admin_add", "lisi")              # something recorded: no baseline
+    real = h.dingtalk.list_admins
+    calls = 0
+
+    async def slow_read() -> list[dict[str, Any]]:
+        nonlocal calls
+        calls += 1
+        found = await real()
+        if calls == 1:                  # while this answer travels, qianqi is made an admin
+            h.clock.advance(timedelta(seconds=5))
+            h.dingtalk.set_user("qianqi", admin_level=2)
+            await event(h, "org_admin_add", "qianqi")
+        return found
+
+    h.dingtalk.list_admins = slow_read               # type: ignore[method-assign]
+    await event(h, "org_admin_add", "wangwu")
+    async with h.db.uow() as uow:
+        recorded = await uow.drift.admin_list(h.settings.org.corp_id)
+    assert recorded is not None and recorded.get("qianqi") == 2
+    assert {(d.target_id, d.payload["change"]) for d in await drift_cards(h)} == {
+        ("qianqi", "admin_add")}
+
+
+async def test_the_directory_lookups_of_a_sweep_overlap_a_few_at_a_time(h: Harness) -> None:
+    """A job's 100 lookups go a few at a time (not one after another), so the job ends well
+    inside its lease; a member gone is still found."""
+    async with h.db.uow() as uow:
+        for i in range(30):
+            await uow.members.upsert(h.settings.org.corp_id, f"u{i:02}", h.clock.now(),
+                                     name=f"u{i:02}")
+            m = await uow.members.sender(h.settings.org.corp_id, f"u{i:02}")
+            assert m is not None
+            await uow.members.set_role(m, "sales", h.clock.now())
+        await uow.commit()
+    lookups = Overlap(h.dingtalk.user_get)
+    h.dingtalk.user_get = lookups                       # type: ignore[method-assign]
+    await schedule_sweep(h.db, h.settings, h.clock.now())
+    h.clock.advance(timedelta(days=1))
+    for _ in range(3):
+        await h.run_due()
+    assert 1 < lookups.most <= LOOKUPS_AT_ONCE
+    assert not (await member(h, "u07")).active             # unknown to the directory: gone
+
+
+async def test_review_items_stay_put_when_the_owner_can_have_no_card(
+        h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every review card number is taken (MAX_CARDS reviewers): the owner could not be given
+    a card to decide the leaver's items on, so the items are not moved to them (the deadline's
+    policy decides them, as for reviewers beyond the cap), and nobody is told otherwise."""
+    monkeypatch.setattr(review, "MAX_CARDS", 1)
+    await h.ask("wangwu", "授权 @赵六 crm.report.view", "已授予", ("zhaoliu",))
+    await h.ask("zhangsan", "权限审核 开始", "R-1")
+    before = set(h.cards)
+    await event(h, "user_leave_org", "wangwu")
+    assert set(h.cards) == before
+    assert ("review.handed_over", "applied", "wangwu") not in await audit_actions(h)
+    async with h.db.uow() as uow:
+        admins = set((await uow.session.execute(select(ReviewItem.admin_id))).scalars())
+    assert admins == {"wangwu"}

@@ -6,19 +6,22 @@ a month per threshold."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.domain.rolesync import RoleCall
+from bot.core.domain.rolesync import RoleCall, RoleGroupInfo
 from bot.delivery.budget import BudgetWatch, record_calls
 from bot.delivery.outbox import OutboxSender
-from bot.delivery.rolesync import CURSOR_MARK, KIND, RoleSync, follow_feed
+from bot.delivery.rolesync import CURSOR_MARK, KIND, ROLE_READS_AT_ONCE, RoleSync, follow_feed
 from bot.ports import PermissionDenied, ServerError
+from bot.transport.inbound import OrgEvent
 from handlers.rolesync import schedule_reconcile
 from storage.models import AuditEntry, OutboxMessage
 from tests.handlers.conftest import GROUP, Harness, MakeHarness
+from tests.support import Overlap, audit_actions, member
 
 ROLES: dict[str, Any] = {"enabled": True, "group": "Baton",
                          "map": {"sales": "销售", "analyst": "分析师"}, "mode": "enforce"}
@@ -175,8 +178,12 @@ async def test_a_start_refused_for_a_permission_alerts_once(make_harness: MakeHa
     assert not await sync.start(h.clock.now())
     assert not await sync.start(h.clock.now())
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
-    assert await sync.start(h.clock.now())        # granted: the mark is cleared
+    assert await sync.start(h.clock.now())        # granted: a read proves nothing of writes
     h.dingtalk.fail_next("role_groups", DENIED)
+    assert not await sync.start(h.clock.now())
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    await sync.deliver(RoleCall("add", ("sales",), ("zhaoliu",)).payload(), h.clock.now())
+    h.dingtalk.fail_next("role_groups", DENIED)   # a role call went through: told again
     assert not await sync.start(h.clock.now())
     assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
 
@@ -191,6 +198,7 @@ async def _drift(h: Harness, sync: RoleSync) -> None:
     assert rid is not None
     h.dingtalk.role_holders[rid].remove("zhaoliu")
     h.dingtalk.console_assign("Baton", "销售", "wangwu")
+    h.clock.advance(timedelta(minutes=5))     # later: the call is long done, not in flight
 
 
 async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> None:
@@ -202,8 +210,8 @@ async def test_reconcile_enforce_fixes_dingtalk(make_harness: MakeHarness) -> No
         found = (await uow.session.execute(select(
             AuditEntry.action, AuditEntry.result, AuditEntry.target_id).where(
             AuditEntry.action.like("roles.%")).order_by(AuditEntry.seq))).all()
-    assert sorted(found) == [("roles.extra", "applied", "wangwu"),
-                             ("roles.missing", "applied", "zhaoliu")]
+    assert sorted(found) == [("roles.extra", "queued", "wangwu"),
+                             ("roles.missing", "queued", "zhaoliu")]
     assert [c for c, _, _ in await rows(h)] == [RoleCall("remove", ("sales",), ("wangwu",)),
                                                 RoleCall("add", ("sales",), ("zhaoliu",))]
     [summary] = await alerts(h, "钉钉角色对账")
@@ -295,3 +303,175 @@ async def test_the_budget_warns_once_a_month_per_threshold(make_harness: MakeHar
     assert await watch.flush() == []
     async with h.db.uow() as uow:
         assert await uow.rolesync.calls_in(h.settings.org.corp_id, "2027-01") == 8000
+
+
+def leaves(h: Harness, user_id: str) -> None:
+    """``user_id`` leaves the company in DingTalk: out of the corp, their labels gone (as
+    DingTalk drops a leaver's role labels itself)."""
+    h.dingtalk.set_user(user_id, active=False, in_corp=False)
+    for have in h.dingtalk.role_holders.values():
+        if user_id in have:
+            have.remove(user_id)
+
+
+async def test_a_member_who_leaves_gets_no_role_calls(make_harness: MakeHarness) -> None:
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await h.ask("lisi", "role set @qianqi sales", "role is now sales", ("qianqi",))
+    await follow(h)
+    out = sender(h, sync)
+    await out.drain_once()
+    assert sorted(h.dingtalk.holders_of("Baton", "销售")) == ["qianqi", "zhaoliu"]
+    leaves(h, "zhaoliu")
+    await h.dispatcher.handle_event(OrgEvent("leave-1", "user_leave_org",
+                                             h.settings.org.corp_id, None, ("zhaoliu",)))
+    assert not (await member(h, "zhaoliu")).active
+    # Offboarding cleared the role: the leaver is left out of every role call.
+    assert await follow(h) == 0
+    assert await rows(h) == []
+    # A call queued before the leave names them with someone who stays: the leaver is
+    # dropped (DingTalk refuses the whole call for one invalid user id), the rest is done.
+    async with h.db.uow() as uow:
+        await uow.outbox.add(KIND, "dingtalk:roles",
+                             RoleCall("add", ("sales",), ("qianqi", "zhaoliu")).payload(),
+                             h.clock.now())
+        await uow.commit()
+    told = len(await alerts(h, ""))
+    await out.drain_once()
+    assert await rows(h) == [] and [s for _, s, _ in await rows(h, None)][-1] == "sent"
+    assert h.dingtalk.holders_of("Baton", "销售") == ["qianqi"]
+    assert len(await alerts(h, "")) == told           # no failure alerted
+    assert ("roles.user_dropped", "skipped", "zhaoliu") in await audit_actions(h)
+    # The reconcile counts only active members: the leaver's role is not "missing".
+    async with h.db.uow() as uow:
+        m = await uow.members.sender(h.settings.org.corp_id, "zhaoliu")
+        assert m is not None
+        await uow.members.set_role(m, "analyst", h.clock.now())     # inactive, role kept
+        await uow.commit()
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert await rows(h) == []
+    assert h.dingtalk.holders_of("Baton", "分析师") == []
+
+
+async def test_replicas_starting_together_make_the_group_once(make_harness: MakeHarness) -> None:
+    h = await make_harness(integrations={"dingtalk_roles": ROLES},
+                           org={"alert_conversation": GROUP})
+    a, b = (RoleSync(h.db, h.settings, h.dingtalk) for _ in range(2))
+    assert await asyncio.gather(a.start(h.clock.now()), b.start(h.clock.now())) == [True, True]
+    assert [n for n, _ in h.dingtalk.role_book.values()].count("Baton") == 1
+    assert sorted(r for _, roles in h.dingtalk.role_book.values() for r in roles.values()
+                  if r in ("销售", "分析师")) == ["分析师", "销售"]
+    assert await alerts(h, "") == []
+    async with h.db.uow() as uow:
+        ids = await uow.rolesync.role_ids(h.settings.org.corp_id)
+    assert ids["sales"][1] == h.dingtalk.role_id("Baton", "销售")
+
+
+async def test_a_group_made_meanwhile_is_found_not_alerted(make_harness: MakeHarness) -> None:
+    """Another process made the group (or a role) between this one's look and its create:
+    DingTalk refuses the name as taken (33013 / 33014), and the ensure looks again."""
+    h = await make_harness(integrations={"dingtalk_roles": ROLES},
+                           org={"alert_conversation": GROUP})
+    sync = RoleSync(h.db, h.settings, h.dingtalk)
+    h.dingtalk.console_assign("Baton", "销售", "wangwu")
+    real = h.dingtalk.role_groups
+    calls = 0
+
+    async def stale() -> list[RoleGroupInfo]:
+        nonlocal calls
+        calls += 1
+        found = await real()
+        return [g for g in found if g.name != "Baton"] if calls == 1 else found
+
+    h.dingtalk.role_groups = stale         # type: ignore[method-assign]
+    assert await sync.start(h.clock.now())
+    assert await alerts(h, "") == []
+    async with h.db.uow() as uow:
+        ids = await uow.rolesync.role_ids(h.settings.org.corp_id)
+    assert ids["sales"][1] == h.dingtalk.role_id("Baton", "销售")
+
+
+async def test_write_denied_is_alerted_once_across_reconciles(make_harness: MakeHarness) -> None:
+    """The app may read roles but not change them: the refusal is told once, not again by
+    every reconcile whose read succeeded; a role call that succeeds ends the refusal."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    h.dingtalk.fail_next("add_roles_for_users", DENIED, times=3)
+    out = sender(h, sync)
+    await out.drain_once()
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    for _ in range(2):                  # nightly reconciles: read fine, the fix refused again
+        await schedule_reconcile(h.db, h.settings, h.clock.now())
+        await h.run_due()
+        await out.drain_once()
+        h.clock.advance(timedelta(days=1))
+    assert out.parked == 3
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 1
+    # Granted: the next fix goes through, and a later refusal is told again.
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    await out.drain_once()
+    assert h.dingtalk.holders_of("Baton", "销售") == ["zhaoliu"]
+    await h.ask("lisi", "role clear @zhaoliu", "sales", ("zhaoliu",))
+    await follow(h)
+    h.dingtalk.fail_next("remove_roles_for_users", DENIED)
+    await out.drain_once()
+    assert len(await alerts(h, "qyapi_manage_addresslist")) == 2
+
+
+async def test_template_events_send_nothing(make_harness: MakeHarness) -> None:
+    """A template applied to a member or taken off (templates are not mirrored) moves no
+    mapped role: no call, not even an add the member already has."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    await sender(h, sync).drain_once()
+    async with h.db.uow() as uow:
+        for action in ("template.assign", "template.unassign"):
+            await uow.audit.append(h.settings.org.corp_id, h.clock.now(), actor_id="lisi",
+                                   action=action, result="applied", target_id="zhaoliu",
+                                   before={"template": "crm"}, after=None)
+        await uow.commit()
+    assert await follow(h) == 0
+    assert await rows(h) == []
+
+
+async def test_a_call_sent_during_the_read_is_not_drift(make_harness: MakeHarness) -> None:
+    """The queued call goes out after the reconcile read DingTalk and before it compares:
+    it is not reported (nor fixed again) as a difference."""
+    h, sync = await rig(make_harness)
+    await h.ask("lisi", "role set @zhaoliu sales", "role is now sales", ("zhaoliu",))
+    await follow(h)
+    real, reads = h.dingtalk.role_members, 0
+
+    async def read_then_send(role_id: int) -> list[str]:
+        nonlocal reads
+        found = await real(role_id)
+        reads += 1
+        if reads == 2:                 # DingTalk read: the outbox sends the queued call now
+            await sender(h, sync).drain_once()
+        return found
+
+    h.dingtalk.role_members = read_then_send        # type: ignore[method-assign]
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert h.dingtalk.holders_of("Baton", "销售") == ["zhaoliu"]
+    assert await alerts(h, "钉钉角色对账") == []
+    assert await rows(h) == []
+    assert [a for a in await audit_actions(h) if a[0].startswith("roles.")] == []
+
+
+async def test_the_reconcile_reads_roles_a_few_at_a_time(make_harness: MakeHarness) -> None:
+    """Each mapped role's members are read alongside the others' (a few at a time), so a
+    reconcile of many roles ends well inside its lease; what it finds is the same."""
+    h, _ = await rig(make_harness, map={"sales": "销售", "analyst": "分析师",
+                                        "crm_admin": "CRM 管理员"})
+    reads = Overlap(h.dingtalk.role_members)
+    h.dingtalk.role_members = reads                     # type: ignore[method-assign]
+    h.dingtalk.console_assign("Baton", "分析师", "wangwu")
+    await schedule_reconcile(h.db, h.settings, h.clock.now())
+    await h.run_due()
+    assert 1 < reads.most <= ROLE_READS_AT_ONCE
+    assert [c for c, _, _ in await rows(h)] == [RoleCall("remove", ("analyst",), ("wangwu",))]

@@ -67,12 +67,14 @@ async def test_review_items_are_handed_over(db: Database) -> None:
                                     lang="zh", now=NOW, deadline=NOW + timedelta(days=14),
                                     message_id=None)
         await uow.reviews.record(c.id, [c.items[2].decided("keep", "ls", NOW)])
-        assert await uow.drift.reassign_review(c.id, "ls", "zs") == (1, 0, False)
-        assert await uow.drift.reassign_review(c.id, "ls", "zs") == (0, 0, False)
+        assert await uow.drift.reassign_review(c.id, "ls", "zs", 676) == (1, 0, False)
+        assert await uow.drift.reassign_review(c.id, "ls", "zs", 676) == (0, 0, False)
         c2 = await uow.reviews.start(CORP, requester="zs", admins=["ls"], items=items[1:2],
                                      lang="zh", now=NOW, deadline=NOW + timedelta(days=14),
                                      message_id=None)
-        assert await uow.drift.reassign_review(c2.id, "ls", "zs") == (1, 1, True)
+        # No card number left for zs (1 would be the cap): nothing moves.
+        assert await uow.drift.reassign_review(c2.id, "ls", "zs", 1) == (0, 1, False)
+        assert await uow.drift.reassign_review(c2.id, "ls", "zs", 676) == (1, 1, True)
         await uow.commit()
     async with db.uow() as uow:
         got = await uow.reviews.campaign(c.id)

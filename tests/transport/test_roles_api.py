@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -73,3 +74,19 @@ async def test_a_refusal_for_a_permission_is_typed_and_not_retried(
     assert len(sim.requests(LIST_PATH)) == 1 and client.retries == 0
     sim.deny_roles(False)
     assert await client.role_groups()
+
+
+async def test_the_month_of_a_call_is_the_injected_clock_s(sim: Simulator) -> None:
+    """The budget month comes from the clock the client is given (the bot's), not the
+    machine's: a sandbox or a test clock counts its calls in its own month."""
+    async def no_sleep(_: float) -> None:
+        return None
+
+    async with aiohttp.ClientSession(trust_env=False) as http:
+        client = OpenApiClient(http, DingTalkSettings(
+            client_id=sim.client_id, client_secret=SecretStr(sim.client_secret),
+            openapi_endpoint=sim.base_url, oapi_endpoint=sim.base_url),
+            sleep=no_sleep, rng=random.Random(1),
+            now=lambda: datetime(2031, 2, 28, 23, 59, tzinfo=UTC))
+        await client.role_groups()
+    assert client.metered_month == {"2031-02": 1}

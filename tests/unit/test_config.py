@@ -237,6 +237,8 @@ def test_secrets_in_the_file_are_refused(tmp_path: Path, key: str) -> None:
     ({"catalog": {"sensitive": ["zz"]}}, "catalog: sensitive: 'zz' is neither a role nor a permission"),
     ({"review": {"cron": "every quarter"}}, "review.cron: 'every quarter' is not a crontab line"),
     ({"review": {"cron": "0 9 31 2 *"}}, "review.cron: '0 9 31 2 *' never fires"),
+    ({"drift": {"sweep": "daily"}}, "drift.sweep: 'daily' is not a crontab line"),
+    ({"drift": {"sweep": "0 9 31 2 *"}}, "drift.sweep: '0 9 31 2 *' never fires"),
     ({"log": {"level": "LOUD"}}, "log.level: is not a log level"),
     ({"bulk": {"max_rows": 0}}, "bulk.max_rows: Input should be greater than or equal to 1"),
     ({"bulk": {"max_rows": "lots"}}, "bulk.max_rows: Input should be a valid integer"),

@@ -15,7 +15,8 @@ newly sub-administrator     a member                                    ``admin_
 no longer a sub-admin       an admin                                    ``admin_remove``
 ==========================  ==========================================  ===============
 
-With nothing recorded yet, every admin in the list is a new sighting. ``holds`` tells
+With nothing recorded yet, every admin in the list is a new sighting (the daily sweep does
+not ask then: it records the first list as a baseline, handlers/drift.py). ``holds`` tells
 whether a drift Baton was told of still stands now (the daily sweep alerts it again, or lets
 it go once DingTalk and Baton agree).
 """

@@ -37,14 +37,23 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 #: Actions audited as "applied" that change no one's access: decisions to keep, summaries of
-#: a batch whose changes have their own entries, DingTalk's side of a transfer.
+#: a batch whose changes have their own entries, DingTalk's side of a transfer, the first
+#: start's seed (the feed begins after it). The request engine's ``<kind>.applied`` (a
+#: request carried out; its change has its own entry) is not one either: see
+#: :func:`classified`.
 NOT_CHANGES: frozenset[str] = frozenset({
     "review.keep", "review.unreviewed_keep", "review.applied", "import.apply",
     "owner_transfer.dingtalk_changed", "review.handed_over", "api_token.create",
-    "api_token.revoke",
+    "api_token.revoke", "bootstrap",
     # The grant itself is a grant.added event whose ``after.via`` is "break_glass".
     "break_glass.used",
 })
+REQUEST_APPLIED = ".applied"
+
+
+def classified(action: str) -> bool:
+    """Whether an action audited as "applied" is known: a change (an event type) or not."""
+    return action in EVENT_TYPES or action in NOT_CHANGES or action.endswith(REQUEST_APPLIED)
 
 #: Every public event type, for validating subscriptions (``integrations.webhooks[].events``).
 TYPES: frozenset[str] = frozenset(EVENT_TYPES.values())
