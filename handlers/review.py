@@ -128,6 +128,11 @@ def _label(env: Context, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
+def _bg_tag(it: ReviewItem, env: Context) -> Md:
+    """The tag of a grant that came from break-glass (紧急授权): it stands out on the card."""
+    return t("review_bg_tag", env.lang, id=f"R-{it.break_glass}") if it.break_glass else Md("")
+
+
 def _decision_text(it: ReviewItem, env: Context, names: dict[str, Md]) -> Md:
     if it.decision is None:
         return t("review_undecided", env.lang)
@@ -144,9 +149,10 @@ async def card_params(c: Campaign, env: Context, n: int) -> dict[str, str]:
     lines: list[str] = [t("review_card_intro", env.lang, who=names[admin], n=len(mine),
                deadline=local(c.expires_at, tz))]
     for it in mine:
-        until = t("review_until", env.lang, at=local(it.expires_at, tz)) if it.expires_at else ""
+        until: str = t("review_until", env.lang, at=local(it.expires_at, tz)) \
+            if it.expires_at else ""
         lines.append(t("review_item", env.lang, i=it.number, holder=names[it.user],
-                       name=_label(env, it.name), until=until,
+                       name=_label(env, it.name), until=Md(until + _bg_tag(it, env)),
                        decision=_decision_text(it, env, names)))
     done = sum(1 for it in mine if it.decision is not None)
     status = card_status(c.state, mine)

@@ -44,6 +44,8 @@ NOT_CHANGES: frozenset[str] = frozenset({
     "api_token.revoke",
     # The grant itself is a grant.added event whose ``after.via`` is "break_glass".
     "break_glass.used",
+    # The owner's verdict on a break-glass use afterwards: a judgement, not a change.
+    "break_glass.reviewed",
 })
 
 #: Every public event type, for validating subscriptions (``integrations.webhooks[].events``).
