@@ -297,7 +297,7 @@ async def test_break_glass_applies_at_once_and_is_announced(hb: Harness) -> None
     await h.told("已被", to="user:qianqi")
     # The owner's review item: a card of its own, one-to-one, to decide.
     review = await h.card_status(CARD.format(2), "pending")
-    assert "紧急授权复核 R-2" == review["title"] and "R-1" in review["markdown"]
+    assert review["title"] == "紧急授权复核 R-2" and "R-1" in review["markdown"]
     assert "已由 赵六" in review["markdown"] and "客户系统故障" in review["markdown"]
     assert h.spaces[CARD.format(2)] == ["dtv1.card//IM_ROBOT.zhangsan"]
     # A second press: already over.
