@@ -241,10 +241,17 @@ class BreakGlassReview:
 
     async def after(self, req: Request, env: Context, state: State) -> None:
         verdict = {State.APPLIED: JUSTIFIED, State.REJECTED: UNJUSTIFIED}.get(state)
-        if verdict is None:
-            return                      # expired or cancelled: the engine audited it
         origin = f"R-{req.payload['origin']}"
         holder = req.target_id or ""
+        if state is State.EXPIRED:
+            # No one judged it in time (the engine audited the expiry): it stands out.
+            lang = env.settings.locale.lang
+            names = await env.names(holder)
+            await raise_alert(env.uow, env.settings, env.now, actor="system",
+                              what=t("bg_unreviewed_what", lang, id=origin, who=names[holder]),
+                              why=t("bg_unreviewed_why", lang, id=req.public_id))
+        if verdict is None:
+            return                      # expired or cancelled: nothing was judged
         await env.audit(req.decided_by or "system", "break_glass.reviewed", "applied",
                         target_id=holder, request_id=req.id,
                         after={"verdict": verdict, "origin": req.payload["origin"],

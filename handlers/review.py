@@ -410,7 +410,8 @@ async def due_review_close(payload: dict[str, Any], dctx: Context) -> None:
         if open_items and policy == "keep":
             names = await env.names(*(it.user for it in open_items))
             listing = "\n".join(t("review_unreviewed_line", env.lang, i=it.number,
-                                  holder=names[it.user], name=_label(env, it.name))
+                                  holder=names[it.user],
+                                  name=Md(_label(env, it.name) + _bg_tag(it, env)))
                                 for it in open_items)
             await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=c.public_id,
                                      n=len(open_items)) + "\n\n" + listing)

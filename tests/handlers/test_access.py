@@ -344,8 +344,26 @@ async def test_break_glass_ends_on_time_with_a_review(hb: Harness) -> None:
     assert "already" in await h.press("zhangsan", CARD.format(2), "unjustified")
     assert len(await entries(h, "break_glass.reviewed")) == 1
     assert not [s for s in await h.sent_after(0)
-                if s.to == "group:cidALERTS" and "不合理" in str(s.payload)]
+                if s.to == "group:cidALERTS" and "not justified" in str(s.payload)]
+    await h.ask("zhangsan", "pending", "no open requests")          # decided: not listed
     await verify_chain(h)
+
+
+async def test_a_break_glass_review_nobody_decides_expires_and_is_alerted(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    await h.ask("qianqi", "release crm.export", "given back")
+    await h.run_due()
+    text = await h.ask("zhangsan", "pending", "R-2", conversation="")
+    assert "Break-glass review" in text or "紧急授权复核" in text
+    h.clock.advance(h.settings.policy.approval_ttl + timedelta(minutes=1))
+    await h.run_due()
+    await h.card_status(CARD.format(2), "expired")
+    assert await entries(h, "break_glass.reviewed") == []
+    assert len(await entries(h, "break_glass_review.expired")) == 1
+    alerts = [str(s.payload) for s in await h.sent_after(0) if s.to == "group:cidALERTS"]
+    assert any("R-1" in a and "无人复核" in a for a in alerts)
+    assert "Expired" in await h.press("zhangsan", CARD.format(2), "justified")
 
 
 async def test_break_glass_judged_not_justified_is_alerted(hb: Harness) -> None:
