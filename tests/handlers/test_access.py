@@ -417,6 +417,11 @@ async def test_the_break_glass_tag_in_english(hb: Harness) -> None:
     await h.ask("zhangsan", "review start", "R-2")
     card = await h.card_status("baton-dingsandboxcorp-R2-rva", "pending")
     assert "break-glass R-1" in card["markdown"]
+    # Left undecided to the deadline, it is listed to the owner with its tag.
+    h.clock.advance(h.settings.review.deadline + timedelta(minutes=1))
+    await h.run_due()
+    text = await h.told("not reviewed", to="user:zhangsan")
+    assert "break-glass R-1" in text
 
 
 async def test_break_glass_given_back_early_ends_its_card(hb: Harness) -> None:
