@@ -449,7 +449,8 @@ async def release(cmd: Release, ctx: Context) -> None:
     origin = await ctx.uow.requests.find(row.request_id) if row.request_id else None
     if origin is not None and origin.kind == "break_glass":
         # Given back early: its card shows it ended, and the owner's review opens now.
-        await ctx.uow.due.schedule("break_glass_end", ctx.now, {"request_id": origin.id},
+        await ctx.uow.due.schedule("break_glass_end", ctx.now, {"request_id": origin.id,
+                                                             "released": True},
                                    ctx.now, dedupe_key=f"bg-released:{origin.id}")
     await ctx.reply(ctx.t("release_done", name=label), markdown=True)
 

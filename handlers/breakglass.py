@@ -4,10 +4,12 @@ Only the users and permissions in ``policy.break_glass`` may use it; anyone else
 audited and alerted. It applies at once for ``policy.break_glass.max`` and becomes a request
 of kind ``break_glass`` (stored APPLIED: nothing to decide) whose one card goes, one-to-one,
 to the owner and every approver of that permission. The card's ``withdraw`` button (card
-status ``active`` while the grant lasts) ends the grant at once. When it ends, by withdrawal
-or on time, the owner gets a review notice. The grant's audit entry is ``grant.apply`` with
-``after.via == "break_glass"``; a withdrawal is ``grant.revoke`` with ``before.via ==
-"withdraw"``.
+status ``active`` while the grant lasts) ends the grant at once. When it ends (withdrawn,
+given back, or on time), the owner gets a review item: a request of kind
+``break_glass_review`` whose card asks ``justified`` / ``unjustified``, reminded and expiring
+like any request; the verdict is audited (``break_glass.reviewed``) and "unjustified" is
+alerted for follow-up. The grant's audit entry is ``grant.apply`` with ``after.via ==
+"break_glass"``; a withdrawal is ``grant.revoke`` with ``before.via == "withdraw"``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.approvals.engine import open_request
 from bot.core.cardref import CardRef
 from bot.core.clock import local
 from bot.core.commands import BreakGlass
@@ -24,6 +27,7 @@ from bot.core.domain.permissions import sources_of
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, joined, literal
 from bot.core.sends import CardSpec, Reply
+from bot.delivery.alerts import raise_alert
 from bot.dispatch.context import CommandRouter, Context, UserError
 from bot.texts.catalog import t
 from bot.transport.cards import ack_update, create_and_deliver_body
@@ -34,6 +38,8 @@ from handlers.permissions import apply_grant, catalog_of, resolve_name, source_t
 router = CommandRouter()
 
 BREAK_GLASS = "break_glass"
+BG_REVIEW = "break_glass_review"
+JUSTIFIED, UNJUSTIFIED = "justified", "unjustified"     # the review item's buttons
 COPY = "bg"         # the copy tag of the announcement card's outTrackId
 
 
@@ -155,26 +161,35 @@ async def withdraw(req: Request, action: CardAction, env: Context) -> dict[str, 
 
 
 async def _review(req: Request, env: Context, outcome: Md) -> None:
-    """The owner's review item: what was used, why, and how it ended."""
+    """The owner's review item: a request of kind ``break_glass_review`` with a card the
+    owner decides (``justified`` / ``unjustified``), reminded and expiring like any other
+    request. The holder never reviews their own use: when the owner is the holder, the
+    approvers told of it decide. Opened once per break-glass (the payload's ``review``)."""
+    if req.payload.get("review"):
+        return
+    holder = req.target_id or req.requester_id
     owner = next((m.user_id for m in await env.uow.members.admins_of(env.corp_id)
                   if m.level == OWNER and m.active), None)
-    await env.audit("system", "break_glass.review", "opened", target_id=req.target_id,
-                    request_id=req.id, after={"owner": owner, "outcome": str(outcome)})
-    if owner is None:
+    reviewers = [owner] if owner and owner != holder else \
+        [str(u) for u in req.payload.get("told", ()) if str(u) != holder]
+    await env.audit("system", "break_glass.review", "opened", target_id=holder,
+                    request_id=req.id, after={"owner": owner, "outcome": str(outcome),
+                                              "reviewers": reviewers})
+    if not reviewers:
         return
-    cat = catalog_of(env.settings)
-    names = await env.names(req.requester_id)
-    await env.send(Reply(t("bg_review", env.lang, id=req.public_id, who=names[req.requester_id],
-                           name=cat.label(str(req.payload["name"]), env.lang),
-                           at=local(req.created_at, env.settings.policy.timezone),
-                           reason=literal(req.reason, 200), outcome=outcome,
-                           user=Md(f"uid:{literal(req.requester_id, 64)}")),
-                         "", False, owner, markdown=True, title=t("bg_review_title", env.lang)))
+    item = await open_request(
+        env, kind=BG_REVIEW, requester=reviewers[0], target=holder,
+        conversation_id=reviewers[0], is_group=False, reason=req.reason,
+        payload={"origin": req.id, "name": str(req.payload["name"]), "outcome": str(outcome),
+                 "used_at": req.created_at.isoformat(), "reviewers": reviewers},
+        ttl=env.settings.policy.approval_ttl, copies_to=reviewers[1:])
+    await env.uow.requests.set_payload(req.id, {**req.payload, "review": item.id})
 
 
 @router.due("break_glass_end")
 async def due_end(payload: dict[str, Any], dctx: Context) -> None:
-    """The grant ran out (its own expiry removes it): the card shows it ended; review."""
+    """The grant ran out (its own expiry removes it) or was given back (``released``): the
+    card shows it ended; the review item opens."""
     async with dctx.transaction() as tx:
         req = await tx.uow.requests.find(int(payload["request_id"]), for_update=True)
         if req is None or req.payload.get("over"):
@@ -185,7 +200,8 @@ async def due_end(payload: dict[str, Any], dctx: Context) -> None:
             params = await _params(req, env, "ended", at=env.now)   # on time, or given back
             await env.card(CardSpec("update", req.card_out_track_id or "",
                                     f"card:{req.card_out_track_id}", {"params": params}))
-        await _review(req, env, t("bg_outcome_ended", env.lang))
+        await _review(req, env, t("bg_outcome_released" if payload.get("released")
+                                  else "bg_outcome_ended", env.lang))
 
 
 class BreakGlassKind:
@@ -209,7 +225,65 @@ class BreakGlassKind:
         return await target_label(env, req)
 
 
+class BreakGlassReview:
+    """The review item opened when a break-glass grant ends: its reviewer judges the use
+    ``justified`` or ``unjustified`` (to be followed up: alerted). Nothing about access
+    changes either way; the verdict is audited (``break_glass.reviewed``)."""
+
+    kind = BG_REVIEW
+
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
+        who = frozenset(str(u) for u in req.payload.get("reviewers", ()))
+        return (Requirement("owner", who, JUSTIFIED, UNJUSTIFIED, 1),)
+
+    async def apply(self, req: Request, env: Context) -> None:
+        return None
+
+    async def after(self, req: Request, env: Context, state: State) -> None:
+        verdict = {State.APPLIED: JUSTIFIED, State.REJECTED: UNJUSTIFIED}.get(state)
+        origin = f"R-{req.payload['origin']}"
+        holder = req.target_id or ""
+        if state is State.EXPIRED:
+            # No one judged it in time (the engine audited the expiry): it stands out.
+            lang = env.settings.locale.lang
+            names = await env.names(holder)
+            await raise_alert(env.uow, env.settings, env.now, actor="system",
+                              what=t("bg_unreviewed_what", lang, id=origin, who=names[holder]),
+                              why=t("bg_unreviewed_why", lang, id=req.public_id))
+        if verdict is None:
+            return                      # expired or cancelled: nothing was judged
+        await env.audit(req.decided_by or "system", "break_glass.reviewed", "applied",
+                        target_id=holder, request_id=req.id,
+                        after={"verdict": verdict, "origin": req.payload["origin"],
+                               "name": req.payload["name"]})
+        if verdict == UNJUSTIFIED:
+            lang = env.settings.locale.lang
+            names = await env.names(holder, req.decided_by or "")
+            await raise_alert(env.uow, env.settings, env.now, actor=req.decided_by or "system",
+                              what=t("bg_unjustified_what", lang, id=origin,
+                                     who=names[holder]),
+                              why=t("bg_unjustified_why", lang, by=names[req.decided_by or ""],
+                                    id=req.public_id))
+
+    async def describe(self, req: Request, env: Context) -> Md:
+        cat = catalog_of(env.settings)
+        holder = req.target_id or ""
+        used = datetime.fromisoformat(str(req.payload["used_at"]))
+        text = t("bg_review_detail", env.lang, id=f"R-{req.payload['origin']}",
+                 name=cat.label(str(req.payload["name"]), env.lang),
+                 at=local(used, env.settings.policy.timezone),
+                 outcome=Md(str(req.payload["outcome"])),
+                 user=Md(f"uid:{literal(holder, 64)}"))
+        if req.state in (State.APPLIED, State.REJECTED):
+            text = Md(text + "\n\n" + t(f"bg_verdict_{req.state.value}", env.lang))
+        return text
+
+    async def subject(self, req: Request, env: Context) -> str:
+        return await target_label(env, req)
+
+
 router.request_kind(BreakGlassKind())
+router.request_kind(BreakGlassReview())
 router.request_action(BREAK_GLASS, COPY)(withdraw)
 
-__all__ = ["BREAK_GLASS", "router"]
+__all__ = ["BG_REVIEW", "BREAK_GLASS", "router"]

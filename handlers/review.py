@@ -128,6 +128,11 @@ def _label(env: Context, name: str) -> Md:
     return literal(catalog_of(env.settings).label(name, env.lang), 100)
 
 
+def _bg_tag(it: ReviewItem, env: Context) -> Md:
+    """The tag of a grant that came from break-glass (紧急授权): it stands out on the card."""
+    return t("review_bg_tag", env.lang, id=f"R-{it.break_glass}") if it.break_glass else Md("")
+
+
 def _decision_text(it: ReviewItem, env: Context, names: dict[str, Md]) -> Md:
     if it.decision is None:
         return t("review_undecided", env.lang)
@@ -144,9 +149,10 @@ async def card_params(c: Campaign, env: Context, n: int) -> dict[str, str]:
     lines: list[str] = [t("review_card_intro", env.lang, who=names[admin], n=len(mine),
                deadline=local(c.expires_at, tz))]
     for it in mine:
-        until = t("review_until", env.lang, at=local(it.expires_at, tz)) if it.expires_at else ""
+        until: str = t("review_until", env.lang, at=local(it.expires_at, tz)) \
+            if it.expires_at else ""
         lines.append(t("review_item", env.lang, i=it.number, holder=names[it.user],
-                       name=_label(env, it.name), until=until,
+                       name=_label(env, it.name), until=Md(until + _bg_tag(it, env)),
                        decision=_decision_text(it, env, names)))
     done = sum(1 for it in mine if it.decision is not None)
     status = card_status(c.state, mine)
@@ -404,7 +410,8 @@ async def due_review_close(payload: dict[str, Any], dctx: Context) -> None:
         if open_items and policy == "keep":
             names = await env.names(*(it.user for it in open_items))
             listing = "\n".join(t("review_unreviewed_line", env.lang, i=it.number,
-                                  holder=names[it.user], name=_label(env, it.name))
+                                  holder=names[it.user],
+                                  name=Md(_label(env, it.name) + _bg_tag(it, env)))
                                 for it in open_items)
             await _tell_owner(env, t("review_unreviewed_kept", env.lang, id=c.public_id,
                                      n=len(open_items)) + "\n\n" + listing)

@@ -236,6 +236,8 @@ class ReviewItem(Base):
     decision: Mapped[str | None] = mapped_column(String(32), default=None)
     decided_by: Mapped[str | None] = mapped_column(String(64), default=None)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The break-glass request the grant came from (its card tags the item); else NULL.
+    break_glass: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class UnionId(Base):

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.domain.requests import State
-from bot.core.domain.review import REVIEW, Campaign, LiveGrant, ReviewItem
+from bot.core.domain.review import BREAK_GLASS, REVIEW, Campaign, LiveGrant, ReviewItem
 from storage.models import DueWork, Grant, Request
 from storage.models import ReviewCard as CardRow
 from storage.models import ReviewItem as ItemRow
@@ -22,8 +22,12 @@ class ReviewRepo:
         self.s = session
 
     async def live_grants(self, corp_id: str, now: datetime) -> list[LiveGrant]:
-        rows = (await self.s.execute(select(Grant).where(Grant.corp_id == corp_id))).scalars()
-        return [LiveGrant(g.id, g.user_id, g.name, g.granted_by, g.expires_at) for g in rows
+        """The corp's live grants, each tagged with the break-glass request it came from."""
+        rows = (await self.s.execute(
+            select(Grant, Request.kind).outerjoin(Request, Grant.request_id == Request.id)
+            .where(Grant.corp_id == corp_id))).all()
+        return [LiveGrant(g.id, g.user_id, g.name, g.granted_by, g.expires_at,
+                          g.request_id if kind == BREAK_GLASS else None) for g, kind in rows
                 if g.expires_at is None or g.expires_at > now]
 
     async def start(self, corp_id: str, *, requester: str, admins: Sequence[str],
@@ -39,7 +43,8 @@ class ReviewRepo:
         self.s.add_all([CardRow(request_id=req.id, n=n, admin_id=a) for n, a in enumerate(admins)])
         self.s.add_all([ItemRow(request_id=req.id, i=it.i, grant_id=it.grant_id,
                                 user_id=it.user, name=it.name, granted_by=it.granted_by,
-                                expires_at=it.expires_at, admin_id=it.admin) for it in items])
+                                expires_at=it.expires_at, admin_id=it.admin,
+                                break_glass=it.break_glass) for it in items])
         await self.s.flush()
         found = await self.campaign(req.id)
         assert found is not None
@@ -123,5 +128,5 @@ class ReviewRepo:
             items=tuple(ReviewItem(i=r.i, grant_id=r.grant_id, user=r.user_id, name=r.name,
                                    granted_by=r.granted_by, expires_at=r.expires_at,
                                    admin=r.admin_id, decision=r.decision, by=r.decided_by,
-                                   at=r.decided_at) for r in items),
+                                   at=r.decided_at, break_glass=r.break_glass) for r in items),
             lang=lang if isinstance(lang, str) else "")

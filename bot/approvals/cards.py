@@ -16,7 +16,7 @@ from bot.core.clock import local
 from bot.core.domain.requests import State
 from bot.core.escape import joined, literal
 from bot.core.lang import Lang
-from bot.texts.catalog import t
+from bot.texts.catalog import MESSAGES, t
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ def render_request_card(v: CardView) -> dict[str, str]:
     if v.decided_at is not None:
         decided = t("card_decided", lang, who=literal(v.decided_by) or "Baton",
                     at=local(v.decided_at, v.tz, "%m-%d %H:%M"))
-    status_text = t(f"state_{v.state.value}", lang)
+    # A kind may name its own outcomes (a break-glass review's "applied" is "justified").
+    own = f"state_{v.kind}_{v.state.value}"
+    status_text = t(own if own in MESSAGES else f"state_{v.state.value}", lang)
     lines.append(f"**{status_text}**" + (f" · {decided}" if decided else ""))
     return {
         "title": title,

@@ -91,13 +91,33 @@ ZH: Mapping[str, str] = {
     "bg_withdraw_not_yours": "只有被通知的主管理员和审批人可以撤回，你的点击未生效。",
     "bg_withdraw_over": "这次紧急授权已结束（{state}），无需撤回。",
     "bg_withdrawn_holder": "你的紧急授权 {name}（{id}）已被 {who} 撤回，立即失效。",
-    "bg_review": (
-        "请复核紧急授权 **{id}**：{who} 于 {at} 使用 {name}（理由：{reason}），{outcome}。"
-        "可发送 `审计 {user}` 查看这段时间的操作。"
+    "kind_break_glass_review": "紧急授权复核",
+    "card_title_break_glass_review": "紧急授权复核 {id}",
+    "card_body_break_glass_review": (
+        "**{target}** 的紧急授权已结束，请判断这次使用是否合理"
+        "（「合理」或「不合理」，不合理的会告警以便跟进）："
     ),
-    "bg_review_title": "紧急授权复核",
+    "bg_review_detail": (
+        "{id}：{name}，{at} 起，{outcome}。可发送 `审计 {user}` 查看这段时间的操作。"
+    ),
+    "bg_verdict_applied": "**结论：合理**",
+    "bg_verdict_rejected": "**结论：不合理，需跟进**",
+    "state_break_glass_review_pending": "待复核",
+    "state_break_glass_review_applied": "合理",
+    "state_break_glass_review_rejected": "不合理，需跟进",
+    "button_justified": "合理",
+    "button_unjustified": "不合理",
+    "action_justified": "判为合理",
+    "action_unjustified": "判为不合理",
+    "click_ok_justified": "已记录：这次紧急授权合理。",
+    "click_ok_unjustified": "已记录：这次紧急授权不合理，已告警以便跟进。",
+    "bg_unjustified_what": "紧急授权 {id}（{who}）被判为不合理",
+    "bg_unjustified_why": "{by} 在复核 {id} 中判为不合理，请跟进",
+    "bg_unreviewed_what": "紧急授权 {id}（{who}）无人复核",
+    "bg_unreviewed_why": "复核 {id} 已过期，未作判断",
     "bg_outcome_withdrawn": "已由 {by} 撤回",
     "bg_outcome_ended": "已按时结束",
+    "bg_outcome_released": "已由本人提前交还",
 }
 
 
@@ -203,11 +223,31 @@ EN: Mapping[str, str] = {
     ),
     "bg_withdraw_over": "This break-glass is already over ({state}); nothing to withdraw.",
     "bg_withdrawn_holder": "Your break-glass {name} ({id}) was withdrawn by {who}; it ends now.",
-    "bg_review": (
-        "Please review break-glass **{id}**: {who} used {name} at {at} (reason: {reason}); "
-        "{outcome}. `audit {user}` shows what happened meanwhile."
+    "kind_break_glass_review": "Break-glass review",
+    "card_title_break_glass_review": "Break-glass review {id}",
+    "card_body_break_glass_review": (
+        "**{target}**'s break-glass has ended. Was this use justified? (Justified or Not "
+        "justified; a use not justified is alerted for follow-up.)"
     ),
-    "bg_review_title": "Break-glass review",
+    "bg_review_detail": (
+        "{id}: {name}, from {at}; {outcome}. `audit {user}` shows what happened meanwhile."
+    ),
+    "bg_verdict_applied": "**Verdict: justified**",
+    "bg_verdict_rejected": "**Verdict: not justified; to follow up**",
+    "state_break_glass_review_pending": "To review",
+    "state_break_glass_review_applied": "Justified",
+    "state_break_glass_review_rejected": "Not justified: follow up",
+    "button_justified": "Justified",
+    "button_unjustified": "Not justified",
+    "action_justified": "judged it justified",
+    "action_unjustified": "judged it not justified",
+    "click_ok_justified": "Recorded: this break-glass was justified.",
+    "click_ok_unjustified": "Recorded: not justified; it is alerted for follow-up.",
+    "bg_unjustified_what": "break-glass {id} ({who}) judged not justified",
+    "bg_unjustified_why": "{by} judged it not justified in review {id}; please follow up",
+    "bg_unreviewed_what": "break-glass {id} ({who}) was never reviewed",
+    "bg_unreviewed_why": "review {id} expired with no verdict",
     "bg_outcome_withdrawn": "withdrawn by {by}",
     "bg_outcome_ended": "it ended on time",
+    "bg_outcome_released": "given back early by its holder",
 }

@@ -1,8 +1,8 @@
 """Members asking for access themselves (product.md section 13), end to end through the SDK
 against the simulator: a request approved by the requester's manager (read from the
 simulated directory) with DingTalk to-dos opened and closed, an automatic approval and a
-release, and break-glass withdrawn from its card. The rest is tested at the handler level,
-tests/handlers/test_access.py."""
+release, and break-glass withdrawn from its card, then judged on the owner's review card.
+The rest is tested at the handler level, tests/handlers/test_access.py."""
 
 from __future__ import annotations
 
@@ -89,4 +89,14 @@ async def test_break_glass_is_announced_and_withdrawn_from_its_card(
     assert "已撤回" in notice
     await card_status(sim, track, "withdrawn")
     assert await grants(app, "qianqi") == {}
-    await reply_to(sim, "cidOTOzhangsan", "复核紧急授权")
+    # The owner's review item: a card of its own, decided with a click.
+    review = CARD.format(2)
+    params = await card_status(sim, review, "pending")
+    assert "R-1" in params["markdown"] and "已由 王五" in params["markdown"]
+    assert sim.cards()[review].spaces == ["dtv1.card//IM_ROBOT.zhangsan"]
+    assert "只有" in await click(sim, "wangwu", review, "justified")
+    assert "不合理" in await click(sim, "zhangsan", review, "unjustified")
+    params = await card_status(sim, review, "rejected")
+    assert "结论：不合理" in params["markdown"]
+    assert ("break_glass.reviewed", "applied", "qianqi") in await audit_actions(app)
+    await verify_chain(app)

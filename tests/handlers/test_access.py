@@ -295,7 +295,11 @@ async def test_break_glass_applies_at_once_and_is_announced(hb: Harness) -> None
     [rev] = await entries(h, "grant.revoke")
     assert rev.before["via"] == "withdraw" and rev.result == "applied"
     await h.told("已被", to="user:qianqi")
-    await h.told("复核紧急授权", to="user:zhangsan")
+    # The owner's review item: a card of its own, one-to-one, to decide.
+    review = await h.card_status(CARD.format(2), "pending")
+    assert review["title"] == "紧急授权复核 R-2" and "R-1" in review["markdown"]
+    assert "已由 赵六" in review["markdown"] and "客户系统故障" in review["markdown"]
+    assert h.spaces[CARD.format(2)] == ["dtv1.card//IM_ROBOT.zhangsan"]
     # A second press: already over.
     assert "已结束" in await h.press("lisi", BG.format(1), "withdraw")
     await verify_chain(h)
@@ -319,10 +323,105 @@ async def test_break_glass_ends_on_time_with_a_review(hb: Harness) -> None:
     await h.run_due()
     assert await grants(h, "qianqi") == {}
     await h.card_status(BG.format(1), "ended")
-    text = await h.told("Please review break-glass", to="user:zhangsan")
-    assert "ended on time" in text
+    card = await h.card_status(CARD.format(2), "pending")
+    assert card["title"] == "Break-glass review R-2" and "ended on time" in card["markdown"]
+    assert "R-1" in card["markdown"] and "outage" in card["markdown"]
     assert len(await entries(h, "break_glass.review")) == 1
     assert "over" in await h.press("lisi", BG.format(1), "withdraw")
+    # Only the owner decides it: an approver's click, or the holder's, changes nothing.
+    assert "Only" in await h.press("lisi", CARD.format(2), "justified")
+    assert "Only" in await h.press("qianqi", CARD.format(2), "justified")
+    assert "approve" not in await h.press("zhangsan", CARD.format(2), "approve")
+    await h.card_status(CARD.format(2), "pending")
+    assert await entries(h, "break_glass.reviewed") == []
+    assert "justified" in await h.press("zhangsan", CARD.format(2), "justified")
+    card = await h.card_status(CARD.format(2), "applied")
+    assert card["status_text"] == "Justified" and "Verdict: justified" in card["markdown"]
+    [verdict] = await entries(h, "break_glass.reviewed")
+    assert verdict.after == {"verdict": "justified", "origin": 1, "name": "crm.export"}
+    assert verdict.target_id == "qianqi" and verdict.result == "applied"
+    # Once: a second click is answered and changes nothing; no alert for a justified use.
+    assert "already" in await h.press("zhangsan", CARD.format(2), "unjustified")
+    assert len(await entries(h, "break_glass.reviewed")) == 1
+    assert not [s for s in await h.sent_after(0)
+                if s.to == "group:cidALERTS" and "not justified" in str(s.payload)]
+    await h.ask("zhangsan", "pending", "no open requests")          # decided: not listed
+    await verify_chain(h)
+
+
+async def test_a_break_glass_review_nobody_decides_expires_and_is_alerted(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    await h.ask("qianqi", "release crm.export", "given back")
+    await h.run_due()
+    text = await h.ask("zhangsan", "pending", "R-2", conversation="")
+    assert "Break-glass review" in text or "紧急授权复核" in text
+    h.clock.advance(h.settings.policy.approval_ttl + timedelta(minutes=1))
+    await h.run_due()
+    await h.card_status(CARD.format(2), "expired")
+    assert await entries(h, "break_glass.reviewed") == []
+    assert len(await entries(h, "break_glass_review.expired")) == 1
+    alerts = [str(s.payload) for s in await h.sent_after(0) if s.to == "group:cidALERTS"]
+    assert any("R-1" in a and "无人复核" in a for a in alerts)
+    assert "Expired" in await h.press("zhangsan", CARD.format(2), "justified")
+
+
+async def test_break_glass_judged_not_justified_is_alerted(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "紧急授权 crm.export 故障", "已生效")
+    await h.press("lisi", BG.format(1), "withdraw")
+    # Undecided, it is reminded to the owner like any request.
+    h.clock.advance(h.settings.policy.remind_every + timedelta(minutes=1))
+    await h.run_due()
+    text = await h.told("R-2", to="user:zhangsan")
+    assert "张三" in text
+    await h.press("zhangsan", CARD.format(2), "unjustified")
+    card = await h.card_status(CARD.format(2), "rejected")
+    assert card["status_text"] == "不合理，需跟进" and "结论：不合理" in card["markdown"]
+    [verdict] = await entries(h, "break_glass.reviewed")
+    assert verdict.after["verdict"] == "unjustified"
+    alerts = [str(s.payload) for s in await h.sent_after(0) if s.to == "group:cidALERTS"]
+    assert any("R-1" in a and "不合理" in a for a in alerts)
+    # Decided: no more reminders.
+    h.clock.advance(timedelta(days=2))
+    before = len([x for x in replies(await h.sent_after(0), "user:zhangsan") if "R-2" in x])
+    await h.run_due()
+    after = len([x for x in replies(await h.sent_after(0), "user:zhangsan") if "R-2" in x])
+    assert after == before
+
+
+async def test_break_glass_grants_are_tagged_in_the_access_review(hb: Harness) -> None:
+    h = hb
+    await h.ask("lisi", "grant @qianqi crm.report.view", "Granted", ("qianqi",))
+    await h.ask("lisi", "break-glass crm.export x", "not on the break-glass list")
+    await h.ask("qianqi", "紧急授权 crm.export 故障", "R-1")
+    await h.ask("zhangsan", "权限审核 开始", "R-2")
+    # The break-glass grant is the owner's to review (lisi's ordinary grant stays lisi's),
+    # and its item says where it came from.
+    owner = await h.card_status("baton-dingsandboxcorp-R2-rva", "pending")
+    assert h.spaces["baton-dingsandboxcorp-R2-rva"] == ["dtv1.card//IM_ROBOT.zhangsan"]
+    [item] = [x for x in owner["markdown"].split("\n\n") if "导出" in x or "export" in x]
+    assert "紧急授权 R-1" in item
+    admin = await h.card_status("baton-dingsandboxcorp-R2-rvb", "pending")
+    assert h.spaces["baton-dingsandboxcorp-R2-rvb"] == ["dtv1.card//IM_ROBOT.lisi"]
+    assert "紧急授权" not in admin["markdown"]
+    # The tag stays on the item once the grant is gone (removed here).
+    await h.press("zhangsan", "baton-dingsandboxcorp-R2-rva", "remove", {"item": "1"})
+    assert list(await grants(h, "qianqi")) == ["crm.report.view"]
+    assert "紧急授权 R-1" in h.card("baton-dingsandboxcorp-R2-rva")["markdown"]
+
+
+async def test_the_break_glass_tag_in_english(hb: Harness) -> None:
+    h = hb
+    await h.ask("qianqi", "break-glass crm.export outage", "applies now")
+    await h.ask("zhangsan", "review start", "R-2")
+    card = await h.card_status("baton-dingsandboxcorp-R2-rva", "pending")
+    assert "break-glass R-1" in card["markdown"]
+    # Left undecided to the deadline, it is listed to the owner with its tag.
+    h.clock.advance(h.settings.review.deadline + timedelta(minutes=1))
+    await h.run_due()
+    text = await h.told("not reviewed", to="user:zhangsan")
+    assert "break-glass R-1" in text
 
 
 async def test_break_glass_given_back_early_ends_its_card(hb: Harness) -> None:
@@ -332,10 +431,12 @@ async def test_break_glass_given_back_early_ends_its_card(hb: Harness) -> None:
     await h.ask("qianqi", "release crm.export", "given back")
     await h.run_due()
     await h.card_status(BG.format(1), "ended")
-    await h.told("Please review break-glass", to="user:zhangsan")
+    card = await h.card_status(CARD.format(2), "pending")
+    assert "given back early" in card["markdown"]
     h.clock.advance(timedelta(hours=1))
     await h.run_due()                                   # the end at 1h finds it over
     assert len(await entries(h, "break_glass.review")) == 1
+    assert len(await entries(h, "break_glass_review.requested")) == 1
 
 
 async def test_break_glass_refused_for_anyone_not_listed(hb: Harness) -> None:

@@ -135,3 +135,29 @@ async def test_a_campaign_is_started_decided_and_closed_through_the_repository(
         assert (req.version, req.decided_at, req.payload) == (3, NOW, {"is_group": False,
                                                                      "lang": "en"})
         await uow.commit()
+
+
+async def test_a_break_glass_grant_is_tagged_and_the_tag_kept_with_the_item(db: Database) -> None:
+    async with db.uow() as uow:
+        for rid, kind in [(11, "break_glass"), (12, "access")]:
+            uow.session.add(Request(id=rid, corp_id="corp", kind=kind, state="applied",
+                                    requester_id="qianqi", conversation_id="", reason="r",
+                                    payload={}, created_at=NOW, expires_at=DEADLINE))
+        await uow.session.flush()
+        for gid, name, rid in [(1, "crm.export", 11), (2, "crm.report.view", 12),
+                               (3, "analyst", None)]:
+            uow.session.add(Grant(id=gid, corp_id="corp", user_id="qianqi", name=name,
+                                  granted_by="qianqi", created_at=NOW, request_id=rid))
+        await uow.session.flush()
+        live = await uow.reviews.live_grants("corp", NOW)
+        assert {g.name: g.break_glass for g in live} == {
+            "crm.export": 11, "crm.report.view": None, "analyst": None}
+        order, items = assign_items(live, ["lisi"], "zhangsan")
+        c = await uow.reviews.start("corp", requester="zhangsan", admins=order, items=items,
+                                    lang="zh", now=NOW, deadline=DEADLINE, message_id=None)
+        # The tag is the item's own: it stays when the grant is gone.
+        assert await uow.reviews.revoke(next(it for it in c.items if it.name == "crm.export"))
+        again = await uow.reviews.campaign(c.id)
+        assert again is not None
+        assert {it.name: it.break_glass for it in again.items} == {
+            "crm.export": 11, "crm.report.view": None, "analyst": None}

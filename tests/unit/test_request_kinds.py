@@ -59,7 +59,7 @@ def test_the_root_router_carries_exactly_the_request_kinds_of_the_families() -> 
     assert set(root.requests.kinds) == {
         "owner_transfer", "grant", "role_set", "admin_add", "admin_remove",
         "template_set", "template_delete", "template_apply", "import", "import_undo", "review",
-        "admin_drift", "access", "break_glass"}
+        "admin_drift", "access", "break_glass", "break_glass_review"}
     assert all(k.kind == name for name, k in root.requests.kinds.items())
     assert root.requests.actions == {"owner_transfer:console": transfer.console_done,
                                      "break_glass:bg": breakglass.withdraw}

@@ -53,6 +53,17 @@ def test_items_go_to_their_granter_if_still_an_admin_else_the_owner() -> None:
     assert assign_items([], ["lisi"], "zhangsan") == ([], [])
 
 
+def test_a_break_glass_grant_is_the_owners_to_review_and_keeps_its_tag() -> None:
+    # lisi (an admin) used break-glass: the grant is "granted by" lisi, but lisi does not
+    # review it; the owner does, and the item remembers the request it came from.
+    grants = [LiveGrant(5, "lisi", "crm.export", "lisi", None, break_glass=9),
+              LiveGrant(6, "lisi", "crm.report.view", "lisi", None)]
+    order, items = assign_items(grants, ["zhangsan", "lisi"], "zhangsan")
+    assert [(it.name, it.admin, it.break_glass) for it in items] == [
+        ("crm.export", "zhangsan", 9), ("crm.report.view", "lisi", None)]
+    assert order == ["zhangsan", "lisi"]
+
+
 def test_review_card_refs_are_distinct_and_read_back_as_review_cards() -> None:
     tracks = [CardRef.review("corp", 12, n).pack() for n in range(26 * 26)]
     assert len(set(tracks)) == len(tracks)

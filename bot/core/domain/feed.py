@@ -47,6 +47,8 @@ NOT_CHANGES: frozenset[str] = frozenset({
     "api_token.revoke", "bootstrap",
     # The grant itself is a grant.added event whose ``after.via`` is "break_glass".
     "break_glass.used",
+    # The owner's verdict on a break-glass use afterwards: a judgement, not a change.
+    "break_glass.reviewed",
 })
 REQUEST_APPLIED = ".applied"
 

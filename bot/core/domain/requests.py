@@ -65,8 +65,9 @@ TERMINAL = frozenset(s for s, out in TRANSITIONS.items() if not out)
 OPEN = frozenset({State.PENDING, State.APPROVED})
 
 # "adopt" / "ignore": the owner's answer on an admin-drift alert (handlers/drift.py).
-POSITIVE = frozenset({"approve", "accept", "adopt"})
-NEGATIVE = frozenset({"reject", "decline", "ignore"})
+# "justified" / "unjustified": the owner's verdict on a break-glass use (handlers/breakglass.py).
+POSITIVE = frozenset({"approve", "accept", "adopt", "justified"})
+NEGATIVE = frozenset({"reject", "decline", "ignore", "unjustified"})
 ACTIONS = POSITIVE | NEGATIVE
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from bot.core.domain.requests import State
 
 REVIEW = "review"
+BREAK_GLASS = "break_glass"     # the request kind of a break-glass grant (handlers/breakglass.py)
 KEEP, REMOVE, KEEP_ALL = "keep", "remove", "keep_all"
 UNREVIEWED_KEEP, UNREVIEWED_REVOKE = "unreviewed_keep", "unreviewed_revoke"
 DECISIONS = (KEEP, REMOVE, UNREVIEWED_KEEP, UNREVIEWED_REVOKE)
@@ -28,6 +29,7 @@ class LiveGrant:
     name: str
     granted_by: str
     expires_at: datetime | None
+    break_glass: int | None = None      # the break-glass request it came from, if it did
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ReviewItem:
     decision: str | None = None
     by: str | None = None
     at: datetime | None = None
+    break_glass: int | None = None      # the break-glass request the grant came from
 
     @property
     def number(self) -> int:
@@ -81,11 +84,14 @@ class Campaign:
 def assign_items(grants: Iterable[LiveGrant], admins: Iterable[str], owner: str
                  ) -> tuple[list[str], list[ReviewItem]]:
     """Items in a stable order, each with the admin responsible: the granter if still an
-    admin or the owner, else the owner. Returns (admins with items, in card order; items)."""
+    admin or the owner, else the owner. A break-glass grant (its holder granted it to
+    themselves) is the owner's. Returns (admins with items, in card order; items)."""
     deciders = set(admins) | {owner}
     items = [ReviewItem(i=i, grant_id=g.grant_id, user=g.user_id, name=g.name,
                         granted_by=g.granted_by, expires_at=g.expires_at,
-                        admin=g.granted_by if g.granted_by in deciders else owner)
+                        admin=g.granted_by if g.granted_by in deciders and not g.break_glass
+                        else owner,
+                        break_glass=g.break_glass)
              for i, g in enumerate(sorted(grants, key=lambda g: (g.user_id, g.name, g.grant_id)))]
     order = sorted({it.admin for it in items}, key=lambda a: (a != owner, a))
     return order, items
