@@ -49,6 +49,11 @@ _UNIT_SECONDS = {
 }
 
 
+def optional_duration(value: Any) -> timedelta | None:
+    """:func:`config_duration` for a key that may be left out (None: not set)."""
+    return None if value is None else config_duration(value)
+
+
 def config_duration(value: Any) -> timedelta:
     """Parse a configuration duration: ``10s``, ``30m``, ``12h``, ``7d``, ``2w``, ``3天`` or seconds."""
     if isinstance(value, timedelta):
@@ -170,7 +175,7 @@ class AutoApprove(_Section):
     max_duration: timedelta | None = None
     """The (capped) duration asked for is at most this."""
 
-    _dur = field_validator("max_duration", mode="before")(config_duration)
+    _dur = field_validator("max_duration", mode="before")(optional_duration)
 
     @model_validator(mode="after")
     def _some(self) -> AutoApprove:
@@ -190,7 +195,7 @@ class PermissionPolicy(_Section):
     auto_approve: AutoApprove | None = None
     requestable: bool = True
 
-    _dur = field_validator("max_duration", mode="before")(config_duration)
+    _dur = field_validator("max_duration", mode="before")(optional_duration)
 
     _approvers = field_validator("approvers", mode="before")(approver_list)
 

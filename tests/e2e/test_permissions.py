@@ -180,6 +180,7 @@ async def test_who_has_over_thousands_of_holders_pages_over_the_wire(
              "role": "analyst", "active": True, "created_at": now, "updated_at": now}
             for i in range(3000)])
         await uow.commit()
+    bot.index.invalidate()      # seeded behind the change feed's back: load afresh
     text = await say(sim, "lisi", "who-has crm.report.view", "Page 1 of 61")
     assert "Members holding crm.report.view View reports (3001)" in text
     assert text.count("\n- ") == 50 and "(m00049): role analyst" in text

@@ -391,3 +391,14 @@ def test_bulk_limits_are_settings(tmp_path: Path) -> None:
     assert (Settings().bulk.max_rows, Settings().bulk.max_file_mb) == (200_000, 20)
     env = load_settings(env={"BATON_BULK__MAX_ROWS": "1000"})
     assert env.bulk.max_rows == 1000
+
+
+def test_settings_survive_a_dump_and_validate_round_trip() -> None:
+    """The sandbox and the tests rebuild settings from ``model_dump()``: every optional key
+    left unset (None) must validate again (a per-permission policy without max_duration
+    did not)."""
+    s = load_settings(EXAMPLE, env={})
+    catalog = {"permissions": {"crm.view": {"zh": "看", "en": "view",
+                                            "policy": {"approvals_required": 1}}}}
+    with_policy = Settings.model_validate({**s.model_dump(), "catalog": catalog})
+    assert Settings.model_validate(with_policy.model_dump()) == with_policy
