@@ -33,7 +33,7 @@ from bot.core.domain.access import (
     plan_request,
     policy_for,
 )
-from bot.core.domain.members import OWNER
+from bot.core.domain.members import OWNER, Staff
 from bot.core.domain.permissions import BUILTIN_ROLES, live, sources_of
 from bot.core.domain.reminders import next_allowed
 from bot.core.domain.requests import OPEN, Request, Requirement, State
@@ -309,6 +309,9 @@ async def todos(env: Context, op: str, req: Request, users: list[str]) -> None:
                                  source_message_id=env.message_id)
 
 
+NO_STAFF = Staff(())     # the owner and admins, for deciders that do not depend on them
+
+
 class AccessKind(ApprovedChange):
     """A member's own request: approved by the pool its policy named when it was made (kept
     with the request), never by the requester, who is also the member it is about."""
@@ -316,6 +319,10 @@ class AccessKind(ApprovedChange):
     kind = ACCESS
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
+        return self.deciders(req, env, NO_STAFF)
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
+        """From the request alone: its approvers were stored with it."""
         pool = frozenset(str(u) for u in req.payload.get("approvers", ())) - {
             req.requester_id, req.target_id or ""}
         return (Requirement("approvers", pool, "approve", "reject",

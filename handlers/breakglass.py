@@ -22,7 +22,7 @@ from bot.core.cardref import CardRef
 from bot.core.clock import local
 from bot.core.commands import BreakGlass
 from bot.core.domain.access import approver_pool, may_break_glass
-from bot.core.domain.members import OWNER
+from bot.core.domain.members import OWNER, Staff
 from bot.core.domain.permissions import sources_of
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, joined, literal
@@ -210,6 +210,9 @@ class BreakGlassKind:
     kind = BREAK_GLASS
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
+        return ()
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
         return ()
 
     async def apply(self, req: Request, env: Context) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.approvals.engine import NoLongerAllowed, cancel, open_request
+from bot.approvals.engine import NoLongerAllowed, cancel, open_request, staff_of
 from bot.config import Settings
 from bot.core.domain.drift import (
     MAIN,
@@ -40,7 +40,7 @@ from bot.core.domain.drift import (
     find_drift,
     holds,
 )
-from bot.core.domain.members import ADMIN, MEMBER, OWNER
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, Staff
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.escape import Md, person
 from bot.core.sends import Reply
@@ -68,7 +68,10 @@ class AdminDrift:
     kind = ADMIN_DRIFT
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
-        owner = await env.uow.members.owner_of(env.corp_id)
+        return self.deciders(req, env, await staff_of(env))
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
+        owner = staff.owner
         who = frozenset({owner.user_id}) if owner is not None else frozenset()
         return (Requirement("owner", who, "adopt", "ignore", 1),)
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import open_request
+from bot.approvals.engine import open_request, staff_of
 from bot.core.clock import local
 from bot.core.commands import (
     AdminAdd,
@@ -32,7 +32,7 @@ from bot.core.commands import (
 from bot.core.commands.durations import format_duration
 from bot.core.domain.access import warn_at
 from bot.core.domain.index import CorpIndex
-from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, Sender, Staff
 from bot.core.domain.permissions import (
     ADMIN_ROLE,
     BUILTIN_ROLES,
@@ -187,11 +187,16 @@ def who(m: Sender) -> Md:
 
 # ---- approvals ----------------------------------------------------------------------------
 
+def approvers_in(staff: Staff, requester: str, *exclude: str) -> frozenset[str]:
+    """The active owner and admins of ``staff``, minus the requester and anyone the change
+    is about."""
+    return frozenset(p.user_id for p in staff.people if p.active and p.user_id != requester
+                     and p.user_id not in exclude)
+
+
 async def approvers_for(env: Context, requester: str, *exclude: str) -> frozenset[str]:
     """The owner and the admins, minus the requester and anyone the change is about."""
-    people = await env.uow.members.admins_of(env.corp_id)
-    return frozenset(p.user_id for p in people if p.active and p.user_id != requester
-                     and p.user_id not in exclude)
+    return approvers_in(await staff_of(env), requester, *exclude)
 
 
 def approvals_needed(env: Context) -> int:
@@ -249,8 +254,10 @@ class ApprovedChange:
         return (target,) if target else ()
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
-        pool = await approvers_for(env, req.requester_id,
-                                   *self.affected(req.target_id, req.payload))
+        return self.deciders(req, env, await staff_of(env))
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
+        pool = approvers_in(staff, req.requester_id, *self.affected(req.target_id, req.payload))
         return (Requirement("approvers", pool, "approve", "reject",
                             int(req.payload.get("need", approvals_needed(env)))),)
 

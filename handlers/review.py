@@ -31,7 +31,7 @@ from bot.config import Settings
 from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
-from bot.core.domain.members import ADMIN, OWNER
+from bot.core.domain.members import ADMIN, OWNER, Staff
 from bot.core.domain.reminders import next_allowed
 from bot.core.domain.requests import Request, Requirement, State
 from bot.core.domain.review import (
@@ -446,6 +446,9 @@ class ReviewKind:
     kind = REVIEW
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
+        return ()
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
         return ()
 
     async def apply(self, req: Request, env: Context) -> None:

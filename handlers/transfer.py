@@ -6,10 +6,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.approvals.engine import NoLongerAllowed, open_request
+from bot.approvals.engine import NoLongerAllowed, open_request, staff_of
 from bot.config import Settings
 from bot.core.commands import TransferOwner
-from bot.core.domain.members import ADMIN, MEMBER, OWNER
+from bot.core.domain.members import ADMIN, MEMBER, OWNER, Staff
 from bot.core.domain.permissions import effective
 from bot.core.domain.requests import Request, RequestConflict, Requirement, State
 from bot.core.domain.transfer import (
@@ -119,7 +119,10 @@ class OwnerTransfer:
 
     async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
         # Re-read at click time: the owner is whoever the store says now, not at creation.
-        owner = await env.uow.members.owner_of(env.corp_id)
+        return self.deciders(req, env, await staff_of(env))
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
+        owner = staff.owner
         owner_id = owner.user_id if owner else str(req.payload.get("owner", ""))
         if req.state == State.APPLIED.value:
             owner_id = str(req.payload.get("owner", owner_id))

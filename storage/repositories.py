@@ -240,6 +240,9 @@ def request_of(row: Request) -> RequestValue:
         source_message_id=row.source_message_id, version=row.version)
 
 
+OPEN_STATES = ("pending", "approved")
+
+
 class RequestRepo:
     """Requests: read as core values, changed only through the writes below (each returns
     the request as it now is). Rows stay in this module's session."""
@@ -259,9 +262,24 @@ class RequestRepo:
     async def open_for(self, corp_id: str) -> list[RequestValue]:
         return [request_of(r) for r in (await self.s.execute(
             select(Request)
-            .where(Request.corp_id == corp_id, Request.state.in_(("pending", "approved")))
+            .where(Request.corp_id == corp_id, Request.state.in_(OPEN_STATES))
             .order_by(Request.id)
         )).scalars()]
+
+    async def open_with_votes(self, corp_id: str) -> list[tuple[RequestValue, tuple[Vote, ...]]]:
+        """The open requests by id, each with its votes in the order they were cast: two
+        queries however many there are (the votes of all of them in one)."""
+        reqs = await self.open_for(corp_id)
+        votes: dict[int, list[Vote]] = {r.id: [] for r in reqs}
+        if reqs:
+            for v in (await self.s.execute(
+                select(VoteRow).join(Request, Request.id == VoteRow.request_id)
+                .where(Request.corp_id == corp_id, Request.state.in_(OPEN_STATES))
+                .order_by(VoteRow.id)
+            )).scalars():
+                if v.request_id in votes:     # not one opened between the two reads
+                    votes[v.request_id].append(Vote(v.voter_id, v.decision, v.created_at))
+        return [(r, tuple(votes[r.id])) for r in reqs]
 
     async def by_kind(self, corp_id: str, kind: str) -> list[RequestValue]:
         return [request_of(r) for r in (await self.s.execute(

@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from bot.approvals.cards import CardView, out_track_id, render_request_card
 from bot.core.cardref import CardKind, CardRef, CardRefError, letters
 from bot.core.clock import local
+from bot.core.domain.members import Staff
 from bot.core.domain.reminders import in_quiet, next_allowed, reminder_gap
 from bot.core.domain.requests import (
     Decision,
@@ -30,7 +31,9 @@ from bot.core.domain.requests import (
     EventKind,
     Request,
     RequestView,
+    Requirement,
     State,
+    Vote,
     decide,
     progress,
     waiting_for,
@@ -62,14 +65,33 @@ class NoLongerAllowed(Exception):
         self.code = code
 
 
+@runtime_checkable
+class KnowsDeciders(Protocol):
+    """A request kind whose requirements follow from the request and the owner and admins
+    alone (:class:`Staff`, read once): a list of many requests (``pending``) asks it for each
+    instead of ``requirements``, which reads the store per request. Its ``requirements`` must
+    be ``deciders(req, env, await staff_of(env))`` (or need no staff at all), so both agree."""
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]: ...
+
+
+async def staff_of(env: Context) -> Staff:
+    """The owner and the admins as they are now (one read)."""
+    return Staff(tuple(await env.uow.members.admins_of(env.corp_id)))
+
+
+def _view(req: Request, requirements: tuple[Requirement, ...],
+          votes: tuple[Vote, ...]) -> RequestView:
+    return RequestView(
+        id=req.id, kind=req.kind, state=req.state, requester=req.requester_id,
+        expires_at=req.expires_at, requirements=requirements, votes=votes,
+    )
+
+
 async def view_of(req: Request, env: Context) -> RequestView:
     kind = env.request_kinds.kind(req.kind)
     votes = await env.uow.requests.votes_of(req.id)
-    return RequestView(
-        id=req.id, kind=req.kind, state=req.state, requester=req.requester_id,
-        expires_at=req.expires_at, requirements=await kind.requirements(req, env),
-        votes=votes,
-    )
+    return _view(req, await kind.requirements(req, env), votes)
 
 
 async def card_params(req: Request, view: RequestView, env: Context) -> dict[str, str]:
@@ -373,10 +395,20 @@ async def schedule_next_reminder(req: Request, env: Context, n: int) -> None:
 
 
 async def open_requests_for(env: Context, user_id: str) -> list[tuple[Request, bool]]:
-    """Open requests ``user_id`` may decide (True) or made (False)."""
+    """Open requests ``user_id`` may decide (True) or made (False), by request number.
+
+    Judged as a click would be (:func:`view_of`: the kind's requirements and the votes), but
+    read in bulk: the votes of all open requests in one query, the owner and admins once for
+    the kinds that say their deciders from them (:class:`KnowsDeciders`); any other kind is
+    asked for its requirements request by request, as before."""
+    opened = await env.uow.requests.open_with_votes(env.corp_id)
+    staff = await staff_of(env) if opened else Staff(())
     out: list[tuple[Request, bool]] = []
-    for req in await env.uow.requests.open_for(env.corp_id):
-        may = user_id in waiting_for(await view_of(req, env))
+    for req, votes in opened:
+        kind = env.request_kinds.kind(req.kind)
+        needs = kind.deciders(req, env, staff) if isinstance(kind, KnowsDeciders) \
+            else await kind.requirements(req, env)
+        may = user_id in waiting_for(_view(req, needs, votes))
         if may or req.requester_id == user_id:
             out.append((req, may))
     return out

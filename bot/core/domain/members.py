@@ -35,3 +35,15 @@ class Sender:
     active: bool
     import_mode: str | None = None          # "replace": the next file replaces, until...
     import_mode_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Staff:
+    """The owner and the admins as read once (the owner first, then admins by userId): what
+    the deciders of most request kinds come from, so a list of requests reads them once."""
+
+    people: tuple[MemberView, ...]
+
+    @property
+    def owner(self) -> MemberView | None:
+        return next((p for p in self.people if p.level == OWNER), None)
