@@ -64,6 +64,12 @@ def config_duration(value: Any) -> timedelta:
     )
 
 
+def optional_duration(value: Any) -> timedelta | None:
+    """:func:`config_duration`, or None (no limit) as written or as a dump of the settings
+    has it."""
+    return None if value is None else config_duration(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -170,7 +176,7 @@ class AutoApprove(_Section):
     max_duration: timedelta | None = None
     """The (capped) duration asked for is at most this."""
 
-    _dur = field_validator("max_duration", mode="before")(config_duration)
+    _dur = field_validator("max_duration", mode="before")(optional_duration)
 
     @model_validator(mode="after")
     def _some(self) -> AutoApprove:
@@ -190,7 +196,7 @@ class PermissionPolicy(_Section):
     auto_approve: AutoApprove | None = None
     requestable: bool = True
 
-    _dur = field_validator("max_duration", mode="before")(config_duration)
+    _dur = field_validator("max_duration", mode="before")(optional_duration)
 
     _approvers = field_validator("approvers", mode="before")(approver_list)
 
