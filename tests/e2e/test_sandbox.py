@@ -14,7 +14,14 @@ import openpyxl
 import pytest
 
 from bot.app import BatonApp
-from bot.cli.sandbox import DEMO_GROUP, ChatState, _chat, sandbox_settings, sim_settings
+from bot.cli.sandbox import (
+    DEMO_GROUP,
+    DEMO_ROLE_SYNC,
+    ChatState,
+    _chat,
+    sandbox_settings,
+    sim_settings,
+)
 from dingtalk_sim import Simulator
 from dingtalk_sim.roles import ADD_EMPS_PATH, REMOVE_EMPS_PATH
 from tests.e2e.helpers import baton
@@ -339,6 +346,25 @@ async def test_role_sync_plays_a_console_change_and_reconcile_fixes_it(
     help_text = out.rsplit("> /help", 1)[1]
     for usage in ("/roles", "/console role add|remove <role> <user>", "/reconcile", "/calls"):
         assert usage in help_text
+
+
+async def test_a_configured_report_mode_is_kept_and_only_alerts(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = sim_settings(sim, db_url, integrations={
+        "dingtalk_roles": {**DEMO_ROLE_SYNC, "map": {"sales": "销售"}, "mode": "report"}})
+    async with BatonApp(sandbox_settings(sim, db_url, base, lang="en")) as app:
+        state = ChatState(sim, lang="en", app=app)
+        await chat(app, state, ["/console role add 销售 钱七", "/reconcile", "/roles"])
+    out = capsys.readouterr().out
+    found = out.split("> /reconcile", 1)[1]
+    assert "Role reconcile done (report): 1 difference(s)" in found
+    assert "销售: DingTalk also has 钱七 (qianqi) (report: alerted only" in found
+    assert "DingTalk role reconcile (report only): 1 differences" in found   # the alert
+    shown = out.split("> /roles", 1)[1]
+    assert "(sync mode report)" in shown and "销售 (sales): 钱七 (qianqi)" in shown
+    assert "分析师" not in shown                                   # the configured map
+    assert sim.role_holders("Baton", "销售") == ["qianqi"]
+    assert sim.role_calls(REMOVE_EMPS_PATH) == 0
 
 
 async def test_without_role_sync_the_role_commands_say_so(
