@@ -30,6 +30,7 @@ from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
 from bot.texts.sandbox import HELP_EN, HELP_ZH
 from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
+from dingtalk_sim.roles import LIST_PATH, MEMBERS_PATH
 
 DEMO_CORP = "dingsandboxcorp"
 DEMO_GROUP = "cidSANDBOXADMINS"
@@ -139,6 +140,7 @@ class ChatState:
     seen_cards: dict[str, int] = field(default_factory=dict)
     seen_notices: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     app: BatonApp | None = None  # the Baton the chat talks to (/reconcile, /calls, /roles)
+    roles_denied: bool = False  # /console role deny: DingTalk refuses every role call
 
 
 REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
@@ -331,6 +333,13 @@ def _console_role(state: ChatState, args: list[str]) -> bool | None:
     if sync is None:
         return False
     group, mapping = sync
+    if len(args) == 2 and args[1] in ("deny", "allow"):
+        deny = args[1] == "deny"
+        if deny != state.roles_denied:
+            state.sim.deny_roles(deny)
+            state.roles_denied = deny
+        print(_say(state, "console_role_denied" if deny else "console_role_allowed"))
+        return False
     if len(args) < 4 or args[1] not in ("add", "remove"):
         print(_say(state, "console_role_usage", roles=_role_names(mapping)))
         return False
@@ -363,7 +372,7 @@ async def _reconcile(state: ChatState) -> bool:
     app = state.app
     assert app is not None
     corp, started = app.settings.org.corp_id, app.clock.now()
-    failures = app.due.failures
+    failures, reads = app.due.failures, _role_reads(state.sim)
     async with app.db.uow() as uow:
         await uow.due.schedule(RECONCILE, started, {"corp_id": corp}, started,
                                dedupe_key=f"roles-reconcile:{corp}:sandbox:{started.isoformat()}")
@@ -385,6 +394,11 @@ async def _reconcile(state: ChatState) -> bool:
         return False
     diffs = [e for e in found if e.action in ("roles.missing", "roles.extra")]
     mode = app.settings.integrations.dingtalk_roles.mode
+    asked, answered = (now - before for now, before in zip(_role_reads(state.sim), reads,
+                                                            strict=True))
+    if asked != answered:       # DingTalk refused or failed a read: nothing was compared
+        print(_say(state, "reconcile_unread"))
+        return False
     if not diffs:
         print(_say(state, "reconcile_clean", mode=mode))
         return False
@@ -397,6 +411,12 @@ async def _reconcile(state: ChatState) -> bool:
                             role=after.get("dingtalk_role", ""),
                             fix=_say(state, f"reconcile_fix_{fix}" if fix else "reconcile_fix_none")))
     return True
+
+
+def _role_reads(sim: Simulator) -> tuple[int, int]:
+    """(role reads DingTalk was asked, those it answered with errcode 0)."""
+    paths = (LIST_PATH, MEMBERS_PATH)
+    return (sum(len(sim.requests(p)) for p in paths), sum(sim.role_calls(p) for p in paths))
 
 
 def _calls(state: ChatState) -> None:

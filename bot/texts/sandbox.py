@@ -51,7 +51,7 @@ ZH: Mapping[str, str] = {
     "roles_not_made": "（钉钉里还没有这个角色）",
     "console_role_usage": (
         "  用法：/console role add|remove <角色> <成员>，模拟在钉钉管理后台给成员加上或去掉角色"
-        "标签（未经 Baton）。同步的角色：{roles}"),
+        "标签（未经 Baton），/console role deny|allow（应用失去或恢复角色调用的权限）。同步的角色：{roles}"),
     "console_role_unknown": "  Baton 不同步「{role}」这个角色。同步的角色：{roles}",
     "console_role_has": "  钉钉里 {who} 已经有「{role}」标签，没有更改。",
     "console_role_lacks": "  钉钉里 {who} 没有「{role}」标签，没有更改。",
@@ -61,6 +61,13 @@ ZH: Mapping[str, str] = {
     "console_role_removed": (
         "  钉钉管理后台（模拟）：{who} 去掉了角色标签「{group}/{role}」。钉钉不会通知 Baton；"
         "/reconcile 立即对账。"),
+    "console_role_denied": (
+        "  钉钉（模拟）：应用没有通讯录管理权限了，钉钉拒绝每个角色调用（60011）。"
+        "/console role allow 恢复。"),
+    "console_role_allowed": "  钉钉（模拟）：应用有通讯录管理权限，角色调用恢复正常。",
+    "reconcile_unread": (
+        "  角色对账没能读取钉钉的角色标签（钉钉拒绝或调用失败），没有比较；权限被拒时 Baton 在告警群"
+        "只提醒一次。下次对账会再试。"),
     "reconcile_clean": "  角色对账完成（{mode}）：钉钉与 Baton 一致，没有差异。",
     "reconcile_found": "  角色对账完成（{mode}）：{n} 处差异，已审计；Baton 把摘要发到告警群。",
     "roles_missing": "{role}：钉钉缺 {who}（{fix}）",
@@ -156,7 +163,8 @@ EN: Mapping[str, str] = {
     "roles_not_made": "(no such role in DingTalk yet)",
     "console_role_usage": (
         "  usage: /console role add|remove <role> <user> (plays the DingTalk admin console "
-        "giving or taking a role label, not through Baton). The synced roles: {roles}"),
+        "giving or taking a role label, not through Baton), /console role deny|allow (the app "
+        "loses or regains the permission for role calls). The synced roles: {roles}"),
     "console_role_unknown": "  Baton does not sync a role “{role}”. The synced roles: {roles}",
     "console_role_has": "  {who} carries the {role} label in DingTalk already; nothing changed.",
     "console_role_lacks": "  {who} does not carry the {role} label in DingTalk; nothing changed.",
@@ -166,6 +174,16 @@ EN: Mapping[str, str] = {
     "console_role_removed": (
         "  DingTalk admin console (simulated): {who} no longer carries the role label "
         "{group}/{role}. DingTalk does not tell Baton; /reconcile compares now."),
+    "console_role_denied": (
+        "  DingTalk (simulated): the app has lost the contacts-management permission; every "
+        "role call is refused (60011). /console role allow gives it back."),
+    "console_role_allowed": (
+        "  DingTalk (simulated): the app has the contacts-management permission; role calls "
+        "are answered again."),
+    "reconcile_unread": (
+        "  The role reconcile could not read DingTalk's role labels (DingTalk refused or "
+        "failed the call), so nothing was compared; a refusal is alerted once in the admin "
+        "group. The next reconcile tries again."),
     "reconcile_clean": "  Role reconcile done ({mode}): DingTalk matches Baton, no differences.",
     "reconcile_found": (
         "  Role reconcile done ({mode}): {n} difference(s), audited; Baton posts the "
@@ -211,6 +229,7 @@ HELP_ZH = """沙盒聊天。可以输入：
   /roles              钉钉（模拟）里 Baton 同步的角色标签：角色 → 成员
                       （设置角色 @赵六 sales 会给赵六加上「销售」标签）
   /console role add|remove <角色> <成员>   模拟在钉钉管理后台给或去掉角色标签（未经 Baton）
+  /console role deny|allow   模拟应用失去或恢复通讯录管理权限（角色调用被拒 60011）
   /reconcile          立即运行角色对账：enforce 模式下修正钉钉，摘要发到告警群
   /calls              Baton 调用钉钉 API 的次数，按 API 列出（与 /metrics 相同）
   /users  /cards  /help  /quit"""
@@ -236,6 +255,8 @@ HELP_EN = """Sandbox chat. Lines you type:
                       role -> members (role set @赵六 sales puts the 销售 label on 赵六)
   /console role add|remove <role> <user>   play the console giving or taking a role
                       label, not through Baton
+  /console role deny|allow   play the app losing (or regaining) the permission for role
+                      calls: DingTalk refuses them with 60011
   /reconcile          run the role reconcile now: in enforce mode it fixes DingTalk, and
                       its summary goes to the alert group
   /calls              the DingTalk API calls Baton made, by API (as /metrics counts them)

@@ -348,6 +348,32 @@ async def test_role_sync_plays_a_console_change_and_reconcile_fixes_it(
         assert usage in help_text
 
 
+async def test_console_role_deny_plays_a_refused_permission_alerted_once(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def refusal() -> bool:
+        """the refusal alerted in the admin group"""
+        return any("refused a role sync call" in m.text for m in sim.messages(DEMO_GROUP))
+
+    async with BatonApp(sandbox_settings(sim, db_url, lang="en")) as app:
+        state = ChatState(sim, lang="en", app=app)
+        await chat(app, state, [
+            "/console role deny", "/console role deny", "/as 李四", "role set @赵六 sales",
+            refusal, "/reconcile", "/roles", "/console role allow", "/reconcile",
+            holders(sim, "销售", ["zhaoliu"]), "/roles"])
+    out = capsys.readouterr().out
+    assert out.count("every role call is refused (60011)") == 2
+    unread = out.split("> /reconcile", 1)[1].split("> /console role allow", 1)[0]
+    assert "could not read DingTalk's role labels" in unread
+    assert "销售 (sales): none" in unread and "Role reconcile done" not in unread
+    fixed = out.split("> /console role allow", 1)[1]
+    assert "role calls are answered again" in fixed
+    assert "销售: DingTalk lacks 赵六 (zhaoliu) (enforce: Baton adds it in DingTalk)" in fixed
+    assert "销售 (sales): 赵六 (zhaoliu)" in fixed.rsplit("> /roles", 1)[1]
+    # Refused twice (the parked call, the reconcile's read), alerted once.
+    assert len([m for m in sim.messages(DEMO_GROUP)
+                if "refused a role sync call" in m.text]) == 1
+
+
 async def test_a_configured_report_mode_is_kept_and_only_alerts(
         sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     base = sim_settings(sim, db_url, integrations={
