@@ -49,11 +49,6 @@ _UNIT_SECONDS = {
 }
 
 
-def optional_duration(value: Any) -> timedelta | None:
-    """:func:`config_duration` for a key that may be left out (None: not set)."""
-    return None if value is None else config_duration(value)
-
-
 def config_duration(value: Any) -> timedelta:
     """Parse a configuration duration: ``10s``, ``30m``, ``12h``, ``7d``, ``2w``, ``3天`` or seconds."""
     if isinstance(value, timedelta):
@@ -67,6 +62,12 @@ def config_duration(value: Any) -> timedelta:
     raise ValueError(
         f"{value!r} is not a duration; write a number and a unit, e.g. 10s, 30m, 12h, 7d, 2w"
     )
+
+
+def optional_duration(value: Any) -> timedelta | None:
+    """:func:`config_duration`, or None (no limit) as written or as a dump of the settings
+    has it."""
+    return None if value is None else config_duration(value)
 
 
 class _Section(BaseModel):

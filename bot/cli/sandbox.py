@@ -26,11 +26,13 @@ from bot.cli.tokens import new_token
 from bot.config import ConfigError, Settings, load_settings
 from bot.core.domain.tokens import token_hash
 from bot.core.escape import person
+from bot.delivery.rolesync import RECONCILE
 from bot.files.sheet import COLUMNS, CsvWriter, XlsxWriter, read_table
 from bot.logs import setup_logging
 from bot.texts.catalog import sandbox_line
 from bot.texts.sandbox import HELP_EN, HELP_ZH
 from dingtalk_sim import SentMessage, SimGroup, Simulator, SimUser
+from dingtalk_sim.roles import LIST_PATH, MEMBERS_PATH
 from storage.bulk import has_member
 from storage.demo import OrgShape, seed_org
 
@@ -69,6 +71,12 @@ DEMO_CATALOG: dict[str, Any] = {
     },
     "sensitive": ["crm.export", "crm_admin", "finance.invoice"],
 }
+# DingTalk role sync (通讯录角色) in the demo: these catalog roles are mirrored as labels in
+# the simulated DingTalk's role group "Baton", and a reconcile makes DingTalk match Baton.
+DEMO_ROLE_SYNC: dict[str, Any] = {
+    "enabled": True, "group": "Baton", "map": {"sales": "销售", "analyst": "分析师"},
+    "mode": "enforce"}
+RECONCILE_WAIT = 30  # seconds /reconcile waits for the reconcile to have run
 
 
 _APPS = {"crm": "客户", "erp": "资源", "hr": "人事", "fin": "财务", "ops": "运维", "bi": "报表"}
@@ -191,6 +199,39 @@ def sim_settings(sim: Simulator, db_url: str, base: Settings | None = None,
     return Settings.model_validate(data)
 
 
+def _demo_role_sync(base: Settings) -> dict[str, Any]:
+    """The configuration's role sync when it turns it on; else the demo map (its roles that
+    the catalog has; off when it has none of them)."""
+    own = base.integrations.dingtalk_roles
+    if own.enabled:
+        return own.model_dump()
+    catalog = base.catalog.roles if base.catalog.permissions else DEMO_CATALOG["roles"]
+    kept = {r: name for r, name in DEMO_ROLE_SYNC["map"].items() if r in catalog}
+    return {**DEMO_ROLE_SYNC, "map": kept, "enabled": bool(kept)}
+
+
+def sandbox_settings(sim: Simulator, db_url: str, base: Settings | None = None, *,
+                     lang: str = "zh", catalog: dict[str, Any] | None = None) -> Settings:
+    """What ``baton sandbox`` runs: ``base`` (a configuration file's, or the defaults)
+    pointed at ``sim``, with the demo's policy, integrations, API and alert conversation
+    (and ``catalog``, for the large organisation of ``--org-size``)."""
+    base = base or Settings()
+    extra: dict[str, dict[str, Any]] = {"catalog": catalog} if catalog else {}
+    return sim_settings(
+        sim, db_url, base,
+        locale={"default": "zh-CN" if lang == "zh" else "en"},
+        # 钱七 may break the glass on crm.export; approvers get DingTalk to-dos.
+        policy={"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
+                                "max": "1h"}},
+        integrations={"dingtalk_todo": True, "dingtalk_roles": _demo_role_sync(base)},
+        api={"port": base.api.port or 0},
+        # Alerts (a role reconcile's summary among them) go to the admin group, soon.
+        org={"alert_conversation": base.org.alert_conversation or DEMO_GROUP},
+        limits={"alert_window": "1s"},
+        **extra,
+    )
+
+
 @dataclass
 class ChatState:
     sim: Simulator
@@ -201,6 +242,8 @@ class ChatState:
     seen_messages: int = 0
     seen_cards: dict[str, int] = field(default_factory=dict)
     seen_notices: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    app: BatonApp | None = None  # the Baton the chat talks to (/reconcile, /calls, /roles)
+    roles_denied: bool = False  # /console role deny: DingTalk refuses every role call
 
 
 REPLY_WAIT = 3  # seconds the chat waits for Baton's answer to a line
@@ -343,6 +386,156 @@ def _console_admin(state: ChatState, args: list[str]) -> bool | None:
     return True
 
 
+def _who(sim: Simulator, user_id: str) -> str:
+    try:
+        u = sim.user(user_id)
+    except KeyError:
+        return user_id
+    return person(u.name, u.user_id)
+
+
+def _role_sync(state: ChatState) -> tuple[str, dict[str, str]] | None:
+    """(DingTalk role group, catalog role -> DingTalk role name) of the running Baton's role
+    sync; None (having said so) when there is none."""
+    cfg = state.app.settings.integrations.dingtalk_roles if state.app else None
+    if cfg is None or not cfg.enabled:
+        print(_say(state, "roles_off"))
+        return None
+    return cfg.group, dict(cfg.map)
+
+
+def _role_names(mapping: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({role})" for role, name in sorted(mapping.items()))
+
+
+def _show_roles(state: ChatState) -> None:
+    """``/roles``: the labels of the mapped roles as the simulated DingTalk holds them."""
+    sync = _role_sync(state)
+    if sync is None:
+        return
+    group, mapping = sync
+    assert state.app is not None
+    print(_say(state, "roles_head", group=group,
+               mode=state.app.settings.integrations.dingtalk_roles.mode))
+    for role, name in sorted(mapping.items()):
+        if state.sim.role_id(group, name) is None:
+            members = _say(state, "roles_not_made")
+        else:
+            members = ", ".join(_who(state.sim, u) for u in state.sim.role_holders(group, name)
+                                ) or _say(state, "nobody")
+        print(f"    {name} ({role}): {members}")
+
+
+def _console_role(state: ChatState, args: list[str]) -> bool | None:
+    """``/console role add|remove <role> <user>``: a role label given or taken in DingTalk's
+    console, not through Baton (DingTalk tells Baton nothing: False); None when the line is
+    not that."""
+    if not args or args[0] != "role":
+        return None
+    sync = _role_sync(state)
+    if sync is None:
+        return False
+    group, mapping = sync
+    if len(args) == 2 and args[1] in ("deny", "allow"):
+        deny = args[1] == "deny"
+        if deny != state.roles_denied:
+            state.sim.deny_roles(deny)
+            state.roles_denied = deny
+        print(_say(state, "console_role_denied" if deny else "console_role_allowed"))
+        return False
+    if len(args) < 4 or args[1] not in ("add", "remove"):
+        print(_say(state, "console_role_usage", roles=_role_names(mapping)))
+        return False
+    name = mapping.get(args[2]) or (args[2] if args[2] in mapping.values() else None)
+    if name is None:
+        print(_say(state, "console_role_unknown", role=args[2], roles=_role_names(mapping)))
+        return False
+    found = _find_user(" ".join(args[3:]))
+    if found is None:
+        print(_say(state, "no_user"))
+        return False
+    add = args[1] == "add"
+    who = _who(state.sim, found.user_id)
+    if (found.user_id in state.sim.role_holders(group, name)) == add:
+        print(_say(state, "console_role_has" if add else "console_role_lacks", who=who,
+                   role=name))
+        return False
+    state.sim.console_assign_role(group, name, found.user_id, on=add)
+    print(_say(state, "console_role_added" if add else "console_role_removed", who=who,
+               role=name, group=group))
+    return False
+
+
+async def _reconcile(state: ChatState) -> bool:
+    """``/reconcile``: Baton's role reconcile (the due work ``roles_reconcile``) now, waited
+    for; what it found is printed. True when it found differences (Baton then posts its
+    summary to the alert conversation, which the chat awaits)."""
+    if _role_sync(state) is None:
+        return False
+    app = state.app
+    assert app is not None
+    corp, started = app.settings.org.corp_id, app.clock.now()
+    failures, reads = app.due.failures, _role_reads(state.sim)
+    async with app.db.uow() as uow:
+        await uow.due.schedule(RECONCILE, started, {"corp_id": corp}, started,
+                               dedupe_key=f"roles-reconcile:{corp}:sandbox:{started.isoformat()}")
+        await uow.commit()
+    deadline = time.monotonic() + RECONCILE_WAIT
+    while True:
+        await app.due.run_once()          # a row the alarm took is leased: it is waited for
+        async with app.db.uow() as uow:
+            waiting = await uow.due.pending_due(RECONCILE, app.clock.now(), besides=0)
+            found = await uow.audit.between(corp, action_prefix="roles.", since=started)
+        if not waiting:
+            break
+        if time.monotonic() > deadline:
+            print(_say(state, "reconcile_slow", seconds=RECONCILE_WAIT))
+            return False
+        await asyncio.sleep(0.1)
+    if app.due.failures != failures:
+        print(_say(state, "reconcile_failed"))
+        return False
+    diffs = [e for e in found if e.action in ("roles.missing", "roles.extra")]
+    mode = app.settings.integrations.dingtalk_roles.mode
+    asked, answered = (now - before for now, before in zip(_role_reads(state.sim), reads,
+                                                            strict=True))
+    if asked != answered:       # DingTalk refused or failed a read: nothing was compared
+        print(_say(state, "reconcile_unread"))
+        return False
+    if not diffs:
+        print(_say(state, "reconcile_clean", mode=mode))
+        return False
+    print(_say(state, "reconcile_found", n=len(diffs), mode=mode))
+    for e in diffs:
+        after = e.after or {}
+        fix = after.get("fix")
+        print("    " + _say(state, e.action.replace(".", "_"),
+                            who=_who(state.sim, e.target_id or ""),
+                            role=after.get("dingtalk_role", ""),
+                            fix=_say(state, f"reconcile_fix_{fix}" if fix else "reconcile_fix_none")))
+    return True
+
+
+def _role_reads(sim: Simulator) -> tuple[int, int]:
+    """(role reads DingTalk was asked, those it answered with errcode 0)."""
+    paths = (LIST_PATH, MEMBERS_PATH)
+    return (sum(len(sim.requests(p)) for p in paths), sum(sim.role_calls(p) for p in paths))
+
+
+def _calls(state: ChatState) -> None:
+    """``/calls``: the DingTalk API calls Baton made, by API (as /metrics counts them)."""
+    app = state.app
+    if app is None:
+        print(_say(state, "calls_none"))
+        return
+    calls = app.client.calls
+    for api, n in sorted(calls.items()):
+        print(f"    {n:6}  {api}")
+    metered = app.client.metered_month.get(app.clock.now().strftime("%Y-%m"), 0)
+    print(_say(state, "calls_total", total=sum(calls.values()), metered=metered,
+               budget=app.settings.dingtalk.monthly_call_budget))
+
+
 def _leave(state: ChatState, args: list[str]) -> bool:
     """``/leave <user>``: the member leaves the company (inactive, ``user_leave_org``);
     True when the event was pushed (Baton's answer is then awaited)."""
@@ -365,9 +558,10 @@ def _console(state: ChatState, args: list[str]) -> bool:
     administrator (the console step of an owner transfer that Baton then verifies);
     ``/console admin add|remove <user>``: it changes a sub-administrator. True when an
     event was pushed to Baton (its answer is then awaited)."""
-    pushed = _console_admin(state, args)
-    if pushed is not None:
-        return pushed
+    for play in (_console_admin, _console_role):
+        pushed = play(state, args)
+        if pushed is not None:
+            return pushed
     sim = state.sim
     people = _people(sim)
     wants = len(args) > 1 and args[0] == "owner"
@@ -455,7 +649,16 @@ async def _line(state: ChatState, line: str) -> bool:
         if cmd == "/in":
             _go_in(state, " ".join(args))
             return True
-        if cmd in ("/console", "/leave"):
+        if cmd == "/roles":
+            _show_roles(state)
+            return True
+        if cmd == "/calls":
+            _calls(state)
+            return True
+        if cmd == "/reconcile":
+            if not await _reconcile(state):
+                return True
+        elif cmd in ("/console", "/leave"):
             if not (_console(state, args) if cmd == "/console" else _leave(state, args)):
                 return True
         elif cmd != "/click":
@@ -574,21 +777,14 @@ async def run_sandbox(args: argparse.Namespace) -> int:
     sim = demo_simulator(**extra)
     sim.start()
     try:
-        sections: dict[str, dict[str, Any]] = {
-            "locale": {"default": "zh-CN" if args.lang == "zh" else "en"},
-            # 钱七 may break the glass on crm.export; approvers get DingTalk to-dos.
-            "policy": {"break_glass": {"users": ["qianqi"], "permissions": ["crm.export"],
-                                       "max": "1h"}},
-            "integrations": {"dingtalk_todo": True},
-            "api": {"port": base.api.port or 0},
-        }
-        if size and not base.catalog.permissions:
-            sections["catalog"] = org_catalog()
-        settings = sim_settings(sim, f"sqlite+aiosqlite:///{args.db}", base, **sections)
+        settings = sandbox_settings(
+            sim, f"sqlite+aiosqlite:///{args.db}", base, lang=args.lang,
+            catalog=org_catalog() if size and not base.catalog.permissions else None)
         print(f"Sandbox: simulated DingTalk at {sim.base_url}, store {args.db}")
         state = ChatState(sim, lang=args.lang, files=files)
         print(_say(state, "files_at", path=files))
         async with BatonApp(settings) as app:
+            state.app = app
             await app.wait_connected()
             if size:
                 rows = await seed_large_org(app, size)

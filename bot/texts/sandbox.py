@@ -27,7 +27,8 @@ ZH: Mapping[str, str] = {
     "file_sent": "  {name}（{size} 字节）已由 {who} 在单聊中发给 Baton",
     "console_usage": (
         "  用法：/console owner <成员>（模拟钉钉管理后台更换主管理员），"
-        "/console admin add|remove <成员>（在后台添加或移除子管理员）。钉钉现在的管理员："
+        "/console admin add|remove <成员>（在后台添加或移除子管理员），"
+        "/console role add|remove <角色> <成员>（在后台给或取消角色标签）。钉钉现在的管理员："
         "主管理员 {owner}；子管理员 {admins}"
     ),
     "console_same": "  {who} 已经是钉钉的主管理员，后台没有更改。",
@@ -45,6 +46,41 @@ ZH: Mapping[str, str] = {
     "leave_done": "  钉钉（模拟）：{who} 已离职；user_leave_org 事件已推送给 Baton。",
     "leave_already": "  {who} 已经离职（停用），没有更改。",
     "nobody": "无",
+    "roles_off": "  这个沙盒没有开启钉钉角色同步（integrations.dingtalk_roles）。",
+    "roles_head": "  钉钉（模拟）角色组「{group}」中的角色标签（同步模式 {mode}）：",
+    "roles_not_made": "（钉钉里还没有这个角色）",
+    "console_role_usage": (
+        "  用法：/console role add|remove <角色> <成员>，模拟在钉钉管理后台给成员加上或去掉角色"
+        "标签（未经 Baton），/console role deny|allow（应用失去或恢复角色调用的权限）。同步的角色：{roles}"),
+    "console_role_unknown": "  Baton 不同步「{role}」这个角色。同步的角色：{roles}",
+    "console_role_has": "  钉钉里 {who} 已经有「{role}」标签，没有更改。",
+    "console_role_lacks": "  钉钉里 {who} 没有「{role}」标签，没有更改。",
+    "console_role_added": (
+        "  钉钉管理后台（模拟）：{who} 加上了角色标签「{group}/{role}」。钉钉不会通知 Baton；"
+        "/reconcile 立即对账。"),
+    "console_role_removed": (
+        "  钉钉管理后台（模拟）：{who} 去掉了角色标签「{group}/{role}」。钉钉不会通知 Baton；"
+        "/reconcile 立即对账。"),
+    "console_role_denied": (
+        "  钉钉（模拟）：应用没有通讯录管理权限了，钉钉拒绝每个角色调用（60011）。"
+        "/console role allow 恢复。"),
+    "console_role_allowed": "  钉钉（模拟）：应用有通讯录管理权限，角色调用恢复正常。",
+    "reconcile_unread": (
+        "  角色对账没能读取钉钉的角色标签（钉钉拒绝或调用失败），没有比较；权限被拒时 Baton 在告警群"
+        "只提醒一次。下次对账会再试。"),
+    "reconcile_clean": "  角色对账完成（{mode}）：钉钉与 Baton 一致，没有差异。",
+    "reconcile_found": "  角色对账完成（{mode}）：{n} 处差异，已审计；Baton 把摘要发到告警群。",
+    "roles_missing": "{role}：钉钉缺 {who}（{fix}）",
+    "roles_extra": "{role}：钉钉多了 {who}（{fix}）",
+    "reconcile_fix_add": "enforce：Baton 给钉钉加上",
+    "reconcile_fix_remove": "enforce：Baton 从钉钉去掉",
+    "reconcile_fix_none": "report：只告警，不更改钉钉",
+    "reconcile_slow": "  角色对账在 {seconds} 秒内没有运行完；稍后用 /roles 查看。",
+    "reconcile_failed": "  角色对账失败（详见日志），稍后会重试。",
+    "calls_none": "  沙盒里没有运行中的 Baton，无法统计调用次数。",
+    "calls_total": (
+        "  共 {total} 次钉钉 API 调用；本月计费 {metered} 次，"
+        "预算 {budget} 次（dingtalk.monthly_call_budget）"),
     "files_at": "Baton 发送的文件保存在 {path}",
     "api_at": (
         "决策 API：{url}（演示令牌 {token}）\n  试试：curl -H 'Authorization: Bearer {token}' "
@@ -90,7 +126,8 @@ EN: Mapping[str, str] = {
     "console_usage": (
         "  usage: /console owner <user> (plays the DingTalk admin console changing the "
         "main administrator), /console admin add|remove <user> (adds or removes a "
-        "sub-administrator there). DingTalk's administrators now: main {owner}; sub {admins}"
+        "sub-administrator there), /console role add|remove <role> <user> (gives or takes a "
+        "role label there). DingTalk's administrators now: main {owner}; sub {admins}"
     ),
     "console_same": (
         "  {who} is already DingTalk's main administrator; the console "
@@ -121,6 +158,47 @@ EN: Mapping[str, str] = {
     "leave_done": "  DingTalk (simulated): {who} has left; user_leave_org pushed to Baton.",
     "leave_already": "  {who} has left already (inactive); nothing changed.",
     "nobody": "none",
+    "roles_off": "  DingTalk role sync (integrations.dingtalk_roles) is off in this sandbox.",
+    "roles_head": "  Role labels in the simulated DingTalk's role group {group} (sync mode {mode}):",
+    "roles_not_made": "(no such role in DingTalk yet)",
+    "console_role_usage": (
+        "  usage: /console role add|remove <role> <user> (plays the DingTalk admin console "
+        "giving or taking a role label, not through Baton), /console role deny|allow (the app "
+        "loses or regains the permission for role calls). The synced roles: {roles}"),
+    "console_role_unknown": "  Baton does not sync a role “{role}”. The synced roles: {roles}",
+    "console_role_has": "  {who} carries the {role} label in DingTalk already; nothing changed.",
+    "console_role_lacks": "  {who} does not carry the {role} label in DingTalk; nothing changed.",
+    "console_role_added": (
+        "  DingTalk admin console (simulated): {who} now carries the role label {group}/{role}. "
+        "DingTalk does not tell Baton; /reconcile compares now."),
+    "console_role_removed": (
+        "  DingTalk admin console (simulated): {who} no longer carries the role label "
+        "{group}/{role}. DingTalk does not tell Baton; /reconcile compares now."),
+    "console_role_denied": (
+        "  DingTalk (simulated): the app has lost the contacts-management permission; every "
+        "role call is refused (60011). /console role allow gives it back."),
+    "console_role_allowed": (
+        "  DingTalk (simulated): the app has the contacts-management permission; role calls "
+        "are answered again."),
+    "reconcile_unread": (
+        "  The role reconcile could not read DingTalk's role labels (DingTalk refused or "
+        "failed the call), so nothing was compared; a refusal is alerted once in the admin "
+        "group. The next reconcile tries again."),
+    "reconcile_clean": "  Role reconcile done ({mode}): DingTalk matches Baton, no differences.",
+    "reconcile_found": (
+        "  Role reconcile done ({mode}): {n} difference(s), audited; Baton posts the "
+        "summary to the alert group."),
+    "roles_missing": "{role}: DingTalk lacks {who} ({fix})",
+    "roles_extra": "{role}: DingTalk also has {who} ({fix})",
+    "reconcile_fix_add": "enforce: Baton adds it in DingTalk",
+    "reconcile_fix_remove": "enforce: Baton removes it from DingTalk",
+    "reconcile_fix_none": "report: alerted only, DingTalk unchanged",
+    "reconcile_slow": "  The role reconcile did not finish within {seconds} s; /roles shows it later.",
+    "reconcile_failed": "  The role reconcile failed (see the log); it is retried later.",
+    "calls_none": "  No Baton runs in this chat, so there are no calls to count.",
+    "calls_total": (
+        "  {total} DingTalk API calls in all; {metered} metered this month, of a budget of "
+        "{budget} (dingtalk.monthly_call_budget)"),
     "files_at": "Files Baton sends are saved in {path}",
     "api_at": (
         "Decision API: {url} (demo token {token})\n  try: curl -H 'Authorization: Bearer {token}' "
@@ -148,6 +226,12 @@ HELP_ZH = """沙盒聊天。可以输入：
   /console admin add|remove <成员>   模拟钉钉管理后台添加或移除子管理员（未经 Baton：
                       Baton 收到事件后发出采纳/忽略卡片，主管理员 /click adopt 或 ignore）
   /leave <成员>       模拟成员离职（Baton 收到 user_leave_org，结束其全部权限）
+  /roles              钉钉（模拟）里 Baton 同步的角色标签：角色 → 成员
+                      （设置角色 @赵六 sales 会给赵六加上「销售」标签）
+  /console role add|remove <角色> <成员>   模拟在钉钉管理后台给或去掉角色标签（未经 Baton）
+  /console role deny|allow   模拟应用失去或恢复通讯录管理权限（角色调用被拒 60011）
+  /reconcile          立即运行角色对账：enforce 模式下修正钉钉，摘要发到告警群
+  /calls              Baton 调用钉钉 API 的次数，按 API 列出（与 /metrics 相同）
   /users  /cards  /help  /quit"""
 
 HELP_EN = """Sandbox chat. Lines you type:
@@ -167,4 +251,13 @@ HELP_EN = """Sandbox chat. Lines you type:
                       adopt / ignore card for the owner (/click adopt or ignore)
   /leave <user>       play a member leaving the company (Baton gets user_leave_org and
                       ends everything they hold)
+  /roles              the role labels Baton syncs, as the simulated DingTalk holds them:
+                      role -> members (role set @赵六 sales puts the 销售 label on 赵六)
+  /console role add|remove <role> <user>   play the console giving or taking a role
+                      label, not through Baton
+  /console role deny|allow   play the app losing (or regaining) the permission for role
+                      calls: DingTalk refuses them with 60011
+  /reconcile          run the role reconcile now: in enforce mode it fixes DingTalk, and
+                      its summary goes to the alert group
+  /calls              the DingTalk API calls Baton made, by API (as /metrics counts them)
   /users  /cards  /help  /quit"""

@@ -14,8 +14,16 @@ import openpyxl
 import pytest
 
 from bot.app import BatonApp
-from bot.cli.sandbox import DEMO_GROUP, ChatState, _chat, sim_settings
+from bot.cli.sandbox import (
+    DEMO_GROUP,
+    DEMO_ROLE_SYNC,
+    ChatState,
+    _chat,
+    sandbox_settings,
+    sim_settings,
+)
 from dingtalk_sim import Simulator
+from dingtalk_sim.roles import ADD_EMPS_PATH, REMOVE_EMPS_PATH
 from tests.e2e.helpers import baton
 from tests.support import edit
 
@@ -273,3 +281,140 @@ def test_the_sandbox_serves_the_decision_api_and_prints_its_url_and_a_demo_token
                   r.stdout)
     assert m, r.stdout
     assert f"curl -H 'Authorization: Bearer {m[2]}' '{m[1]}/check?user=zhaoliu" in r.stdout
+
+
+def holders(sim: Simulator, role: str, want: list[str]) -> Callable[[], bool]:
+    def held() -> bool:
+        return sim.role_holders("Baton", role) == want
+    held.__doc__ = f"DingTalk's {role} label on exactly {want}"
+    return held
+
+
+async def test_role_sync_plays_a_console_change_and_reconcile_fixes_it(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sandbox's own settings: role set puts the 销售 label on 赵六 in DingTalk; a label
+    given and one taken in the console are found by /reconcile, fixed (enforce) and
+    summarised to the alert group; /calls counts the calls by API."""
+    async with BatonApp(sandbox_settings(sim, db_url, lang="en")) as app:
+        state = ChatState(sim, lang="en", app=app)
+        await chat(app, state, [
+            "/roles", "/as 李四", "role set @赵六 sales", holders(sim, "销售", ["zhaoliu"]),
+            "role set @钱七 analyst", holders(sim, "分析师", ["qianqi"]), "/roles",
+            "/console role add 销售 王五", "/console role remove analyst 钱七",
+            "/console role add sales 王五", "/console role remove 分析师 赵六",
+            "/console role add nothing 钱七", "/console role add", "/console role add 销售 nobody",
+            "/roles", "/reconcile",
+            holders(sim, "销售", ["zhaoliu"]), holders(sim, "分析师", ["qianqi"]),
+            "/roles", "/reconcile", "/calls", "/help"])
+    out = capsys.readouterr().out
+
+    def after(line: str, nth: int = 1) -> str:
+        """What was printed after the ``nth`` ``line`` up to the next typed line."""
+        return out.split(f"> {line}\n", nth)[nth].split("\n> ", 1)[0]
+
+    assert "分析师 (analyst): none" in after("/roles") and "销售 (sales): none" in after("/roles")
+    assert "销售 (sales): 赵六 (zhaoliu)" in after("/roles", 2)
+    assert "分析师 (analyst): 钱七 (qianqi)" in after("/roles", 2)
+    assert ("王五 (wangwu) now carries the role label Baton/销售. DingTalk does not tell Baton"
+            in after("/console role add 销售 王五"))
+    assert "钱七 (qianqi) no longer carries the role label Baton/分析师" in after(
+        "/console role remove analyst 钱七")
+    assert "王五 (wangwu) carries the 销售 label in DingTalk already; nothing changed." in out
+    assert "赵六 (zhaoliu) does not carry the 分析师 label in DingTalk; nothing changed." in out
+    assert ("Baton does not sync a role “nothing”. The synced roles: 分析师 (analyst), "
+            "销售 (sales)") in out
+    assert "usage: /console role add|remove <role> <user>" in after("/console role add")
+    assert "no such demo member" in after("/console role add 销售 nobody")
+    played = after("/roles", 3)
+    assert "销售 (sales): 赵六 (zhaoliu), 王五 (wangwu)" in played
+    assert "分析师 (analyst): none" in played
+    found = after("/reconcile")
+    assert "Role reconcile done (enforce): 2 difference(s), audited" in found
+    assert "销售: DingTalk also has 王五 (wangwu) (enforce: Baton removes it" in found
+    assert "分析师: DingTalk lacks 钱七 (qianqi) (enforce: Baton adds it" in found
+    assert "[Baton → 群] ### " in found and "DingTalk role reconcile: 2 differences" in found
+    fixed = after("/roles", 4)
+    assert "销售 (sales): 赵六 (zhaoliu)\n" in fixed + "\n" and "王五" not in fixed
+    assert "分析师 (analyst): 钱七 (qianqi)" in fixed
+    assert "DingTalk matches Baton, no differences." in after("/reconcile", 2)
+    calls = after("/calls")
+    # Three labels through the feed (two role sets, the fix's add) and one removal.
+    assert f"{sim.role_calls(ADD_EMPS_PATH):6}  {ADD_EMPS_PATH}" in calls
+    assert f"{sim.role_calls(REMOVE_EMPS_PATH):6}  {REMOVE_EMPS_PATH}" in calls
+    assert sim.role_calls(ADD_EMPS_PATH) == 3 and sim.role_calls(REMOVE_EMPS_PATH) == 1
+    assert "of a budget of 10000 (dingtalk.monthly_call_budget)" in calls
+    help_text = out.rsplit("> /help", 1)[1]
+    for usage in ("/roles", "/console role add|remove <role> <user>", "/reconcile", "/calls"):
+        assert usage in help_text
+
+
+async def test_console_role_deny_plays_a_refused_permission_alerted_once(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def refusal() -> bool:
+        """the refusal alerted in the admin group"""
+        return any("refused a role sync call" in m.text for m in sim.messages(DEMO_GROUP))
+
+    async with BatonApp(sandbox_settings(sim, db_url, lang="en")) as app:
+        state = ChatState(sim, lang="en", app=app)
+        await chat(app, state, [
+            "/console role deny", "/console role deny", "/as 李四", "role set @赵六 sales",
+            refusal, "/reconcile", "/roles", "/console role allow", "/reconcile",
+            holders(sim, "销售", ["zhaoliu"]), "/roles"])
+    out = capsys.readouterr().out
+    assert out.count("every role call is refused (60011)") == 2
+    unread = out.split("> /reconcile", 1)[1].split("> /console role allow", 1)[0]
+    assert "could not read DingTalk's role labels" in unread
+    assert "销售 (sales): none" in unread and "Role reconcile done" not in unread
+    fixed = out.split("> /console role allow", 1)[1]
+    assert "role calls are answered again" in fixed
+    assert "销售: DingTalk lacks 赵六 (zhaoliu) (enforce: Baton adds it in DingTalk)" in fixed
+    assert "销售 (sales): 赵六 (zhaoliu)" in fixed.rsplit("> /roles", 1)[1]
+    # Refused twice (the parked call, the reconcile's read), alerted once.
+    assert len([m for m in sim.messages(DEMO_GROUP)
+                if "refused a role sync call" in m.text]) == 1
+
+
+async def test_a_configured_report_mode_is_kept_and_only_alerts(
+        sim: Simulator, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    base = sim_settings(sim, db_url, integrations={
+        "dingtalk_roles": {**DEMO_ROLE_SYNC, "map": {"sales": "销售"}, "mode": "report"}})
+    async with BatonApp(sandbox_settings(sim, db_url, base, lang="en")) as app:
+        state = ChatState(sim, lang="en", app=app)
+        await chat(app, state, ["/console role add 销售 钱七", "/reconcile", "/roles"])
+    out = capsys.readouterr().out
+    found = out.split("> /reconcile", 1)[1]
+    assert "Role reconcile done (report): 1 difference(s)" in found
+    assert "销售: DingTalk also has 钱七 (qianqi) (report: alerted only" in found
+    assert "DingTalk role reconcile (report only): 1 differences" in found   # the alert
+    shown = out.split("> /roles", 1)[1]
+    assert "(sync mode report)" in shown and "销售 (sales): 钱七 (qianqi)" in shown
+    assert "分析师" not in shown                                   # the configured map
+    assert sim.role_holders("Baton", "销售") == ["qianqi"]
+    assert sim.role_calls(REMOVE_EMPS_PATH) == 0
+
+
+async def test_without_role_sync_the_role_commands_say_so(
+        sim: Simulator, app: BatonApp, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ChatState(sim, lang="en", app=app)       # the plain settings: the sync is off
+    await chat(app, state, ["/roles", "/reconcile", "/console role add 销售 钱七", "/calls"])
+    await chat(app, ChatState(sim, lang="en"), ["/calls"])
+    out = capsys.readouterr().out
+    assert out.count("DingTalk role sync (integrations.dingtalk_roles) is off") == 3
+    assert "/v1.0/oauth2/accessToken" in out and "DingTalk API calls in all" in out
+    assert "No Baton runs in this chat" in out
+    assert sim.role_holders("Baton", "销售") == []
+
+
+def test_the_sandbox_command_syncs_roles_in_chinese(tmp_path: Path) -> None:
+    """The real command: its demo config turns the role sync on; a console label is found
+    by /reconcile and summarised to the admin group."""
+    r = sandbox(tmp_path, ["/console role add 销售 钱七", "/roles", "/reconcile", "/calls"])
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "钱七 (qianqi) 加上了角色标签「Baton/销售」" in out
+    assert "销售 (sales): 钱七 (qianqi)" in out.split("> /roles", 1)[1]
+    found = out.split("> /reconcile", 1)[1]
+    assert "角色对账完成（enforce）：1 处差异" in found
+    assert "销售：钉钉多了 钱七 (qianqi)（enforce：Baton 从钉钉去掉）" in found
+    assert "[Baton → 群]" in found and "钉钉角色对账" in found
+    assert "/topapi/role/simplelist" in out.split("> /calls", 1)[1]

@@ -125,6 +125,15 @@ def test_example_values_are_the_code_defaults_except_the_marked_examples() -> No
         assert example[section] == defaults[section], section
 
 
+def test_the_example_survives_a_dump_and_validate_round_trip() -> None:
+    """``baton sandbox --config`` re-validates a dump of the loaded settings: a permission
+    policy's unset (None) durations must read back as None, not as a bad duration."""
+    s = load_settings(EXAMPLE, env={})
+    assert any(p.policy is not None and p.policy.max_duration is None
+               for p in s.catalog.permissions.values())
+    assert Settings.model_validate(s.model_dump()) == s
+
+
 def test_every_section_of_the_settings_is_in_the_example() -> None:
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     assert set(raw) == set(Settings.model_fields)
