@@ -465,8 +465,13 @@ class DingTalkRolesSettings(_Section):
     reconcile: str = "30 2 * * *"
     """When to compare DingTalk with the store (crontab, in policy.timezone); also after
     every start."""
+    clock_slack: timedelta = timedelta(seconds=1)
+    """How far replicas' clocks may differ: a role call another replica sent up to this long
+    before a reconcile began reading DingTalk counts as in flight, not as drift (0s for one
+    process)."""
 
     _cron = field_validator("reconcile")(_cron_line)
+    _slack = field_validator("clock_slack", mode="before")(config_duration)
 
     @field_validator("map")
     @classmethod

@@ -75,7 +75,9 @@ DEMO_CATALOG: dict[str, Any] = {
 # the simulated DingTalk's role group "Baton", and a reconcile makes DingTalk match Baton.
 DEMO_ROLE_SYNC: dict[str, Any] = {
     "enabled": True, "group": "Baton", "map": {"sales": "销售", "analyst": "分析师"},
-    "mode": "enforce"}
+    "mode": "enforce",
+    # One process, one clock: a console change right after Baton's own call is drift at once.
+    "clock_slack": "0s"}
 RECONCILE_WAIT = 30  # seconds /reconcile waits for the reconcile to have run
 
 

@@ -56,7 +56,6 @@ CONVERSATION = "dingtalk:roles"       # their outbox key: one queue, sent in ord
 DENIED_MARK = "roles.denied"          # set while DingTalk refuses role calls (alerted once)
 NAME_TAKEN = ("33013", "33014")       # errcodes: a role group's / a role's name is taken
 INVALID_USERS = "33012"               # errcode: a user id in the call is not in the corp
-SENT_SLACK = timedelta(seconds=30)    # calls sent this long before a read count in flight
 ROLE_READS_AT_ONCE = 4                # mapped roles whose members are read at once (reconcile)
 DETAIL_CAP = 8                        # users named per role in a summary
 CURSOR_MARK = "roles.cursor"          # the last feed event the role sync has followed
@@ -434,8 +433,9 @@ class RoleSync:
         desired = await uow.rolesync.holders(self.corp, self.cfg.map, now)
         # Members whose change is on its way (a queued call, a call sent since the read
         # began: the read may predate it, or an event not followed yet) are not drift: what
-        # is in flight sets them right. (A margin for clocks of replicas that differ.)
-        since = None if read_began is None else read_began - SENT_SLACK
+        # is in flight sets them right. (A margin for clocks of replicas that differ:
+        # integrations.dingtalk_roles.clock_slack.)
+        since = None if read_began is None else read_began - self.cfg.clock_slack
         moving = await uow.rolesync.users_in_flight(KIND, since) | await self._unfollowed(uow)
         diffs = [d for d in differences(desired, actual) if d.user_id not in moving]
         enforce = self.cfg.mode == "enforce"
