@@ -29,7 +29,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.config import Settings
 from bot.core.domain.feed import USER, ChangeEvent
