@@ -777,48 +777,51 @@ class FeedRepo:
         #: listeners (an in-process index catches up without a query).
         self.written = 0
 
-    async def emit(self, corp_id: str,
-                   entries: Sequence[AuditEntry | Mapping[str, Any]]) -> list[ChangeEvent]:
-        """Events for those of ``entries`` (audit rows, or the column dicts a bulk append
-        inserts) that record an applied change, numbered after the head, which stays locked
-        until the transaction ends (commit order = seq order). Inserted in chunks: an import
-        of 100,000 changes is 100,000 events."""
-        typed: list[tuple[Mapping[str, Any], str]] = []
+    async def emit(self, corp_id: str, entries: Sequence[AuditEntry | Mapping[str, Any]]) -> int:
+        """Write an event for each of ``entries`` (audit rows, or the column dicts a bulk
+        append inserts) that records an applied change, numbered after the head, which stays
+        locked until the transaction ends (commit order = seq order); how many. Written a
+        chunk at a time and not kept: an import of 100,000 changes is 100,000 events."""
+        head: FeedHead | None = None
+        chunk: list[dict[str, Any]] = []
+        written = 0
         for e in entries:
             f: Mapping[str, Any] = e if isinstance(e, Mapping) else {
                 "action": e.action, "result": e.result, "target_id": e.target_id,
                 "before": e.before, "after": e.after, "request_id": e.request_id,
                 "actor_id": e.actor_id, "at": e.at}
             kind = event_type(f["action"], f["result"])
-            if kind is not None:
-                typed.append((f, kind))
-        if not typed:
-            return []
+            if kind is None:
+                continue
+            if head is None:
+                head = await self._lock_head()
+            head.seq += 1
+            written += 1
+            subject = subject_of(f.get("target_id"), f.get("before"), f.get("after"))
+            chunk.append({
+                "seq": head.seq, "event_id": uuid.uuid4().hex, "corp_id": corp_id,
+                "type": kind, "action": f["action"], "actor_id": f["actor_id"],
+                "subject_kind": subject[0] if subject else None,
+                "subject": subject[1] if subject else None, "before": f.get("before"),
+                "after": f.get("after"), "request_id": f.get("request_id"), "at": f["at"]})
+            if len(chunk) == 1000:
+                await self.s.execute(insert(ChangeEventRow), chunk)
+                chunk = []
+        if chunk:
+            await self.s.execute(insert(ChangeEventRow), chunk)
+        if head is not None:
+            await self.s.flush()
+            self.written = head.seq
+        return written
+
+    async def _lock_head(self) -> FeedHead:
         head = (await self.s.execute(
             select(FeedHead).where(FeedHead.id == 1).with_for_update()
         )).scalar_one_or_none()
         if head is None:
             head = FeedHead(id=1, seq=0)
             self.s.add(head)
-        seq = head.seq
-        rows: list[dict[str, Any]] = []
-        for f, kind in typed:
-            seq += 1
-            subject = subject_of(f.get("target_id"), f.get("before"), f.get("after"))
-            rows.append({
-                "seq": seq, "event_id": uuid.uuid4().hex, "corp_id": corp_id, "type": kind,
-                "action": f["action"], "actor_id": f["actor_id"],
-                "subject_kind": subject[0] if subject else None,
-                "subject": subject[1] if subject else None, "before": f.get("before"),
-                "after": f.get("after"), "request_id": f.get("request_id"), "at": f["at"]})
-        head.seq = seq
-        await self.s.flush()
-        for i in range(0, len(rows), 1000):
-            await self.s.execute(insert(ChangeEventRow), rows[i:i + 1000])
-        self.written = seq
-        return [ChangeEvent(r["event_id"], r["seq"], corp_id, r["type"], r["action"],
-                            r["actor_id"], r["subject_kind"], r["subject"], r["before"],
-                            r["after"], r["request_id"], r["at"]) for r in rows]
+        return head
 
     async def head(self) -> int:
         """The sequence number of the last committed event (0 when there is none)."""
