@@ -306,26 +306,6 @@ class PolicySettings(_Section):
         return v
 
 
-class ReviewSettings(_Section):
-    cron: str = "0 9 1 1,4,7,10 *"
-    unreviewed: Literal["keep", "revoke"] = "keep"
-    deadline: timedelta = timedelta(days=14)
-    _dur = field_validator("deadline", mode="before")(config_duration)
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-
-        try:
-            trigger = CronTrigger.from_crontab(v, timezone=UTC)
-        except ValueError as e:
-            raise ValueError(f"{v!r} is not a crontab line (minute hour day month weekday, "
-                             f"e.g. \"0 9 1 1,4,7,10 *\"): {e}") from None
-        if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
-            raise ValueError(f"{v!r} never fires")
-        return v
-
-
 def _cron_line(v: str) -> str:
     try:
         trigger = CronTrigger.from_crontab(v, timezone=UTC)
@@ -335,6 +315,15 @@ def _cron_line(v: str) -> str:
     if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
         raise ValueError(f"{v!r} never fires")
     return v
+
+
+class ReviewSettings(_Section):
+    cron: str = "0 9 1 1,4,7,10 *"
+    unreviewed: Literal["keep", "revoke"] = "keep"
+    deadline: timedelta = timedelta(days=14)
+    _dur = field_validator("deadline", mode="before")(config_duration)
+
+    _cron = field_validator("cron")(_cron_line)
 
 
 class DriftSettings(_Section):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.approvals.engine import open_request
+from bot.approvals.engine import NothingToDecide, open_request
 from bot.core.cardref import CardRef
 from bot.core.clock import local
 from bot.core.commands import BreakGlass
@@ -204,22 +204,10 @@ async def due_end(payload: dict[str, Any], dctx: Context) -> None:
                                   else "bg_outcome_ended", env.lang))
 
 
-class BreakGlassKind:
+class BreakGlassKind(NothingToDecide):
     """Stored APPLIED when it is made: there is nothing to decide, only to withdraw."""
 
     kind = BREAK_GLASS
-
-    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
-        return ()
-
-    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
-        return ()
-
-    async def apply(self, req: Request, env: Context) -> None:
-        return None
-
-    async def after(self, req: Request, env: Context, state: State) -> None:
-        return None
 
     async def describe(self, req: Request, env: Context) -> Md:
         return Md(catalog_of(env.settings).label(str(req.payload["name"]), env.lang))

@@ -26,14 +26,14 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.approvals.engine import held_for_quiet_hours
+from bot.approvals.engine import NothingToDecide, held_for_quiet_hours
 from bot.config import Settings
 from bot.core.cardref import CardKind, CardRef, CardRefError
 from bot.core.clock import local
 from bot.core.commands import ReviewStart, ReviewStatus
-from bot.core.domain.members import ADMIN, OWNER, Staff
+from bot.core.domain.members import ADMIN, OWNER
 from bot.core.domain.reminders import next_allowed
-from bot.core.domain.requests import Request, Requirement, State
+from bot.core.domain.requests import Request, State
 from bot.core.domain.review import (
     KEEP,
     KEEP_ALL,
@@ -440,19 +440,10 @@ async def close_campaign(c: Campaign, env: Context, decided: Sequence[ReviewItem
     return c
 
 
-class ReviewKind:
+class ReviewKind(NothingToDecide):
     """The request kind, so the shared views (``pending``, ``cancel``) know the campaign."""
 
     kind = REVIEW
-
-    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
-        return ()
-
-    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
-        return ()
-
-    async def apply(self, req: Request, env: Context) -> None:
-        return None
 
     async def after(self, req: Request, env: Context, state: State) -> None:
         # Cancelled (``cancel R-n``): the cards say so; the deadline has nothing left to do.

@@ -75,6 +75,24 @@ class KnowsDeciders(Protocol):
     def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]: ...
 
 
+class NothingToDecide:
+    """A request kind that no one votes on (stored already decided, or judged elsewhere, as
+    an access review's items are): no requirements, nothing to apply, nothing after. A kind
+    subclasses it and says how it is described."""
+
+    async def requirements(self, req: Request, env: Context) -> tuple[Requirement, ...]:
+        return ()
+
+    def deciders(self, req: Request, env: Context, staff: Staff) -> tuple[Requirement, ...]:
+        return ()
+
+    async def apply(self, req: Request, env: Context) -> None:
+        return None
+
+    async def after(self, req: Request, env: Context, state: State) -> None:
+        return None
+
+
 async def staff_of(env: Context) -> Staff:
     """The owner and the admins as they are now (one read)."""
     return Staff(tuple(await env.uow.members.admins_of(env.corp_id)))

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.app import prepare_database
-from bot.cli.store import store_corp, with_corp
+from bot.cli.store import operator_store, store_corp, with_corp
 from bot.config import Settings
 from bot.core.domain.bulk import Mode, change_from_json, change_to_json, inverse, plan, read_rows
 from bot.core.domain.requests import State
@@ -155,9 +155,7 @@ async def undo_batch(settings: Settings, batch: str) -> int:
     lang = settings.locale.lang
     batch = batch.upper() if batch.lower().startswith("b-") else f"B-{batch}"
     now = datetime.now(UTC)
-    db = open_database(settings.database.url)
-    try:
-        await prepare_database(db)
+    async with operator_store(settings) as db:
         corp = await store_corp(db, settings)
         if corp is None:
             return 1
@@ -195,5 +193,3 @@ async def undo_batch(settings: Settings, batch: str) -> int:
             await uow.commit()
         print(plain("import_cli_undone", lang, n=len(done), batch=batch))
         return 0
-    finally:
-        await db.dispose()

@@ -8,12 +8,27 @@ exit 0 as if all were well. This picks the corp, or says why it cannot.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 
+from bot.app import prepare_database
 from bot.config import Settings
 from bot.texts.catalog import t
 from storage import bulk as store
-from storage.db import Database
+from storage.db import Database, open_database
+
+
+@contextlib.asynccontextmanager
+async def operator_store(settings: Settings) -> AsyncIterator[Database]:
+    """The store an operator's command works on, its schema made or checked as ``baton run``
+    does, closed when the command is done."""
+    db = open_database(settings.database.url)
+    try:
+        await prepare_database(db)
+        yield db
+    finally:
+        await db.dispose()
 
 
 async def store_corp(db: Database, settings: Settings) -> str | None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 
-from bot.app import prepare_database
-from bot.cli.store import store_corp
+from bot.cli.store import operator_store, store_corp
 from bot.config import Settings
 from bot.core.clock import SystemClock
-from storage.db import open_database
 
 
 def _when(at: datetime | None) -> str:
@@ -24,15 +22,10 @@ def _when(at: datetime | None) -> str:
 
 async def webhooks_list(settings: Settings) -> int:
     configured = {w.name: w for w in settings.integrations.webhooks}
-    db = open_database(settings.database.url)
-    try:
-        await prepare_database(db)
-        async with db.uow() as uow:
-            head = await uow.feed.head()
-            oldest = await uow.feed.oldest()
-            subs = {s.name: s for s in await uow.webhooks.all()}
-    finally:
-        await db.dispose()
+    async with operator_store(settings) as db, db.uow() as uow:
+        head = await uow.feed.head()
+        oldest = await uow.feed.oldest()
+        subs = {s.name: s for s in await uow.webhooks.all()}
     if not configured and not subs:
         print("no webhooks configured (integrations.webhooks in the configuration file)")
         return 0
@@ -66,10 +59,8 @@ async def webhooks_replay(settings: Settings, name: str, start: int) -> int:
         print("baton: --from takes a sequence number, 1 or more (see `baton webhooks list`)",
               file=sys.stderr)
         return 1
-    db = open_database(settings.database.url)
     now = SystemClock().now()
-    try:
-        await prepare_database(db)
+    async with operator_store(settings) as db:
         corp = await store_corp(db, settings)
         if corp is None:
             return 1
@@ -92,8 +83,6 @@ async def webhooks_replay(settings: Settings, name: str, start: int) -> int:
                                                     "state": before.state.value},
                 after={"webhook": name, "cursor": sub.cursor, "state": sub.state.value})
             await uow.commit()
-    finally:
-        await db.dispose()
     print(f"webhook {name}: delivery resumes with event {start} "
           f"({max(0, head - start + 1)} event(s) up to the head, {head})")
     if oldest is not None and start < oldest:
